@@ -1,0 +1,1 @@
+"""The learned codec: transforms, exact entropy parameters, entropy coding, container."""

@@ -1,0 +1,201 @@
+"""The `.tbx` container: a versioned header and CRC-protected sections.
+
+Layout (all integers little-endian, ``varint`` = unsigned LEB128)::
+
+    magic "TB" | version u8 | model_id 4 bytes | width varint | height varint
+    | rate u16 | n_groups u8 (groups the model codes) | n_sections u8 | header CRC32
+    then n_sections × ( length varint | CRC32 of payload | payload )
+
+Sections come in a fixed order: text, z, y group 1 .. y group k, with k ≤ n_groups.
+A container holding fewer than ``n_groups`` y groups is valid: the decoder predicts
+the missing groups, so a link can deliver an image progressively. Every byte counts at
+0.01 bpp (a 768×512 image is 492 bytes), so the header is about 17 bytes.
+
+Anything malformed raises :class:`BitstreamError`, whose message names the section and
+what was expected.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "BitstreamError",
+    "Container",
+    "Header",
+    "SectionKind",
+]
+
+MAGIC = b"TB"
+FORMAT_VERSION = 1
+MAX_DIM = 1 << 16
+
+
+class BitstreamError(ValueError):
+    """A `.tbx` stream that cannot be decoded: corrupt, truncated or from another model."""
+
+
+class SectionKind(IntEnum):
+    TEXT = 0
+    Z = 1
+    Y = 2  # y group i is section Y + i
+
+
+def section_name(index: int) -> str:
+    if index == SectionKind.TEXT:
+        return "text"
+    if index == SectionKind.Z:
+        return "z"
+    return f"y group {index - SectionKind.Y + 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    model_id: bytes
+    width: int
+    height: int
+    rate: int  # the rate parameter, 0..65535 (0 = lowest rate)
+    n_groups: int  # y groups the model codes; the container may carry fewer
+
+    def __post_init__(self) -> None:
+        if len(self.model_id) != 4:
+            raise ValueError(f"model_id must be 4 bytes, got {len(self.model_id)}")
+        if not (0 < self.width < MAX_DIM and 0 < self.height < MAX_DIM):
+            raise ValueError(f"image size {self.width}x{self.height} outside 1..{MAX_DIM - 1}")
+        if not 0 <= self.rate <= 0xFFFF:
+            raise ValueError(f"rate {self.rate} outside 0..65535")
+        if not 1 <= self.n_groups <= 255:
+            raise ValueError(f"n_groups {self.n_groups} outside 1..255")
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    header: Header
+    text: bytes = b""
+    z: bytes = b""
+    groups: tuple[bytes, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if len(self.groups) > self.header.n_groups:
+            raise ValueError(
+                f"{len(self.groups)} y groups but the header says the model codes "
+                f"{self.header.n_groups}"
+            )
+
+    @property
+    def sections(self) -> list[bytes]:
+        return [self.text, self.z, *self.groups]
+
+    def truncated(self, n_groups: int) -> Container:
+        """The same image with only the first ``n_groups`` y groups (progressive delivery)."""
+        return replace(self, groups=self.groups[:n_groups])
+
+    def to_bytes(self) -> bytes:
+        h = self.header
+        head = bytearray(MAGIC)
+        head.append(FORMAT_VERSION)
+        head += h.model_id
+        head += _varint(h.width) + _varint(h.height)
+        head += struct.pack("<HBB", h.rate, h.n_groups, len(self.sections))
+        head += struct.pack("<I", zlib.crc32(head))
+        out = bytearray(head)
+        for payload in self.sections:
+            out += _varint(len(payload))
+            out += struct.pack("<I", zlib.crc32(payload))
+            out += payload
+        return bytes(out)
+
+    @classmethod
+    def parse(cls, data: bytes, *, model_id: bytes | None = None) -> Container:
+        """Parse and verify a stream; ``model_id`` (if given) must match the header's."""
+        data = bytes(data)
+        r = _Reader(data)
+        magic = r.take(2, "header", "magic")
+        if magic != MAGIC:
+            raise BitstreamError(f"header: bad magic {magic!r}, expected {MAGIC!r} (not a .tbx)")
+        version = r.u8("header", "format version")
+        if version != FORMAT_VERSION:
+            raise BitstreamError(
+                f"header: format version {version}, this decoder reads version {FORMAT_VERSION}"
+            )
+        mid = r.take(4, "header", "model id")
+        width = r.varint("header", "width")
+        height = r.varint("header", "height")
+        rate, n_groups, n_sections = struct.unpack("<HBB", r.take(4, "header", "rate/groups"))
+        crc_end = r.pos
+        (crc,) = struct.unpack("<I", r.take(4, "header", "CRC32"))
+        if zlib.crc32(data[:crc_end]) != crc:
+            raise BitstreamError("header: CRC32 mismatch (header bytes corrupt)")
+        if not (0 < width < MAX_DIM and 0 < height < MAX_DIM):
+            raise BitstreamError(f"header: image size {width}x{height} outside 1..{MAX_DIM - 1}")
+        if n_groups < 1 or not 2 <= n_sections <= 2 + n_groups:
+            raise BitstreamError(
+                f"header: {n_sections} sections for {n_groups} y groups, expected "
+                f"2..{2 + n_groups}"
+            )
+        if model_id is not None and mid != model_id:
+            raise BitstreamError(
+                f"header: model id {mid.hex()} but this codec's model is {model_id.hex()} "
+                "(stream from another model)"
+            )
+        payloads = []
+        for i in range(n_sections):
+            name = section_name(i)
+            length = r.varint(name, "length")
+            (crc,) = struct.unpack("<I", r.take(4, name, "CRC32"))
+            payload = r.take(length, name, f"payload of {length} bytes")
+            if zlib.crc32(payload) != crc:
+                raise BitstreamError(f"{name}: CRC32 mismatch ({length}-byte payload corrupt)")
+            payloads.append(payload)
+        if r.pos != len(data):
+            raise BitstreamError(
+                f"trailer: {len(data) - r.pos} unexpected bytes after the last section"
+            )
+        header = Header(model_id=mid, width=width, height=height, rate=rate, n_groups=n_groups)
+        return cls(header=header, text=payloads[0], z=payloads[1], groups=tuple(payloads[2:]))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int, section: str, what: str) -> bytes:
+        if self.pos + n > len(self.data):
+            raise BitstreamError(
+                f"{section}: truncated, expected {what} at byte {self.pos} but the stream "
+                f"has {len(self.data)} bytes"
+            )
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self, section: str, what: str) -> int:
+        return self.take(1, section, what)[0]
+
+    def varint(self, section: str, what: str) -> int:
+        value = shift = 0
+        for _ in range(5):
+            b = self.u8(section, what)
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return value
+            shift += 7
+        raise BitstreamError(f"{section}: {what} varint longer than 5 bytes")

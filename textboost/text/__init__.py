@@ -1,0 +1,1 @@
+"""textboost/text."""
