@@ -1,0 +1,274 @@
+"""`python -m textboost.eval rd|strip ...`: RD evaluation and visual strips.
+
+Bad arguments exit with status 2 and one line on stderr naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from textboost.eval.baselines import BASELINE_NAMES
+
+__all__ = ["main"]
+
+USAGE_ERROR = 2
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+class UsageError(ValueError):
+    """A command-line value that is wrong; reported in one line with exit status 2."""
+
+
+def _codecs(text: str) -> tuple[str, ...]:
+    from textboost.eval.rd import ALL_CODECS
+
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("empty codec list")
+    for n in names:
+        if n not in ALL_CODECS:
+            raise argparse.ArgumentTypeError(
+                f'unknown codec "{n}" (choose from {",".join(ALL_CODECS)})'
+            )
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"codec listed twice in {text!r}")
+    return names
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (0 < v <= 24):
+        raise argparse.ArgumentTypeError(f"bpp must be in (0, 24], got {text}")
+    return v
+
+
+def _bpp_list(text: str) -> tuple[float, ...]:
+    vals = tuple(_positive_float(s) for s in text.split(",") if s.strip())
+    if not vals:
+        raise argparse.ArgumentTypeError("empty bpp list")
+    if len(set(vals)) != len(vals):
+        raise argparse.ArgumentTypeError(f"bpp listed twice in {text!r}")
+    return tuple(sorted(vals))
+
+
+def _divisors(text: str) -> tuple[str, tuple[float, ...]]:
+    codec, sep, rest = text.partition("=")
+    if not sep or codec not in BASELINE_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"expected CODEC=D1,D2,... with CODEC one of {','.join(BASELINE_NAMES)}, got {text!r}"
+        )
+    try:
+        ds = tuple(float(s) for s in rest.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad divisor list in {text!r}") from None
+    if not ds or any(d < 1 for d in ds):
+        raise argparse.ArgumentTypeError(f"divisors must be >= 1 in {text!r}")
+    return codec, ds
+
+
+def _crop(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y,W,H integers, got {text!r}") from None
+    return x, y, w, h
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from textboost.eval.rd import ALL_CODECS, DEFAULT_BPP, MAX_WORKERS
+
+    p = _OneLineParser(prog="python -m textboost.eval", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    rd = sub.add_parser(
+        "rd",
+        help="rate–distortion evaluation at per-image byte budgets",
+        description="Each codec at floor(bpp·W·H/8) bytes per image; baselines "
+        "searched over quality × downscale, best PSNR that fits.",
+    )
+    rd.add_argument("--dataset", type=Path, required=True, help="folder of .png images")
+    rd.add_argument("--out", type=Path, required=True, help="result JSON to write")
+    rd.add_argument(
+        "--codecs",
+        type=_codecs,
+        default=ALL_CODECS,
+        help=f"comma list from {','.join(ALL_CODECS)} (default: all)",
+    )
+    rd.add_argument(
+        "--bpp",
+        type=_bpp_list,
+        default=DEFAULT_BPP,
+        help="comma list of target bpp (default: " + ",".join(map(str, DEFAULT_BPP)) + ")",
+    )
+    rd.add_argument(
+        "--downscale",
+        type=_divisors,
+        action="append",
+        default=[],
+        metavar="CODEC=D1,D2,...",
+        help="downscale divisors for one baseline (default 1,1.5,2,3,4,6,8); repeatable",
+    )
+    rd.add_argument(
+        "--merge",
+        action="store_true",
+        help="add/replace these codecs in an existing --out file instead of overwriting",
+    )
+    rd.add_argument("--plot", type=Path, default=None, help="PNG plot (default: --out with .png)")
+    rd.add_argument(
+        "--workers",
+        type=int,
+        default=MAX_WORKERS,
+        help=f"worker processes, 1..{MAX_WORKERS} (default {MAX_WORKERS})",
+    )
+    rd.add_argument("--limit", type=int, default=None, help="only the first N images (by name)")
+    rd.add_argument("--json", action="store_true", help="print a machine-readable summary")
+
+    st = sub.add_parser(
+        "strip",
+        help="crop of one image: original and each codec at one bpp",
+        description="Side-by-side crops of one image as decoded by each codec "
+        "at the same byte budget.",
+    )
+    st.add_argument("--image", type=Path, required=True, help="source image (PNG)")
+    st.add_argument("--out", type=Path, required=True, help="strip PNG to write")
+    st.add_argument(
+        "--codecs",
+        type=_codecs,
+        default=("jpeg", "avif", "ours"),
+        help="comma list of codecs (default: jpeg,avif,ours)",
+    )
+    st.add_argument("--bpp", type=_positive_float, default=0.03, help="target bpp (default 0.03)")
+    st.add_argument(
+        "--crop",
+        type=_crop,
+        default=None,
+        metavar="X,Y,W,H",
+        help="region in image pixels (default: central 192x192)",
+    )
+    st.add_argument("--zoom", type=int, default=2, help="integer magnification (default 2)")
+    st.add_argument("--json", action="store_true", help="print panel figures as JSON")
+    return p
+
+
+def _run_rd(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from textboost.eval.rd import (
+        RdConfig,
+        list_images,
+        merge_results,
+        run_rd,
+        summarise,
+        write_json,
+    )
+    from textboost.eval.report import plot_rd, print_tables
+
+    if not args.dataset.is_dir():
+        raise UsageError(f"--dataset: folder not found: {args.dataset}")
+    try:
+        list_images(args.dataset)
+    except FileNotFoundError as exc:
+        raise UsageError(f"--dataset: {exc}") from None
+    if args.out.suffix != ".json":
+        raise UsageError(f"--out must end in .json, got {args.out}")
+    if not args.out.parent.is_dir():
+        raise UsageError(f"--out: folder not found: {args.out.parent}")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    old = None
+    if args.merge and args.out.exists():
+        try:
+            old = json.loads(args.out.read_text())
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--merge: {args.out} is not valid JSON ({exc})") from None
+    try:
+        config = RdConfig(
+            codecs=args.codecs,
+            bpp_targets=args.bpp,
+            divisors=dict(args.downscale),
+            workers=args.workers,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    err = Console(stderr=True)
+    with err.status("encoding") as status:
+        doc = run_rd(
+            args.dataset, config, progress=lambda m: status.update(f"done {m}"), limit=args.limit
+        )
+    if old is not None:
+        doc = merge_results(old, doc)
+    write_json(doc, args.out)
+    plot_path = args.plot or args.out.with_suffix(".png")
+    plot_rd(doc, plot_path)
+    if args.json:
+        print(json.dumps(summarise(doc), indent=1))
+    else:
+        print_tables(doc)
+        Console().print(f"wrote {args.out} and {plot_path}")
+    return 0
+
+
+def _run_strip(args: argparse.Namespace) -> int:
+    from textboost.eval.rd import load_image
+    from textboost.eval.strip import Crop, make_strip, render_strip
+
+    if not args.image.is_file():
+        raise UsageError(f"--image: file not found: {args.image}")
+    if args.out.suffix.lower() != ".png":
+        raise UsageError(f"--out must end in .png, got {args.out}")
+    if not args.out.parent.is_dir():
+        raise UsageError(f"--out: folder not found: {args.out.parent}")
+    if args.zoom < 1:
+        raise UsageError(f"--zoom must be >= 1, got {args.zoom}")
+    try:
+        img = load_image(args.image)
+    except ValueError as exc:
+        raise UsageError(f"--image: {exc}") from None
+    h, w = img.shape[:2]
+    if args.crop is None:
+        side = min(192, w, h)
+        crop = Crop((w - side) // 2, (h - side) // 2, side, side)
+    else:
+        crop = Crop(*args.crop)
+    try:
+        crop.check(w, h)
+    except ValueError as exc:
+        raise UsageError(f"--crop: {exc}") from None
+    panels = make_strip(img, args.codecs, args.bpp)
+    render_strip(panels, crop, args.zoom, w, h).save(args.out)
+    figures = [{"codec": p.label, "bytes": p.n_bytes, "psnr_db": p.psnr_db} for p in panels[1:]]
+    if args.json:
+        print(json.dumps({"image": str(args.image), "bpp": args.bpp, "panels": figures}, indent=1))
+    else:
+        for f in figures:
+            print(f"{f['codec']}: {f['bytes']} B, {f['psnr_db']} dB")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "rd":
+            return _run_rd(args)
+        return _run_strip(args)
+    except UsageError as exc:
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

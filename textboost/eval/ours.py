@@ -1,0 +1,49 @@
+"""The project's codec as an evaluation entrant: real `.tbx` bytes at each byte budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["OURS_NAME", "OursEntrant"]
+
+OURS_NAME = "ours"
+
+
+class OursEntrant:
+    """Wraps `textboost.Codec` (loaded once per process) for budgeted encodes.
+
+    Each budget is met with `Codec.encode_to_budget(img, max_bytes=budget)`; the bytes
+    counted are the whole container (header, text section, z and every y group).
+    """
+
+    name = OURS_NAME
+    label = "TextBoost (ours)"
+
+    def __init__(self) -> None:
+        import torch
+
+        from textboost import Codec
+
+        torch.set_num_threads(1)  # one thread per worker process: at most 2 workers share the CPU
+        self._codec = Codec.load()
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {
+            "library": "textboost",
+            "model_id": self._codec.model_id.hex(),
+            "mode": "encode_to_budget(max_bytes=budget)",
+            "torch_threads": 1,
+        }
+
+    def encode(self, img: np.ndarray, budget: int) -> bytes | None:
+        """Container bytes within `budget`, or None when even the lowest rate overshoots."""
+        data = self._codec.encode_to_budget(img, max_bytes=budget)
+        if len(data) > budget:
+            raise AssertionError(f"encode_to_budget returned {len(data)} B for a {budget} B budget")
+        return data
+
+    def decode(self, data: bytes) -> np.ndarray:
+        return self._codec.decode(data)

@@ -1,0 +1,95 @@
+"""Human views of an RD result document: a rich table and a PNG plot of the curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["plot_rd", "print_tables"]
+
+_ORDER = ("ours", "avif", "heif", "jxl", "webp", "jpeg")
+
+
+def _sorted_codecs(doc: dict[str, Any]) -> list[str]:
+    names = list(doc["codecs"])
+    return sorted(names, key=lambda c: (_ORDER.index(c) if c in _ORDER else len(_ORDER), c))
+
+
+def print_tables(doc: dict[str, Any], console: Console | None = None) -> None:
+    """Average PSNR / MS-SSIM / bpp per codec and target, then BD figures against AVIF."""
+    console = console or Console()
+    targets = doc["bpp_targets"]
+    n = len(doc["dataset"]["images"])
+    table = Table(title=f"Average over {n} images: PSNR dB / MS-SSIM (actual bpp)")
+    table.add_column("codec")
+    for t in targets:
+        table.add_column(f"{t:g} bpp", justify="right")
+    for c in _sorted_codecs(doc):
+        by_target = {r["target_bpp"]: r for r in doc["codecs"][c]["average"]}
+        cells = []
+        for t in targets:
+            r = by_target.get(t)
+            if r is None:
+                cells.append("")
+            elif not r["complete"]:
+                cells.append(f"— ({r['n_fit']}/{r['n_images']} fit)")
+            else:
+                cells.append(f"{r['psnr_db']:.2f} / {r['ms_ssim']:.3f}\n({r['bpp']:.4f})")
+        table.add_row(c, *cells)
+    console.print(table)
+    if doc["bd"]:
+        bd = Table(title="Bjøntegaard deltas against AVIF (average curves)")
+        bd.add_column("codec")
+        for m in ("cubic", "pchip"):
+            bd.add_column(f"BD-rate % ({m})", justify="right")
+            bd.add_column(f"BD-PSNR dB ({m})", justify="right")
+        for c in _sorted_codecs(doc):
+            if c not in doc["bd"]:
+                continue
+            cells = []
+            for m in ("cubic", "pchip"):
+                r = doc["bd"][c][m]
+                if "error" in r:
+                    cells += ["n/a", "n/a"]
+                else:
+                    cells += [f"{r['bd_rate_pct']:+.1f}", f"{r['bd_psnr_db']:+.2f}"]
+            bd.add_row(c, *cells)
+        console.print(bd)
+    for c, why in doc["unavailable"].items():
+        console.print(f"[yellow]{c} not evaluated: {why}[/yellow]")
+
+
+def plot_rd(doc: dict[str, Any], path: Path) -> None:
+    """PSNR and MS-SSIM against bpp for every codec's complete average points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_p, ax_m) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    n = len(doc["dataset"]["images"])
+    for c in _sorted_codecs(doc):
+        entry = doc["codecs"][c]
+        pts = [r for r in entry["average"] if r["complete"]]
+        if not pts:
+            continue
+        x = [r["bpp"] for r in pts]
+        style = {"marker": "o", "linewidth": 2.4 if c == "ours" else 1.4, "label": entry["label"]}
+        ax_p.plot(x, [r["psnr_db"] for r in pts], **style)
+        ax_m.plot(x, [r["ms_ssim"] for r in pts], **style)
+    for ax, ylabel in ((ax_p, "PSNR (dB, RGB)"), (ax_m, "MS-SSIM (RGB)")):
+        ax.set_xlabel("bits per pixel (real file bytes)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.set_xlim(left=0)
+    ax_p.legend(loc="lower right", fontsize=8)
+    name = Path(doc["dataset"]["path"]).name
+    fig.suptitle(
+        f"{name} ({n} images): each codec at the same per-image byte budget, "
+        "best of quality × downscale search"
+    )
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
