@@ -9,7 +9,7 @@ Layout (all integers little-endian, ``varint`` = unsigned LEB128)::
 Sections come in a fixed order: text, z, y group 1 .. y group k, with k ≤ n_groups.
 A container holding fewer than ``n_groups`` y groups is valid: the decoder predicts
 the missing groups, so a link can deliver an image progressively. Every byte counts at
-0.01 bpp (a 768×512 image is 492 bytes), so the header is about 17 bytes.
+0.01 bpp (a 768×512 image is 492 bytes), so the header is 19 bytes for images up to 16383 px a side, plus 5 bytes a section.
 
 Anything malformed raises :class:`BitstreamError`, whose message names the section and
 what was expected.
