@@ -30,7 +30,7 @@ def test_round_trip_shape_and_quality(codec, small_image, stream):
 
 def test_decoder_latents_equal_encoder_latents(codec, small_image):
     an = codec.analyse(small_image)
-    groups, y_enc = codec.code_latents(an, 40_000)
+    _groups, y_enc = codec.code_latents(an, 40_000)
     data = codec.encode_analysis(an, 40_000)
     _, y_dec = codec.decode_latents(data)
     assert np.array_equal(y_enc, y_dec)
@@ -98,7 +98,7 @@ def test_tiny_and_odd_sizes(codec):
 def test_damage_in_any_section_is_named(codec, stream):
     c = Container.parse(stream)
     offset = 19
-    for i, section in enumerate(c.sections):
+    for _i, section in enumerate(c.sections):
         n = len(section)
         head = 1 + (n >= 128) + 4
         if n:

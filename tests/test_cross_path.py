@@ -41,7 +41,9 @@ def test_streams_cross_thread_counts_and_processes(codec, kodim23, tmp_path):
     args = ["img.npy", "child.tbx", "y_child_enc.npy", "parent.tbx", "y_parent_dec.npy"]
     subprocess.run(
         [sys.executable, "-c", CHILD, *(str(tmp_path / a) for a in args)],
-        env=env, check=True, timeout=300,
+        env=env,
+        check=True,
+        timeout=300,
     )
     # parent stream decoded in the single-threaded child
     assert np.array_equal(np.load(tmp_path / "y_parent_dec.npy"), y_parent)

@@ -18,8 +18,11 @@ from textboost.codec.container import FORMAT_VERSION, BitstreamError, Container,
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m textboost", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m textboost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--model", help="model file (default: the shipped model)")
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("encode", help="image → .tbx")
@@ -73,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 print(json.dumps(d, indent=2))
             else:
-                print(f"{args.input}: {d['width']}x{d['height']}, {d['bytes']} bytes, "
-                      f"{d['bpp']:.4f} bpp, rate {d['rate']:.3f}, model {d['model_id']}, "
-                      f"{d['groups_present']}/{d['groups_total']} y groups")
+                print(
+                    f"{args.input}: {d['width']}x{d['height']}, {d['bytes']} bytes, "
+                    f"{d['bpp']:.4f} bpp, rate {d['rate']:.3f}, model {d['model_id']}, "
+                    f"{d['groups_present']}/{d['groups_total']} y groups"
+                )
                 for s in d["sections"]:
                     print(f"  {s['name']:<10} {s['bytes']:>8} bytes")
             return 0

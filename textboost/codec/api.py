@@ -58,10 +58,15 @@ class Codec:
         self.z_tables = model.z_tables()
         self.gain_anchors_q6 = model.tensors["gain_anchors_q6"].astype(np.int64)
         if len(self.z_tables.pmfs) != self.cfg.z_channels:
-            raise ValueError(f"{model.path}: {len(self.z_tables.pmfs)} z tables for {self.cfg.z_channels} channels")
+            raise ValueError(
+                f"{model.path}: {len(self.z_tables.pmfs)} z tables for "
+                f"{self.cfg.z_channels} channels"
+            )
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, backend: str = "torch", device: str = "cpu") -> Codec:
+    def load(
+        cls, path: str | Path | None = None, *, backend: str = "torch", device: str = "cpu"
+    ) -> Codec:
         """Load a model file (None: the shipped default); never touches the network."""
         model = ModelFile.load(path)
         return cls(model, make_transforms(model, backend, device))
@@ -119,7 +124,9 @@ class Codec:
             raise ValueError(f"rate {rate} outside [0, 1]")
         return self.encode_analysis(self.analyse(img), round(rate * RATE_MAX))
 
-    def encode_to_budget(self, img, max_bytes: int | None = None, bpp: float | None = None) -> bytes:
+    def encode_to_budget(
+        self, img, max_bytes: int | None = None, bpp: float | None = None
+    ) -> bytes:
         """The highest rate whose real bytes fit ``max_bytes`` (or bpp × pixels / 8).
 
         Bisects the rate on real encodings (g_a runs once). Below the lowest rate's
@@ -159,12 +166,19 @@ class Codec:
         c = Container.parse(data, model_id=self.model_id)
         hd = c.header
         if hd.n_groups != self.n_groups:
-            raise BitstreamError(f"header: {hd.n_groups} y groups, this model codes {self.n_groups}")
+            raise BitstreamError(
+                f"header: {hd.n_groups} y groups, this model codes {self.n_groups}"
+            )
         if hd.width * hd.height > MAX_PIXELS:
-            raise BitstreamError(f"header: image {hd.width}x{hd.height} exceeds the decoder limit of {MAX_PIXELS} pixels")
+            raise BitstreamError(
+                f"header: image {hd.width}x{hd.height} exceeds the decoder limit of "
+                f"{MAX_PIXELS} pixels"
+            )
         hz, wz = -(-hd.height // Z_STRIDE), -(-hd.width // Z_STRIDE)
         shape = (1, hz, wz, self.cfg.z_channels)
-        z_hat = _decode_section(lambda: self.z_tables.decode(range_decoder(c.z), _channel_index(shape)), "z")
+        z_hat = _decode_section(
+            lambda: self.z_tables.decode(range_decoder(c.z), _channel_index(shape)), "z"
+        )
         hyper = self.params.hyper(z_hat)
         gain = interp_gain_q6(self.gain_anchors_q6, hd.rate)
         n = len(c.groups) if groups is None else min(groups, len(c.groups))
@@ -174,7 +188,9 @@ class Codec:
                 dec = range_decoder(c.groups[k])
 
                 def symbols(k, rows, mu, idx, step, dec=dec):
-                    return _decode_section(lambda: self.y_tables.decode(dec, idx), f"y group {k + 1}")
+                    return _decode_section(
+                        lambda: self.y_tables.decode(dec, idx), f"y group {k + 1}"
+                    )
             else:
 
                 def symbols(k, rows, mu, idx, step):
@@ -206,5 +222,3 @@ def _decode_section(fn, name: str):
         raise
     except (ValueError, RuntimeError, OverflowError) as e:
         raise BitstreamError(f"{name}: entropy decoding failed ({e})") from e
-
-

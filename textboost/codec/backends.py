@@ -33,7 +33,9 @@ def load_torch_net(model: ModelFile):
 
     net = TextBoostNet(CodecConfig.from_json(model.config_json))
     state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in model.transform_state().items()}
-    missing = set(k for k in net.state_dict() if k.startswith(("g_a.", "g_s.", "h_a."))) - set(state)
+    missing = set(k for k in net.state_dict() if k.startswith(("g_a.", "g_s.", "h_a."))) - set(
+        state
+    )
     if missing:
         raise ValueError(f"{model.path}: transform weights missing: {sorted(missing)[:3]}...")
     net.load_state_dict(state, strict=False)
@@ -67,7 +69,9 @@ class TorchTransforms:
     def synthesis(self, y_hat: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            t = torch.from_numpy(np.ascontiguousarray(y_hat.transpose(0, 3, 1, 2), dtype=np.float32))
+            t = torch.from_numpy(
+                np.ascontiguousarray(y_hat.transpose(0, 3, 1, 2), dtype=np.float32)
+            )
             return self.net.g_s(t.to(self.device)).cpu().numpy()
 
 

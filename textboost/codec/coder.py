@@ -9,6 +9,7 @@ ends derive from the table indexes alone. Escaped values follow, Exp-Golomb code
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import constriction
@@ -41,7 +42,10 @@ class TableSet:
         self.pmfs = [np.asarray(p, dtype=np.int64) for p in pmfs]
         for i, p in enumerate(self.pmfs):
             if p.size < 4 or p.size % 2 or p.min() < 1 or p.sum() != _TOTAL:
-                raise ValueError(f"pmf table {i}: expected even length ≥ 4 (2T+1 symbols and an escape), entries ≥ 1, sum 2^24")
+                raise ValueError(
+                    f"pmf table {i}: expected even length ≥ 4 (2T+1 symbols and an escape), "
+                    "entries ≥ 1, sum 2^24"
+                )
         self.radius = np.array([(p.size - 2) // 2 for p in self.pmfs], dtype=np.int64)
         self.models = [
             constriction.stream.model.Categorical((p - 1).astype(np.float64), perfect=False)
@@ -50,13 +54,15 @@ class TableSet:
 
     @classmethod
     def from_flat(cls, flat: np.ndarray, offsets: np.ndarray) -> TableSet:
-        return cls([flat[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)])
+        return cls([flat[a:b] for a, b in itertools.pairwise(offsets)])
 
     def flat(self) -> tuple[np.ndarray, np.ndarray]:
         offsets = np.cumsum([0, *(p.size for p in self.pmfs)])
         return np.concatenate(self.pmfs).astype(np.int32), offsets.astype(np.int64)
 
-    def encode(self, enc: constriction.stream.queue.RangeEncoder, symbols: np.ndarray, indexes: np.ndarray) -> None:
+    def encode(
+        self, enc: constriction.stream.queue.RangeEncoder, symbols: np.ndarray, indexes: np.ndarray
+    ) -> None:
         """Append ``symbols`` (ints) coded with tables ``indexes`` (same shape)."""
         symbols = symbols.reshape(-1).astype(np.int64)
         indexes = indexes.reshape(-1)
@@ -77,7 +83,9 @@ class TableSet:
         for v in np.concatenate(escaped) if escaped else ():
             _encode_escape(enc, int(v))
 
-    def decode(self, dec: constriction.stream.queue.RangeDecoder, indexes: np.ndarray) -> np.ndarray:
+    def decode(
+        self, dec: constriction.stream.queue.RangeDecoder, indexes: np.ndarray
+    ) -> np.ndarray:
         """Inverse of :meth:`encode`: symbols of the shape of ``indexes``."""
         flat_idx = indexes.reshape(-1)
         order = np.argsort(flat_idx, kind="stable")
@@ -108,7 +116,9 @@ def _encode_escape(enc: constriction.stream.queue.RangeEncoder, v: int) -> None:
     n = m.bit_length() - 1
     enc.encode(np.array([n], dtype=np.int32), _EG_BITS)
     if n:
-        enc.encode(np.array([m - (1 << n)], dtype=np.int32), constriction.stream.model.Uniform(1 << n))
+        enc.encode(
+            np.array([m - (1 << n)], dtype=np.int32), constriction.stream.model.Uniform(1 << n)
+        )
     enc.encode(np.array([int(v < 0)], dtype=np.int32), _SIGN)
 
 

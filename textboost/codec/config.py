@@ -56,4 +56,8 @@ class CodecConfig:
     def lmbda(self, rate):
         """λ for rates in [0, 1] (array or tensor): geometric between lambda_min and max."""
         lo, hi = math.log(self.lambda_min), math.log(self.lambda_max)
-        return (lo + rate * (hi - lo)).exp() if hasattr(rate, "exp") else math.exp(lo + rate * (hi - lo))
+        return (
+            (lo + rate * (hi - lo)).exp()
+            if hasattr(rate, "exp")
+            else math.exp(lo + rate * (hi - lo))
+        )

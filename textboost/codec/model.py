@@ -11,15 +11,22 @@ In the coder, r is a uint16 in the header and the interpolation is integer-exact
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from textboost.codec.config import CodecConfig
 from textboost.codec.entropy_models import SCCTX, FactorizedPrior
-from textboost.codec.layers import AttentionBlock, QConv2d, ResidualBottleneck, conv, deconv, ste_round
+from textboost.codec.layers import (
+    AttentionBlock,
+    QConv2d,
+    ResidualBottleneck,
+    conv,
+    deconv,
+    ste_round,
+)
 
 __all__ = ["CodecConfig", "TextBoostNet"]
+
 
 def _stage(n: int, blocks: int) -> list[nn.Module]:
     return [ResidualBottleneck(n) for _ in range(blocks)]

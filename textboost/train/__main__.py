@@ -1,7 +1,7 @@
 """Training CLI.
 
-    python -m textboost.train stage1 --config FILE.yaml [--steps N]
-    python -m textboost.train export --checkpoint runs/x/checkpoint.pt --out model.safetensors
+python -m textboost.train stage1 --config FILE.yaml [--steps N]
+python -m textboost.train export --checkpoint runs/x/checkpoint.pt --out model.safetensors
 """
 
 from __future__ import annotations
