@@ -40,7 +40,12 @@ class OursEntrant:
 
     def encode(self, img: np.ndarray, budget: int) -> bytes | None:
         """Container bytes within `budget`, or None when even the lowest rate overshoots."""
-        data = self._codec.encode_to_budget(img, max_bytes=budget)
+        from textboost.codec.api import BudgetError
+
+        try:
+            data = self._codec.encode_to_budget(img, max_bytes=budget)
+        except BudgetError:
+            return None
         if len(data) > budget:
             raise AssertionError(f"encode_to_budget returned {len(data)} B for a {budget} B budget")
         return data
