@@ -1,4 +1,4 @@
-"""`python -m textboost.eval rd|strip ...`: RD evaluation and visual strips.
+"""`python -m textboost.eval rd|report|strip ...`: RD evaluation, its report, visual strips.
 
 Bad arguments exit with status 2 and one line on stderr naming the problem.
 """
@@ -135,6 +135,15 @@ def _build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--limit", type=int, default=None, help="only the first N images (by name)")
     rd.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
+    rp = sub.add_parser(
+        "report",
+        help="tables and plot from an existing result JSON",
+        description="Re-print the tables and redraw the plot of an rd result.",
+    )
+    rp.add_argument("--in", dest="inp", type=Path, required=True, help="result JSON of rd")
+    rp.add_argument("--plot", type=Path, default=None, help="PNG plot to (re)draw")
+    rp.add_argument("--json", action="store_true", help="print a machine-readable summary")
+
     st = sub.add_parser(
         "strip",
         help="crop of one image: original and each codec at one bpp",
@@ -220,6 +229,27 @@ def _run_rd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_report(args: argparse.Namespace) -> int:
+    from textboost.eval.rd import SCHEMA, summarise
+    from textboost.eval.report import plot_rd, print_tables
+
+    if not args.inp.is_file():
+        raise UsageError(f"--in: file not found: {args.inp}")
+    try:
+        doc = json.loads(args.inp.read_text())
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--in: {args.inp} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise UsageError(f"--in: {args.inp} is not an rd result (schema {SCHEMA})")
+    if args.plot is not None:
+        plot_rd(doc, args.plot)
+    if args.json:
+        print(json.dumps(summarise(doc), indent=1))
+    else:
+        print_tables(doc)
+    return 0
+
+
 def _run_strip(args: argparse.Namespace) -> int:
     from textboost.eval.rd import load_image
     from textboost.eval.strip import Crop, make_strip, render_strip
@@ -264,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "rd":
             return _run_rd(args)
+        if args.command == "report":
+            return _run_report(args)
         return _run_strip(args)
     except UsageError as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)

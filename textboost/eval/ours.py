@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OURS_NAME", "OursEntrant"]
+from textboost.codec.api import BudgetError
+
+__all__ = ["OURS_NAME", "BudgetError", "OursEntrant"]
 
 OURS_NAME = "ours"
 
@@ -20,6 +22,8 @@ class OursEntrant:
 
     name = OURS_NAME
     label = "TextBoost (ours)"
+    backend = "torch"
+    device = "cpu"
 
     def __init__(self) -> None:
         import torch
@@ -27,7 +31,7 @@ class OursEntrant:
         from textboost import Codec
 
         torch.set_num_threads(1)  # one thread per worker process: at most 2 workers share the CPU
-        self._codec = Codec.load()
+        self._codec = Codec.load(backend=self.backend, device=self.device)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -35,17 +39,14 @@ class OursEntrant:
             "library": "textboost",
             "model_id": self._codec.model_id.hex(),
             "mode": "encode_to_budget(max_bytes=budget)",
+            "backend": self.backend,
+            "device": self.device,
             "torch_threads": 1,
         }
 
-    def encode(self, img: np.ndarray, budget: int) -> bytes | None:
-        """Container bytes within `budget`, or None when even the lowest rate overshoots."""
-        from textboost.codec.api import BudgetError
-
-        try:
-            data = self._codec.encode_to_budget(img, max_bytes=budget)
-        except BudgetError:
-            return None
+    def encode(self, img: np.ndarray, budget: int) -> bytes:
+        """Container bytes within `budget`; raises `BudgetError` when no stream fits."""
+        data = self._codec.encode_to_budget(img, max_bytes=budget)
         if len(data) > budget:
             raise AssertionError(f"encode_to_budget returned {len(data)} B for a {budget} B budget")
         return data

@@ -35,7 +35,7 @@ from textboost.eval.budget import (
     search_budgets,
 )
 from textboost.eval.metrics import MS_SSIM_WEIGHTS, ms_ssim, psnr
-from textboost.eval.ours import OURS_NAME
+from textboost.eval.ours import OURS_NAME, BudgetError
 from textboost.eval.provenance import library_versions, machine_info
 
 __all__ = [
@@ -139,8 +139,8 @@ def _point(
     }
 
 
-def _no_point(target: float, budget: int) -> dict[str, Any]:
-    return {"target_bpp": target, "budget_bytes": budget, "fit": False}
+def _no_point(target: float, budget: int, reason: str) -> dict[str, Any]:
+    return {"target_bpp": target, "budget_bytes": budget, "fit": False, "reason": reason}
 
 
 _OURS: Any = None  # one loaded model per worker process
@@ -156,9 +156,10 @@ def _evaluate_ours(img: np.ndarray, targets: Sequence[float]) -> dict[str, Any]:
     points = []
     for t in targets:
         budget = budget_bytes(t, w, h)
-        data = _OURS.encode(img, budget)
-        if data is None:
-            points.append(_no_point(t, budget))
+        try:
+            data = _OURS.encode(img, budget)
+        except BudgetError as exc:
+            points.append(_no_point(t, budget, str(exc)))
             continue
         points.append(_point(t, budget, img, data, _OURS.decode(data)))
     return {"points": points, "settings": _OURS.settings}
@@ -180,7 +181,7 @@ def evaluate_image(
         points = []
         for t, b, cand in zip(targets, budgets, search.best, strict=True):
             if cand is None:
-                points.append(_no_point(t, b))
+                points.append(_no_point(t, b, "no quality x downscale candidate fits"))
                 continue
             recon = reconstruct(c, cand, (w, h))
             points.append(

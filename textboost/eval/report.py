@@ -11,6 +11,14 @@ from rich.table import Table
 __all__ = ["plot_rd", "print_tables"]
 
 _ORDER = ("ours", "avif", "heif", "jxl", "webp", "jpeg")
+_COLOURS = {
+    "ours": "tab:red",
+    "avif": "tab:blue",
+    "heif": "tab:purple",
+    "jxl": "tab:brown",
+    "webp": "tab:orange",
+    "jpeg": "tab:green",
+}
 
 
 def _sorted_codecs(doc: dict[str, Any]) -> list[str]:
@@ -18,15 +26,12 @@ def _sorted_codecs(doc: dict[str, Any]) -> list[str]:
     return sorted(names, key=lambda c: (_ORDER.index(c) if c in _ORDER else len(_ORDER), c))
 
 
-def print_tables(doc: dict[str, Any], console: Console | None = None) -> None:
-    """Average PSNR / MS-SSIM / bpp per codec and target, then BD figures against AVIF."""
-    console = console or Console()
+def _metric_table(doc: dict[str, Any], key: str, title: str, fmt: str) -> Table:
     targets = doc["bpp_targets"]
-    n = len(doc["dataset"]["images"])
-    table = Table(title=f"Average over {n} images: PSNR dB / MS-SSIM (actual bpp)")
+    table = Table(title=title)
     table.add_column("codec")
     for t in targets:
-        table.add_column(f"{t:g} bpp", justify="right")
+        table.add_column(f"{t:g}", justify="right")
     for c in _sorted_codecs(doc):
         by_target = {r["target_bpp"]: r for r in doc["codecs"][c]["average"]}
         cells = []
@@ -35,11 +40,21 @@ def print_tables(doc: dict[str, Any], console: Console | None = None) -> None:
             if r is None:
                 cells.append("")
             elif not r["complete"]:
-                cells.append(f"— ({r['n_fit']}/{r['n_images']} fit)")
+                cells.append(f"{r['n_fit']}/{r['n_images']} fit")
             else:
-                cells.append(f"{r['psnr_db']:.2f} / {r['ms_ssim']:.3f}\n({r['bpp']:.4f})")
+                cells.append(format(r[key], fmt))
         table.add_row(c, *cells)
-    console.print(table)
+    return table
+
+
+def print_tables(doc: dict[str, Any], console: Console | None = None) -> None:
+    """Average PSNR, MS-SSIM and actual bpp per codec and target, then BD against AVIF."""
+    console = console or Console()
+    n = len(doc["dataset"]["images"])
+    head = f"mean of {n} images, by target bpp"
+    console.print(_metric_table(doc, "psnr_db", f"PSNR dB ({head})", ".2f"))
+    console.print(_metric_table(doc, "ms_ssim", f"MS-SSIM ({head})", ".4f"))
+    console.print(_metric_table(doc, "bpp", f"actual bpp ({head})", ".4f"))
     if doc["bd"]:
         bd = Table(title="Bjøntegaard deltas against AVIF (average curves)")
         bd.add_column("codec")
@@ -77,7 +92,12 @@ def plot_rd(doc: dict[str, Any], path: Path) -> None:
         if not pts:
             continue
         x = [r["bpp"] for r in pts]
-        style = {"marker": "o", "linewidth": 2.4 if c == "ours" else 1.4, "label": entry["label"]}
+        style = {
+            "marker": "o",
+            "linewidth": 2.4 if c == "ours" else 1.4,
+            "label": entry["label"],
+            "color": _COLOURS.get(c),
+        }
         ax_p.plot(x, [r["psnr_db"] for r in pts], **style)
         ax_m.plot(x, [r["ms_ssim"] for r in pts], **style)
     for ax, ylabel in ((ax_p, "PSNR (dB, RGB)"), (ax_m, "MS-SSIM (RGB)")):

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from textboost.eval.baselines import get_baseline
 from textboost.eval.budget import DOWNSCALE_DIVISORS, budget_bytes, reconstruct, search_budgets
 from textboost.eval.metrics import psnr
-from textboost.eval.ours import OURS_NAME
+from textboost.eval.ours import OURS_NAME, BudgetError
 
 __all__ = ["Crop", "Panel", "decode_at_budget", "make_strip", "render_strip"]
 
@@ -55,8 +55,11 @@ def decode_at_budget(img: np.ndarray, codec: str, budget: int) -> tuple[bytes, n
         from textboost.eval.ours import OursEntrant
 
         ours = OursEntrant()
-        data = ours.encode(img, budget)
-        return None if data is None else (data, ours.decode(data))
+        try:
+            data = ours.encode(img, budget)
+        except BudgetError:
+            return None
+        return data, ours.decode(data)
     c = get_baseline(codec)
     cand = search_budgets(img, c, [budget], DOWNSCALE_DIVISORS).best[0]
     return None if cand is None else (cand.data, reconstruct(c, cand, (w, h)))
