@@ -278,12 +278,24 @@ def _run_strip(args: argparse.Namespace) -> int:
         raise UsageError(f"--crop: {exc}") from None
     panels = make_strip(img, args.codecs, args.bpp)
     render_strip(panels, crop, args.zoom, w, h).save(args.out)
-    figures = [{"codec": p.label, "bytes": p.n_bytes, "psnr_db": p.psnr_db} for p in panels[1:]]
+    figures = [
+        {
+            "codec": p.label,
+            "fit": p.image is not None,
+            "bytes": p.n_bytes,
+            "psnr_db": p.psnr_db,
+            "detail": p.detail,
+        }
+        for p in panels[1:]
+    ]
     if args.json:
         print(json.dumps({"image": str(args.image), "bpp": args.bpp, "panels": figures}, indent=1))
     else:
         for f in figures:
-            print(f"{f['codec']}: {f['bytes']} B, {f['psnr_db']} dB")
+            if f["fit"]:
+                print(f"{f['codec']}: {f['bytes']} B, {f['psnr_db']:.2f} dB ({f['detail']})")
+            else:
+                print(f"{f['codec']}: {f['detail']}")
         print(f"wrote {args.out}")
     return 0
 

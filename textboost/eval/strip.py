@@ -46,10 +46,13 @@ class Panel:
     image: np.ndarray | None
     n_bytes: int | None = None
     psnr_db: float | None = None
+    detail: str = ""
 
 
-def decode_at_budget(img: np.ndarray, codec: str, budget: int) -> tuple[bytes, np.ndarray] | None:
-    """(file bytes, decoded full-size image) of `codec` within `budget`, or None if none fits."""
+def decode_at_budget(
+    img: np.ndarray, codec: str, budget: int
+) -> tuple[bytes, np.ndarray, str] | None:
+    """(file bytes, decoded full-size image, how it was coded) within `budget`, or None."""
     h, w = img.shape[:2]
     if codec == OURS_NAME:
         from textboost.eval.ours import OursEntrant
@@ -59,10 +62,13 @@ def decode_at_budget(img: np.ndarray, codec: str, budget: int) -> tuple[bytes, n
             data = ours.encode(img, budget)
         except BudgetError:
             return None
-        return data, ours.decode(data)
+        return data, ours.decode(data), f"model {ours.settings['model_id']}"
     c = get_baseline(codec)
     cand = search_budgets(img, c, [budget], DOWNSCALE_DIVISORS).best[0]
-    return None if cand is None else (cand.data, reconstruct(c, cand, (w, h)))
+    if cand is None:
+        return None
+    how = f"q{cand.quality} at {cand.coded_size[0]}x{cand.coded_size[1]}"
+    return cand.data, reconstruct(c, cand, (w, h)), how
 
 
 def make_strip(img: np.ndarray, codecs: Sequence[str], bpp: float) -> list[Panel]:
@@ -73,10 +79,10 @@ def make_strip(img: np.ndarray, codecs: Sequence[str], bpp: float) -> list[Panel
     for codec in codecs:
         got = decode_at_budget(img, codec, budget)
         if got is None:
-            panels.append(Panel(f"{codec}: nothing fits {budget} B", None))
+            panels.append(Panel(codec, None, detail=f"nothing fits {budget} B"))
         else:
-            data, recon = got
-            panels.append(Panel(codec, recon, len(data), psnr(img, recon)))
+            data, recon, how = got
+            panels.append(Panel(codec, recon, len(data), psnr(img, recon), how))
     return panels
 
 
@@ -99,9 +105,9 @@ def render_strip(
         else:
             tile = Image.fromarray(crop.apply(p.image)).resize((tile_w, tile_h), Image.NEAREST)
             out.paste(tile, (x0, 0))
-        caption = p.label
+        caption = f"{p.label}  {p.detail}".strip()
         if p.n_bytes is not None and p.psnr_db is not None:
             bpp = p.n_bytes * 8 / (width * height)
-            caption += f"\n{p.n_bytes} B, {bpp:.4f} bpp, {p.psnr_db:.2f} dB (full image)"
+            caption += f"\n{p.n_bytes} B, {bpp:.4f} bpp, {p.psnr_db:.2f} dB (whole image)"
         draw.multiline_text((x0 + 2, tile_h + 2), caption, fill=(0, 0, 0), font=font, spacing=2)
     return out
