@@ -35,7 +35,9 @@ __all__ = [
     "search_budgets",
 ]
 
-DOWNSCALE_DIVISORS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
+# 0.01 bpp on a 768×512 image is 491 B: with the set stopping at 8 the coarsest size won for
+# nearly every Kodak image at 0.01 bpp, so it reaches 24 (32×21 px); small sizes cost little.
+DOWNSCALE_DIVISORS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0)
 
 
 def budget_bytes(bpp: float, width: int, height: int) -> int:

@@ -87,6 +87,7 @@ def _crop(text: str) -> tuple[int, int, int, int]:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from textboost.eval.budget import DOWNSCALE_DIVISORS
     from textboost.eval.rd import ALL_CODECS, DEFAULT_BPP, MAX_WORKERS
 
     p = _OneLineParser(prog="python -m textboost.eval", description=__doc__.splitlines()[0])
@@ -118,7 +119,9 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="CODEC=D1,D2,...",
-        help="downscale divisors for one baseline (default 1,1.5,2,3,4,6,8); repeatable",
+        help="downscale divisors for one baseline (default "
+        + ",".join(f"{d:g}" for d in DOWNSCALE_DIVISORS)
+        + "); repeatable",
     )
     rd.add_argument(
         "--merge",
