@@ -141,6 +141,11 @@ def test_rd_run_then_merge(tmp_path, capsys):
     assert set(merged["codecs"]) == {"jpeg", "webp"}
     assert merged["codecs"]["jpeg"] == doc["codecs"]["jpeg"]
 
+    assert main(["report", "--in", str(out), "--markdown", "--plot", str(tmp_path / "r.png")]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("| codec | 0.2 | 0.5 |") and "| webp |" in table
+    assert (tmp_path / "r.png").stat().st_size > 0
+
 
 def test_merge_refuses_other_images():
     a = {

@@ -146,6 +146,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--in", dest="inp", type=Path, required=True, help="result JSON of rd")
     rp.add_argument("--plot", type=Path, default=None, help="PNG plot to (re)draw")
     rp.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    rp.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
     st = sub.add_parser(
         "strip",
@@ -234,7 +235,7 @@ def _run_rd(args: argparse.Namespace) -> int:
 
 def _run_report(args: argparse.Namespace) -> int:
     from textboost.eval.rd import SCHEMA, summarise
-    from textboost.eval.report import plot_rd, print_tables
+    from textboost.eval.report import markdown_table, plot_rd, print_tables
 
     if not args.inp.is_file():
         raise UsageError(f"--in: file not found: {args.inp}")
@@ -246,7 +247,9 @@ def _run_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--in: {args.inp} is not an rd result (schema {SCHEMA})")
     if args.plot is not None:
         plot_rd(doc, args.plot)
-    if args.json:
+    if args.markdown:
+        print(markdown_table(doc))
+    elif args.json:
         print(json.dumps(summarise(doc), indent=1))
     else:
         print_tables(doc)

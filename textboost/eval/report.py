@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["plot_rd", "print_tables"]
+__all__ = ["markdown_table", "plot_rd", "print_tables"]
 
 _ORDER = ("ours", "avif", "heif", "jxl", "webp", "jpeg")
 _COLOURS = {
@@ -75,6 +75,28 @@ def print_tables(doc: dict[str, Any], console: Console | None = None) -> None:
         console.print(bd)
     for c, why in doc["unavailable"].items():
         console.print(f"[yellow]{c} not evaluated: {why}[/yellow]")
+
+
+def markdown_table(doc: dict[str, Any]) -> str:
+    """Average PSNR (dB) / MS-SSIM per codec and target bpp as a Markdown table."""
+    targets = doc["bpp_targets"]
+    lines = [
+        "| codec | " + " | ".join(f"{t:g}" for t in targets) + " |",
+        "|---|" + "---:|" * len(targets),
+    ]
+    for c in _sorted_codecs(doc):
+        by_target = {r["target_bpp"]: r for r in doc["codecs"][c]["average"]}
+        cells = []
+        for t in targets:
+            r = by_target.get(t)
+            if r is None:
+                cells.append("")
+            elif not r["complete"]:
+                cells.append(f"{r['n_fit']}/{r['n_images']} fit")
+            else:
+                cells.append(f"{r['psnr_db']:.2f} / {r['ms_ssim']:.3f}")
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def plot_rd(doc: dict[str, Any], path: Path) -> None:
