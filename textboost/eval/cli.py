@@ -177,6 +177,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _run_rd(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from tqdm import tqdm
 
     from textboost.eval.rd import (
         RdConfig,
@@ -215,11 +216,14 @@ def _run_rd(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    err = Console(stderr=True)
-    with err.status("encoding") as status:
-        doc = run_rd(
-            args.dataset, config, progress=lambda m: status.update(f"done {m}"), limit=args.limit
-        )
+    with tqdm(total=None, desc="rd", unit="job", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int, message: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(message, refresh=False)
+            bar.update(done - bar.n)
+
+        doc = run_rd(args.dataset, config, progress=progress, limit=args.limit)
     if old is not None:
         doc = merge_results(old, doc)
     write_json(doc, args.out)

@@ -262,10 +262,13 @@ def _dataset_record(dataset: Path, images: list[Path], sizes: dict[str, tuple[in
 def run_rd(
     dataset: Path,
     config: RdConfig,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate `config.codecs` on every PNG of `dataset`; returns the result document."""
+    """Evaluate `config.codecs` on every PNG of `dataset`; returns the result document.
+
+    `progress(done, total, message)` is called after each (image, codec) job.
+    """
     images = list_images(dataset)[:limit]
     sizes = {p.name: _checked_size(p) for p in images}
     codecs: list[str] = []
@@ -292,7 +295,8 @@ def run_rd(
             p, c = futures[fut]
             results[c][p.name] = fut.result()
             if progress:
-                progress(f"{c} {p.name} {results[c][p.name]['wall_s']:.1f}s")
+                done = sum(len(r) for r in results.values())
+                progress(done, len(jobs), f"{c} {p.name} {results[c][p.name]['wall_s']:.1f}s")
     wall_s = time.perf_counter() - t0
     run = {
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
