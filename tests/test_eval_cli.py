@@ -131,6 +131,7 @@ def test_rd_run_then_merge(tmp_path, capsys):
                 assert 0 < p["ms_ssim"] <= 1 and p["psnr_db"] > 10
     assert doc["codecs"]["jpeg"]["run"]["machine"]["logical_cores"] >= 1
     assert doc["codecs"]["jpeg"]["run"]["versions"]["Pillow"]
+    assert len(doc["codecs"]["jpeg"]["run"]["code"]["git_commit"]) == 40
     assert (tmp_path / "rd.png").stat().st_size > 0
     capsys.readouterr()
 

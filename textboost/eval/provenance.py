@@ -5,11 +5,12 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["library_versions", "machine_info"]
+__all__ = ["code_version", "library_versions", "machine_info"]
 
 _PACKAGES = ("Pillow", "pillow-heif", "pillow-jxl-plugin", "imagecodecs", "numpy", "scipy", "torch")
 
@@ -61,3 +62,26 @@ def library_versions() -> dict[str, Any]:
 
         out["imagecodecs:libjxl"] = imagecodecs.jpegxl_version()
     return out
+
+
+def code_version() -> dict[str, Any]:
+    """Git commit of the evaluated code and whether the work tree had changes (None: no git)."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "dirty": None}
+    return {"git_commit": commit, "dirty": bool(dirty)}

@@ -36,7 +36,7 @@ from textboost.eval.budget import (
 )
 from textboost.eval.metrics import MS_SSIM_WEIGHTS, ms_ssim, psnr
 from textboost.eval.ours import OURS_NAME, BudgetError
-from textboost.eval.provenance import library_versions, machine_info
+from textboost.eval.provenance import code_version, library_versions, machine_info
 
 __all__ = [
     "ALL_CODECS",
@@ -304,6 +304,7 @@ def run_rd(
         "workers": config.workers,
         "machine": machine_info(),
         "versions": library_versions(),
+        "code": code_version(),
     }
     entries: dict[str, Any] = {}
     for c in codecs:
