@@ -1,0 +1,432 @@
+"""The sending side: fragmentation, priority scheduling, FEC, ARQ (sans-IO).
+
+Theory of operation. ``submit`` turns a bundle (a list of sections with priority classes)
+into its first-pass frames: the descriptor (section 255: lengths, classes and CRC-32 of
+every section), then every section in (class, index) order cut to the MTU, each FEC group
+followed by its parity frames, then EOF (ARQ modes only). ``poll_transmit`` hands out
+frames up to a byte budget from three tiers: re-sent EOFs first, then retransmissions, then
+first-pass frames ordered by the policy (``fifo``: bundle by bundle; ``priority_interleave``:
+class by class across all queued bundles). A NAK queues the listed fragments for
+retransmission; a FIN completes the bundle. When a bundle's last frame has gone out the
+sender waits ``rto_s`` for news; silence re-sends EOF (the receiver answers an EOF with NAKs
+or FIN, so a lost NAK or FIN costs one timeout), and after ``max_retries`` re-sends the
+bundle fails.
+
+The sender never reads a clock: times come in as ``now`` (float seconds) and leave as
+:meth:`Sender.next_timer`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from enum import Enum
+
+from textboost.protocol import fec
+from textboost.protocol.config import LinkConfig
+from textboost.protocol.errors import (
+    AuthenticationError,
+    CorruptFrameError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from textboost.protocol.events import BundleAcked, BundleFailed, Event
+from textboost.protocol.frames import (
+    DESCRIPTOR_SECTION,
+    MAX_SECTIONS,
+    Descriptor,
+    Flag,
+    Frame,
+    FrameType,
+    decode_frame,
+    decode_nak,
+    encode_frame,
+)
+from textboost.protocol.records import SenderBundleRecord, SenderStats
+
+__all__ = ["BundleState", "Sender"]
+
+
+class BundleState(Enum):
+    QUEUED = "queued"  # submitted, nothing sent
+    SENDING = "sending"  # first pass under way
+    WAITING = "waiting"  # first pass done, waiting for FIN (ARQ modes)
+    DONE = "done"  # FIN received, or (arq="none") first pass done
+    FAILED = "failed"  # no FIN after max_retries EOF re-sends
+
+
+_S = BundleState
+# (state, event) -> next state; anything else is a bug in this module.
+_TRANSITIONS: dict[tuple[BundleState, str], BundleState] = {
+    (_S.QUEUED, "sent"): _S.SENDING,
+    (_S.SENDING, "sent"): _S.SENDING,
+    (_S.WAITING, "sent"): _S.WAITING,
+    (_S.SENDING, "first_pass_done"): _S.WAITING,
+    (_S.SENDING, "first_pass_done_one_way"): _S.DONE,
+    (_S.SENDING, "fin"): _S.DONE,
+    (_S.WAITING, "fin"): _S.DONE,
+    (_S.WAITING, "retries_exhausted"): _S.FAILED,
+}
+_ACTIVE = (_S.QUEUED, _S.SENDING, _S.WAITING)
+
+_TIER_EOF, _TIER_RETX, _TIER_FIRST = 0, 1, 2
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One first-pass frame of a bundle, kept so it can be re-sent."""
+
+    kind: str  # "desc" | "data" | "parity" | "eof"
+    frame: Frame
+    klass: int  # priority class (-1 for the descriptor)
+
+
+@dataclass(slots=True)
+class _TxBundle:
+    bundle_id: int
+    order: int
+    state: BundleState
+    units: list[_Unit]
+    by_fragment: dict[tuple[int, int], int]  # (section, fragment) -> unit index
+    n_fragments: dict[int, int]  # section -> fragments (255 = descriptor)
+    record: SenderBundleRecord
+    unsent_first: int = 0
+    sent_units: set[int] = field(default_factory=set)
+    retx_queued: set[tuple[int, int]] = field(default_factory=set)
+    deadline_s: float | None = None
+    retries: int = 0
+
+    def fire(self, event: str) -> None:
+        self.state = _TRANSITIONS[(self.state, event)]
+
+
+class Sender:
+    """Sans-IO sender. See the module docstring for the theory of operation.
+
+    Attributes:
+        stats: byte and frame counters over all bundles (:class:`SenderStats`).
+        records: per-bundle records by bundle id (:class:`SenderBundleRecord`).
+    """
+
+    def __init__(self, config: LinkConfig) -> None:
+        self.config = config
+        self.stats = SenderStats()
+        self.records: dict[int, SenderBundleRecord] = {}
+        self._bundles: dict[int, _TxBundle] = {}
+        self._heap: list[tuple] = []
+        self._counter = itertools.count()
+        self._order = itertools.count()
+
+    # --- submitting -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        bundle_id: int,
+        sections: list[bytes],
+        now: float,
+        classes: list[int] | None = None,
+    ) -> None:
+        """Queue a bundle.
+
+        Args:
+            bundle_id: 0..65535, not already in flight.
+            sections: the payloads, in the order the receiver hands them out.
+            now: current time, seconds.
+            classes: priority class per section, 0 (highest) .. 254; default: the index.
+        Raises:
+            LocalProtocolError: bad id, too many or too large sections, bad classes.
+        """
+        cfg = self.config
+        if not 0 <= bundle_id <= 0xFFFF:
+            raise LocalProtocolError(f"bundle_id {bundle_id}: expected 0..65535")
+        old = self._bundles.get(bundle_id)
+        if old is not None and old.state in _ACTIVE:
+            raise LocalProtocolError(f"bundle_id {bundle_id}: already in flight ({old.state})")
+        if not 1 <= len(sections) < MAX_SECTIONS:
+            raise LocalProtocolError(
+                f"bundle {bundle_id}: {len(sections)} sections, expected 1..{MAX_SECTIONS - 1}"
+            )
+        classes = (
+            list(classes) if classes is not None else [min(i, 254) for i in range(len(sections))]
+        )
+        if len(classes) != len(sections) or any(not 0 <= c <= 254 for c in classes):
+            raise LocalProtocolError(
+                f"bundle {bundle_id}: classes {classes}: expected one 0..254 per section"
+            )
+        sections = [bytes(s) for s in sections]
+        for i, s in enumerate(sections):
+            if cfg.n_fragments(len(s)) > 0x10000:
+                raise LocalProtocolError(
+                    f"bundle {bundle_id} section {i}: {len(s)} bytes need more than 65536 "
+                    f"fragments of {cfg.fragment_payload_bytes} bytes"
+                )
+        descriptor = Descriptor.of(sections, classes).to_bytes()
+        units: list[_Unit] = []
+        self._add_section(units, bundle_id, DESCRIPTOR_SECTION, descriptor, -1, "desc")
+        for i in sorted(range(len(sections)), key=lambda j: (classes[j], j)):
+            self._add_section(units, bundle_id, i, sections[i], classes[i], "data")
+        if cfg.arq != "none":
+            units.append(_Unit("eof", Frame(type=FrameType.EOF, bundle_id=bundle_id), max(classes)))
+        record = SenderBundleRecord(
+            bundle_id=bundle_id,
+            submitted_s=now,
+            section_bytes=tuple(len(s) for s in sections),
+            section_first_sent_s=[None] * len(sections),
+            section_retransmissions=[0] * len(sections),
+        )
+        by_fragment = {
+            (u.frame.section, u.frame.index): k
+            for k, u in enumerate(units)
+            if u.kind in ("desc", "data")
+        }
+        n_fragments = {DESCRIPTOR_SECTION: cfg.n_fragments(len(descriptor))}
+        n_fragments.update({i: cfg.n_fragments(len(s)) for i, s in enumerate(sections)})
+        bundle = _TxBundle(
+            bundle_id=bundle_id,
+            order=next(self._order),
+            state=_S.QUEUED,
+            units=units,
+            by_fragment=by_fragment,
+            n_fragments=n_fragments,
+            record=record,
+            unsent_first=len(units),
+        )
+        self._bundles[bundle_id] = bundle
+        self.records[bundle_id] = record
+        for k in range(len(units)):
+            self._push(_TIER_FIRST, bundle, k)
+
+    def _add_section(
+        self, units: list[_Unit], bundle_id: int, section: int, data: bytes, klass: int, kind: str
+    ) -> None:
+        cfg = self.config
+        size = cfg.fragment_payload_bytes
+        n = cfg.n_fragments(len(data))
+        frames = [
+            Frame(
+                type=FrameType.DATA,
+                bundle_id=bundle_id,
+                section=section,
+                index=i,
+                flags=Flag.LAST if i == n - 1 else Flag.NONE,
+                payload=data[i * size : (i + 1) * size],
+            )
+            for i in range(n)
+        ]
+        group = cfg.fec_k or max(n, 1)
+        for g, start in enumerate(range(0, n, group)):
+            members = frames[start : start + group]
+            units.extend(_Unit(kind, f, klass) for f in members)
+            if cfg.fec:
+                rows = [fec.row_for(int(f.flags), f.payload) for f in members]
+                parity = fec.encode_group(rows, cfg.parity_frames(len(members)))
+                units.extend(
+                    _Unit(
+                        "parity",
+                        Frame(
+                            type=FrameType.PARITY,
+                            bundle_id=bundle_id,
+                            section=section,
+                            index=g,
+                            payload=bytes([p, len(members)]) + row,
+                        ),
+                        klass,
+                    )
+                    for p, row in enumerate(parity)
+                )
+
+    def _push(self, tier: int, bundle: _TxBundle, unit: int) -> None:
+        u = bundle.units[unit]
+        klass = u.klass if self.config.policy == "priority_interleave" else 0
+        key = (tier, klass, bundle.order, unit, next(self._counter))
+        heapq.heappush(self._heap, (key, bundle.bundle_id, unit))
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def poll_transmit(self, now: float, budget_bytes: int | None = None) -> list[bytes]:
+        """Frames to put on the link now, in order, totalling at most ``budget_bytes``.
+
+        Returns:
+            A list of frames (possibly empty). Frames are never split: the first frame that
+            does not fit the remaining budget stops the poll.
+        """
+        out: list[bytes] = []
+        used = 0
+        while self._heap:
+            (tier, *_), bundle_id, unit = self._heap[0]
+            bundle = self._bundles.get(bundle_id)
+            if bundle is None or bundle.state not in _ACTIVE:
+                heapq.heappop(self._heap)
+                continue
+            u = bundle.units[unit]
+            frame = u.frame
+            if tier != _TIER_FIRST:
+                frame = Frame(
+                    type=frame.type,
+                    bundle_id=frame.bundle_id,
+                    section=frame.section,
+                    index=frame.index,
+                    flags=frame.flags | Flag.RETX,
+                    payload=frame.payload,
+                )
+            data = encode_frame(frame, self.config)
+            if budget_bytes is not None and used + len(data) > budget_bytes:
+                break
+            heapq.heappop(self._heap)
+            used += len(data)
+            out.append(data)
+            self._account(bundle, unit, tier, len(data), now)
+        return out
+
+    def _account(self, bundle: _TxBundle, unit: int, tier: int, n: int, now: float) -> None:
+        u = bundle.units[unit]
+        st, rec = self.stats, bundle.record
+        st.frames_sent += 1
+        if rec.first_sent_s is None:
+            rec.first_sent_s = now
+        if bundle.state is not _S.DONE:
+            bundle.fire("sent")
+        section = u.frame.section
+        if tier == _TIER_FIRST:
+            if u.kind == "data":
+                p = len(u.frame.payload)
+                st.payload_bytes += p
+                rec.payload_bytes += p
+                st.header_bytes += n - p
+                rec.header_bytes += n - p
+                if rec.section_first_sent_s[section] is None:
+                    rec.section_first_sent_s[section] = now
+            elif u.kind == "parity":
+                st.fec_bytes += n
+                rec.fec_bytes += n
+            else:
+                st.header_bytes += n
+                rec.header_bytes += n
+            bundle.unsent_first -= 1
+            if bundle.unsent_first == 0:
+                rec.first_pass_done_s = now
+                if self.config.arq == "none":
+                    bundle.fire("first_pass_done_one_way")
+                else:
+                    bundle.fire("first_pass_done")
+        else:
+            st.retransmission_bytes += n
+            rec.retransmission_bytes += n
+            st.retransmitted_frames += 1
+            if tier == _TIER_RETX:
+                bundle.retx_queued.discard((section, u.frame.index))
+                if section != DESCRIPTOR_SECTION:
+                    rec.section_retransmissions[section] += 1
+        bundle.sent_units.add(unit)
+        if bundle.state is _S.WAITING and not bundle.retx_queued:
+            bundle.deadline_s = now + self.config.rto_s
+
+    # --- feedback ---------------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> list[Event]:
+        """Feed one frame from the reverse link (NAK or FIN).
+
+        Returns:
+            Events: :class:`BundleAcked` when a FIN completes a bundle.
+        Raises:
+            Nothing for bad bytes (they are counted in ``stats`` and dropped).
+        """
+        try:
+            frame = decode_frame(data, self.config)
+            return self._on_frame(frame, now)
+        except CorruptFrameError:
+            self.stats.dropped_corrupt += 1
+        except AuthenticationError:
+            self.stats.dropped_auth += 1
+        except RemoteProtocolError:
+            self.stats.dropped_malformed += 1
+        return []
+
+    def _on_frame(self, frame: Frame, now: float) -> list[Event]:
+        if frame.type not in (FrameType.NAK, FrameType.FIN):
+            raise RemoteProtocolError(f"sender got a {frame.type.name} frame")
+        self.stats.frames_received += 1
+        bundle = self._bundles.get(frame.bundle_id)
+        if bundle is None or bundle.state not in (_S.SENDING, _S.WAITING):
+            return []  # late feedback about a finished bundle
+        if frame.type is FrameType.FIN:
+            bundle.fire("fin")
+            bundle.deadline_s = None
+            bundle.record.acked_s = now
+            return [BundleAcked(bundle_id=bundle.bundle_id, time_s=now)]
+        queued = False
+        for r in decode_nak(frame.payload):
+            n = bundle.n_fragments.get(r.section)
+            if n is None:
+                raise RemoteProtocolError(
+                    f"NAK for section {r.section} of bundle {frame.bundle_id}"
+                )
+            stop = n if r.count == 0 else min(n, r.start + r.count)
+            for i in range(r.start, stop):
+                k = bundle.by_fragment[(r.section, i)]
+                if (r.section, i) in bundle.retx_queued or k not in bundle.sent_units:
+                    continue  # already queued, or its first transmission is still to come
+                bundle.retx_queued.add((r.section, i))
+                self._push(_TIER_RETX, bundle, k)
+                queued = True
+        if queued:
+            bundle.deadline_s = None  # re-armed when the last retransmission has gone out
+        return []
+
+    # --- timers -----------------------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        """The earliest time :meth:`handle_timeout` has work, or None."""
+        deadlines = [b.deadline_s for b in self._bundles.values() if b.deadline_s is not None]
+        return min(deadlines, default=None)
+
+    def handle_timeout(self, now: float) -> list[Event]:
+        """Re-send EOF for bundles whose timer expired; fail those out of retries.
+
+        Returns:
+            :class:`BundleFailed` events.
+        """
+        events: list[Event] = []
+        for bundle in self._bundles.values():
+            if bundle.deadline_s is None or bundle.deadline_s > now:
+                continue
+            bundle.deadline_s = None
+            bundle.retries += 1
+            if bundle.retries > self.config.max_retries:
+                bundle.fire("retries_exhausted")
+                bundle.record.failed_s = now
+                events.append(
+                    BundleFailed(
+                        bundle_id=bundle.bundle_id,
+                        time_s=now,
+                        reason=f"no FIN after {self.config.max_retries} EOF re-sends",
+                    )
+                )
+                continue
+            bundle.record.eof_resends += 1
+            self._push(_TIER_EOF, bundle, len(bundle.units) - 1)
+        return events
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def state(self, bundle_id: int) -> BundleState:
+        """Raises: LocalProtocolError for an unknown bundle id."""
+        try:
+            return self._bundles[bundle_id].state
+        except KeyError:
+            raise LocalProtocolError(f"bundle_id {bundle_id}: never submitted") from None
+
+    @property
+    def has_frames(self) -> bool:
+        """True while a poll would return at least one frame (given enough budget)."""
+        return any(
+            (b := self._bundles.get(bid)) is not None and b.state in _ACTIVE
+            for _, bid, _ in self._heap
+        )
+
+    @property
+    def active_bundles(self) -> list[int]:
+        """Ids of bundles not yet DONE or FAILED, in submit order."""
+        active = [b for b in self._bundles.values() if b.state in _ACTIVE]
+        return [b.bundle_id for b in sorted(active, key=lambda b: b.order)]
