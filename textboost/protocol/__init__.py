@@ -38,6 +38,7 @@ from textboost.protocol.records import (
     SenderStats,
 )
 from textboost.protocol.sender import BundleState, Sender
+from textboost.protocol.stream import StreamDeframer, slip_encode
 
 __all__ = [
     "HEADER_BYTES",
@@ -63,6 +64,8 @@ __all__ = [
     "Sender",
     "SenderBundleRecord",
     "SenderStats",
+    "StreamDeframer",
     "decode_frame",
     "encode_frame",
+    "slip_encode",
 ]
