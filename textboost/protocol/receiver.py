@@ -19,6 +19,7 @@ missing every ``nak_timeout_s`` up to ``max_retries`` times. ``"none"`` sends no
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from dataclasses import dataclass, field
 
 from textboost.protocol import fec
@@ -50,6 +51,7 @@ from textboost.protocol.records import ReceiverBundleRecord, ReceiverStats
 
 __all__ = ["Receiver"]
 
+KEEP_DONE_BUNDLES = 1024  # completed bundles remembered (to re-FIN, to drop duplicates)
 _REST = -1  # NAK bookkeeping: "everything from here on" of a section of unknown length
 
 
@@ -92,6 +94,7 @@ class Receiver:
         self.stats = ReceiverStats()
         self.records: dict[int, ReceiverBundleRecord] = {}
         self._bundles: dict[int, _RxBundle] = {}
+        self._done: deque[int] = deque()  # completed bundles, oldest first
         self._outbox: list[bytes] = []
 
     # --- input ------------------------------------------------------------------------------
@@ -263,6 +266,12 @@ class Receiver:
             b.record.delivered_s = now
             b.nak_deadline_s = None
             b.parity.clear()
+            b.fragments.clear()
+            self._done.append(b.bundle_id)
+            if len(self._done) > KEEP_DONE_BUNDLES:  # ids wrap at 65536: forget old ones
+                old = self._done.popleft()
+                if self._bundles.get(old) is not None and self._bundles[old].done:
+                    del self._bundles[old]
             sections = tuple(b.complete[k] for k in range(len(d.lengths)))
             events.append(BundleDelivered(bundle_id=b.bundle_id, time_s=now, sections=sections))
             self._queue_fin(b)

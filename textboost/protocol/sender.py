@@ -68,7 +68,6 @@ _TRANSITIONS: dict[tuple[BundleState, str], BundleState] = {
     (_S.WAITING, "fin"): _S.DONE,
     (_S.WAITING, "retries_exhausted"): _S.FAILED,
 }
-_ACTIVE = (_S.QUEUED, _S.SENDING, _S.WAITING)
 
 _TIER_EOF, _TIER_RETX, _TIER_FIRST = 0, 1, 2
 
@@ -113,7 +112,8 @@ class Sender:
         self.config = config
         self.stats = SenderStats()
         self.records: dict[int, SenderBundleRecord] = {}
-        self._bundles: dict[int, _TxBundle] = {}
+        self._bundles: dict[int, _TxBundle] = {}  # bundles in flight only
+        self._finished: dict[int, BundleState] = {}  # DONE / FAILED, by id
         self._heap: list[tuple] = []
         self._counter = itertools.count()
         self._order = itertools.count()
@@ -140,9 +140,8 @@ class Sender:
         cfg = self.config
         if not 0 <= bundle_id <= 0xFFFF:
             raise LocalProtocolError(f"bundle_id {bundle_id}: expected 0..65535")
-        old = self._bundles.get(bundle_id)
-        if old is not None and old.state in _ACTIVE:
-            raise LocalProtocolError(f"bundle_id {bundle_id}: already in flight ({old.state})")
+        if bundle_id in self._bundles:
+            raise LocalProtocolError(f"bundle_id {bundle_id}: already in flight")
         if not 1 <= len(sections) < MAX_SECTIONS:
             raise LocalProtocolError(
                 f"bundle {bundle_id}: {len(sections)} sections, expected 1..{MAX_SECTIONS - 1}"
@@ -193,6 +192,7 @@ class Sender:
             unsent_first=len(units),
         )
         self._bundles[bundle_id] = bundle
+        self._finished.pop(bundle_id, None)
         self.records[bundle_id] = record
         for k in range(len(units)):
             self._push(_TIER_FIRST, bundle, k)
@@ -254,9 +254,9 @@ class Sender:
         out: list[bytes] = []
         used = 0
         while self._heap:
-            (tier, *_), bundle_id, unit = self._heap[0]
+            (tier, _, order, *_), bundle_id, unit = self._heap[0]
             bundle = self._bundles.get(bundle_id)
-            if bundle is None or bundle.state not in _ACTIVE:
+            if bundle is None or bundle.order != order:  # finished (or id since reused)
                 heapq.heappop(self._heap)
                 continue
             u = bundle.units[unit]
@@ -285,8 +285,7 @@ class Sender:
         st.frames_sent += 1
         if rec.first_sent_s is None:
             rec.first_sent_s = now
-        if bundle.state is not _S.DONE:
-            bundle.fire("sent")
+        bundle.fire("sent")
         section = u.frame.section
         if tier == _TIER_FIRST:
             if u.kind == "data":
@@ -307,9 +306,9 @@ class Sender:
             if bundle.unsent_first == 0:
                 rec.first_pass_done_s = now
                 if self.config.arq == "none":
-                    bundle.fire("first_pass_done_one_way")
-                else:
-                    bundle.fire("first_pass_done")
+                    self._finish(bundle, "first_pass_done_one_way")
+                    return
+                bundle.fire("first_pass_done")
         else:
             st.retransmission_bytes += n
             rec.retransmission_bytes += n
@@ -348,10 +347,10 @@ class Sender:
             raise RemoteProtocolError(f"sender got a {frame.type.name} frame")
         self.stats.frames_received += 1
         bundle = self._bundles.get(frame.bundle_id)
-        if bundle is None or bundle.state not in (_S.SENDING, _S.WAITING):
-            return []  # late feedback about a finished bundle
+        if bundle is None or bundle.state is _S.QUEUED:
+            return []  # late feedback about a finished bundle, or a confused peer
         if frame.type is FrameType.FIN:
-            bundle.fire("fin")
+            self._finish(bundle, "fin")
             bundle.deadline_s = None
             bundle.record.acked_s = now
             return [BundleAcked(bundle_id=bundle.bundle_id, time_s=now)]
@@ -374,6 +373,12 @@ class Sender:
             bundle.deadline_s = None  # re-armed when the last retransmission has gone out
         return []
 
+    def _finish(self, bundle: _TxBundle, event: str) -> None:
+        bundle.fire(event)
+        bundle.deadline_s = None
+        del self._bundles[bundle.bundle_id]
+        self._finished[bundle.bundle_id] = bundle.state
+
     # --- timers -----------------------------------------------------------------------------
 
     def next_timer(self) -> float | None:
@@ -388,13 +393,13 @@ class Sender:
             :class:`BundleFailed` events.
         """
         events: list[Event] = []
-        for bundle in self._bundles.values():
+        for bundle in list(self._bundles.values()):
             if bundle.deadline_s is None or bundle.deadline_s > now:
                 continue
             bundle.deadline_s = None
             bundle.retries += 1
             if bundle.retries > self.config.max_retries:
-                bundle.fire("retries_exhausted")
+                self._finish(bundle, "retries_exhausted")
                 bundle.record.failed_s = now
                 events.append(
                     BundleFailed(
@@ -412,21 +417,24 @@ class Sender:
 
     def state(self, bundle_id: int) -> BundleState:
         """Raises: LocalProtocolError for an unknown bundle id."""
-        try:
+        if bundle_id in self._bundles:
             return self._bundles[bundle_id].state
-        except KeyError:
-            raise LocalProtocolError(f"bundle_id {bundle_id}: never submitted") from None
+        if bundle_id in self._finished:
+            return self._finished[bundle_id]
+        raise LocalProtocolError(f"bundle_id {bundle_id}: never submitted")
 
     @property
     def has_frames(self) -> bool:
         """True while a poll would return at least one frame (given enough budget)."""
-        return any(
-            (b := self._bundles.get(bid)) is not None and b.state in _ACTIVE
-            for _, bid, _ in self._heap
-        )
+        while self._heap:
+            (_, _, order, *_), bundle_id, _ = self._heap[0]
+            bundle = self._bundles.get(bundle_id)
+            if bundle is not None and bundle.order == order:
+                return True
+            heapq.heappop(self._heap)
+        return False
 
     @property
     def active_bundles(self) -> list[int]:
         """Ids of bundles not yet DONE or FAILED, in submit order."""
-        active = [b for b in self._bundles.values() if b.state in _ACTIVE]
-        return [b.bundle_id for b in sorted(active, key=lambda b: b.order)]
+        return [b.bundle_id for b in sorted(self._bundles.values(), key=lambda b: b.order)]
