@@ -1,6 +1,19 @@
 """TextBoost: scene-text-preserving ultra-low-bitrate image compression (Wang et al. 2026)."""
 
-from textboost.codec.api import Codec
+from typing import TYPE_CHECKING
+
 from textboost.codec.container import BitstreamError
 
+if TYPE_CHECKING:
+    from textboost.codec.api import Codec
+
 __all__ = ["BitstreamError", "Codec"]
+
+
+def __getattr__(name: str):
+    # Lazy so that `import textboost.codec.container` stays light on the edge.
+    if name == "Codec":
+        from textboost.codec.api import Codec
+
+        return Codec
+    raise AttributeError(f"module 'textboost' has no attribute {name!r}")

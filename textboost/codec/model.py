@@ -1,0 +1,155 @@
+"""The TextBoost backbone network (ELIC, He et al. CVPR 2022) with continuous variable rate.
+
+``forward`` is for training (likelihoods, noisy rate); bytes are written by
+:class:`textboost.codec.api.Codec` from the frozen integer tables of this network.
+
+Variable rate: one set of weights, a continuous rate parameter r ∈ [0, 1]. The
+quantisation step of each latent channel is 2^(−L_c(r)), with L_c interpolated linearly
+(in log2) between K learned gain vectors; λ of the loss is interpolated geometrically.
+In the coder, r is a uint16 in the header and the interpolation is integer-exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from textboost.codec.entropy_models import SCCTX, FactorizedPrior
+from textboost.codec.layers import AttentionBlock, QConv2d, ResidualBottleneck, conv, deconv, ste_round
+
+__all__ = ["CodecConfig", "TextBoostNet"]
+
+Y_STRIDE = 16
+Z_STRIDE = 64
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Sizes of the network. The defaults are the shipped default model's.
+
+    N=128 / M=192 (ELIC uses 192/320): at ≤ 0.15 bpp most of the 320 channels of ELIC
+    carry nothing, and the smaller transform trains in a few GPU hours and runs g_a
+    on a Jetson Orin at about 1 s per megapixel in fp16 (g_a is ≈ 40 GMAC/MPix here).
+    """
+
+    N: int = 128
+    M: int = 192
+    z_channels: int = 128
+    groups: tuple[int, ...] = (16, 16, 32, 64, 64)
+    res_blocks: int = 3
+    attention: bool = True
+    hs_channels: int = 128
+    hs_mid_channels: int = 64
+    ctx_channels: int = 64
+    agg_channels: tuple[int, ...] = (32, 32, 64, 128, 128)
+    rate_anchors: int = 6
+    lambda_min: float = 1e-4
+    lambda_max: float = 4e-3
+    z_radius: int = 48
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if sum(self.groups) != self.M:
+            raise ValueError(f"groups {self.groups} sum to {sum(self.groups)}, expected M={self.M}")
+        if len(self.agg_channels) != len(self.groups):
+            raise ValueError("agg_channels needs one width per channel group")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CodecConfig:
+        d = json.loads(text)
+        d["groups"] = tuple(d["groups"])
+        d["agg_channels"] = tuple(d["agg_channels"])
+        return cls(**d)
+
+    def lmbda(self, rate: Tensor) -> Tensor:
+        lo, hi = np.log(self.lambda_min), np.log(self.lambda_max)
+        return torch.exp(lo + rate * (hi - lo))
+
+
+def _stage(n: int, blocks: int) -> list[nn.Module]:
+    return [ResidualBottleneck(n) for _ in range(blocks)]
+
+
+class TextBoostNet(nn.Module):
+    def __init__(self, cfg: CodecConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or CodecConfig()
+        self.cfg = cfg
+        n, m, b = cfg.N, cfg.M, cfg.res_blocks
+        attn = (lambda: [AttentionBlock(n)]) if cfg.attention else list
+        attn_m = (lambda: [AttentionBlock(m)]) if cfg.attention else list
+        self.g_a = nn.Sequential(
+            conv(3, n), *_stage(n, b),
+            conv(n, n), *_stage(n, b), *attn(),
+            conv(n, n), *_stage(n, b),
+            conv(n, m), *attn_m(),
+        )  # fmt: skip
+        self.g_s = nn.Sequential(
+            *attn_m(), deconv(m, n), *_stage(n, b),
+            deconv(n, n), *attn(), *_stage(n, b),
+            deconv(n, n), *_stage(n, b),
+            deconv(n, 3),
+        )  # fmt: skip
+        self.h_a = nn.Sequential(
+            nn.Conv2d(m, n, 3, padding=1),
+            nn.ReLU(inplace=True),
+            conv(n, n),
+            nn.ReLU(inplace=True),
+            conv(n, cfg.z_channels),
+        )
+        self.z_prior = FactorizedPrior(cfg.z_channels)
+        self.scctx = SCCTX(
+            cfg.z_channels, cfg.groups, cfg.hs_channels, cfg.hs_mid_channels,
+            cfg.ctx_channels, cfg.agg_channels,
+        )  # fmt: skip
+        # log2 gain per rate anchor and channel, lowest rate first.
+        anchors = torch.linspace(-1.5, 1.0, cfg.rate_anchors)[:, None].repeat(1, m)
+        self.gain_anchors = nn.Parameter(anchors)
+
+    def log2_gain_q6(self, rate: Tensor) -> Tensor:
+        """(B, M) log2 gains in 1/64 units for rates in [0, 1] (straight-through rounding)."""
+        k = self.cfg.rate_anchors
+        pos = rate.clamp(0, 1) * (k - 1)
+        j = pos.floor().clamp(max=k - 2).long()
+        f = (pos - j)[:, None]
+        g = self.gain_anchors[j] * (1 - f) + self.gain_anchors[j + 1] * f
+        return ste_round(g * 64)
+
+    def forward(self, x: Tensor, rate: Tensor) -> dict[str, Tensor]:
+        """x in [0, 1], (B, 3, H, W) with H, W multiples of 64; rate (B,) in [0, 1]."""
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_hat = ste_round(z)
+        z_lik = self.z_prior.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
+        y_hat, y_lik = self.scctx(y, z_hat, self.log2_gain_q6(rate), noise=self.training)
+        x_hat = self.g_s(y_hat)
+        return {"x_hat": x_hat, "y_likelihoods": y_lik, "z_likelihoods": z_lik}
+
+    def qconvs(self) -> list[tuple[str, QConv2d]]:
+        return [(n, mod) for n, mod in self.named_modules() if isinstance(mod, QConv2d)]
+
+    def freeze(self) -> None:
+        for _, mod in self.qconvs():
+            mod.freeze()
+
+    def unfreeze(self) -> None:
+        for _, mod in self.qconvs():
+            mod.unfreeze()
+
+    @staticmethod
+    def weights_id(tensors: dict[str, np.ndarray]) -> bytes:
+        """4-byte model id: SHA-256 over every tensor's name, dtype, shape and bytes."""
+        h = hashlib.sha256()
+        for name in sorted(tensors):
+            a = np.ascontiguousarray(tensors[name])
+            h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.digest()[:4]

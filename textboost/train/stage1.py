@@ -1,0 +1,159 @@
+"""Stage 1 of the paper (§4.3, §5.1.4): rate–distortion training of the whole backbone.
+
+loss = bpp + λ(r)·255²·MSE with a random rate r ∈ [0, 1] per crop, so one set of weights
+learns the whole rate range; the exact-path quantisation is in the loop (QConv2d).
+Checkpoints hold model, optimizer, step and every RNG state, so a run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from textboost.codec.model import CodecConfig, TextBoostNet
+from textboost.train.data import CropSampler, list_images
+
+__all__ = ["TrainConfig", "Trainer", "rd_loss"]
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str
+    data_dirs: list[str]
+    model: dict = field(default_factory=dict)  # CodecConfig fields
+    steps: int = 100_000
+    batch_size: int = 8
+    crop: int = 256
+    lr: float = 1e-4
+    lr_drop_at: float = 0.9  # fraction of steps after which lr is divided by 10
+    clip_grad: float = 1.0
+    seed: int = 0
+    threads: int = 0  # torch threads; 0 = torch default
+    device: str = "cpu"
+    checkpoint_every: int = 500
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"{path}: cannot read training config: {e}") from e
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of training settings")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
+        return cls(**data)
+
+
+def rd_loss(out: dict[str, torch.Tensor], x: torch.Tensor, lmbda: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-batch rate (bits per pixel), MSE and the λ-weighted loss (CompressAI convention)."""
+    b, _, h, w = x.shape
+    bits = -(out["y_likelihoods"].log2().flatten(1).sum(1) + out["z_likelihoods"].log2().flatten(1).sum(1))
+    bpp = bits / (h * w)
+    mse = ((out["x_hat"] - x) ** 2).flatten(1).mean(1)
+    loss = (bpp + lmbda * 255**2 * mse).mean()
+    return {"loss": loss, "bpp": bpp.mean(), "mse": mse.mean()}
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.device = torch.device(cfg.device)
+        self.net = TextBoostNet(CodecConfig(**_tuples(cfg.model))).to(self.device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.sampler = CropSampler(list_images(cfg.data_dirs), cfg.crop, self.rng)
+        self.step = 0
+        self.ckpt = self.out / "checkpoint.pt"
+        if self.ckpt.exists():
+            self._load()
+        (self.out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+
+    def _load(self) -> None:
+        state = torch.load(self.ckpt, map_location=self.device, weights_only=False)
+        self.net.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step = state["step"]
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+
+    def save(self) -> None:
+        state = {
+            "model": self.net.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "model_config": self.net.cfg.to_json(),
+        }
+        tmp = self.ckpt.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.ckpt)
+
+    def _lr(self) -> float:
+        return self.cfg.lr * (0.1 if self.step >= self.cfg.lr_drop_at * self.cfg.steps else 1.0)
+
+    def train_step(self) -> dict[str, float]:
+        self.net.train()
+        x = self.sampler.batch(self.cfg.batch_size).to(self.device)
+        rate = torch.from_numpy(self.rng.random(self.cfg.batch_size).astype(np.float32)).to(self.device)
+        for g in self.opt.param_groups:
+            g["lr"] = self._lr()
+        out = self.net(x, rate)
+        terms = rd_loss(out, x, self.net.cfg.lmbda(rate))
+        self.opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.clip_grad)
+        self.opt.step()
+        self.step += 1
+        mse = terms["mse"].item()
+        return {
+            "loss": terms["loss"].item(),
+            "bpp": terms["bpp"].item(),
+            "psnr": 10 * math.log10(1 / max(mse, 1e-10)),
+        }
+
+    def run(self, steps: int | None = None) -> None:
+        end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
+        log_path = self.out / "log.csv"
+        new_log = not log_path.exists()
+        with log_path.open("a", newline="") as f, tqdm(
+            total=end, initial=self.step, desc="stage1", dynamic_ncols=True
+        ) as bar:
+            w = csv.writer(f)
+            if new_log:
+                w.writerow(["step", "time", "loss", "bpp", "psnr", "lr"])
+            acc: list[dict[str, float]] = []
+            while self.step < end:
+                m = self.train_step()
+                acc.append(m)
+                bar.update(1)
+                if self.step % 50 == 0 or self.step == end:
+                    avg = {k: float(np.mean([a[k] for a in acc])) for k in m}
+                    acc.clear()
+                    bar.set_postfix(loss=f"{avg['loss']:.3f}", bpp=f"{avg['bpp']:.3f}", psnr=f"{avg['psnr']:.2f}")
+                    w.writerow([self.step, f"{time.time():.0f}", *(f"{avg[k]:.5f}" for k in ("loss", "bpp", "psnr")), self._lr()])
+                    f.flush()
+                if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
+                    self.save()
+        (self.out / "status.json").write_text(json.dumps({"step": self.step}))
+
+
+def _tuples(model: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in model.items()}
