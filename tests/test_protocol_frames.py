@@ -196,3 +196,11 @@ def test_slip_byte_at_a_time_equals_all_at_once_and_resyncs():
     long = StreamDeframer(8)
     assert long.feed(slip_encode(bytes(20)) + slip_encode(b"ok")) == [b"ok"]
     assert long.dropped == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60))
+def test_fuzz_payload_parsers_raise_only_frame_errors(data):
+    for parse in (Descriptor.parse, decode_nak):
+        with contextlib.suppress(FrameError):
+            parse(data)
