@@ -1,81 +1,121 @@
-"""Encoding and decoding for the simulator, cached on disk.
+"""The codec as the simulator's nodes see it: encodes through the uplink's encode pipeline
+and cache, decodes through a cache of decoded images.
 
-A mission plays with a handful of images many times, so every encode is kept under a key
-of (image bytes, rate settings, model id) and every decode under (bitstream bytes): a
-second run of a scenario, a Monte Carlo repetition or a sweep point only simulates the
-link. Cached results are the bytes the real codec wrote, never estimates.
+A mission plays a handful of images many times, so encodes are keyed by (image bytes,
+rate settings, model id) in :class:`uplink.cache.EncodeCache` and decodes by the bytes
+that arrived; on top, both are memoised in memory for the life of the process. A second
+run of a scenario, a Monte Carlo repetition or a sweep point only simulates the link.
+Cached results are the bytes and pixels the real codec produced, never estimates.
 
-``synthetic=True`` replaces the codec by :func:`link_sim.payloads.synthetic_container`
-(random payloads of the requested size in a real `.tbx`): for studying the link alone.
-It is never chosen silently; reports say which one ran and give no quality figures for
-synthetic payloads.
+``synthetic=True`` replaces the codec by :class:`SyntheticCodec` (random payloads of the
+requested size in a real `.tbx`, no decoder) for studying the link alone. It is never
+chosen silently; reports say which one ran and give no quality figures for it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from link_sim.payloads import SYNTHETIC_MODEL_ID, synthetic_container
-from textboost.codec.container import Container
+from uplink.cache import EncodeCache
+from uplink.encode import ByteBudget, EncodePipeline, FixedBpp, load_image
 
-__all__ = ["CodecService", "Decoded", "load_rgb", "psnr_db"]
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+__all__ = ["CachedDecoder", "CodecService", "SyntheticCodec"]
 
 
-def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+class SyntheticCodec:
+    """Writes `.tbx` containers of the requested size with random payloads; cannot decode."""
+
+    model_id = SYNTHETIC_MODEL_ID
+
+    def encode_to_budget(
+        self, img: np.ndarray, *, bpp: float | None = None, max_bytes: int | None = None
+    ) -> bytes:
+        h, w = img.shape[:2]
+        n = max_bytes if max_bytes is not None else int((bpp or 0.0) * w * h / 8)
+        key = hashlib.sha256(img.tobytes()).digest() + str(n).encode()
+        return synthetic_container(key, w, h, n)
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    psnr_db: float
-    image_path: Path  # the decoded image, PNG, in the cache
+class CachedDecoder:
+    """``decode(data)`` as the codec's, answered from memory or disk when seen before."""
+
+    def __init__(self, codec: Any, cache_dir: Path) -> None:
+        self.codec = codec
+        self.cache_dir = cache_dir
+        self.misses = 0
+        self._memory: dict[str, np.ndarray] = {}
+
+    def path_of(self, data: bytes) -> Path:
+        key = hashlib.sha256(data).hexdigest()
+        return self.cache_dir / key[:2] / f"{key}.png"
+
+    def decode(self, data: bytes, groups: int | None = None) -> np.ndarray:
+        if groups is not None:
+            raise ValueError("CachedDecoder decodes what arrived; pass a truncated container")
+        key = hashlib.sha256(data).hexdigest()
+        if key in self._memory:
+            return self._memory[key]
+        path = self.path_of(data)
+        if path.is_file():
+            img = load_image(path)
+        else:
+            self.misses += 1
+            img = np.asarray(self.codec.decode(data), dtype=np.uint8)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{id(self)}.part.png")
+            Image.fromarray(img).save(tmp)
+            tmp.replace(path)  # atomic: parallel sweep workers may race on one key
+        self._memory[key] = img
+        return img
 
 
 class CodecService:
-    """``encode(path, bpp=...|max_bytes=...)`` → `.tbx` bytes; ``decode(path, data)`` →
-    :class:`Decoded` (PSNR against the original)."""
+    """Encodes files under a rate setting, decodes bytes, loads originals: each once."""
 
     def __init__(self, cache_dir: Path, *, synthetic: bool = False) -> None:
         self.cache_dir = Path(cache_dir)
         self.synthetic = synthetic
-        self.encodes = 0  # cache misses, for the benchmark
-        self.decodes = 0
-        self._image_keys: dict[Path, str] = {}
+        self._encode_cache = EncodeCache(self.cache_dir / "encoded")
+        self._encoded: dict[tuple[Path, str], bytes] = {}
+        self._references: dict[Path, np.ndarray] = {}
         self._sizes: dict[Path, tuple[int, int]] = {}
+        self.encodes = 0  # encoder runs (cache misses), for the summary and the benchmark
 
     @cached_property
-    def _codec(self):
-        from textboost import Codec  # torch-free import is the codec's business
+    def codec(self) -> Any:
+        if self.synthetic:
+            return SyntheticCodec()
+        from textboost import Codec
 
         return Codec.load()
 
+    @cached_property
+    def decoder(self) -> CachedDecoder | None:
+        """None for synthetic payloads (nothing can decode them)."""
+        if self.synthetic:
+            return None
+        return CachedDecoder(self.codec, self.cache_dir / "decoded")
+
+    @property
+    def decodes(self) -> int:
+        return self.decoder.misses if self.decoder is not None else 0
+
     @property
     def model_id(self) -> bytes:
-        return SYNTHETIC_MODEL_ID if self.synthetic else self._codec.model_id
+        return self.codec.model_id
 
     @property
     def name(self) -> str:
         if self.synthetic:
             return "synthetic .tbx payloads (no codec: no quality figures)"
         return f"textboost Codec, model {self.model_id.hex()}"
-
-    def image_key(self, path: Path) -> str:
-        if path not in self._image_keys:
-            self._image_keys[path] = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
-        return self._image_keys[path]
 
     def image_size(self, path: Path) -> tuple[int, int]:
         """(width, height) without decoding the whole file."""
@@ -84,46 +124,22 @@ class CodecService:
                 self._sizes[path] = im.size
         return self._sizes[path]
 
+    def reference(self, path: Path) -> np.ndarray:
+        """The original pixels, for PSNR at the ground (one shared array per file)."""
+        if path not in self._references:
+            self._references[path] = load_image(path)
+        return self._references[path]
+
     def encode(
         self, path: Path, *, bpp: float | None = None, max_bytes: int | None = None
     ) -> bytes:
         if (bpp is None) == (max_bytes is None):
             raise ValueError("encode needs exactly one of bpp or max_bytes")
-        setting = f"bpp{bpp:.5f}" if bpp is not None else f"max{max_bytes}"
-        key = f"{self.image_key(path)}-{setting}-{self.model_id.hex()}"
-        file = self.cache_dir / "encoded" / f"{key}.tbx"
-        if file.is_file():
-            return file.read_bytes()
-        self.encodes += 1
-        if self.synthetic:
-            w, h = self.image_size(path)
-            n = max_bytes if max_bytes is not None else int(bpp * w * h / 8)
-            data = synthetic_container(key.encode(), w, h, n)
-        elif bpp is not None:
-            data = self._codec.encode_to_budget(load_rgb(path), bpp=bpp)
-        else:
-            data = self._codec.encode_to_budget(load_rgb(path), max_bytes=max_bytes)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(file)  # atomic: parallel sweep workers may race on one key
-        return data
-
-    def decode(self, path: Path, data: bytes) -> Decoded | None:
-        """Decode what arrived and compare with the original; None for synthetic payloads."""
-        if self.synthetic:
-            return None
-        key = hashlib.sha256(data).hexdigest()[:24]
-        meta = self.cache_dir / "decoded" / f"{key}-{self.image_key(path)}.json"
-        png = meta.with_suffix(".png")
-        if meta.is_file() and png.is_file():
-            return Decoded(json.loads(meta.read_text())["psnr_db"], png)
-        self.decodes += 1
-        container = Container.parse(data, model_id=self.model_id)
-        out = self._codec.decode(container.to_bytes())
-        value = psnr_db(load_rgb(path), out)
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(out).save(png.with_suffix(".tmp.png"))
-        png.with_suffix(".tmp.png").replace(png)
-        meta.write_text(json.dumps({"psnr_db": value, "groups": len(container.groups)}))
-        return Decoded(value, png)
+        policy = FixedBpp(bpp) if bpp is not None else ByteBudget(int(max_bytes or 0))
+        key = (path, policy.settings)
+        if key not in self._encoded:
+            pipeline = EncodePipeline(policy, self._encode_cache, lambda: self.codec)
+            enc = pipeline.encode(path)
+            self.encodes += not enc.cached
+            self._encoded[key] = enc.data
+        return self._encoded[key]

@@ -1,12 +1,13 @@
-"""One simulated mission: simpy processes around the real sans-IO protocol objects.
+"""One simulated mission: simpy processes around the real edge and ground nodes.
 
 Actors, one simpy process each: capture (the image source's schedule), encoder (device
-latency profile, storage limit, rate policy), the sender's and the receiver's protocol
-timers, a transmitter and a propagation process per link direction (:mod:`link_sim.link`)
-and the decoder (decode latency, then a real decode of what arrived). Stores are the
-queues between them. simpy supplies time and the channel only: fragmentation, FEC, NAKs,
-retransmissions and reassembly are :class:`textboost.protocol.Sender` and
-:class:`~textboost.protocol.Receiver`, the objects the field nodes run.
+latency profile and rate policy, then :class:`uplink.node.UplinkNode` storage), the
+sender's and the receiver's protocol timers, a transmitter and a propagation process per
+link direction (:mod:`link_sim.link`) and the decoder (the decode latency of the ground
+profile). simpy supplies time and the channel only: storage and drops, fragmentation,
+FEC, NAKs, retransmissions, reassembly and decoding of what arrived are the
+:class:`~uplink.node.UplinkNode` and :class:`~downlink.node.DownlinkNode` the field runs,
+around the sans-IO protocol objects.
 
 Protocol timers run on contact time (:class:`link_sim.contacts.ContactClock`), so a
 bundle does not exhaust its retries while the satellite is below the horizon.
@@ -22,24 +23,23 @@ from functools import lru_cache
 import numpy as np
 import simpy
 
+from downlink.node import DownlinkNode
+from downlink.reassembly import join_sections
 from link_sim.channel import BitErrorLoss, GilbertElliott, LossModel
 from link_sim.codec_service import CodecService
 from link_sim.contacts import ContactClock, ContactPlan, passes_from_tle
 from link_sim.duty_cycle import DutyCycle
 from link_sim.link import LinkDirection, MessageSessions, Signal
-from link_sim.payloads import reassemble, split_sections
 from link_sim.phy import LoraPhy, RatePhy
 from link_sim.scenario import ContactsSpec, Direction, Scenario, image_paths
 from textboost.protocol import (
-    BundleAcked,
     BundleDelivered,
     BundleFailed,
     LinkConfig,
-    Receiver,
     ReceiverGaveUp,
     SectionDelivered,
-    Sender,
 )
+from uplink.node import UplinkNode
 
 __all__ = ["ImageRecord", "Mission", "MissionResult", "build_contacts", "link_config"]
 
@@ -121,8 +121,8 @@ class MissionResult:
     contacts: ContactPlan
     forward: LinkDirection
     reverse: LinkDirection | None
-    sender: Sender
-    receiver: Receiver
+    uplink: UplinkNode
+    downlink: DownlinkNode
     capacity_Bps: float  # mean forward payload capacity, contacts and duty cycle included
     codec_name: str
 
@@ -221,8 +221,15 @@ class Mission:
         self.run_index = run_index
         self.env = env = simpy.Environment()
         self.config = link_config(s)
-        self.sender = Sender(self.config)
-        self.receiver = Receiver(self.config)
+        self.uplink = UplinkNode(
+            self.config, storage_bytes=s.sender.storage_bytes,
+            drop_policy=s.sender.drop_policy, max_in_flight=s.sender.max_in_flight,
+        )
+        decoder = codec.decoder
+        self.downlink = DownlinkNode(
+            self.config, out_dir=None, references={},
+            codec_factory=None if decoder is None else (lambda: decoder),
+        )
         seeds = np.random.SeedSequence([s.seed, run_index]).spawn(2)
         self.contacts = build_contacts(s.link.forward.contacts, s.duration_s)
         self.clock = ContactClock(self.contacts)
@@ -238,12 +245,12 @@ class Mission:
                                               self.config)
         self.paths = image_paths(s)
         self.records: list[ImageRecord] = []
+        self._by_bundle: dict[int, ImageRecord] = {}
         self._sections: dict[int, list[bytes]] = {}
         self._encode_q: simpy.Store = simpy.Store(env)
         self._decode_q: simpy.Store = simpy.Store(env)
         self._sender_wake = Signal(env)
         self._receiver_wake = Signal(env)
-        self._queued_for_decode: set[int] = set()
         for proc in (self._capture, self._encoder, self._sender_timers,
                      self._receiver_timers, self._decoder):
             env.process(proc())
@@ -262,6 +269,9 @@ class Mission:
             pull=pull, deliver=deliver,
         )
 
+    def _path(self, index: int):
+        return self.paths[index % len(self.paths)]
+
     # --- the edge ---------------------------------------------------------------------------
 
     def _capture(self):
@@ -272,9 +282,8 @@ class Mission:
             if t >= s.duration_s:
                 return
             yield env.timeout(t - env.now)
-            path = self.paths[i % len(self.paths)]
-            w, h = self.codec.image_size(path)
-            self.records.append(ImageRecord(i, path.name, w, h, capture_s=env.now))
+            w, h = self.codec.image_size(self._path(i))
+            self.records.append(ImageRecord(i, self._path(i).name, w, h, capture_s=env.now))
             yield self._encode_q.put(i)
 
     def _budget(self) -> dict[str, float | int]:
@@ -284,10 +293,7 @@ class Mission:
         if r.policy == "bytes":
             return {"max_bytes": r.max_bytes}
         assert r.min_bytes is not None and r.max_bytes is not None
-        backlog = sum(
-            (self.records[b].bundle_bytes or 0) - self.sender.records[b].payload_bytes
-            for b in self.sender.active_bundles
-        )
+        backlog = self.uplink.storage.used_bytes
         per_capture = self.capacity_Bps * self.scenario.images.capture.interval_s - backlog
         budget = int(min(r.max_bytes, max(r.min_bytes, per_capture)))
         return {"max_bytes": max(r.min_bytes, budget - budget % _ADAPTIVE_STEP_BYTES)}
@@ -298,28 +304,23 @@ class Mission:
             i = yield self._encode_q.get()
             rec = self.records[i]
             yield env.timeout(s.sender.encode_s)
-            data = self.codec.encode(self.paths[i % len(self.paths)], **self._budget())
-            sections, classes = split_sections(data)
+            data = self.codec.encode(self._path(i), **self._budget())
             rec.encode_done_s = env.now
             rec.bundle_bytes = len(data)
-            rec.section_bytes = [len(x) for x in sections]
-            rec.section_delivered_s = [None] * len(sections)
-            stored = sum(self.records[b].bundle_bytes or 0 for b in self.sender.active_bundles)
-            if stored + len(data) > s.sender.storage_bytes:
-                rec.dropped = f"storage full ({stored} of {s.sender.storage_bytes} bytes held)"
-                continue
-            self.sender.submit(i, sections, self.clock.to_contact(env.now), classes)
+            for drop in self.uplink.store(str(i), data, self.clock.to_contact(env.now)):
+                self.records[int(drop.image_id)].dropped = drop.reason
             self._sender_wake.fire()
             self.forward.wake()
 
     def _pull_forward(self, now: float, budget: int) -> list[bytes]:
-        frames = self.sender.poll_transmit(self.clock.to_contact(now), budget)
+        frames = self.uplink.poll_transmit(self.clock.to_contact(now), budget)
         t = now
         for frame in frames:
-            rec = self.records[int.from_bytes(frame[1:3], "big")]
+            bid = int.from_bytes(frame[1:3], "big")
+            rec = self.records[int(self.uplink.bundle_image[bid])]
             hold = self.forward._hold_s(len(frame))
             if rec.first_byte_s is None:
-                rec.first_byte_s = t
+                self._start_bundle(bid, rec, t)
             if not frame[0] & _RETX_FLAG:
                 rec.first_pass_arrival_s = t + hold + self.forward.delay_s
             t += hold
@@ -327,103 +328,95 @@ class Mission:
             self._sender_wake.fire()
         return frames
 
+    def _start_bundle(self, bid: int, rec: ImageRecord, now: float) -> None:
+        rec.first_byte_s = now
+        self._by_bundle[bid] = rec
+        rec.section_bytes = list(self.uplink.sender.records[bid].section_bytes)
+        rec.section_delivered_s = [None] * len(rec.section_bytes)
+        if self.codec.decoder is not None and rec.index % self.scenario.decode_every == 0:
+            # Simulation only: the ground learns which original to compare with.
+            self.downlink.references[bid] = self.codec.reference(self._path(rec.index))
+
     def _on_edge_frame(self, frame: bytes, now: float) -> None:
-        for ev in self.sender.receive(frame, self.clock.to_contact(now)):
+        for ev in self.uplink.receive(frame, self.clock.to_contact(now)):
             self._on_sender_event(ev)
         self._sender_wake.fire()
         self.forward.wake()
 
     def _on_sender_event(self, ev) -> None:
-        rec = self.records[ev.bundle_id]
         if isinstance(ev, BundleFailed):
-            rec.failed = ev.reason
-        elif not isinstance(ev, BundleAcked):
-            raise TypeError(f"unexpected sender event {ev!r}")
+            self._by_bundle[ev.bundle_id].failed = ev.reason
 
-    def _timers(self, proto: Sender | Receiver, wake: Signal, on_events: Callable, link):
+    def _timers(self, node, wake: Signal, on_event: Callable, link):
         env, clock = self.env, self.clock
         while True:
-            deadline = proto.next_timer()
+            deadline = node.next_timer()
             at = math.inf if deadline is None else clock.from_contact(deadline)
             if at > env.now:
                 yield wake.wait() if math.isinf(at) else wake.wait() | env.timeout(at - env.now)
                 continue
-            for ev in proto.handle_timeout(max(deadline, clock.to_contact(env.now))):
-                on_events(ev)
+            for ev in node.handle_timeout(max(deadline, clock.to_contact(env.now))):
+                on_event(ev)
             if link is not None:
                 link.wake()
 
     def _sender_timers(self):
-        return self._timers(self.sender, self._sender_wake, self._on_sender_event, self.forward)
+        return self._timers(self.uplink, self._sender_wake, self._on_sender_event, self.forward)
 
     # --- the ground -------------------------------------------------------------------------
 
     def _on_ground_frame(self, frame: bytes, now: float) -> None:
-        events = self.receiver.receive(frame, self.clock.to_contact(now))
-        for ev in events:
+        for ev in self.downlink.receive(frame, self.clock.to_contact(now)):
             self._on_receiver_event(ev)
-        if self.config.arq == "none":
-            # One-way link: a frame of a later bundle means the earlier ones are over.
-            bid = int.from_bytes(frame[1:3], "big")
-            for b in list(self._sections):
-                if b < bid and b not in self._queued_for_decode:
-                    self._queue_decode(b)
         self._receiver_wake.fire()
         if self.reverse is not None:
             self.reverse.wake()
 
     def _on_receiver_event(self, ev) -> None:
-        rec = self.records[ev.bundle_id]
-        now = self.env.now
+        rec = self._by_bundle[ev.bundle_id]
         if isinstance(ev, SectionDelivered):
-            rec.section_delivered_s[ev.index] = now
+            rec.section_delivered_s[ev.index] = self.env.now
             self._sections.setdefault(ev.bundle_id, []).append(ev.data)
         elif isinstance(ev, BundleDelivered):
-            rec.delivered_s = now
-            self._queue_decode(ev.bundle_id)
+            rec.delivered_s = self.env.now
+            self._decode_q.put(ev.bundle_id)
         elif isinstance(ev, ReceiverGaveUp):
             rec.failed = f"receiver gave up with {ev.delivered_sections} sections"
-            self._queue_decode(ev.bundle_id)
-        else:
-            raise TypeError(f"unexpected receiver event {ev!r}")
-
-    def _queue_decode(self, bundle_id: int) -> None:
-        if bundle_id not in self._queued_for_decode:
-            self._queued_for_decode.add(bundle_id)
-            self._decode_q.put(bundle_id)
 
     def _pull_reverse(self, now: float, budget: int) -> list[bytes]:
         del budget  # control frames are small; a frame over the MTU goes as several messages
-        return self.receiver.poll_transmit(self.clock.to_contact(now))
+        return self.downlink.poll_transmit(self.clock.to_contact(now))
 
     def _receiver_timers(self):
-        return self._timers(self.receiver, self._receiver_wake, self._on_receiver_event,
+        return self._timers(self.downlink, self._receiver_wake, self._on_receiver_event,
                             self.reverse)
 
     def _decoder(self):
+        # The ground node decodes as a bundle completes; this process adds the ground
+        # profile's decode latency, one image at a time.
         env = self.env
         while True:
             bid = yield self._decode_q.get()
             yield env.timeout(self.scenario.receiver.decode_latency_s)
-            self._decode(bid, env.now)
+            self._take_result(bid, env.now)
 
-    def _decode(self, bid: int, now: float | None, note: str | None = None) -> None:
-        rec = self.records[bid]
-        rec.decode_note = note
-        sections = self._sections.get(bid, [])
-        data = reassemble(sections)
-        if data is None:
-            rec.decode_note = "header or z missing: nothing to decode"
+    def _take_result(self, bid: int, now: float | None) -> None:
+        rec = self._by_bundle[bid]
+        res = self.downlink.results.get(bid)
+        if res is None:
             return
-        rec.decoded_s = now
-        rec.decoded_sections = len(sections)
-        if bid % self.scenario.decode_every:
-            rec.decode_note = note or f"not sampled (decode_every={self.scenario.decode_every})"
-            return
-        decoded = self.codec.decode(self.paths[bid % len(self.paths)], data)
-        if decoded is not None:
-            rec.psnr_db = decoded.psnr_db
-            rec.decoded_image = str(decoded.image_path)
+        rec.decoded_sections = res.sections_delivered if res.decoded else 0
+        rec.decoded_s = now if res.decoded or self.codec.decoder is None else None
+        if self.codec.decoder is None:
+            rec.decoded_sections = res.sections_delivered
+        rec.psnr_db = res.psnr_db
+        if res.error:
+            rec.decode_note = res.error
+        elif res.decoded and res.psnr_db is None:
+            rec.decode_note = f"quality not sampled (decode_every={self.scenario.decode_every})"
+        if res.decoded and self.codec.decoder is not None:
+            data = join_sections(self._sections[bid]).to_bytes()
+            rec.decoded_image = str(self.codec.decoder.path_of(data))
 
     # --- running ----------------------------------------------------------------------------
 
@@ -436,20 +429,23 @@ class Mission:
             for k in range(1, 101):
                 self.env.run(until=k * step)
                 progress(k * step)
-        for rec in self.records:
-            sent = self.sender.records.get(rec.index)
-            if sent is not None:
-                rec.payload_bytes = sent.payload_bytes
-                rec.header_bytes = sent.header_bytes
-                rec.fec_bytes = sent.fec_bytes
-                rec.retransmission_bytes = sent.retransmission_bytes
-        for bid in sorted(self._sections):
-            # Partial bundles still arriving at the end: decode what came, no latency.
-            if bid not in self._queued_for_decode:
-                self._decode(bid, None, "partial at mission end (decoded afterwards)")
+        pending = [b for b in self._by_bundle if b not in self.downlink.results]
+        self.downlink.finish(self.clock.to_contact(s.duration_s))
+        for bid in pending:
+            # Bundles still incomplete at the end: what arrived is decoded afterwards.
+            self._take_result(bid, None)
+            rec = self._by_bundle[bid]
+            if rec.decoded_sections:
+                rec.decode_note = "partial at mission end, decoded afterwards"
+        for bid, rec in self._by_bundle.items():
+            sent = self.uplink.sender.records[bid]
+            rec.payload_bytes = sent.payload_bytes
+            rec.header_bytes = sent.header_bytes
+            rec.fec_bytes = sent.fec_bytes
+            rec.retransmission_bytes = sent.retransmission_bytes
         return MissionResult(
             scenario=s, run_index=self.run_index, records=self.records, contacts=self.contacts,
-            forward=self.forward, reverse=self.reverse, sender=self.sender,
-            receiver=self.receiver, capacity_Bps=self.capacity_Bps,
+            forward=self.forward, reverse=self.reverse, uplink=self.uplink,
+            downlink=self.downlink, capacity_Bps=self.capacity_Bps,
             codec_name=self.codec.name,
         )

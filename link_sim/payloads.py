@@ -1,10 +1,5 @@
-"""A `.tbx` container as protocol sections, and back.
-
-Section 0 is the container header with the text payload (a valid container on its own,
-with an empty z), section 1 is z, sections 2.. are the y groups: the priority order of
-the design (header and text > z > y groups). The receiver rebuilds a decodable container
-from any in-order prefix that holds at least sections 0 and 1.
-"""
+"""Synthetic `.tbx` payloads: real containers with random section bytes, for studying the
+link without the codec (``--synthetic``)."""
 
 from __future__ import annotations
 
@@ -14,30 +9,12 @@ import numpy as np
 
 from textboost.codec.container import Container, Header
 
-__all__ = ["SYNTHETIC_MODEL_ID", "reassemble", "split_sections", "synthetic_container"]
+__all__ = ["SYNTHETIC_MODEL_ID", "synthetic_container"]
 
 SYNTHETIC_MODEL_ID = b"SYN0"
 # Share of the bytes per y group in synthetic bundles: early groups carry more.
 _GROUP_SHARES = (0.30, 0.25, 0.20, 0.15, 0.10)
 _Z_SHARE = 0.08
-
-
-def split_sections(data: bytes) -> tuple[list[bytes], list[int]]:
-    """Sections and priority classes (0 = header and text, 1 = z, 2+i = y group i)."""
-    c = Container.parse(data)
-    head = Container(c.header, text=c.text).to_bytes()
-    sections = [head, c.z, *c.groups]
-    return sections, list(range(len(sections)))
-
-
-def reassemble(sections: list[bytes]) -> bytes | None:
-    """A container from an in-order prefix of sections; None if header or z is missing."""
-    if len(sections) < 2:
-        return None
-    head = Container.parse(sections[0])
-    return Container(
-        head.header, text=head.text, z=sections[1], groups=tuple(sections[2:])
-    ).to_bytes()
 
 
 def synthetic_container(key: bytes, width: int, height: int, n_bytes: int) -> bytes:

@@ -30,6 +30,7 @@ TEXT_PATH_NOTE = (
     "text path requested but unavailable: textboost.text (spotter, payload, renderer) is not "
     "implemented yet; images were sent without a text section and no text F1 is reported"
 )
+LATENCY_PARTS = ("encode", "queue", "air", "retransmission", "decode")
 TEXT_F1_NOTE = "text F1: not available (no text path and no ground-truth text for these images)"
 
 # Two-sided 95 % Student t quantiles t_{0.975, df} for df = 1..30 (standard tables).
@@ -92,7 +93,7 @@ def image_rows(result: MissionResult) -> list[dict[str, Any]]:
                 "decoded_groups": max(0, r.decoded_sections - 2),
                 "n_groups": max(0, len(r.section_bytes) - 2),
                 "latency_s": _r(r.latency_s),
-                **{f"{k}_s": _r(v) for k, v in split.items()},
+                **{f"{k}_s": _r(split.get(k)) for k in LATENCY_PARTS},
                 "codec_bytes": r.bundle_bytes,
                 "codec_bpp": _r(r.codec_bpp, 5),
                 "on_air_bytes": r.on_air_bytes,
@@ -120,7 +121,7 @@ def run_metrics(result: MissionResult) -> dict[str, float]:
     psnr = [r.psnr_db for r in recs if r.psnr_db is not None]
     fwd = result.forward.log
     contact_s = result.contacts.open_seconds(0.0, s.duration_s)
-    st = result.sender.stats
+    st = result.uplink.sender.stats
     nan = math.nan
 
     def mean(xs: list[float]) -> float:
@@ -138,7 +139,7 @@ def run_metrics(result: MissionResult) -> dict[str, float]:
         "latency_p95_s": float(np.percentile(lat, 95)) if lat else nan,
         "latency_max_s": max(lat) if lat else nan,
     }
-    for part in ("encode", "queue", "air", "retransmission", "decode"):
+    for part in LATENCY_PARTS:
         m[f"{part}_mean_s"] = mean([x[part] for x in splits])
     m |= {
         "codec_bpp_mean": mean([r.codec_bpp for r in encoded]),

@@ -66,6 +66,10 @@ class SenderProfile(_Strict):
         description="backend -> stage -> seconds per image"
     )
     storage_bytes: Annotated[int, Field(gt=0)]
+    drop_policy: Literal["oldest", "lowest_priority"] = "oldest"
+    max_in_flight: Annotated[int, Field(ge=1, le=1000)] = Field(
+        2, description="images handed to the protocol at once; the rest wait in storage"
+    )
 
     @model_validator(mode="after")
     def _backend_known(self) -> SenderProfile:
