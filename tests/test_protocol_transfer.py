@@ -316,3 +316,29 @@ def test_dead_reverse_link_fails_after_bounded_retries():
     assert s.state(0) is BundleState.FAILED and s.next_timer() is None
     assert [e for e in rx if isinstance(e, ReceiverGaveUp)]
     assert not r.is_complete(0)
+
+
+def test_gaps_found_between_polls_share_one_nak_frame():
+    from textboost.protocol.frames import decode_nak
+
+    cfg = LinkConfig(mtu_bytes=64, arq="immediate")
+    s, r = Sender(cfg), Receiver(cfg)
+    s.submit(0, [bytes(range(200)) * 3], 0.0)
+    frames = s.poll_transmit(0.0)
+    lost = {3, 5, 6, 9}
+    for n, f in enumerate(frames[:-1]):  # everything but EOF, no poll in between
+        if n not in lost:
+            r.receive(f, 0.0)
+    r.receive(frames[4], 0.0)  # a duplicate changes nothing
+    (nak,) = r.poll_transmit(0.0)
+    ranges = decode_nak(decode_frame(nak, cfg).payload)
+    first_data = [decode_frame(frames[n], cfg).index for n in sorted(lost)]
+    wanted = sorted((0, i) for i in first_data)
+    assert sorted((x.section, i) for x in ranges for i in range(x.start, x.start + x.count)) == (
+        wanted
+    )
+    assert r.poll_transmit(0.0) == []
+    assert s.receive(nak, 1.0) == []
+    for f in s.poll_transmit(1.0):
+        r.receive(f, 1.0)
+    assert r.is_complete(0)

@@ -67,7 +67,8 @@ class _RxBundle:
     done: bool = False
     hwm: tuple[int, int] | None = None  # furthest first-pass (section, fragment) seen
     eof_seen: bool = False
-    naked: set[tuple[int, int]] = field(default_factory=set)
+    naked: set[tuple[int, int]] = field(default_factory=set)  # NAKed since the last timeout
+    nak_pending: set[tuple[int, int]] = field(default_factory=set)  # to go in the next poll
     nak_deadline_s: float | None = None
     nak_retries: int = 0
     parity: dict[tuple[int, int], dict[int, bytes]] = field(default_factory=dict)
@@ -96,6 +97,7 @@ class Receiver:
         self._bundles: dict[int, _RxBundle] = {}
         self._done: deque[int] = deque()  # completed bundles, oldest first
         self._outbox: list[bytes] = []
+        self._nak_due: dict[int, None] = {}  # bundles with NAKs for the next poll, in order
 
     # --- input ------------------------------------------------------------------------------
 
@@ -371,26 +373,8 @@ class Receiver:
         if not missing:
             return
         b.naked.update(missing)
-        ranges: list[NakRange] = []
-        for s, i in missing:
-            if i == _REST:
-                start = max(b.fragments.get(s, {}), default=-1) + 1
-                ranges.append(NakRange(s, start, 0))
-            elif (
-                ranges
-                and ranges[-1].section == s
-                and ranges[-1].count
-                and (ranges[-1].start + ranges[-1].count == i)
-            ):
-                ranges[-1] = NakRange(s, ranges[-1].start, ranges[-1].count + 1)
-            else:
-                ranges.append(NakRange(s, i, 1))
-        max_payload = self.config.mtu_bytes - self.config.frame_overhead_bytes
-        for payload in encode_nak(ranges, max_payload):
-            frame = Frame(type=FrameType.NAK, bundle_id=b.bundle_id, payload=payload)
-            self._send(encode_frame(frame, self.config))
-            self.stats.nak_frames += 1
-            b.record.naks_sent += 1
+        b.nak_pending.update(missing)
+        self._nak_due[b.bundle_id] = None
         b.nak_deadline_s = now + self.config.nak_timeout_s
 
     def _queue_fin(self, b: _RxBundle) -> None:
@@ -404,9 +388,45 @@ class Receiver:
         self.stats.control_bytes += len(data)
 
     def poll_transmit(self, now: float) -> list[bytes]:
-        """NAK and FIN frames for the reverse link (empty with ``arq="none"``)."""
+        """NAK and FIN frames for the reverse link (empty with ``arq="none"``).
+
+        Gaps found since the last poll are merged into as few NAK frames as fit the MTU,
+        leaving out fragments that arrived in the meantime.
+        """
+        for bundle_id in self._nak_due:
+            b = self._bundles.get(bundle_id)
+            if b is not None and not b.done:
+                self._flush_naks(b)
+        self._nak_due.clear()
         out, self._outbox = self._outbox, []
         return out
+
+    def _flush_naks(self, b: _RxBundle) -> None:
+        pending = sorted(
+            (
+                m
+                for m in b.nak_pending
+                if m[0] not in b.complete and m[1] not in b.fragments.get(m[0], ())
+            ),
+            key=lambda m: (b.rank(m[0]), m[1] if m[1] != _REST else 1 << 20),
+        )
+        b.nak_pending.clear()
+        ranges: list[NakRange] = []
+        for s, i in pending:
+            last = ranges[-1] if ranges else None
+            if i == _REST:
+                start = max(b.fragments.get(s, {}), default=-1) + 1
+                ranges.append(NakRange(s, start, 0))
+            elif last and last.section == s and last.count and last.start + last.count == i:
+                ranges[-1] = NakRange(s, last.start, last.count + 1)
+            else:
+                ranges.append(NakRange(s, i, 1))
+        max_payload = self.config.mtu_bytes - self.config.frame_overhead_bytes
+        for payload in encode_nak(ranges, max_payload):
+            frame = Frame(type=FrameType.NAK, bundle_id=b.bundle_id, payload=payload)
+            self._send(encode_frame(frame, self.config))
+            self.stats.nak_frames += 1
+            b.record.naks_sent += 1
 
     # --- timers -----------------------------------------------------------------------------
 
