@@ -38,7 +38,23 @@ def test_any_m_erasures_are_recovered(n, m):
         out = decode_group(got_rows, got_par)
         assert [unpack_row(o) for o in out] == [unpack_row(r) for r in rows], trial
     # One erasure too many: not recoverable, says so (None) instead of guessing.
-    assert decode_group([None] * (m + 1) + rows[m + 1 :], [None] * 0 + parity) is None
+    assert decode_group([None] * (m + 1) + rows[m + 1 :], parity) is None
+
+
+def test_every_erasure_pattern_of_a_small_group():
+    from itertools import combinations
+
+    rng = np.random.default_rng(9)
+    n, m = 5, 3
+    rows = [row_for(i % 2, rng.bytes(20)) for i in range(n)]
+    parity = encode_group(rows, m)
+    for k in range(m + 1):
+        for lost in combinations(range(n + m), k):
+            got = decode_group(
+                [None if i in lost else r for i, r in enumerate(rows)],
+                [None if n + i in lost else p for i, p in enumerate(parity)],
+            )
+            assert got == rows, lost
 
 
 def test_bad_parity_rows_raise_frame_error():
