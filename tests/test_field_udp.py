@@ -77,3 +77,84 @@ def test_udp_loopback_transfer(tmp_path, loss):
         assert edge.images[name].acked_s is not None
     if loss:
         assert edge.sender.stats.retransmitted_frames > 0
+
+
+def test_cli_pair_over_udp(tmp_path):
+    """``python -m downlink receive`` and ``python -m uplink send`` as two processes."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    rng = np.random.default_rng(3)
+    src = tmp_path / "outbox"
+    src.mkdir()
+    files = {f"cap{i}.tbx": tbx(rng) for i in range(2)}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    link = ["--mtu", "120", "--arq", "deferred", "--rto-s", "0.3", "--nak-timeout-s", "0.3"]
+    ground = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "downlink",
+            "receive",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(tmp_path / "rx"),
+            "--expect",
+            "2",
+            "--timeout-s",
+            "30",
+            "--no-decode",
+            "--json",
+            *link,
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        edge = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "uplink",
+                "send",
+                str(src),
+                "--to",
+                f"127.0.0.1:{port}",
+                "--timeout-s",
+                "30",
+                "--json",
+                "--manifest",
+                str(tmp_path / "sent.json"),
+                *link,
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        out, err = ground.communicate(timeout=60)
+    finally:
+        ground.kill()
+    assert edge.returncode == 0, edge.stderr
+    assert ground.returncode == 0, err
+    sent = json.loads(edge.stdout)
+    assert all(img["acked_s"] is not None for img in sent["images"])
+    manifest = json.loads((tmp_path / "sent.json").read_text())
+    results = json.loads(out)["results"]
+    assert len(results) == 2 and all(r["complete"] for r in results)
+    for r in results:
+        original = Path(manifest[str(r["bundle_id"])]).read_bytes()
+        assert Path(r["tbx_path"]).read_bytes() == original
