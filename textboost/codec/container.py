@@ -9,7 +9,8 @@ Layout (all integers little-endian, ``varint`` = unsigned LEB128)::
 Sections come in a fixed order: text, z, y group 1 .. y group k, with k ≤ n_groups.
 A container holding fewer than ``n_groups`` y groups is valid: the decoder predicts
 the missing groups, so a link can deliver an image progressively. Every byte counts at
-0.01 bpp (a 768×512 image is 492 bytes), so the header is about 17 bytes.
+0.01 bpp (a 768×512 image is 492 bytes), so the header is 19 bytes for images up to
+16383 px a side, plus 5 bytes a section.
 
 Anything malformed raises :class:`BitstreamError`, whose message names the section and
 what was expected.
@@ -135,8 +136,7 @@ class Container:
             raise BitstreamError(f"header: image size {width}x{height} outside 1..{MAX_DIM - 1}")
         if n_groups < 1 or not 2 <= n_sections <= 2 + n_groups:
             raise BitstreamError(
-                f"header: {n_sections} sections for {n_groups} y groups, expected "
-                f"2..{2 + n_groups}"
+                f"header: {n_sections} sections for {n_groups} y groups, expected 2..{2 + n_groups}"
             )
         if model_id is not None and mid != model_id:
             raise BitstreamError(

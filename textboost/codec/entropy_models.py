@@ -27,7 +27,7 @@ from textboost.codec.exact import (
 )
 from textboost.codec.layers import QConv2d, ste_floor, ste_round
 
-__all__ = ["FactorizedPrior", "SCCTX", "anchor_mask", "gaussian_likelihood"]
+__all__ = ["SCCTX", "FactorizedPrior", "anchor_mask", "gaussian_likelihood"]
 
 LIKELIHOOD_BOUND = 1e-9
 
@@ -139,7 +139,10 @@ class SCCTX(nn.Module):
         for k, g in enumerate(groups):
             if k > 0:
                 self.ch_ctx.append(
-                    nn.Sequential(QConv2d(start, ctx_channels, 3, lf, f), QConv2d(ctx_channels, 2 * g, 1, f, f))
+                    nn.Sequential(
+                        QConv2d(start, ctx_channels, 3, lf, f),
+                        QConv2d(ctx_channels, 2 * g, 1, f, f),
+                    )
                 )
             self.sp_ctx.append(QConv2d(g, 2 * g, 3, lf, f, mask=_plus_mask()))
             cin = 2 * g * (3 if k > 0 else 2)
@@ -161,20 +164,24 @@ class SCCTX(nn.Module):
     def spatial_context(self, k: int, anchors_q: Tensor) -> Tensor:
         return self.sp_ctx[k](anchors_q)
 
-    def params(self, k: int, hyper_k: Tensor, ch: Tensor | None, sp: Tensor) -> tuple[Tensor, Tensor]:
+    def params(
+        self, k: int, hyper_k: Tensor, ch: Tensor | None, sp: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """(μ, log2 σ_y), both integers in 1/64 units."""
         parts = [hyper_k, sp] if ch is None else [hyper_k, ch, sp]
         out = self.agg[k](torch.cat(parts, dim=1))
         g = self.groups[k]
         return out[:, :g], out[:, g:]
 
-    def forward(self, y: Tensor, z_hat: Tensor, log2_gain_q6: Tensor, noise: bool) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, y: Tensor, z_hat: Tensor, log2_gain_q6: Tensor, noise: bool
+    ) -> tuple[Tensor, Tensor]:
         """Training/reference pass over all groups: (ŷ in latent units, likelihoods).
 
         ``log2_gain_q6`` is (B, M): per-sample, per-channel log2 gain in 1/64 units.
         """
         hyper = self.hyper(z_hat)
-        b, _, h, w = y.shape
+        _b, _, h, w = y.shape
         anchors = anchor_mask(h, w, y.device).to(y.dtype)
         y_hat_q: list[Tensor] = []
         liks: list[Tensor] = []
@@ -205,7 +212,9 @@ def sigma_of(logsigma_q6: Tensor, log2_gain_q6: Tensor) -> Tensor:
     return torch.exp2(level / 8)
 
 
-def _quantise(y: Tensor, mu_q6: Tensor, ls_q6: Tensor, gain_q6: Tensor, noise: bool) -> tuple[Tensor, Tensor]:
+def _quantise(
+    y: Tensor, mu_q6: Tensor, ls_q6: Tensor, gain_q6: Tensor, noise: bool
+) -> tuple[Tensor, Tensor]:
     """(ŷ in 1/64 units with straight-through rounding, likelihood of the symbol)."""
     step = torch.exp2(-gain_q6 / 64)
     mu = mu_q6 * 2.0**-PARAM_FRAC

@@ -172,14 +172,17 @@ class IntConv:
             cols = cols[rows]
         return cols.reshape(-1, self.weight.shape[0])
 
-    def __call__(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Apply to (B, H, W, C) integer-valued float64; with ``rows`` → (n, O) at those sites."""
-        acc = self.columns(x, rows) @ self.weight
+    def matmul(self, cols: np.ndarray) -> np.ndarray:
+        """Exact layer on im2col rows (n, C·k·k) → (n, O)."""
+        acc = cols @ self.weight
         acc += self.bias
         acc *= self.mult
-        half = self.shift * 0.5
-        out = np.floor((acc + half) / self.shift)
-        np.clip(out, self.lo, self.hi, out=out)
+        out = np.floor((acc + self.shift * 0.5) / self.shift)
+        return np.clip(out, self.lo, self.hi, out=out)
+
+    def __call__(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Apply to (B, H, W, C) integer-valued float64; with ``rows`` → (n, O) at those sites."""
+        out = self.matmul(self.columns(x, rows))
         if rows is not None:
             return out
         b, h, w, _ = x.shape

@@ -11,67 +11,21 @@ In the coder, r is a uint16 in the header and the interpolation is integer-exact
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
-
-import numpy as np
 import torch
 from torch import Tensor, nn
 
+from textboost.codec.config import CodecConfig
 from textboost.codec.entropy_models import SCCTX, FactorizedPrior
-from textboost.codec.layers import AttentionBlock, QConv2d, ResidualBottleneck, conv, deconv, ste_round
+from textboost.codec.layers import (
+    AttentionBlock,
+    QConv2d,
+    ResidualBottleneck,
+    conv,
+    deconv,
+    ste_round,
+)
 
 __all__ = ["CodecConfig", "TextBoostNet"]
-
-Y_STRIDE = 16
-Z_STRIDE = 64
-
-
-@dataclass(frozen=True)
-class CodecConfig:
-    """Sizes of the network. The defaults are the shipped default model's.
-
-    N=128 / M=192 (ELIC uses 192/320): at ≤ 0.15 bpp most of the 320 channels of ELIC
-    carry nothing, and the smaller transform trains in a few GPU hours and runs g_a
-    on a Jetson Orin at about 1 s per megapixel in fp16 (g_a is ≈ 40 GMAC/MPix here).
-    """
-
-    N: int = 128
-    M: int = 192
-    z_channels: int = 128
-    groups: tuple[int, ...] = (16, 16, 32, 64, 64)
-    res_blocks: int = 3
-    attention: bool = True
-    hs_channels: int = 128
-    hs_mid_channels: int = 64
-    ctx_channels: int = 64
-    agg_channels: tuple[int, ...] = (32, 32, 64, 128, 128)
-    rate_anchors: int = 6
-    lambda_min: float = 1e-4
-    lambda_max: float = 4e-3
-    z_radius: int = 48
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if sum(self.groups) != self.M:
-            raise ValueError(f"groups {self.groups} sum to {sum(self.groups)}, expected M={self.M}")
-        if len(self.agg_channels) != len(self.groups):
-            raise ValueError("agg_channels needs one width per channel group")
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> CodecConfig:
-        d = json.loads(text)
-        d["groups"] = tuple(d["groups"])
-        d["agg_channels"] = tuple(d["agg_channels"])
-        return cls(**d)
-
-    def lmbda(self, rate: Tensor) -> Tensor:
-        lo, hi = np.log(self.lambda_min), np.log(self.lambda_max)
-        return torch.exp(lo + rate * (hi - lo))
 
 
 def _stage(n: int, blocks: int) -> list[nn.Module]:
@@ -143,13 +97,3 @@ class TextBoostNet(nn.Module):
     def unfreeze(self) -> None:
         for _, mod in self.qconvs():
             mod.unfreeze()
-
-    @staticmethod
-    def weights_id(tensors: dict[str, np.ndarray]) -> bytes:
-        """4-byte model id: SHA-256 over every tensor's name, dtype, shape and bytes."""
-        h = hashlib.sha256()
-        for name in sorted(tensors):
-            a = np.ascontiguousarray(tensors[name])
-            h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
-            h.update(a.tobytes())
-        return h.digest()[:4]

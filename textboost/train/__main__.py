@@ -1,4 +1,8 @@
-"""python -m textboost.train stage1 --config FILE.yaml [--steps N]"""
+"""Training CLI.
+
+python -m textboost.train stage1 --config FILE.yaml [--steps N]
+python -m textboost.train export --checkpoint runs/x/checkpoint.pt --out model.safetensors
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     s1 = sub.add_parser("stage1", help="rate–distortion training of the backbone (resumes)")
     s1.add_argument("--config", required=True, help="YAML training config")
     s1.add_argument("--steps", type=int, help="run at most this many more steps")
+    ex = sub.add_parser("export", help="freeze a checkpoint into a shipped model file")
+    ex.add_argument("--checkpoint", required=True)
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--card", help="JSON file with model-card fields to embed")
     args = p.parse_args(argv)
+    if args.cmd == "export":
+        return _export(args)
     try:
         cfg = TrainConfig.from_file(args.config)
         trainer = Trainer(cfg)
@@ -22,6 +32,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     trainer.run(args.steps)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from textboost.codec.model import CodecConfig, TextBoostNet
+    from textboost.codec.weights import export_model
+
+    try:
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        card = json.loads(Path(args.card).read_text()) if args.card else {}
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    net = TextBoostNet(CodecConfig.from_json(state["model_config"]))
+    net.load_state_dict(state["model"])
+    card.setdefault("steps", state["step"])
+    mid = export_model(net, args.out, card)
+    print(f"wrote {args.out} (model id {mid.hex()}, step {state['step']})")
     return 0
 
 

@@ -50,7 +50,9 @@ class CropSampler:
         img = Image.open(path).convert("RGB")
         if min(img.size) < self.crop:
             s = self.crop / min(img.size)
-            img = img.resize((round(img.width * s + 0.5), round(img.height * s + 0.5)), Image.LANCZOS)
+            img = img.resize(
+                (round(img.width * s + 0.5), round(img.height * s + 0.5)), Image.LANCZOS
+            )
         return img
 
     def _one(self) -> np.ndarray:

@@ -56,10 +56,15 @@ class TrainConfig:
         return cls(**data)
 
 
-def rd_loss(out: dict[str, torch.Tensor], x: torch.Tensor, lmbda: torch.Tensor) -> dict[str, torch.Tensor]:
+def rd_loss(
+    out: dict[str, torch.Tensor], x: torch.Tensor, lmbda: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Per-batch rate (bits per pixel), MSE and the λ-weighted loss (CompressAI convention)."""
-    b, _, h, w = x.shape
-    bits = -(out["y_likelihoods"].log2().flatten(1).sum(1) + out["z_likelihoods"].log2().flatten(1).sum(1))
+    _b, _, h, w = x.shape
+    bits = -(
+        out["y_likelihoods"].log2().flatten(1).sum(1)
+        + out["z_likelihoods"].log2().flatten(1).sum(1)
+    )
     bpp = bits / (h * w)
     mse = ((out["x_hat"] - x) ** 2).flatten(1).mean(1)
     loss = (bpp + lmbda * 255**2 * mse).mean()
@@ -112,7 +117,9 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         self.net.train()
         x = self.sampler.batch(self.cfg.batch_size).to(self.device)
-        rate = torch.from_numpy(self.rng.random(self.cfg.batch_size).astype(np.float32)).to(self.device)
+        rate = torch.from_numpy(self.rng.random(self.cfg.batch_size).astype(np.float32)).to(
+            self.device
+        )
         for g in self.opt.param_groups:
             g["lr"] = self._lr()
         out = self.net(x, rate)
@@ -133,9 +140,10 @@ class Trainer:
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
         log_path = self.out / "log.csv"
         new_log = not log_path.exists()
-        with log_path.open("a", newline="") as f, tqdm(
-            total=end, initial=self.step, desc="stage1", dynamic_ncols=True
-        ) as bar:
+        with (
+            log_path.open("a", newline="") as f,
+            tqdm(total=end, initial=self.step, desc="stage1", dynamic_ncols=True) as bar,
+        ):
             w = csv.writer(f)
             if new_log:
                 w.writerow(["step", "time", "loss", "bpp", "psnr", "lr"])
@@ -147,8 +155,19 @@ class Trainer:
                 if self.step % 50 == 0 or self.step == end:
                     avg = {k: float(np.mean([a[k] for a in acc])) for k in m}
                     acc.clear()
-                    bar.set_postfix(loss=f"{avg['loss']:.3f}", bpp=f"{avg['bpp']:.3f}", psnr=f"{avg['psnr']:.2f}")
-                    w.writerow([self.step, f"{time.time():.0f}", *(f"{avg[k]:.5f}" for k in ("loss", "bpp", "psnr")), self._lr()])
+                    bar.set_postfix(
+                        loss=f"{avg['loss']:.3f}",
+                        bpp=f"{avg['bpp']:.3f}",
+                        psnr=f"{avg['psnr']:.2f}",
+                    )
+                    w.writerow(
+                        [
+                            self.step,
+                            f"{time.time():.0f}",
+                            *(f"{avg[k]:.5f}" for k in ("loss", "bpp", "psnr")),
+                            self._lr(),
+                        ]
+                    )
                     f.flush()
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                     self.save()

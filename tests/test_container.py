@@ -1,0 +1,70 @@
+"""The .tbx container: layout, progressive truncation, and named errors on any damage."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from textboost.codec.container import BitstreamError, Container, Header
+
+MID = b"\x01\x02\x03\x04"
+
+
+def _container(groups=(b"g1" * 10, b"g2" * 20, b"g3")) -> Container:
+    return Container(Header(MID, 768, 512, 1234, 5), b"", b"zz" * 30, tuple(groups))
+
+
+def test_round_trip_and_overhead():
+    c = _container()
+    data = c.to_bytes()
+    assert Container.parse(data, model_id=MID) == c
+    payload = sum(len(s) for s in c.sections)
+    assert len(data) - payload <= 19 + 5 * len(c.sections)
+
+
+def test_truncated_container_keeps_first_groups():
+    c = _container()
+    t = Container.parse(c.truncated(1).to_bytes())
+    assert t.groups == c.groups[:1] and t.z == c.z
+
+
+def test_foreign_model_is_named():
+    with pytest.raises(BitstreamError, match="another model"):
+        Container.parse(_container().to_bytes(), model_id=b"\x00" * 4)
+
+
+def test_not_a_tbx():
+    with pytest.raises(BitstreamError, match="bad magic"):
+        Container.parse(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+
+
+SECTION = re.compile(r"^(header|z|text|y group \d|trailer): ")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_every_truncation_raises_a_named_error(data):
+    raw = _container().to_bytes()
+    cut = data.draw(st.integers(0, len(raw) - 1))
+    with pytest.raises(BitstreamError) as e:
+        Container.parse(raw[:cut])
+    assert SECTION.match(str(e.value)), str(e.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_every_bit_flip_raises_a_named_error(data):
+    raw = bytearray(_container().to_bytes())
+    pos = data.draw(st.integers(0, len(raw) - 1))
+    raw[pos] ^= 1 << data.draw(st.integers(0, 7))
+    with pytest.raises(BitstreamError) as e:
+        Container.parse(bytes(raw))
+    assert SECTION.match(str(e.value)), str(e.value)
+
+
+def test_trailing_garbage():
+    with pytest.raises(BitstreamError, match="trailer"):
+        Container.parse(_container().to_bytes() + b"\x00")

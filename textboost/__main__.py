@@ -1,0 +1,123 @@
+"""Command line: encode, decode and inspect `.tbx` files.
+
+    python -m textboost encode IN.png OUT.tbx (--rate R | --bpp B | --max-bytes N)
+    python -m textboost decode IN.tbx OUT.png [--groups K]
+    python -m textboost info IN.tbx [--json]
+
+Errors exit with code 2 and one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from textboost.codec.container import FORMAT_VERSION, BitstreamError, Container, section_name
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m textboost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", help="model file (default: the shipped model)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("encode", help="image → .tbx")
+    e.add_argument("input")
+    e.add_argument("output")
+    g = e.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rate", type=float, help="rate parameter in [0, 1] (0 = lowest bitrate)")
+    g.add_argument("--bpp", type=float, help="bits-per-pixel budget (whole file)")
+    g.add_argument("--max-bytes", type=int, help="byte budget (whole file)")
+    d = sub.add_parser("decode", help=".tbx → PNG")
+    d.add_argument("input")
+    d.add_argument("output")
+    d.add_argument("--groups", type=int, help="use only the first K y groups")
+    i = sub.add_parser("info", help="describe a .tbx file")
+    i.add_argument("input")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read: {e.strerror}") from e
+
+
+def info(data: bytes) -> dict:
+    c = Container.parse(data)
+    h = c.header
+    sections = [{"name": section_name(i), "bytes": len(s)} for i, s in enumerate(c.sections)]
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_id": h.model_id.hex(),
+        "width": h.width,
+        "height": h.height,
+        "rate": h.rate / 65535,
+        "groups_present": len(c.groups),
+        "groups_total": h.n_groups,
+        "bytes": len(data),
+        "bpp": 8 * len(data) / (h.width * h.height),
+        "sections": sections,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    current = args.input
+    try:
+        if args.cmd == "info":
+            d = info(_read(args.input))
+            if args.json:
+                print(json.dumps(d, indent=2))
+            else:
+                print(
+                    f"{args.input}: {d['width']}x{d['height']}, {d['bytes']} bytes, "
+                    f"{d['bpp']:.4f} bpp, rate {d['rate']:.3f}, model {d['model_id']}, "
+                    f"{d['groups_present']}/{d['groups_total']} y groups"
+                )
+                for s in d["sections"]:
+                    print(f"  {s['name']:<10} {s['bytes']:>8} bytes")
+            return 0
+        from textboost.codec.api import Codec
+        from textboost.codec.image import load_image
+
+        if args.cmd == "encode":
+            img = load_image(args.input)
+            current = args.model or "model"
+            codec = Codec.load(args.model)
+            current = args.input
+            if args.rate is not None:
+                data = codec.encode(img, rate=args.rate)
+            else:
+                data = codec.encode_to_budget(img, max_bytes=args.max_bytes, bpp=args.bpp)
+            current = args.output
+            Path(args.output).write_bytes(data)
+            h, w = img.shape[:2]
+            print(f"{args.output}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp")
+        else:
+            from PIL import Image
+
+            data = _read(args.input)
+            current = args.model or "model"
+            codec = Codec.load(args.model)
+            current = args.input
+            img = codec.decode(data, groups=args.groups)
+            current = args.output
+            Image.fromarray(img).save(args.output)
+            print(f"{args.output}: {img.shape[1]}x{img.shape[0]}")
+        return 0
+    except (BitstreamError, ValueError, FileNotFoundError, OSError) as e:
+        msg = str(e)
+        prefix = "" if msg.startswith(str(current)) else f"{current}: "
+        print(f"error: {prefix}{msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""`Codec`: images in, `.tbx` bytes out, and back.
+
+    codec = Codec.load()                          # the shipped default model
+    data = codec.encode(img, rate=0.5)            # rate ∈ [0, 1], continuous
+    data = codec.encode_to_budget(img, max_bytes=1500)
+    img2 = codec.decode(data)                     # or groups=k: first k y groups only
+
+Encoder and decoder run the same exact parameter loop (``params.ExactParams``); only
+the transforms g_a / h_a / g_s run on a float backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import constriction
+import numpy as np
+
+from textboost.codec.backends import Transforms, make_transforms
+from textboost.codec.coder import range_decoder, stream_bytes
+from textboost.codec.config import Z_STRIDE, CodecConfig
+from textboost.codec.container import BitstreamError, Container, Header
+from textboost.codec.exact import LATENT_FRAC, RATE_MAX, interp_gain_q6
+from textboost.codec.image import load_image, pad_to_multiple, to_rgb8
+from textboost.codec.params import ExactParams
+from textboost.codec.weights import ModelFile
+
+__all__ = ["BudgetError", "Codec"]
+
+MAX_PIXELS = 1 << 26  # 64 MPix: the decoder refuses larger headers rather than exhaust memory
+Z_LIMIT = 1 << 14
+
+
+class BudgetError(ValueError):
+    """No stream of this model fits the requested byte budget."""
+
+
+@dataclass
+class Analysis:
+    """Sender-side latents of one image, reusable across rates (budget search)."""
+
+    width: int
+    height: int
+    y: np.ndarray  # (1, h, w, M) float64
+    z_hat: np.ndarray  # (1, hz, wz, Cz) int64
+    z_bytes: bytes
+    hyper: np.ndarray  # (1, h, w, 2M) exact integers
+
+
+class Codec:
+    def __init__(self, model: ModelFile, transforms: Transforms) -> None:
+        self.model = model
+        self.cfg = CodecConfig.from_json(model.config_json)
+        self.transforms = transforms
+        self.params = ExactParams(model.exact_tables(), self.cfg.groups)
+        self.y_tables = model.y_tables()
+        self.z_tables = model.z_tables()
+        self.gain_anchors_q6 = model.tensors["gain_anchors_q6"].astype(np.int64)
+        if len(self.z_tables.pmfs) != self.cfg.z_channels:
+            raise ValueError(
+                f"{model.path}: {len(self.z_tables.pmfs)} z tables for "
+                f"{self.cfg.z_channels} channels"
+            )
+
+    @classmethod
+    def load(
+        cls, path: str | Path | None = None, *, backend: str = "torch", device: str = "cpu"
+    ) -> Codec:
+        """Load a model file (None: the shipped default); never touches the network."""
+        model = ModelFile.load(path)
+        return cls(model, make_transforms(model, backend, device))
+
+    @property
+    def model_id(self) -> bytes:
+        return self.model.model_id
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.cfg.groups)
+
+    # -- sender ------------------------------------------------------------------------
+
+    def analyse(self, img) -> Analysis:
+        """Run g_a and h_a, quantise and code z: everything that does not depend on rate."""
+        a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
+        h, w = a.shape[:2]
+        x = pad_to_multiple(a, Z_STRIDE).astype(np.float32) / 255.0
+        y, z = self.transforms.analysis(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
+        z_hat = np.clip(np.floor(z + 0.5), -Z_LIMIT, Z_LIMIT).astype(np.int64)
+        enc = constriction.stream.queue.RangeEncoder()
+        self.z_tables.encode(enc, z_hat, _channel_index(z_hat.shape))
+        return Analysis(w, h, y, z_hat, stream_bytes(enc), self.params.hyper(z_hat))
+
+    def code_latents(self, an: Analysis, rate_q: int) -> tuple[list[bytes], np.ndarray]:
+        """Entropy-code y at integer rate ``rate_q`` (0..65535): group streams and ŷ (1/64)."""
+        gain = interp_gain_q6(self.gain_anchors_q6, rate_q)
+        groups: list[bytes] = []
+        y_q: list[np.ndarray] = []
+        starts = np.cumsum([0, *self.cfg.groups])
+        for k in range(self.n_groups):
+            enc = constriction.stream.queue.RangeEncoder()
+            yk = an.y[..., starts[k] : starts[k + 1]]
+
+            def symbols(k, rows, mu, idx, step, enc=enc, yk=yk):
+                u = (yk[rows] - mu * 2.0**-6) / (step * 2.0**-22)
+                sym = np.floor(u + 0.5).astype(np.int64)
+                self.y_tables.encode(enc, sym, idx)
+                return sym
+
+            y_q.append(self.params.code_group(k, an.hyper, _cat(y_q), gain, symbols))
+            groups.append(stream_bytes(enc))
+        return groups, np.concatenate(y_q, axis=-1)
+
+    def encode_analysis(self, an: Analysis, rate_q: int) -> bytes:
+        """The `.tbx` bytes of an analysed image at integer rate ``rate_q`` (0..65535)."""
+        groups, _ = self.code_latents(an, rate_q)
+        header = Header(self.model_id, an.width, an.height, rate_q, self.n_groups)
+        return Container(header, b"", an.z_bytes, tuple(groups)).to_bytes()
+
+    def encode(self, img, rate: float = 0.5) -> bytes:
+        """Encode at a continuous rate parameter in [0, 1] (0 = lowest bitrate)."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate {rate} outside [0, 1]")
+        return self.encode_analysis(self.analyse(img), round(rate * RATE_MAX))
+
+    def encode_to_budget(
+        self, img, max_bytes: int | None = None, bpp: float | None = None
+    ) -> bytes:
+        """The highest rate whose real bytes fit ``max_bytes`` (or bpp × pixels / 8).
+
+        Bisects the rate on real encodings (g_a runs once). Below the lowest rate's
+        size, later y groups are dropped (a valid, coarser stream) before giving up.
+        """
+        an = self.analyse(img)
+        if (max_bytes is None) == (bpp is None):
+            raise ValueError("give exactly one of max_bytes or bpp")
+        budget = int(max_bytes if max_bytes is not None else bpp * an.width * an.height / 8)
+        best = self.encode_analysis(an, 0)
+        if len(best) > budget:
+            for k in range(self.n_groups - 1, -1, -1):
+                data = Container.parse(best).truncated(k).to_bytes()
+                if len(data) <= budget:
+                    return data
+            raise BudgetError(
+                f"budget {budget} bytes is below the smallest stream of this image "
+                f"({len(data)} bytes: header and z alone)"
+            )
+        lo, hi = 0, RATE_MAX  # invariant: lo fits
+        top = self.encode_analysis(an, hi)
+        if len(top) <= budget:
+            return top
+        while hi - lo > 64:  # 1/1024 of the range: finer steps change a handful of bytes
+            mid = (lo + hi) // 2
+            data = self.encode_analysis(an, mid)
+            if len(data) <= budget:
+                lo, best = mid, data
+            else:
+                hi = mid
+        return best
+
+    # -- receiver ----------------------------------------------------------------------
+
+    def decode_latents(self, data: bytes, groups: int | None = None) -> tuple[Header, np.ndarray]:
+        """Entropy-decode to (header, ŷ as integers in 1/64, shape (1, h, w, M))."""
+        c = Container.parse(data, model_id=self.model_id)
+        hd = c.header
+        if hd.n_groups != self.n_groups:
+            raise BitstreamError(
+                f"header: {hd.n_groups} y groups, this model codes {self.n_groups}"
+            )
+        if hd.width * hd.height > MAX_PIXELS:
+            raise BitstreamError(
+                f"header: image {hd.width}x{hd.height} exceeds the decoder limit of "
+                f"{MAX_PIXELS} pixels"
+            )
+        hz, wz = -(-hd.height // Z_STRIDE), -(-hd.width // Z_STRIDE)
+        shape = (1, hz, wz, self.cfg.z_channels)
+        z_hat = _decode_section(
+            lambda: self.z_tables.decode(range_decoder(c.z), _channel_index(shape)), "z"
+        )
+        hyper = self.params.hyper(z_hat)
+        gain = interp_gain_q6(self.gain_anchors_q6, hd.rate)
+        n = len(c.groups) if groups is None else min(groups, len(c.groups))
+        y_q: list[np.ndarray] = []
+        for k in range(self.n_groups):
+            if k < n:
+                dec = range_decoder(c.groups[k])
+
+                def symbols(k, rows, mu, idx, step, dec=dec):
+                    return _decode_section(
+                        lambda: self.y_tables.decode(dec, idx), f"y group {k + 1}"
+                    )
+            else:
+
+                def symbols(k, rows, mu, idx, step):
+                    return np.zeros(mu.shape, dtype=np.int64)  # missing group: predicted means
+
+            y_q.append(self.params.code_group(k, hyper, _cat(y_q), gain, symbols))
+        return hd, np.concatenate(y_q, axis=-1)
+
+    def decode(self, data: bytes, groups: int | None = None) -> np.ndarray:
+        """Decode to an HxWx3 uint8 image; ``groups=k`` uses only the first k y groups."""
+        hd, y_q = self.decode_latents(data, groups)
+        x = self.transforms.synthesis(y_q * 2.0**-LATENT_FRAC)
+        x = x[0, :, : hd.height, : hd.width].transpose(1, 2, 0)
+        return (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def _channel_index(shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(np.arange(shape[-1]), shape)
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray | None:
+    return np.concatenate(parts, axis=-1) if parts else None
+
+
+def _decode_section(fn, name: str):
+    try:
+        return fn()
+    except BitstreamError:
+        raise
+    except (ValueError, RuntimeError, OverflowError) as e:
+        raise BitstreamError(f"{name}: entropy decoding failed ({e})") from e

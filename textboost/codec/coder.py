@@ -1,0 +1,146 @@
+"""Entropy coding with constriction's range coder from shipped integer probability tables.
+
+Each table is an integer pmf summing to 2^24 over the symbols −T..T plus one escape
+symbol; constriction codes ``Categorical(p − 1, perfect=False)`` with exactly p (see
+REFERENCES.md), so both ends use identical probabilities without any float model.
+Symbols are coded grouped by table (one vectorised call per table), in an order both
+ends derive from the table indexes alone. Escaped values follow, Exp-Golomb coded.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import constriction
+import numpy as np
+
+from textboost.codec.container import BitstreamError
+
+__all__ = ["PRECISION", "TableSet", "quantize_pmf", "range_decoder", "stream_bytes"]
+
+PRECISION = 24
+_TOTAL = 1 << PRECISION
+_EG_BITS = constriction.stream.model.Uniform(32)
+_SIGN = constriction.stream.model.Uniform(2)
+
+
+def quantize_pmf(p: np.ndarray) -> np.ndarray:
+    """Integer pmf (int64, each ≥ 1, summing to 2^24) closest in spirit to float pmf ``p``."""
+    p = np.asarray(p, dtype=np.float64)
+    p = np.maximum(p, 0) / max(p.sum(), 1e-300)
+    n = p.size
+    q = 1 + np.floor(p * (_TOTAL - n)).astype(np.int64)
+    q[np.argmax(q)] += _TOTAL - q.sum()
+    return q
+
+
+class TableSet:
+    """A list of pmf tables, table i covering symbols −T_i..T_i plus an escape."""
+
+    def __init__(self, pmfs: Sequence[np.ndarray]) -> None:
+        self.pmfs = [np.asarray(p, dtype=np.int64) for p in pmfs]
+        for i, p in enumerate(self.pmfs):
+            if p.size < 4 or p.size % 2 or p.min() < 1 or p.sum() != _TOTAL:
+                raise ValueError(
+                    f"pmf table {i}: expected even length ≥ 4 (2T+1 symbols and an escape), "
+                    "entries ≥ 1, sum 2^24"
+                )
+        self.radius = np.array([(p.size - 2) // 2 for p in self.pmfs], dtype=np.int64)
+        self.models = [
+            constriction.stream.model.Categorical((p - 1).astype(np.float64), perfect=False)
+            for p in self.pmfs
+        ]
+
+    @classmethod
+    def from_flat(cls, flat: np.ndarray, offsets: np.ndarray) -> TableSet:
+        return cls([flat[a:b] for a, b in itertools.pairwise(offsets)])
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray]:
+        offsets = np.cumsum([0, *(p.size for p in self.pmfs)])
+        return np.concatenate(self.pmfs).astype(np.int32), offsets.astype(np.int64)
+
+    def encode(
+        self, enc: constriction.stream.queue.RangeEncoder, symbols: np.ndarray, indexes: np.ndarray
+    ) -> None:
+        """Append ``symbols`` (ints) coded with tables ``indexes`` (same shape)."""
+        symbols = symbols.reshape(-1).astype(np.int64)
+        indexes = indexes.reshape(-1)
+        order = np.argsort(indexes, kind="stable")
+        sym = symbols[order]
+        idx = indexes[order]
+        uniq, starts = np.unique(idx, return_index=True)
+        bounds = [*starts[1:], idx.size]
+        escaped: list[np.ndarray] = []
+        for u, a, b in zip(uniq, starts, bounds, strict=True):
+            t = self.radius[u]
+            v = sym[a:b]
+            esc = np.abs(v) > t
+            codes = np.where(esc, 2 * t + 1, v + t).astype(np.int32)
+            enc.encode(codes, self.models[u])
+            if esc.any():
+                escaped.append(v[esc] - np.sign(v[esc]) * t)
+        for v in np.concatenate(escaped) if escaped else ():
+            _encode_escape(enc, int(v))
+
+    def decode(
+        self, dec: constriction.stream.queue.RangeDecoder, indexes: np.ndarray
+    ) -> np.ndarray:
+        """Inverse of :meth:`encode`: symbols of the shape of ``indexes``."""
+        flat_idx = indexes.reshape(-1)
+        order = np.argsort(flat_idx, kind="stable")
+        idx = flat_idx[order]
+        uniq, starts = np.unique(idx, return_index=True)
+        bounds = [*starts[1:], idx.size]
+        sym = np.empty(idx.size, dtype=np.int64)
+        esc_pos: list[np.ndarray] = []
+        for u, a, b in zip(uniq, starts, bounds, strict=True):
+            t = self.radius[u]
+            codes = np.asarray(dec.decode(self.models[u], int(b - a)), dtype=np.int64)
+            sym[a:b] = codes - t
+            e = np.nonzero(codes == 2 * t + 1)[0]
+            if e.size:
+                esc_pos.append(a + e)
+        for pos in np.concatenate(esc_pos) if esc_pos else ():
+            t = self.radius[idx[pos]]
+            v = _decode_escape(dec)
+            sym[pos] = v + np.sign(v) * t
+        out = np.empty_like(sym)
+        out[order] = sym
+        return out.reshape(indexes.shape)
+
+
+def _encode_escape(enc: constriction.stream.queue.RangeEncoder, v: int) -> None:
+    """Non-zero v = s ∓ T (distance past the table edge) as Exp-Golomb(|v| − 1) + sign."""
+    m = abs(v)
+    n = m.bit_length() - 1
+    enc.encode(np.array([n], dtype=np.int32), _EG_BITS)
+    if n:
+        enc.encode(
+            np.array([m - (1 << n)], dtype=np.int32), constriction.stream.model.Uniform(1 << n)
+        )
+    enc.encode(np.array([int(v < 0)], dtype=np.int32), _SIGN)
+
+
+def _decode_escape(dec: constriction.stream.queue.RangeDecoder) -> int:
+    n = int(dec.decode(_EG_BITS, 1)[0])
+    if n > 23:
+        raise BitstreamError(f"escape code length {n} > 23 bits (corrupt stream)")
+    m = 1 << n
+    if n:
+        m += int(dec.decode(constriction.stream.model.Uniform(1 << n), 1)[0])
+    neg = int(dec.decode(_SIGN, 1)[0])
+    return -m if neg else m
+
+
+def stream_bytes(enc: constriction.stream.queue.RangeEncoder) -> bytes:
+    """The encoder's words as big-endian bytes with trailing zero bytes dropped."""
+    words = enc.get_compressed()
+    return words.astype(">u4").tobytes().rstrip(b"\x00")
+
+
+def range_decoder(data: bytes) -> constriction.stream.queue.RangeDecoder:
+    """Decoder over bytes from :func:`stream_bytes` (the dropped zeros restored)."""
+    pad = (-len(data)) % 4
+    words = np.frombuffer(data + b"\x00" * pad, dtype=">u4").astype(np.uint32)
+    return constriction.stream.queue.RangeDecoder(words)

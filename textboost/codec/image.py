@@ -1,0 +1,61 @@
+"""Image input normalisation: any size and mode in, 8-bit RGB arrays out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["load_image", "pad_to_multiple", "to_rgb8"]
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read any Pillow-readable file (RGB, RGBA, greyscale, palette, 16-bit PNG) as RGB uint8."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return to_rgb8(im)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from e
+
+
+def to_rgb8(img: np.ndarray | Image.Image) -> np.ndarray:
+    """HxWx3 uint8. Greyscale is replicated, alpha dropped, 16-bit scaled by 1/257."""
+    if isinstance(img, Image.Image):
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            img = np.asarray(img, dtype=np.uint32)
+            img = np.clip(img, 0, 65535).astype(np.uint16)
+        elif img.mode not in ("RGB", "L"):
+            img = img.convert("RGBA" if "A" in img.mode or img.mode == "P" else "RGB")
+            img = np.asarray(img)
+        else:
+            img = np.asarray(img)
+    a = np.asarray(img)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"image array of shape {a.shape}, expected HxW, HxWx1, HxWx3 or HxWx4")
+    if a.shape[2] in (2, 4):  # drop alpha
+        a = a[:, :, :-1]
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype == np.uint16:
+        return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        return (np.clip(a, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    raise ValueError(f"image dtype {a.dtype}, expected uint8, uint16 or float in [0, 1]")
+
+
+def pad_to_multiple(a: np.ndarray, multiple: int) -> np.ndarray:
+    """Edge-replicate an HxWxC array up to multiples of ``multiple``."""
+    h, w = a.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        a = np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge")
+    return a
