@@ -342,3 +342,41 @@ def test_gaps_found_between_polls_share_one_nak_frame():
     for f in s.poll_transmit(1.0):
         r.receive(f, 1.0)
     assert r.is_complete(0)
+
+
+def test_one_way_survives_a_lost_descriptor():
+    cfg = LinkConfig(mtu_bytes=64, arq="none")
+    s, r = Sender(cfg), Receiver(cfg)
+    sections = [b"head", bytes(range(150))]
+    s.submit(0, sections, 0.0)
+    frames = s.poll_transmit(0.0)
+    assert [decode_frame(f, cfg).section for f in frames].count(255) == 2  # sent twice
+    events = [e for f in frames[1:] for e in r.receive(f, 0.0)]  # the first copy is lost
+    assert delivered(events) == {0: tuple(sections)}
+    assert s.stats.efficiency == pytest.approx(sum(map(len, sections)) / sum(map(len, frames)))
+
+
+def test_frames_over_a_byte_stream_one_byte_at_a_time():
+    """A serial link: SLIP-framed frames fed to the receiver one byte at a time give the
+    same events as frames handed over whole."""
+    from textboost.protocol import StreamDeframer, slip_encode
+
+    rng = np.random.default_rng(8)
+    cfg = LinkConfig(mtu_bytes=80, arq="none")
+    s = Sender(cfg)
+    data = bundles(rng, 3)
+    for b, sections in data.items():
+        s.submit(b, sections, 0.0)
+    frames = s.poll_transmit(0.0)
+    r1, r2 = Receiver(cfg), Receiver(cfg)
+    whole = [e for f in frames for e in r1.receive(f, 0.0)]
+    stream = b"".join(slip_encode(f) for f in frames)
+    deframer = StreamDeframer(max_frame_bytes=cfg.mtu_bytes)
+    bytewise = [
+        e
+        for i in range(len(stream))
+        for f in deframer.feed(stream[i : i + 1])
+        for e in r2.receive(f, 0.0)
+    ]
+    assert bytewise == whole
+    assert delivered(whole) == {b: tuple(v) for b, v in data.items()}

@@ -3,7 +3,8 @@
 Theory of operation. ``submit`` turns a bundle (a list of sections with priority classes)
 into its first-pass frames: the descriptor (section 255: lengths, classes and CRC-32 of
 every section), then every section in (class, index) order cut to the MTU, each FEC group
-followed by its parity frames, then EOF (ARQ modes only). ``poll_transmit`` hands out
+followed by its parity frames, then EOF (ARQ modes) or, one-way, the descriptor again
+(without it nothing of the bundle can be verified). ``poll_transmit`` hands out
 frames up to a byte budget from three tiers: re-sent EOFs first, then retransmissions, then
 first-pass frames ordered by the policy (``fifo``: bundle by bundle; ``priority_interleave``:
 class by class across all queued bundles). A NAK queues the listed fragments for
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from textboost.protocol import fec
@@ -76,7 +77,7 @@ _TIER_EOF, _TIER_RETX, _TIER_FIRST = 0, 1, 2
 class _Unit:
     """One first-pass frame of a bundle, kept so it can be re-sent."""
 
-    kind: str  # "desc" | "data" | "parity" | "eof"
+    kind: str  # "desc" | "data" | "parity" | "eof" | "desc_repeat"
     frame: Frame
     klass: int  # priority class (-1 for the descriptor)
 
@@ -167,6 +168,14 @@ class Sender:
             self._add_section(units, bundle_id, i, sections[i], classes[i], "data")
         if cfg.arq != "none":
             units.append(_Unit("eof", Frame(type=FrameType.EOF, bundle_id=bundle_id), max(classes)))
+        else:  # one-way: nothing verifies without the descriptor, so it goes twice
+            units += [
+                _Unit(
+                    "desc_repeat", replace(u.frame, flags=u.frame.flags | Flag.RETX), max(classes)
+                )
+                for u in units
+                if u.kind == "desc"
+            ]
         record = SenderBundleRecord(
             bundle_id=bundle_id,
             submitted_s=now,
