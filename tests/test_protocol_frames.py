@@ -47,7 +47,7 @@ def test_header_is_six_bytes_and_overhead_is_reported():
 def test_frame_round_trip(crc_bits, key):
     cfg = LinkConfig(mtu_bytes=64, crc_bits=crc_bits, auth_key=key)
     frame = Frame(
-        type=FrameType.DATA, bundle_id=513, section=3, index=700, flags=Flag.LAST, payload=b"xyz"
+        type=FrameType.DATA, bundle_id=513, segment=3, index=700, flags=Flag.LAST, payload=b"xyz"
     )
     data = encode_frame(frame, cfg)
     assert len(data) == cfg.frame_overhead_bytes + 3
@@ -109,18 +109,24 @@ def test_receiver_counts_and_drops_bad_frames():
     frames = good.poll_transmit(0.0)
     assert r.receive(frames[0][:-1] + bytes([frames[0][-1] ^ 1]), 0.0) == []
     events = [e for f in frames for e in r.receive(f, 0.0)]
-    assert r.stats.dropped_auth == len(forged_frames) == 3 and r.stats.dropped_corrupt == 1
+    assert r.stats.dropped_auth == len(forged_frames) == 2 and r.stats.dropped_corrupt == 1
     assert [type(e).__name__ for e in events] == ["SectionDelivered", "BundleDelivered"]
     assert events[-1].sections == (b"abc",)
 
 
-def test_descriptor_and_nak_round_trip_and_errors():
-    d = Descriptor.of([b"", b"a" * 300, b"b"], [0, 1, 1])
-    assert Descriptor.parse(d.to_bytes()) == d
-    with pytest.raises(FrameError, match=r"descriptor\.trailer"):
-        Descriptor.parse(d.to_bytes() + b"\0")
+@pytest.mark.parametrize("crc_bits", [16, 32])
+def test_descriptor_and_nak_round_trip_and_errors(crc_bits):
+    sections = [b"", b"a" * 300, b"b"]
+    for classes in ([0, 1, 2], [0, 1, 1]):  # implicit classes cost no bytes
+        d = Descriptor.of(sections, classes, crc_bits)
+        raw = d.to_bytes(crc_bits)
+        assert len(raw) == 2 + 4 + 3 * crc_bits // 8 + (0 if classes == [0, 1, 2] else 3)
+        assert Descriptor.parse_prefix(raw + b"more", crc_bits) == (d, len(raw))
+        assert all(Descriptor.parse_prefix(raw[:k], crc_bits) is None for k in range(len(raw)))
     with pytest.raises(FrameError, match=r"descriptor\.n_sections"):
-        Descriptor.parse(b"\0")
+        Descriptor.parse_prefix(b"\0\0", crc_bits)
+    with pytest.raises(FrameError, match=r"descriptor\.classes"):
+        Descriptor.parse_prefix(b"\1\7", crc_bits)
     ranges = [NakRange(s, 10 * s, s % 3) for s in range(40)]
     payloads = encode_nak(ranges, 20)
     assert all(len(p) <= 20 for p in payloads)
@@ -201,6 +207,6 @@ def test_slip_byte_at_a_time_equals_all_at_once_and_resyncs():
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=60))
 def test_fuzz_payload_parsers_raise_only_frame_errors(data):
-    for parse in (Descriptor.parse, decode_nak):
+    for parse in (lambda d: Descriptor.parse_prefix(d, 32), decode_nak):
         with contextlib.suppress(FrameError):
             parse(data)

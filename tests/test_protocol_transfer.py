@@ -22,6 +22,7 @@ from textboost.protocol import (
     Sender,
     decode_frame,
 )
+from textboost.protocol.frames import Flag
 
 
 @dataclass
@@ -200,13 +201,16 @@ def test_fec_repairs_bounded_losses_without_arq():
     frames = s.poll_transmit(0.0)
     assert s.state(0) is BundleState.DONE  # one-way: done once everything is out
     kinds = [decode_frame(f, cfg) for f in frames]
-    data_idx = [i for i, k in enumerate(kinds) if k.type is FrameType.DATA and k.section == 2]
-    group0 = data_idx[:8]
+    data_idx = [
+        i for i, k in enumerate(kinds) if k.type is FrameType.DATA and not k.flags & Flag.RETX
+    ]
+    assert len(data_idx) == 20  # descriptor + 2160 section bytes in 113-byte fragments
+    group1 = data_idx[8:16]  # fragments 8..15: bytes of the 2000-byte y section only
 
     # Two losses (= m) in a group, and a corrupt frame elsewhere: all repaired.
     r = Receiver(cfg)
-    lost = {group0[1], group0[5]}
-    corrupt = data_idx[9]
+    lost = {group1[1], group1[5]}
+    corrupt = data_idx[17]
     events = []
     for i, f in enumerate(frames):
         if i in lost:
@@ -220,7 +224,7 @@ def test_fec_repairs_bounded_losses_without_arq():
 
     # Three losses in one group: that y section cannot be rebuilt, earlier ones still are.
     r = Receiver(cfg)
-    events = [e for i, f in enumerate(frames) if i not in set(group0[:3]) for e in r.receive(f, 0)]
+    events = [e for i, f in enumerate(frames) if i not in set(group1[:3]) for e in r.receive(f, 0)]
     assert delivered(events) == {}
     assert [e.index for e in events if isinstance(e, SectionDelivered)] == [0, 1]
     assert r.delivered_sections(0) == sections[:2]
@@ -277,15 +281,13 @@ def test_priority_policies_order_first_pass():
         for b in range(3):
             s.submit(b, [b"h" * 10, b"z" * 60, b"y" * 100], float(b))
         frames = [decode_frame(f, cfg) for f in s.poll_transmit(0.0)]
-        data = [f for f in frames if f.type is FrameType.DATA]
-        n_desc = 1 if policy == "fifo" else 3  # descriptors lead each bundle / the queue
-        assert [f.section for f in data[:n_desc]] == [255] * n_desc
-        return [(f.bundle_id, f.section) for f in data if f.section != 255]
+        return [(f.bundle_id, f.segment) for f in frames if f.type is FrameType.DATA]
 
     fifo = order("fifo")
     assert [b for b, _ in fifo] == sorted(b for b, _ in fifo)  # bundle after bundle
+    assert {g for _, g in fifo} == {0}  # one segment per bundle: sections share frames
     inter = order("priority_interleave")
-    assert [s for _, s in inter] == sorted(s for _, s in inter)  # class after class
+    assert [g for _, g in inter] == sorted(g for _, g in inter)  # class after class
     assert inter[:3] == [(0, 0), (1, 0), (2, 0)]  # every bundle's header goes first
 
 
@@ -334,7 +336,7 @@ def test_gaps_found_between_polls_share_one_nak_frame():
     ranges = decode_nak(decode_frame(nak, cfg).payload)
     first_data = [decode_frame(frames[n], cfg).index for n in sorted(lost)]
     wanted = sorted((0, i) for i in first_data)
-    assert sorted((x.section, i) for x in ranges for i in range(x.start, x.start + x.count)) == (
+    assert sorted((x.segment, i) for x in ranges for i in range(x.start, x.start + x.count)) == (
         wanted
     )
     assert r.poll_transmit(0.0) == []
@@ -350,7 +352,9 @@ def test_one_way_survives_a_lost_descriptor():
     sections = [b"head", bytes(range(150))]
     s.submit(0, sections, 0.0)
     frames = s.poll_transmit(0.0)
-    assert [decode_frame(f, cfg).section for f in frames].count(255) == 2  # sent twice
+    kinds = [decode_frame(f, cfg) for f in frames]
+    assert kinds[-1].flags & Flag.RETX and kinds[-1].index == 0  # fragment 0 goes twice
+    assert kinds[-1].payload == kinds[0].payload
     events = [e for f in frames[1:] for e in r.receive(f, 0.0)]  # the first copy is lost
     assert delivered(events) == {0: tuple(sections)}
     assert s.stats.efficiency == pytest.approx(sum(map(len, sections)) / sum(map(len, frames)))

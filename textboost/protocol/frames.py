@@ -4,7 +4,7 @@ Every frame (big-endian)::
 
     byte 0      type (high nibble) | flags (low nibble)
     bytes 1-2   bundle id
-    byte 3      section index (0..254; 255 = the bundle descriptor)
+    byte 3      segment index (DATA, PARITY; 0 otherwise)
     bytes 4-5   fragment index (DATA), FEC group index (PARITY), 0 otherwise
     payload     up to MTU - overhead bytes
     tag         truncated HMAC-SHA256 over header+payload (only with a key)
@@ -16,7 +16,12 @@ and the whole overhead 10 bytes with CRC-32 (8 with CRC-16): 3.9 % of a 256-byte
 2.9 % of a 340-byte Iridium SBD message, 19.6 % of a 51-byte LoRa payload (15.7 % with
 CRC-16).
 
-Frame types: DATA (a fragment of a section), PARITY (FEC parity over a group of DATA
+A bundle is sent as byte *segments*: segment 0 opens with the bundle's descriptor, and
+each segment carries consecutive sections back to back (``policy="fifo"``: the whole
+bundle is one segment; ``"priority_interleave"``: one segment per priority class), so small
+sections share frames instead of each paying a frame header.
+
+Frame types: DATA (a fragment of a segment), PARITY (FEC parity over a group of DATA
 frames), EOF (the sender finished its first pass over a bundle; prompts NAK or FIN),
 NAK (receiver: ranges of missing fragments), FIN (receiver: bundle complete).
 """
@@ -34,7 +39,6 @@ from textboost.protocol.config import HEADER_BYTES, LinkConfig
 from textboost.protocol.errors import AuthenticationError, CorruptFrameError, FrameError
 
 __all__ = [
-    "DESCRIPTOR_SECTION",
     "Descriptor",
     "Flag",
     "Frame",
@@ -46,8 +50,8 @@ __all__ = [
     "encode_nak",
 ]
 
-DESCRIPTOR_SECTION = 0xFF
-MAX_SECTIONS = 255  # data sections 0..254
+MAX_SECTIONS = 255  # sections 0..254 per bundle
+MAX_SECTION_BYTES = 1 << 24
 _HEADER = struct.Struct(">BHBH")
 _PROTOCOL_ID = b"TBL1"  # seeds both CRCs: frames of other protocols/versions fail the FCS
 _CRC32_SEED = zlib.crc32(_PROTOCOL_ID)
@@ -64,7 +68,7 @@ class FrameType(IntEnum):
 
 class Flag(IntFlag):
     NONE = 0
-    LAST = 1  # DATA: the last fragment of its section
+    LAST = 1  # DATA: the last fragment of its segment
     RETX = 2  # DATA/PARITY/EOF: a retransmission (no new information about gaps)
 
 
@@ -77,7 +81,7 @@ class Frame:
 
     type: FrameType
     bundle_id: int
-    section: int = 0
+    segment: int = 0
     index: int = 0
     flags: Flag = Flag.NONE
     payload: bytes = b""
@@ -85,7 +89,7 @@ class Frame:
     def __post_init__(self) -> None:
         for name, value, top in (
             ("bundle_id", self.bundle_id, 0xFFFF),
-            ("section", self.section, 0xFF),
+            ("segment", self.segment, 0xFF),
             ("index", self.index, 0xFFFF),
         ):
             if not 0 <= value <= top:
@@ -111,7 +115,7 @@ def encode_frame(frame: Frame, config: LinkConfig) -> bytes:
         FrameError: the payload does not fit the MTU.
     """
     body = _HEADER.pack(
-        (int(frame.type) << 4) | int(frame.flags), frame.bundle_id, frame.section, frame.index
+        (int(frame.type) << 4) | int(frame.flags), frame.bundle_id, frame.segment, frame.index
     )
     body += frame.payload
     if config.auth_key is not None:
@@ -147,7 +151,7 @@ def decode_frame(data: bytes, config: LinkConfig) -> Frame:
         body, tag = body[:-tag_n], body[-tag_n:]
         if not hmac.compare_digest(_tag(config.auth_key, body, tag_n), tag):
             raise AuthenticationError("tag", tag.hex(), "HMAC-SHA256 under the shared key")
-    type_flags, bundle_id, section, index = _HEADER.unpack_from(body)
+    type_flags, bundle_id, segment, index = _HEADER.unpack_from(body)
     try:
         ftype = FrameType(type_flags >> 4)
     except ValueError:
@@ -158,7 +162,7 @@ def decode_frame(data: bytes, config: LinkConfig) -> Frame:
     return Frame(
         type=ftype,
         bundle_id=bundle_id,
-        section=section,
+        segment=segment,
         index=index,
         flags=Flag(flags),
         payload=body[HEADER_BYTES:],
@@ -177,11 +181,15 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+class _Truncated(FrameError):
+    """A varint cut off by the end of the data (more bytes may still come)."""
+
+
 def _read_varint(data: bytes, pos: int, field: str) -> tuple[int, int]:
     value = shift = 0
     for i in range(5):
         if pos + i >= len(data):
-            raise FrameError(field, data[pos:].hex(), "a complete varint")
+            raise _Truncated(field, data[pos:].hex(), "a complete varint")
         b = data[pos + i]
         value |= (b & 0x7F) << shift
         if not b & 0x80:
@@ -193,52 +201,84 @@ def _read_varint(data: bytes, pos: int, field: str) -> tuple[int, int]:
 # --- bundle descriptor ---------------------------------------------------------------------
 
 
+def section_check(data: bytes, crc_bits: int) -> int:
+    """The per-section check value: CRC-32, or CRC-16/CCITT on CRC-16 links."""
+    return zlib.crc32(data) if crc_bits == 32 else binascii.crc_hqx(data, 0xFFFF)
+
+
 @dataclass(frozen=True, slots=True)
 class Descriptor:
-    """What a receiver needs to reassemble and verify a bundle: per section its length,
-    priority class and CRC-32. Sent first (as section 255, fragmented like any section).
+    """What a receiver needs to cut a bundle into sections and verify them: per section its
+    length, priority class and check value (CRC-32, or CRC-16 when the link uses CRC-16
+    frames). It opens segment 0 of the bundle, so it shares frames with section data.
 
-    Layout: n_sections u8, then per section: length varint | class u8 | CRC-32 u32.
+    Layout: n_sections u8 | classes u8 (0: class = section index, 1: explicit) | per
+    section: length varint [| class u8] | check (4 or 2 bytes, big-endian).
     """
 
     lengths: tuple[int, ...]
     classes: tuple[int, ...]
-    crcs: tuple[int, ...]
+    checks: tuple[int, ...]
 
     @classmethod
-    def of(cls, sections: list[bytes], classes: list[int]) -> Descriptor:
+    def of(cls, sections: list[bytes], classes: list[int], crc_bits: int) -> Descriptor:
         return cls(
-            tuple(len(s) for s in sections), tuple(classes), tuple(zlib.crc32(s) for s in sections)
+            tuple(len(s) for s in sections),
+            tuple(classes),
+            tuple(section_check(s, crc_bits) for s in sections),
         )
 
-    def to_bytes(self) -> bytes:
-        out = bytearray([len(self.lengths)])
-        for length, klass, crc in zip(self.lengths, self.classes, self.crcs, strict=True):
-            out += _varint(length) + bytes([klass]) + struct.pack(">I", crc)
+    def to_bytes(self, crc_bits: int) -> bytes:
+        explicit = list(self.classes) != [min(i, 254) for i in range(len(self.classes))]
+        out = bytearray([len(self.lengths), int(explicit)])
+        fmt = ">I" if crc_bits == 32 else ">H"
+        for length, klass, check in zip(self.lengths, self.classes, self.checks, strict=True):
+            out += _varint(length)
+            if explicit:
+                out.append(klass)
+            out += struct.pack(fmt, check)
         return bytes(out)
 
     @classmethod
-    def parse(cls, data: bytes) -> Descriptor:
-        """Raises: FrameError naming the descriptor field that is malformed."""
-        if not data:
-            raise FrameError("descriptor.n_sections", b"", "1 byte")
-        n = data[0]
+    def parse_prefix(cls, data: bytes, crc_bits: int) -> tuple[Descriptor, int] | None:
+        """Parse a descriptor from the start of ``data``.
+
+        Returns:
+            (descriptor, bytes it took), or None if ``data`` ends before the descriptor does.
+        Raises:
+            FrameError: naming the descriptor field that is malformed.
+        """
+        if len(data) < 2:
+            return None
+        n, explicit = data[0], data[1]
         if not 1 <= n < MAX_SECTIONS:
             raise FrameError("descriptor.n_sections", n, f"1..{MAX_SECTIONS - 1}")
-        pos, lengths, classes, crcs = 1, [], [], []
+        if explicit > 1:
+            raise FrameError("descriptor.classes", explicit, "0 (implicit) or 1 (explicit)")
+        width = crc_bits // 8
+        pos, lengths, classes, checks = 2, [], [], []
         for i in range(n):
-            length, pos = _read_varint(data, pos, f"descriptor.section[{i}].length")
-            if pos + 5 > len(data):
+            try:
+                length, pos = _read_varint(data, pos, f"descriptor.section[{i}].length")
+            except _Truncated:
+                return None
+            if length > MAX_SECTION_BYTES:
                 raise FrameError(
-                    f"descriptor.section[{i}]", data[pos:].hex(), "class u8 and CRC-32 u32"
+                    f"descriptor.section[{i}].length", length, f"at most {MAX_SECTION_BYTES}"
                 )
-            classes.append(data[pos])
-            crcs.append(struct.unpack_from(">I", data, pos + 1)[0])
+            if explicit:
+                if pos >= len(data):
+                    return None
+                classes.append(data[pos])
+                pos += 1
+            else:
+                classes.append(min(i, 254))
+            if pos + width > len(data):
+                return None
+            checks.append(int.from_bytes(data[pos : pos + width], "big"))
             lengths.append(length)
-            pos += 5
-        if pos != len(data):
-            raise FrameError("descriptor.trailer", len(data) - pos, "0 bytes after the sections")
-        return cls(tuple(lengths), tuple(classes), tuple(crcs))
+            pos += width
+        return cls(tuple(lengths), tuple(classes), tuple(checks)), pos
 
 
 # --- NAK ranges ----------------------------------------------------------------------------
@@ -246,16 +286,16 @@ class Descriptor:
 
 @dataclass(frozen=True, slots=True)
 class NakRange:
-    """Missing fragments ``start .. start+count-1`` of ``section``; ``count == 0`` means
-    "from ``start`` to the end of the section" (used when the receiver does not yet know how
-    many fragments the section has)."""
+    """Missing fragments ``start .. start+count-1`` of ``segment``; ``count == 0`` means
+    "from ``start`` to the end of the segment" (used when the receiver does not yet know how
+    many fragments the segment has)."""
 
-    section: int
+    segment: int
     start: int
     count: int
 
     def to_bytes(self) -> bytes:
-        return bytes([self.section]) + _varint(self.start) + _varint(self.count)
+        return bytes([self.segment]) + _varint(self.start) + _varint(self.count)
 
 
 def encode_nak(ranges: list[NakRange], max_payload: int) -> list[bytes]:
@@ -279,10 +319,10 @@ def decode_nak(payload: bytes) -> list[NakRange]:
         raise FrameError("nak.ranges", b"", "at least one range")
     pos, out = 0, []
     while pos < len(payload):
-        section = payload[pos]
+        segment = payload[pos]
         start, pos = _read_varint(payload, pos + 1, "nak.start")
         count, pos = _read_varint(payload, pos, "nak.count")
         if start > 0xFFFF or count > 0x10000:
             raise FrameError("nak.range", (start, count), "fragment indices 0..65535")
-        out.append(NakRange(section, start, count))
+        out.append(NakRange(segment, start, count))
     return out

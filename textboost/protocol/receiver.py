@@ -1,24 +1,26 @@
 """The receiving side: reassembly, verification, FEC recovery, NAK/FIN generation (sans-IO).
 
 Theory of operation. Frames are checked (FCS, tag, fields) and dropped with a count if
-bad. DATA fragments are stored by (section, fragment index); the descriptor (section 255)
-gives each section's length, class and CRC-32, hence its fragment count. A section is
-complete when all its fragments are present and the reassembled bytes match length and
-CRC-32; a CRC failure discards the section's fragments so ARQ fetches them again. Complete
-sections are handed out as an in-order prefix (:class:`SectionDelivered`), so the driver can
-decode a partial image from header, z and the first groups; when all are in,
-:class:`BundleDelivered` follows and a FIN is queued.
+bad. DATA fragments are stored by (segment, fragment index). Segment 0 opens with the
+descriptor; once its first fragments are in, the layout (:mod:`~textboost.protocol.layout`)
+tells which bytes of which segment hold each section. A section is complete when the
+fragments covering it are present and its bytes match length and check value; a mismatch
+discards those fragments so ARQ fetches them again. Complete sections are handed out as an
+in-order prefix (:class:`SectionDelivered`), so the driver can decode a partial image from
+header, z and the first groups; when all are in, :class:`BundleDelivered` follows and a FIN
+is queued.
 
 Gaps: the receiver tracks the furthest first-pass position of each bundle (frames flagged
 RETX do not move it). ``arq="immediate"`` NAKs a fragment the first time it is seen to be
 missing behind that position; ``"deferred"`` waits for EOF and NAKs everything missing.
 Both answer every EOF (including re-sent ones) with NAKs or FIN, and re-NAK what is still
 missing every ``nak_timeout_s`` up to ``max_retries`` times. ``"none"`` sends nothing.
+NAKs found between two polls go out merged in as few frames as fit.
 """
 
 from __future__ import annotations
 
-import zlib
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -37,7 +39,6 @@ from textboost.protocol.events import (
     SectionDelivered,
 )
 from textboost.protocol.frames import (
-    DESCRIPTOR_SECTION,
     Descriptor,
     Flag,
     Frame,
@@ -46,13 +47,15 @@ from textboost.protocol.frames import (
     decode_frame,
     encode_frame,
     encode_nak,
+    section_check,
 )
+from textboost.protocol.layout import Layout
 from textboost.protocol.records import ReceiverBundleRecord, ReceiverStats
 
 __all__ = ["Receiver"]
 
 KEEP_DONE_BUNDLES = 1024  # completed bundles remembered (to re-FIN, to drop duplicates)
-_REST = -1  # NAK bookkeeping: "everything from here on" of a section of unknown length
+_REST = -1  # NAK bookkeeping: "everything from here on" of a segment of unknown length
 
 
 @dataclass(slots=True)
@@ -60,12 +63,13 @@ class _RxBundle:
     bundle_id: int
     record: ReceiverBundleRecord
     descriptor: Descriptor | None = None
-    fragments: dict[int, dict[int, bytes]] = field(default_factory=dict)
-    last: dict[int, int] = field(default_factory=dict)  # section -> index of LAST fragment
-    complete: dict[int, bytes] = field(default_factory=dict)
+    layout: Layout | None = None
+    fragments: dict[int, dict[int, bytes]] = field(default_factory=dict)  # by segment
+    last: dict[int, int] = field(default_factory=dict)  # segment -> index of LAST fragment
+    complete: dict[int, bytes] = field(default_factory=dict)  # verified sections
     prefix: int = 0
     done: bool = False
-    hwm: tuple[int, int] | None = None  # furthest first-pass (section, fragment) seen
+    hwm: tuple[int, int] | None = None  # furthest first-pass (segment, fragment) seen
     eof_seen: bool = False
     naked: set[tuple[int, int]] = field(default_factory=set)  # NAKed since the last timeout
     nak_pending: set[tuple[int, int]] = field(default_factory=set)  # to go in the next poll
@@ -73,13 +77,6 @@ class _RxBundle:
     nak_retries: int = 0
     parity: dict[tuple[int, int], dict[int, bytes]] = field(default_factory=dict)
     group_size: dict[tuple[int, int], int] = field(default_factory=dict)
-
-    def rank(self, section: int) -> int:
-        """Position of a section in the sender's first-pass order (descriptor first)."""
-        if section == DESCRIPTOR_SECTION:
-            return -1
-        d = self.descriptor
-        return (d.classes[section] << 8) | section if d is not None else section
 
 
 class Receiver:
@@ -161,106 +158,124 @@ class Receiver:
             self._nak(b, now, behind_hwm=True, only_new=True)
 
     def _on_data(self, b: _RxBundle, frame: Frame, now: float, events: list[Event]) -> None:
-        s, i = frame.section, frame.index
-        self._check_fragment(b, s, i, bool(frame.flags & Flag.LAST), len(frame.payload))
-        ahead = b.hwm is None or (b.rank(s), i) > (b.rank(b.hwm[0]), b.hwm[1])
-        if ahead and not frame.flags & Flag.RETX:
-            b.hwm = (s, i)
-        self._store(b, s, i, frame.flags, frame.payload, now, events)
+        g, i = frame.segment, frame.index
+        self._check_fragment(b, g, i, bool(frame.flags & Flag.LAST), len(frame.payload))
+        if not frame.flags & Flag.RETX and (b.hwm is None or (g, i) > b.hwm):
+            b.hwm = (g, i)
+        self._store(b, g, i, frame.flags, frame.payload, now, events)
         if self.config.fec:
-            self._try_recover(b, s, i // self.config.fec_k, now, events)
+            self._try_recover(b, g, i // self.config.fec_k, now, events)
 
-    def _check_fragment(self, b: _RxBundle, s: int, i: int, last: bool, size: int) -> None:
+    def _n_fragments(self, b: _RxBundle, g: int) -> int | None:
+        """Fragments of segment ``g``, if known (from the layout or a LAST flag)."""
+        if b.layout is not None:
+            return self.config.n_fragments(b.layout.segment_lengths[g])
+        return b.last[g] + 1 if g in b.last else None
+
+    def _check_fragment(self, b: _RxBundle, g: int, i: int, last: bool, size: int) -> None:
         """Raises: FrameError if the fragment cannot belong to the bundle."""
         full = self.config.fragment_payload_bytes
         if not last and size != full:
             raise FrameError("payload length", size, f"{full} bytes (not the last fragment)")
         if last and not 1 <= size <= full:
             raise FrameError("payload length", size, f"1..{full} bytes (last fragment)")
-        if s in b.last and (i > b.last[s] or (last and i != b.last[s])):
-            raise FrameError("fragment index", i, f"0..{b.last[s]} for section {s}")
-        d = b.descriptor
-        if d is not None and s != DESCRIPTOR_SECTION:
-            if s >= len(d.lengths):
-                raise FrameError("section", s, f"0..{len(d.lengths) - 1} or 255")
-            n = self.config.n_fragments(d.lengths[s])
-            if i >= n or last != (i == n - 1):
-                raise FrameError("fragment index", i, f"0..{n - 1} (LAST on {n - 1})")
+        if b.layout is not None and g >= len(b.layout.segment_lengths):
+            raise FrameError("segment", g, f"0..{len(b.layout.segment_lengths) - 1}")
+        n = self._n_fragments(b, g)
+        if n is not None and (i >= n or last != (i == n - 1)):
+            raise FrameError("fragment index", i, f"0..{n - 1} (LAST on {n - 1})")
+        if b.layout is not None and last:
+            tail = b.layout.segment_lengths[g] - (n - 1) * full
+            if size != tail:
+                raise FrameError("payload length", size, f"{tail} bytes (last fragment)")
 
     def _store(
         self,
         b: _RxBundle,
-        s: int,
+        g: int,
         i: int,
         flags: int,
         payload: bytes,
         now: float,
         events: list[Event],
     ) -> None:
-        if s in b.complete:
-            self.stats.duplicates += 1
-            return
-        frags = b.fragments.setdefault(s, {})
+        frags = b.fragments.setdefault(g, {})
         if i in frags:
             self.stats.duplicates += 1
             return
         frags[i] = payload
         if flags & Flag.LAST:
-            b.last[s] = i
-        if s == DESCRIPTOR_SECTION:
-            self._try_descriptor(b, now, events)
-        else:
-            self._try_section(b, s, now, events)
+            b.last[g] = i
+        if b.layout is None:
+            if g == 0:
+                self._try_descriptor(b, now, events)
+            return
+        size = self.config.fragment_payload_bytes
+        seg_len = b.layout.segment_lengths[g]
+        for k in b.layout.members[g]:
+            if k not in b.complete and i in b.layout.spans[k].fragments(size, seg_len):
+                self._try_section(b, k, now, events)
 
     def _try_descriptor(self, b: _RxBundle, now: float, events: list[Event]) -> None:
-        frags = b.fragments.get(DESCRIPTOR_SECTION, {})
-        last = b.last.get(DESCRIPTOR_SECTION)
-        if b.descriptor is not None or last is None or len(frags) != last + 1:
-            return
-        raw = b"".join(frags[k] for k in range(last + 1))
+        frags = b.fragments.get(0, {})
+        head = bytearray()
+        for k in itertools.count():
+            if k not in frags:
+                break
+            head += frags[k]
         try:
-            d = Descriptor.parse(raw)
+            parsed = Descriptor.parse_prefix(bytes(head), self.config.crc_bits)
         except FrameError:
-            del b.fragments[DESCRIPTOR_SECTION], b.last[DESCRIPTOR_SECTION]
-            self.stats.section_crc_failures += 1
+            parsed = None
+            if 0 in b.last and len(frags) == b.last[0] + 1:  # all of segment 0, still bad
+                b.fragments.pop(0, None)
+                b.last.pop(0, None)
+                self.stats.section_crc_failures += 1
             return
-        b.descriptor = d
-        b.complete[DESCRIPTOR_SECTION] = raw
+        if parsed is None:
+            return
+        d, d_len = parsed
+        b.descriptor, b.layout = d, Layout.of(d, d_len, self.config.policy)
         b.record.n_sections = len(d.lengths)
         b.record.section_delivered_s = [None] * len(d.lengths)
-        # Fragments stored before the descriptor may not fit it: re-check them.
-        for s in [s for s in b.fragments if s != DESCRIPTOR_SECTION]:
-            n = self.config.n_fragments(d.lengths[s]) if s < len(d.lengths) else 0
-            bad = s >= len(d.lengths) or any(k >= n for k in b.fragments[s])
-            if bad or (s in b.last and b.last[s] != n - 1):
-                del b.fragments[s]
-                b.last.pop(s, None)
-                self.stats.dropped_malformed += 1
-        if b.hwm is not None and b.hwm[0] not in b.fragments and b.hwm[0] not in b.complete:
-            b.hwm = None  # it pointed into a section the descriptor rejected
-        for s in range(len(d.lengths)):
-            self._try_section(b, s, now, events)
+        # Fragments stored before the layout was known may not fit it: check them again.
+        for g in list(b.fragments):
+            for i, payload in list(b.fragments[g].items()):
+                try:
+                    self._check_fragment(b, g, i, b.last.get(g) == i, len(payload))
+                except FrameError:
+                    del b.fragments[g][i]
+                    self.stats.dropped_malformed += 1
+            if g in b.last and b.last[g] not in b.fragments[g]:
+                del b.last[g]
+        if b.hwm is not None and b.hwm[0] >= len(b.layout.segment_lengths):
+            b.hwm = None
+        for k in range(len(d.lengths)):
+            self._try_section(b, k, now, events)
 
-    def _try_section(self, b: _RxBundle, s: int, now: float, events: list[Event]) -> None:
-        d = b.descriptor
-        if d is None or s in b.complete:
+    def _try_section(self, b: _RxBundle, k: int, now: float, events: list[Event]) -> None:
+        d, layout = b.descriptor, b.layout
+        if d is None or layout is None or k in b.complete:
             return
-        n = self.config.n_fragments(d.lengths[s])
-        frags = b.fragments.get(s, {})
-        if len(frags) != n:
+        size = self.config.fragment_payload_bytes
+        span = layout.spans[k]
+        frags = b.fragments.get(span.segment, {})
+        idx = span.fragments(size, layout.segment_lengths[span.segment])
+        if any(f not in frags for f in idx):
             return
-        data = b"".join(frags[k] for k in range(n))
-        b.fragments.pop(s, None)
-        if len(data) != d.lengths[s] or zlib.crc32(data) != d.crcs[s]:
-            b.last.pop(s, None)
+        start = span.offset - (idx.start * size if len(idx) else 0)
+        data = b"".join(frags[f] for f in idx)[start : start + span.length]
+        if len(data) != span.length or section_check(data, self.config.crc_bits) != d.checks[k]:
+            for f in idx:  # fetch them again
+                frags.pop(f, None)
             self.stats.section_crc_failures += 1
             return
-        b.complete[s] = data
+        b.complete[k] = data
         while b.prefix < len(d.lengths) and b.prefix in b.complete:
-            k = b.prefix
-            b.record.section_delivered_s[k] = now
+            j = b.prefix
+            b.record.section_delivered_s[j] = now
             events.append(
-                SectionDelivered(bundle_id=b.bundle_id, time_s=now, index=k, data=b.complete[k])
+                SectionDelivered(bundle_id=b.bundle_id, time_s=now, index=j, data=b.complete[j])
             )
             b.prefix += 1
         if b.prefix == len(d.lengths):
@@ -269,14 +284,14 @@ class Receiver:
             b.nak_deadline_s = None
             b.parity.clear()
             b.fragments.clear()
+            sections = tuple(b.complete[j] for j in range(len(d.lengths)))
+            events.append(BundleDelivered(bundle_id=b.bundle_id, time_s=now, sections=sections))
+            self._queue_fin(b)
             self._done.append(b.bundle_id)
             if len(self._done) > KEEP_DONE_BUNDLES:  # ids wrap at 65536: forget old ones
                 old = self._done.popleft()
                 if self._bundles.get(old) is not None and self._bundles[old].done:
                     del self._bundles[old]
-            sections = tuple(b.complete[k] for k in range(len(d.lengths)))
-            events.append(BundleDelivered(bundle_id=b.bundle_id, time_s=now, sections=sections))
-            self._queue_fin(b)
 
     # --- FEC --------------------------------------------------------------------------------
 
@@ -291,7 +306,7 @@ class Receiver:
             raise FrameError(
                 "parity index", (p, n_src), f"n_src 1..{cfg.fec_k}, index < parity frames"
             )
-        key = (frame.section, frame.index)
+        key = (frame.segment, frame.index)
         if b.group_size.setdefault(key, n_src) != n_src:
             raise FrameError("parity n_src", n_src, f"{b.group_size[key]} as before")
         rows = b.parity.setdefault(key, {})
@@ -299,12 +314,13 @@ class Receiver:
             self.stats.duplicates += 1
             return
         rows[p] = frame.payload[2:]
-        self._try_recover(b, frame.section, frame.index, now, events)
+        self._try_recover(b, frame.segment, frame.index, now, events)
 
     def _try_recover(self, b: _RxBundle, s: int, g: int, now: float, events: list[Event]) -> None:
+        """Rebuild missing fragments of FEC group ``g`` of segment ``s`` if enough arrived."""
         key = (s, g)
         n_src, parity = b.group_size.get(key), b.parity.get(key)
-        if n_src is None or not parity or s in b.complete:
+        if n_src is None or not parity:
             return
         k = self.config.fec_k
         frags = b.fragments.get(s, {})
@@ -321,7 +337,7 @@ class Receiver:
         if recovered is None:
             return
         for i, row in zip(idx, recovered, strict=True):
-            if i in frags or s in b.complete:
+            if i in frags or b.done:
                 continue
             flags, payload = fec.unpack_row(row)
             self._check_fragment(b, s, i, bool(flags & Flag.LAST), len(payload))
@@ -332,36 +348,30 @@ class Receiver:
     # --- NAK / FIN --------------------------------------------------------------------------
 
     def _missing(self, b: _RxBundle, behind_hwm: bool) -> list[tuple[int, int]]:
-        """Missing (section, fragment) pairs; fragment ``_REST`` = the unknown rest."""
+        """Missing (segment, fragment) pairs in sending order; fragment ``_REST`` stands for
+        the rest of a segment whose length is not known yet."""
         out: list[tuple[int, int]] = []
         if behind_hwm and b.hwm is None:
             return out
-        hwm = (b.rank(b.hwm[0]), b.hwm[1]) if behind_hwm and b.hwm is not None else None
-        sections: list[int] = [DESCRIPTOR_SECTION]
-        if b.descriptor is not None:
-            n = len(b.descriptor.lengths)
-            sections += sorted(range(n), key=b.rank)
+        hwm = b.hwm if behind_hwm else None
+        layout = b.layout
+        if layout is not None:
+            segments = list(range(len(layout.segment_lengths)))
         else:
-            sections += sorted(s for s in b.fragments if s != DESCRIPTOR_SECTION)
-        for s in sections:
-            if s in b.complete:
-                continue
-            rank = b.rank(s)
-            if hwm is not None and rank > hwm[0]:
+            segments = sorted({0, *b.fragments})
+        for g in segments:
+            if hwm is not None and g > hwm[0]:
                 break
-            frags = b.fragments.get(s, {})
-            if s != DESCRIPTOR_SECTION and b.descriptor is not None:
-                n = self.config.n_fragments(b.descriptor.lengths[s])
-            elif s in b.last:
-                n = b.last[s] + 1
-            else:
-                n = None
+            if layout is not None and all(k in b.complete for k in layout.members[g]):
+                continue
+            frags = b.fragments.get(g, {})
+            n = self._n_fragments(b, g)
             top = n if n is not None else max(frags, default=-1) + 1
-            if hwm is not None and rank == hwm[0]:
+            if hwm is not None and g == hwm[0]:
                 top = min(top, hwm[1])
-            out += [(s, i) for i in range(top) if i not in frags]
-            if n is None and (hwm is None or rank < hwm[0]):
-                out.append((s, _REST))
+            out += [(g, i) for i in range(top) if i not in frags]
+            if n is None and (hwm is None or g < hwm[0]):
+                out.append((g, _REST))
         return out
 
     def _nak(self, b: _RxBundle, now: float, behind_hwm: bool, only_new: bool) -> None:
@@ -403,12 +413,8 @@ class Receiver:
 
     def _flush_naks(self, b: _RxBundle) -> None:
         pending = sorted(
-            (
-                m
-                for m in b.nak_pending
-                if m[0] not in b.complete and m[1] not in b.fragments.get(m[0], ())
-            ),
-            key=lambda m: (b.rank(m[0]), m[1] if m[1] != _REST else 1 << 20),
+            (m for m in b.nak_pending if m[1] not in b.fragments.get(m[0], ())),
+            key=lambda m: (m[0], m[1] if m[1] != _REST else 1 << 20),
         )
         b.nak_pending.clear()
         ranges: list[NakRange] = []
@@ -417,7 +423,7 @@ class Receiver:
             if i == _REST:
                 start = max(b.fragments.get(s, {}), default=-1) + 1
                 ranges.append(NakRange(s, start, 0))
-            elif last and last.section == s and last.count and last.start + last.count == i:
+            elif last and last.segment == s and last.count and last.start + last.count == i:
                 ranges[-1] = NakRange(s, last.start, last.count + 1)
             else:
                 ranges.append(NakRange(s, i, 1))
@@ -464,7 +470,7 @@ class Receiver:
     def delivered_sections(self, bundle_id: int) -> list[bytes]:
         """The in-order prefix of verified sections of a bundle (empty if unknown)."""
         b = self._bundles.get(bundle_id)
-        if b is None or b.descriptor is None:
+        if b is None:
             return []
         return [b.complete[k] for k in range(b.prefix)]
 

@@ -1,9 +1,11 @@
 """The sending side: fragmentation, priority scheduling, FEC, ARQ (sans-IO).
 
 Theory of operation. ``submit`` turns a bundle (a list of sections with priority classes)
-into its first-pass frames: the descriptor (section 255: lengths, classes and CRC-32 of
-every section), then every section in (class, index) order cut to the MTU, each FEC group
-followed by its parity frames, then EOF (ARQ modes) or, one-way, the descriptor again
+into its first-pass frames: the sections in (class, index) order are laid out in segments
+(:mod:`~textboost.protocol.layout`: the whole bundle with ``fifo``, one per class with
+``priority_interleave``), segment 0 opening with the descriptor (length, class and check of
+every section); each segment is cut to the MTU, each FEC group followed by its parity
+frames, then comes EOF (ARQ modes) or, one-way without FEC, the descriptor's frames again
 (without it nothing of the bundle can be verified). ``poll_transmit`` hands out
 frames up to a byte budget from three tiers: re-sent EOFs first, then retransmissions, then
 first-pass frames ordered by the policy (``fifo``: bundle by bundle; ``priority_interleave``:
@@ -34,7 +36,6 @@ from textboost.protocol.errors import (
 )
 from textboost.protocol.events import BundleAcked, BundleFailed, Event
 from textboost.protocol.frames import (
-    DESCRIPTOR_SECTION,
     MAX_SECTIONS,
     Descriptor,
     Flag,
@@ -44,6 +45,7 @@ from textboost.protocol.frames import (
     decode_nak,
     encode_frame,
 )
+from textboost.protocol.layout import Layout
 from textboost.protocol.records import SenderBundleRecord, SenderStats
 
 __all__ = ["BundleState", "Sender"]
@@ -77,9 +79,11 @@ _TIER_EOF, _TIER_RETX, _TIER_FIRST = 0, 1, 2
 class _Unit:
     """One first-pass frame of a bundle, kept so it can be re-sent."""
 
-    kind: str  # "desc" | "data" | "parity" | "eof" | "desc_repeat"
+    kind: str  # "data" | "parity" | "eof" | "repeat" (one-way: descriptor again)
     frame: Frame
-    klass: int  # priority class (-1 for the descriptor)
+    klass: int  # priority class of its segment
+    sections: tuple[int, ...] = ()  # sections with bytes in this DATA frame
+    payload_bytes: int = 0  # section bytes in it (descriptor bytes are overhead)
 
 
 @dataclass(slots=True)
@@ -88,8 +92,8 @@ class _TxBundle:
     order: int
     state: BundleState
     units: list[_Unit]
-    by_fragment: dict[tuple[int, int], int]  # (section, fragment) -> unit index
-    n_fragments: dict[int, int]  # section -> fragments (255 = descriptor)
+    by_fragment: dict[tuple[int, int], int]  # (segment, fragment) -> unit index
+    n_fragments: dict[int, int]  # segment -> fragments
     record: SenderBundleRecord
     unsent_first: int = 0
     sent_units: set[int] = field(default_factory=set)
@@ -155,27 +159,74 @@ class Sender:
                 f"bundle {bundle_id}: classes {classes}: expected one 0..254 per section"
             )
         sections = [bytes(s) for s in sections]
-        for i, s in enumerate(sections):
-            if cfg.n_fragments(len(s)) > 0x10000:
-                raise LocalProtocolError(
-                    f"bundle {bundle_id} section {i}: {len(s)} bytes need more than 65536 "
-                    f"fragments of {cfg.fragment_payload_bytes} bytes"
-                )
-        descriptor = Descriptor.of(sections, classes).to_bytes()
+        descriptor = Descriptor.of(sections, classes, cfg.crc_bits)
+        desc_bytes = descriptor.to_bytes(cfg.crc_bits)
+        layout = Layout.of(descriptor, len(desc_bytes), cfg.policy)
+        size = cfg.fragment_payload_bytes
         units: list[_Unit] = []
-        self._add_section(units, bundle_id, DESCRIPTOR_SECTION, descriptor, -1, "desc")
-        for i in sorted(range(len(sections)), key=lambda j: (classes[j], j)):
-            self._add_section(units, bundle_id, i, sections[i], classes[i], "data")
-        if cfg.arq != "none":
-            units.append(_Unit("eof", Frame(type=FrameType.EOF, bundle_id=bundle_id), max(classes)))
-        else:  # one-way: nothing verifies without the descriptor, so it goes twice
-            units += [
-                _Unit(
-                    "desc_repeat", replace(u.frame, flags=u.frame.flags | Flag.RETX), max(classes)
+        n_fragments: dict[int, int] = {}
+        for seg, members in enumerate(layout.members):
+            stream = (desc_bytes if seg == 0 else b"") + b"".join(sections[i] for i in members)
+            n = cfg.n_fragments(len(stream))
+            if n > 0x10000:
+                raise LocalProtocolError(
+                    f"bundle {bundle_id}: segment {seg} of {len(stream)} bytes needs more than "
+                    f"65536 fragments of {size} bytes"
                 )
-                for u in units
-                if u.kind == "desc"
+            n_fragments[seg] = n
+            covers: list[list[int]] = [[] for _ in range(n)]
+            for i in members:
+                for f in layout.spans[i].fragments(size, len(stream)):
+                    covers[f].append(i)
+            frames = [
+                Frame(
+                    type=FrameType.DATA,
+                    bundle_id=bundle_id,
+                    segment=seg,
+                    index=f,
+                    flags=Flag.LAST if f == n - 1 else Flag.NONE,
+                    payload=stream[f * size : (f + 1) * size],
+                )
+                for f in range(n)
             ]
+            klass = layout.segment_classes[seg]
+            skip = len(desc_bytes) if seg == 0 else 0  # descriptor bytes are not payload
+            group = cfg.fec_k or max(n, 1)
+            for g, start in enumerate(range(0, n, group)):
+                for f in range(start, min(n, start + group)):
+                    hi = min(len(stream), (f + 1) * size)
+                    payload = max(0, hi - max(f * size, skip))
+                    units.append(_Unit("data", frames[f], klass, tuple(covers[f]), payload))
+                if cfg.fec:
+                    members_f = frames[start : start + group]
+                    rows = [fec.row_for(int(fr.flags), fr.payload) for fr in members_f]
+                    parity = fec.encode_group(rows, cfg.parity_frames(len(members_f)))
+                    units.extend(
+                        _Unit(
+                            "parity",
+                            Frame(
+                                type=FrameType.PARITY,
+                                bundle_id=bundle_id,
+                                segment=seg,
+                                index=g,
+                                payload=bytes([p, len(members_f)]) + row,
+                            ),
+                            klass,
+                        )
+                        for p, row in enumerate(parity)
+                    )
+        by_fragment = {
+            (u.frame.segment, u.frame.index): k for k, u in enumerate(units) if u.kind == "data"
+        }
+        last_class = layout.segment_classes[-1]
+        if cfg.arq != "none":
+            units.append(_Unit("eof", Frame(type=FrameType.EOF, bundle_id=bundle_id), last_class))
+        elif not cfg.fec:  # one-way, unprotected: nothing verifies without the descriptor
+            for f in range(cfg.n_fragments(len(desc_bytes))):
+                first = units[by_fragment[(0, f)]].frame
+                units.append(
+                    _Unit("repeat", replace(first, flags=first.flags | Flag.RETX), last_class)
+                )
         record = SenderBundleRecord(
             bundle_id=bundle_id,
             submitted_s=now,
@@ -183,13 +234,6 @@ class Sender:
             section_first_sent_s=[None] * len(sections),
             section_retransmissions=[0] * len(sections),
         )
-        by_fragment = {
-            (u.frame.section, u.frame.index): k
-            for k, u in enumerate(units)
-            if u.kind in ("desc", "data")
-        }
-        n_fragments = {DESCRIPTOR_SECTION: cfg.n_fragments(len(descriptor))}
-        n_fragments.update({i: cfg.n_fragments(len(s)) for i, s in enumerate(sections)})
         bundle = _TxBundle(
             bundle_id=bundle_id,
             order=next(self._order),
@@ -205,45 +249,6 @@ class Sender:
         self.records[bundle_id] = record
         for k in range(len(units)):
             self._push(_TIER_FIRST, bundle, k)
-
-    def _add_section(
-        self, units: list[_Unit], bundle_id: int, section: int, data: bytes, klass: int, kind: str
-    ) -> None:
-        cfg = self.config
-        size = cfg.fragment_payload_bytes
-        n = cfg.n_fragments(len(data))
-        frames = [
-            Frame(
-                type=FrameType.DATA,
-                bundle_id=bundle_id,
-                section=section,
-                index=i,
-                flags=Flag.LAST if i == n - 1 else Flag.NONE,
-                payload=data[i * size : (i + 1) * size],
-            )
-            for i in range(n)
-        ]
-        group = cfg.fec_k or max(n, 1)
-        for g, start in enumerate(range(0, n, group)):
-            members = frames[start : start + group]
-            units.extend(_Unit(kind, f, klass) for f in members)
-            if cfg.fec:
-                rows = [fec.row_for(int(f.flags), f.payload) for f in members]
-                parity = fec.encode_group(rows, cfg.parity_frames(len(members)))
-                units.extend(
-                    _Unit(
-                        "parity",
-                        Frame(
-                            type=FrameType.PARITY,
-                            bundle_id=bundle_id,
-                            section=section,
-                            index=g,
-                            payload=bytes([p, len(members)]) + row,
-                        ),
-                        klass,
-                    )
-                    for p, row in enumerate(parity)
-                )
 
     def _push(self, tier: int, bundle: _TxBundle, unit: int) -> None:
         u = bundle.units[unit]
@@ -274,7 +279,7 @@ class Sender:
                 frame = Frame(
                     type=frame.type,
                     bundle_id=frame.bundle_id,
-                    section=frame.section,
+                    segment=frame.segment,
                     index=frame.index,
                     flags=frame.flags | Flag.RETX,
                     payload=frame.payload,
@@ -295,16 +300,16 @@ class Sender:
         if rec.first_sent_s is None:
             rec.first_sent_s = now
         bundle.fire("sent")
-        section = u.frame.section
         if tier == _TIER_FIRST:
             if u.kind == "data":
-                p = len(u.frame.payload)
+                p = u.payload_bytes
                 st.payload_bytes += p
                 rec.payload_bytes += p
                 st.header_bytes += n - p
                 rec.header_bytes += n - p
-                if rec.section_first_sent_s[section] is None:
-                    rec.section_first_sent_s[section] = now
+                for i in u.sections:
+                    if rec.section_first_sent_s[i] is None:
+                        rec.section_first_sent_s[i] = now
             elif u.kind == "parity":
                 st.fec_bytes += n
                 rec.fec_bytes += n
@@ -323,9 +328,9 @@ class Sender:
             rec.retransmission_bytes += n
             st.retransmitted_frames += 1
             if tier == _TIER_RETX:
-                bundle.retx_queued.discard((section, u.frame.index))
-                if section != DESCRIPTOR_SECTION:
-                    rec.section_retransmissions[section] += 1
+                bundle.retx_queued.discard((u.frame.segment, u.frame.index))
+                for i in u.sections:
+                    rec.section_retransmissions[i] += 1
         bundle.sent_units.add(unit)
         if bundle.state is _S.WAITING and not bundle.retx_queued:
             bundle.deadline_s = now + self.config.rto_s
@@ -365,17 +370,17 @@ class Sender:
             return [BundleAcked(bundle_id=bundle.bundle_id, time_s=now)]
         queued = False
         for r in decode_nak(frame.payload):
-            n = bundle.n_fragments.get(r.section)
+            n = bundle.n_fragments.get(r.segment)
             if n is None:
                 raise RemoteProtocolError(
-                    f"NAK for section {r.section} of bundle {frame.bundle_id}"
+                    f"NAK for segment {r.segment} of bundle {frame.bundle_id}"
                 )
             stop = n if r.count == 0 else min(n, r.start + r.count)
             for i in range(r.start, stop):
-                k = bundle.by_fragment[(r.section, i)]
-                if (r.section, i) in bundle.retx_queued or k not in bundle.sent_units:
+                k = bundle.by_fragment[(r.segment, i)]
+                if (r.segment, i) in bundle.retx_queued or k not in bundle.sent_units:
                     continue  # already queued, or its first transmission is still to come
-                bundle.retx_queued.add((r.section, i))
+                bundle.retx_queued.add((r.segment, i))
                 self._push(_TIER_RETX, bundle, k)
                 queued = True
         if queued:
