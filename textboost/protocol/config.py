@@ -34,12 +34,15 @@ class LinkConfig:
         arq: ``"immediate"``: NAK a gap as soon as it is seen; ``"deferred"``: NAK at the
             bundle's EOF (CCSDS CFDP class 2 deferred mode); ``"none"``: one-way link, no
             reverse frames at all (use FEC).
-        policy: ``"fifo"``: bundles go in submit order; ``"priority_interleave"``: the
-            highest priority class of every queued bundle goes before any lower class.
+        policy: ``"fifo"``: bundles go in submit order, each as one segment (its sections
+            back to back, sharing frames); ``"priority_interleave"``: one segment per
+            priority class, and the highest class of every queued bundle goes before any
+            lower class.
         crc_bits: 32 (CRC-32) or 16 (CRC-16/CCITT). CRC-16 is for MTUs of a few dozen
             bytes whose radio already checks a CRC (LoRa's PHY CRC-16, SBD's checksum):
             there the protocol CRC only has to catch what slips past, and 2 bytes are 4 %
-            of a 51-byte frame. Sections still carry a CRC-32 in the descriptor.
+            of a 51-byte frame. The descriptor's per-section checks follow (CRC-32 or
+            CRC-16/CCITT).
         rto_s: sender: silence after its last frame of a bundle before it re-sends EOF
             (which prompts the receiver to NAK or FIN). Must exceed the round trip plus
             the time the link needs to drain what the receiver NAKs.

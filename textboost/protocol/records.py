@@ -1,9 +1,10 @@
 """Per-bundle records and byte counters the drivers report (simulator, field nodes).
 
 Byte accounting on the forward link (every byte a sender hands out lands in exactly one
-bucket): ``payload`` = section bytes in first-pass DATA frames; ``header`` = framing of
-those frames plus descriptor and first EOF frames whole; ``fec`` = parity frames whole;
-``retransmission`` = retransmitted DATA/descriptor frames and re-sent EOFs whole.
+bucket): ``payload`` = section bytes in first-pass DATA frames; ``header`` = everything
+else in first-pass DATA frames (framing, the descriptor) plus the first EOF, and one-way the
+repeated descriptor frames; ``fec`` = parity frames whole; ``retransmission`` =
+retransmitted DATA frames and re-sent EOFs whole.
 """
 
 from __future__ import annotations
