@@ -36,6 +36,7 @@ from textboost.protocol.errors import (
 )
 from textboost.protocol.events import BundleAcked, BundleFailed, Event
 from textboost.protocol.frames import (
+    MAX_SECTION_BYTES,
     MAX_SECTIONS,
     Descriptor,
     Flag,
@@ -159,62 +160,25 @@ class Sender:
                 f"bundle {bundle_id}: classes {classes}: expected one 0..254 per section"
             )
         sections = [bytes(s) for s in sections]
+        for i, sec in enumerate(sections):
+            if len(sec) > MAX_SECTION_BYTES:
+                raise LocalProtocolError(
+                    f"bundle {bundle_id} section {i}: {len(sec)} bytes, at most {MAX_SECTION_BYTES}"
+                )
         descriptor = Descriptor.of(sections, classes, cfg.crc_bits)
         desc_bytes = descriptor.to_bytes(cfg.crc_bits)
         layout = Layout.of(descriptor, len(desc_bytes), cfg.policy)
-        size = cfg.fragment_payload_bytes
         units: list[_Unit] = []
         n_fragments: dict[int, int] = {}
         for seg, members in enumerate(layout.members):
             stream = (desc_bytes if seg == 0 else b"") + b"".join(sections[i] for i in members)
-            n = cfg.n_fragments(len(stream))
-            if n > 0x10000:
+            n_fragments[seg] = cfg.n_fragments(len(stream))
+            if n_fragments[seg] > 0x10000:
                 raise LocalProtocolError(
                     f"bundle {bundle_id}: segment {seg} of {len(stream)} bytes needs more than "
-                    f"65536 fragments of {size} bytes"
+                    f"65536 fragments of {cfg.fragment_payload_bytes} bytes"
                 )
-            n_fragments[seg] = n
-            covers: list[list[int]] = [[] for _ in range(n)]
-            for i in members:
-                for f in layout.spans[i].fragments(size, len(stream)):
-                    covers[f].append(i)
-            frames = [
-                Frame(
-                    type=FrameType.DATA,
-                    bundle_id=bundle_id,
-                    segment=seg,
-                    index=f,
-                    flags=Flag.LAST if f == n - 1 else Flag.NONE,
-                    payload=stream[f * size : (f + 1) * size],
-                )
-                for f in range(n)
-            ]
-            klass = layout.segment_classes[seg]
-            skip = len(desc_bytes) if seg == 0 else 0  # descriptor bytes are not payload
-            group = cfg.fec_k or max(n, 1)
-            for g, start in enumerate(range(0, n, group)):
-                for f in range(start, min(n, start + group)):
-                    hi = min(len(stream), (f + 1) * size)
-                    payload = max(0, hi - max(f * size, skip))
-                    units.append(_Unit("data", frames[f], klass, tuple(covers[f]), payload))
-                if cfg.fec:
-                    members_f = frames[start : start + group]
-                    rows = [fec.row_for(int(fr.flags), fr.payload) for fr in members_f]
-                    parity = fec.encode_group(rows, cfg.parity_frames(len(members_f)))
-                    units.extend(
-                        _Unit(
-                            "parity",
-                            Frame(
-                                type=FrameType.PARITY,
-                                bundle_id=bundle_id,
-                                segment=seg,
-                                index=g,
-                                payload=bytes([p, len(members_f)]) + row,
-                            ),
-                            klass,
-                        )
-                        for p, row in enumerate(parity)
-                    )
+            units += self._segment_units(bundle_id, seg, stream, layout, len(desc_bytes))
         by_fragment = {
             (u.frame.segment, u.frame.index): k for k, u in enumerate(units) if u.kind == "data"
         }
@@ -249,6 +213,60 @@ class Sender:
         self.records[bundle_id] = record
         for k in range(len(units)):
             self._push(_TIER_FIRST, bundle, k)
+
+    def _segment_units(
+        self, bundle_id: int, seg: int, stream: bytes, layout: Layout, desc_len: int
+    ) -> list[_Unit]:
+        """First-pass DATA frames of one segment, each FEC group followed by its parity."""
+        cfg = self.config
+        size = cfg.fragment_payload_bytes
+        n = cfg.n_fragments(len(stream))
+        covers: list[list[int]] = [[] for _ in range(n)]
+        for i in layout.members[seg]:
+            for f in layout.spans[i].fragments(size, len(stream)):
+                covers[f].append(i)
+        skip = desc_len if seg == 0 else 0  # descriptor bytes are overhead, not payload
+        klass = layout.segment_classes[seg]
+        data = [
+            _Unit(
+                "data",
+                Frame(
+                    type=FrameType.DATA,
+                    bundle_id=bundle_id,
+                    segment=seg,
+                    index=f,
+                    flags=Flag.LAST if f == n - 1 else Flag.NONE,
+                    payload=stream[f * size : (f + 1) * size],
+                ),
+                klass,
+                tuple(covers[f]),
+                max(0, min(len(stream), (f + 1) * size) - max(f * size, skip)),
+            )
+            for f in range(n)
+        ]
+        if not cfg.fec:
+            return data
+        units: list[_Unit] = []
+        for g, start in enumerate(range(0, n, cfg.fec_k)):
+            group = data[start : start + cfg.fec_k]
+            rows = [fec.row_for(int(u.frame.flags), u.frame.payload) for u in group]
+            parity = fec.encode_group(rows, cfg.parity_frames(len(group)))
+            units += group
+            units += [
+                _Unit(
+                    "parity",
+                    Frame(
+                        type=FrameType.PARITY,
+                        bundle_id=bundle_id,
+                        segment=seg,
+                        index=g,
+                        payload=bytes([p, len(group)]) + row,
+                    ),
+                    klass,
+                )
+                for p, row in enumerate(parity)
+            ]
+        return units
 
     def _push(self, tier: int, bundle: _TxBundle, unit: int) -> None:
         u = bundle.units[unit]
