@@ -44,12 +44,13 @@ class DutyCycle:
             )
         # Air time counted in (t + airtime - window, t + airtime] must stay within budget.
         t = now_s
-        while True:
-            self._expire(t + airtime_s - self.window_s)
-            if self._used_s + airtime_s <= budget + 1e-9:
-                return t
-            start, dur = self._history[0]
+        self._expire(t + airtime_s - self.window_s)
+        while self._used_s + airtime_s > budget + 1e-9:
+            # Wait until the oldest transmission leaves the window, then forget it.
+            start, dur = self._history.popleft()
+            self._used_s -= dur
             t = max(t, start + dur + self.window_s - airtime_s)
+        return t
 
     def record(self, start_s: float, airtime_s: float) -> None:
         """Account a transmission that starts at ``start_s`` and lasts ``airtime_s``."""

@@ -55,7 +55,7 @@ class ImageSource(_Strict):
     @model_validator(mode="after")
     def _one_source(self) -> ImageSource:
         if (self.set is None) == (self.folder is None):
-            raise ValueError("give exactly one of 'set' (shipped images) or 'folder'")
+            raise ValueError("set/folder: expected exactly one of 'set' (shipped) or 'folder'")
         return self
 
 
@@ -75,8 +75,8 @@ class SenderProfile(_Strict):
     def _backend_known(self) -> SenderProfile:
         if self.backend not in self.encode_latency_s:
             raise ValueError(
-                f"backend {self.backend!r} has no entry in encode_latency_s "
-                f"(have {sorted(self.encode_latency_s)})"
+                f"backend {self.backend!r}: expected one of the encode_latency_s backends "
+                f"{sorted(self.encode_latency_s)}"
             )
         return self
 
@@ -96,10 +96,10 @@ class RatePolicy(_Strict):
         need = {"bpp": ("bpp",), "bytes": ("max_bytes",), "adaptive": ("min_bytes", "max_bytes")}
         for name in need[self.policy]:
             if getattr(self, name) is None:
-                raise ValueError(f"policy {self.policy!r} needs '{name}'")
+                raise ValueError(f"policy {self.policy!r}: expected '{name}' as well")
         lo, hi = self.min_bytes, self.max_bytes
         if lo is not None and hi is not None and lo > hi:
-            raise ValueError(f"min_bytes {self.min_bytes} > max_bytes {self.max_bytes}")
+            raise ValueError(f"min_bytes {lo} > max_bytes {hi}: expected min <= max")
         return self
 
 
@@ -138,20 +138,22 @@ class ContactsSpec(_Strict):
     def _fields_for_kind(self) -> ContactsSpec:
         if self.kind == "windows":
             if not self.windows:
-                raise ValueError("kind 'windows' to come with a list of [start_s, end_s]")
+                raise ValueError("kind 'windows': expected a list 'windows' of [start_s, end_s]")
             prev = -1.0
             for start, end in self.windows:
                 if not end > start >= prev:
                     raise ValueError(
-                        f"window [{start}, {end}]: need end > start, sorted, no overlap"
+                        f"window [{start}, {end}]: expected end > start, sorted, no overlap"
                     )
                 prev = end
         if self.kind == "tle":
             missing = [n for n in ("tle", "station", "start_utc") if getattr(self, n) is None]
             if missing:
-                raise ValueError(f"kind 'tle' needs {', '.join(missing)}")
+                raise ValueError(f"kind 'tle': expected {', '.join(missing)} as well")
             if self.start_utc is not None and self.start_utc.tzinfo is None:
-                raise ValueError("start_utc needs a time zone, e.g. 2026-11-25T00:00:00Z")
+                raise ValueError(
+                    f"start_utc {self.start_utc}: expected a time zone, e.g. 2026-11-25T00:00:00Z"
+                )
         return self
 
 
@@ -190,7 +192,7 @@ class Direction(_Strict):
     @model_validator(mode="after")
     def _one_phy(self) -> Direction:
         if (self.rate_bps is None) == (self.lora is None):
-            raise ValueError("give exactly one of 'rate_bps' or 'lora'")
+            raise ValueError("rate_bps/lora: expected exactly one of 'rate_bps' or 'lora'")
         return self
 
 
@@ -201,7 +203,9 @@ class LinkSpec(_Strict):
     @model_validator(mode="after")
     def _contacts(self) -> LinkSpec:
         if self.forward.contacts is not None and self.forward.contacts.kind == "same_as_forward":
-            raise ValueError("forward.contacts: 'same_as_forward' is only for the reverse link")
+            raise ValueError(
+                "forward.contacts.kind 'same_as_forward': expected on the reverse link only"
+            )
         return self
 
 
@@ -244,13 +248,13 @@ class Scenario(_Strict):
     def _cross_checks(self) -> Scenario:
         if self.protocol.mtu_bytes > self.link.forward.mtu_bytes:
             raise ValueError(
-                f"protocol.mtu_bytes {self.protocol.mtu_bytes} exceeds link.forward.mtu_bytes "
-                f"{self.link.forward.mtu_bytes}"
+                f"protocol.mtu_bytes {self.protocol.mtu_bytes}: expected at most "
+                f"link.forward.mtu_bytes {self.link.forward.mtu_bytes}"
             )
         if self.link.reverse is None and self.protocol.arq not in (None, "none"):
             raise ValueError(
-                f"protocol.arq {self.protocol.arq!r} needs link.reverse; set arq: none or add "
-                "a reverse link"
+                f"protocol.arq {self.protocol.arq!r}: expected 'none' without a link.reverse "
+                "(ARQ needs link.reverse: add one)"
             )
         return self
 
@@ -272,10 +276,13 @@ def _format_error(path: str, err: dict[str, Any]) -> str:
         return f"{path}: {loc}: unknown field (value {value!r}); check the spelling"
     if kind == "missing":
         return f"{path}: {loc}: missing, a value is required"
-    msg = err["msg"].removeprefix("Value error, ")
+    msg = err["msg"]
+    if kind == "value_error":  # our validators: the message names field, value, expectation
+        return f"{path}: {loc}: {msg.removeprefix('Value error, ')}"
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
+    msg = msg.removeprefix("Input should be ").removeprefix("input should be ")
     return f"{path}: {loc} = {shown}: expected {msg[0].lower()}{msg[1:]}"
 
 
