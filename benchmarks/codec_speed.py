@@ -56,7 +56,7 @@ def main() -> None:
     x[0, :, :h, :w] = img.transpose(2, 0, 1) / 255.0
 
     stages: dict[str, float] = {}
-    stages["g_a + h_a (torch)"], (y, z) = median_ms(lambda: codec.transforms.analysis(x), r)
+    stages["g_a + h_a (torch)"], _ = median_ms(lambda: codec.transforms.analysis(x), r)
     stages["analyse total (g_a, h_a, z coding, h_s)"], an = median_ms(lambda: codec.analyse(img), r)
 
     def hyper():
