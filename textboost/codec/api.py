@@ -199,6 +199,7 @@ class Codec:
         z_hat = _decode_section(
             lambda: self.z_tables.decode(range_decoder(c.z), _channel_index(shape)), "z"
         )
+        np.clip(z_hat, -Z_LIMIT, Z_LIMIT, out=z_hat)  # as the encoder does
         hyper = self.params.hyper(z_hat)
         gain = interp_gain_q6(self.gain_anchors_q6, hd.rate)
         n = len(c.groups) if groups is None else min(groups, len(c.groups))
