@@ -146,15 +146,19 @@ class Codec:
     def encode_to_budget(
         self, img, max_bytes: int | None = None, bpp: float | None = None
     ) -> bytes:
-        """The highest rate whose real bytes fit ``max_bytes`` (or bpp × pixels / 8).
-
-        Bisects the rate on real encodings (g_a runs once). Below the lowest rate's
-        size, later y groups are dropped (a valid, coarser stream) before giving up.
-        """
-        an = self.analyse(img)
+        """The highest rate whose real bytes fit ``max_bytes`` (or bpp × pixels / 8)."""
         if (max_bytes is None) == (bpp is None):
             raise ValueError("give exactly one of max_bytes or bpp")
+        an = self.analyse(img)
         budget = int(max_bytes if max_bytes is not None else bpp * an.width * an.height / 8)
+        return self.fit_budget(an, budget)
+
+    def fit_budget(self, an: Analysis, budget: int) -> bytes:
+        """Bisect the rate on real encodings of an analysed image (g_a already ran).
+
+        Below the lowest rate's size, later y groups are dropped (a valid, coarser
+        stream) before giving up with :class:`BudgetError`.
+        """
         best = self.encode_analysis(an, 0)
         if len(best) > budget:
             for k in range(self.n_groups - 1, -1, -1):
