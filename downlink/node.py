@@ -68,6 +68,8 @@ class DownlinkNode:
     references: original image (file or HxWx3 uint8 array) per bundle id, for PSNR.
     codec_factory: builds the decoder on first use (default ``Codec.load``); None
         reassembles without decoding.
+    defer_decode: queue complete bundles for :meth:`decode_pending` instead of decoding
+        inside :meth:`receive` (a field driver sends the FIN first, then decodes).
     """
 
     def __init__(
@@ -77,8 +79,11 @@ class DownlinkNode:
         out_dir: str | Path | None = None,
         references: Mapping[int, str | Path | np.ndarray] | None = None,
         codec_factory: Callable[[], Any] | None = load_default_codec,
+        defer_decode: bool = False,
     ) -> None:
         self.receiver = Receiver(config)
+        self.defer_decode = defer_decode
+        self._complete: list[tuple[int, list[bytes], float]] = []
         self.out_dir = Path(out_dir) if out_dir is not None else None
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -97,8 +102,35 @@ class DownlinkNode:
             if isinstance(e, SectionDelivered):
                 self._prefix.setdefault(e.bundle_id, []).append(e.data)
             elif isinstance(e, BundleDelivered):
-                self._finalize(e.bundle_id, list(e.sections), complete=True, now=now)
+                self._complete.append((e.bundle_id, list(e.sections), now))
+        if not self.defer_decode:
+            self.decode_pending()
         return events
+
+    def decode_pending(self) -> list[BundleResult]:
+        """Decode bundles that completed since the last call.
+
+        Returns:
+            Their results.
+        """
+        return self.decode(self.take_complete())
+
+    def take_complete(self) -> list[tuple[int, list[bytes], float]]:
+        """Hand over the bundles completed since the last call (for a decode worker)."""
+        done, self._complete = self._complete, []
+        return done
+
+    def decode(self, complete: list[tuple[int, list[bytes], float]]) -> list[BundleResult]:
+        """Decode bundles handed over by :meth:`take_complete` (safe in a worker thread
+        while :meth:`receive` runs: it touches only the codec and ``results``)."""
+        for bundle_id, sections, now in complete:
+            self._finalize(bundle_id, sections, complete=True, now=now)
+        return [self.results[b] for b, _, _ in complete]
+
+    @property
+    def bundles_complete(self) -> int:
+        """Bundles the protocol has delivered whole (decoded or not yet)."""
+        return sum(r.delivered_s is not None for r in self.receiver.records.values())
 
     def poll_transmit(self, now: float) -> list[bytes]:
         return self.receiver.poll_transmit(now)
@@ -117,6 +149,7 @@ class DownlinkNode:
         Returns:
             All results, by bundle id.
         """
+        self.decode_pending()
         for bundle_id, record in self.receiver.records.items():
             if bundle_id not in self.results:
                 sections = self._prefix.get(bundle_id, [])

@@ -1,6 +1,8 @@
 """Real UDP receiver for field trials: drives a :class:`~downlink.node.DownlinkNode` over a
 socket with ``selectors``. NAK/FIN frames go back to the address the latest frame came
-from. Times given to the node are seconds since :meth:`UdpDownlink.run` began.
+from. Complete images are decoded on a worker thread, so a decode of a few seconds never
+stalls NAKs and FINs (the sender would time out and re-send). Times given to the node are
+seconds since :meth:`UdpDownlink.run` began.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from downlink.node import DownlinkNode
 
@@ -31,6 +34,7 @@ class UdpDownlink:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node = node
+        node.defer_decode = True  # decoded on the worker thread, see run()
         self.clock = clock
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(bind)
@@ -67,13 +71,15 @@ class UdpDownlink:
         """
         t0 = self.clock()
         last_rx: float | None = None
-        with selectors.DefaultSelector() as sel:
+        decoding: list[Future] = []
+        with selectors.DefaultSelector() as sel, ThreadPoolExecutor(1) as worker:
             sel.register(self.sock, selectors.EVENT_READ)
             while True:
                 now = self.clock() - t0
-                done = sum(r.complete for r in self.node.results.values())
-                if expect_bundles is not None and done >= expect_bundles:
-                    self._flush(now)  # the FINs
+                complete = self.node.take_complete()
+                if complete:
+                    decoding.append(worker.submit(self.node.decode, complete))
+                if expect_bundles is not None and self.node.bundles_complete >= expect_bundles:
                     break
                 if now >= timeout_s:
                     break
@@ -91,6 +97,8 @@ class UdpDownlink:
                 if timer is not None and timer <= now:
                     self.node.handle_timeout(now)
                 self._flush(now)
+            for f in decoding:
+                f.result()  # re-raise a decode worker's error here
         now = self.clock() - t0
         self.node.finish(now)
         return now

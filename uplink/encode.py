@@ -156,7 +156,10 @@ class EncodePipeline:
                 return Encoded(path, data, h.width, h.height, 0.0, cached=True)
         img = load_image(path)
         t0 = time.perf_counter()
-        data = self.policy.encode(self.codec, img)
+        try:
+            data = self.policy.encode(self.codec, img)
+        except ValueError as exc:  # e.g. BudgetError: name the image
+            raise type(exc)(f"{path}: {exc}") from exc
         encode_s = time.perf_counter() - t0
         if self.cache is not None:
             self.cache.put(sha, self.policy.settings, model_id, data)
