@@ -48,7 +48,9 @@ class UplinkNode:
         config: the link protocol configuration.
         storage_bytes: store-and-forward capacity (waiting plus in-flight images).
         drop_policy: which waiting image goes when storage is full.
-        max_in_flight: images handed to the protocol at once.
+        max_in_flight: images handed to the protocol at once (with
+            ``policy="priority_interleave"`` this is how many images' headers can overtake
+            the groups of the image in front).
         pipeline: the encode pipeline used by :meth:`capture` (None: only
             :meth:`store` of ready `.tbx` bytes).
     """
