@@ -243,11 +243,15 @@ def test_fec_random_loss_one_way():
     assert s.stats.fec_bytes > 0
 
 
-def test_efficiency_on_a_clean_link_is_counted_from_real_bytes():
+@pytest.mark.parametrize(
+    "sizes",
+    [(60, 500, 700, 1200, 1700), (40, 120, 400, 380, 300, 200, 60)],  # ≈ 4 kB, 1.5 kB images
+)
+def test_efficiency_on_a_clean_link_is_counted_from_real_bytes(sizes):
     rng = np.random.default_rng(0)
     cfg = LinkConfig(mtu_bytes=256)
     s, r = Sender(cfg), Receiver(cfg)
-    sections = [rng.bytes(n) for n in (60, 500, 700, 1200, 1700)]  # ≈ 4 kB image
+    sections = [rng.bytes(n) for n in sizes]
     s.submit(0, sections, 0.0)
     wire = Wire(rng)
     rx, _ = run(s, r, wire)
