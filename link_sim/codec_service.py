@@ -24,7 +24,7 @@ from PIL import Image
 
 from link_sim.payloads import SYNTHETIC_MODEL_ID, synthetic_container
 from uplink.cache import EncodeCache
-from uplink.encode import ByteBudget, EncodePipeline, FixedBpp, load_image
+from uplink.encode import ByteBudget, EncodePipeline, FixedBpp, FixedRate, load_image
 
 __all__ = ["CachedDecoder", "CodecService", "SyntheticCodec"]
 
@@ -33,6 +33,11 @@ class SyntheticCodec:
     """Writes `.tbx` containers of the requested size with random payloads; cannot decode."""
 
     model_id = SYNTHETIC_MODEL_ID
+    RATE_BPP = (0.01, 0.15)  # the design's rate range, for ``encode(rate=...)``
+
+    def encode(self, img: np.ndarray, rate: float = 0.5) -> bytes:
+        lo, hi = self.RATE_BPP
+        return self.encode_to_budget(img, bpp=lo + rate * (hi - lo))
 
     def encode_to_budget(
         self, img: np.ndarray, *, bpp: float | None = None, max_bytes: int | None = None
@@ -131,11 +136,23 @@ class CodecService:
         return self._references[path]
 
     def encode(
-        self, path: Path, *, bpp: float | None = None, max_bytes: int | None = None
+        self,
+        path: Path,
+        *,
+        rate: float | None = None,
+        bpp: float | None = None,
+        max_bytes: int | None = None,
     ) -> bytes:
-        if (bpp is None) == (max_bytes is None):
-            raise ValueError("encode needs exactly one of bpp or max_bytes")
-        policy = FixedBpp(bpp) if bpp is not None else ByteBudget(int(max_bytes or 0))
+        """Raises: ``textboost.codec.api.BudgetError`` when no stream fits the budget."""
+        if sum(x is not None for x in (rate, bpp, max_bytes)) != 1:
+            raise ValueError("encode needs exactly one of rate, bpp or max_bytes")
+        policy: FixedRate | FixedBpp | ByteBudget
+        if rate is not None:
+            policy = FixedRate(rate)
+        elif bpp is not None:
+            policy = FixedBpp(bpp)
+        else:
+            policy = ByteBudget(int(max_bytes or 0))
         key = (path, policy.settings)
         if key not in self._encoded:
             pipeline = EncodePipeline(policy, self._encode_cache, lambda: self.codec)

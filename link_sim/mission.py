@@ -32,6 +32,7 @@ from link_sim.duty_cycle import DutyCycle
 from link_sim.link import LinkDirection, MessageSessions, Signal
 from link_sim.phy import LoraPhy, RatePhy
 from link_sim.scenario import ContactsSpec, Direction, Scenario, image_paths
+from textboost.codec.api import BudgetError
 from textboost.protocol import (
     BundleDelivered,
     BundleFailed,
@@ -288,6 +289,8 @@ class Mission:
 
     def _budget(self) -> dict[str, float | int]:
         r = self.scenario.rate
+        if r.policy == "rate":
+            return {"rate": r.rate}
         if r.policy == "bpp":
             return {"bpp": r.bpp}
         if r.policy == "bytes":
@@ -304,7 +307,11 @@ class Mission:
             i = yield self._encode_q.get()
             rec = self.records[i]
             yield env.timeout(s.sender.encode_s)
-            data = self.codec.encode(self._path(i), **self._budget())
+            try:
+                data = self.codec.encode(self._path(i), **self._budget())
+            except BudgetError as exc:
+                rec.dropped = f"encoder: {exc}"
+                continue
             rec.encode_done_s = env.now
             rec.bundle_bytes = len(data)
             for drop in self.uplink.store(str(i), data, self.clock.to_contact(env.now)):

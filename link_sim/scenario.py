@@ -86,14 +86,20 @@ class SenderProfile(_Strict):
 
 
 class RatePolicy(_Strict):
-    policy: Literal["bpp", "bytes", "adaptive"]
+    """``rate``: the codec's rate knob (0 = smallest stream); ``bpp`` / ``bytes``: the best
+    stream within a budget; ``adaptive``: a byte budget from the link's mean capacity per
+    capture interval minus what is already stored, within [min_bytes, max_bytes]."""
+
+    policy: Literal["rate", "bpp", "bytes", "adaptive"]
+    rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     bpp: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     max_bytes: Annotated[int, Field(ge=32)] | None = None
     min_bytes: Annotated[int, Field(ge=32)] | None = None
 
     @model_validator(mode="after")
     def _fields_for_policy(self) -> RatePolicy:
-        need = {"bpp": ("bpp",), "bytes": ("max_bytes",), "adaptive": ("min_bytes", "max_bytes")}
+        need = {"rate": ("rate",), "bpp": ("bpp",), "bytes": ("max_bytes",),
+                "adaptive": ("min_bytes", "max_bytes")}
         for name in need[self.policy]:
             if getattr(self, name) is None:
                 raise ValueError(f"policy {self.policy!r}: expected '{name}' as well")
