@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,7 +86,6 @@ def test_cli_pair_over_udp(tmp_path):
     import socket
     import subprocess
     import sys
-    from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     rng = np.random.default_rng(3)
@@ -158,3 +158,40 @@ def test_cli_pair_over_udp(tmp_path):
     for r in results:
         original = Path(manifest[str(r["bundle_id"])]).read_bytes()
         assert Path(r["tbx_path"]).read_bytes() == original
+
+
+def test_udp_sends_while_encoding_and_reports_bad_images(tmp_path):
+    """Captures are encoded on a worker thread and sent as they are ready; an unreadable
+    image is reported by name and the others still go."""
+    from uplink import Capture, EncodePipeline, FixedRate
+
+    rng = np.random.default_rng(5)
+    cfg = LinkConfig(mtu_bytes=200, rto_s=0.2, nak_timeout_s=0.2)
+    good = {}
+    for i in range(2):
+        path = tmp_path / f"cap{i}.tbx"
+        path.write_bytes(tbx(rng))
+        good[path.name] = path.read_bytes()
+    bad = tmp_path / "broken.tbx"
+    bad.write_bytes(b"TB garbage")
+    captures = [
+        Capture(tmp_path / "cap0.tbx", 0.0),
+        Capture(bad, 0.05),
+        Capture(tmp_path / "cap1.tbx", 0.1),
+    ]
+    ground = DownlinkNode(cfg, out_dir=tmp_path / "rx", codec_factory=None)
+    rx = UdpDownlink(ground, ("127.0.0.1", 0))
+    thread = threading.Thread(target=rx.run, kwargs={"timeout_s": 20.0, "expect_bundles": 2})
+    thread.start()
+    try:
+        edge = UplinkNode(cfg, pipeline=EncodePipeline(FixedRate(0.5)))
+        with UdpUplink(edge, ("127.0.0.1", rx.port)) as tx:
+            assert tx.run(timeout_s=20.0, captures=captures)
+    finally:
+        thread.join(timeout=30.0)
+        rx.close()
+    assert len(tx.encode_errors) == 1 and "broken.tbx" in tx.encode_errors[0]
+    assert sorted(edge.images) == ["cap0.tbx", "cap1.tbx"]
+    for name, data in good.items():
+        res = ground.results[edge.images[name].bundle_id]
+        assert res.complete and Path(res.tbx_path).read_bytes() == data

@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-dir", type=Path, help="encode cache directory")
     s.add_argument("--rate-bps", type=float, help="pace the link at this bit rate")
     s.add_argument("--storage-bytes", type=int, default=16 << 20)
+    s.add_argument(
+        "--interval-s",
+        type=float,
+        default=0.0,
+        help="capture one image every this many seconds (default: all at once)",
+    )
     s.add_argument("--timeout-s", type=float, default=600.0)
     s.add_argument("--manifest", type=Path, help="write {bundle id: file} JSON here")
     s.add_argument("--json", action="store_true", help="machine-readable summary")
@@ -71,21 +77,25 @@ def main(argv: list[str] | None = None) -> int:
             policy = FixedRate(0.3 if args.rate is None else args.rate)
         captures: list[Capture] = []
         for path in args.inputs:
-            source = FolderSource(path) if path.is_dir() else PathListSource([path])
+            if path.is_dir():
+                source = FolderSource(
+                    path, args.interval_s, start_s=len(captures) * args.interval_s
+                )
+            else:
+                source = PathListSource([path], [len(captures) * args.interval_s])
             captures += list(source)
         cache = EncodeCache(args.cache_dir) if args.cache_dir is not None else None
         node = UplinkNode(
             config, storage_bytes=args.storage_bytes, pipeline=EncodePipeline(policy, cache)
         )
-        for c in captures:
-            node.capture(c, 0.0)
     except (ValueError, FileNotFoundError) as exc:
         fail(prog, str(exc))
     with UdpUplink(node, remote, rate_bps=args.rate_bps) as link:
-        finished = link.run(args.timeout_s)
+        finished = link.run(args.timeout_s, captures)
     st = node.sender.stats
     summary = {
         "finished": finished,
+        "encode_errors": link.encode_errors,
         "images": [
             {
                 "image": r.image_id,
@@ -119,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
                 else r["dropped"] or ("failed" if r["failed_s"] is not None else "sent")
             )
             print(f"{r['image']:<32} {r['bytes']:>7} B  bundle {r['bundle_id']!s:>5}  {state}")
+        for err in link.encode_errors:
+            print(f"not sent: {err}")
         print(
             f"on air {st.on_air_bytes} B (payload {st.payload_bytes}, header {st.header_bytes}, "
             f"FEC {st.fec_bytes}, retransmitted {st.retransmission_bytes}); "
             f"efficiency {st.efficiency:.3f}"
         )
-    return 0 if finished else 1
+    return 0 if finished and not link.encode_errors else 1

@@ -11,9 +11,13 @@ from __future__ import annotations
 import selectors
 import socket
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
+from uplink.encode import Encoded
 from uplink.node import UplinkNode
+from uplink.sources import Capture
 
 __all__ = ["UdpUplink", "parse_host_port"]
 
@@ -57,6 +61,7 @@ class UdpUplink:
         self.sock.bind(bind)
         self.sock.setblocking(False)
         self.send_errors = 0
+        self.encode_errors: list[str] = []  # one line per image that could not be encoded
 
     def close(self) -> None:
         self.sock.close()
@@ -67,43 +72,76 @@ class UdpUplink:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def run(self, timeout_s: float) -> bool:
+    def run(self, timeout_s: float, captures: Sequence[Capture] = ()) -> bool:
         """Send until the node is idle (everything acknowledged, failed or, one-way, sent)
         or ``timeout_s`` passes.
 
+        Args:
+            timeout_s: wall-clock limit.
+            captures: images to encode on a worker thread, each no earlier than its
+                ``capture_s`` after the start, and to store as they are ready: sending starts
+                with the first image, not after the last. An image that cannot be encoded
+                is listed in :attr:`encode_errors` and the others go on.
         Returns:
-            True if the node went idle, False on timeout.
+            True if every capture was handled and the node went idle, False on timeout.
+        Raises:
+            ValueError: captures given but the node has no encode pipeline.
         """
+        if captures and self.node.pipeline is None:
+            raise ValueError("captures given but the UplinkNode has no encode pipeline")
         mtu = self.node.sender.config.mtu_bytes
         t0 = last = self.clock()
         tokens = float(mtu)
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.sock, selectors.EVENT_READ)
-            while True:
-                now = self.clock()
-                if self.node.idle:
-                    return True
-                if now - t0 >= timeout_s:
-                    return False
-                if self.rate_bps is not None:
-                    tokens = min(tokens + self.rate_bps / 8 * (now - last), 4.0 * mtu)
-                last = now
-                budget = None if self.rate_bps is None else int(tokens)
-                for frame in self.node.poll_transmit(now - t0, budget):
-                    tokens -= len(frame)
-                    try:
-                        self.sock.sendto(frame, self.remote)
-                    except OSError:  # full buffer or unreachable: a lost frame, ARQ repairs
-                        self.send_errors += 1
-                wait = TICK_S
-                timer = self.node.next_timer()
-                if timer is not None:
-                    wait = max(0.0, min(wait, timer - (now - t0)))
-                if sel.select(wait):
-                    self._drain(t0)
-                timer = self.node.next_timer()
-                if timer is not None and timer <= self.clock() - t0:
-                    self.node.handle_timeout(self.clock() - t0)
+        worker = ThreadPoolExecutor(1)
+        encoding = deque((c, worker.submit(self._encode_at, c, t0)) for c in captures)
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(self.sock, selectors.EVENT_READ)
+                while True:
+                    now = self.clock()
+                    self._store_encoded(encoding, now - t0)
+                    if not encoding and self.node.idle:
+                        return True
+                    if now - t0 >= timeout_s:
+                        return False
+                    if self.rate_bps is not None:
+                        tokens = min(tokens + self.rate_bps / 8 * (now - last), 4.0 * mtu)
+                    last = now
+                    budget = None if self.rate_bps is None else int(tokens)
+                    for frame in self.node.poll_transmit(now - t0, budget):
+                        tokens -= len(frame)
+                        try:
+                            self.sock.sendto(frame, self.remote)
+                        except OSError:  # full buffer or unreachable: lost, ARQ repairs
+                            self.send_errors += 1
+                    wait = TICK_S
+                    timer = self.node.next_timer()
+                    if timer is not None:
+                        wait = max(0.0, min(wait, timer - (now - t0)))
+                    if sel.select(wait):
+                        self._drain(t0)
+                    timer = self.node.next_timer()
+                    if timer is not None and timer <= self.clock() - t0:
+                        self.node.handle_timeout(self.clock() - t0)
+        finally:
+            worker.shutdown(wait=True, cancel_futures=True)
+
+    def _encode_at(self, capture: Capture, t0: float) -> Encoded:
+        delay_s = t0 + capture.capture_s - self.clock()
+        if delay_s > 0:
+            time.sleep(delay_s)
+        assert self.node.pipeline is not None
+        return self.node.pipeline.encode(capture.path)
+
+    def _store_encoded(self, encoding: deque[tuple[Capture, Future]], now: float) -> None:
+        while encoding and encoding[0][1].done():
+            capture, future = encoding.popleft()
+            try:
+                enc = future.result()
+            except (ValueError, OSError) as exc:
+                self.encode_errors.append(str(exc))
+                continue
+            self.node.store(capture.image_id, enc.data, now, capture.priority)
 
     def _drain(self, t0: float) -> None:
         while True:
