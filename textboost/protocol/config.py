@@ -16,7 +16,7 @@ from textboost.protocol.errors import LocalProtocolError
 
 __all__ = ["HEADER_BYTES", "PARITY_PREFIX_BYTES", "LinkConfig"]
 
-HEADER_BYTES = 6  # type/flags u8 | bundle id u16 | section u8 | fragment or group index u16
+HEADER_BYTES = 6  # type/flags u8 | bundle id u16 | segment u8 | fragment or group index u16
 PARITY_PREFIX_BYTES = 2  # parity frames: parity index u8 | source frames in group u8
 FEC_ROW_PREFIX_BYTES = 3  # each FEC source row: flags u8 | payload length u16
 MIN_PAYLOAD_BYTES = 8  # smallest fragment payload worth a frame (and room for a NAK range)
@@ -48,10 +48,10 @@ class LinkConfig:
             the time the link needs to drain what the receiver NAKs.
         nak_timeout_s: receiver: time after a NAK before missing fragments are NAKed again.
         max_retries: EOF re-sends (sender) and NAK repeats (receiver) before giving up.
-        fec_k: source frames per FEC group (0 = no FEC).
-        fec_m: parity frames per full group; a shorter group of n frames gets
-            ``ceil(fec_m * n / fec_k)`` parity frames, so a one-frame header section is sent
-            ``1 + ceil(fec_m / fec_k)`` times: more protection for what matters most.
+        fec_k: source frames per FEC group, consecutive fragments of a segment (0 = no FEC).
+        fec_m: parity frames per full group; a segment's last, shorter group of n frames
+            gets ``ceil(fec_m * n / fec_k)``, so any ``fec_m`` losses in a full group (and
+            at least one in any group) are repaired.
         auth_key: pre-shared key for HMAC-SHA256 frame tags (None = no authentication).
         tag_bytes: bytes of the truncated HMAC tag per frame (4..32).
     """
@@ -139,5 +139,5 @@ class LinkConfig:
         return math.ceil(self.fec_m * n_source / self.fec_k) if self.fec_k else 0
 
     def n_fragments(self, length_bytes: int) -> int:
-        """Fragments of a section of ``length_bytes`` (an empty section has none)."""
+        """Fragments of a segment of ``length_bytes`` (an empty one has none)."""
         return -(-length_bytes // self.fragment_payload_bytes)
