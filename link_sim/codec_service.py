@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from downlink.node import psnr_db
 from link_sim.payloads import SYNTHETIC_MODEL_ID, synthetic_container
 from uplink.cache import EncodeCache
 from uplink.encode import ByteBudget, EncodePipeline, FixedBpp, FixedRate, load_image
@@ -90,6 +91,7 @@ class CodecService:
         self._encode_cache = EncodeCache(self.cache_dir / "encoded")
         self._encoded: dict[tuple[Path, str], bytes] = {}
         self._references: dict[Path, np.ndarray] = {}
+        self._quality: dict[tuple[Path, bytes], float] = {}
         self._sizes: dict[Path, tuple[int, int]] = {}
         self.encodes = 0  # encoder runs (cache misses), for the summary and the benchmark
 
@@ -134,6 +136,16 @@ class CodecService:
         if path not in self._references:
             self._references[path] = load_image(path)
         return self._references[path]
+
+    def quality(self, path: Path, data: bytes) -> tuple[float, Path]:
+        """PSNR of the decoded ``data`` against the original ``path``, and the decoded
+        image's file (memoised: a mission decodes the same few streams many times)."""
+        assert self.decoder is not None
+        key = (path, hashlib.sha256(data).digest())
+        if key not in self._quality:
+            img = self.decoder.decode(data)
+            self._quality[key] = psnr_db(self.reference(path), img)
+        return self._quality[key], self.decoder.path_of(data)
 
     def encode(
         self,

@@ -33,11 +33,16 @@ class ContactPlan:
 
     windows: tuple[tuple[float, float], ...] | None = None
     _ends: list[float] = field(init=False, repr=False, default_factory=list)
+    _open_before: list[float] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if self.windows is None:
             return
         self._ends = [end for _, end in self.windows]
+        # contact seconds before each window: open_seconds(0, t) in O(log n)
+        self._open_before = [0.0]
+        for start, end in self.windows:
+            self._open_before.append(self._open_before[-1] + (end - start))
         prev_end = -math.inf
         for start, end in self.windows:
             if not (end > start >= prev_end):
@@ -162,7 +167,13 @@ class ContactClock:
     plan: ContactPlan
 
     def to_contact(self, t_s: float) -> float:
-        return t_s if self.plan.windows is None else self.plan.open_seconds(0.0, t_s)
+        plan = self.plan
+        if plan.windows is None:
+            return t_s
+        i = bisect.bisect_right(plan._ends, t_s)  # windows before i have ended by t_s
+        if i < len(plan.windows):
+            return plan._open_before[i] + max(0.0, t_s - plan.windows[i][0])
+        return plan._open_before[i]
 
     def from_contact(self, tc_s: float) -> float:
         """The earliest simulation time at which ``tc_s`` contact seconds have elapsed."""

@@ -228,7 +228,7 @@ class Mission:
         )
         decoder = codec.decoder
         self.downlink = DownlinkNode(
-            self.config, out_dir=None, references={},
+            self.config, out_dir=None, defer_decode=True,
             codec_factory=None if decoder is None else (lambda: decoder),
         )
         seeds = np.random.SeedSequence([s.seed, run_index]).spawn(2)
@@ -252,6 +252,7 @@ class Mission:
         self._decode_q: simpy.Store = simpy.Store(env)
         self._sender_wake = Signal(env)
         self._receiver_wake = Signal(env)
+        self._armed: dict[int, float | None] = {}  # id(node) -> deadline its timer waits for
         for proc in (self._capture, self._encoder, self._sender_timers,
                      self._receiver_timers, self._decoder):
             env.process(proc())
@@ -316,7 +317,7 @@ class Mission:
             rec.bundle_bytes = len(data)
             for drop in self.uplink.store(str(i), data, self.clock.to_contact(env.now)):
                 self.records[int(drop.image_id)].dropped = drop.reason
-            self._sender_wake.fire()
+            self._poke(self.uplink, self._sender_wake)
             self.forward.wake()
 
     def _pull_forward(self, now: float, budget: int) -> list[bytes]:
@@ -332,7 +333,7 @@ class Mission:
                 rec.first_pass_arrival_s = t + hold + self.forward.delay_s
             t += hold
         if frames:
-            self._sender_wake.fire()
+            self._poke(self.uplink, self._sender_wake)
         return frames
 
     def _start_bundle(self, bid: int, rec: ImageRecord, now: float) -> None:
@@ -340,24 +341,26 @@ class Mission:
         self._by_bundle[bid] = rec
         rec.section_bytes = list(self.uplink.sender.records[bid].section_bytes)
         rec.section_delivered_s = [None] * len(rec.section_bytes)
-        if self.codec.decoder is not None and rec.index % self.scenario.decode_every == 0:
-            # Simulation only: the ground learns which original to compare with.
-            self.downlink.references[bid] = self.codec.reference(self._path(rec.index))
 
     def _on_edge_frame(self, frame: bytes, now: float) -> None:
         for ev in self.uplink.receive(frame, self.clock.to_contact(now)):
             self._on_sender_event(ev)
-        self._sender_wake.fire()
+        self._poke(self.uplink, self._sender_wake)
         self.forward.wake()
 
     def _on_sender_event(self, ev) -> None:
         if isinstance(ev, BundleFailed):
             self._by_bundle[ev.bundle_id].failed = ev.reason
 
+    def _poke(self, node, wake: Signal) -> None:
+        """Wake a node's timer process if its next deadline changed."""
+        if node.next_timer() != self._armed.get(id(node)):
+            wake.fire()
+
     def _timers(self, node, wake: Signal, on_event: Callable, link):
         env, clock = self.env, self.clock
         while True:
-            deadline = node.next_timer()
+            deadline = self._armed[id(node)] = node.next_timer()
             at = math.inf if deadline is None else clock.from_contact(deadline)
             if at > env.now:
                 yield wake.wait() if math.isinf(at) else wake.wait() | env.timeout(at - env.now)
@@ -375,7 +378,9 @@ class Mission:
     def _on_ground_frame(self, frame: bytes, now: float) -> None:
         for ev in self.downlink.receive(frame, self.clock.to_contact(now)):
             self._on_receiver_event(ev)
-        self._receiver_wake.fire()
+        for job in self.downlink.take_complete():
+            self._decode_q.put(job)  # decoded by the node after the ground's decode latency
+        self._poke(self.downlink, self._receiver_wake)
         if self.reverse is not None:
             self.reverse.wake()
 
@@ -386,7 +391,6 @@ class Mission:
             self._sections.setdefault(ev.bundle_id, []).append(ev.data)
         elif isinstance(ev, BundleDelivered):
             rec.delivered_s = self.env.now
-            self._decode_q.put(ev.bundle_id)
         elif isinstance(ev, ReceiverGaveUp):
             rec.failed = f"receiver gave up with {ev.delivered_sections} sections"
 
@@ -399,31 +403,36 @@ class Mission:
                             self.reverse)
 
     def _decoder(self):
-        # The ground node decodes as a bundle completes; this process adds the ground
-        # profile's decode latency, one image at a time.
+        # One decoder at the ground: each complete bundle waits for it, then the node
+        # decodes it after the ground profile's decode latency.
         env = self.env
         while True:
-            bid = yield self._decode_q.get()
+            job = yield self._decode_q.get()
             yield env.timeout(self.scenario.receiver.decode_latency_s)
-            self._take_result(bid, env.now)
+            self.downlink.decode([job])
+            self._take_result(job[0], env.now)
 
     def _take_result(self, bid: int, now: float | None) -> None:
         rec = self._by_bundle[bid]
         res = self.downlink.results.get(bid)
         if res is None:
             return
-        rec.decoded_sections = res.sections_delivered if res.decoded else 0
-        rec.decoded_s = now if res.decoded or self.codec.decoder is None else None
-        if self.codec.decoder is None:
-            rec.decoded_sections = res.sections_delivered
-        rec.psnr_db = res.psnr_db
+        synthetic = self.codec.decoder is None
         if res.error:
             rec.decode_note = res.error
-        elif res.decoded and res.psnr_db is None:
+        if not (res.decoded or (synthetic and res.sections_delivered >= 2)):
+            return
+        rec.decoded_sections = res.sections_delivered
+        rec.decoded_s = now
+        if synthetic:
+            return
+        if rec.index % self.scenario.decode_every:
             rec.decode_note = f"quality not sampled (decode_every={self.scenario.decode_every})"
-        if res.decoded and self.codec.decoder is not None:
-            data = join_sections(self._sections[bid]).to_bytes()
-            rec.decoded_image = str(self.codec.decoder.path_of(data))
+            return
+        # Simulation only: the original is at hand, so measure what the ground decoded.
+        data = join_sections(self._sections[bid]).to_bytes()
+        rec.psnr_db, image = self.codec.quality(self._path(rec.index), data)
+        rec.decoded_image = str(image)
 
     # --- running ----------------------------------------------------------------------------
 

@@ -105,7 +105,7 @@ def _timeline(res: MissionResult, path: Path) -> None:
 
 def _bpp_budget(res: MissionResult, path: Path) -> None:
     rows = [r for r in image_rows(res) if r["codec_bytes"] is not None]
-    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    fig, ax = plt.subplots(figsize=(7.0, 4.4))
     if rows:
         x = np.arange(len(rows))
         pixels = np.array([r.pixels for r in res.records if r.bundle_bytes is not None], float)
@@ -126,18 +126,20 @@ def _bpp_budget(res: MissionResult, path: Path) -> None:
             ax.axhline(res.scenario.rate.bpp, color="k", ls="--", lw=1, label="rate policy bpp")
         ax.set_xticks(x)
         ax.set_xticklabels([str(r["index"]) for r in rows], fontsize=7)
+        ax.set_ylim(0, 1.1 * float(bottom.max()))
         psnr = [r["psnr_db"] for r in rows]
         if any(p is not None for p in psnr):
             ax2 = ax.twinx()
             ax2.plot(x, [np.nan if p is None else p for p in psnr], "o-", color="C1", ms=3,
-                     lw=1, label="PSNR of what was decoded")
+                     lw=1, label="PSNR of what was decoded (dB)")
             ax2.set_ylabel("PSNR (dB)", color="C1")
-            ax2.legend(loc="upper right", fontsize=7)
     ax.set_xlabel("image index")
     ax.set_ylabel("bits per pixel")
     ax.set_title(f"{res.scenario.name}: codec bits vs on-air bits per image")
-    ax.legend(loc="upper left", fontsize=7)
-    fig.tight_layout()
+    handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
+    labels = [lab for a in fig.axes for lab in a.get_legend_handles_labels()[1]]
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)
 
