@@ -169,7 +169,7 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
                 "encode_mean_s", "queue_mean_s", "air_mean_s", "retransmission_mean_s",
                 "decode_mean_s", "codec_bpp_mean", "on_air_bpp_mean", "psnr_mean_db",
                 "protocol_efficiency", "frame_loss_rate", "utilisation", "capacity_bps",
-                "goodput_bps"):
+                "delivered_bps"):
         m = s[key]
         nd = 4 if "bpp" in key or key in ("delivered_fraction", "protocol_efficiency",
                                            "frame_loss_rate", "utilisation") else 2

@@ -17,6 +17,7 @@ from link_sim.report import image_rows
 __all__ = ["plot_all", "plot_sweep"]
 
 _DPI = 110
+_MAX_LABELLED_ROWS = 40  # beyond this the timeline keeps its height and drops row labels
 
 
 def plot_all(results: list[MissionResult], out_dir: Path) -> dict[str, Path]:
@@ -62,14 +63,15 @@ def _latency_cdf(results: list[MissionResult], path: Path) -> None:
 def _timeline(res: MissionResult, path: Path) -> None:
     s = res.scenario
     recs = res.records
+    rows = min(_MAX_LABELLED_ROWS, max(4, len(recs)))
     fig, (ax, ax_link) = plt.subplots(
-        2, 1, figsize=(8.0, 1.6 + 0.28 * max(4, len(recs))), sharex=True,
-        gridspec_kw={"height_ratios": [max(4, len(recs)), 1.5]},
+        2, 1, figsize=(8.0, 1.6 + 0.28 * rows), sharex=True,
+        gridspec_kw={"height_ratios": [rows, 1.5]},
     )
     windows = res.contacts.windows or ((0.0, s.duration_s),)
     for a in (ax, ax_link):
-        for start, end in windows:
-            a.axvspan(start, end, color="C2", alpha=0.12, lw=0)
+        for start, end in windows:  # an edge line keeps short passes visible on long plots
+            a.axvspan(start, end, facecolor="C2", alpha=0.15, edgecolor="C2", lw=0.6)
     for y, r in enumerate(recs):
         end = r.decoded_s or r.delivered_s or (s.duration_s if r.first_byte_s else r.capture_s)
         ax.plot([r.capture_s, end], [y, y], color="0.6", lw=1)
@@ -82,8 +84,11 @@ def _timeline(res: MissionResult, path: Path) -> None:
             ax.plot(r.decoded_s, y, "*", color="C3" if r.delivered_s is None else "C2", ms=9)
         elif r.dropped:
             ax.plot(r.capture_s, y, "x", color="C3", ms=8)
-    ax.set_yticks(range(len(recs)))
-    ax.set_yticklabels([f"{r.index}:{r.image}" for r in recs], fontsize=6)
+    if len(recs) <= _MAX_LABELLED_ROWS:
+        ax.set_yticks(range(len(recs)))
+        ax.set_yticklabels([f"{r.index}:{r.image}" for r in recs], fontsize=6)
+    else:
+        ax.set_ylabel("image index")
     ax.invert_yaxis()
     ax.set_title(
         f"{s.name}: capture (o), first byte (|), y groups delivered (.), decoded (*); "

@@ -156,7 +156,7 @@ def run_metrics(result: MissionResult) -> dict[str, float]:
         "contact_s": contact_s,
         "utilisation": fwd.busy_s / contact_s if contact_s else nan,
         "capacity_bps": 8 * result.capacity_Bps,
-        "goodput_bps": 8 * sum(r.bundle_bytes or 0 for r in delivered) / s.duration_s,
+        "delivered_bps": 8 * sum(r.bundle_bytes or 0 for r in delivered) / s.duration_s,
     }
     return m
 
