@@ -6,4 +6,5 @@ import sys
 
 from link_sim.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # sweep workers are spawned and import this module
+    sys.exit(main())

@@ -161,7 +161,7 @@ def plot_sweep(points: list[dict[str, Any]], param: str, path: Path) -> None:
                 label="mean latency (s)")
     ax.set_xlabel(param)
     ax.set_ylabel("mean capture → decoded latency (s)", color="C0")
-    if numeric and min(xs) > 0 and max(xs) / min(xs) >= 20:
+    if numeric and min(xs) > 0 and max(xs) / min(xs) >= 10:
         ax.set_xscale("log")
     if not numeric:
         ax.set_xticks(pos)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -97,7 +98,9 @@ def run_sweep(
     if ray_address is not None:
         points = _run_on_ray(ray_address, args)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: the parent may hold BLAS/torch threads, which fork can deadlock
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(_sweep_point, *a) for a in args]
             points = []
             for f in tqdm(futures, unit="point", leave=False, desc="sweep", disable=None):
