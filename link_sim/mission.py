@@ -244,6 +244,8 @@ class Mission:
                                            self._pull_reverse, self._on_edge_frame)
         self.capacity_Bps = mean_capacity_Bps(s.link.forward, self.contacts, s.duration_s,
                                               self.config)
+        open_s = self.contacts.open_seconds(0.0, s.duration_s)
+        self.contact_Bps = self.capacity_Bps * s.duration_s / open_s if open_s else 0.0
         self.paths = image_paths(s)
         self.records: list[ImageRecord] = []
         self._by_bundle: dict[int, ImageRecord] = {}
@@ -297,9 +299,16 @@ class Mission:
         if r.policy == "bytes":
             return {"max_bytes": r.max_bytes}
         assert r.min_bytes is not None and r.max_bytes is not None
-        backlog = self.uplink.storage.used_bytes
-        per_capture = self.capacity_Bps * self.scenario.images.capture.interval_s - backlog
-        budget = int(min(r.max_bytes, max(r.min_bytes, per_capture)))
+        # What the link can still carry before the next capture (always-up links) or
+        # before the end of the current or next pass, less what storage already holds.
+        now = self.env.now
+        if self.contacts.always:
+            horizon_s = self.scenario.images.capture.interval_s
+        else:
+            window = self.contacts.current_or_next(now)
+            horizon_s = 0.0 if window is None else window[1] - max(now, window[0])
+        offer = self.contact_Bps * horizon_s - self.uplink.storage.used_bytes
+        budget = int(min(r.max_bytes, max(r.min_bytes, offer)))
         return {"max_bytes": max(r.min_bytes, budget - budget % _ADAPTIVE_STEP_BYTES)}
 
     def _encoder(self):

@@ -150,30 +150,40 @@ def _bpp_budget(res: MissionResult, path: Path) -> None:
 
 
 def plot_sweep(points: list[dict[str, Any]], param: str, path: Path) -> None:
-    """Latency and delivered fraction (mean ± 95 % CI) against one swept parameter."""
-    xs = [p["value"] for p in points]
-    numeric = all(isinstance(v, int | float) for v in xs)
-    pos = xs if numeric else list(range(len(xs)))
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    lat = [p["summary"]["latency_mean_s"] for p in points]
-    ax.errorbar(pos, [m["mean"] if m["mean"] is not None else np.nan for m in lat],
-                yerr=[m["ci95"] or 0 for m in lat], fmt="o-", color="C0", capsize=3,
-                label="mean latency (s)")
+    """Mean latency (solid) and delivered fraction (dashed), mean ± 95 % CI, against the
+    first swept parameter; one colour per combination of the other parameters."""
+    series: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        rest = ", ".join(f"{k}={v}" for k, v in p["overrides"].items() if k != param)
+        series.setdefault(rest, []).append(p)
+    xs_all = [p["value"] for p in points]
+    numeric = all(isinstance(v, int | float) for v in xs_all)
+    labels = list(dict.fromkeys(str(v) for v in xs_all))
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    ax2 = ax.twinx()
+    for i, (rest, pts) in enumerate(series.items()):
+        xs = [p["value"] if numeric else labels.index(str(p["value"])) for p in pts]
+        lat = [p["summary"]["latency_mean_s"] for p in pts]
+        frac = [p["summary"]["delivered_fraction"] for p in pts]
+        ax.errorbar(xs, [np.nan if m["mean"] is None else m["mean"] for m in lat],
+                    yerr=[m["ci95"] or 0 for m in lat], fmt="o-", color=f"C{i}", capsize=3,
+                    label=rest or None)
+        ax2.errorbar(xs, [np.nan if m["mean"] is None else m["mean"] for m in frac],
+                     yerr=[m["ci95"] or 0 for m in frac], fmt="s--", color=f"C{i}",
+                     capsize=3, alpha=0.6)
     ax.set_xlabel(param)
-    ax.set_ylabel("mean capture → decoded latency (s)", color="C0")
-    if numeric and min(xs) > 0 and max(xs) / min(xs) >= 10:
+    ax.set_ylabel("mean capture → decoded latency (s), solid")
+    ax2.set_ylabel("fraction of images delivered, dashed")
+    ax2.set_ylim(0, 1.05)
+    if numeric and min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 10:
         ax.set_xscale("log")
     if not numeric:
-        ax.set_xticks(pos)
-        ax.set_xticklabels([str(v) for v in xs])
-    ax2 = ax.twinx()
-    frac = [p["summary"]["delivered_fraction"] for p in points]
-    ax2.errorbar(pos, [m["mean"] if m["mean"] is not None else np.nan for m in frac],
-                 yerr=[m["ci95"] or 0 for m in frac], fmt="s--", color="C2", capsize=3)
-    ax2.set_ylabel("fraction of images delivered", color="C2")
-    ax2.set_ylim(0, 1.05)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels)
+    if len(series) > 1:
+        fig.legend(fontsize=7, loc="lower center", ncol=min(3, len(series)), frameon=False)
     ax.grid(alpha=0.3)
     ax.set_title(f"sweep of {param}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07 if len(series) > 1 else 0, 1, 1))
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)

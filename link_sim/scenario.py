@@ -87,8 +87,9 @@ class SenderProfile(_Strict):
 
 class RatePolicy(_Strict):
     """``rate``: the codec's rate knob (0 = smallest stream); ``bpp`` / ``bytes``: the best
-    stream within a budget; ``adaptive``: a byte budget from the link's mean capacity per
-    capture interval minus what is already stored, within [min_bytes, max_bytes]."""
+    stream within a budget; ``adaptive``: a byte budget of what the link can carry before
+    the next capture (always-up links) or by the end of the current or next pass, less what
+    storage already holds, within [min_bytes, max_bytes]."""
 
     policy: Literal["rate", "bpp", "bytes", "adaptive"]
     rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None

@@ -117,3 +117,32 @@ def test_contacts_stop_protocol_timers_between_passes(codec):
     rec = res.records[0]
     assert rec.failed is None
     assert rec.delivered_s is not None and 2000 < rec.delivered_s < 2100
+
+
+def test_adaptive_budget_follows_queue_and_next_contact(codec):
+    windows = {"kind": "windows", "windows": [[0, 30], [600, 640]]}
+    fwd = {"rate_bps": 2400, "delay_s": 0.01, "mtu_bytes": 256, "contacts": windows}
+    s = _scenario(link__forward=fwd, rate={"policy": "adaptive", "min_bytes": 500,
+                                           "max_bytes": 20000},
+                  images__capture={"start_s": 0.0, "interval_s": 2.0, "count": 3},
+                  duration_s=800)
+    res = Mission(s, codec).run()
+    sizes = [r.bundle_bytes for r in res.records]
+    # first photo: the rest of the 30 s pass (~2400/8 * 0.96 * 27 s); the next ones get
+    # what is left after the queue, down to the floor
+    assert 6000 < sizes[0] <= 8200
+    assert sizes[1] < sizes[0] and sizes[2] <= sizes[1]
+    assert sizes[2] == pytest.approx(500, abs=8), sizes  # the floor
+
+
+def test_fec_recovers_losses_on_a_one_way_link(codec):
+    lossy = {"rate_bps": 9600, "delay_s": 0.01, "mtu_bytes": 256,
+             "burst": {"p": 0.05, "r": 0.9, "loss_good": 0.0, "loss_bad": 1.0}}
+    base = {"link__forward": lossy, "link__reverse": None, "protocol__arq": "none",
+            "rate": {"policy": "bpp", "bpp": 0.2}}
+    plain = Mission(_scenario(**base), codec).run()
+    fec = Mission(_scenario(**base, protocol__fec={"k": 8, "m": 3}), codec).run()
+    assert fec.downlink.receiver.stats.fec_recovered > 0
+    assert sum(r.fec_bytes for r in fec.records) > 0
+    complete = [sum(r.delivered_s is not None for r in m.records) for m in (plain, fec)]
+    assert complete[1] > complete[0]
