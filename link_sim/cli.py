@@ -110,6 +110,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     report, files = write_outputs(results, args.scenario, out_dir)
     if args.json:
         print(json.dumps(report, indent=1))
+        console = Console(stderr=True)  # stdout stays one JSON document
     else:
         _print_report(report, console)
     console.print(
@@ -194,6 +195,7 @@ def _sweep(args: argparse.Namespace, console: Console) -> int:
     (out_dir / "sweep.json").write_text(json.dumps(points, indent=1) + "\n")
     if args.json:
         print(json.dumps(points, indent=1))
+        console = Console(stderr=True)
     else:
         t = Table(title=f"sweep ({runs} run(s) per point)", header_style="bold")
         for col in ("point", "delivered", "latency mean s", "p95 s", "on-air bpp", "PSNR dB"):

@@ -130,3 +130,13 @@ def test_sweep_bad_param_and_missing_ray(tmp_path, capsys):
         assert main(["sweep", "scenarios/rescue.yaml", "--synthetic", "--param",
                      "seed=1,2", "--ray", "auto", "--out", str(tmp_path)]) == 2
         assert "pip install" in capsys.readouterr().err
+
+
+def test_json_on_stdout_is_one_document(tmp_path, capsys):
+    rc = main(["scenarios/geo_bgan.yaml", "--synthetic", "--json", "--no-progress",
+               "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "cache")])
+    assert rc == 0
+    captured = capsys.readouterr()
+    rep = json.loads(captured.out)
+    assert rep["scenario"] == "geo_bgan" and len(rep["images"]) == 60
+    assert "report:" in captured.err
