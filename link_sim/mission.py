@@ -460,7 +460,9 @@ class Mission:
             # Bundles still incomplete at the end: what arrived is decoded afterwards.
             self._take_result(bid, None)
             rec = self._by_bundle[bid]
-            if rec.decoded_sections:
+            if rec.decoded_sections and rec.delivered_s is not None:
+                rec.decode_note = "complete, but still waiting for the decoder at mission end"
+            elif rec.decoded_sections:
                 rec.decode_note = "partial at mission end, decoded afterwards"
         for bid, rec in self._by_bundle.items():
             sent = self.uplink.sender.records[bid]
