@@ -45,7 +45,6 @@ from uplink.node import UplinkNode
 __all__ = ["ImageRecord", "Mission", "MissionResult", "build_contacts", "link_config"]
 
 _RETX_FLAG = 0x02  # frames.Flag.RETX, read straight from byte 0 of a frame
-_DATA, _PARITY = 1, 2  # frames.FrameType values
 _ADAPTIVE_STEP_BYTES = 32  # adaptive budgets are rounded down to this (cache hits)
 
 
@@ -93,7 +92,7 @@ class ImageRecord:
     def on_air_bpp(self) -> float:
         return 8 * self.on_air_bytes / self.pixels
 
-    def latency_split(self, decode_s: float) -> dict[str, float] | None:
+    def latency_split(self) -> dict[str, float] | None:
         """encode / queue / air / retransmission / decode seconds of a delivered image."""
         if self.delivered_s is None or self.decoded_s is None or self.first_byte_s is None:
             return None

@@ -71,10 +71,9 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 
 
 def image_rows(result: MissionResult) -> list[dict[str, Any]]:
-    decode_s = result.scenario.receiver.decode_latency_s
     rows = []
     for r in result.records:
-        split = r.latency_split(decode_s) or {}
+        split = r.latency_split() or {}
         sd = r.section_delivered_s
         rows.append(
             {
@@ -117,7 +116,7 @@ def run_metrics(result: MissionResult) -> dict[str, float]:
     delivered = [r for r in recs if r.delivered_s is not None]
     decoded = [r for r in recs if r.decoded_sections]
     lat = [r.latency_s for r in delivered if r.latency_s is not None]
-    splits = [x for r in delivered if (x := r.latency_split(s.receiver.decode_latency_s))]
+    splits = [x for r in delivered if (x := r.latency_split())]
     psnr = [r.psnr_db for r in recs if r.psnr_db is not None]
     fwd = result.forward.log
     contact_s = result.contacts.open_seconds(0.0, s.duration_s)
