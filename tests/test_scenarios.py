@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from link_sim.cli import main
-from link_sim.scenario import load_scenario
+from link_sim.scenario import ScenarioError, load_scenario
 
 PRESETS = sorted(Path("scenarios").glob("*.yaml"))
 RESCUE = Path("scenarios/rescue.yaml").read_text()
@@ -140,3 +140,19 @@ def test_json_on_stdout_is_one_document(tmp_path, capsys):
     rep = json.loads(captured.out)
     assert rep["scenario"] == "geo_bgan" and len(rep["images"]) == 60
     assert "report:" in captured.err
+
+
+def test_image_folder_resolves_against_the_scenario_file(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(Path("link_sim/data/kodak/kodim20.png").read_bytes())
+    raw = yaml.safe_load(RESCUE)
+    raw["images"] = {"folder": "photos", "capture": {"interval_s": 10.0, "count": 2}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    s = load_scenario(path)
+    assert Path(s.images.folder) == folder.resolve()
+    raw["images"]["folder"] = "missing"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ScenarioError, match=r"images.folder = .*missing.*existing folder"):
+        load_scenario(path)
