@@ -169,11 +169,13 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
                 "delivered_fraction", "latency_mean_s", "latency_p50_s", "latency_p95_s",
                 "encode_mean_s", "queue_mean_s", "air_mean_s", "retransmission_mean_s",
                 "decode_mean_s", "codec_bpp_mean", "on_air_bpp_mean", "psnr_mean_db",
-                "protocol_efficiency", "frame_loss_rate", "utilisation", "capacity_bps",
+                "protocol_efficiency", "frame_loss_rate", "utilisation",
+                "reverse_utilisation", "capacity_bps",
                 "delivered_bps"):
         m = s[key]
         nd = 4 if "bpp" in key or key in ("delivered_fraction", "protocol_efficiency",
-                                           "frame_loss_rate", "utilisation") else 2
+                                           "frame_loss_rate", "utilisation",
+                                           "reverse_utilisation") else 2
         value = _cell(m["mean"], nd)
         if ci and m["ci95"] is not None:
             value += f" ± {_cell(m['ci95'], nd)}"

@@ -69,7 +69,9 @@ class FrameLog:
 
 class LinkDirection:
     """A simplex link: ``pull(now, max_bytes)`` supplies frames, ``deliver(frame, now)``
-    receives the ones that survive. Call :meth:`wake` when the source has new frames."""
+    receives the ones that survive. Call :meth:`wake` when the source has new frames.
+    Two directions given the same ``medium`` (a capacity-1 resource) never transmit at
+    once: a half-duplex radio."""
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class LinkDirection:
         sessions: MessageSessions | None,
         pull: Callable[[float, int], list[bytes]],
         deliver: Callable[[bytes, float], None],
+        medium: simpy.Resource | None = None,
     ) -> None:
         self.env = env
         self.name = name
@@ -95,6 +98,7 @@ class LinkDirection:
         self.contacts = contacts
         self.duty_cycle = duty_cycle
         self.sessions = sessions
+        self.medium = medium  # shared by both directions of a half-duplex radio
         self.pull = pull
         self.deliver = deliver
         self.log = FrameLog()
@@ -147,6 +151,9 @@ class LinkDirection:
         # several messages; it arrives only if every part does.
         n_parts = -(-len(frame) // self.mtu_bytes)
         lost = False
+        request = self.medium.request() if self.medium is not None else None
+        if request is not None:
+            yield request  # half duplex: wait until the other side stops talking
         for part in range(n_parts):
             part_bytes = min(self.mtu_bytes, len(frame) - part * self.mtu_bytes)
             if self.sessions:
@@ -165,6 +172,8 @@ class LinkDirection:
             log.lost.append(part_lost)
             if self.sessions:
                 yield env.timeout(self.sessions.gap_s)
+        if request is not None:
+            self.medium.release(request)
         self._air.put((env.now + self.delay_s, frame, lost))
 
     def _propagation(self):

@@ -233,6 +233,7 @@ class Mission:
         seeds = np.random.SeedSequence([s.seed, run_index]).spawn(2)
         self.contacts = build_contacts(s.link.forward.contacts, s.duration_s)
         self.clock = ContactClock(self.contacts)
+        self._medium = simpy.Resource(env, capacity=1) if s.link.half_duplex else None
         self.forward = self._direction("forward", s.link.forward, self.contacts, seeds[0],
                                        self._pull_forward, self._on_ground_frame)
         self.reverse: LinkDirection | None = None
@@ -269,7 +270,7 @@ class Mission:
         return LinkDirection(
             self.env, name=name, phy=_phy(spec), delay_s=spec.delay_s, mtu_bytes=spec.mtu_bytes,
             loss=_loss(spec, seq), contacts=plan, duty_cycle=duty, sessions=sessions,
-            pull=pull, deliver=deliver,
+            pull=pull, deliver=deliver, medium=self._medium,
         )
 
     def _path(self, index: int):

@@ -154,6 +154,9 @@ def run_metrics(result: MissionResult) -> dict[str, float]:
         "frame_loss_rate": sum(fwd.lost) / fwd.frames if fwd.frames else nan,
         "contact_s": contact_s,
         "utilisation": fwd.busy_s / contact_s if contact_s else nan,
+        "reverse_utilisation": (
+            result.reverse.log.busy_s / contact_s if result.reverse and contact_s else nan
+        ),
         "capacity_bps": 8 * result.capacity_Bps,
         "delivered_bps": 8 * sum(r.bundle_bytes or 0 for r in delivered) / s.duration_s,
     }

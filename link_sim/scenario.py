@@ -206,9 +206,14 @@ class Direction(_Strict):
 class LinkSpec(_Strict):
     forward: Direction
     reverse: Direction | None = Field(None, description="none: one-way link, ARQ off")
+    half_duplex: bool = Field(
+        False, description="both directions share one radio channel: never at once"
+    )
 
     @model_validator(mode="after")
     def _contacts(self) -> LinkSpec:
+        if self.half_duplex and self.reverse is None:
+            raise ValueError("half_duplex: expected a reverse link to share the channel with")
         if self.forward.contacts is not None and self.forward.contacts.kind == "same_as_forward":
             raise ValueError(
                 "forward.contacts.kind 'same_as_forward': expected on the reverse link only"

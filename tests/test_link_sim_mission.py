@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from pathlib import Path
 
@@ -66,8 +67,8 @@ def test_arq_delivers_every_image_under_burst_loss(codec):
     assert sum(r.retransmission_bytes for r in res.records) > 0
     assert res.downlink.receiver.stats.section_crc_failures == 0
 
-    one_way = _scenario(link__forward=lossy, link__reverse=None, duration_s=3000,
-                        protocol__arq="none")
+    one_way = _scenario(link__forward=lossy, link__reverse=None, link__half_duplex=False,
+                        duration_s=3000, protocol__arq="none")
     res1 = Mission(one_way, codec).run()
     assert any(r.delivered_s is None for r in res1.records)  # no ARQ: losses stay lost
     assert res1.reverse is None
@@ -138,7 +139,8 @@ def test_adaptive_budget_follows_queue_and_next_contact(codec):
 def test_fec_recovers_losses_on_a_one_way_link(codec):
     lossy = {"rate_bps": 9600, "delay_s": 0.01, "mtu_bytes": 256,
              "burst": {"p": 0.05, "r": 0.9, "loss_good": 0.0, "loss_bad": 1.0}}
-    base = {"link__forward": lossy, "link__reverse": None, "protocol__arq": "none",
+    base = {"link__forward": lossy, "link__reverse": None, "link__half_duplex": False,
+            "protocol__arq": "none",
             "rate": {"policy": "bpp", "bpp": 0.2}}
     plain = Mission(_scenario(**base), codec).run()
     fec = Mission(_scenario(**base, protocol__fec={"k": 8, "m": 3}), codec).run()
@@ -146,3 +148,19 @@ def test_fec_recovers_losses_on_a_one_way_link(codec):
     assert sum(r.fec_bytes for r in fec.records) > 0
     complete = [sum(r.delivered_s is not None for r in m.records) for m in (plain, fec)]
     assert complete[1] > complete[0]
+
+
+def test_half_duplex_directions_never_overlap(codec):
+    lossy = {"rate_bps": 1200, "delay_s": 0.0001, "mtu_bytes": 256, "frame_overhead_s": 0.3,
+             "burst": {"p": 0.05, "r": 0.3, "loss_good": 0.0, "loss_bad": 0.8}}
+    full = Mission(_scenario(link__forward=lossy, link__reverse=dict(lossy)), codec).run()
+    half = Mission(_scenario(link__forward=lossy, link__reverse=dict(lossy),
+                             link__half_duplex=True), codec).run()
+    spans = sorted(
+        (t, t + a) for d in (half.forward, half.reverse)
+        for t, a in zip(d.log.start_s, d.log.airtime_s, strict=True)
+    )
+    assert half.reverse.log.frames > 0
+    assert all(b_start >= a_end - 1e-9 for (_, a_end), (b_start, _) in itertools.pairwise(spans))
+    lat = [sum(r.latency_s for r in m.records if r.latency_s) for m in (full, half)]
+    assert lat[1] >= lat[0]
