@@ -116,9 +116,9 @@ def export_model(net, path: str | Path, card: dict | None = None) -> bytes:
     for name, mod in net.qconvs():
         for k, v in mod.tables().items():
             tensors[f"{name}.{k}"] = v.cpu().numpy()
-    tensors["gain_anchors_q6"] = (
-        torch.floor(net.gain_anchors.detach() * 64 + 0.5).to(torch.int32).numpy()
-    )
+    for name in ("gain_anchors", "z_gain_anchors"):
+        a = getattr(net, name).detach()
+        tensors[f"{name}_q6"] = torch.floor(a * 64 + 0.5).to(torch.int32).numpy()
     tensors["y_pmf"], tensors["y_pmf_offsets"] = gaussian_tables().flat()
     zt = z_tables(net.z_prior.pmf_table(net.cfg.z_radius))
     tensors["z_pmf"], tensors["z_pmf_offsets"] = zt.flat()
