@@ -65,7 +65,7 @@ BAD = {
     "unknown image set": (_edit(images__set="nope"), ["images.set", "'nope'", "shipped set"]),
     "mtu over link": (_edit(protocol__mtu_bytes=999), ["protocol.mtu_bytes 999",
                                                       "link.forward.mtu_bytes 256"]),
-    "bad backend": (_edit(sender__backend="fpga"), ["sender: backend 'fpga'", "onnx-cpu"]),
+    "bad backend": (_edit(sender__backend="fpga"), ["sender: backend 'fpga'", "torch-cpu"]),
     "bad window": (_edit(link__forward__contacts={"kind": "windows", "windows": [[10, 5]]}),
                    ["link.forward.contacts", "window [10.0, 5.0]", "end > start"]),
     "not yaml": ("name: [unclosed\n", ["not valid YAML", "line"]),
