@@ -23,7 +23,7 @@ run: install
 	$(BIN)/python -m link_sim $(SCENARIO)
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check .

@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
     codec = Codec.load()
     img = np.load(sys.argv[1])
     an = codec.analyse(img)
-    _, y_enc = codec.code_latents(an, 30000)
+    *_, y_enc = codec.code_latents(an, 30000)
     open(sys.argv[2], "wb").write(codec.encode_analysis(an, 30000))
     np.save(sys.argv[3], y_enc)
     _, y_dec = codec.decode_latents(open(sys.argv[4], "rb").read())
@@ -34,7 +34,7 @@ CHILD = textwrap.dedent(
 def test_streams_cross_thread_counts_and_processes(codec, kodim23, tmp_path):
     img = kodim23[100:292, 200:456].copy()
     an = codec.analyse(img)
-    _, y_parent = codec.code_latents(an, 50000)
+    *_, y_parent = codec.code_latents(an, 50000)
     (tmp_path / "parent.tbx").write_bytes(codec.encode_analysis(an, 50000))
     np.save(tmp_path / "img.npy", img)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")

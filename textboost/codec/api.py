@@ -11,25 +11,39 @@ the transforms g_a / h_a / g_s run on a float backend.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import constriction
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from textboost.codec.backends import Transforms, make_transforms
 from textboost.codec.coder import range_decoder, stream_bytes
 from textboost.codec.config import Z_STRIDE, CodecConfig
 from textboost.codec.container import BitstreamError, Container, Header
-from textboost.codec.exact import LATENT_FRAC, RATE_MAX, interp_gain_q6
+from textboost.codec.exact import LATENT_FRAC, RATE_MAX, dequantize_q6, interp_gain_q6, step_q22
 from textboost.codec.image import load_image, pad_to_multiple, to_rgb8
 from textboost.codec.params import ExactParams
 from textboost.codec.weights import ModelFile
 
 __all__ = ["BudgetError", "Codec"]
 
+# The exact path is many small matrix products: one BLAS thread is faster (no thread
+# wake-ups), and on a loaded edge CPU far faster. Results do not depend on it.
+EXACT_BLAS_THREADS = 1
 MAX_PIXELS = 1 << 26  # 64 MPix: the decoder refuses larger headers rather than exhaust memory
 Z_LIMIT = 1 << 14
+
+
+def _exact_threads(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(EXACT_BLAS_THREADS, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 class BudgetError(ValueError):
@@ -43,9 +57,7 @@ class Analysis:
     width: int
     height: int
     y: np.ndarray  # (1, h, w, M) float64
-    z_hat: np.ndarray  # (1, hz, wz, Cz) int64
-    z_bytes: bytes
-    hyper: np.ndarray  # (1, h, w, 2M) exact integers
+    z: np.ndarray  # (1, hz, wz, Cz) float64
 
 
 class Codec:
@@ -57,6 +69,7 @@ class Codec:
         self.y_tables = model.y_tables()
         self.z_tables = model.z_tables()
         self.gain_anchors_q6 = model.tensors["gain_anchors_q6"].astype(np.int64)
+        self.z_gain_anchors_q6 = model.tensors["z_gain_anchors_q6"].astype(np.int64)
         if len(self.z_tables.pmfs) != self.cfg.z_channels:
             raise ValueError(
                 f"{model.path}: {len(self.z_tables.pmfs)} z tables for "
@@ -82,18 +95,31 @@ class Codec:
     # -- sender ------------------------------------------------------------------------
 
     def analyse(self, img) -> Analysis:
-        """Run g_a and h_a, quantise and code z: everything that does not depend on rate."""
+        """Run g_a and h_a: everything that does not depend on the rate."""
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
         x = pad_to_multiple(a, Z_STRIDE).astype(np.float32) / 255.0
         y, z = self.transforms.analysis(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
-        z_hat = np.clip(np.floor(z + 0.5), -Z_LIMIT, Z_LIMIT).astype(np.int64)
+        return Analysis(w, h, y, z)
+
+    def _hyper(self, z_hat: np.ndarray, rate_q: int) -> np.ndarray:
+        """h_s of ẑ dequantised with the rate's z step, exactly."""
+        z_step = step_q22(interp_gain_q6(self.z_gain_anchors_q6, rate_q))
+        return self.params.hyper(dequantize_q6(np.zeros_like(z_hat), z_hat, z_step))
+
+    @_exact_threads
+    def code_latents(self, an: Analysis, rate_q: int) -> tuple[bytes, list[bytes], np.ndarray]:
+        """Entropy-code z and y at integer rate ``rate_q`` (0..65535).
+
+        Returns the z stream, the y group streams and ŷ (integers in 1/64).
+        """
+        z_step = step_q22(interp_gain_q6(self.z_gain_anchors_q6, rate_q))
+        z_hat = np.floor(an.z / (z_step * 2.0**-22) + 0.5)
+        z_hat = np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.int64)
         enc = constriction.stream.queue.RangeEncoder()
         self.z_tables.encode(enc, z_hat, _channel_index(z_hat.shape))
-        return Analysis(w, h, y, z_hat, stream_bytes(enc), self.params.hyper(z_hat))
-
-    def code_latents(self, an: Analysis, rate_q: int) -> tuple[list[bytes], np.ndarray]:
-        """Entropy-code y at integer rate ``rate_q`` (0..65535): group streams and ŷ (1/64)."""
+        z_bytes = stream_bytes(enc)
+        hyper = self._hyper(z_hat, rate_q)
         gain = interp_gain_q6(self.gain_anchors_q6, rate_q)
         groups: list[bytes] = []
         y_q: list[np.ndarray] = []
@@ -108,15 +134,15 @@ class Codec:
                 self.y_tables.encode(enc, sym, idx)
                 return sym
 
-            y_q.append(self.params.code_group(k, an.hyper, _cat(y_q), gain, symbols))
+            y_q.append(self.params.code_group(k, hyper, _cat(y_q), gain, symbols))
             groups.append(stream_bytes(enc))
-        return groups, np.concatenate(y_q, axis=-1)
+        return z_bytes, groups, np.concatenate(y_q, axis=-1)
 
     def encode_analysis(self, an: Analysis, rate_q: int) -> bytes:
         """The `.tbx` bytes of an analysed image at integer rate ``rate_q`` (0..65535)."""
-        groups, _ = self.code_latents(an, rate_q)
+        z_bytes, groups, _ = self.code_latents(an, rate_q)
         header = Header(self.model_id, an.width, an.height, rate_q, self.n_groups)
-        return Container(header, b"", an.z_bytes, tuple(groups)).to_bytes()
+        return Container(header, b"", z_bytes, tuple(groups)).to_bytes()
 
     def encode(self, img, rate: float = 0.5) -> bytes:
         """Encode at a continuous rate parameter in [0, 1] (0 = lowest bitrate)."""
@@ -127,15 +153,19 @@ class Codec:
     def encode_to_budget(
         self, img, max_bytes: int | None = None, bpp: float | None = None
     ) -> bytes:
-        """The highest rate whose real bytes fit ``max_bytes`` (or bpp × pixels / 8).
-
-        Bisects the rate on real encodings (g_a runs once). Below the lowest rate's
-        size, later y groups are dropped (a valid, coarser stream) before giving up.
-        """
-        an = self.analyse(img)
+        """The highest rate whose real bytes fit ``max_bytes`` (or bpp × pixels / 8)."""
         if (max_bytes is None) == (bpp is None):
             raise ValueError("give exactly one of max_bytes or bpp")
+        an = self.analyse(img)
         budget = int(max_bytes if max_bytes is not None else bpp * an.width * an.height / 8)
+        return self.fit_budget(an, budget)
+
+    def fit_budget(self, an: Analysis, budget: int) -> bytes:
+        """Bisect the rate on real encodings of an analysed image (g_a already ran).
+
+        Below the lowest rate's size, later y groups are dropped (a valid, coarser
+        stream) before giving up with :class:`BudgetError`.
+        """
         best = self.encode_analysis(an, 0)
         if len(best) > budget:
             for k in range(self.n_groups - 1, -1, -1):
@@ -161,6 +191,7 @@ class Codec:
 
     # -- receiver ----------------------------------------------------------------------
 
+    @_exact_threads
     def decode_latents(self, data: bytes, groups: int | None = None) -> tuple[Header, np.ndarray]:
         """Entropy-decode to (header, ŷ as integers in 1/64, shape (1, h, w, M))."""
         c = Container.parse(data, model_id=self.model_id)
@@ -179,7 +210,8 @@ class Codec:
         z_hat = _decode_section(
             lambda: self.z_tables.decode(range_decoder(c.z), _channel_index(shape)), "z"
         )
-        hyper = self.params.hyper(z_hat)
+        np.clip(z_hat, -Z_LIMIT, Z_LIMIT, out=z_hat)  # as the encoder does
+        hyper = self._hyper(z_hat, hd.rate)
         gain = interp_gain_q6(self.gain_anchors_q6, hd.rate)
         n = len(c.groups) if groups is None else min(groups, len(c.groups))
         y_q: list[np.ndarray] = []

@@ -60,19 +60,23 @@ class TableSet:
         offsets = np.cumsum([0, *(p.size for p in self.pmfs)])
         return np.concatenate(self.pmfs).astype(np.int32), offsets.astype(np.int64)
 
+    def _runs(self, indexes: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+        """Stable order grouping symbols by table, and (table, start, end) of each run."""
+        idx = indexes.reshape(-1).astype(np.uint8 if len(self.pmfs) <= 256 else np.int32)
+        order = np.argsort(idx, kind="stable")  # radix sort for small integer types
+        counts = np.bincount(idx, minlength=len(self.pmfs))
+        ends = np.cumsum(counts)
+        runs = [(int(u), int(ends[u] - counts[u]), int(ends[u])) for u in np.nonzero(counts)[0]]
+        return order, runs
+
     def encode(
         self, enc: constriction.stream.queue.RangeEncoder, symbols: np.ndarray, indexes: np.ndarray
     ) -> None:
         """Append ``symbols`` (ints) coded with tables ``indexes`` (same shape)."""
-        symbols = symbols.reshape(-1).astype(np.int64)
-        indexes = indexes.reshape(-1)
-        order = np.argsort(indexes, kind="stable")
-        sym = symbols[order]
-        idx = indexes[order]
-        uniq, starts = np.unique(idx, return_index=True)
-        bounds = [*starts[1:], idx.size]
+        order, runs = self._runs(indexes)
+        sym = symbols.reshape(-1).astype(np.int64)[order]
         escaped: list[np.ndarray] = []
-        for u, a, b in zip(uniq, starts, bounds, strict=True):
+        for u, a, b in runs:
             t = self.radius[u]
             v = sym[a:b]
             esc = np.abs(v) > t
@@ -87,22 +91,22 @@ class TableSet:
         self, dec: constriction.stream.queue.RangeDecoder, indexes: np.ndarray
     ) -> np.ndarray:
         """Inverse of :meth:`encode`: symbols of the shape of ``indexes``."""
-        flat_idx = indexes.reshape(-1)
-        order = np.argsort(flat_idx, kind="stable")
-        idx = flat_idx[order]
-        uniq, starts = np.unique(idx, return_index=True)
-        bounds = [*starts[1:], idx.size]
-        sym = np.empty(idx.size, dtype=np.int64)
+        order, runs = self._runs(indexes)
+        sym = np.empty(order.size, dtype=np.int64)
         esc_pos: list[np.ndarray] = []
-        for u, a, b in zip(uniq, starts, bounds, strict=True):
+        esc_table: list[np.ndarray] = []
+        for u, a, b in runs:
             t = self.radius[u]
             codes = np.asarray(dec.decode(self.models[u], int(b - a)), dtype=np.int64)
             sym[a:b] = codes - t
             e = np.nonzero(codes == 2 * t + 1)[0]
             if e.size:
                 esc_pos.append(a + e)
-        for pos in np.concatenate(esc_pos) if esc_pos else ():
-            t = self.radius[idx[pos]]
+                esc_table.append(np.full(e.size, u))
+        for pos, u in (
+            zip(*(np.concatenate(x) for x in (esc_pos, esc_table)), strict=True) if esc_pos else ()
+        ):
+            t = self.radius[u]
             v = _decode_escape(dec)
             sym[pos] = v + np.sign(v) * t
         out = np.empty_like(sym)

@@ -126,7 +126,7 @@ class SCCTX(nn.Module):
         # depth-to-space steps so that the costly 3×3 work happens at low resolution.
         self.hs = nn.ModuleList(
             [
-                QConv2d(z_channels, h, 3, 0, f),
+                QConv2d(z_channels, h, 3, lf, f),
                 QConv2d(h, 4 * h2, 1, f, f),
                 QConv2d(h2, 4 * h2, 3, f, f),
                 QConv2d(h2, 2 * m, 1, f, f),
@@ -152,8 +152,9 @@ class SCCTX(nn.Module):
             )
             start += g
 
-    def hyper(self, z_hat: Tensor) -> Tensor:
-        h = self.hs[0](z_hat)
+    def hyper(self, z_q: Tensor) -> Tensor:
+        """h_s of ẑ given in 1/64 units (dequantised with the rate's z step)."""
+        h = self.hs[0](z_q)
         h = F.pixel_shuffle(self.hs[1](h), 2)
         h = F.pixel_shuffle(self.hs[2](h), 2)
         return self.hs[3](h)
@@ -174,13 +175,13 @@ class SCCTX(nn.Module):
         return out[:, :g], out[:, g:]
 
     def forward(
-        self, y: Tensor, z_hat: Tensor, log2_gain_q6: Tensor, noise: bool
+        self, y: Tensor, z_q: Tensor, log2_gain_q6: Tensor, noise: bool
     ) -> tuple[Tensor, Tensor]:
         """Training/reference pass over all groups: (ŷ in latent units, likelihoods).
 
         ``log2_gain_q6`` is (B, M): per-sample, per-channel log2 gain in 1/64 units.
         """
-        hyper = self.hyper(z_hat)
+        hyper = self.hyper(z_q)
         _b, _, h, w = y.shape
         anchors = anchor_mask(h, w, y.device).to(y.dtype)
         y_hat_q: list[Tensor] = []

@@ -136,6 +136,7 @@ class IntConv:
     bias: np.ndarray  # (O,) float64 integers, in accumulator units
     mult: np.ndarray  # (O,) float64 integers in [2^14, 2^15]
     shift: np.ndarray  # (O,) float64 powers of two: 2^shift
+    half: np.ndarray  # (O,) 2^(shift − 1), the rounding offset
     kernel: int
     lo: int
     hi: int
@@ -150,6 +151,7 @@ class IntConv:
             bias=b.astype(np.float64),
             mult=mult.astype(np.float64),
             shift=np.exp2(shift.astype(np.float64)),
+            half=np.exp2(shift.astype(np.float64) - 1),
             kernel=k,
             lo=lo,
             hi=hi,
@@ -177,8 +179,10 @@ class IntConv:
         acc = cols @ self.weight
         acc += self.bias
         acc *= self.mult
-        out = np.floor((acc + self.shift * 0.5) / self.shift)
-        return np.clip(out, self.lo, self.hi, out=out)
+        acc += self.half
+        acc /= self.shift
+        np.floor(acc, out=acc)
+        return np.clip(acc, self.lo, self.hi, out=acc)
 
     def __call__(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Apply to (B, H, W, C) integer-valued float64; with ``rows`` → (n, O) at those sites."""

@@ -48,36 +48,32 @@ def ste_floor(x: Tensor) -> Tensor:
     return x + (torch.floor(x) - x).detach()
 
 
+def _bottleneck(n: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(n, n // 2, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(n // 2, n // 2, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(n // 2, n, 1),
+    )
+
+
 class ResidualBottleneck(nn.Module):
     """ELIC's residual bottleneck block: 1×1 → N/2, 3×3, 1×1 → N, identity shortcut."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(n, n // 2, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(n // 2, n // 2, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(n // 2, n, 1),
-        )
+        self.body = _bottleneck(n)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
 
 
-class _ResidualUnit(nn.Module):
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(n, n // 2, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(n // 2, n // 2, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(n // 2, n, 1),
-        )
+class _ResidualUnit(ResidualBottleneck):
+    """Cheng et al.'s residual unit: the same bottleneck, with a ReLU after the sum."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x + self.body(x))
+        return F.relu(super().forward(x))
 
 
 class AttentionBlock(nn.Module):

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from textboost.codec.config import CodecConfig
 from textboost.codec.entropy_models import SCCTX, FactorizedPrior
+from textboost.codec.exact import LATENT_FRAC
 from textboost.codec.layers import (
     AttentionBlock,
     QConv2d,
@@ -64,26 +65,37 @@ class TextBoostNet(nn.Module):
             cfg.z_channels, cfg.groups, cfg.hs_channels, cfg.hs_mid_channels,
             cfg.ctx_channels, cfg.agg_channels,
         )  # fmt: skip
-        # log2 gain per rate anchor and channel, lowest rate first.
-        anchors = torch.linspace(-1.5, 1.0, cfg.rate_anchors)[:, None].repeat(1, m)
-        self.gain_anchors = nn.Parameter(anchors)
+        # log2 gain per rate anchor and channel, lowest rate first: for y and, as in
+        # Cui et al. (CVPR 2021), for z, so that side information shrinks with the rate.
+        anchors = torch.linspace(-1.5, 1.0, cfg.rate_anchors)[:, None]
+        self.gain_anchors = nn.Parameter(anchors.repeat(1, m))
+        z_anchors = torch.linspace(-1.0, 0.0, cfg.rate_anchors)[:, None]
+        self.z_gain_anchors = nn.Parameter(z_anchors.repeat(1, cfg.z_channels))
 
-    def log2_gain_q6(self, rate: Tensor) -> Tensor:
-        """(B, M) log2 gains in 1/64 units for rates in [0, 1] (straight-through rounding)."""
+    def _interp_q6(self, anchors: Tensor, rate: Tensor) -> Tensor:
         k = self.cfg.rate_anchors
         pos = rate.clamp(0, 1) * (k - 1)
         j = pos.floor().clamp(max=k - 2).long()
         f = (pos - j)[:, None]
-        g = self.gain_anchors[j] * (1 - f) + self.gain_anchors[j + 1] * f
-        return ste_round(g * 64)
+        return ste_round((anchors[j] * (1 - f) + anchors[j + 1] * f) * 64)
+
+    def log2_gain_q6(self, rate: Tensor) -> Tensor:
+        """(B, M) log2 gains of y in 1/64 units for rates in [0, 1] (straight-through)."""
+        return self._interp_q6(self.gain_anchors, rate)
+
+    def z_log2_gain_q6(self, rate: Tensor) -> Tensor:
+        """(B, Cz) log2 gains of z in 1/64 units."""
+        return self._interp_q6(self.z_gain_anchors, rate)
 
     def forward(self, x: Tensor, rate: Tensor) -> dict[str, Tensor]:
         """x in [0, 1], (B, 3, H, W) with H, W multiples of 64; rate (B,) in [0, 1]."""
         y = self.g_a(x)
         z = self.h_a(y)
-        z_hat = ste_round(z)
-        z_lik = self.z_prior.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
-        y_hat, y_lik = self.scctx(y, z_hat, self.log2_gain_q6(rate), noise=self.training)
+        z_gain = self.z_log2_gain_q6(rate)[:, :, None, None]
+        z_g = z * torch.exp2(z_gain / 64)
+        z_lik = self.z_prior.likelihood(z_g + torch.empty_like(z).uniform_(-0.5, 0.5))
+        z_q = ste_round(ste_round(z_g) * torch.exp2(-z_gain / 64) * 2.0**LATENT_FRAC)
+        y_hat, y_lik = self.scctx(y, z_q, self.log2_gain_q6(rate), noise=self.training)
         x_hat = self.g_s(y_hat)
         return {"x_hat": x_hat, "y_likelihoods": y_lik, "z_likelihoods": z_lik}
 

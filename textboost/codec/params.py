@@ -58,9 +58,9 @@ class ExactParams:
             [layer(f"scctx.agg.{k}.0"), layer(f"scctx.agg.{k}.1", signed=True)] for k in range(n)
         ]
 
-    def hyper(self, z_hat: np.ndarray) -> np.ndarray:
-        """h_s: integer z (B, h, w, Cz) → hyper features (B, 4h, 4w, 2M)."""
-        x = self.hs[0](z_hat.astype(np.float64))
+    def hyper(self, z_q: np.ndarray) -> np.ndarray:
+        """h_s: ẑ in 1/64 units (B, h, w, Cz) → hyper features (B, 4h, 4w, 2M)."""
+        x = self.hs[0](z_q.astype(np.float64))
         x = pixel_shuffle_nhwc(self.hs[1](x), 2)
         x = pixel_shuffle_nhwc(self.hs[2](x), 2)
         return self.hs[3](x)

@@ -26,6 +26,14 @@ ZOO = Path(__file__).resolve().parent.parent / "zoo"
 DEFAULT_MODEL = ZOO / "tb-small-cpu.safetensors"
 FILE_FORMAT = "textboost-model/1"
 TRANSFORM_PREFIXES = ("g_a.", "g_s.", "h_a.")
+REQUIRED_TENSORS = {
+    "gain_anchors_q6",
+    "z_gain_anchors_q6",
+    "y_pmf",
+    "y_pmf_offsets",
+    "z_pmf",
+    "z_pmf_offsets",
+}
 
 
 def tensors_id(tensors: dict[str, np.ndarray]) -> bytes:
@@ -78,6 +86,9 @@ class ModelFile:
                 meta = f.metadata() or {}
         except (SafetensorError, OSError, ValueError) as e:
             raise ValueError(f"{path}: not a readable safetensors model file ({e})") from e
+        missing = sorted(REQUIRED_TENSORS - set(tensors))
+        if missing:
+            raise ValueError(f"{path}: model file lacks tensors {missing} (older format?)")
         if meta.get("format") != FILE_FORMAT:
             raise ValueError(
                 f"{path}: metadata format {meta.get('format')!r}, expected {FILE_FORMAT!r}"
@@ -116,9 +127,9 @@ def export_model(net, path: str | Path, card: dict | None = None) -> bytes:
     for name, mod in net.qconvs():
         for k, v in mod.tables().items():
             tensors[f"{name}.{k}"] = v.cpu().numpy()
-    tensors["gain_anchors_q6"] = (
-        torch.floor(net.gain_anchors.detach() * 64 + 0.5).to(torch.int32).numpy()
-    )
+    for name in ("gain_anchors", "z_gain_anchors"):
+        a = getattr(net, name).detach()
+        tensors[f"{name}_q6"] = torch.floor(a * 64 + 0.5).to(torch.int32).numpy()
     tensors["y_pmf"], tensors["y_pmf_offsets"] = gaussian_tables().flat()
     zt = z_tables(net.z_prior.pmf_table(net.cfg.z_radius))
     tensors["z_pmf"], tensors["z_pmf_offsets"] = zt.flat()

@@ -1,0 +1,127 @@
+"""Codec speed by stage on this machine: ms per megapixel and entropy-coding symbols/s.
+
+    python benchmarks/codec_speed.py [--image PATH] [--repeat 5] [--json]
+
+"y coding" is the whole exact parameter path plus range coding of y, i.e. what both
+ends must run identically; its symbols/s is the figure the issue's ≥ 10 M goal refers to.
+Stages are timed separately in one run (median of --repeat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from textboost import Codec
+from textboost.codec.exact import interp_gain_q6, step_q22
+from textboost.codec.image import load_image
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_IMAGE = ROOT.parent / "shared" / "data" / "kodak" / "kodim01.png"
+
+
+def median_ms(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(1e3 * (time.perf_counter() - t))
+    return statistics.median(times), out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--image", default=str(DEFAULT_IMAGE))
+    p.add_argument("--rate", type=float, default=0.3)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    codec = Codec.load()
+    img = load_image(args.image)
+    h, w = img.shape[:2]
+    mpix = h * w / 1e6
+    rate_q = round(args.rate * 65535)
+    r = args.repeat
+    x = np.ascontiguousarray(np.zeros((1, 3, -(-h // 64) * 64, -(-w // 64) * 64), np.float32))
+    x[0, :, :h, :w] = img.transpose(2, 0, 1) / 255.0
+
+    stages: dict[str, float] = {}
+    stages["g_a + h_a (torch)"], _ = median_ms(lambda: codec.transforms.analysis(x), r)
+    an = codec.analyse(img)
+    z_step = step_q22(interp_gain_q6(codec.z_gain_anchors_q6, rate_q))
+    z_hat = np.floor(an.z / (z_step / 2**22) + 0.5).astype(np.int64)
+
+    def hyper():
+        with threadpool_limits(1, user_api="blas"):
+            return codec._hyper(z_hat, rate_q)
+
+    stages["h_s exact"], hyp = median_ms(hyper, r)
+
+    def params_only():
+        gain = interp_gain_q6(codec.gain_anchors_q6, rate_q)
+        starts = np.cumsum([0, *codec.cfg.groups])
+        y_q = []
+        with threadpool_limits(1, user_api="blas"):
+            for k in range(codec.n_groups):
+                yk = an.y[..., starts[k] : starts[k + 1]]
+
+                def sym(k, rows, mu, idx, step, yk=yk):
+                    return np.floor((yk[rows] - mu / 64) / (step / 2**22) + 0.5).astype(np.int64)
+
+                prev = np.concatenate(y_q, -1) if y_q else None
+                y_q.append(codec.params.code_group(k, hyp, prev, gain, sym))
+
+    stages["y exact parameters (SCCTX)"], _ = median_ms(params_only, r)
+    stages["z + y coding (h_s, SCCTX, range coder)"], _ = median_ms(
+        lambda: codec.code_latents(an, rate_q), r
+    )
+    data = codec.encode_analysis(an, rate_q)
+    stages["decode latents (z, h_s, y)"], (_, y_q) = median_ms(
+        lambda: codec.decode_latents(data), r
+    )
+    stages["g_s (torch)"], _ = median_ms(lambda: codec.transforms.synthesis(y_q / 64.0), r)
+    stages["encode total (rate given)"], _ = median_ms(lambda: codec.encode(img, rate=args.rate), r)
+    stages["decode total"], _ = median_ms(lambda: codec.decode(data), r)
+
+    n_sym = int(np.prod(an.y.shape))
+    sym_enc = n_sym / (stages["z + y coding (h_s, SCCTX, range coder)"] / 1e3)
+    sym_dec = n_sym / (stages["decode latents (z, h_s, y)"] / 1e3)
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "backend": "torch CPU (transforms), numpy float64 exact path, constriction range coder",
+        "image": Path(args.image).name,
+        "size": [w, h],
+        "bytes": len(data),
+        "y_symbols": n_sym,
+        "stages_ms": stages,
+        "stages_ms_per_mpix": {k: v / mpix for k, v in stages.items()},
+        "y_symbols_per_s_encode": sym_enc,
+        "y_symbols_per_s_decode": sym_dec,
+        "goal_symbols_per_s": 10e6,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{result['image']} {w}x{h} ({mpix:.3f} MPix), {len(data)} bytes, {result['machine']}")
+    print(f"{'stage':<44}{'ms':>10}{'ms/MPix':>10}")
+    for k, v in stages.items():
+        print(f"{k:<44}{v:>10.1f}{v / mpix:>10.1f}")
+    print(
+        f"y symbols: {n_sym}; encode {sym_enc / 1e6:.2f} M symbols/s, decode "
+        f"{sym_dec / 1e6:.2f} M symbols/s (goal 10 M: ratio {sym_enc / 10e6:.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

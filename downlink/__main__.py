@@ -1,0 +1,3 @@
+from downlink.cli import main
+
+raise SystemExit(main())

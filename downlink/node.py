@@ -1,0 +1,220 @@
+"""The ground receiver node: protocol Receiver, reassembly, decoding, outputs, metrics.
+
+A driver (``link_sim`` or :mod:`downlink.udp`) feeds frames with :meth:`receive` and
+sends what :meth:`poll_transmit` returns on the reverse link — the same interface as
+:class:`~textboost.protocol.Receiver`. Complete bundles are decoded at once; at the end
+of a pass (:meth:`finish`) incomplete bundles are decoded from the sections that arrived
+in order. A decode failure is recorded, never raised. The codec is loaded lazily on the
+first decode.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from downlink.reassembly import join_sections
+from textboost.codec.container import BitstreamError
+from textboost.protocol import BundleDelivered, Event, LinkConfig, Receiver, SectionDelivered
+
+__all__ = ["BundleResult", "DownlinkNode", "psnr_db"]
+
+
+@dataclass(slots=True)
+class BundleResult:
+    """What the ground made of one bundle (one JSON line in the metrics file)."""
+
+    bundle_id: int
+    complete: bool  # every section arrived
+    sections_delivered: int  # in-order prefix
+    n_sections: int | None  # from the descriptor (None if it never arrived)
+    groups_delivered: int  # y groups in the decoded container
+    bytes_delivered: int  # section bytes in the prefix
+    time_s: float  # when this result was made
+    decoded: bool = False
+    width: int | None = None
+    height: int | None = None
+    text_bytes: int = 0
+    png_path: str | None = None
+    tbx_path: str | None = None
+    psnr_db: float | None = None
+    error: str | None = None
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """RGB PSNR in dB between two uint8 images of equal shape (inf if identical)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def load_default_codec() -> Any:
+    """The shipped codec (imports torch or the ONNX backend on first call)."""
+    from textboost import Codec
+
+    return Codec.load()
+
+
+class DownlinkNode:
+    """Args:
+    config: the link protocol configuration (equal to the sender's).
+    out_dir: where PNGs, reassembled `.tbx` files and ``metrics.jsonl`` go (None: no files).
+    references: original image (file or HxWx3 uint8 array) per bundle id, for PSNR.
+    codec_factory: builds the decoder on first use (default ``Codec.load``); None
+        reassembles without decoding.
+    defer_decode: queue complete bundles for :meth:`decode_pending` instead of decoding
+        inside :meth:`receive` (a field driver sends the FIN first, then decodes).
+    """
+
+    def __init__(
+        self,
+        config: LinkConfig,
+        *,
+        out_dir: str | Path | None = None,
+        references: Mapping[int, str | Path | np.ndarray] | None = None,
+        codec_factory: Callable[[], Any] | None = load_default_codec,
+        defer_decode: bool = False,
+    ) -> None:
+        self.receiver = Receiver(config)
+        self.defer_decode = defer_decode
+        self._complete: list[tuple[int, list[bytes], float]] = []
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.references = dict(references or {})
+        self._codec_factory = codec_factory
+        self._codec: Any = None
+        self.results: dict[int, BundleResult] = {}
+        self._prefix: dict[int, list[bytes]] = {}
+
+    # --- the Receiver interface ---------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> list[Event]:
+        """As :meth:`Receiver.receive`; decodes each bundle as it completes."""
+        events = self.receiver.receive(data, now)
+        for e in events:
+            if isinstance(e, SectionDelivered):
+                self._prefix.setdefault(e.bundle_id, []).append(e.data)
+            elif isinstance(e, BundleDelivered):
+                self._complete.append((e.bundle_id, list(e.sections), now))
+        if not self.defer_decode:
+            self.decode_pending()
+        return events
+
+    def decode_pending(self) -> list[BundleResult]:
+        """Decode bundles that completed since the last call.
+
+        Returns:
+            Their results.
+        """
+        return self.decode(self.take_complete())
+
+    def take_complete(self) -> list[tuple[int, list[bytes], float]]:
+        """Hand over the bundles completed since the last call (for a decode worker)."""
+        done, self._complete = self._complete, []
+        return done
+
+    def decode(self, complete: list[tuple[int, list[bytes], float]]) -> list[BundleResult]:
+        """Decode bundles handed over by :meth:`take_complete` (safe in a worker thread
+        while :meth:`receive` runs: it touches only the codec and ``results``)."""
+        for bundle_id, sections, now in complete:
+            self._finalize(bundle_id, sections, complete=True, now=now)
+        return [self.results[b] for b, _, _ in complete]
+
+    @property
+    def bundles_complete(self) -> int:
+        """Bundles the protocol has delivered whole (decoded or not yet)."""
+        return sum(r.delivered_s is not None for r in self.receiver.records.values())
+
+    def poll_transmit(self, now: float) -> list[bytes]:
+        return self.receiver.poll_transmit(now)
+
+    def next_timer(self) -> float | None:
+        return self.receiver.next_timer()
+
+    def handle_timeout(self, now: float) -> list[Event]:
+        return self.receiver.handle_timeout(now)
+
+    # --- results ------------------------------------------------------------------------
+
+    def finish(self, now: float) -> list[BundleResult]:
+        """Decode every bundle that is still incomplete from its in-order prefix.
+
+        Returns:
+            All results, by bundle id.
+        """
+        self.decode_pending()
+        for bundle_id, record in self.receiver.records.items():
+            if bundle_id not in self.results:
+                sections = self._prefix.get(bundle_id, [])
+                self._finalize(bundle_id, sections, complete=False, now=now, n=record.n_sections)
+        return [self.results[k] for k in sorted(self.results)]
+
+    def _finalize(
+        self,
+        bundle_id: int,
+        sections: list[bytes],
+        *,
+        complete: bool,
+        now: float,
+        n: int | None = None,
+    ) -> None:
+        res = BundleResult(
+            bundle_id=bundle_id,
+            complete=complete,
+            sections_delivered=len(sections),
+            n_sections=len(sections) if complete else n,
+            groups_delivered=max(0, len(sections) - 2),
+            bytes_delivered=sum(map(len, sections)),
+            time_s=now,
+        )
+        self.results[bundle_id] = res
+        self._prefix.pop(bundle_id, None)
+        if not sections:
+            res.error = "header and text never arrived"
+        else:
+            try:
+                self._decode(res, sections)
+            except (BitstreamError, ValueError, OSError, RuntimeError) as exc:
+                res.error = f"{type(exc).__name__}: {exc}"
+        if self.out_dir is not None:
+            with open(self.out_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(asdict(res)) + "\n")
+
+    def _decode(self, res: BundleResult, sections: list[bytes]) -> None:
+        container = join_sections(sections)
+        h = container.header
+        res.width, res.height, res.text_bytes = h.width, h.height, len(container.text)
+        stem = f"bundle_{res.bundle_id:05d}"
+        data = container.to_bytes()
+        if self.out_dir is not None:
+            res.tbx_path = str(self.out_dir / f"{stem}.tbx")
+            Path(res.tbx_path).write_bytes(data)
+        if len(sections) < 2:
+            res.error = "z never arrived: text only, no image"
+            return
+        if self._codec_factory is None:
+            return
+        if self._codec is None:
+            self._codec = self._codec_factory()
+        img = np.asarray(self._codec.decode(data))
+        res.decoded = True
+        if self.out_dir is not None:
+            from PIL import Image
+
+            res.png_path = str(self.out_dir / f"{stem}.png")
+            Image.fromarray(img).save(res.png_path)
+        ref = self.references.get(res.bundle_id)
+        if isinstance(ref, np.ndarray):
+            res.psnr_db = psnr_db(ref, img)
+        elif ref is not None:
+            from PIL import Image
+
+            with Image.open(ref) as im:
+                res.psnr_db = psnr_db(np.asarray(im.convert("RGB")), img)

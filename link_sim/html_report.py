@@ -1,0 +1,104 @@
+"""One self-contained HTML file: summary, per-image table, plots and decoded images, all
+inlined (base64), so the report can be mailed or opened offline."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+__all__ = ["write_html"]
+
+_THUMB_PX = 320
+_MAX_THUMBS = 8
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
+table{border-collapse:collapse;font-size:12px;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
+th{background:#f2f2f2} td.l,th.l{text-align:left}
+.note{background:#fff6d6;border-left:4px solid #e0b000;padding:4px 8px;margin:4px 0}
+figure{display:inline-block;margin:4px;text-align:center;font-size:12px}
+img.plot{max-width:100%}
+"""
+
+
+def _b64_png(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def _thumb(path: Path) -> str:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        im.thumbnail((_THUMB_PX, _THUMB_PX))
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=90)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return " ".join(_fmt(x) for x in v)
+    return html.escape(str(v))
+
+
+def write_html(
+    report: dict[str, Any], plots: dict[str, Path], originals: dict[str, Path], path: Path
+) -> None:
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>link_sim: {e(report['scenario'])}</title><style>{_CSS}</style></head><body>",
+        f"<h1>link_sim report: {e(report['scenario'])}</h1>",
+        f"<p>{e(report['description'])}</p>",
+        f"<p>File <code>{e(report['file'])}</code>, seed {report['seed']}, "
+        f"{report['runs']} run(s) of {report['duration_s']:g} s; codec: {e(report['codec'])}; "
+        f"ARQ: {e(report['arq'])}; text path: {e(report['text_path'])}.</p>",
+    ]
+    parts += [f"<div class='note'>{e(n)}</div>" for n in report["notes"]]
+    parts.append("<h2>Summary</h2><table><tr><th class='l'>figure</th><th>mean</th>"
+                 "<th>± 95 % CI</th></tr>")
+    for key, v in report["summary"].items():
+        parts.append(f"<tr><td class='l'>{e(key)}</td><td>{_fmt(v['mean'])}</td>"
+                     f"<td>{_fmt(v['ci95'])}</td></tr>")
+    parts.append("</table><h2>Plots</h2>")
+    for name, p in plots.items():
+        parts.append(f"<figure><img class='plot' alt='{e(name)}' "
+                     f"src='data:image/png;base64,{_b64_png(p)}'><figcaption>{e(name)}"
+                     "</figcaption></figure>")
+    rows = report["images"]
+    cols = [c for c in rows[0] if c != "decoded_image"] if rows else []
+    parts.append("<h2>Images (run 0)</h2><table><tr>")
+    parts += [f"<th>{e(c)}</th>" for c in cols]
+    parts.append("</tr>")
+    for row in rows:
+        parts.append("<tr>" + "".join(
+            f"<td class='{'l' if c in ('image', 'status', 'note') else ''}'>{_fmt(row[c])}</td>"
+            for c in cols) + "</tr>")
+    parts.append("</table><h2>What the ground decoded (run 0)</h2>")
+    shown = 0
+    for row in rows:
+        if row["decoded_image"] is None or shown >= _MAX_THUMBS:
+            continue
+        shown += 1
+        orig = originals[row["image"]]
+        parts.append(
+            f"<div><figure><img src='data:image/jpeg;base64,{_thumb(orig)}'>"
+            f"<figcaption>{e(row['image'])} original</figcaption></figure>"
+            f"<figure><img src='data:image/jpeg;base64,{_thumb(Path(row['decoded_image']))}'>"
+            f"<figcaption>#{row['index']} decoded, {row['decoded_groups']}/{row['n_groups']} "
+            f"groups, {_fmt(row['codec_bpp'])} bpp, {_fmt(row['psnr_db'])} dB</figcaption>"
+            "</figure></div>"
+        )
+    if not shown:
+        parts.append("<p>No decoded images (synthetic payloads, or nothing arrived).</p>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts))

@@ -1,0 +1,220 @@
+"""From mission results to figures: per-image rows, per-run metrics, Monte Carlo means
+with 95 % confidence intervals, and the JSON and CSV files.
+
+Nothing here reads a wall clock: the same scenario and seed give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from link_sim.mission import ImageRecord, MissionResult
+
+__all__ = [
+    "TEXT_PATH_NOTE",
+    "image_rows",
+    "mean_ci95",
+    "run_metrics",
+    "summarize",
+    "write_csv",
+    "write_json",
+]
+
+TEXT_PATH_NOTE = (
+    "text path requested but unavailable: textboost.text (spotter, payload, renderer) is not "
+    "implemented yet; images were sent without a text section and no text F1 is reported"
+)
+LATENCY_PARTS = ("encode", "queue", "air", "retransmission", "decode")
+TEXT_F1_NOTE = "text F1: not available (no text path and no ground-truth text for these images)"
+
+# Two-sided 95 % Student t quantiles t_{0.975, df} for df = 1..30 (standard tables).
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of its 95 % confidence interval (Student t; 0 for one run)."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan
+    if x.size == 1:
+        return float(x[0]), 0.0
+    t = _T975[x.size - 2] if x.size - 1 <= len(_T975) else 1.960
+    return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(x.size))
+
+
+def _status(r: ImageRecord) -> str:
+    if r.dropped:
+        return "dropped"
+    if r.encode_done_s is None:
+        return "encoding"
+    if r.delivered_s is not None:
+        return "delivered"
+    if r.decoded_sections:
+        return "partial"
+    if r.failed:
+        return "failed"
+    return "in flight" if r.first_byte_s is not None else "queued"
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def image_rows(result: MissionResult) -> list[dict[str, Any]]:
+    rows = []
+    for r in result.records:
+        split = r.latency_split() or {}
+        sd = r.section_delivered_s
+        rows.append(
+            {
+                "index": r.index,
+                "image": r.image,
+                "status": _status(r),
+                "capture_s": _r(r.capture_s),
+                "encode_done_s": _r(r.encode_done_s),
+                "first_byte_s": _r(r.first_byte_s),
+                "header_delivered_s": _r(sd[0]) if sd else None,
+                "text_delivered_s": None,  # no text path yet (see notes)
+                "z_delivered_s": _r(sd[1]) if len(sd) > 1 else None,
+                "groups_delivered_s": [_r(t) for t in sd[2:]],
+                "delivered_s": _r(r.delivered_s),
+                "decoded_s": _r(r.decoded_s),
+                "decoded_groups": max(0, r.decoded_sections - 2),
+                "n_groups": max(0, len(r.section_bytes) - 2),
+                "latency_s": _r(r.latency_s),
+                **{f"{k}_s": _r(split.get(k)) for k in LATENCY_PARTS},
+                "codec_bytes": r.bundle_bytes,
+                "codec_bpp": _r(r.codec_bpp, 5),
+                "on_air_bytes": r.on_air_bytes,
+                "on_air_bpp": _r(r.on_air_bpp, 5),
+                "header_bytes": r.header_bytes,
+                "fec_bytes": r.fec_bytes,
+                "retransmission_bytes": r.retransmission_bytes,
+                "psnr_db": _r(r.psnr_db, 3),
+                "note": r.dropped or r.failed or r.decode_note,
+                "decoded_image": r.decoded_image,
+            }
+        )
+    return rows
+
+
+def run_metrics(result: MissionResult) -> dict[str, float]:
+    """One number per figure for one run (Monte Carlo averages these)."""
+    recs = result.records
+    s = result.scenario
+    encoded = [r for r in recs if r.bundle_bytes is not None]
+    delivered = [r for r in recs if r.delivered_s is not None]
+    decoded = [r for r in recs if r.decoded_sections]
+    lat = [r.latency_s for r in delivered if r.latency_s is not None]
+    splits = [x for r in delivered if (x := r.latency_split())]
+    psnr = [r.psnr_db for r in recs if r.psnr_db is not None]
+    fwd = result.forward.log
+    contact_s = result.contacts.open_seconds(0.0, s.duration_s)
+    st = result.uplink.sender.stats
+    nan = math.nan
+
+    def mean(xs: list[float]) -> float:
+        return float(np.mean(xs)) if xs else nan
+
+    m: dict[str, float] = {
+        "images_captured": len(recs),
+        "images_encoded": len(encoded),
+        "images_dropped": sum(r.dropped is not None for r in recs),
+        "images_delivered": len(delivered),
+        "images_decoded": len(decoded),
+        "delivered_fraction": len(delivered) / len(recs) if recs else nan,
+        "latency_mean_s": mean(lat),
+        "latency_p50_s": float(np.percentile(lat, 50)) if lat else nan,
+        "latency_p95_s": float(np.percentile(lat, 95)) if lat else nan,
+        "latency_max_s": max(lat) if lat else nan,
+    }
+    for part in LATENCY_PARTS:
+        m[f"{part}_mean_s"] = mean([x[part] for x in splits])
+    m |= {
+        "codec_bpp_mean": mean([r.codec_bpp for r in encoded]),
+        "on_air_bpp_mean": mean([r.on_air_bpp for r in encoded if r.first_byte_s is not None]),
+        "psnr_mean_db": mean(psnr),
+        "payload_bytes": st.payload_bytes,
+        "header_bytes": st.header_bytes,
+        "fec_bytes": st.fec_bytes,
+        "retransmission_bytes": st.retransmission_bytes,
+        "reverse_bytes": sum(result.reverse.log.n_bytes) if result.reverse else 0,
+        "protocol_efficiency": st.efficiency,
+        "frames_sent": fwd.frames,
+        "frame_loss_rate": sum(fwd.lost) / fwd.frames if fwd.frames else nan,
+        "contact_s": contact_s,
+        "utilisation": fwd.busy_s / contact_s if contact_s else nan,
+        "reverse_utilisation": (
+            result.reverse.log.busy_s / contact_s if result.reverse and contact_s else nan
+        ),
+        "capacity_bps": 8 * result.capacity_Bps,
+        "delivered_bps": 8 * sum(r.bundle_bytes or 0 for r in delivered) / s.duration_s,
+    }
+    return m
+
+
+def summarize(results: list[MissionResult]) -> dict[str, dict[str, float]]:
+    """Per metric: mean and 95 % CI half-width over the runs."""
+    per_run = [run_metrics(r) for r in results]
+    out = {}
+    for key in per_run[0]:
+        mean, ci = mean_ci95([m[key] for m in per_run])
+        out[key] = {"mean": _clean(mean), "ci95": _clean(ci)}
+    return out
+
+
+def _clean(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+def report_dict(results: list[MissionResult], scenario_file: str) -> dict[str, Any]:
+    first = results[0]
+    s = first.scenario
+    notes = [TEXT_F1_NOTE]
+    if s.text_path:
+        notes.insert(0, TEXT_PATH_NOTE)
+    if s.decode_every > 1:
+        notes.append(f"quality sampled: every {s.decode_every}th delivered image is decoded")
+    windows = first.contacts.windows
+    return {
+        "scenario": s.name,
+        "file": scenario_file,
+        "description": s.description,
+        "seed": s.seed,
+        "runs": len(results),
+        "duration_s": s.duration_s,
+        "codec": first.codec_name,
+        "arq": s.arq,
+        "text_path": "unavailable" if s.text_path else "off",
+        "notes": notes,
+        "summary": summarize(results),
+        "per_run": [{k: _clean(v) for k, v in run_metrics(r).items()} for r in results],
+        "contacts": None if windows is None else [[_r(a), _r(b)] for a, b in windows],
+        "images": image_rows(first),
+    }
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(report, indent=1, sort_keys=False) + "\n")
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else v
+                        for k, v in row.items()})

@@ -1,0 +1,130 @@
+"""Run a scenario (once or Monte Carlo), write the report files, run sweeps in parallel."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from link_sim.codec_service import CodecService
+from link_sim.html_report import write_html
+from link_sim.mission import Mission, MissionResult
+from link_sim.plots import plot_all, plot_sweep
+from link_sim.report import report_dict, summarize, write_csv, write_json
+from link_sim.scenario import Scenario, ScenarioError, image_paths, load_scenario
+
+__all__ = ["parse_params", "run_scenario", "run_sweep", "write_outputs"]
+
+
+def run_scenario(
+    scenario: Scenario, codec: CodecService, runs: int, *, progress: bool = True
+) -> list[MissionResult]:
+    """``runs`` missions with run indices 0..runs-1 (seeds from the scenario seed)."""
+    results = []
+    if runs == 1:
+        with tqdm(total=round(scenario.duration_s), unit="sim s", disable=not progress or None,
+                  leave=False, desc=scenario.name) as bar:
+            results.append(Mission(scenario, codec, 0).run(
+                lambda t: bar.update(round(t) - bar.n) if progress else None))
+        return results
+    for k in tqdm(range(runs), unit="run", disable=not progress or None, leave=False,
+                  desc=scenario.name):
+        results.append(Mission(scenario, codec, k).run())
+    return results
+
+
+def write_outputs(
+    results: list[MissionResult], scenario_file: str, out_dir: Path
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = report_dict(results, scenario_file)
+    files = {"json": out_dir / "report.json", "csv": out_dir / "images.csv"}
+    write_json(report, files["json"])
+    write_csv(report["images"], files["csv"])
+    if len(results) > 1:
+        files["runs_csv"] = out_dir / "runs.csv"
+        write_csv(report["per_run"], files["runs_csv"])
+    plots = plot_all(results, out_dir)
+    originals = {p.name: p for p in image_paths(results[0].scenario)}
+    files["html"] = out_dir / "report.html"
+    write_html(report, plots, originals, files["html"])
+    return report, files | plots
+
+
+def parse_params(specs: list[str]) -> list[tuple[str, list[str]]]:
+    """``["a.b=1,2"]`` → ``[("a.b", ["1", "2"])]``."""
+    out = []
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        if not sep or not key or not values:
+            raise ScenarioError(f"--param {spec!r}: expected dotted.path=value1,value2,...")
+        out.append((key, values.split(",")))
+    return out
+
+
+def _sweep_point(
+    file: str, overrides: dict[str, str], runs: int, cache_dir: str, synthetic: bool
+) -> dict[str, Any]:
+    scenario = load_scenario(file, overrides)
+    codec = CodecService(Path(cache_dir), synthetic=synthetic)
+    results = run_scenario(scenario, codec, runs, progress=False)
+    return {"overrides": overrides, "summary": summarize(results)}
+
+
+def run_sweep(
+    file: str,
+    params: list[tuple[str, list[str]]],
+    *,
+    runs: int,
+    cache_dir: Path,
+    synthetic: bool,
+    workers: int,
+    ray_address: str | None,
+    out_dir: Path,
+    on_point: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[list[dict[str, Any]], Path]:
+    """Every combination of the parameter values, in worker processes or on Ray."""
+    keys = [k for k, _ in params]
+    grid = [dict(zip(keys, combo, strict=True)) for combo in
+            itertools.product(*(v for _, v in params))]
+    for overrides in grid:  # validate every point before spending time on any
+        load_scenario(file, overrides)
+    args = [(file, o, runs, str(cache_dir), synthetic) for o in grid]
+    if ray_address is not None:
+        points = _run_on_ray(ray_address, args)
+    else:
+        # spawn, not fork: the parent may hold BLAS/torch threads, which fork can deadlock
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_sweep_point, *a) for a in args]
+            points = []
+            for f in tqdm(futures, unit="point", leave=False, desc="sweep", disable=None):
+                points.append(f.result())
+                if on_point:
+                    on_point(points[-1])
+    import yaml
+
+    for p in points:
+        p["value"] = yaml.safe_load(p["overrides"][keys[0]])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_path = out_dir / f"sweep_{keys[0].replace('.', '_')}.png"
+    plot_sweep(points, keys[0], plot_path)
+    return points, plot_path
+
+
+def _run_on_ray(address: str, args: list[tuple]) -> list[dict[str, Any]]:
+    try:
+        import ray
+    except ImportError:
+        raise ScenarioError(
+            "--ray needs the optional 'ray' package: pip install 'textboost-link[cluster]' "
+            "(or pip install ray), then pass the cluster address, e.g. --ray auto"
+        ) from None
+    ray.init(address=address)
+    remote = ray.remote(_sweep_point)
+    return ray.get([remote.remote(*a) for a in args])

@@ -1,0 +1,388 @@
+"""Scenario files: a pydantic v2 schema (unknown keys refused) and a loader whose errors
+fit on one line: file, field path, the value found and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "SHIPPED_SETS_DIR",
+    "Scenario",
+    "ScenarioError",
+    "apply_overrides",
+    "load_scenario",
+    "parse_scenario",
+]
+
+SHIPPED_SETS_DIR = Path(__file__).parent / "data"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+
+
+class ScenarioError(ValueError):
+    """An unreadable or invalid scenario; the message is one line naming file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- images and the sender ------------------------------------------------------------------
+
+
+class CaptureSchedule(_Strict):
+    start_s: NonNegFloat = 0.0
+    interval_s: PosFloat
+    count: Annotated[int, Field(ge=1, le=65535)]
+
+
+class ImageSource(_Strict):
+    set: str | None = Field(None, description="a set shipped in link_sim/data/")
+    folder: str | None = Field(None, description="a folder of PNG/JPEG images")
+    files: list[str] | None = Field(None, description="a subset of the set or folder")
+    capture: CaptureSchedule
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageSource:
+        if (self.set is None) == (self.folder is None):
+            raise ValueError("set/folder: expected exactly one of 'set' (shipped) or 'folder'")
+        return self
+
+
+class SenderProfile(_Strict):
+    device: str
+    backend: str
+    encode_latency_s: dict[str, dict[str, NonNegFloat]] = Field(
+        description="backend -> stage -> seconds per image"
+    )
+    storage_bytes: Annotated[int, Field(gt=0)]
+    drop_policy: Literal["oldest", "lowest_priority"] = "oldest"
+    max_in_flight: Annotated[int, Field(ge=1, le=1000)] = Field(
+        2, description="images handed to the protocol at once; the rest wait in storage"
+    )
+
+    @model_validator(mode="after")
+    def _backend_known(self) -> SenderProfile:
+        if self.backend not in self.encode_latency_s:
+            raise ValueError(
+                f"backend {self.backend!r}: expected one of the encode_latency_s backends "
+                f"{sorted(self.encode_latency_s)}"
+            )
+        return self
+
+    @property
+    def encode_s(self) -> float:
+        return sum(self.encode_latency_s[self.backend].values())
+
+
+class RatePolicy(_Strict):
+    """``rate``: the codec's rate knob (0 = smallest stream); ``bpp`` / ``bytes``: the best
+    stream within a budget; ``adaptive``: a byte budget of what the link can carry before
+    the next capture (always-up links) or by the end of the current or next pass, less what
+    storage already holds, within [min_bytes, max_bytes]."""
+
+    policy: Literal["rate", "bpp", "bytes", "adaptive"]
+    rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    bpp: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    max_bytes: Annotated[int, Field(ge=32)] | None = None
+    min_bytes: Annotated[int, Field(ge=32)] | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_policy(self) -> RatePolicy:
+        need = {"rate": ("rate",), "bpp": ("bpp",), "bytes": ("max_bytes",),
+                "adaptive": ("min_bytes", "max_bytes")}
+        for name in need[self.policy]:
+            if getattr(self, name) is None:
+                raise ValueError(f"policy {self.policy!r}: expected '{name}' as well")
+        lo, hi = self.min_bytes, self.max_bytes
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"min_bytes {lo} > max_bytes {hi}: expected min <= max")
+        return self
+
+
+class ReceiverProfile(_Strict):
+    backend: str
+    decode_latency_s: NonNegFloat
+
+
+# --- the link -------------------------------------------------------------------------------
+
+
+class BurstLoss(_Strict):
+    """Gilbert–Elliott as netem ``gemodel p r 1-h 1-k``."""
+
+    p: Prob
+    r: Annotated[float, Field(gt=0.0, le=1.0)]
+    loss_good: Prob = 0.0
+    loss_bad: Prob = 1.0
+
+
+class Station(_Strict):
+    lat_deg: Annotated[float, Field(ge=-90.0, le=90.0)]
+    lon_deg: Annotated[float, Field(ge=-180.0, le=180.0)]
+    alt_m: float = 0.0
+
+
+class ContactsSpec(_Strict):
+    kind: Literal["always", "windows", "tle", "same_as_forward"]
+    windows: list[tuple[NonNegFloat, NonNegFloat]] | None = None
+    tle: Annotated[list[str], Field(min_length=2, max_length=2)] | None = None
+    station: Station | None = None
+    mask_deg: Annotated[float, Field(ge=0.0, lt=90.0)] = 10.0
+    start_utc: datetime | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> ContactsSpec:
+        if self.kind == "windows":
+            if not self.windows:
+                raise ValueError("kind 'windows': expected a list 'windows' of [start_s, end_s]")
+            prev = -1.0
+            for start, end in self.windows:
+                if not end > start >= prev:
+                    raise ValueError(
+                        f"window [{start}, {end}]: expected end > start, sorted, no overlap"
+                    )
+                prev = end
+        if self.kind == "tle":
+            missing = [n for n in ("tle", "station", "start_utc") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"kind 'tle': expected {', '.join(missing)} as well")
+            if self.start_utc is not None and self.start_utc.tzinfo is None:
+                raise ValueError(
+                    f"start_utc {self.start_utc}: expected a time zone, e.g. 2026-11-25T00:00:00Z"
+                )
+        return self
+
+
+class DutyCycleSpec(_Strict):
+    fraction: Annotated[float, Field(gt=0.0, le=1.0)]
+    mode: Literal["sliding", "off_time"] = "sliding"
+    window_s: PosFloat = 3600.0
+
+
+class LoraSpec(_Strict):
+    spreading_factor: Annotated[int, Field(ge=7, le=12)] = 12
+    bandwidth_hz: Literal[125_000, 250_000, 500_000] = 125_000
+    coding_rate: Annotated[int, Field(ge=1, le=4)] = 1
+    preamble_symbols: Annotated[int, Field(ge=6, le=65535)] = 8
+    explicit_header: bool = True
+    crc: bool = True
+
+
+class SessionSpec(_Strict):
+    setup_s: NonNegFloat
+    gap_s: NonNegFloat = 0.0
+
+
+class Direction(_Strict):
+    rate_bps: PosFloat | None = None
+    lora: LoraSpec | None = None
+    frame_overhead_s: NonNegFloat = 0.0
+    delay_s: NonNegFloat
+    mtu_bytes: Annotated[int, Field(ge=16, le=65535)]
+    ber: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    burst: BurstLoss | None = None
+    contacts: ContactsSpec | None = None
+    duty_cycle: DutyCycleSpec | None = None
+    sessions: SessionSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_phy(self) -> Direction:
+        if (self.rate_bps is None) == (self.lora is None):
+            raise ValueError("rate_bps/lora: expected exactly one of 'rate_bps' or 'lora'")
+        return self
+
+
+class LinkSpec(_Strict):
+    forward: Direction
+    reverse: Direction | None = Field(None, description="none: one-way link, ARQ off")
+    half_duplex: bool = Field(
+        False, description="both directions share one radio channel: never at once"
+    )
+
+    @model_validator(mode="after")
+    def _contacts(self) -> LinkSpec:
+        if self.half_duplex and self.reverse is None:
+            raise ValueError("half_duplex: expected a reverse link to share the channel with")
+        if self.forward.contacts is not None and self.forward.contacts.kind == "same_as_forward":
+            raise ValueError(
+                "forward.contacts.kind 'same_as_forward': expected on the reverse link only"
+            )
+        return self
+
+
+class FecSpec(_Strict):
+    k: Annotated[int, Field(ge=0, le=254)] = 0
+    m: Annotated[int, Field(ge=0, le=254)] = 0
+
+
+class ProtocolSpec(_Strict):
+    mtu_bytes: Annotated[int, Field(ge=16, le=65535)]
+    arq: Literal["none", "immediate", "deferred"] | None = Field(
+        None, description="default: deferred with a reverse link, none without"
+    )
+    fec: FecSpec = FecSpec()
+    policy: Literal["fifo", "priority_interleave"] = "fifo"
+    crc_bits: Literal[16, 32] = 32
+    rto_s: PosFloat = 10.0
+    nak_timeout_s: PosFloat = 10.0
+    max_retries: Annotated[int, Field(ge=0)] = 8
+
+
+class Scenario(_Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)]
+    duration_s: PosFloat
+    runs: Annotated[int, Field(ge=1)] = 1
+    images: ImageSource
+    sender: SenderProfile
+    rate: RatePolicy
+    text_path: bool = False
+    link: LinkSpec
+    protocol: ProtocolSpec
+    receiver: ReceiverProfile
+    decode_every: Annotated[int, Field(ge=1)] = Field(
+        1, description="decode (and measure PSNR of) every n-th delivered image only"
+    )
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        if self.protocol.mtu_bytes > self.link.forward.mtu_bytes:
+            raise ValueError(
+                f"protocol.mtu_bytes {self.protocol.mtu_bytes}: expected at most "
+                f"link.forward.mtu_bytes {self.link.forward.mtu_bytes}"
+            )
+        if self.link.reverse is None and self.protocol.arq not in (None, "none"):
+            raise ValueError(
+                f"protocol.arq {self.protocol.arq!r}: expected 'none' without a link.reverse "
+                "(ARQ needs link.reverse: add one)"
+            )
+        return self
+
+    @property
+    def arq(self) -> str:
+        if self.protocol.arq is not None:
+            return self.protocol.arq
+        return "none" if self.link.reverse is None else "deferred"
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _format_error(path: str, err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        return f"{path}: {loc}: unknown field (value {value!r}); check the spelling"
+    if kind == "missing":
+        return f"{path}: {loc}: missing, a value is required"
+    msg = err["msg"]
+    if kind == "value_error":  # our validators: the message names field, value, expectation
+        return f"{path}: {loc}: {msg.removeprefix('Value error, ')}"
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    msg = msg.removeprefix("Input should be ").removeprefix("input should be ")
+    return f"{path}: {loc} = {shown}: expected {msg[0].lower()}{msg[1:]}"
+
+
+def parse_scenario(raw: Any, source: str) -> Scenario:
+    """Validate an already-parsed YAML document; ``source`` names it in errors."""
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: expected a mapping at the top level, got {raw!r:.40}")
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(_format_error(source, exc.errors()[0])) from None
+    _check_images(scenario, source)
+    return scenario
+
+
+def load_scenario(path: str | Path, overrides: dict[str, str] | None = None) -> Scenario:
+    """Read, override (``{"link.forward.rate_bps": "2400"}``) and validate a scenario."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{path}:{where}: not valid YAML ({problem})") from None
+    if overrides:
+        raw = apply_overrides(raw, overrides, str(path))
+    scenario = parse_scenario(raw, str(path))
+    if scenario.images.folder is not None and not Path(scenario.images.folder).is_absolute():
+        folder = (path.parent / scenario.images.folder).resolve()
+        images = scenario.images.model_copy(update={"folder": str(folder)})
+        scenario = scenario.model_copy(update={"images": images})
+        _check_images(scenario, str(path))
+    return scenario
+
+
+def apply_overrides(raw: Any, overrides: dict[str, str], source: str) -> dict:
+    """Set dotted paths in a raw scenario; each value is parsed as YAML (``2400``, ``none``)."""
+    out = copy.deepcopy(raw)
+    for dotted, text in overrides.items():
+        node = out
+        keys = dotted.split(".")
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                where = ".".join(keys[: i + 1])
+                raise ScenarioError(
+                    f"{source}: {where}: --param {dotted}: expected an existing section"
+                )
+            node = child
+        node[keys[-1]] = yaml.safe_load(text)
+    return out
+
+
+def image_paths(scenario: Scenario) -> list[Path]:
+    """The image files of the scenario's source, sorted by name."""
+    src = scenario.images
+    folder = SHIPPED_SETS_DIR / src.set if src.set is not None else Path(src.folder or "")
+    if src.files:
+        return [folder / f for f in src.files]
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _check_images(scenario: Scenario, source: str) -> None:
+    src = scenario.images
+    if src.set is not None:
+        folder = SHIPPED_SETS_DIR / src.set
+        if not folder.is_dir():
+            shipped = sorted(p.name for p in SHIPPED_SETS_DIR.iterdir() if p.is_dir())
+            raise ScenarioError(
+                f"{source}: images.set = {src.set!r}: expected a shipped set, one of {shipped}"
+            )
+    else:
+        folder = Path(src.folder or "")
+        if not folder.is_absolute():
+            return  # resolved against the scenario file by load_scenario
+        if not folder.is_dir():
+            raise ScenarioError(
+                f"{source}: images.folder = {src.folder!r}: expected an existing folder"
+            )
+    for i, name in enumerate(src.files or ()):
+        if not (folder / name).is_file():
+            raise ScenarioError(
+                f"{source}: images.files.{i} = {name!r}: expected a file in {folder}"
+            )
+    if not image_paths(scenario):
+        raise ScenarioError(f"{source}: images: no PNG or JPEG files in {folder}")

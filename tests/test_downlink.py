@@ -1,0 +1,101 @@
+"""The ground node: reassembly from in-order prefixes, partial results, metrics, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from downlink import DownlinkNode, join_sections, psnr_db
+from textboost.codec.container import BitstreamError, Container, Header
+from textboost.protocol import LinkConfig, Sender
+from uplink import split_container
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tbx(rng: np.random.Generator) -> bytes:
+    header = Header(model_id=b"TST1", width=96, height=64, rate=1000, n_groups=4)
+    groups = tuple(rng.bytes(n) for n in (60, 90, 150, 200))
+    return Container(header=header, text=b"STOP", z=rng.bytes(30), groups=groups).to_bytes()
+
+
+def test_join_sections_inverts_split_for_every_prefix():
+    data = tbx(np.random.default_rng(0))
+    sections, _ = split_container(data)
+    assert join_sections(sections).to_bytes() == data
+    c = Container.parse(data)
+    for k in range(4):
+        assert join_sections(sections[: 2 + k]) == c.truncated(k)
+    assert join_sections(sections[:1]).z == b""
+    with pytest.raises(BitstreamError):
+        join_sections([b"garbage", c.z])
+    with pytest.raises(BitstreamError, match="y groups"):
+        join_sections([*sections, b"extra"])
+
+
+def test_partial_bundle_is_reassembled_from_its_prefix(tmp_path):
+    """The link dies after header, text, z and one y group: the ground keeps a valid
+    container with one group and writes a metrics record for it."""
+    rng = np.random.default_rng(1)
+    data = tbx(rng)
+    cfg = LinkConfig(mtu_bytes=64, arq="none")
+    s = Sender(cfg)
+    sections, classes = split_container(data)
+    s.submit(3, sections, 0.0, classes)
+    node = DownlinkNode(cfg, out_dir=tmp_path, codec_factory=None)
+    frames = s.poll_transmit(0.0)
+    total = sum(map(len, sections[:3]))
+    sent = 0
+    for f in frames:  # deliver until the first three sections are in, then cut the link
+        node.receive(f, 1.0)
+        sent = sum(map(len, node.receiver.delivered_sections(3)))
+        if sent >= total:
+            break
+    (res,) = node.finish(2.0)
+    assert not res.complete and res.sections_delivered == 3 and res.groups_delivered == 1
+    assert res.n_sections == 6 and res.bytes_delivered == total
+    assert Path(res.tbx_path).read_bytes() == Container.parse(data).truncated(1).to_bytes()
+    line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert line["bundle_id"] == 3 and line["groups_delivered"] == 1
+
+
+def test_psnr():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 255
+    assert psnr_db(a, a) == float("inf")
+    assert psnr_db(a, b) == pytest.approx(10 * np.log10(48))
+    with pytest.raises(ValueError, match="shapes"):
+        psnr_db(a, b[:2])
+
+
+def test_cli_bad_input_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "refs.json"
+    bad.write_text("{not json")
+    for argv, needle in (
+        (["receive", "--port", "70000", "--out", str(tmp_path)], "--port"),
+        (["receive", "--port", "0", "--out", str(tmp_path), "--references", str(bad)], "refs.json"),
+        (["receive", "--port", "0", "--out", str(tmp_path), "--key-file", "nokey"], "nokey"),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-m", "downlink", *argv], cwd=ROOT, capture_output=True, text=True
+        )
+        assert out.returncode == 2, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0]
+
+
+def test_cli_help_shows_field_example():
+    out = subprocess.run(
+        [sys.executable, "-m", "downlink", "receive", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--port 9000 --out received/" in out.stdout

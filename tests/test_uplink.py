@@ -1,0 +1,209 @@
+"""The edge node: sources, encode cache and pipeline, storage limits, bundling, CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from textboost.codec.container import BitstreamError, Container, Header
+from textboost.protocol import BundleState, LinkConfig, Receiver
+from uplink import (
+    ByteBudget,
+    Capture,
+    EncodeCache,
+    EncodePipeline,
+    FixedRate,
+    FolderSource,
+    PathListSource,
+    StoreAndForward,
+    UplinkNode,
+    split_container,
+)
+from uplink.store import StoredImage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tbx(rng: np.random.Generator, groups: tuple[int, ...] = (50, 80, 120), text: bytes = b"EXIT"):
+    header = Header(model_id=b"TST1", width=96, height=64, rate=1000, n_groups=len(groups) + 1)
+    return Container(
+        header=header, text=text, z=rng.bytes(30), groups=tuple(rng.bytes(n) for n in groups)
+    ).to_bytes()
+
+
+def test_import_does_not_load_torch():
+    code = "import sys, uplink; print('torch' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_split_container_sections_and_classes():
+    rng = np.random.default_rng(0)
+    data = tbx(rng)
+    sections, classes = split_container(data)
+    c = Container.parse(data)
+    assert sections[1:] == [c.z, *c.groups]
+    assert Container.parse(sections[0]).text == c.text
+    assert classes == [0, 1, 2, 3, 4]
+    with pytest.raises(BitstreamError):
+        split_container(data[:-1])
+
+
+def test_sources(tmp_path):
+    for name in ("b.png", "a.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    src = FolderSource(tmp_path, interval_s=10.0, start_s=5.0)
+    assert [(c.image_id, c.capture_s) for c in src] == [("a.png", 5.0), ("b.png", 15.0)]
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        FolderSource(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no images"):
+        FolderSource(tmp_path / "empty")
+    with pytest.raises(ValueError, match="must not decrease"):
+        PathListSource([tmp_path / "a.png", tmp_path / "b.png"], [2.0, 1.0])
+    with pytest.raises(FileNotFoundError, match=r"nope\.png"):
+        PathListSource([tmp_path / "nope.png"])
+
+
+def test_storage_drops_with_records_never_silently():
+    store = StoreAndForward(1000, "lowest_priority")
+    assert store.push(StoredImage("a", bytes(400), 0.0, priority=5)) == []
+    assert store.push(StoredImage("b", bytes(400), 1.0, priority=1)) == []
+    drops = store.push(StoredImage("c", bytes(400), 2.0, priority=3))
+    assert [d.image_id for d in drops] == ["b"] and "storage full" in drops[0].reason
+    assert store.pop_next().image_id == "a"  # highest priority first, now in flight
+    refused = store.push(StoredImage("d", bytes(700), 3.0))
+    assert refused[0].image_id == "d" and refused[0].reason.startswith("refused")
+    oldest = StoreAndForward(800, "oldest")
+    oldest.push(StoredImage("x", bytes(400), 0.0, priority=9))
+    oldest.push(StoredImage("y", bytes(400), 1.0))
+    assert [d.image_id for d in oldest.push(StoredImage("z", bytes(100), 2.0))] == ["x"]
+    assert len(store.dropped) == 2 and len(oldest.dropped) == 1
+
+
+class CountingCodec:
+    """A small stand-in for ``Codec`` (the pipeline under test only needs its interface):
+    writes a valid container whose z is a digest of the pixels, and counts encodes."""
+
+    model_id = b"TST1"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def encode(self, img: np.ndarray, rate: float) -> bytes:
+        self.calls += 1
+        h = Header(
+            model_id=self.model_id,
+            width=img.shape[1],
+            height=img.shape[0],
+            rate=int(rate * 65535),
+            n_groups=2,
+        )
+        return Container(header=h, z=img.tobytes()[:16], groups=(b"g",)).to_bytes()
+
+    def encode_to_budget(self, img: np.ndarray, *, max_bytes: int) -> bytes:
+        data = self.encode(img, 0.1)
+        assert len(data) <= max_bytes
+        return data
+
+
+def test_encode_cache_avoids_reencoding(tmp_path):
+    img_path = tmp_path / "img.png"
+    Image.fromarray(np.full((8, 12, 3), 77, np.uint8)).save(img_path)
+    codec = CountingCodec()
+    cache = EncodeCache(tmp_path / "cache")
+    pipe = EncodePipeline(FixedRate(0.5), cache, codec_factory=lambda: codec)
+    first = pipe.encode(img_path)
+    second = EncodePipeline(FixedRate(0.5), cache, codec_factory=lambda: codec).encode(img_path)
+    assert codec.calls == 1 and second.cached and second.data == first.data
+    assert (first.width, first.height) == (12, 8)
+    EncodePipeline(FixedRate(0.25), cache, codec_factory=lambda: codec).encode(img_path)
+    EncodePipeline(ByteBudget(500), cache, codec_factory=lambda: codec).encode(img_path)
+    assert codec.calls == 3  # other settings are other keys
+    for f in (tmp_path / "cache").rglob("*.tbx"):  # a damaged entry is a miss, not an error
+        f.write_bytes(b"junk")
+    pipe.encode(img_path)
+    assert codec.calls == 4
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"bad\.png"):
+        pipe.encode(bad)
+
+
+def test_node_feeds_sender_and_frees_storage_on_ack():
+    rng = np.random.default_rng(1)
+    cfg = LinkConfig(mtu_bytes=128)
+    node = UplinkNode(cfg, storage_bytes=4000, max_in_flight=1)
+    images = {f"img{i}": tbx(rng) for i in range(3)}
+    for i, (name, data) in enumerate(images.items()):
+        assert node.store(name, data, float(i)) == []
+    rx = Receiver(cfg)
+    got = {}
+    t = 0.0
+    while not node.idle and t < 100:
+        for f in node.poll_transmit(t):
+            for e in rx.receive(f, t):
+                if type(e).__name__ == "BundleDelivered":
+                    got[node.bundle_image[e.bundle_id]] = e.sections
+        assert len(node.sender.active_bundles) <= 1
+        for f in rx.poll_transmit(t):
+            node.receive(f, t)
+        t += 1.0
+    assert node.idle and node.storage.used_bytes == 0
+    for name, data in images.items():
+        assert tuple(got[name]) == tuple(split_container(data)[0])
+        assert node.images[name].acked_s is not None
+    with pytest.raises(ValueError, match="img0"):
+        node.store("img0", images["img0"], 9.0)
+    with pytest.raises(BitstreamError):
+        node.store("bad", images["img1"][:-3], 9.0)
+
+
+def test_node_one_way_releases_storage_when_sent():
+    rng = np.random.default_rng(2)
+    node = UplinkNode(LinkConfig(mtu_bytes=128, arq="none"), storage_bytes=10_000)
+    node.store("a", tbx(rng), 0.0)
+    assert node.poll_transmit(0.0)
+    assert node.idle and node.sender.state(node.images["a"].bundle_id) is BundleState.DONE
+
+
+def test_capture_without_pipeline_is_a_clear_error(tmp_path):
+    node = UplinkNode(LinkConfig())
+    with pytest.raises(RuntimeError, match="no encode pipeline"):
+        node.capture(Capture(tmp_path / "x.png", 0.0), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["send", "MISSING_DIR", "--to", "127.0.0.1:9"], "MISSING_DIR"),
+        (["send", ".", "--to", "127.0.0.1"], "host:port"),
+        (["send", ".", "--to", "h:9", "--mtu", "10"], "mtu_bytes"),
+        (["send", ".", "--to", "h:9", "--arq", "maybe"], "--arq"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(argv, needle):
+    out = subprocess.run(
+        [sys.executable, "-m", "uplink", *argv], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]
+
+
+def test_cli_help_shows_field_example():
+    out = subprocess.run(
+        [sys.executable, "-m", "uplink", "send", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--to 192.0.2.10:9000" in out.stdout

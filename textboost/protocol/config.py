@@ -1,0 +1,143 @@
+"""Link configuration shared by both ends, and the overhead figures it implies.
+
+Both ends must use equal configs: the fragment size, FEC grouping, CRC width and
+authentication key are not negotiated on the air (every byte counts on a 51-byte LoRa
+payload), so a mismatch shows up as CRC failures or malformed fragments, which the
+receiver counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from textboost.protocol.errors import LocalProtocolError
+
+__all__ = ["HEADER_BYTES", "PARITY_PREFIX_BYTES", "LinkConfig"]
+
+HEADER_BYTES = 6  # type/flags u8 | bundle id u16 | segment u8 | fragment or group index u16
+PARITY_PREFIX_BYTES = 2  # parity frames: parity index u8 | source frames in group u8
+FEC_ROW_PREFIX_BYTES = 3  # each FEC source row: flags u8 | payload length u16
+MIN_PAYLOAD_BYTES = 8  # smallest fragment payload worth a frame (and room for a NAK range)
+
+ArqMode = Literal["immediate", "deferred", "none"]
+Policy = Literal["fifo", "priority_interleave"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkConfig:
+    """Protocol parameters.
+
+    Args:
+        mtu_bytes: the largest frame the link carries (Iridium SBD 340, LoRa SF12 51).
+        arq: ``"immediate"``: NAK a gap as soon as it is seen; ``"deferred"``: NAK at the
+            bundle's EOF (CCSDS CFDP class 2 deferred mode); ``"none"``: one-way link, no
+            reverse frames at all (use FEC).
+        policy: ``"fifo"``: bundles go in submit order, each as one segment (its sections
+            back to back, sharing frames); ``"priority_interleave"``: one segment per
+            priority class, and the highest class of every queued bundle goes before any
+            lower class.
+        crc_bits: 32 (CRC-32) or 16 (CRC-16/CCITT). CRC-16 is for MTUs of a few dozen
+            bytes whose radio already checks a CRC (LoRa's PHY CRC-16, SBD's checksum):
+            there the protocol CRC only has to catch what slips past, and 2 bytes are 4 %
+            of a 51-byte frame. The descriptor's per-section checks follow (CRC-32 or
+            CRC-16/CCITT).
+        rto_s: sender: silence after its last frame of a bundle before it re-sends EOF
+            (which prompts the receiver to NAK or FIN). Must exceed the round trip plus
+            the time the link needs to drain what the receiver NAKs.
+        nak_timeout_s: receiver: time after a NAK before missing fragments are NAKed again.
+        max_retries: EOF re-sends (sender) and NAK repeats (receiver) before giving up.
+        fec_k: source frames per FEC group, consecutive fragments of a segment (0 = no FEC).
+        fec_m: parity frames per full group; a segment's last, shorter group of n frames
+            gets ``ceil(fec_m * n / fec_k)``, so any ``fec_m`` losses in a full group (and
+            at least one in any group) are repaired.
+        auth_key: pre-shared key for HMAC-SHA256 frame tags (None = no authentication).
+        tag_bytes: bytes of the truncated HMAC tag per frame (4..32).
+    """
+
+    mtu_bytes: int = 256
+    arq: ArqMode = "deferred"
+    policy: Policy = "fifo"
+    crc_bits: Literal[16, 32] = 32
+    rto_s: float = 10.0
+    nak_timeout_s: float = 10.0
+    max_retries: int = 8
+    fec_k: int = 0
+    fec_m: int = 0
+    auth_key: bytes | None = None
+    tag_bytes: int = 8
+
+    def __post_init__(self) -> None:
+        if self.arq not in ("immediate", "deferred", "none"):
+            raise LocalProtocolError(
+                f"arq {self.arq!r}: expected 'immediate', 'deferred' or 'none'"
+            )
+        if self.policy not in ("fifo", "priority_interleave"):
+            raise LocalProtocolError(
+                f"policy {self.policy!r}: expected 'fifo' or 'priority_interleave'"
+            )
+        if self.crc_bits not in (16, 32):
+            raise LocalProtocolError(f"crc_bits {self.crc_bits!r}: expected 16 or 32")
+        if not (self.rto_s > 0 and self.nak_timeout_s > 0):
+            raise LocalProtocolError(
+                f"rto_s {self.rto_s} / nak_timeout_s {self.nak_timeout_s}: must be > 0"
+            )
+        if self.max_retries < 0:
+            raise LocalProtocolError(f"max_retries {self.max_retries}: must be >= 0")
+        if self.auth_key is not None and not (4 <= self.tag_bytes <= 32):
+            raise LocalProtocolError(f"tag_bytes {self.tag_bytes}: expected 4..32")
+        if self.auth_key is not None and len(self.auth_key) < 16:
+            raise LocalProtocolError(
+                f"auth_key of {len(self.auth_key)} bytes: use at least 16 random bytes"
+            )
+        if (self.fec_k == 0) != (self.fec_m == 0):
+            raise LocalProtocolError(
+                f"fec_k {self.fec_k} / fec_m {self.fec_m}: set both (FEC on) or neither"
+            )
+        if self.fec_k < 0 or self.fec_m < 0 or self.fec_k + self.fec_m > 255:
+            raise LocalProtocolError(
+                f"fec_k {self.fec_k} + fec_m {self.fec_m}: need k, m >= 0 and k + m <= 255 "
+                "(Reed-Solomon over GF(256))"
+            )
+        if self.fragment_payload_bytes < MIN_PAYLOAD_BYTES:
+            raise LocalProtocolError(
+                f"mtu_bytes {self.mtu_bytes}: leaves {self.fragment_payload_bytes} payload bytes "
+                f"after {self.frame_overhead_bytes} bytes of framing; need at least "
+                f"{MIN_PAYLOAD_BYTES}"
+            )
+        if self.fragment_payload_bytes > 0xFFFF:
+            raise LocalProtocolError(f"mtu_bytes {self.mtu_bytes}: at most 65535 payload bytes")
+
+    @property
+    def fec(self) -> bool:
+        return self.fec_k > 0
+
+    @property
+    def crc_bytes(self) -> int:
+        return self.crc_bits // 8
+
+    @property
+    def frame_overhead_bytes(self) -> int:
+        """Header plus HMAC tag plus CRC: the bytes every frame spends on framing."""
+        tag = self.tag_bytes if self.auth_key is not None else 0
+        return HEADER_BYTES + tag + self.crc_bytes
+
+    @property
+    def fragment_payload_bytes(self) -> int:
+        """Section bytes per data frame (FEC reserves room so parity frames fit the MTU)."""
+        fec_room = FEC_ROW_PREFIX_BYTES + PARITY_PREFIX_BYTES if self.fec_k else 0
+        return self.mtu_bytes - self.frame_overhead_bytes - fec_room
+
+    @property
+    def nominal_efficiency(self) -> float:
+        """Payload / on-air bytes of a full data frame (no FEC, descriptor, EOF or loss)."""
+        return self.fragment_payload_bytes / self.mtu_bytes
+
+    def parity_frames(self, n_source: int) -> int:
+        """Parity frames for an FEC group of ``n_source`` source frames."""
+        return math.ceil(self.fec_m * n_source / self.fec_k) if self.fec_k else 0
+
+    def n_fragments(self, length_bytes: int) -> int:
+        """Fragments of a segment of ``length_bytes`` (an empty one has none)."""
+        return -(-length_bytes // self.fragment_payload_bytes)

@@ -1,0 +1,328 @@
+"""Frame layout, frame check sequence, authentication tag, and the small payload codecs.
+
+Every frame (big-endian)::
+
+    byte 0      type (high nibble) | flags (low nibble)
+    bytes 1-2   bundle id
+    byte 3      segment index (DATA, PARITY; 0 otherwise)
+    bytes 4-5   fragment index (DATA), FEC group index (PARITY), 0 otherwise
+    payload     up to MTU - overhead bytes
+    tag         truncated HMAC-SHA256 over header+payload (only with a key)
+    FCS         CRC-32 or CRC-16/CCITT over everything before it
+
+The CRC registers start from a protocol-specific seed, so frames of another protocol (or
+a later version of this one) fail the check instead of being misread. The header is 6 bytes
+and the whole overhead 10 bytes with CRC-32 (8 with CRC-16): 3.9 % of a 256-byte frame,
+2.9 % of a 340-byte Iridium SBD message, 19.6 % of a 51-byte LoRa payload (15.7 % with
+CRC-16).
+
+A bundle is sent as byte *segments*: segment 0 opens with the bundle's descriptor, and
+each segment carries consecutive sections back to back (``policy="fifo"``: the whole
+bundle is one segment; ``"priority_interleave"``: one segment per priority class), so small
+sections share frames instead of each paying a frame header.
+
+Frame types: DATA (a fragment of a segment), PARITY (FEC parity over a group of DATA
+frames), EOF (the sender finished its first pass over a bundle; prompts NAK or FIN),
+NAK (receiver: ranges of missing fragments), FIN (receiver: bundle complete).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hmac
+import struct
+import zlib
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+
+from textboost.protocol.config import HEADER_BYTES, LinkConfig
+from textboost.protocol.errors import AuthenticationError, CorruptFrameError, FrameError
+
+__all__ = [
+    "Descriptor",
+    "Flag",
+    "Frame",
+    "FrameType",
+    "NakRange",
+    "decode_frame",
+    "decode_nak",
+    "encode_frame",
+    "encode_nak",
+]
+
+MAX_SECTIONS = 255  # sections 0..254 per bundle
+MAX_SECTION_BYTES = 1 << 24
+_HEADER = struct.Struct(">BHBH")
+_PROTOCOL_ID = b"TBL1"  # seeds both CRCs: frames of other protocols/versions fail the FCS
+_CRC32_SEED = zlib.crc32(_PROTOCOL_ID)
+_CRC16_SEED = binascii.crc_hqx(_PROTOCOL_ID, 0xFFFF)
+
+
+class FrameType(IntEnum):
+    DATA = 1
+    PARITY = 2
+    EOF = 3
+    NAK = 4
+    FIN = 5
+
+
+class Flag(IntFlag):
+    NONE = 0
+    LAST = 1  # DATA: the last fragment of its segment
+    RETX = 2  # DATA/PARITY/EOF: a retransmission (no new information about gaps)
+
+
+_KNOWN_FLAGS = int(Flag.LAST | Flag.RETX)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Frame:
+    """One decoded frame (payload excludes header, tag and FCS)."""
+
+    type: FrameType
+    bundle_id: int
+    segment: int = 0
+    index: int = 0
+    flags: Flag = Flag.NONE
+    payload: bytes = b""
+
+    def __post_init__(self) -> None:
+        for name, value, top in (
+            ("bundle_id", self.bundle_id, 0xFFFF),
+            ("segment", self.segment, 0xFF),
+            ("index", self.index, 0xFFFF),
+        ):
+            if not 0 <= value <= top:
+                raise FrameError(name, value, f"0..{top}")
+
+
+def _fcs(body: bytes, crc_bits: int) -> bytes:
+    if crc_bits == 32:
+        return struct.pack(">I", zlib.crc32(body, _CRC32_SEED))
+    return struct.pack(">H", binascii.crc_hqx(body, _CRC16_SEED))
+
+
+def _tag(key: bytes, body: bytes, n: int) -> bytes:
+    return hmac.new(key, body, "sha256").digest()[:n]
+
+
+def encode_frame(frame: Frame, config: LinkConfig) -> bytes:
+    """Serialize ``frame`` with tag and FCS.
+
+    Returns:
+        The frame bytes, at most ``config.mtu_bytes`` long.
+    Raises:
+        FrameError: the payload does not fit the MTU.
+    """
+    body = _HEADER.pack(
+        (int(frame.type) << 4) | int(frame.flags), frame.bundle_id, frame.segment, frame.index
+    )
+    body += frame.payload
+    if config.auth_key is not None:
+        body += _tag(config.auth_key, body, config.tag_bytes)
+    out = body + _fcs(body, config.crc_bits)
+    if len(out) > config.mtu_bytes:
+        raise FrameError("length", len(out), f"at most mtu_bytes={config.mtu_bytes}")
+    return out
+
+
+def decode_frame(data: bytes, config: LinkConfig) -> Frame:
+    """Check and parse one frame.
+
+    Returns:
+        The :class:`Frame`.
+    Raises:
+        CorruptFrameError: too short, or the FCS does not match.
+        AuthenticationError: the HMAC tag does not match.
+        FrameError: a field outside its allowed values (type, flags, length).
+        Any other exception is a bug.
+    """
+    data = bytes(data)
+    tag_n = config.tag_bytes if config.auth_key is not None else 0
+    min_len = HEADER_BYTES + tag_n + config.crc_bytes
+    if len(data) < min_len:
+        raise CorruptFrameError("length", len(data), f"at least {min_len} bytes")
+    if len(data) > config.mtu_bytes:
+        raise FrameError("length", len(data), f"at most mtu_bytes={config.mtu_bytes}")
+    body, fcs = data[: -config.crc_bytes], data[-config.crc_bytes :]
+    if _fcs(body, config.crc_bits) != fcs:
+        raise CorruptFrameError("FCS", fcs.hex(), f"CRC-{config.crc_bits} of the frame")
+    if config.auth_key is not None:
+        body, tag = body[:-tag_n], body[-tag_n:]
+        if not hmac.compare_digest(_tag(config.auth_key, body, tag_n), tag):
+            raise AuthenticationError("tag", tag.hex(), "HMAC-SHA256 under the shared key")
+    type_flags, bundle_id, segment, index = _HEADER.unpack_from(body)
+    try:
+        ftype = FrameType(type_flags >> 4)
+    except ValueError:
+        raise FrameError("type", type_flags >> 4, "1..5 (DATA PARITY EOF NAK FIN)") from None
+    flags = type_flags & 0x0F
+    if flags & ~_KNOWN_FLAGS:
+        raise FrameError("flags", flags, f"a subset of {_KNOWN_FLAGS:#x}")
+    return Frame(
+        type=ftype,
+        bundle_id=bundle_id,
+        segment=segment,
+        index=index,
+        flags=Flag(flags),
+        payload=body[HEADER_BYTES:],
+    )
+
+
+# --- varints (unsigned LEB128), for descriptors and NAK ranges -----------------------------
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class _Truncated(FrameError):
+    """A varint cut off by the end of the data (more bytes may still come)."""
+
+
+def _read_varint(data: bytes, pos: int, field: str) -> tuple[int, int]:
+    value = shift = 0
+    for i in range(5):
+        if pos + i >= len(data):
+            raise _Truncated(field, data[pos:].hex(), "a complete varint")
+        b = data[pos + i]
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos + i + 1
+        shift += 7
+    raise FrameError(field, data[pos : pos + 5].hex(), "a varint of at most 5 bytes")
+
+
+# --- bundle descriptor ---------------------------------------------------------------------
+
+
+def section_check(data: bytes, crc_bits: int) -> int:
+    """The per-section check value: CRC-32, or CRC-16/CCITT on CRC-16 links."""
+    return zlib.crc32(data) if crc_bits == 32 else binascii.crc_hqx(data, 0xFFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """What a receiver needs to cut a bundle into sections and verify them: per section its
+    length, priority class and check value (CRC-32, or CRC-16 when the link uses CRC-16
+    frames). It opens segment 0 of the bundle, so it shares frames with section data.
+
+    Layout: n_sections u8 | classes u8 (0: class = section index, 1: explicit) | per
+    section: length varint [| class u8] | check (4 or 2 bytes, big-endian).
+    """
+
+    lengths: tuple[int, ...]
+    classes: tuple[int, ...]
+    checks: tuple[int, ...]
+
+    @classmethod
+    def of(cls, sections: list[bytes], classes: list[int], crc_bits: int) -> Descriptor:
+        return cls(
+            tuple(len(s) for s in sections),
+            tuple(classes),
+            tuple(section_check(s, crc_bits) for s in sections),
+        )
+
+    def to_bytes(self, crc_bits: int) -> bytes:
+        explicit = list(self.classes) != [min(i, 254) for i in range(len(self.classes))]
+        out = bytearray([len(self.lengths), int(explicit)])
+        fmt = ">I" if crc_bits == 32 else ">H"
+        for length, klass, check in zip(self.lengths, self.classes, self.checks, strict=True):
+            out += _varint(length)
+            if explicit:
+                out.append(klass)
+            out += struct.pack(fmt, check)
+        return bytes(out)
+
+    @classmethod
+    def parse_prefix(cls, data: bytes, crc_bits: int) -> tuple[Descriptor, int] | None:
+        """Parse a descriptor from the start of ``data``.
+
+        Returns:
+            (descriptor, bytes it took), or None if ``data`` ends before the descriptor does.
+        Raises:
+            FrameError: naming the descriptor field that is malformed.
+        """
+        if len(data) < 2:
+            return None
+        n, explicit = data[0], data[1]
+        if not 1 <= n < MAX_SECTIONS:
+            raise FrameError("descriptor.n_sections", n, f"1..{MAX_SECTIONS - 1}")
+        if explicit > 1:
+            raise FrameError("descriptor.classes", explicit, "0 (implicit) or 1 (explicit)")
+        width = crc_bits // 8
+        pos, lengths, classes, checks = 2, [], [], []
+        for i in range(n):
+            try:
+                length, pos = _read_varint(data, pos, f"descriptor.section[{i}].length")
+            except _Truncated:
+                return None
+            if length > MAX_SECTION_BYTES:
+                raise FrameError(
+                    f"descriptor.section[{i}].length", length, f"at most {MAX_SECTION_BYTES}"
+                )
+            if explicit:
+                if pos >= len(data):
+                    return None
+                classes.append(data[pos])
+                pos += 1
+            else:
+                classes.append(min(i, 254))
+            if pos + width > len(data):
+                return None
+            checks.append(int.from_bytes(data[pos : pos + width], "big"))
+            lengths.append(length)
+            pos += width
+        return cls(tuple(lengths), tuple(classes), tuple(checks)), pos
+
+
+# --- NAK ranges ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NakRange:
+    """Missing fragments ``start .. start+count-1`` of ``segment``; ``count == 0`` means
+    "from ``start`` to the end of the segment" (used when the receiver does not yet know how
+    many fragments the segment has)."""
+
+    segment: int
+    start: int
+    count: int
+
+    def to_bytes(self) -> bytes:
+        return bytes([self.segment]) + _varint(self.start) + _varint(self.count)
+
+
+def encode_nak(ranges: list[NakRange], max_payload: int) -> list[bytes]:
+    """Pack NAK ranges into as few payloads of at most ``max_payload`` bytes as possible."""
+    payloads: list[bytes] = []
+    cur = bytearray()
+    for r in ranges:
+        b = r.to_bytes()
+        if cur and len(cur) + len(b) > max_payload:
+            payloads.append(bytes(cur))
+            cur = bytearray()
+        cur += b
+    if cur:
+        payloads.append(bytes(cur))
+    return payloads
+
+
+def decode_nak(payload: bytes) -> list[NakRange]:
+    """Raises: FrameError naming the NAK field that is malformed."""
+    if not payload:
+        raise FrameError("nak.ranges", b"", "at least one range")
+    pos, out = 0, []
+    while pos < len(payload):
+        segment = payload[pos]
+        start, pos = _read_varint(payload, pos + 1, "nak.start")
+        count, pos = _read_varint(payload, pos, "nak.count")
+        if start > 0xFFFF or count > 0x10000:
+            raise FrameError("nak.range", (start, count), "fragment indices 0..65535")
+        out.append(NakRange(segment, start, count))
+    return out

@@ -1,0 +1,472 @@
+"""The sending side: fragmentation, priority scheduling, FEC, ARQ (sans-IO).
+
+Theory of operation. ``submit`` turns a bundle (a list of sections with priority classes)
+into its first-pass frames: the sections in (class, index) order are laid out in segments
+(:mod:`~textboost.protocol.layout`: the whole bundle with ``fifo``, one per class with
+``priority_interleave``), segment 0 opening with the descriptor (length, class and check of
+every section); each segment is cut to the MTU, each FEC group followed by its parity
+frames, then comes EOF (ARQ modes) or, one-way without FEC, the descriptor's frames again
+(without it nothing of the bundle can be verified). ``poll_transmit`` hands out
+frames up to a byte budget from three tiers: re-sent EOFs first, then retransmissions, then
+first-pass frames ordered by the policy (``fifo``: bundle by bundle; ``priority_interleave``:
+class by class across all queued bundles). A NAK queues the listed fragments for
+retransmission; a FIN completes the bundle. When a bundle's last frame has gone out the
+sender waits ``rto_s`` for news; silence re-sends EOF (the receiver answers an EOF with NAKs
+or FIN, so a lost NAK or FIN costs one timeout), and after ``max_retries`` re-sends the
+bundle fails.
+
+The sender never reads a clock: times come in as ``now`` (float seconds) and leave as
+:meth:`Sender.next_timer`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from textboost.protocol import fec
+from textboost.protocol.config import LinkConfig
+from textboost.protocol.errors import (
+    AuthenticationError,
+    CorruptFrameError,
+    LocalProtocolError,
+    RemoteProtocolError,
+)
+from textboost.protocol.events import BundleAcked, BundleFailed, Event
+from textboost.protocol.frames import (
+    MAX_SECTION_BYTES,
+    MAX_SECTIONS,
+    Descriptor,
+    Flag,
+    Frame,
+    FrameType,
+    decode_frame,
+    decode_nak,
+    encode_frame,
+)
+from textboost.protocol.layout import Layout
+from textboost.protocol.records import SenderBundleRecord, SenderStats
+
+__all__ = ["BundleState", "Sender"]
+
+
+class BundleState(Enum):
+    QUEUED = "queued"  # submitted, nothing sent
+    SENDING = "sending"  # first pass under way
+    WAITING = "waiting"  # first pass done, waiting for FIN (ARQ modes)
+    DONE = "done"  # FIN received, or (arq="none") first pass done
+    FAILED = "failed"  # no FIN after max_retries EOF re-sends
+
+
+_S = BundleState
+# (state, event) -> next state; anything else is a bug in this module.
+_TRANSITIONS: dict[tuple[BundleState, str], BundleState] = {
+    (_S.QUEUED, "sent"): _S.SENDING,
+    (_S.SENDING, "sent"): _S.SENDING,
+    (_S.WAITING, "sent"): _S.WAITING,
+    (_S.SENDING, "first_pass_done"): _S.WAITING,
+    (_S.SENDING, "first_pass_done_one_way"): _S.DONE,
+    (_S.SENDING, "fin"): _S.DONE,
+    (_S.WAITING, "fin"): _S.DONE,
+    (_S.WAITING, "retries_exhausted"): _S.FAILED,
+}
+
+_TIER_EOF, _TIER_RETX, _TIER_FIRST = 0, 1, 2
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One first-pass frame of a bundle, kept so it can be re-sent."""
+
+    kind: str  # "data" | "parity" | "eof" | "repeat" (one-way: descriptor again)
+    frame: Frame
+    klass: int  # priority class of its segment
+    sections: tuple[int, ...] = ()  # sections with bytes in this DATA frame
+    payload_bytes: int = 0  # section bytes in it (descriptor bytes are overhead)
+
+
+@dataclass(slots=True)
+class _TxBundle:
+    bundle_id: int
+    order: int
+    state: BundleState
+    units: list[_Unit]
+    by_fragment: dict[tuple[int, int], int]  # (segment, fragment) -> unit index
+    n_fragments: dict[int, int]  # segment -> fragments
+    record: SenderBundleRecord
+    unsent_first: int = 0
+    sent_units: set[int] = field(default_factory=set)
+    retx_queued: set[tuple[int, int]] = field(default_factory=set)
+    deadline_s: float | None = None
+    retries: int = 0
+
+    def fire(self, event: str) -> None:
+        self.state = _TRANSITIONS[(self.state, event)]
+
+
+class Sender:
+    """Sans-IO sender. See the module docstring for the theory of operation.
+
+    Attributes:
+        stats: byte and frame counters over all bundles (:class:`SenderStats`).
+        records: per-bundle records by bundle id (:class:`SenderBundleRecord`).
+    """
+
+    def __init__(self, config: LinkConfig) -> None:
+        self.config = config
+        self.stats = SenderStats()
+        self.records: dict[int, SenderBundleRecord] = {}
+        self._bundles: dict[int, _TxBundle] = {}  # bundles in flight only
+        self._finished: dict[int, BundleState] = {}  # DONE / FAILED, by id
+        self._heap: list[tuple] = []
+        self._counter = itertools.count()
+        self._order = itertools.count()
+
+    # --- submitting -------------------------------------------------------------------------
+
+    def submit(
+        self,
+        bundle_id: int,
+        sections: list[bytes],
+        now: float,
+        classes: list[int] | None = None,
+    ) -> None:
+        """Queue a bundle.
+
+        Args:
+            bundle_id: 0..65535, not already in flight.
+            sections: the payloads, in the order the receiver hands them out.
+            now: current time, seconds.
+            classes: priority class per section, 0 (highest) .. 254; default: the index.
+        Raises:
+            LocalProtocolError: bad id, too many or too large sections, bad classes.
+        """
+        cfg = self.config
+        if not 0 <= bundle_id <= 0xFFFF:
+            raise LocalProtocolError(f"bundle_id {bundle_id}: expected 0..65535")
+        if bundle_id in self._bundles:
+            raise LocalProtocolError(f"bundle_id {bundle_id}: already in flight")
+        if not 1 <= len(sections) < MAX_SECTIONS:
+            raise LocalProtocolError(
+                f"bundle {bundle_id}: {len(sections)} sections, expected 1..{MAX_SECTIONS - 1}"
+            )
+        classes = (
+            list(classes) if classes is not None else [min(i, 254) for i in range(len(sections))]
+        )
+        if len(classes) != len(sections) or any(not 0 <= c <= 254 for c in classes):
+            raise LocalProtocolError(
+                f"bundle {bundle_id}: classes {classes}: expected one 0..254 per section"
+            )
+        sections = [bytes(s) for s in sections]
+        for i, sec in enumerate(sections):
+            if len(sec) > MAX_SECTION_BYTES:
+                raise LocalProtocolError(
+                    f"bundle {bundle_id} section {i}: {len(sec)} bytes, at most {MAX_SECTION_BYTES}"
+                )
+        descriptor = Descriptor.of(sections, classes, cfg.crc_bits)
+        desc_bytes = descriptor.to_bytes(cfg.crc_bits)
+        layout = Layout.of(descriptor, len(desc_bytes), cfg.policy)
+        units: list[_Unit] = []
+        n_fragments: dict[int, int] = {}
+        for seg, members in enumerate(layout.members):
+            stream = (desc_bytes if seg == 0 else b"") + b"".join(sections[i] for i in members)
+            n_fragments[seg] = cfg.n_fragments(len(stream))
+            if n_fragments[seg] > 0x10000:
+                raise LocalProtocolError(
+                    f"bundle {bundle_id}: segment {seg} of {len(stream)} bytes needs more than "
+                    f"65536 fragments of {cfg.fragment_payload_bytes} bytes"
+                )
+            units += self._segment_units(bundle_id, seg, stream, layout, len(desc_bytes))
+        by_fragment = {
+            (u.frame.segment, u.frame.index): k for k, u in enumerate(units) if u.kind == "data"
+        }
+        last_class = layout.segment_classes[-1]
+        if cfg.arq != "none":
+            units.append(_Unit("eof", Frame(type=FrameType.EOF, bundle_id=bundle_id), last_class))
+        elif not cfg.fec:  # one-way, unprotected: nothing verifies without the descriptor
+            for f in range(cfg.n_fragments(len(desc_bytes))):
+                first = units[by_fragment[(0, f)]].frame
+                units.append(
+                    _Unit("repeat", replace(first, flags=first.flags | Flag.RETX), last_class)
+                )
+        record = SenderBundleRecord(
+            bundle_id=bundle_id,
+            submitted_s=now,
+            section_bytes=tuple(len(s) for s in sections),
+            section_first_sent_s=[None] * len(sections),
+            section_retransmissions=[0] * len(sections),
+        )
+        bundle = _TxBundle(
+            bundle_id=bundle_id,
+            order=next(self._order),
+            state=_S.QUEUED,
+            units=units,
+            by_fragment=by_fragment,
+            n_fragments=n_fragments,
+            record=record,
+            unsent_first=len(units),
+        )
+        self._bundles[bundle_id] = bundle
+        self._finished.pop(bundle_id, None)
+        self.records[bundle_id] = record
+        for k in range(len(units)):
+            self._push(_TIER_FIRST, bundle, k)
+
+    def _segment_units(
+        self, bundle_id: int, seg: int, stream: bytes, layout: Layout, desc_len: int
+    ) -> list[_Unit]:
+        """First-pass DATA frames of one segment, each FEC group followed by its parity."""
+        cfg = self.config
+        size = cfg.fragment_payload_bytes
+        n = cfg.n_fragments(len(stream))
+        covers: list[list[int]] = [[] for _ in range(n)]
+        for i in layout.members[seg]:
+            for f in layout.spans[i].fragments(size, len(stream)):
+                covers[f].append(i)
+        skip = desc_len if seg == 0 else 0  # descriptor bytes are overhead, not payload
+        klass = layout.segment_classes[seg]
+        data = [
+            _Unit(
+                "data",
+                Frame(
+                    type=FrameType.DATA,
+                    bundle_id=bundle_id,
+                    segment=seg,
+                    index=f,
+                    flags=Flag.LAST if f == n - 1 else Flag.NONE,
+                    payload=stream[f * size : (f + 1) * size],
+                ),
+                klass,
+                tuple(covers[f]),
+                max(0, min(len(stream), (f + 1) * size) - max(f * size, skip)),
+            )
+            for f in range(n)
+        ]
+        if not cfg.fec:
+            return data
+        units: list[_Unit] = []
+        for g, start in enumerate(range(0, n, cfg.fec_k)):
+            group = data[start : start + cfg.fec_k]
+            rows = [fec.row_for(int(u.frame.flags), u.frame.payload) for u in group]
+            parity = fec.encode_group(rows, cfg.parity_frames(len(group)))
+            units += group
+            units += [
+                _Unit(
+                    "parity",
+                    Frame(
+                        type=FrameType.PARITY,
+                        bundle_id=bundle_id,
+                        segment=seg,
+                        index=g,
+                        payload=bytes([p, len(group)]) + row,
+                    ),
+                    klass,
+                )
+                for p, row in enumerate(parity)
+            ]
+        return units
+
+    def _push(self, tier: int, bundle: _TxBundle, unit: int) -> None:
+        u = bundle.units[unit]
+        klass = u.klass if self.config.policy == "priority_interleave" else 0
+        key = (tier, klass, bundle.order, unit, next(self._counter))
+        heapq.heappush(self._heap, (key, bundle.bundle_id, unit))
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def poll_transmit(self, now: float, budget_bytes: int | None = None) -> list[bytes]:
+        """Frames to put on the link now, in order, totalling at most ``budget_bytes``.
+
+        Returns:
+            A list of frames (possibly empty). Frames are never split: the first frame that
+            does not fit the remaining budget stops the poll.
+        """
+        out: list[bytes] = []
+        used = 0
+        while self._heap:
+            (tier, _, order, *_), bundle_id, unit = self._heap[0]
+            bundle = self._bundles.get(bundle_id)
+            if bundle is None or bundle.order != order:  # finished (or id since reused)
+                heapq.heappop(self._heap)
+                continue
+            u = bundle.units[unit]
+            frame = u.frame
+            if tier != _TIER_FIRST:
+                frame = Frame(
+                    type=frame.type,
+                    bundle_id=frame.bundle_id,
+                    segment=frame.segment,
+                    index=frame.index,
+                    flags=frame.flags | Flag.RETX,
+                    payload=frame.payload,
+                )
+            data = encode_frame(frame, self.config)
+            if budget_bytes is not None and used + len(data) > budget_bytes:
+                break
+            heapq.heappop(self._heap)
+            used += len(data)
+            out.append(data)
+            self._account(bundle, unit, tier, len(data), now)
+        return out
+
+    def _account(self, bundle: _TxBundle, unit: int, tier: int, n: int, now: float) -> None:
+        u = bundle.units[unit]
+        st, rec = self.stats, bundle.record
+        st.frames_sent += 1
+        if rec.first_sent_s is None:
+            rec.first_sent_s = now
+        bundle.fire("sent")
+        if tier == _TIER_FIRST:
+            if u.kind == "data":
+                p = u.payload_bytes
+                st.payload_bytes += p
+                rec.payload_bytes += p
+                st.header_bytes += n - p
+                rec.header_bytes += n - p
+                for i in u.sections:
+                    if rec.section_first_sent_s[i] is None:
+                        rec.section_first_sent_s[i] = now
+            elif u.kind == "parity":
+                st.fec_bytes += n
+                rec.fec_bytes += n
+            else:
+                st.header_bytes += n
+                rec.header_bytes += n
+            bundle.unsent_first -= 1
+            if bundle.unsent_first == 0:
+                rec.first_pass_done_s = now
+                if self.config.arq == "none":
+                    self._finish(bundle, "first_pass_done_one_way")
+                    return
+                bundle.fire("first_pass_done")
+        else:
+            st.retransmission_bytes += n
+            rec.retransmission_bytes += n
+            st.retransmitted_frames += 1
+            if tier == _TIER_RETX:
+                bundle.retx_queued.discard((u.frame.segment, u.frame.index))
+                for i in u.sections:
+                    rec.section_retransmissions[i] += 1
+        bundle.sent_units.add(unit)
+        if bundle.state is _S.WAITING and not bundle.retx_queued:
+            bundle.deadline_s = now + self.config.rto_s
+
+    # --- feedback ---------------------------------------------------------------------------
+
+    def receive(self, data: bytes, now: float) -> list[Event]:
+        """Feed one frame from the reverse link (NAK or FIN).
+
+        Returns:
+            Events: :class:`BundleAcked` when a FIN completes a bundle.
+        Raises:
+            Nothing for bad bytes (they are counted in ``stats`` and dropped).
+        """
+        try:
+            frame = decode_frame(data, self.config)
+            return self._on_frame(frame, now)
+        except CorruptFrameError:
+            self.stats.dropped_corrupt += 1
+        except AuthenticationError:
+            self.stats.dropped_auth += 1
+        except RemoteProtocolError:
+            self.stats.dropped_malformed += 1
+        return []
+
+    def _on_frame(self, frame: Frame, now: float) -> list[Event]:
+        if frame.type not in (FrameType.NAK, FrameType.FIN):
+            raise RemoteProtocolError(f"sender got a {frame.type.name} frame")
+        self.stats.frames_received += 1
+        bundle = self._bundles.get(frame.bundle_id)
+        if bundle is None or bundle.state is _S.QUEUED:
+            return []  # late feedback about a finished bundle, or a confused peer
+        if frame.type is FrameType.FIN:
+            self._finish(bundle, "fin")
+            bundle.deadline_s = None
+            bundle.record.acked_s = now
+            return [BundleAcked(bundle_id=bundle.bundle_id, time_s=now)]
+        queued = False
+        for r in decode_nak(frame.payload):
+            n = bundle.n_fragments.get(r.segment)
+            if n is None:
+                raise RemoteProtocolError(
+                    f"NAK for segment {r.segment} of bundle {frame.bundle_id}"
+                )
+            stop = n if r.count == 0 else min(n, r.start + r.count)
+            for i in range(r.start, stop):
+                k = bundle.by_fragment[(r.segment, i)]
+                if (r.segment, i) in bundle.retx_queued or k not in bundle.sent_units:
+                    continue  # already queued, or its first transmission is still to come
+                bundle.retx_queued.add((r.segment, i))
+                self._push(_TIER_RETX, bundle, k)
+                queued = True
+        if queued:
+            bundle.deadline_s = None  # re-armed when the last retransmission has gone out
+        return []
+
+    def _finish(self, bundle: _TxBundle, event: str) -> None:
+        bundle.fire(event)
+        bundle.deadline_s = None
+        del self._bundles[bundle.bundle_id]
+        self._finished[bundle.bundle_id] = bundle.state
+
+    # --- timers -----------------------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        """The earliest time :meth:`handle_timeout` has work, or None."""
+        deadlines = [b.deadline_s for b in self._bundles.values() if b.deadline_s is not None]
+        return min(deadlines, default=None)
+
+    def handle_timeout(self, now: float) -> list[Event]:
+        """Re-send EOF for bundles whose timer expired; fail those out of retries.
+
+        Returns:
+            :class:`BundleFailed` events.
+        """
+        events: list[Event] = []
+        for bundle in list(self._bundles.values()):
+            if bundle.deadline_s is None or bundle.deadline_s > now:
+                continue
+            bundle.deadline_s = None
+            bundle.retries += 1
+            if bundle.retries > self.config.max_retries:
+                self._finish(bundle, "retries_exhausted")
+                bundle.record.failed_s = now
+                events.append(
+                    BundleFailed(
+                        bundle_id=bundle.bundle_id,
+                        time_s=now,
+                        reason=f"no FIN after {self.config.max_retries} EOF re-sends",
+                    )
+                )
+                continue
+            bundle.record.eof_resends += 1
+            self._push(_TIER_EOF, bundle, len(bundle.units) - 1)
+        return events
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def state(self, bundle_id: int) -> BundleState:
+        """Raises: LocalProtocolError for an unknown bundle id."""
+        if bundle_id in self._bundles:
+            return self._bundles[bundle_id].state
+        if bundle_id in self._finished:
+            return self._finished[bundle_id]
+        raise LocalProtocolError(f"bundle_id {bundle_id}: never submitted")
+
+    @property
+    def has_frames(self) -> bool:
+        """True while a poll would return at least one frame (given enough budget)."""
+        while self._heap:
+            (_, _, order, *_), bundle_id, _ = self._heap[0]
+            bundle = self._bundles.get(bundle_id)
+            if bundle is not None and bundle.order == order:
+                return True
+            heapq.heappop(self._heap)
+        return False
+
+    @property
+    def active_bundles(self) -> list[int]:
+        """Ids of bundles not yet DONE or FAILED, in submit order."""
+        return [b.bundle_id for b in sorted(self._bundles.values(), key=lambda b: b.order)]

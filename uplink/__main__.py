@@ -1,0 +1,3 @@
+from uplink.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,154 @@
+"""Real UDP transport for field trials: drives an :class:`~uplink.node.UplinkNode` over a
+socket with ``selectors`` (one datagram = one frame; the protocol holds all the logic).
+
+The loop sends what the node hands out, paced by an optional token bucket
+(``rate_bps``, for emulating a narrow radio on a fast network), reads NAK/FIN datagrams,
+and fires the node's timers. Times given to the node are seconds since :meth:`run` began.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from uplink.encode import Encoded
+from uplink.node import UplinkNode
+from uplink.sources import Capture
+
+__all__ = ["UdpUplink", "parse_host_port"]
+
+TICK_S = 0.02  # longest sleep between polls (keeps pacing smooth at low rates)
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``"host:port"`` -> (host, port). Raises: ValueError naming the bad part."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"address {text!r}: expected host:port")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"address {text!r}: port {port!r} is not 1..65535")
+    return host, int(port)
+
+
+class UdpUplink:
+    """Args:
+    node: the edge node to drive.
+    remote: (host, port) of the ground receiver.
+    rate_bps: forward link rate to emulate (None = as fast as the network takes it).
+    bind: local address (default: any interface, an ephemeral port).
+    """
+
+    def __init__(
+        self,
+        node: UplinkNode,
+        remote: tuple[str, int],
+        *,
+        rate_bps: float | None = None,
+        bind: tuple[str, int] = ("0.0.0.0", 0),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate_bps is not None and rate_bps <= 0:
+            raise ValueError(f"rate_bps {rate_bps}: must be > 0")
+        self.node = node
+        self.remote = remote
+        self.rate_bps = rate_bps
+        self.clock = clock
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(bind)
+        self.sock.setblocking(False)
+        self.send_errors = 0
+        self.encode_errors: list[str] = []  # one line per image that could not be encoded
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> UdpUplink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, timeout_s: float, captures: Sequence[Capture] = ()) -> bool:
+        """Send until the node is idle (everything acknowledged, failed or, one-way, sent)
+        or ``timeout_s`` passes.
+
+        Args:
+            timeout_s: wall-clock limit.
+            captures: images to encode on a worker thread, each no earlier than its
+                ``capture_s`` after the start, and to store as they are ready: sending starts
+                with the first image, not after the last. An image that cannot be encoded
+                is listed in :attr:`encode_errors` and the others go on.
+        Returns:
+            True if every capture was handled and the node went idle, False on timeout.
+        Raises:
+            ValueError: captures given but the node has no encode pipeline.
+        """
+        if captures and self.node.pipeline is None:
+            raise ValueError("captures given but the UplinkNode has no encode pipeline")
+        mtu = self.node.sender.config.mtu_bytes
+        t0 = last = self.clock()
+        tokens = float(mtu)
+        worker = ThreadPoolExecutor(1)
+        encoding = deque((c, worker.submit(self._encode_at, c, t0)) for c in captures)
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(self.sock, selectors.EVENT_READ)
+                while True:
+                    now = self.clock()
+                    self._store_encoded(encoding, now - t0)
+                    if not encoding and self.node.idle:
+                        return True
+                    if now - t0 >= timeout_s:
+                        return False
+                    if self.rate_bps is not None:
+                        tokens = min(tokens + self.rate_bps / 8 * (now - last), 4.0 * mtu)
+                    last = now
+                    budget = None if self.rate_bps is None else int(tokens)
+                    for frame in self.node.poll_transmit(now - t0, budget):
+                        tokens -= len(frame)
+                        try:
+                            self.sock.sendto(frame, self.remote)
+                        except OSError:  # full buffer or unreachable: lost, ARQ repairs
+                            self.send_errors += 1
+                    wait = TICK_S
+                    timer = self.node.next_timer()
+                    if timer is not None:
+                        wait = max(0.0, min(wait, timer - (now - t0)))
+                    if sel.select(wait):
+                        self._drain(t0)
+                    timer = self.node.next_timer()
+                    if timer is not None and timer <= self.clock() - t0:
+                        self.node.handle_timeout(self.clock() - t0)
+        finally:
+            worker.shutdown(wait=True, cancel_futures=True)
+
+    def _encode_at(self, capture: Capture, t0: float) -> Encoded:
+        delay_s = t0 + capture.capture_s - self.clock()
+        if delay_s > 0:
+            time.sleep(delay_s)
+        assert self.node.pipeline is not None
+        return self.node.pipeline.encode(capture.path)
+
+    def _store_encoded(self, encoding: deque[tuple[Capture, Future]], now: float) -> None:
+        while encoding and encoding[0][1].done():
+            capture, future = encoding.popleft()
+            try:
+                enc = future.result()
+            except (ValueError, OSError) as exc:
+                self.encode_errors.append(str(exc))
+                continue
+            self.node.store(capture.image_id, enc.data, now, capture.priority)
+
+    def _drain(self, t0: float) -> None:
+        while True:
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except BlockingIOError:
+                return
+            except OSError:  # e.g. ICMP port unreachable from an earlier datagram
+                continue
+            self.node.receive(data, self.clock() - t0)
