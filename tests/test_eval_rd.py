@@ -48,9 +48,11 @@ def test_bd_against_anchor_reports_numbers_and_reasons():
     assert set(bd) == {"ours", "jpeg", "webp"}
     assert bd["ours"]["cubic"]["bd_rate_pct"] == pytest.approx(-20.0, abs=1e-9)
     assert bd["ours"]["pchip"]["bd_rate_pct"] == pytest.approx(-20.0, abs=1e-9)
-    assert "at least 4 points" in bd["jpeg"]["cubic"]["error"]
+    assert "at least 4 points" in bd["jpeg"]["cubic"]["bd_rate_pct_error"]
     assert bd["jpeg"]["pchip"]["bd_psnr_db"] < 0
-    assert "do not overlap" in bd["webp"]["pchip"]["error"]
+    assert "do not overlap" in bd["webp"]["pchip"]["bd_rate_pct_error"]
+    # 10 dB below the anchor: no PSNR overlap for BD-rate, but BD-PSNR over the rates
+    assert bd["webp"]["pchip"]["bd_psnr_db"] == pytest.approx(-10.0, abs=1e-9)
     assert bd_against_anchor({"ours": codecs["ours"]}) == {}
 
 

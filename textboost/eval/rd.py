@@ -239,13 +239,13 @@ def bd_against_anchor(codecs: dict[str, Any], anchor: str = BD_ANCHOR) -> dict[s
         rb, pb = _complete_curve(entry)
         res: dict[str, Any] = {"anchor": anchor}
         for method in ("cubic", "pchip"):
-            try:
-                res[method] = {
-                    "bd_rate_pct": bd_rate(ra, pa, rb, pb, method=method),
-                    "bd_psnr_db": bd_psnr(ra, pa, rb, pb, method=method),
-                }
-            except ValueError as exc:
-                res[method] = {"error": str(exc)}
+            # Each figure on its own: PSNR ranges may not overlap where rate ranges do.
+            res[method] = {}
+            for key, fn in (("bd_rate_pct", bd_rate), ("bd_psnr_db", bd_psnr)):
+                try:
+                    res[method][key] = fn(ra, pa, rb, pb, method=method)
+                except ValueError as exc:
+                    res[method][f"{key}_error"] = str(exc)
         out[name] = res
     return out
 

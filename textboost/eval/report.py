@@ -67,10 +67,9 @@ def print_tables(doc: dict[str, Any], console: Console | None = None) -> None:
             cells = []
             for m in ("cubic", "pchip"):
                 r = doc["bd"][c][m]
-                if "error" in r:
-                    cells += ["n/a", "n/a"]
-                else:
-                    cells += [f"{r['bd_rate_pct']:+.1f}", f"{r['bd_psnr_db']:+.2f}"]
+                rate, dpsnr = r.get("bd_rate_pct"), r.get("bd_psnr_db")
+                cells.append("n/a" if rate is None else f"{rate:+.1f}")
+                cells.append("n/a" if dpsnr is None else f"{dpsnr:+.2f}")
             bd.add_row(c, *cells)
         console.print(bd)
     for c, why in doc["unavailable"].items():
