@@ -83,12 +83,19 @@ def test_value_errors_are_one_line_exit_2(tmp_path, capsys):
         assert needle in err
 
 
-def test_small_images_are_refused_by_name(tmp_path, capsys):
+def test_bad_images_are_refused_by_name(tmp_path, capsys):
     d = tmp_path / "d"
     d.mkdir()
     Image.new("RGB", (64, 64)).save(d / "tiny.png")
     assert main(["strip", "--image", str(d / "tiny.png"), "--out", str(tmp_path / "s.png")]) == 2
     assert "tiny.png" in capsys.readouterr().err
+    assert main(["rd", "--dataset", str(d), "--out", str(tmp_path / "o.json")]) == 2
+    assert "tiny.png" in capsys.readouterr().err
+    (d / "tiny.png").unlink()
+    (d / "broken.png").write_bytes(b"not a png")
+    assert main(["rd", "--dataset", str(d), "--out", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "not a readable image" in err and len(err.splitlines()) == 1
 
 
 def test_help_on_each_command():

@@ -181,6 +181,7 @@ def _run_rd(args: argparse.Namespace) -> int:
 
     from textboost.eval.rd import (
         RdConfig,
+        check_image,
         list_images,
         merge_results,
         run_rd,
@@ -191,16 +192,17 @@ def _run_rd(args: argparse.Namespace) -> int:
 
     if not args.dataset.is_dir():
         raise UsageError(f"--dataset: folder not found: {args.dataset}")
-    try:
-        list_images(args.dataset)
-    except FileNotFoundError as exc:
-        raise UsageError(f"--dataset: {exc}") from None
     if args.out.suffix != ".json":
         raise UsageError(f"--out must end in .json, got {args.out}")
     if not args.out.parent.is_dir():
         raise UsageError(f"--out: folder not found: {args.out.parent}")
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    try:
+        for path in list_images(args.dataset)[: args.limit]:
+            check_image(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(f"--dataset: {exc}") from None
     old = None
     if args.merge and args.out.exists():
         try:

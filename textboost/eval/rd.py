@@ -45,6 +45,7 @@ __all__ = [
     "MAX_WORKERS",
     "SCHEMA",
     "RdConfig",
+    "check_image",
     "evaluate_image",
     "list_images",
     "load_image",
@@ -105,10 +106,13 @@ def list_images(dataset: Path) -> list[Path]:
     return paths
 
 
-def _checked_size(path: Path) -> tuple[int, int]:
-    """(W, H) of an image file; rejects images too small for 5-scale MS-SSIM."""
-    with Image.open(path) as im:
-        w, h = im.size
+def check_image(path: Path) -> tuple[int, int]:
+    """(W, H) of an image file; rejects unreadable files and images too small for MS-SSIM."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except OSError as exc:  # includes PIL.UnidentifiedImageError
+        raise ValueError(f"{path}: not a readable image ({exc})") from None
     if min(w, h) < MIN_SIDE_PX:
         raise ValueError(
             f"{path}: {w}x{h} is too small; MS-SSIM needs both sides >= {MIN_SIDE_PX} px"
@@ -118,7 +122,7 @@ def _checked_size(path: Path) -> tuple[int, int]:
 
 def load_image(path: Path) -> np.ndarray:
     """An image file as HxWx3 uint8 RGB (at least MIN_SIDE_PX on each side)."""
-    _checked_size(path)
+    check_image(path)
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
 
@@ -270,7 +274,7 @@ def run_rd(
     `progress(done, total, message)` is called after each (image, codec) job.
     """
     images = list_images(dataset)[:limit]
-    sizes = {p.name: _checked_size(p) for p in images}
+    sizes = {p.name: check_image(p) for p in images}
     codecs: list[str] = []
     unavailable: dict[str, str] = {}
     for c in config.codecs:
@@ -293,7 +297,12 @@ def run_rd(
         }
         for fut in as_completed(futures):
             p, c = futures[fut]
-            results[c][p.name] = fut.result()
+            try:
+                results[c][p.name] = fut.result()
+            except Exception as exc:
+                for other in futures:
+                    other.cancel()
+                raise RuntimeError(f"{c} failed on {p}: {exc}") from exc
             if progress:
                 done = sum(len(r) for r in results.values())
                 progress(done, len(jobs), f"{c} {p.name} {results[c][p.name]['wall_s']:.1f}s")
