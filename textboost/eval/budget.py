@@ -7,9 +7,10 @@ size is within the budget, or nothing when no candidate fits.
 
 Quality search: file size grows with quality for these codecs, so the largest fitting quality
 is found by galloping up from the previous (smaller) budget's answer and then bisecting. Each
-quality is encoded once per divisor and reused across budgets. Every returned candidate's
-bytes were measured, so it never exceeds its budget; places where the measured sizes were not
-monotone in quality are counted so a broken assumption shows in the results.
+quality is encoded once per divisor and reused across budgets. Where sizes are not monotone,
+a higher quality already encoded that also fits competes too (best PSNR wins). Every returned
+candidate's bytes were measured, so it never exceeds its budget; places where the measured
+sizes were not monotone in quality are counted so a broken assumption shows in the results.
 """
 
 from __future__ import annotations
@@ -115,6 +116,10 @@ class _QualityLadder:
                 hi = mid
         return lo
 
+    def fitting_at_or_above(self, quality: int, budget: int) -> list[int]:
+        """Encoded qualities >= `quality` whose files fit `budget`, ascending."""
+        return sorted(q for q, d in self._data.items() if q >= quality and len(d) <= budget)
+
     @property
     def n_encodes(self) -> int:
         return len(self._data)
@@ -166,14 +171,17 @@ def search_budgets(
             if q is None:
                 continue
             start = q
-            data = ladder.data(q)
-            if len(data) > budgets[i]:  # cannot happen: every fit was measured
-                raise AssertionError(f"{codec.name}: {len(data)} B chosen for {budgets[i]} B")
-            if q not in psnr_by_q:
-                psnr_by_q[q] = psnr(img, _decode_full(codec, data, size))
-            cur = best[i]
-            if cur is None or psnr_by_q[q] > cur.psnr_db:
-                best[i] = Candidate(data, q, float(divisor), coded, psnr_by_q[q])
+            # Sizes are not always monotone in quality: any higher quality already encoded
+            # that also fits is a candidate too (no extra encodes, a few extra decodes).
+            for cq in ladder.fitting_at_or_above(q, budgets[i]):
+                data = ladder.data(cq)
+                if len(data) > budgets[i]:  # cannot happen: every fit was measured
+                    raise AssertionError(f"{codec.name}: {len(data)} B chosen for {budgets[i]} B")
+                if cq not in psnr_by_q:
+                    psnr_by_q[cq] = psnr(img, _decode_full(codec, data, size))
+                cur = best[i]
+                if cur is None or psnr_by_q[cq] > cur.psnr_db:
+                    best[i] = Candidate(data, cq, float(divisor), coded, psnr_by_q[cq])
         n_encodes += ladder.n_encodes
         violations += ladder.monotonicity_violations()
     return BudgetSearch(tuple(budgets), tuple(best), n_encodes, violations)
