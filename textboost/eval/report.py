@@ -33,18 +33,23 @@ def _metric_table(doc: dict[str, Any], key: str, title: str, fmt: str) -> Table:
     for t in targets:
         table.add_column(f"{t:g}", justify="right")
     for c in _sorted_codecs(doc):
-        by_target = {r["target_bpp"]: r for r in doc["codecs"][c]["average"]}
-        cells = []
-        for t in targets:
-            r = by_target.get(t)
-            if r is None:
-                cells.append("")
-            elif not r["complete"]:
-                cells.append(f"{r['n_fit']}/{r['n_images']} fit")
-            else:
-                cells.append(format(r[key], fmt))
-        table.add_row(c, *cells)
+        table.add_row(c, *_cells(doc, c, lambda r: format(r[key], fmt)))
     return table
+
+
+def _cells(doc: dict[str, Any], codec: str, fmt) -> list[str]:
+    """One cell per target bpp: ``fmt(average row)``, blank or "k/n fit" when incomplete."""
+    by_target = {r["target_bpp"]: r for r in doc["codecs"][codec]["average"]}
+    cells = []
+    for t in doc["bpp_targets"]:
+        r = by_target.get(t)
+        if r is None:
+            cells.append("")
+        elif not r["complete"]:
+            cells.append(f"{r['n_fit']}/{r['n_images']} fit")
+        else:
+            cells.append(fmt(r))
+    return cells
 
 
 def print_tables(doc: dict[str, Any], console: Console | None = None) -> None:
@@ -84,16 +89,7 @@ def markdown_table(doc: dict[str, Any]) -> str:
         "|---|" + "---:|" * len(targets),
     ]
     for c in _sorted_codecs(doc):
-        by_target = {r["target_bpp"]: r for r in doc["codecs"][c]["average"]}
-        cells = []
-        for t in targets:
-            r = by_target.get(t)
-            if r is None:
-                cells.append("")
-            elif not r["complete"]:
-                cells.append(f"{r['n_fit']}/{r['n_images']} fit")
-            else:
-                cells.append(f"{r['psnr_db']:.2f} / {r['ms_ssim']:.3f}")
+        cells = _cells(doc, c, lambda r: f"{r['psnr_db']:.2f} / {r['ms_ssim']:.3f}")
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
