@@ -163,31 +163,34 @@ class Codec:
     def fit_budget(self, an: Analysis, budget: int) -> bytes:
         """Bisect the rate on real encodings of an analysed image (g_a already ran).
 
-        Below the lowest rate's size, later y groups are dropped (a valid, coarser
-        stream) before giving up with :class:`BudgetError`.
+        When even the lowest rate does not fit, the stream keeps only the first k y
+        groups (a valid, coarser stream; the rest are predicted) for the largest k that
+        fits, and the rate is bisected for those k groups.
         """
-        best = self.encode_analysis(an, 0)
-        if len(best) > budget:
-            for k in range(self.n_groups - 1, -1, -1):
-                data = Container.parse(best).truncated(k).to_bytes()
-                if len(data) <= budget:
-                    return data
-            raise BudgetError(
-                f"budget {budget} bytes is below the smallest stream of this image "
-                f"({len(data)} bytes: header and z alone)"
-            )
-        lo, hi = 0, RATE_MAX  # invariant: lo fits
-        top = self.encode_analysis(an, hi)
+        keep = self.n_groups
+        while len(data := self._encode_groups(an, 0, keep)) > budget:
+            if keep == 0:
+                raise BudgetError(
+                    f"budget {budget} bytes is below the smallest stream of this image "
+                    f"({len(data)} bytes: header and z alone)"
+                )
+            keep -= 1
+        best, lo, hi = data, 0, RATE_MAX  # invariant: lo fits
+        top = self._encode_groups(an, hi, keep)
         if len(top) <= budget:
             return top
         while hi - lo > 64:  # 1/1024 of the range: finer steps change a handful of bytes
             mid = (lo + hi) // 2
-            data = self.encode_analysis(an, mid)
+            data = self._encode_groups(an, mid, keep)
             if len(data) <= budget:
                 lo, best = mid, data
             else:
                 hi = mid
         return best
+
+    def _encode_groups(self, an: Analysis, rate_q: int, keep: int) -> bytes:
+        data = self.encode_analysis(an, rate_q)
+        return data if keep == self.n_groups else Container.parse(data).truncated(keep).to_bytes()
 
     # -- receiver ----------------------------------------------------------------------
 
