@@ -129,9 +129,10 @@ def test_adaptive_budget_follows_queue_and_next_contact(codec):
                   duration_s=800)
     res = Mission(s, codec).run()
     sizes = [r.bundle_bytes for r in res.records]
-    # first photo: the rest of the 30 s pass (~2400/8 * 0.96 * 27 s); the next ones get
-    # what is left after the queue, down to the floor
-    assert 6000 < sizes[0] <= 8200
+    # first photo: the rest of the 30 s pass after encoding (2400/8 B/s × (30 s − encode));
+    # the next ones get what is left after the queue, down to the floor
+    offer = 2400 / 8 * (30 - s.sender.encode_s)
+    assert 0.75 * offer < sizes[0] <= offer
     assert sizes[1] < sizes[0] and sizes[2] <= sizes[1]
     assert sizes[2] == pytest.approx(500, abs=8), sizes  # the floor
 
