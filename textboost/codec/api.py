@@ -23,7 +23,14 @@ from textboost.codec.backends import Transforms, make_transforms
 from textboost.codec.coder import range_decoder, stream_bytes
 from textboost.codec.config import Z_STRIDE, CodecConfig
 from textboost.codec.container import BitstreamError, Container, Header
-from textboost.codec.exact import LATENT_FRAC, RATE_MAX, dequantize_q6, interp_gain_q6, step_q22
+from textboost.codec.exact import (
+    LATENT_FRAC,
+    PARAM_FRAC,
+    RATE_MAX,
+    dequantize_q6,
+    interp_gain_q6,
+    step_q22,
+)
 from textboost.codec.image import load_image, pad_to_multiple, to_rgb8
 from textboost.codec.params import ExactParams
 from textboost.codec.weights import ModelFile
@@ -129,7 +136,7 @@ class Codec:
             yk = an.y[..., starts[k] : starts[k + 1]]
 
             def symbols(k, rows, mu, idx, step, enc=enc, yk=yk):
-                u = (yk[rows] - mu * 2.0**-6) / (step * 2.0**-22)
+                u = (yk[rows] - mu * 2.0**-PARAM_FRAC) / (step * 2.0**-22)
                 sym = np.floor(u + 0.5).astype(np.int64)
                 self.y_tables.encode(enc, sym, idx)
                 return sym
