@@ -21,7 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from textboost import Codec
-from textboost.codec.exact import interp_gain_q6, step_q22
+from textboost.codec.exact import interp_gain_q6
 from textboost.codec.image import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +59,12 @@ def main() -> None:
     stages: dict[str, float] = {}
     stages["g_a + h_a (torch)"], _ = median_ms(lambda: codec.transforms.analysis(x), r)
     an = codec.analyse(img)
-    z_step = step_q22(interp_gain_q6(codec.z_gain_anchors_q6, rate_q))
+    z_step = codec._z_step(rate_q)
     z_hat = np.floor(an.z / (z_step / 2**22) + 0.5).astype(np.int64)
 
     def hyper():
         with threadpool_limits(1, user_api="blas"):
-            return codec._hyper(z_hat, rate_q)
+            return codec._hyper(z_hat, z_step)
 
     stages["h_s exact"], hyp = median_ms(hyper, r)
 

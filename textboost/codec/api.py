@@ -109,9 +109,12 @@ class Codec:
         y, z = self.transforms.analysis(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
         return Analysis(w, h, y, z)
 
-    def _hyper(self, z_hat: np.ndarray, rate_q: int) -> np.ndarray:
+    def _z_step(self, rate_q: int) -> np.ndarray:
+        """Per-channel quantisation step of z at this rate, in units of 2^-22."""
+        return step_q22(interp_gain_q6(self.z_gain_anchors_q6, rate_q))
+
+    def _hyper(self, z_hat: np.ndarray, z_step: np.ndarray) -> np.ndarray:
         """h_s of ẑ dequantised with the rate's z step, exactly."""
-        z_step = step_q22(interp_gain_q6(self.z_gain_anchors_q6, rate_q))
         return self.params.hyper(dequantize_q6(np.zeros_like(z_hat), z_hat, z_step))
 
     @_exact_threads
@@ -120,13 +123,13 @@ class Codec:
 
         Returns the z stream, the y group streams and ŷ (integers in 1/64).
         """
-        z_step = step_q22(interp_gain_q6(self.z_gain_anchors_q6, rate_q))
+        z_step = self._z_step(rate_q)
         z_hat = np.floor(an.z / (z_step * 2.0**-22) + 0.5)
         z_hat = np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.int64)
         enc = constriction.stream.queue.RangeEncoder()
         self.z_tables.encode(enc, z_hat, _channel_index(z_hat.shape))
         z_bytes = stream_bytes(enc)
-        hyper = self._hyper(z_hat, rate_q)
+        hyper = self._hyper(z_hat, z_step)
         gain = interp_gain_q6(self.gain_anchors_q6, rate_q)
         groups: list[bytes] = []
         y_q: list[np.ndarray] = []
@@ -221,7 +224,7 @@ class Codec:
             lambda: self.z_tables.decode(range_decoder(c.z), _channel_index(shape)), "z"
         )
         np.clip(z_hat, -Z_LIMIT, Z_LIMIT, out=z_hat)  # as the encoder does
-        hyper = self._hyper(z_hat, hd.rate)
+        hyper = self._hyper(z_hat, self._z_step(hd.rate))
         gain = interp_gain_q6(self.gain_anchors_q6, hd.rate)
         n = len(c.groups) if groups is None else min(groups, len(c.groups))
         y_q: list[np.ndarray] = []
