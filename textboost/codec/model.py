@@ -87,16 +87,23 @@ class TextBoostNet(nn.Module):
         """(B, Cz) log2 gains of z in 1/64 units."""
         return self._interp_q6(self.z_gain_anchors, rate)
 
-    def forward(self, x: Tensor, rate: Tensor) -> dict[str, Tensor]:
-        """x in [0, 1], (B, 3, H, W) with H, W multiples of 64; rate (B,) in [0, 1]."""
-        y = self.g_a(x)
-        z = self.h_a(y)
+    def forward(self, x: Tensor, rate: Tensor, amp: bool = False) -> dict[str, Tensor]:
+        """x in [0, 1], (B, 3, H, W) with H, W multiples of 64; rate (B,) in [0, 1].
+
+        ``amp`` runs the float transforms (g_a, h_a, g_s) in bf16; the entropy model and
+        the exact layers always run in fp32.
+        """
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            y = self.g_a(x)
+            z = self.h_a(y)
+        y, z = y.float(), z.float()
         z_gain = self.z_log2_gain_q6(rate)[:, :, None, None]
         z_g = z * torch.exp2(z_gain / 64)
         z_lik = self.z_prior.likelihood(z_g + torch.empty_like(z).uniform_(-0.5, 0.5))
         z_q = ste_round(ste_round(z_g) * torch.exp2(-z_gain / 64) * 2.0**LATENT_FRAC)
         y_hat, y_lik = self.scctx(y, z_q, self.log2_gain_q6(rate), noise=self.training)
-        x_hat = self.g_s(y_hat)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            x_hat = self.g_s(y_hat).float()
         return {"x_hat": x_hat, "y_likelihoods": y_lik, "z_likelihoods": z_lik}
 
     def qconvs(self) -> list[tuple[str, QConv2d]]:

@@ -1,6 +1,6 @@
 """Training CLI.
 
-python -m textboost.train stage1 --config FILE.yaml [--steps N]
+python -m textboost.train stage1 --config FILE.yaml [--steps N] [--minutes M]
 python -m textboost.train export --checkpoint runs/x/checkpoint.pt --out model.safetensors
 """
 
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     s1 = sub.add_parser("stage1", help="rate–distortion training of the backbone (resumes)")
     s1.add_argument("--config", required=True, help="YAML training config")
     s1.add_argument("--steps", type=int, help="run at most this many more steps")
+    s1.add_argument("--minutes", type=float, help="stop (and checkpoint) after this wall time")
     ex = sub.add_parser("export", help="freeze a checkpoint into a shipped model file")
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--out", required=True)
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    trainer.run(args.steps)
+    trainer.run(args.steps, args.minutes)
     return 0
 
 
