@@ -98,3 +98,41 @@ def test_export_round_trip(tmp_path):
     codec = Codec(model, make_transforms(model))
     img = np.random.default_rng(0).integers(0, 256, (40, 70, 3), dtype=np.uint8)
     assert codec.decode(codec.encode(img, rate=0.5)).shape == img.shape
+
+
+def test_warm_start_reproduces_a_model_file(tmp_path, data_dir):
+    """A run started from a model file re-exports the same integer tables and transforms."""
+    from textboost.codec.weights import ModelFile, export_model
+
+    src = Trainer(_config(tmp_path / "src", data_dir, 2))
+    src.run()
+    export_model(src.net, tmp_path / "src.safetensors")
+    cfg = _config(tmp_path / "warm", data_dir, 2)
+    cfg.init_from = str(tmp_path / "src.safetensors")
+    cfg.model = {**TINY, "lambda_min": 5e-5}  # a new λ range is allowed
+    warm = Trainer(cfg)
+    assert warm.step == 0 and warm.net.cfg.lambda_min == 5e-5
+    export_model(warm.net, tmp_path / "warm.safetensors")
+    a = ModelFile.load(tmp_path / "src.safetensors").tensors
+    b = ModelFile.load(tmp_path / "warm.safetensors").tensors
+    assert a.keys() == b.keys()
+    for name in a:
+        if name == "z_pmf":  # refitted from its tables: close, not identical
+            pa, pb = a[name] / 2**24, b[name] / 2**24
+            assert np.abs(pa - pb).max() < 0.02, name
+        else:
+            assert np.array_equal(a[name], b[name]), name
+    warm.run()  # and it trains on
+    assert warm.step == 2
+
+
+def test_warm_start_refuses_other_sizes(tmp_path, data_dir):
+    from textboost.codec.weights import export_model
+
+    src = Trainer(_config(tmp_path / "src", data_dir, 1))
+    export_model(src.net, tmp_path / "src.safetensors")
+    cfg = _config(tmp_path / "other", data_dir, 1)
+    cfg.init_from = str(tmp_path / "src.safetensors")
+    cfg.model = {**TINY, "ctx_channels": 16}
+    with pytest.raises(ValueError, match="ctx_channels"):
+        Trainer(cfg)

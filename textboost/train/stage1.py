@@ -5,6 +5,7 @@ learns the whole rate range; the exact-path quantisation is in the loop (QConv2d
 Checkpoints hold model, optimizer, step and every RNG state, so a run resumes exactly;
 ``weights.pt`` beside it holds the same without the optimizer (a quarter of the size),
 small enough to carry between machines, and a run resumes from it with a fresh Adam.
+A new run may start from a shipped model file (``init_from``, see ``warm_start.py``).
 On CUDA the float transforms may run in bf16 (``amp``); the exact layers stay in fp32
 with TF32 off, since their integer inputs reach 2^15 and TF32 keeps 10 mantissa bits.
 """
@@ -24,7 +25,9 @@ import yaml
 from tqdm import tqdm
 
 from textboost.codec.model import CodecConfig, TextBoostNet
+from textboost.codec.weights import ModelFile
 from textboost.train.data import CropSampler, list_images
+from textboost.train.warm_start import load_model_file
 
 __all__ = ["TrainConfig", "Trainer", "rd_loss"]
 
@@ -45,6 +48,7 @@ class TrainConfig:
     device: str = "cpu"
     amp: bool = False  # bf16 autocast of g_a, h_a and g_s (CUDA)
     checkpoint_every: int = 500
+    init_from: str | None = None  # model file to start from when out_dir has no checkpoint
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -102,10 +106,12 @@ class Trainer:
             self._load(self.ckpt)
         elif self.weights.exists():
             self._load(self.weights)
+        elif cfg.init_from:
+            load_model_file(self.net, ModelFile.load(cfg.init_from))
         (self.out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
 
     def _load(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)
         self.net.load_state_dict(state["model"])
         if "optimizer" in state:
             self.opt.load_state_dict(state["optimizer"])
