@@ -56,6 +56,26 @@ def test_bd_against_anchor_reports_numbers_and_reasons():
     assert bd_against_anchor({"ours": codecs["ours"]}) == {}
 
 
+def test_bd_window_uses_only_the_targets_inside_it():
+    targets = [0.01, 0.02, 0.03, 0.05, 0.08, 0.15]
+    psnrs = [20.0, 22.6, 23.5, 24.7, 25.9, 27.5]
+    ours_rates = [0.02, 0.016, 0.024, 0.04, 0.064, 0.3]  # 20 % fewer bits only in the window
+
+    def entry(rates):
+        return {
+            "average": [
+                {"complete": True, "target_bpp": t, "bpp": r, "psnr_db": p}
+                for t, r, p in zip(targets, rates, psnrs, strict=True)
+            ]
+        }
+
+    codecs = {"avif": entry(targets), "ours": entry(ours_rates)}
+    inside = bd_against_anchor(codecs, window=(0.02, 0.08))["ours"]
+    assert inside["pchip"]["bd_rate_pct"] == pytest.approx(-20.0, abs=1e-9)
+    assert inside["cubic"]["bd_rate_pct"] == pytest.approx(-20.0, abs=1e-9)
+    assert bd_against_anchor(codecs)["ours"]["pchip"]["bd_rate_pct"] > -20.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [

@@ -136,3 +136,17 @@ def test_warm_start_refuses_other_sizes(tmp_path, data_dir):
     cfg.model = {**TINY, "ctx_channels": 16}
     with pytest.raises(ValueError, match="ctx_channels"):
         Trainer(cfg)
+
+
+def test_pack_fits_the_cap_and_refuses_what_cannot(tmp_path, data_dir):
+    from PIL import Image
+
+    from textboost.train.pack import pack_images
+
+    info = pack_images([data_dir], tmp_path / "out", max_mib=1.0, max_side=200)
+    files = sorted((tmp_path / "out" / data_dir.name).glob("*.jpg"))
+    assert info["images"] == len(files) == 3
+    assert sum(f.stat().st_size for f in files) <= 2**20
+    assert all(min(Image.open(f).size) <= 200 for f in files)
+    with pytest.raises(ValueError, match="over --max-mib"):
+        pack_images([data_dir], tmp_path / "tiny", max_mib=0.001)

@@ -41,6 +41,7 @@ from textboost.eval.provenance import code_version, library_versions, machine_in
 __all__ = [
     "ALL_CODECS",
     "BD_ANCHOR",
+    "BD_WINDOW",
     "DEFAULT_BPP",
     "MAX_WORKERS",
     "SCHEMA",
@@ -58,6 +59,8 @@ SCHEMA = "textboost-eval-rd/1"
 DEFAULT_BPP: tuple[float, ...] = (0.01, 0.015, 0.02, 0.03, 0.05, 0.08, 0.12, 0.15)
 ALL_CODECS: tuple[str, ...] = (*BASELINE_NAMES, OURS_NAME)
 BD_ANCHOR = "avif"
+# The issue's target window: the link budgets this project is for (0.02–0.08 bpp).
+BD_WINDOW: tuple[float, float] = (0.02, 0.08)
 MAX_WORKERS = 2  # the CPU is shared with training: never more than two encoder processes
 MIN_SIDE_PX = 11 * 2 ** (len(MS_SSIM_WEIGHTS) - 1)  # 5-scale MS-SSIM with an 11×11 window
 
@@ -226,21 +229,34 @@ def _average(
     return rows
 
 
-def _complete_curve(entry: dict[str, Any]) -> tuple[list[float], list[float]]:
-    pts = [r for r in entry["average"] if r["complete"]]
+def _complete_curve(
+    entry: dict[str, Any], window: tuple[float, float] | None
+) -> tuple[list[float], list[float]]:
+    pts = [
+        r
+        for r in entry["average"]
+        if r["complete"] and (window is None or window[0] <= r["target_bpp"] <= window[1])
+    ]
     return [r["bpp"] for r in pts], [r["psnr_db"] for r in pts]
 
 
-def bd_against_anchor(codecs: dict[str, Any], anchor: str = BD_ANCHOR) -> dict[str, Any]:
-    """BD-rate (%) and BD-PSNR (dB) of every codec against `anchor`, both fit methods."""
+def bd_against_anchor(
+    codecs: dict[str, Any],
+    anchor: str = BD_ANCHOR,
+    window: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """BD-rate (%) and BD-PSNR (dB) of every codec against `anchor`, both fit methods.
+
+    ``window`` keeps only the points whose target bpp lies in it (both ends included).
+    """
     if anchor not in codecs:
         return {}
-    ra, pa = _complete_curve(codecs[anchor])
+    ra, pa = _complete_curve(codecs[anchor], window)
     out: dict[str, Any] = {}
     for name, entry in codecs.items():
         if name == anchor:
             continue
-        rb, pb = _complete_curve(entry)
+        rb, pb = _complete_curve(entry, window)
         res: dict[str, Any] = {"anchor": anchor}
         for method in ("cubic", "pchip"):
             # Each figure on its own: PSNR ranges may not overlap where rate ranges do.
@@ -349,8 +365,19 @@ def run_rd(
         "codecs": entries,
         "unavailable": unavailable,
     }
-    doc["bd"] = bd_against_anchor(entries)
+    doc.update(_bd_fields(entries))
     return doc
+
+
+def _bd_fields(codecs: dict[str, Any]) -> dict[str, Any]:
+    """BD over every complete point, and over the target window ``BD_WINDOW``."""
+    return {
+        "bd": bd_against_anchor(codecs),
+        "bd_window": {
+            "target_bpp": list(BD_WINDOW),
+            "codecs": bd_against_anchor(codecs, window=BD_WINDOW),
+        },
+    }
 
 
 def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -371,7 +398,7 @@ def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         "bpp_targets": targets,
         "codecs": codecs,
         "unavailable": unavailable,
-        "bd": bd_against_anchor(codecs),
+        **_bd_fields(codecs),
     }
 
 
@@ -382,6 +409,7 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
         "n_images": len(doc["dataset"]["images"]),
         "averages": {c: e["average"] for c, e in doc["codecs"].items()},
         "bd": doc["bd"],
+        "bd_window": doc.get("bd_window"),
         "unavailable": doc["unavailable"],
     }
 

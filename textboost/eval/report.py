@@ -61,24 +61,32 @@ def print_tables(doc: dict[str, Any], console: Console | None = None) -> None:
     console.print(_metric_table(doc, "ms_ssim", f"MS-SSIM ({head})", ".4f"))
     console.print(_metric_table(doc, "bpp", f"actual bpp ({head})", ".4f"))
     if doc["bd"]:
-        bd = Table(title="Bjøntegaard deltas against AVIF (average curves)")
-        bd.add_column("codec")
-        for m in ("cubic", "pchip"):
-            bd.add_column(f"BD-rate % ({m})", justify="right")
-            bd.add_column(f"BD-PSNR dB ({m})", justify="right")
-        for c in _sorted_codecs(doc):
-            if c not in doc["bd"]:
-                continue
-            cells = []
-            for m in ("cubic", "pchip"):
-                r = doc["bd"][c][m]
-                rate, dpsnr = r.get("bd_rate_pct"), r.get("bd_psnr_db")
-                cells.append("n/a" if rate is None else f"{rate:+.1f}")
-                cells.append("n/a" if dpsnr is None else f"{dpsnr:+.2f}")
-            bd.add_row(c, *cells)
-        console.print(bd)
+        console.print(_bd_table(doc, doc["bd"], "all complete points"))
+    window = doc.get("bd_window")
+    if window and window["codecs"]:
+        lo, hi = window["target_bpp"]
+        console.print(_bd_table(doc, window["codecs"], f"target bpp {lo:g}–{hi:g}"))
     for c, why in doc["unavailable"].items():
         console.print(f"[yellow]{c} not evaluated: {why}[/yellow]")
+
+
+def _bd_table(doc: dict[str, Any], bd: dict[str, Any], over: str) -> Table:
+    table = Table(title=f"Bjøntegaard deltas against AVIF (average curves, {over})")
+    table.add_column("codec")
+    for m in ("cubic", "pchip"):
+        table.add_column(f"BD-rate % ({m})", justify="right")
+        table.add_column(f"BD-PSNR dB ({m})", justify="right")
+    for c in _sorted_codecs(doc):
+        if c not in bd:
+            continue
+        cells = []
+        for m in ("cubic", "pchip"):
+            r = bd[c][m]
+            rate, dpsnr = r.get("bd_rate_pct"), r.get("bd_psnr_db")
+            cells.append("n/a" if rate is None else f"{rate:+.1f}")
+            cells.append("n/a" if dpsnr is None else f"{dpsnr:+.2f}")
+        table.add_row(c, *cells)
+    return table
 
 
 def markdown_table(doc: dict[str, Any]) -> str:

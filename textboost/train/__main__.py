@@ -2,6 +2,7 @@
 
 python -m textboost.train stage1 --config FILE.yaml [--steps N] [--minutes M]
 python -m textboost.train export --checkpoint runs/x/checkpoint.pt --out model.safetensors
+python -m textboost.train pack --out cache/train_data DIR [DIR ...]   # for a GPU machine
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--out", required=True)
     ex.add_argument("--card", help="JSON file with model-card fields to embed")
+    pk = sub.add_parser("pack", help="re-encode photo sets under a size cap to carry to a GPU")
+    pk.add_argument("dirs", nargs="+", help="photo set folders (each becomes OUT/<name>)")
+    pk.add_argument("--out", required=True, help="folder to write (e.g. cache/train_data)")
+    pk.add_argument("--max-mib", type=float, default=40.0, help="size cap (default 40)")
+    pk.add_argument("--max-side", type=int, default=512, help="short side cap (default 512)")
     args = p.parse_args(argv)
     if args.cmd == "export":
         return _export(args)
+    if args.cmd == "pack":
+        return _pack(args)
     try:
         cfg = TrainConfig.from_file(args.config)
         trainer = Trainer(cfg)
@@ -33,6 +41,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     trainer.run(args.steps, args.minutes)
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from textboost.train.pack import pack_images
+
+    try:
+        info = pack_images(args.dirs, args.out, args.max_mib, args.max_side)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {info['images']} images, {info['mib']:.1f} MiB (JPEG q{info['quality']}, "
+        f"short side <= {info['max_side']}) to {args.out}"
+    )
     return 0
 
 

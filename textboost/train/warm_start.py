@@ -69,4 +69,3 @@ def _fit_z_prior(net: TextBoostNet, model: ModelFile, steps: int) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-
