@@ -67,6 +67,34 @@ def test_byte_budget_is_honoured(codec, kodim23):
     assert sizes == sorted(sizes) and sizes[2] > 0.8 * ((lo + hi) // 2) and sizes[3] == hi
 
 
+def test_budget_below_the_lowest_rate_codes_a_smaller_image(codec, kodim23):
+    img = kodim23[:256, :384]
+    an = codec.analyse(img)
+    full = Container.parse(codec.encode_analysis(an, 0))
+    budget = int(0.6 * len(full.to_bytes()))
+    data = codec.fit_budget(an, budget)
+    c = Container.parse(data)
+    assert len(data) <= budget and c.header.scale > 8 and len(c.groups) == codec.n_groups
+    assert c.header.coded_size[0] < 384
+    out = codec.decode(data)
+    assert out.shape == img.shape
+    # better than the full-size stream cut down to the groups that fit
+    keep = max(k for k in range(codec.n_groups + 1) if len(full.truncated(k).to_bytes()) <= budget)
+    cut = codec.decode(full.truncated(keep).to_bytes())
+    assert psnr(out, img) > psnr(cut, img)
+
+
+def test_scale_search_keeps_the_best_stream_that_fits(codec, kodim23):
+    img = kodim23[:256, :384]
+    an = codec.analyse(img)
+    budget = len(codec.encode_analysis(an, 0)) + 8  # full size only just fits, at rate ≈ 0
+    first = codec.fit_budget(an, budget, search=False)
+    best = codec.fit_budget(an, budget)
+    assert len(first) <= budget and len(best) <= budget
+    assert Container.parse(first).header.scale == 8
+    assert psnr(codec.decode(best), img) >= psnr(codec.decode(first), img)
+
+
 def test_bpp_budget_counts_the_whole_file(codec, small_image):
     data = codec.encode_to_budget(small_image, bpp=0.5)
     assert 8 * len(data) / (150 * 100) <= 0.5
@@ -97,7 +125,7 @@ def test_tiny_and_odd_sizes(codec):
 
 def test_damage_in_any_section_is_named(codec, stream):
     c = Container.parse(stream)
-    offset = 19
+    offset = 20
     for _i, section in enumerate(c.sections):
         n = len(section)
         head = 1 + (n >= 128) + 4

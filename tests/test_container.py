@@ -22,7 +22,28 @@ def test_round_trip_and_overhead():
     data = c.to_bytes()
     assert Container.parse(data, model_id=MID) == c
     payload = sum(len(s) for s in c.sections)
-    assert len(data) - payload <= 19 + 5 * len(c.sections)
+    assert len(data) - payload <= 20 + 5 * len(c.sections)
+
+
+def test_scale_round_trips_and_sets_the_coded_size():
+    h = Header(MID, 768, 512, 99, 5, scale=12)
+    assert h.coded_size == (512, 342)
+    c = Container(h, b"", b"z", (b"g",))
+    assert Container.parse(c.to_bytes()).header == h
+    assert Header(MID, 1, 1, 0, 5, scale=255).coded_size == (1, 1)
+    with pytest.raises(ValueError, match="scale 7"):
+        Header(MID, 8, 8, 0, 5, scale=7)
+
+
+def test_scale_below_full_size_is_refused():
+    import struct
+    import zlib
+
+    raw = bytearray(_container().to_bytes())
+    raw[11] = 4  # the scale byte after magic, version, model id and two 2-byte varints
+    raw[16:20] = struct.pack("<I", zlib.crc32(bytes(raw[:16])))
+    with pytest.raises(BitstreamError, match="scale 4/8"):
+        Container.parse(bytes(raw))
 
 
 def test_truncated_container_keeps_first_groups():

@@ -58,6 +58,9 @@ def info(data: bytes) -> dict:
         "model_id": h.model_id.hex(),
         "width": h.width,
         "height": h.height,
+        "coded_width": h.coded_size[0],
+        "coded_height": h.coded_size[1],
+        "scale": h.scale / 8,
         "rate": h.rate / 65535,
         "groups_present": len(c.groups),
         "groups_total": h.n_groups,
@@ -76,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 print(json.dumps(d, indent=2))
             else:
+                coded = (
+                    "" if d["scale"] == 1 else f" (coded at {d['coded_width']}x{d['coded_height']})"
+                )
                 print(
-                    f"{args.input}: {d['width']}x{d['height']}, {d['bytes']} bytes, "
+                    f"{args.input}: {d['width']}x{d['height']}{coded}, {d['bytes']} bytes, "
                     f"{d['bpp']:.4f} bpp, rate {d['rate']:.3f}, model {d['model_id']}, "
                     f"{d['groups_present']}/{d['groups_total']} y groups"
                 )

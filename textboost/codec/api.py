@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from textboost.codec.backends import Transforms, make_transforms
 from textboost.codec.coder import range_decoder, stream_bytes
 from textboost.codec.config import Z_STRIDE, CodecConfig
-from textboost.codec.container import BitstreamError, Container, Header
+from textboost.codec.container import FULL_SCALE, BitstreamError, Container, Header, coded_size
 from textboost.codec.exact import (
     LATENT_FRAC,
     PARAM_FRAC,
@@ -31,7 +31,7 @@ from textboost.codec.exact import (
     interp_gain_q6,
     step_q22,
 )
-from textboost.codec.image import load_image, pad_to_multiple, to_rgb8
+from textboost.codec.image import load_image, pad_to_multiple, resize, to_rgb8
 from textboost.codec.params import ExactParams
 from textboost.codec.weights import ModelFile
 
@@ -42,6 +42,11 @@ __all__ = ["BudgetError", "Codec"]
 EXACT_BLAS_THREADS = 1
 MAX_PIXELS = 1 << 26  # 64 MPix: the decoder refuses larger headers rather than exhaust memory
 Z_LIMIT = 1 << 14
+# Downscale divisors (eighths) tried, in order, when a budget is below the full-size
+# lowest rate: 1, 1.25, 1.5, 2, 2.5, 3, 4 and 6 times smaller a side.
+BUDGET_SCALES = (8, 10, 12, 16, 20, 24, 32, 48)
+SEARCH_BELOW_RATE = RATE_MAX // 2  # below this rate, smaller scales are tried too
+SEARCH_SCALES = 3  # at most this many smaller scales decoded and compared
 
 
 def _exact_threads(fn):
@@ -61,10 +66,12 @@ class BudgetError(ValueError):
 class Analysis:
     """Sender-side latents of one image, reusable across rates (budget search)."""
 
-    width: int
+    width: int  # the image's size; the latents code it at ``scale`` eighths smaller
     height: int
     y: np.ndarray  # (1, h, w, M) float64
     z: np.ndarray  # (1, hz, wz, Cz) float64
+    image: np.ndarray  # the source RGB, kept so that a budget can re-analyse it smaller
+    scale: int = FULL_SCALE
 
 
 class Codec:
@@ -101,13 +108,18 @@ class Codec:
 
     # -- sender ------------------------------------------------------------------------
 
-    def analyse(self, img) -> Analysis:
-        """Run g_a and h_a: everything that does not depend on the rate."""
+    def analyse(self, img, scale: int = FULL_SCALE) -> Analysis:
+        """Run g_a and h_a: everything that does not depend on the rate.
+
+        ``scale`` (eighths, ≥ 8) codes the image that many eighths smaller a side.
+        """
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
-        x = pad_to_multiple(a, Z_STRIDE).astype(np.float32) / 255.0
+        Header(self.model_id, w, h, 0, self.n_groups, scale)  # validates size and scale
+        coded = a if scale == FULL_SCALE else resize(a, *coded_size(w, h, scale))
+        x = pad_to_multiple(coded, Z_STRIDE).astype(np.float32) / 255.0
         y, z = self.transforms.analysis(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
-        return Analysis(w, h, y, z)
+        return Analysis(w, h, y, z, a, scale)
 
     def _z_step(self, rate_q: int) -> np.ndarray:
         """Per-channel quantisation step of z at this rate, in units of 2^-22."""
@@ -151,7 +163,7 @@ class Codec:
     def encode_analysis(self, an: Analysis, rate_q: int) -> bytes:
         """The `.tbx` bytes of an analysed image at integer rate ``rate_q`` (0..65535)."""
         z_bytes, groups, _ = self.code_latents(an, rate_q)
-        header = Header(self.model_id, an.width, an.height, rate_q, self.n_groups)
+        header = Header(self.model_id, an.width, an.height, rate_q, self.n_groups, an.scale)
         return Container(header, b"", z_bytes, tuple(groups)).to_bytes()
 
     def encode(self, img, rate: float = 0.5) -> bytes:
@@ -170,22 +182,54 @@ class Codec:
         budget = int(max_bytes if max_bytes is not None else bpp * an.width * an.height / 8)
         return self.fit_budget(an, budget)
 
-    def fit_budget(self, an: Analysis, budget: int) -> bytes:
-        """Bisect the rate on real encodings of an analysed image (g_a already ran).
+    def fit_budget(self, an: Analysis, budget: int, search: bool = True) -> bytes:
+        """The best stream of an analysed image within ``budget`` bytes (g_a already ran).
 
-        When even the lowest rate does not fit, the stream keeps only the first k y
-        groups (a valid, coarser stream; the rest are predicted) for the largest k that
-        fits, and the rate is bisected for those k groups.
+        The rate is bisected on real encodings. When even the lowest rate does not fit,
+        the image is coded smaller: the first of ``BUDGET_SCALES`` whose lowest rate
+        fits. Near the bottom of the rate range (rate below ``SEARCH_BELOW_RATE``), a
+        smaller image at a higher rate often looks better, so with ``search`` the
+        sender decodes its candidate and the next smaller scales and keeps the best
+        PSNR, stopping at the first that is worse (the baselines' search, on real
+        bytes). Only when the smallest scale overflows too does the stream keep just
+        the first k y groups (a valid, coarser stream; the rest are predicted).
         """
+        scales = [sc for sc in BUDGET_SCALES if sc >= an.scale]
+        for i, scale in enumerate(scales):
+            if scale != an.scale:
+                an = self.analyse(an.image, scale)
+            if len(self._encode_groups(an, 0, self.n_groups)) <= budget:
+                data = self._bisect_rate(an, budget, self.n_groups)
+                if search and Container.parse(data).header.rate < SEARCH_BELOW_RATE:
+                    return self._search_scales(an, data, scales[i + 1 :], budget)
+                return data
         keep = self.n_groups
         while len(data := self._encode_groups(an, 0, keep)) > budget:
             if keep == 0:
                 raise BudgetError(
                     f"budget {budget} bytes is below the smallest stream of this image "
-                    f"({len(data)} bytes: header and z alone)"
+                    f"({len(data)} bytes: header and z alone at 1/{an.scale / 8:g} size)"
                 )
             keep -= 1
-        best, lo, hi = data, 0, RATE_MAX  # invariant: lo fits
+        return self._bisect_rate(an, budget, keep)
+
+    def _search_scales(self, an: Analysis, data: bytes, smaller: list[int], budget: int) -> bytes:
+        """``data`` or a stream of a smaller scale, whichever decodes with the best PSNR."""
+        best, best_psnr = data, _psnr(self.decode(data), an.image)
+        for scale in smaller[:SEARCH_SCALES]:
+            small = self.analyse(an.image, scale)
+            if len(self._encode_groups(small, 0, self.n_groups)) > budget:
+                break
+            cand = self._bisect_rate(small, budget, self.n_groups)
+            p = _psnr(self.decode(cand), an.image)
+            if p <= best_psnr:
+                break
+            best, best_psnr = cand, p
+        return best
+
+    def _bisect_rate(self, an: Analysis, budget: int, keep: int) -> bytes:
+        """The highest rate whose stream of ``keep`` groups fits; rate 0 must fit."""
+        best, lo, hi = self._encode_groups(an, 0, keep), 0, RATE_MAX  # invariant: lo fits
         top = self._encode_groups(an, hi, keep)
         if len(top) <= budget:
             return top
@@ -218,7 +262,8 @@ class Codec:
                 f"header: image {hd.width}x{hd.height} exceeds the decoder limit of "
                 f"{MAX_PIXELS} pixels"
             )
-        hz, wz = -(-hd.height // Z_STRIDE), -(-hd.width // Z_STRIDE)
+        cw, ch = hd.coded_size
+        hz, wz = -(-ch // Z_STRIDE), -(-cw // Z_STRIDE)
         shape = (1, hz, wz, self.cfg.z_channels)
         z_hat = _decode_section(
             lambda: self.z_tables.decode(range_decoder(c.z), _channel_index(shape)), "z"
@@ -248,8 +293,15 @@ class Codec:
         """Decode to an HxWx3 uint8 image; ``groups=k`` uses only the first k y groups."""
         hd, y_q = self.decode_latents(data, groups)
         x = self.transforms.synthesis(y_q * 2.0**-LATENT_FRAC)
-        x = x[0, :, : hd.height, : hd.width].transpose(1, 2, 0)
-        return (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+        cw, ch = hd.coded_size
+        x = x[0, :, :ch, :cw].transpose(1, 2, 0)
+        out = (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+        return out if hd.scale == FULL_SCALE else resize(out, hd.width, hd.height)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def _channel_index(shape: tuple[int, ...]) -> np.ndarray:

@@ -3,13 +3,19 @@
 Layout (all integers little-endian, ``varint`` = unsigned LEB128)::
 
     magic "TB" | version u8 | model_id 4 bytes | width varint | height varint
-    | rate u16 | n_groups u8 (groups the model codes) | n_sections u8 | header CRC32
+    | scale u8 | rate u16 | n_groups u8 (groups the model codes) | n_sections u8
+    | header CRC32
     then n_sections × ( length varint | CRC32 of payload | payload )
+
+``width``/``height`` are the size of the image delivered; ``scale`` is the downscale
+divisor in eighths (8: coded at full size, 12: at 2/3 of each side), so a budget below
+the model's lowest full-size rate is met by coding a smaller image, which the decoder
+resizes back (as the baselines do under the same budget).
 
 Sections come in a fixed order: text, z, y group 1 .. y group k, with k ≤ n_groups.
 A container holding fewer than ``n_groups`` y groups is valid: the decoder predicts
 the missing groups, so a link can deliver an image progressively. Every byte counts at
-0.01 bpp (a 768×512 image is 492 bytes), so the header is 19 bytes for images up to
+0.01 bpp (a 768×512 image is 492 bytes), so the header is 20 bytes for images up to
 16383 px a side, plus 5 bytes a section.
 
 Anything malformed raises :class:`BitstreamError`, whose message names the section and
@@ -25,16 +31,19 @@ from enum import IntEnum
 
 __all__ = [
     "FORMAT_VERSION",
+    "FULL_SCALE",
     "MAGIC",
     "BitstreamError",
     "Container",
     "Header",
     "SectionKind",
+    "coded_size",
 ]
 
 MAGIC = b"TB"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_DIM = 1 << 16
+FULL_SCALE = 8  # the scale byte counts eighths: 8 = no downscale
 
 
 class BitstreamError(ValueError):
@@ -62,6 +71,12 @@ class Header:
     height: int
     rate: int  # the rate parameter, 0..65535 (0 = lowest rate)
     n_groups: int  # y groups the model codes; the container may carry fewer
+    scale: int = FULL_SCALE  # downscale divisor in eighths (8..255)
+
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        """(width, height) of the image the latents code: the size divided by scale/8."""
+        return coded_size(self.width, self.height, self.scale)
 
     def __post_init__(self) -> None:
         if len(self.model_id) != 4:
@@ -72,6 +87,13 @@ class Header:
             raise ValueError(f"rate {self.rate} outside 0..65535")
         if not 1 <= self.n_groups <= 255:
             raise ValueError(f"n_groups {self.n_groups} outside 1..255")
+        if not FULL_SCALE <= self.scale <= 255:
+            raise ValueError(f"scale {self.scale} outside {FULL_SCALE}..255 (eighths)")
+
+
+def coded_size(width: int, height: int, scale: int) -> tuple[int, int]:
+    """The size coded for an image of ``width``×``height`` at ``scale`` eighths (rounded up)."""
+    return tuple(max(1, -(-side * FULL_SCALE // scale)) for side in (width, height))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +124,7 @@ class Container:
         head.append(FORMAT_VERSION)
         head += h.model_id
         head += _varint(h.width) + _varint(h.height)
-        head += struct.pack("<HBB", h.rate, h.n_groups, len(self.sections))
+        head += struct.pack("<BHBB", h.scale, h.rate, h.n_groups, len(self.sections))
         head += struct.pack("<I", zlib.crc32(head))
         out = bytearray(head)
         for payload in self.sections:
@@ -127,13 +149,17 @@ class Container:
         mid = r.take(4, "header", "model id")
         width = r.varint("header", "width")
         height = r.varint("header", "height")
-        rate, n_groups, n_sections = struct.unpack("<HBB", r.take(4, "header", "rate/groups"))
+        scale, rate, n_groups, n_sections = struct.unpack(
+            "<BHBB", r.take(5, "header", "scale/rate/groups")
+        )
         crc_end = r.pos
         (crc,) = struct.unpack("<I", r.take(4, "header", "CRC32"))
         if zlib.crc32(data[:crc_end]) != crc:
             raise BitstreamError("header: CRC32 mismatch (header bytes corrupt)")
         if not (0 < width < MAX_DIM and 0 < height < MAX_DIM):
             raise BitstreamError(f"header: image size {width}x{height} outside 1..{MAX_DIM - 1}")
+        if scale < FULL_SCALE:
+            raise BitstreamError(f"header: scale {scale}/8 below 1 (expected {FULL_SCALE}..255)")
         if n_groups < 1 or not 2 <= n_sections <= 2 + n_groups:
             raise BitstreamError(
                 f"header: {n_sections} sections for {n_groups} y groups, expected 2..{2 + n_groups}"
@@ -156,7 +182,9 @@ class Container:
             raise BitstreamError(
                 f"trailer: {len(data) - r.pos} unexpected bytes after the last section"
             )
-        header = Header(model_id=mid, width=width, height=height, rate=rate, n_groups=n_groups)
+        header = Header(
+            model_id=mid, width=width, height=height, rate=rate, n_groups=n_groups, scale=scale
+        )
         return cls(header=header, text=payloads[0], z=payloads[1], groups=tuple(payloads[2:]))
 
 

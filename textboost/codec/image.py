@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["load_image", "pad_to_multiple", "to_rgb8"]
+__all__ = ["load_image", "pad_to_multiple", "resize", "to_rgb8"]
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -59,3 +59,8 @@ def pad_to_multiple(a: np.ndarray, multiple: int) -> np.ndarray:
     if ph or pw:
         a = np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="edge")
     return a
+
+
+def resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An HxWx3 uint8 array resampled to ``width``×``height`` with Lanczos (Pillow)."""
+    return np.asarray(Image.fromarray(a).resize((width, height), Image.LANCZOS))
