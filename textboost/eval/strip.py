@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from textboost.codec.container import Container
+from textboost.codec.exact import RATE_MAX
 from textboost.eval.baselines import get_baseline
 from textboost.eval.budget import DOWNSCALE_DIVISORS, budget_bytes, reconstruct, search_budgets
 from textboost.eval.metrics import psnr
@@ -62,7 +64,9 @@ def decode_at_budget(
             data = ours.encode(img, budget)
         except BudgetError:
             return None
-        return data, ours.decode(data), f"model {ours.settings['model_id']}"
+        hd = Container.parse(data).header
+        how = f"rate {hd.rate / RATE_MAX:.2f} at {hd.coded_size[0]}x{hd.coded_size[1]}"
+        return data, ours.decode(data), f"{how}, model {ours.settings['model_id']}"
     c = get_baseline(codec)
     cand = search_budgets(img, c, [budget], DOWNSCALE_DIVISORS).best[0]
     if cand is None:
