@@ -4,6 +4,9 @@
 
 For each budget every image is coded with encode_to_budget(bpp=...), so the whole file
 (header, z, y groups) is counted; PSNR is on RGB 0–255 per image, then averaged.
+"search ms" is the mean wall time of the budget search per image after g_a (rate
+bisection, and smaller scales coded and decoded where it compares them); "smaller" counts
+the images coded below full size.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from textboost import Codec
 from textboost.codec.api import BudgetError
+from textboost.codec.container import FULL_SCALE, Container
 from textboost.codec.image import load_image
 
 KODAK = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kodak"
@@ -44,9 +48,10 @@ def main() -> None:
     analyses = [codec.analyse(im) for im in images]
     settings = [("bpp", b) for b in args.bpp] + [("rate", r) for r in args.rates]
     for kind, value in settings:
-        bpps, psnrs, misses = [], [], 0
+        bpps, psnrs, secs, misses, smaller = [], [], [], 0, 0
         for im, an in zip(images, analyses, strict=True):
             h, w = im.shape[:2]
+            t = time.perf_counter()
             try:
                 if kind == "bpp":
                     data = codec.fit_budget(an, int(value * h * w / 8))
@@ -55,6 +60,8 @@ def main() -> None:
             except BudgetError:
                 misses += 1
                 continue
+            secs.append(time.perf_counter() - t)
+            smaller += Container.parse(data).header.scale != FULL_SCALE
             bpps.append(8 * len(data) / (h * w))
             psnrs.append(psnr(codec.decode(data), im))
         rows.append(
@@ -64,6 +71,8 @@ def main() -> None:
                 "no_fit": misses,
                 "bpp": float(np.mean(bpps)) if bpps else None,
                 "psnr_db": float(np.mean(psnrs)) if psnrs else None,
+                "search_ms": 1e3 * float(np.mean(secs)) if secs else None,
+                "smaller": smaller,
             }
         )
     out = {
@@ -76,11 +85,12 @@ def main() -> None:
         print(json.dumps(out, indent=2))
         return
     print(f"model {out['model_id']} on {len(paths)} images of {args.dataset}")
-    print(f"{'setting':<12}{'images':>8}{'bpp':>10}{'PSNR dB':>10}")
+    print(f"{'setting':<12}{'images':>8}{'bpp':>10}{'PSNR dB':>10}{'search ms':>11}{'smaller':>9}")
     for r in rows:
         b = "-" if r["bpp"] is None else f"{r['bpp']:.4f}"
         q = "-" if r["psnr_db"] is None else f"{r['psnr_db']:.2f}"
-        print(f"{r['setting']:<12}{r['images']:>8}{b:>10}{q:>10}")
+        m = "-" if r["search_ms"] is None else f"{r['search_ms']:.0f}"
+        print(f"{r['setting']:<12}{r['images']:>8}{b:>10}{q:>10}{m:>11}{r['smaller']:>9}")
 
 
 if __name__ == "__main__":
