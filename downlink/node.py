@@ -20,6 +20,7 @@ import numpy as np
 
 from downlink.reassembly import join_sections
 from textboost.codec.container import BitstreamError
+from textboost.codec.image import psnr_db
 from textboost.protocol import BundleDelivered, Event, LinkConfig, Receiver, SectionDelivered
 
 __all__ = ["BundleResult", "DownlinkNode", "psnr_db"]
@@ -44,14 +45,6 @@ class BundleResult:
     tbx_path: str | None = None
     psnr_db: float | None = None
     error: str | None = None
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    """RGB PSNR in dB between two uint8 images of equal shape (inf if identical)."""
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
 def load_default_codec() -> Any:

@@ -31,7 +31,7 @@ from textboost.codec.exact import (
     interp_gain_q6,
     step_q22,
 )
-from textboost.codec.image import load_image, pad_to_multiple, resize, to_rgb8
+from textboost.codec.image import load_image, pad_to_multiple, psnr_db, resize, to_rgb8
 from textboost.codec.params import ExactParams
 from textboost.codec.weights import ModelFile
 
@@ -198,8 +198,8 @@ class Codec:
         for i, scale in enumerate(scales):
             if scale != an.scale:
                 an = self.analyse(an.image, scale)
-            if len(self._encode_groups(an, 0, self.n_groups)) <= budget:
-                data = self._bisect_rate(an, budget, self.n_groups)
+            if len(floor := self._encode_groups(an, 0, self.n_groups)) <= budget:
+                data = self._bisect_rate(an, budget, self.n_groups, floor)
                 if search and Container.parse(data).header.rate < SEARCH_BELOW_RATE:
                     return self._search_scales(an, data, scales[i + 1 :], budget)
                 return data
@@ -211,25 +211,26 @@ class Codec:
                     f"({len(data)} bytes: header and z alone at 1/{an.scale / 8:g} size)"
                 )
             keep -= 1
-        return self._bisect_rate(an, budget, keep)
+        return self._bisect_rate(an, budget, keep, data)
 
     def _search_scales(self, an: Analysis, data: bytes, smaller: list[int], budget: int) -> bytes:
         """``data`` or a stream of a smaller scale, whichever decodes with the best PSNR."""
-        best, best_psnr = data, _psnr(self.decode(data), an.image)
+        best, best_psnr = data, psnr_db(self.decode(data), an.image)
         for scale in smaller[:SEARCH_SCALES]:
             small = self.analyse(an.image, scale)
-            if len(self._encode_groups(small, 0, self.n_groups)) > budget:
+            if len(floor := self._encode_groups(small, 0, self.n_groups)) > budget:
                 break
-            cand = self._bisect_rate(small, budget, self.n_groups)
-            p = _psnr(self.decode(cand), an.image)
+            cand = self._bisect_rate(small, budget, self.n_groups, floor)
+            p = psnr_db(self.decode(cand), an.image)
             if p <= best_psnr:
                 break
             best, best_psnr = cand, p
         return best
 
-    def _bisect_rate(self, an: Analysis, budget: int, keep: int) -> bytes:
-        """The highest rate whose stream of ``keep`` groups fits; rate 0 must fit."""
-        best, lo, hi = self._encode_groups(an, 0, keep), 0, RATE_MAX  # invariant: lo fits
+    def _bisect_rate(self, an: Analysis, budget: int, keep: int, floor: bytes) -> bytes:
+        """The highest rate whose stream of ``keep`` groups fits; ``floor`` is the rate-0
+        stream of ``keep`` groups, already coded and known to fit."""
+        best, lo, hi = floor, 0, RATE_MAX  # invariant: lo fits
         top = self._encode_groups(an, hi, keep)
         if len(top) <= budget:
             return top
@@ -297,11 +298,6 @@ class Codec:
         x = x[0, :, :ch, :cw].transpose(1, 2, 0)
         out = (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
         return out if hd.scale == FULL_SCALE else resize(out, hd.width, hd.height)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
 
 
 def _channel_index(shape: tuple[int, ...]) -> np.ndarray:

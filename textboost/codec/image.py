@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["load_image", "pad_to_multiple", "resize", "to_rgb8"]
+__all__ = ["load_image", "pad_to_multiple", "psnr_db", "resize", "to_rgb8"]
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -64,3 +64,11 @@ def pad_to_multiple(a: np.ndarray, multiple: int) -> np.ndarray:
 def resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
     """An HxWx3 uint8 array resampled to ``width``×``height`` with Lanczos (Pillow)."""
     return np.asarray(Image.fromarray(a).resize((width, height), Image.LANCZOS))
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """RGB PSNR in dB between two uint8 images of equal shape (inf if identical)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
