@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import SHARED
+from tests.conftest import REPO, SHARED
 from textboost.codec.model import TextBoostNet
 from textboost.train.stage1 import TrainConfig, Trainer, rd_loss
 
@@ -150,3 +150,18 @@ def test_pack_fits_the_cap_and_refuses_what_cannot(tmp_path, data_dir):
     assert all(min(Image.open(f).size) <= 200 for f in files)
     with pytest.raises(ValueError, match="over --max-mib"):
         pack_images([data_dir], tmp_path / "tiny", max_mib=0.001)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load_and_fit_their_start_model(path):
+    from textboost.codec.model import CodecConfig
+    from textboost.codec.weights import ModelFile
+    from textboost.train.stage1 import _tuples
+    from textboost.train.warm_start import check_sizes
+
+    cfg = TrainConfig.from_file(path)
+    codec = CodecConfig(**_tuples(cfg.model))
+    assert 0 < cfg.lr_drop_at <= 1 and 0 < codec.lambda_min < codec.lambda_max
+    start = REPO / cfg.init_from if cfg.init_from else None
+    if start is not None and start.is_file():  # a parent that left the tree is named in a comment
+        check_sizes(codec, ModelFile.load(start))

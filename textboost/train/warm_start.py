@@ -15,22 +15,27 @@ import json
 import numpy as np
 import torch
 
-from textboost.codec.model import TextBoostNet
+from textboost.codec.model import CodecConfig, TextBoostNet
 from textboost.codec.weights import ModelFile
 
-__all__ = ["load_model_file"]
+__all__ = ["check_sizes", "load_model_file"]
 
 
-def load_model_file(net: TextBoostNet, model: ModelFile, prior_steps: int = 300) -> None:
-    """Copy ``model`` into ``net`` in place. Sizes must match; λ range may differ."""
+def check_sizes(cfg: CodecConfig, model: ModelFile) -> None:
+    """Refuse a model file whose network sizes differ from ``cfg`` (the λ range may differ)."""
     shipped = json.loads(model.config_json)
-    mine = json.loads(net.cfg.to_json())
+    mine = json.loads(cfg.to_json())
     skip = {"lambda_min", "lambda_max", "extra"}
     diff = {k for k in mine if k not in skip and mine[k] != shipped.get(k)}
     if diff:
         raise ValueError(
             f"{model.path}: network sizes differ from the training config in {sorted(diff)}"
         )
+
+
+def load_model_file(net: TextBoostNet, model: ModelFile, prior_steps: int = 300) -> None:
+    """Copy ``model`` into ``net`` in place. Sizes must match; λ range may differ."""
+    check_sizes(net.cfg, model)
     t = model.tensors
     state = net.state_dict()
     with torch.no_grad():
