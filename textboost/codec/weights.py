@@ -23,7 +23,7 @@ from textboost.codec.exact import N_SCALES, scale_of_level
 __all__ = ["DEFAULT_MODEL", "ModelFile", "export_model", "gaussian_tables", "tensors_id"]
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
-DEFAULT_MODEL = ZOO / "tb-small-cpu2.safetensors"
+DEFAULT_MODEL = ZOO / "tb-small-cpu3.safetensors"
 FILE_FORMAT = "textboost-model/1"
 TRANSFORM_PREFIXES = ("g_a.", "g_s.", "h_a.")
 REQUIRED_TENSORS = {
