@@ -165,3 +165,15 @@ def test_shipped_configs_load_and_fit_their_start_model(path):
     start = REPO / cfg.init_from if cfg.init_from else None
     if start is not None and start.is_file():  # a parent that left the tree is named in a comment
         check_sizes(codec, ModelFile.load(start))
+
+
+def test_default_size_model_file_fits_the_shipping_cap(tmp_path):
+    """The GPU model (CodecConfig() sizes) must ship in fp16 within 25 MB and load back."""
+    from textboost.codec.model import CodecConfig
+    from textboost.codec.weights import ModelFile, export_model
+
+    torch.manual_seed(0)
+    path = tmp_path / "default.safetensors"
+    mid = export_model(TextBoostNet(CodecConfig()), path)
+    assert path.stat().st_size <= 25_000_000
+    assert ModelFile.load(path).model_id == mid
