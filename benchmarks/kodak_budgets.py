@@ -21,14 +21,9 @@ import numpy as np
 from textboost import Codec
 from textboost.codec.api import BudgetError
 from textboost.codec.container import FULL_SCALE, Container
-from textboost.codec.image import load_image
+from textboost.codec.image import load_image, psnr_db
 
 KODAK = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kodak"
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / mse))
 
 
 def main() -> None:
@@ -63,7 +58,7 @@ def main() -> None:
             secs.append(time.perf_counter() - t)
             smaller += Container.parse(data).header.scale != FULL_SCALE
             bpps.append(8 * len(data) / (h * w))
-            psnrs.append(psnr(codec.decode(data), im))
+            psnrs.append(psnr_db(codec.decode(data), im))
         rows.append(
             {
                 "setting": f"{kind} {value:g}",

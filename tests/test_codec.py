@@ -9,11 +9,7 @@ from PIL import Image
 from textboost import BitstreamError
 from textboost.codec.api import BudgetError
 from textboost.codec.container import Container
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * np.log10(255**2 / mse)
+from textboost.codec.image import psnr_db as psnr
 
 
 @pytest.fixture(scope="module")

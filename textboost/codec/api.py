@@ -198,8 +198,7 @@ class Codec:
         for i, scale in enumerate(scales):
             if scale != an.scale:
                 an = self.analyse(an.image, scale)
-            if len(floor := self._encode_groups(an, 0, self.n_groups)) <= budget:
-                data = self._bisect_rate(an, budget, self.n_groups, floor)
+            if (data := self._fit_all_groups(an, budget)) is not None:
                 if search and Container.parse(data).header.rate < SEARCH_BELOW_RATE:
                     return self._search_scales(an, data, scales[i + 1 :], budget)
                 return data
@@ -217,15 +216,20 @@ class Codec:
         """``data`` or a stream of a smaller scale, whichever decodes with the best PSNR."""
         best, best_psnr = data, psnr_db(self.decode(data), an.image)
         for scale in smaller[:SEARCH_SCALES]:
-            small = self.analyse(an.image, scale)
-            if len(floor := self._encode_groups(small, 0, self.n_groups)) > budget:
+            cand = self._fit_all_groups(self.analyse(an.image, scale), budget)
+            if cand is None:
                 break
-            cand = self._bisect_rate(small, budget, self.n_groups, floor)
             p = psnr_db(self.decode(cand), an.image)
             if p <= best_psnr:
                 break
             best, best_psnr = cand, p
         return best
+
+    def _fit_all_groups(self, an: Analysis, budget: int) -> bytes | None:
+        """The highest-rate stream of every y group within ``budget``; None when rate 0
+        does not fit."""
+        floor = self._encode_groups(an, 0, self.n_groups)
+        return self._bisect_rate(an, budget, self.n_groups, floor) if len(floor) <= budget else None
 
     def _bisect_rate(self, an: Analysis, budget: int, keep: int, floor: bytes) -> bytes:
         """The highest rate whose stream of ``keep`` groups fits; ``floor`` is the rate-0
