@@ -83,6 +83,13 @@ def test_kodak_is_refused(tmp_path):
         Trainer(cfg)
 
 
+def test_rate_power_must_be_positive(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("out_dir: x\ndata_dirs: [y]\nrate_power: 0\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: rate_power: expected a positive number"):
+        TrainConfig.from_file(cfg)
+
+
 def test_export_round_trip(tmp_path):
     from textboost.codec.api import Codec
     from textboost.codec.backends import make_transforms

@@ -49,6 +49,13 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast of g_a, h_a and g_s (CUDA)
     checkpoint_every: int = 500
     init_from: str | None = None  # model file to start from when out_dir has no checkpoint
+    # rate = u ** rate_power, u uniform: > 1 spends more steps at the low end of the range,
+    # where the product operates (0.01–0.1 bpp), while still visiting the top anchor.
+    rate_power: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.rate_power > 0:
+            raise ValueError(f"rate_power: expected a positive number, got {self.rate_power!r}")
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -62,7 +69,10 @@ class TrainConfig:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
 
 
 def rd_loss(
@@ -137,9 +147,8 @@ class Trainer:
         """One optimiser step; metrics stay on the device (no sync) until logged."""
         self.net.train()
         x = self.sampler.batch(self.cfg.batch_size)
-        rate = torch.from_numpy(self.rng.random(self.cfg.batch_size).astype(np.float32)).to(
-            self.device
-        )
+        u = self.rng.random(self.cfg.batch_size) ** self.cfg.rate_power
+        rate = torch.from_numpy(u.astype(np.float32)).to(self.device)
         for g in self.opt.param_groups:
             g["lr"] = self._lr()
         out = self.net(x, rate, amp=self.cfg.amp)
