@@ -1,6 +1,7 @@
-"""Kodak bpp / PSNR of the shipped model at byte budgets and at fixed rates, from real bytes.
+"""Kodak bpp / PSNR of a model at byte budgets and at fixed rates, from real bytes.
 
-    python benchmarks/kodak_budgets.py [--bpp 0.03 0.06 0.12] [--rates 0 0.5 1] [--json]
+    python benchmarks/kodak_budgets.py [--bpp 0.03 0.06 0.12] [--rates 0 0.5 1] [--model F]
+        [--limit N] [--json]
 
 For each budget every image is coded with encode_to_budget(bpp=...), so the whole file
 (header, z, y groups) is counted; PSNR is on RGB 0–255 per image, then averaged.
@@ -31,12 +32,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--dataset", default=str(KODAK))
+    p.add_argument("--model", default=None, help="model file (default: the shipped one)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (by name)")
     p.add_argument("--bpp", type=float, nargs="*", default=[0.03, 0.06, 0.12])
     p.add_argument("--rates", type=float, nargs="*", default=[0.0, 0.5, 1.0])
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    codec = Codec.load()
-    paths = sorted(Path(args.dataset).glob("*.png"))
+    codec = Codec.load(args.model)
+    paths = sorted(Path(args.dataset).glob("*.png"))[: args.limit]
     rows = []
     t0 = time.time()
     images = [load_image(q) for q in paths]

@@ -70,7 +70,7 @@ def test_psnr():
     b[0, 0, 0] = 255
     assert psnr_db(a, a) == float("inf")
     assert psnr_db(a, b) == pytest.approx(10 * np.log10(48))
-    with pytest.raises(ValueError, match="shapes"):
+    with pytest.raises(ValueError, match="differ in shape"):
         psnr_db(a, b[:2])
 
 

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from textboost.codec.image import psnr_db as psnr
 from textboost.eval.baselines import BASELINE_NAMES, CodecUnavailableError, get_baseline
 from textboost.eval.budget import (
     budget_bytes,
@@ -17,7 +18,6 @@ from textboost.eval.budget import (
     scaled_size,
     search_budgets,
 )
-from textboost.eval.metrics import psnr
 
 
 def _image(seed: int, w: int, h: int) -> np.ndarray:

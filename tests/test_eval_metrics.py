@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
+from textboost.codec.image import psnr_db as psnr
 from textboost.eval.metrics import (
     MS_SSIM_WEIGHTS,
     gaussian_window_1d,
     ms_ssim,
-    psnr,
     ssim_terms,
 )
 

@@ -69,6 +69,6 @@ def resize(a: np.ndarray, width: int, height: int) -> np.ndarray:
 def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
     """RGB PSNR in dB between two uint8 images of equal shape (inf if identical)."""
     if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from textboost.codec.image import psnr_db
 from textboost.eval.baselines import BaselineCodec, to_pil
-from textboost.eval.metrics import psnr
 
 __all__ = [
     "DOWNSCALE_DIVISORS",
@@ -178,7 +178,7 @@ def search_budgets(
                 if len(data) > budgets[i]:  # cannot happen: every fit was measured
                     raise AssertionError(f"{codec.name}: {len(data)} B chosen for {budgets[i]} B")
                 if cq not in psnr_by_q:
-                    psnr_by_q[cq] = psnr(img, _decode_full(codec, data, size))
+                    psnr_by_q[cq] = psnr_db(img, _decode_full(codec, data, size))
                 cur = best[i]
                 if cur is None or psnr_by_q[cq] > cur.psnr_db:
                     best[i] = Candidate(data, cq, float(divisor), coded, psnr_by_q[cq])

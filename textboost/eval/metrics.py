@@ -1,4 +1,5 @@
-"""Image quality metrics: PSNR and MS-SSIM on 8-bit RGB, numpy/scipy only.
+"""MS-SSIM on 8-bit RGB, numpy/scipy only (PSNR is `textboost.codec.image.psnr_db`, which
+the sender's budget search and the receiver use too).
 
 MS-SSIM follows Wang, Simoncelli and Bovik, "Multi-scale structural similarity for image
 quality assessment" (Asilomar 2003) and their reference MATLAB code (`msssim.m`): 11×11
@@ -21,8 +22,6 @@ __all__ = [
     "MS_SSIM_WEIGHTS",
     "gaussian_window_1d",
     "ms_ssim",
-    "mse",
-    "psnr",
     "ssim_terms",
 ]
 
@@ -39,20 +38,6 @@ def _as_float_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if a.ndim not in (2, 3):
         raise ValueError(f"expected an HxW or HxWxC image, got shape {a.shape}")
     return a.astype(np.float64), b.astype(np.float64)
-
-
-def mse(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean squared error over every pixel and channel."""
-    x, y = _as_float_pair(a, b)
-    return float(np.mean((x - y) ** 2))
-
-
-def psnr(a: np.ndarray, b: np.ndarray, data_range: float = DATA_RANGE_8BIT) -> float:
-    """PSNR in dB over all pixels and channels (RGB 0–255 by default); inf when identical."""
-    err = mse(a, b)
-    if err == 0.0:
-        return float("inf")
-    return float(10.0 * np.log10(data_range**2 / err))
 
 
 def gaussian_window_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from textboost.codec.image import psnr_db
 from textboost.eval.baselines import BASELINE_NAMES, CodecUnavailableError, get_baseline
 from textboost.eval.bd import bd_psnr, bd_rate
 from textboost.eval.budget import (
@@ -34,7 +35,7 @@ from textboost.eval.budget import (
     reconstruct,
     search_budgets,
 )
-from textboost.eval.metrics import MS_SSIM_WEIGHTS, ms_ssim, psnr
+from textboost.eval.metrics import MS_SSIM_WEIGHTS, ms_ssim
 from textboost.eval.ours import OURS_NAME, BudgetError
 from textboost.eval.provenance import code_version, library_versions, machine_info
 
@@ -140,7 +141,7 @@ def _point(
         "fit": True,
         "bytes": len(data),
         "bpp": len(data) * 8 / (w * h),
-        "psnr_db": psnr(img, recon),
+        "psnr_db": psnr_db(img, recon),
         "ms_ssim": ms_ssim(img, recon),
         **extra,
     }

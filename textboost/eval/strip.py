@@ -11,9 +11,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from textboost.codec.container import Container
 from textboost.codec.exact import RATE_MAX
+from textboost.codec.image import psnr_db
 from textboost.eval.baselines import get_baseline
 from textboost.eval.budget import DOWNSCALE_DIVISORS, budget_bytes, reconstruct, search_budgets
-from textboost.eval.metrics import psnr
 from textboost.eval.ours import OURS_NAME, BudgetError
 
 __all__ = ["Crop", "Panel", "decode_at_budget", "make_strip", "render_strip"]
@@ -86,7 +86,7 @@ def make_strip(img: np.ndarray, codecs: Sequence[str], bpp: float) -> list[Panel
             panels.append(Panel(codec, None, detail=f"nothing fits {budget} B"))
         else:
             data, recon, how = got
-            panels.append(Panel(codec, recon, len(data), psnr(img, recon), how))
+            panels.append(Panel(codec, recon, len(data), psnr_db(img, recon), how))
     return panels
 
 
