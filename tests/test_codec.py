@@ -9,7 +9,7 @@ from PIL import Image
 from textboost import BitstreamError
 from textboost.codec.api import BudgetError
 from textboost.codec.container import Container
-from textboost.codec.image import psnr_db as psnr
+from textboost.codec.image import psnr_db
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def test_round_trip_shape_and_quality(codec, small_image, stream):
     out = codec.decode(stream)
     assert out.shape == small_image.shape and out.dtype == np.uint8
     flat = np.broadcast_to(small_image.reshape(-1, 3).mean(0), small_image.shape)
-    assert psnr(out, small_image) > psnr(flat.round().astype(np.uint8), small_image) + 1.0
+    assert psnr_db(out, small_image) > psnr_db(flat.round().astype(np.uint8), small_image) + 1.0
 
 
 def test_decoder_latents_equal_encoder_latents(codec, small_image):
@@ -44,7 +44,7 @@ def test_partial_groups_decode_and_improve(codec, small_image, stream):
     for k in range(len(c.groups) + 1):
         out = codec.decode(c.truncated(k).to_bytes())
         assert out.shape == small_image.shape
-        errors.append(psnr(out, small_image))
+        errors.append(psnr_db(out, small_image))
     assert errors[-1] > errors[0]
     assert np.array_equal(codec.decode(stream, groups=2), codec.decode(c.truncated(2).to_bytes()))
 
@@ -77,7 +77,7 @@ def test_budget_below_the_lowest_rate_codes_a_smaller_image(codec, kodim23):
     # better than the full-size stream cut down to the groups that fit
     keep = max(k for k in range(codec.n_groups + 1) if len(full.truncated(k).to_bytes()) <= budget)
     cut = codec.decode(full.truncated(keep).to_bytes())
-    assert psnr(out, img) > psnr(cut, img)
+    assert psnr_db(out, img) > psnr_db(cut, img)
 
 
 def test_scale_search_keeps_the_best_stream_that_fits(codec, kodim23):
@@ -88,7 +88,7 @@ def test_scale_search_keeps_the_best_stream_that_fits(codec, kodim23):
     best = codec.fit_budget(an, budget)
     assert len(first) <= budget and len(best) <= budget
     assert Container.parse(first).header.scale == 8
-    assert psnr(codec.decode(best), img) >= psnr(codec.decode(first), img)
+    assert psnr_db(codec.decode(best), img) >= psnr_db(codec.decode(first), img)
 
 
 def test_bpp_budget_counts_the_whole_file(codec, small_image):

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from textboost.codec.image import psnr_db as psnr
+from textboost.codec.image import psnr_db
 from textboost.eval.baselines import BASELINE_NAMES, CodecUnavailableError, get_baseline
 from textboost.eval.budget import (
     budget_bytes,
@@ -67,7 +67,7 @@ def test_search_never_exceeds_a_budget(seed, w, h, budgets, name):
         assert cand.n_bytes <= budget
         recon = reconstruct(codec, cand, (w, h))  # the bytes are a real decodable file
         assert recon.shape == img.shape
-        assert cand.psnr_db == pytest.approx(psnr(img, recon), abs=1e-9)
+        assert cand.psnr_db == pytest.approx(psnr_db(img, recon), abs=1e-9)
 
 
 @pytest.mark.parametrize("name", BASELINE_NAMES)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from textboost.codec.image import psnr_db as psnr
+from textboost.codec.image import psnr_db
 from textboost.eval.metrics import (
     MS_SSIM_WEIGHTS,
     gaussian_window_1d,
@@ -43,14 +43,14 @@ def test_psnr_one_differing_sample():
     a = np.zeros((2, 2, 3), np.uint8)
     b = a.copy()
     b[1, 0, 2] = 10  # MSE = 100 / 12
-    assert psnr(a, b) == pytest.approx(10 * math.log10(255**2 * 12 / 100), abs=TIGHT)
+    assert psnr_db(a, b) == pytest.approx(10 * math.log10(255**2 * 12 / 100), abs=TIGHT)
 
 
 def test_psnr_identical_is_inf_and_shapes_must_match():
     a = np.full((4, 4, 3), 7, np.uint8)
-    assert psnr(a, a) == math.inf
+    assert psnr_db(a, a) == math.inf
     with pytest.raises(ValueError, match="differ in shape"):
-        psnr(a, a[:3])
+        psnr_db(a, a[:3])
 
 
 def test_gaussian_window_is_normalised_and_symmetric():

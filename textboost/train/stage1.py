@@ -147,8 +147,8 @@ class Trainer:
         """One optimiser step; metrics stay on the device (no sync) until logged."""
         self.net.train()
         x = self.sampler.batch(self.cfg.batch_size)
-        u = self.rng.random(self.cfg.batch_size) ** self.cfg.rate_power
-        rate = torch.from_numpy(u.astype(np.float32)).to(self.device)
+        r = self.rng.random(self.cfg.batch_size) ** self.cfg.rate_power
+        rate = torch.from_numpy(r.astype(np.float32)).to(self.device)
         for g in self.opt.param_groups:
             g["lr"] = self._lr()
         out = self.net(x, rate, amp=self.cfg.amp)
