@@ -1,0 +1,61 @@
+"""Which spotted words are worth their bytes (paper §4.1): small text only.
+
+Large text survives compression on its own; small text does not. A word is kept when
+its average character area (box area / characters) is below a threshold T that grows
+with the image: the paper uses T = 150 px² on 256² training crops and 800 px² on full
+scene images. Between and beyond those two points T follows the power law through them,
+T(p) = 800 · (p / 1280·720)^k with k = ln(800/150) / ln(1280·720 / 256²) ≈ 0.63, taking
+ICDAR 2015's 1280×720 as the paper's "full image" (our choice: the paper gives no law).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from textboost.text.words import Word
+
+__all__ = ["TextFilter", "select_words"]
+
+CROP_PIXELS, CROP_T = 256 * 256, 150.0
+FULL_PIXELS, FULL_T = 1280 * 720, 800.0
+T_EXPONENT = math.log(FULL_T / CROP_T) / math.log(FULL_PIXELS / CROP_PIXELS)
+
+
+@dataclass(frozen=True, slots=True)
+class TextFilter:
+    """Thresholds of the sender's word selection; recorded with every result they produce."""
+
+    char_area_full: float = FULL_T  # T in px² at FULL_PIXELS; scaled with the image's pixels
+    min_score: float = 0.5  # spotter confidence below this is dropped
+    max_words: int = 32  # keep the smallest-text words first when there are more
+    max_chars: int = 48  # longer strings are dropped (a spotter run-on, not a word)
+
+    def __post_init__(self) -> None:
+        if not self.char_area_full > 0:
+            raise ValueError(f"char_area_full {self.char_area_full}: expected > 0 px²")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"min_score {self.min_score}: expected 0..1")
+        if not 0 <= self.max_words <= 255:
+            raise ValueError(f"max_words {self.max_words}: expected 0..255")
+        if not 1 <= self.max_chars <= 255:
+            raise ValueError(f"max_chars {self.max_chars}: expected 1..255")
+
+    def threshold(self, width: int, height: int) -> float:
+        """T in px² for an image of this size."""
+        return self.char_area_full * (width * height / FULL_PIXELS) ** T_EXPONENT
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def select_words(words: list[Word], width: int, height: int, flt: TextFilter) -> list[Word]:
+    """The words the sender carries: confident, small, at most ``max_words`` (smallest first)."""
+    t = flt.threshold(width, height)
+    kept = [
+        w
+        for w in words
+        if w.score >= flt.min_score and 0 < len(w.text.strip()) <= flt.max_chars and w.char_area < t
+    ]
+    kept.sort(key=lambda w: w.char_area)
+    return kept[: flt.max_words]
