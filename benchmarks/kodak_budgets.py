@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from textboost import Codec
-from textboost.codec.api import BudgetError
+from textboost.codec.budget import BudgetError, fit_budget
 from textboost.codec.container import FULL_SCALE, Container
 from textboost.codec.image import load_image, psnr_db
 
@@ -43,7 +43,7 @@ def main() -> None:
     rows = []
     t0 = time.time()
     images = [load_image(q) for q in paths]
-    analyses = [codec.analyse(im) for im in images]
+    analyses = [codec.analyse(im, text=False) for im in images]  # the codec alone
     settings = [("bpp", b) for b in args.bpp] + [("rate", r) for r in args.rates]
     for kind, value in settings:
         bpps, psnrs, secs, misses, smaller = [], [], [], 0, 0
@@ -52,7 +52,7 @@ def main() -> None:
             t = time.perf_counter()
             try:
                 if kind == "bpp":
-                    data = codec.fit_budget(an, int(value * h * w / 8))
+                    data = fit_budget(codec, an, int(value * h * w / 8))
                 else:
                     data = codec.encode_analysis(an, round(value * 65535))
             except BudgetError:

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from textboost import BitstreamError
-from textboost.codec.api import BudgetError
+from textboost.codec.budget import BudgetError, fit_budget
 from textboost.codec.container import Container
 from textboost.codec.image import psnr_db
 
@@ -68,7 +68,7 @@ def test_budget_below_the_lowest_rate_codes_a_smaller_image(codec, kodim23):
     an = codec.analyse(img)
     full = Container.parse(codec.encode_analysis(an, 0))
     budget = int(0.6 * len(full.to_bytes()))
-    data = codec.fit_budget(an, budget)
+    data = fit_budget(codec, an, budget)
     c = Container.parse(data)
     assert len(data) <= budget and c.header.scale > 8 and len(c.groups) == codec.n_groups
     assert c.header.coded_size[0] < 384
@@ -84,8 +84,8 @@ def test_scale_search_keeps_the_best_stream_that_fits(codec, kodim23):
     img = kodim23[:256, :384]
     an = codec.analyse(img)
     budget = len(codec.encode_analysis(an, 0)) + 8  # full size only just fits, at rate ≈ 0
-    first = codec.fit_budget(an, budget, search=False)
-    best = codec.fit_budget(an, budget)
+    first = fit_budget(codec, an, budget, search=False)
+    best = fit_budget(codec, an, budget)
     assert len(first) <= budget and len(best) <= budget
     assert Container.parse(first).header.scale == 8
     assert psnr_db(codec.decode(best), img) >= psnr_db(codec.decode(first), img)

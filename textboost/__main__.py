@@ -1,8 +1,12 @@
 """Command line: encode, decode and inspect `.tbx` files.
 
-    python -m textboost encode IN.png OUT.tbx (--rate R | --bpp B | --max-bytes N)
-    python -m textboost decode IN.tbx OUT.png [--groups K]
-    python -m textboost info IN.tbx [--json]
+    python -m textboost encode IN.png OUT.tbx (--rate R | --bpp B | --max-bytes N) [--no-text]
+    python -m textboost decode IN.tbx OUT.png [--groups K] [--no-fusion]
+    python -m textboost info IN.tbx [--json]     # sections, and the words carried
+
+By default the sender spots small text and carries it in the text section (inside the
+budget), and the receiver fuses it with the decoded image; --no-text and --no-fusion
+give the codec alone.
 
 Errors exit with code 2 and one line naming the file and the problem.
 """
@@ -15,6 +19,7 @@ import sys
 from pathlib import Path
 
 from textboost.codec.container import FORMAT_VERSION, BitstreamError, Container, section_name
+from textboost.text.payload import decode_words
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,10 +37,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--rate", type=float, help="rate parameter in [0, 1] (0 = lowest bitrate)")
     g.add_argument("--bpp", type=float, help="bits-per-pixel budget (whole file)")
     g.add_argument("--max-bytes", type=int, help="byte budget (whole file)")
+    e.add_argument("--no-text", action="store_true", help="carry no spotted words")
     d = sub.add_parser("decode", help=".tbx → PNG")
     d.add_argument("input")
     d.add_argument("output")
     d.add_argument("--groups", type=int, help="use only the first K y groups")
+    d.add_argument(
+        "--no-fusion", action="store_true", help="the codec's own output, without the fusion block"
+    )
     i = sub.add_parser("info", help="describe a .tbx file")
     i.add_argument("input")
     i.add_argument("--json", action="store_true", help="machine-readable output")
@@ -67,6 +76,10 @@ def info(data: bytes) -> dict:
         "bytes": len(data),
         "bpp": 8 * len(data) / (h.width * h.height),
         "sections": sections,
+        "words": [
+            {"text": w.text, "quad": [[round(v, 1) for v in p] for p in w.quad.tolist()]}
+            for w in decode_words(c.text, h.width, h.height)
+        ],
     }
 
 
@@ -89,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for s in d["sections"]:
                     print(f"  {s['name']:<10} {s['bytes']:>8} bytes")
+                for w in d["words"]:
+                    (x, y), *_ = w["quad"]
+                    print(f"  word at ({x:.0f}, {y:.0f}): {w['text']}")
             return 0
         from textboost.codec.api import Codec
         from textboost.codec.image import load_image
@@ -98,10 +114,13 @@ def main(argv: list[str] | None = None) -> int:
             current = args.model or "model"
             codec = Codec.load(args.model)
             current = args.input
+            text = not args.no_text
             if args.rate is not None:
-                data = codec.encode(img, rate=args.rate)
+                data = codec.encode(img, rate=args.rate, text=text)
             else:
-                data = codec.encode_to_budget(img, max_bytes=args.max_bytes, bpp=args.bpp)
+                data = codec.encode_to_budget(
+                    img, max_bytes=args.max_bytes, bpp=args.bpp, text=text
+                )
             current = args.output
             Path(args.output).write_bytes(data)
             h, w = img.shape[:2]
@@ -111,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
             data = _read(args.input)
             current = args.model or "model"
-            codec = Codec.load(args.model)
+            codec = Codec.load(args.model, fusion=False if args.no_fusion else None)
             current = args.input
             img = codec.decode(data, groups=args.groups)
             current = args.output

@@ -2,24 +2,32 @@
 
     codec = Codec.load()                          # the shipped default model
     data = codec.encode(img, rate=0.5)            # rate ∈ [0, 1], continuous
-    data = codec.encode_to_budget(img, max_bytes=1500)
+    data = codec.encode_to_budget(img, max_bytes=1500)   # words spotted and carried
     img2 = codec.decode(data)                     # or groups=k: first k y groups only
 
 Encoder and decoder run the same exact parameter loop (``params.ExactParams``); only
-the transforms g_a / h_a / g_s run on a float backend.
+the transforms g_a / h_a / g_s and the fusion block run on a float backend.
+
+The text path (paper §4): the sender spots words, keeps the small ones
+(``textboost.text.filter``) and carries them in the container's text section, inside
+the budget; the receiver renders them into a guidance map and the fusion block blends
+it with the decoded image. ``text=False`` sends no words; ``fusion=False`` decodes to
+the codec's own output bit for bit.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import constriction
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from textboost.codec.backends import Transforms, make_transforms
+from textboost.codec.budget import BudgetError, fit_budget
 from textboost.codec.coder import range_decoder, stream_bytes
 from textboost.codec.config import Z_STRIDE, CodecConfig
 from textboost.codec.container import FULL_SCALE, BitstreamError, Container, Header, coded_size
@@ -31,9 +39,16 @@ from textboost.codec.exact import (
     interp_gain_q6,
     step_q22,
 )
-from textboost.codec.image import load_image, pad_to_multiple, psnr_db, resize, to_rgb8
+from textboost.codec.image import load_image, pad_to_multiple, resize, to_rgb8
 from textboost.codec.params import ExactParams
 from textboost.codec.weights import ModelFile
+from textboost.text.filter import TextFilter, select_words
+from textboost.text.payload import decode_words, encode_words
+from textboost.text.words import Word
+
+if TYPE_CHECKING:
+    from textboost.fusion.model import FusionBlock
+    from textboost.text.spotter import Spotter
 
 __all__ = ["BudgetError", "Codec"]
 
@@ -42,11 +57,6 @@ __all__ = ["BudgetError", "Codec"]
 EXACT_BLAS_THREADS = 1
 MAX_PIXELS = 1 << 26  # 64 MPix: the decoder refuses larger headers rather than exhaust memory
 Z_LIMIT = 1 << 14
-# Downscale divisors (eighths) tried, in order, when a budget is below the full-size
-# lowest rate: 1, 1.25, 1.5, 2, 2.5, 3, 4 and 6 times smaller a side.
-BUDGET_SCALES = (8, 10, 12, 16, 20, 24, 32, 48)
-SEARCH_BELOW_RATE = RATE_MAX // 2  # below this rate, smaller scales are tried too
-SEARCH_SCALES = 3  # at most this many smaller scales decoded and compared
 
 
 def _exact_threads(fn):
@@ -56,10 +66,6 @@ def _exact_threads(fn):
             return fn(*args, **kwargs)
 
     return wrapper
-
-
-class BudgetError(ValueError):
-    """No stream of this model fits the requested byte budget."""
 
 
 @dataclass
@@ -72,11 +78,23 @@ class Analysis:
     z: np.ndarray  # (1, hz, wz, Cz) float64
     image: np.ndarray  # the source RGB, kept so that a budget can re-analyse it smaller
     scale: int = FULL_SCALE
+    text: bytes = b""  # the text section, spotted once on the full-size image
+    words: list[Word] = field(default_factory=list)  # the words it carries
 
 
 class Codec:
-    def __init__(self, model: ModelFile, transforms: Transforms) -> None:
+    def __init__(
+        self,
+        model: ModelFile,
+        transforms: Transforms,
+        fusion: FusionBlock | None = None,
+        spotter: Spotter | None = None,
+        text_filter: TextFilter | None = None,
+    ) -> None:
         self.model = model
+        self.fusion = fusion
+        self._spotter = spotter
+        self.text_filter = text_filter or TextFilter()
         self.cfg = CodecConfig.from_json(model.config_json)
         self.transforms = transforms
         self.params = ExactParams(model.exact_tables(), self.cfg.groups)
@@ -92,11 +110,32 @@ class Codec:
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, *, backend: str = "torch", device: str = "cpu"
+        cls,
+        path: str | Path | None = None,
+        *,
+        backend: str = "torch",
+        device: str = "cpu",
+        fusion: bool | None = None,
+        spotter: Spotter | None = None,
+        text_filter: TextFilter | None = None,
     ) -> Codec:
-        """Load a model file (None: the shipped default); never touches the network."""
+        """Load a model file (None: the shipped default); never touches the network.
+
+        ``fusion``: None loads the fusion block shipped beside the model if there is one,
+        True requires it (FileNotFoundError naming the file), False leaves it out.
+        """
         model = ModelFile.load(path)
-        return cls(model, make_transforms(model, backend, device))
+        block = None
+        if fusion is not False:
+            from textboost.fusion.runtime import fusion_path, load_fusion
+
+            fpath = fusion_path(model.path)
+            if fpath.is_file():
+                block = load_fusion(fpath, model_id=model.model_id)
+            elif fusion:
+                raise FileNotFoundError(f"{fpath}: no fusion block beside {model.path.name}")
+        transforms = make_transforms(model, backend, device)
+        return cls(model, transforms, block, spotter, text_filter)
 
     @property
     def model_id(self) -> bytes:
@@ -108,18 +147,43 @@ class Codec:
 
     # -- sender ------------------------------------------------------------------------
 
-    def analyse(self, img, scale: int = FULL_SCALE) -> Analysis:
-        """Run g_a and h_a: everything that does not depend on the rate.
+    @property
+    def spotter(self) -> Spotter:
+        """The sender's text spotter (RapidOCR unless one was given), built on first use."""
+        if self._spotter is None:
+            from textboost.text.spotter import default_spotter
 
-        ``scale`` (eighths, ≥ 8) codes the image that many eighths smaller a side.
+            self._spotter = default_spotter()
+        return self._spotter
+
+    def spot(self, img: np.ndarray) -> list[Word]:
+        """The words this codec's sender would carry for an RGB image (spotted, filtered)."""
+        h, w = img.shape[:2]
+        return select_words(self.spotter.spot(img), w, h, self.text_filter)
+
+    def analyse(self, img, scale: int = FULL_SCALE, text: bool = True) -> Analysis:
+        """Run g_a and h_a (everything that does not depend on the rate) and the spotter.
+
+        ``scale`` (eighths, ≥ 8) codes the image that many eighths smaller a side; the
+        words are spotted on the full-size image whatever the scale.
         """
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
         Header(self.model_id, w, h, 0, self.n_groups, scale)  # validates size and scale
+        words = self.spot(a) if text else []
+        y, z = self._latents(a, scale)
+        return Analysis(w, h, y, z, a, scale, encode_words(words, w, h), words)
+
+    def analyse_smaller(self, an: Analysis, scale: int) -> Analysis:
+        """The same image analysed at another scale, keeping its words."""
+        y, z = self._latents(an.image, scale)
+        return Analysis(an.width, an.height, y, z, an.image, scale, an.text, an.words)
+
+    def _latents(self, a: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        h, w = a.shape[:2]
         coded = a if scale == FULL_SCALE else resize(a, *coded_size(w, h, scale))
         x = pad_to_multiple(coded, Z_STRIDE).astype(np.float32) / 255.0
-        y, z = self.transforms.analysis(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
-        return Analysis(w, h, y, z, a, scale)
+        return self.transforms.analysis(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
 
     def _z_step(self, rate_q: int) -> np.ndarray:
         """Per-channel quantisation step of z at this rate, in units of 2^-22."""
@@ -164,92 +228,31 @@ class Codec:
         """The `.tbx` bytes of an analysed image at integer rate ``rate_q`` (0..65535)."""
         z_bytes, groups, _ = self.code_latents(an, rate_q)
         header = Header(self.model_id, an.width, an.height, rate_q, self.n_groups, an.scale)
-        return Container(header, b"", z_bytes, tuple(groups)).to_bytes()
+        return Container(header, an.text, z_bytes, tuple(groups)).to_bytes()
 
-    def encode(self, img, rate: float = 0.5) -> bytes:
+    def encode(self, img, rate: float = 0.5, text: bool = True) -> bytes:
         """Encode at a continuous rate parameter in [0, 1] (0 = lowest bitrate)."""
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate {rate} outside [0, 1]")
-        return self.encode_analysis(self.analyse(img), round(rate * RATE_MAX))
+        return self.encode_analysis(self.analyse(img, text=text), round(rate * RATE_MAX))
 
     def encode_to_budget(
-        self, img, max_bytes: int | None = None, bpp: float | None = None
+        self,
+        img,
+        max_bytes: int | None = None,
+        bpp: float | None = None,
+        text: bool = True,
+        search: bool = True,
     ) -> bytes:
-        """The highest rate whose real bytes fit ``max_bytes`` (or bpp × pixels / 8)."""
+        """The best stream whose real bytes, text included, fit ``max_bytes`` (or the
+        bytes of ``bpp``, :func:`textboost.codec.rate.budget_bytes`)."""
+        from textboost.codec.rate import budget_bytes
+
         if (max_bytes is None) == (bpp is None):
             raise ValueError("give exactly one of max_bytes or bpp")
-        an = self.analyse(img)
-        budget = int(max_bytes if max_bytes is not None else bpp * an.width * an.height / 8)
-        return self.fit_budget(an, budget)
-
-    def fit_budget(self, an: Analysis, budget: int, search: bool = True) -> bytes:
-        """The best stream of an analysed image within ``budget`` bytes (g_a already ran).
-
-        The rate is bisected on real encodings. When even the lowest rate does not fit,
-        the image is coded smaller: the first of ``BUDGET_SCALES`` whose lowest rate
-        fits. Near the bottom of the rate range (rate below ``SEARCH_BELOW_RATE``), a
-        smaller image at a higher rate often looks better, so with ``search`` the
-        sender decodes its candidate and the next smaller scales and keeps the best
-        PSNR, stopping at the first that is worse (the baselines' search, on real
-        bytes). Only when the smallest scale overflows too does the stream keep just
-        the first k y groups (a valid, coarser stream; the rest are predicted).
-        """
-        scales = [sc for sc in BUDGET_SCALES if sc >= an.scale]
-        for i, scale in enumerate(scales):
-            if scale != an.scale:
-                an = self.analyse(an.image, scale)
-            if (data := self._fit_all_groups(an, budget)) is not None:
-                if search and Container.parse(data).header.rate < SEARCH_BELOW_RATE:
-                    return self._search_scales(an, data, scales[i + 1 :], budget)
-                return data
-        keep = self.n_groups
-        while len(data := self._encode_groups(an, 0, keep)) > budget:
-            if keep == 0:
-                raise BudgetError(
-                    f"budget {budget} bytes is below the smallest stream of this image "
-                    f"({len(data)} bytes: header and z alone at 1/{an.scale / 8:g} size)"
-                )
-            keep -= 1
-        return self._bisect_rate(an, budget, keep, data)
-
-    def _search_scales(self, an: Analysis, data: bytes, smaller: list[int], budget: int) -> bytes:
-        """``data`` or a stream of a smaller scale, whichever decodes with the best PSNR."""
-        best, best_psnr = data, psnr_db(self.decode(data), an.image)
-        for scale in smaller[:SEARCH_SCALES]:
-            cand = self._fit_all_groups(self.analyse(an.image, scale), budget)
-            if cand is None:
-                break
-            p = psnr_db(self.decode(cand), an.image)
-            if p <= best_psnr:
-                break
-            best, best_psnr = cand, p
-        return best
-
-    def _fit_all_groups(self, an: Analysis, budget: int) -> bytes | None:
-        """The highest-rate stream of every y group within ``budget``; None when rate 0
-        does not fit."""
-        floor = self._encode_groups(an, 0, self.n_groups)
-        return self._bisect_rate(an, budget, self.n_groups, floor) if len(floor) <= budget else None
-
-    def _bisect_rate(self, an: Analysis, budget: int, keep: int, floor: bytes) -> bytes:
-        """The highest rate whose stream of ``keep`` groups fits; ``floor`` is the rate-0
-        stream of ``keep`` groups, already coded and known to fit."""
-        best, lo, hi = floor, 0, RATE_MAX  # invariant: lo fits
-        top = self._encode_groups(an, hi, keep)
-        if len(top) <= budget:
-            return top
-        while hi - lo > 64:  # 1/1024 of the range: finer steps change a handful of bytes
-            mid = (lo + hi) // 2
-            data = self._encode_groups(an, mid, keep)
-            if len(data) <= budget:
-                lo, best = mid, data
-            else:
-                hi = mid
-        return best
-
-    def _encode_groups(self, an: Analysis, rate_q: int, keep: int) -> bytes:
-        data = self.encode_analysis(an, rate_q)
-        return data if keep == self.n_groups else Container.parse(data).truncated(keep).to_bytes()
+        an = self.analyse(img, text=text)
+        budget = max_bytes if max_bytes is not None else budget_bytes(bpp, an.width, an.height)
+        return fit_budget(self, an, int(budget), search=search)
 
     # -- receiver ----------------------------------------------------------------------
 
@@ -294,14 +297,37 @@ class Codec:
             y_q.append(self.params.code_group(k, hyper, _cat(y_q), gain, symbols))
         return hd, np.concatenate(y_q, axis=-1)
 
-    def decode(self, data: bytes, groups: int | None = None) -> np.ndarray:
-        """Decode to an HxWx3 uint8 image; ``groups=k`` uses only the first k y groups."""
+    def decode(
+        self, data: bytes, groups: int | None = None, fusion: bool | None = None
+    ) -> np.ndarray:
+        """Decode to an HxWx3 uint8 image; ``groups=k`` uses only the first k y groups.
+
+        With the fusion block (``fusion`` None: if loaded; True: required) the carried
+        words are rendered into a guidance map (all zero without words) and fused with
+        the decoded image; ``fusion=False`` returns the codec's own output.
+        """
+        if fusion and self.fusion is None:
+            raise ValueError(f"{self.model.path.name}: codec loaded without its fusion block")
         hd, y_q = self.decode_latents(data, groups)
         x = self.transforms.synthesis(y_q * 2.0**-LATENT_FRAC)
         cw, ch = hd.coded_size
         x = x[0, :, :ch, :cw].transpose(1, 2, 0)
         out = (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-        return out if hd.scale == FULL_SCALE else resize(out, hd.width, hd.height)
+        if hd.scale != FULL_SCALE:
+            out = resize(out, hd.width, hd.height)
+        if fusion is False or self.fusion is None:
+            return out
+        from textboost.text.render import render_guidance
+
+        words = decode_words(Container.parse(data).text, hd.width, hd.height)
+        from textboost.fusion.runtime import apply_fusion
+
+        return apply_fusion(self.fusion, out, render_guidance(words, hd.width, hd.height))
+
+    def words(self, data: bytes) -> list[Word]:
+        """The words a stream carries (its text section), in image pixels."""
+        c = Container.parse(data)
+        return decode_words(c.text, c.header.width, c.header.height)
 
 
 def _channel_index(shape: tuple[int, ...]) -> np.ndarray:
