@@ -1,4 +1,4 @@
-"""`python -m textboost.eval rd|report|strip ...`: RD evaluation, its report, visual strips.
+"""`python -m textboost.eval rd|report|strip|text ...`: RD, its report, strips, text fidelity.
 
 Bad arguments exit with status 2 and one line on stderr naming the problem.
 """
@@ -172,7 +172,166 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--zoom", type=int, default=2, help="integer magnification (default 2)")
     st.add_argument("--json", action="store_true", help="print panel figures as JSON")
+    _add_text_parser(sub)
     return p
+
+
+def _entrants(text: str) -> tuple[str, ...]:
+    from textboost.eval.text_eval import ENTRANTS
+
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("empty entrant list")
+    for n in names:
+        if n not in ENTRANTS:
+            raise argparse.ArgumentTypeError(
+                f'unknown entrant "{n}" (choose from {",".join(ENTRANTS)})'
+            )
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"entrant listed twice in {text!r}")
+    return names
+
+
+def _divisor_list(text: str) -> tuple[float, ...]:
+    try:
+        ds = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad divisor list {text!r}") from None
+    if not ds or any(d < 1 for d in ds):
+        raise argparse.ArgumentTypeError(f"divisors must be >= 1, got {text!r}")
+    return ds
+
+
+def _add_text_parser(sub) -> None:
+    from textboost.eval.budget import DOWNSCALE_DIVISORS
+    from textboost.eval.text_eval import DEFAULT_BPP, ENTRANTS, MAX_WORKERS
+
+    tx = sub.add_parser(
+        "text",
+        help="text fidelity: DET/E2E F1 and plate reads of decoded images at byte budgets",
+        description="Original, AVIF at equal bytes, the codec alone and TextBoost at "
+        "floor(bpp·W·H/8) bytes per image (text section included); the spotter reads each "
+        "decoded image and is scored against the ground truth (ICDAR 2015 protocol).",
+    )
+    tx.add_argument(
+        "--dataset",
+        type=Path,
+        action="append",
+        required=True,
+        help="folder of images with gt_<image>.txt (ICDAR 2015) or <image>.txt (OpenALPR); "
+        "repeatable",
+    )
+    tx.add_argument("--out", type=Path, required=True, help="result JSON to write")
+    tx.add_argument(
+        "--bpp",
+        type=_bpp_list,
+        default=DEFAULT_BPP,
+        help="comma list of target bpp (default: " + ",".join(map(str, DEFAULT_BPP)) + ")",
+    )
+    tx.add_argument(
+        "--entrants",
+        type=_entrants,
+        default=ENTRANTS,
+        help=f"comma list from {','.join(ENTRANTS)} (default: all)",
+    )
+    tx.add_argument(
+        "--avif-downscale",
+        type=_divisor_list,
+        default=DOWNSCALE_DIVISORS,
+        metavar="D1,D2,...",
+        help="AVIF downscale divisors (default "
+        + ",".join(f"{d:g}" for d in DOWNSCALE_DIVISORS)
+        + ")",
+    )
+    tx.add_argument("--limit", type=int, default=None, help="only the first N images of each set")
+    tx.add_argument(
+        "--grid", type=Path, default=None, help="crop-grid PNG (default: --out with .png)"
+    )
+    tx.add_argument(
+        "--grid-bpp",
+        type=_positive_float,
+        default=None,
+        help="target of the crop grid, one of --bpp (default: the one closest to 0.03)",
+    )
+    tx.add_argument("--grid-rows", type=int, default=8, help="rows of the crop grid (default 8)")
+    tx.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help=f"worker processes, 1..{MAX_WORKERS} (default 1)",
+    )
+    tx.add_argument("--json", action="store_true", help="print the summaries as JSON")
+
+
+def _run_text(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from tqdm import tqdm
+
+    from textboost.eval.text_eval import (
+        TRAINING_SETS,
+        TextEvalConfig,
+        pick_rows,
+        print_tables,
+        render_grid,
+        run_text_eval,
+        write_json,
+    )
+    from textboost.eval.text_gt import load_dataset
+
+    for d in args.dataset:
+        if not d.is_dir():
+            raise UsageError(f"--dataset: folder not found: {d}")
+        if d.name in TRAINING_SETS:
+            print(
+                f"warning: {d.name} is reserved for stage-2 training; its figures are not a "
+                "held-out evaluation",
+                file=sys.stderr,
+            )
+        try:
+            load_dataset(d, args.limit)
+        except (FileNotFoundError, ValueError) as exc:
+            raise UsageError(f"--dataset: {exc}") from None
+    if len({d.name for d in args.dataset}) != len(args.dataset):
+        raise UsageError("--dataset: two folders of the same name")
+    if args.out.suffix != ".json":
+        raise UsageError(f"--out must end in .json, got {args.out}")
+    if not args.out.parent.is_dir():
+        raise UsageError(f"--out: folder not found: {args.out.parent}")
+    grid_path = args.grid or args.out.with_suffix(".png")
+    if grid_path.suffix.lower() != ".png":
+        raise UsageError(f"--grid must end in .png, got {grid_path}")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    if args.grid_rows < 1:
+        raise UsageError(f"--grid-rows must be >= 1, got {args.grid_rows}")
+    try:
+        config = TextEvalConfig(
+            entrants=args.entrants,
+            bpp_targets=args.bpp,
+            avif_divisors=args.avif_downscale,
+            grid_bpp=args.grid_bpp,
+            workers=args.workers,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with tqdm(total=None, desc="text", unit="image", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int, message: str) -> None:
+            bar.total = total
+            bar.set_postfix_str(message, refresh=False)
+            bar.update(done - bar.n)
+
+        doc, crops = run_text_eval(args.dataset, config, args.limit, progress)
+    write_json(doc, args.out)
+    entrants = list(doc["entrants"])
+    render_grid(pick_rows(crops, args.grid_rows), entrants, config.grid_target).save(grid_path)
+    if args.json:
+        summary = {n: d["summary"] for n, d in doc["datasets"].items()}
+        print(json.dumps({"schema": doc["schema"], "datasets": summary}, indent=1))
+    else:
+        print_tables(doc)
+        Console().print(f"wrote {args.out} and {grid_path}")
+    return 0
 
 
 def _run_rd(args: argparse.Namespace) -> int:
@@ -320,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_rd(args)
         if args.command == "report":
             return _run_report(args)
+        if args.command == "text":
+            return _run_text(args)
         return _run_strip(args)
     except UsageError as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)

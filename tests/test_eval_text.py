@@ -1,0 +1,287 @@
+"""Text-fidelity evaluation: ground-truth parsing, the ICDAR 2015 matcher on hand-made cases
+with F1 worked out by hand, plate normalisation, and one small run of the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from textboost.eval.text_gt import GtWord, load_dataset, parse_icdar2015, parse_openalpr, read_gt
+from textboost.eval.text_match import (
+    Counts,
+    match_image,
+    normalise_plate,
+    plate_read,
+    transcription_match,
+)
+from textboost.text.words import Word
+
+SCENETEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenetext"
+
+
+def box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=float)
+
+
+def gt(x0, y0, x1, y1, text: str) -> GtWord:
+    return GtWord(box(x0, y0, x1, y1), text, text != "###")
+
+
+def det(x0, y0, x1, y1, text: str) -> Word:
+    return Word(box(x0, y0, x1, y1), text, 0.9)
+
+
+# -- matcher --------------------------------------------------------------------------------
+
+
+def test_det_and_e2e_with_dont_care_and_a_false_positive():
+    truth = [gt(0, 0, 10, 10, "HELLO"), gt(20, 0, 30, 10, "WORLD"), gt(40, 0, 50, 10, "###")]
+    dets = [
+        det(0, 0, 10, 10, "hello"),  # IoU 1, right text (case-insensitive)
+        det(20, 0, 30, 10, "W0RLD"),  # IoU 1, wrong text
+        det(41, 0, 50, 10, "xx"),  # 90/90 of its area inside ### -> ignored
+        det(60, 0, 70, 10, "junk"),  # nothing there -> false positive
+    ]
+    m = match_image(truth, dets)
+    assert m.ignored == (2,)
+    assert (m.det.tp, m.det.n_gt, m.det.n_det) == (2, 2, 3)
+    # DET: P = 2/3, R = 1, F1 = 2·(2/3)·1 / (5/3) = 0.8
+    assert m.det.precision == pytest.approx(2 / 3)
+    assert m.det.recall == 1.0
+    assert m.det.f1 == pytest.approx(0.8)
+    # E2E: P = 1/3, R = 1/2, F1 = 2·(1/6) / (5/6) = 0.4
+    assert m.e2e.tp == 1
+    assert m.e2e.f1 == pytest.approx(0.4)
+    assert m.pairs == ((0, 0, True), (1, 1, False))
+
+
+def test_half_inside_dont_care_is_not_ignored():
+    # exactly 50 % of the detection inside ### is not "more than half": a false positive
+    m = match_image([gt(0, 0, 10, 10, "###")], [det(5, 0, 15, 10, "x")])
+    assert m.ignored == ()
+    assert (m.det.tp, m.det.n_gt, m.det.n_det) == (0, 0, 1)
+    assert m.det.f1 == 0.0
+
+
+def test_one_to_one_duplicate_detection_is_a_false_positive():
+    m = match_image([gt(0, 0, 10, 10, "A1")], [det(0, 0, 10, 10, "A1"), det(0, 0, 10, 10, "A1")])
+    # P = 1/2, R = 1, F1 = 2/3 for both DET and E2E
+    assert m.det.f1 == pytest.approx(2 / 3)
+    assert m.e2e.f1 == pytest.approx(2 / 3)
+    assert m.pairs == ((0, 0, True),)
+
+
+def test_one_detection_over_two_words_matches_one():
+    truth = [gt(0, 0, 10, 10, "AB"), gt(10, 0, 20, 10, "CD")]
+    # IoU with AB = 100/120 > 0.5, with CD = 20/200: AB matched, CD missed
+    m = match_image(truth, [det(0, 0, 12, 10, "AB")])
+    assert (m.det.tp, m.det.n_gt, m.det.n_det) == (1, 2, 1)
+    assert m.det.f1 == pytest.approx(2 / 3)  # P 1, R 1/2
+
+
+def test_iou_threshold_is_strict():
+    truth = [gt(0, 0, 10, 10, "X")]
+    assert match_image(truth, [det(0, 0, 10, 5, "X")]).det.tp == 0  # IoU exactly 0.5
+    assert match_image(truth, [det(0, 0, 10, 6, "X")]).det.tp == 1  # IoU 0.6
+
+
+def test_polygon_iou_is_exact_for_rotated_quads():
+    diamond = GtWord(np.array([[5, 0], [10, 5], [5, 10], [0, 5]], float), "ROT")
+    # square 10x10 around the diamond: IoU 50/100 = 0.5 -> no match (strict)
+    assert match_image([diamond], [det(0, 0, 10, 10, "ROT")]).det.tp == 0
+    # square [1,9]²: intersection 50 - 4·1 = 46, union 50 + 64 - 46 = 68, IoU 0.676
+    assert match_image([diamond], [det(1, 1, 9, 9, "rot")]).e2e.tp == 1
+
+
+def test_no_detections_and_empty_counts():
+    m = match_image([gt(0, 0, 10, 10, "A")], [])
+    assert (m.det.precision, m.det.recall, m.det.f1) == (0.0, 0.0, 0.0)
+    total = Counts(1, 2, 3) + Counts(2, 2, 1)
+    assert (total.tp, total.n_gt, total.n_det) == (3, 4, 4)
+    assert total.f1 == pytest.approx(0.75)
+
+
+def test_transcription_match_rules():
+    assert transcription_match("Carpark", "CARPARK")
+    assert not transcription_match("Carpark", "Carpar")
+    assert transcription_match("[06]", "06")  # special first and last may be dropped
+    assert transcription_match("(06", "06")
+    assert transcription_match("EXIT", "ＥＸＩＴ")  # full-width forms (NFKC)
+    assert transcription_match("Café", "CAFÉ")
+    assert not transcription_match("06", "[06]")  # only the ground truth's may be dropped
+    assert transcription_match("Genaxis Theatre", "genaxis theatre")
+    assert not transcription_match("Genaxis Theatre", "GenaxisTheatre")
+
+
+# -- plates ---------------------------------------------------------------------------------
+
+
+def test_normalise_plate():
+    assert normalise_plate("m5-xsx ") == "M5XSX"
+    assert normalise_plate("AY0·9034") == "AY09034"
+    assert normalise_plate("ＡＢ１２") == "AB12"
+
+
+def test_plate_mode_ignores_unannotated_text():
+    plate = [gt(100, 100, 200, 140, "M5XSX")]
+    dets = [
+        det(100, 100, 200, 140, "M5-XSX"),  # the plate, read right
+        det(300, 300, 400, 340, "ABC123"),  # another car's plate: not annotated, ignored
+    ]
+    m = match_image(plate, dets, ignore_unannotated=True)
+    assert m.ignored == (1,)
+    assert m.det.f1 == 1.0 and m.e2e.f1 == 1.0
+    assert m.plate_read is True
+    # a box touching the plate with IoU 2000/6000 = 1/3 is a false positive: P 1/2, F1 2/3
+    m = match_image(plate, [*dets, det(150, 100, 250, 140, "SX")], ignore_unannotated=True)
+    assert m.det.f1 == pytest.approx(2 / 3)
+    # the same detections without plate mode: ABC123 is a false positive too, P = 1/3
+    assert match_image(plate, [*dets, det(150, 100, 250, 140, "SX")]).det.precision == 1 / 3
+
+
+def test_plate_read_from_split_detections_and_misreads():
+    plate = gt(100, 100, 200, 140, "M5XSX")
+    assert plate_read(plate, [det(150, 100, 200, 140, "XSX"), det(100, 100, 140, 140, "M5")])
+    assert not plate_read(plate, [det(100, 100, 200, 140, "M5XSK")])
+    assert not plate_read(plate, [det(300, 300, 400, 340, "M5XSX")])  # not on the plate
+    m = match_image([plate], [det(100, 100, 200, 140, "M5X5X")], ignore_unannotated=True)
+    assert m.det.tp == 1 and m.e2e.tp == 0 and m.plate_read is False
+
+
+# -- ground truth ---------------------------------------------------------------------------
+
+
+def test_parse_icdar2015_bom_crlf_commas_and_dont_care(tmp_path):
+    p = tmp_path / "gt_a.txt"
+    p.write_bytes(
+        "\ufeff377,117,463,117,465,130,378,130,Genaxis Theatre\r\n"
+        "1,2,3,4,5,6,7,8,a,b\r\n"
+        "\r\n"
+        "1,1,2,1,2,2,1,2,###\r\n".encode()
+    )
+    words = parse_icdar2015(p.read_text(encoding="utf-8-sig"))
+    assert [w.text for w in words] == ["Genaxis Theatre", "a,b", "###"]
+    assert [w.care for w in words] == [True, True, False]
+    np.testing.assert_array_equal(words[0].quad, [[377, 117], [463, 117], [465, 130], [378, 130]])
+    with pytest.raises(ValueError, match=r"gt_x.txt:2: expected 8 coordinates"):
+        parse_icdar2015("1,2,3,4,5,6,7,8,ok\n1,2,3,word\n", "gt_x.txt")
+    with pytest.raises(ValueError, match="not a number"):
+        parse_icdar2015("1,2,3,4,5,6,7,z,word\n")
+
+
+def test_parse_openalpr():
+    name, w = parse_openalpr("eu1.jpg\t396\t340\t203\t46\tM5XSX\n")
+    assert name == "eu1.jpg" and w.text == "M5XSX" and w.care
+    np.testing.assert_array_equal(w.quad, [[396, 340], [599, 340], [599, 386], [396, 386]])
+    with pytest.raises(ValueError, match="TAB-separated"):
+        parse_openalpr("eu1.jpg 396 340 203 46 M5XSX")
+
+
+def test_load_dataset_pairs_images_with_either_format(tmp_path):
+    img = Image.new("RGB", (32, 16))
+    for name in ("a.jpg", "b.png", "c.png"):
+        img.save(tmp_path / name)
+    (tmp_path / "gt_a.txt").write_text("0,0,8,0,8,8,0,8,hi\n", encoding="utf-8-sig")
+    (tmp_path / "b.txt").write_text("b.png\t1\t2\t3\t4\tAB12\n")
+    images, skipped = load_dataset(tmp_path)
+    assert [(g.image.name, g.kind) for g in images] == [("a.jpg", "icdar2015"), ("b.png", "plate")]
+    assert skipped == ["c.png"]
+    assert len(load_dataset(tmp_path, limit=1)[0]) == 1
+    (tmp_path / "b.txt").write_text("other.png\t1\t2\t3\t4\tAB12\n")
+    with pytest.raises(ValueError, match=r"annotates 'other\.png'"):
+        read_gt(tmp_path / "b.png")
+
+
+def test_real_ground_truth_files():
+    icdar = SCENETEXT / "icdar2015_mmocr_toy" / "img_1.jpg"
+    plate = SCENETEXT / "openalpr_eu" / "eu1.jpg"
+    if not icdar.is_file() or not plate.is_file():
+        pytest.skip("shared scene-text data not present")
+    g = read_gt(icdar)
+    assert g is not None and g.kind == "icdar2015"
+    assert len(g.words) == 7 and len(g.care_words) == 4
+    assert g.words[0].text == "Genaxis Theatre"
+    p = read_gt(plate)
+    assert p is not None and p.kind == "plate" and p.words[0].text == "M5XSX"
+
+
+# -- the CLI end to end ---------------------------------------------------------------------
+
+
+def _small_set(tmp_path: Path) -> Path | None:
+    """A 1-image ICDAR set cropped from img_1 (the "Carpark" sign), so the run is quick."""
+    src = SCENETEXT / "icdar2015_mmocr_toy" / "img_1.jpg"
+    if not src.is_file():
+        return None
+    x0, y0, x1, y1 = 352, 96, 608, 224
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    Image.open(src).convert("RGB").crop((x0, y0, x1, y1)).save(folder / "img_1.png")
+    g = read_gt(src)
+    assert g is not None
+    lines = []
+    for w in g.words:
+        q = w.quad - [x0, y0]
+        if q.min() >= 0 and q[:, 0].max() <= x1 - x0 and q[:, 1].max() <= y1 - y0:
+            lines.append(",".join(str(int(v)) for v in q.ravel()) + "," + w.text)
+    (folder / "gt_img_1.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.mark.slow
+def test_cli_text_end_to_end(tmp_path, capsys):
+    from textboost.eval.cli import main
+
+    folder = _small_set(tmp_path)
+    if folder is None:
+        pytest.skip("shared scene-text data not present")
+    out = tmp_path / "r.json"
+    rc = main(
+        [
+            "text",
+            "--dataset",
+            str(folder),
+            "--out",
+            str(out),
+            "--bpp",
+            "0.3",
+            "--avif-downscale",
+            "1,2",
+            "--limit",
+            "1",
+        ]
+    )
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "textboost-eval-text/1"
+    assert (
+        doc["run"]["machine"]["logical_cores"] and "rapidocr-onnxruntime" in doc["run"]["versions"]
+    )
+    summary = doc["datasets"]["toy"]["summary"]
+    assert {"original", "avif", "codec"} <= set(summary)
+    orig = summary["original"][0]
+    assert orig["det"]["n_gt"] >= 1 and orig["det"]["recall"] > 0
+    for name in set(summary) - {"original"}:
+        row = summary[name][0]
+        assert row["target_bpp"] == 0.3 and row["n_fit"] == 1
+        assert row["bpp"] <= 0.3
+        pt = doc["datasets"]["toy"]["images"][0]["entrants"][name]["points"][0]
+        assert pt["bytes"] <= pt["budget_bytes"] == int(0.3 * 256 * 128 / 8)
+    if "textboost" in summary:
+        assert summary["textboost"][0]["text_bytes"] > 0
+    grid = Image.open(out.with_suffix(".png"))
+    assert grid.width > 300 and grid.height > 60
+    assert "E2E P/R/F1" in capsys.readouterr().out
+
+
+def test_cli_text_rejects_bad_arguments(tmp_path, capsys):
+    from textboost.eval.cli import main
+
+    assert main(["text", "--dataset", str(tmp_path / "nope"), "--out", "x.json"]) == 2
+    assert "folder not found" in capsys.readouterr().err
+    assert main(["text", "--dataset", str(tmp_path), "--out", str(tmp_path / "x.json")]) == 2
+    assert "no annotated images" in capsys.readouterr().err
