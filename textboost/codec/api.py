@@ -118,13 +118,24 @@ class Codec:
         fusion: bool | None = None,
         spotter: Spotter | None = None,
         text_filter: TextFilter | None = None,
+        onnx_dir: str | Path | None = None,
     ) -> Codec:
         """Load a model file (None: the shipped default); never touches the network.
 
         ``fusion``: None loads the fusion block shipped beside the model if there is one,
         True requires it (FileNotFoundError naming the file), False leaves it out.
+        ``backend``: torch, onnxruntime or tensorrt; the last two run the graphs of
+        ``python -m export onnx`` from ``onnx_dir`` (default: the cache folder of the
+        model id) and never import torch.
         """
         model = ModelFile.load(path)
+        if backend != "torch":
+            from textboost.codec.backends import load_backend
+
+            transforms, block = load_backend(
+                model, backend, device, onnx_dir=onnx_dir, fusion=fusion
+            )
+            return cls(model, transforms, block, spotter, text_filter)
         block = None
         if fusion is not False:
             from textboost.fusion.runtime import fusion_path, load_fusion
@@ -320,9 +331,12 @@ class Codec:
         from textboost.text.render import render_guidance
 
         words = decode_words(Container.parse(data).text, hd.width, hd.height)
+        guidance = render_guidance(words, hd.width, hd.height)
+        if hasattr(self.fusion, "fuse"):  # an exported block (textboost.codec.exported)
+            return self.fusion.fuse(out, guidance)
         from textboost.fusion.runtime import apply_fusion
 
-        return apply_fusion(self.fusion, out, render_guidance(words, hd.width, hd.height))
+        return apply_fusion(self.fusion, out, guidance)
 
     def words(self, data: bytes) -> list[Word]:
         """The words a stream carries (its text section), in image pixels."""

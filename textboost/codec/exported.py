@@ -1,0 +1,220 @@
+"""Exported transform graphs on disk (ONNX, TensorRT engines): where they live and what they are.
+
+``python -m export onnx`` writes, into one folder per model:
+
+    sender.onnx       g_a + h_a:  x (1, 3, H, W) float32 in [0, 1] → y (1, M, H/16, W/16),
+                                  z (1, Cz, H/64, W/64)
+    receiver.onnx     g_s:        y_hat (1, M, h, w) → x_hat (1, 3, 16h, 16w), unclipped
+    fusion.onnx       the fusion block (only when its weights exist beside the model):
+                                  x (1, 3, H, W), g (1, 1, H, W) in [0, 1] → fused, unclipped
+    textboost-onnx.json   format, model id, opset, exporter, SHA-256 of each graph, parity
+
+The default folder is keyed by the model id (:func:`default_onnx_dir`), so graphs of one
+model are never used with another; the metadata's model id is checked on load all the
+same (a folder given by hand). This module is numpy + onnxruntime only: the edge sender
+loads it without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "FUSION_STRIPE_HALO",
+    "FUSION_STRIPE_ROWS",
+    "META_FILE",
+    "ONNX_FORMAT",
+    "BackendUnavailable",
+    "ExportError",
+    "OnnxFusion",
+    "cache_root",
+    "default_onnx_dir",
+    "export_command",
+    "fusion_weights_path",
+    "ort_providers",
+    "ort_session",
+    "read_export",
+    "sha256_file",
+]
+
+ONNX_FORMAT = "textboost-onnx/1"
+META_FILE = "textboost-onnx.json"
+GRAPHS = {"sender": "sender.onnx", "receiver": "receiver.onnx", "fusion": "fusion.onnx"}
+# As textboost.fusion.runtime.apply_fusion (which imports torch, so not imported here):
+# the result does not depend on the stripes; they only bound the memory.
+FUSION_STRIPE_ROWS = 256
+FUSION_STRIPE_HALO = 8
+
+
+class BackendUnavailable(RuntimeError):
+    """The chosen backend's runtime is not installed here (the message says which)."""
+
+
+class ExportError(FileNotFoundError):
+    """Exported graphs missing, stale, for another model, or unreadable."""
+
+
+def cache_root() -> Path:
+    """``$TEXTBOOST_CACHE``, else ``$XDG_CACHE_HOME/textboost``, else ``~/.cache/textboost``."""
+    env = os.environ.get("TEXTBOOST_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "textboost"
+
+
+def default_onnx_dir(model_id: bytes) -> Path:
+    """Where ``python -m export onnx`` writes a model's graphs unless told: keyed by its id."""
+    return cache_root() / "onnx" / model_id.hex()
+
+
+def export_command(model_path: str | Path | None, out: str | Path | None = None) -> str:
+    cmd = "python -m export onnx"
+    if model_path is not None:
+        cmd += f" --model {model_path}"
+    if out is not None:
+        cmd += f" --out {out}"
+    return cmd
+
+
+def fusion_weights_path(model_path: str | Path) -> Path:
+    """``<stem>.fusion.safetensors`` beside the model: the rule of
+    ``textboost.fusion.runtime.fusion_path``, restated because that module imports torch."""
+    p = Path(model_path)
+    return p.with_name(p.name.removesuffix(".safetensors") + ".fusion.safetensors")
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_export(
+    onnx_dir: str | Path, model_id: bytes, model_path: str | Path | None = None
+) -> dict:
+    """The metadata of an export folder, checked against the model; graph paths resolved.
+
+    Raises :class:`ExportError` naming the missing or wrong file and the command that
+    (re)writes it. Checksums of the graphs are verified here, so a truncated or replaced
+    file is refused before a session is built from it.
+    """
+    d = Path(onnx_dir)
+    cmd = export_command(model_path, d)
+    meta_path = d / META_FILE
+    if not meta_path.is_file():
+        raise ExportError(f"{meta_path}: no exported ONNX graphs for this model; run `{cmd}`")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ExportError(f"{meta_path}: unreadable export metadata ({e}); run `{cmd}`") from e
+    if not isinstance(meta, dict) or meta.get("format") != ONNX_FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else None
+        raise ExportError(f"{meta_path}: format {got!r}, expected {ONNX_FORMAT!r}; run `{cmd}`")
+    if meta.get("model_id") != model_id.hex():
+        raise ExportError(
+            f"{meta_path}: graphs exported from model {meta.get('model_id')}, this model is "
+            f"{model_id.hex()}; run `{cmd}`"
+        )
+    files = {}
+    for role, entry in (meta.get("graphs") or {}).items():
+        p = d / entry["file"]
+        if not p.is_file():
+            raise ExportError(f"{p}: {role} graph missing; run `{cmd}`")
+        if sha256_file(p) != entry.get("sha256"):
+            raise ExportError(f"{p}: checksum mismatch (corrupt or replaced); run `{cmd}`")
+        files[role] = p
+    for role in ("sender", "receiver"):
+        if role not in files:
+            raise ExportError(f"{d / GRAPHS[role]}: {role} graph not in the export; run `{cmd}`")
+    meta["paths"] = files
+    return meta
+
+
+def ort_providers(device: str = "cpu") -> list:
+    """Execution providers for a device: "cpu", "cuda[:N]", or "auto" (CUDA when present)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "auto":
+        device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda" or device.startswith("cuda:"):
+        if "CUDAExecutionProvider" not in available:
+            raise RuntimeError(
+                f"device {device!r}: onnxruntime has no CUDAExecutionProvider (install "
+                f"onnxruntime-gpu; on Jetson, NVIDIA's JetPack build); it has {available}"
+            )
+        idx = int(device.partition(":")[2] or 0)
+        return [("CUDAExecutionProvider", {"device_id": idx}), "CPUExecutionProvider"]
+    raise ValueError(f"device {device!r}: expected cpu, cuda, cuda:N or auto")
+
+
+def ort_session(path: Path, providers: list, threads: int | None = None):
+    """An ONNX Runtime session; an unreadable graph raises ExportError naming the file."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads is None and os.environ.get("TEXTBOOST_ORT_THREADS"):
+        threads = int(os.environ["TEXTBOOST_ORT_THREADS"])
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own exception types (InvalidGraph, ...)
+        raise ExportError(f"{path}: ONNX Runtime cannot load it ({e})") from e
+
+
+class OnnxFusion:
+    """The fusion block on ONNX Runtime: ``fuse(decoded, guidance)`` is
+    ``textboost.fusion.runtime.apply_fusion(block, decoded, guidance)`` for the exported block.
+
+    ``run(x, g)`` computes the unclipped (1, 3, H, W) output of float (1, 3, H, W) and
+    (1, 1, H, W) inputs; another backend (TensorRT) can supply it.
+    """
+
+    def __init__(self, run, model_id: str | None = None) -> None:
+        self.run = run
+        self.model_id = model_id
+
+    @classmethod
+    def from_session(cls, session, model_id: str | None = None) -> OnnxFusion:
+        names = [i.name for i in session.get_inputs()]
+
+        def run(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+            return session.run(None, {names[0]: x, names[1]: g})[0]
+
+        return cls(run, model_id)
+
+    def fuse(self, decoded: np.ndarray, guidance: np.ndarray | None = None) -> np.ndarray:
+        if decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.dtype != np.uint8:
+            raise ValueError(f"decoded image {decoded.shape} {decoded.dtype}, expected HxWx3 uint8")
+        h, w = decoded.shape[:2]
+        if guidance is None:
+            guidance = np.zeros((h, w), np.float32)
+        g = np.asarray(guidance, dtype=np.float32)
+        if g.ndim == 3 and g.shape[2] in (1, 3):
+            g = g.mean(axis=2) if g.shape[2] == 3 else g[:, :, 0]
+        if g.shape != (h, w):
+            raise ValueError(f"guidance of shape {g.shape}, expected ({h}, {w})")
+        x = (decoded.astype(np.float32) / np.float32(255)).transpose(2, 0, 1)[None]
+        gt = np.clip(g, 0.0, 1.0)[None, None]
+        out = np.empty_like(decoded)
+        rows, halo = FUSION_STRIPE_ROWS, FUSION_STRIPE_HALO
+        for y0 in range(0, h, rows):
+            y1 = min(h, y0 + rows)
+            a, b = max(0, y0 - halo), min(h, y1 + halo)
+            xs = np.ascontiguousarray(x[:, :, a:b])
+            y = self.run(xs, np.ascontiguousarray(gt[:, :, a:b]))[0, :, y0 - a : y1 - a]
+            out[y0:y1] = (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+        return out
+
+    __call__ = fuse
