@@ -89,3 +89,25 @@ def test_every_bit_flip_raises_a_named_error(data):
 def test_trailing_garbage():
     with pytest.raises(BitstreamError, match="trailer"):
         Container.parse(_container().to_bytes() + b"\x00")
+
+
+def test_bundle_sections_round_trip_for_every_prefix():
+    """to_sections: header and text as a .tbx of their own, z, y groups (class = index);
+    from_sections rebuilds the container from any in-order prefix."""
+    c = Container(Header(MID, 96, 64, 1000, 4), b"STOP", b"z" * 30, (b"a" * 60, b"b" * 90, b"c"))
+    sections = c.to_sections()
+    assert sections[1:] == [c.z, *c.groups]
+    assert Container.parse(sections[0]) == Container(c.header, c.text)
+    assert Container.from_sections(sections) == c
+    for k in range(len(c.groups) + 1):
+        prefix = sections[: Container.IMAGE_SECTIONS + k]
+        assert Container.from_sections(prefix) == c.truncated(k)
+        assert Container.groups_in(len(prefix)) == k
+    assert Container.from_sections(sections[:1]).z == b""
+    assert Container.groups_in(1) == Container.groups_in(0) == 0
+    with pytest.raises(BitstreamError):
+        Container.from_sections([b"garbage", c.z])
+    with pytest.raises(BitstreamError, match="y groups"):
+        Container.from_sections([*sections, b"extra", b"more"])
+    with pytest.raises(ValueError, match="no bundle sections"):
+        Container.from_sections([])

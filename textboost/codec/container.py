@@ -20,14 +20,23 @@ the missing groups, so a link can deliver an image progressively. Every byte cou
 
 Anything malformed raises :class:`BitstreamError`, whose message names the section and
 what was expected.
+
+On a link a container travels as a protocol bundle of sections, numbered as
+:class:`SectionKind`: section 0 is the header and text (a `.tbx` of its own, so it parses
+and carries the header CRC), section 1 the z stream, section 2 + k y group k + 1.
+:meth:`Container.to_sections` makes them and :meth:`Container.from_sections` rebuilds a
+container from any in-order prefix; a prefix of :attr:`Container.IMAGE_SECTIONS` or more
+decodes to an image.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
+from typing import ClassVar
 
 __all__ = [
     "FORMAT_VERSION",
@@ -51,6 +60,9 @@ class BitstreamError(ValueError):
 
 
 class SectionKind(IntEnum):
+    """Section numbers, in the container and in its protocol bundle alike (where section
+    TEXT also carries the header)."""
+
     TEXT = 0
     Z = 1
     Y = 2  # y group i is section Y + i
@@ -103,6 +115,10 @@ class Container:
     z: bytes = b""
     groups: tuple[bytes, ...] = field(default_factory=tuple)
 
+    # Bundle sections before the first y group: header and text, z. A prefix this long
+    # decodes to an image; a shorter one carries the header and text only.
+    IMAGE_SECTIONS: ClassVar[int] = int(SectionKind.Y)
+
     def __post_init__(self) -> None:
         if len(self.groups) > self.header.n_groups:
             raise ValueError(
@@ -113,6 +129,38 @@ class Container:
     @property
     def sections(self) -> list[bytes]:
         return [self.text, self.z, *self.groups]
+
+    def to_sections(self) -> list[bytes]:
+        """The protocol bundle's sections: the header and text as a `.tbx` of their own,
+        then z, then each y group (priority class = section index, decoding order)."""
+        head = Container(header=self.header, text=self.text).to_bytes()
+        return [head, self.z, *self.groups]
+
+    @classmethod
+    def from_sections(cls, sections: Sequence[bytes]) -> Container:
+        """Rebuild a container from an in-order prefix of :meth:`to_sections`: the header
+        and text, z if section 1 arrived (else empty), and the y groups that arrived.
+
+        Raises:
+            BitstreamError: section 0 is not a valid header/text container, or more groups
+                arrived than the header allows.
+            ValueError: no sections.
+        """
+        if not sections:
+            raise ValueError("no bundle sections (header and text missing)")
+        head = cls.parse(sections[SectionKind.TEXT])
+        groups = tuple(sections[SectionKind.Y :])
+        if len(groups) > head.header.n_groups:
+            raise BitstreamError(
+                f"bundle: {len(groups)} y groups but the header says {head.header.n_groups}"
+            )
+        z = sections[SectionKind.Z] if len(sections) > SectionKind.Z else b""
+        return cls(header=head.header, text=head.text, z=z, groups=groups)
+
+    @classmethod
+    def groups_in(cls, n_sections: int) -> int:
+        """How many y groups a bundle prefix of ``n_sections`` sections holds."""
+        return max(0, n_sections - SectionKind.Y)
 
     def truncated(self, n_groups: int) -> Container:
         """The same image with only the first ``n_groups`` y groups (progressive delivery)."""

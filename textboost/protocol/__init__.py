@@ -29,7 +29,14 @@ from textboost.protocol.events import (
     ReceiverGaveUp,
     SectionDelivered,
 )
-from textboost.protocol.frames import Frame, FrameType, decode_frame, encode_frame
+from textboost.protocol.frames import (
+    Frame,
+    FrameInfo,
+    FrameType,
+    decode_frame,
+    encode_frame,
+    frame_info,
+)
 from textboost.protocol.receiver import Receiver
 from textboost.protocol.records import (
     ReceiverBundleRecord,
@@ -51,6 +58,7 @@ __all__ = [
     "Event",
     "Frame",
     "FrameError",
+    "FrameInfo",
     "FrameType",
     "LinkConfig",
     "LocalProtocolError",
@@ -67,5 +75,6 @@ __all__ = [
     "StreamDeframer",
     "decode_frame",
     "encode_frame",
+    "frame_info",
     "slip_encode",
 ]

@@ -42,12 +42,14 @@ __all__ = [
     "Descriptor",
     "Flag",
     "Frame",
+    "FrameInfo",
     "FrameType",
     "NakRange",
     "decode_frame",
     "decode_nak",
     "encode_frame",
     "encode_nak",
+    "frame_info",
 ]
 
 MAX_SECTIONS = 255  # sections 0..254 per bundle
@@ -167,6 +169,23 @@ def decode_frame(data: bytes, config: LinkConfig) -> Frame:
         flags=Flag(flags),
         payload=body[HEADER_BYTES:],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FrameInfo:
+    """What a driver may want to know of a frame its end just sent (for timing and
+    accounting), without knowing the frame layout."""
+
+    type: FrameType
+    bundle_id: int
+    retransmission: bool  # DATA/PARITY/EOF re-sent: carries nothing new
+
+
+def frame_info(data: bytes) -> FrameInfo:
+    """The header fields of a frame :func:`encode_frame` made at this end (the sender's
+    own output: no FCS or tag check; use :func:`decode_frame` for received frames)."""
+    type_flags, bundle_id, _, _ = _HEADER.unpack_from(data)
+    return FrameInfo(FrameType(type_flags >> 4), bundle_id, bool(type_flags & Flag.RETX))
 
 
 # --- varints (unsigned LEB128), for descriptors and NAK ranges -----------------------------
