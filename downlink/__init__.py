@@ -3,6 +3,5 @@ of whatever arrived (partial images too), PNG outputs and metrics; a UDP receive
 trials."""
 
 from downlink.node import BundleResult, DownlinkNode, psnr_db
-from downlink.reassembly import join_sections
 
-__all__ = ["BundleResult", "DownlinkNode", "join_sections", "psnr_db"]
+__all__ = ["BundleResult", "DownlinkNode", "psnr_db"]

@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from textboost.protocol.options import (
+from textboost.cli import (
     OneLineArgumentParser,
     add_link_arguments,
     config_from_args,
@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = "python -m downlink"
-    from downlink.node import DownlinkNode, load_default_codec
+    from downlink.node import DownlinkNode
     from downlink.udp import UdpDownlink
+    from textboost.codec.loader import CodecLoader
 
     try:
         config = config_from_args(args)
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             config,
             out_dir=args.out,
             references=references,
-            codec_factory=None if args.no_decode else load_default_codec,
+            codec_factory=None if args.no_decode else CodecLoader(),
         )
         link = UdpDownlink(node, (args.bind, args.port))
     except (ValueError, OSError) as exc:

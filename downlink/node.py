@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from downlink.reassembly import join_sections
-from textboost.codec.container import BitstreamError
-from textboost.codec.image import psnr_db
+from textboost.codec.container import BitstreamError, Container
+from textboost.codec.image import load_image, psnr_db
+from textboost.codec.loader import CodecLoader
 from textboost.protocol import BundleDelivered, Event, LinkConfig, Receiver, SectionDelivered
 
 __all__ = ["BundleResult", "DownlinkNode", "psnr_db"]
@@ -47,11 +47,7 @@ class BundleResult:
     error: str | None = None
 
 
-def load_default_codec() -> Any:
-    """The shipped codec (imports torch or the ONNX backend on first call)."""
-    from textboost import Codec
-
-    return Codec.load()
+_SHIPPED = object()  # codec_factory default: the shipped model, through a CodecLoader
 
 
 class DownlinkNode:
@@ -59,8 +55,8 @@ class DownlinkNode:
     config: the link protocol configuration (equal to the sender's).
     out_dir: where PNGs, reassembled `.tbx` files and ``metrics.jsonl`` go (None: no files).
     references: original image (file or HxWx3 uint8 array) per bundle id, for PSNR.
-    codec_factory: builds the decoder on first use (default ``Codec.load``); None
-        reassembles without decoding.
+    codec_factory: a :class:`CodecLoader` or a callable that builds the decoder on first
+        use (default: the shipped model); None reassembles without decoding.
     defer_decode: queue complete bundles for :meth:`decode_pending` instead of decoding
         inside :meth:`receive` (a field driver sends the FIN first, then decodes).
     """
@@ -71,7 +67,7 @@ class DownlinkNode:
         *,
         out_dir: str | Path | None = None,
         references: Mapping[int, str | Path | np.ndarray] | None = None,
-        codec_factory: Callable[[], Any] | None = load_default_codec,
+        codec_factory: CodecLoader | Callable[[], Any] | None = _SHIPPED,  # type: ignore[assignment]
         defer_decode: bool = False,
     ) -> None:
         self.receiver = Receiver(config)
@@ -81,8 +77,11 @@ class DownlinkNode:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.references = dict(references or {})
-        self._codec_factory = codec_factory
-        self._codec: Any = None
+        if codec_factory is _SHIPPED:
+            codec_factory = CodecLoader()
+        elif codec_factory is not None and not isinstance(codec_factory, CodecLoader):
+            codec_factory = CodecLoader(factory=codec_factory)
+        self.loader: CodecLoader | None = codec_factory
         self.results: dict[int, BundleResult] = {}
         self._prefix: dict[int, list[bytes]] = {}
 
@@ -163,7 +162,7 @@ class DownlinkNode:
             complete=complete,
             sections_delivered=len(sections),
             n_sections=len(sections) if complete else n,
-            groups_delivered=max(0, len(sections) - 2),
+            groups_delivered=Container.groups_in(len(sections)),
             bytes_delivered=sum(map(len, sections)),
             time_s=now,
         )
@@ -181,7 +180,7 @@ class DownlinkNode:
                 f.write(json.dumps(asdict(res)) + "\n")
 
     def _decode(self, res: BundleResult, sections: list[bytes]) -> None:
-        container = join_sections(sections)
+        container = Container.from_sections(sections)
         h = container.header
         res.width, res.height, res.text_bytes = h.width, h.height, len(container.text)
         stem = f"bundle_{res.bundle_id:05d}"
@@ -189,14 +188,12 @@ class DownlinkNode:
         if self.out_dir is not None:
             res.tbx_path = str(self.out_dir / f"{stem}.tbx")
             Path(res.tbx_path).write_bytes(data)
-        if len(sections) < 2:
+        if len(sections) < Container.IMAGE_SECTIONS:
             res.error = "z never arrived: text only, no image"
             return
-        if self._codec_factory is None:
+        if self.loader is None:
             return
-        if self._codec is None:
-            self._codec = self._codec_factory()
-        img = np.asarray(self._codec.decode(data))
+        img = np.asarray(self.loader().decode(data))
         res.decoded = True
         if self.out_dir is not None:
             from PIL import Image
@@ -207,7 +204,4 @@ class DownlinkNode:
         if isinstance(ref, np.ndarray):
             res.psnr_db = psnr_db(ref, img)
         elif ref is not None:
-            from PIL import Image
-
-            with Image.open(ref) as im:
-                res.psnr_db = psnr_db(np.asarray(im.convert("RGB")), img)
+            res.psnr_db = psnr_db(load_image(ref), img)

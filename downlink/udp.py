@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from downlink.node import DownlinkNode
+from textboost.field import wait_and_fire
 
 __all__ = ["UdpDownlink"]
 
@@ -40,6 +41,7 @@ class UdpDownlink:
         self.sock.bind(bind)
         self.sock.setblocking(False)
         self.peer: tuple[str, int] | None = None
+        self._last_rx_s: float | None = None  # when the latest datagram came (run time)
         self.send_errors = 0
 
     @property
@@ -70,7 +72,7 @@ class UdpDownlink:
             The run time in seconds.
         """
         t0 = self.clock()
-        last_rx: float | None = None
+        self._last_rx_s = None
         decoding: list[Future] = []
         with selectors.DefaultSelector() as sel, ThreadPoolExecutor(1) as worker:
             sel.register(self.sock, selectors.EVENT_READ)
@@ -83,19 +85,12 @@ class UdpDownlink:
                     break
                 if now >= timeout_s:
                     break
+                last_rx = self._last_rx_s
                 idle = last_rx is not None and idle_timeout_s is not None
                 if idle and now - last_rx >= idle_timeout_s:
                     break
-                wait = TICK_S
-                timer = self.node.next_timer()
-                if timer is not None:
-                    wait = max(0.0, min(wait, timer - now))
-                if sel.select(wait):
-                    last_rx = self._drain(t0)
-                now = self.clock() - t0
-                timer = self.node.next_timer()
-                if timer is not None and timer <= now:
-                    self.node.handle_timeout(now)
+                now = wait_and_fire(sel, self.node, lambda: self.clock() - t0, TICK_S,
+                                    lambda: self._drain(t0))
                 self._flush(now)
             for f in decoding:
                 f.result()  # re-raise a decode worker's error here
@@ -103,16 +98,17 @@ class UdpDownlink:
         self.node.finish(now)
         return now
 
-    def _drain(self, t0: float) -> float:
-        now = self.clock() - t0
+    def _drain(self, t0: float) -> None:
+        """Hand every waiting datagram to the node; note when the last one came."""
+        self._last_rx_s = self.clock() - t0
         while True:
             try:
                 data, addr = self.sock.recvfrom(65535)
             except BlockingIOError:
-                return now
+                return
             except OSError:
                 continue
-            now = self.clock() - t0
+            self._last_rx_s = now = self.clock() - t0
             self.peer = addr
             self.node.receive(data, now)
 

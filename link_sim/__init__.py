@@ -5,8 +5,9 @@ sessions) drive the real ``uplink``/``downlink`` nodes and the sans-IO packet pr
 ``python -m link_sim SCENARIO.yaml`` runs a scenario and writes its report.
 """
 
-from link_sim.mission import ImageRecord, Mission, MissionResult
+from link_sim.mission import Mission
+from link_sim.records import ImageTrace, MissionResult
 from link_sim.scenario import Scenario, ScenarioError, load_scenario
 
-__all__ = ["ImageRecord", "Mission", "MissionResult", "Scenario", "ScenarioError",
+__all__ = ["ImageTrace", "Mission", "MissionResult", "Scenario", "ScenarioError",
            "load_scenario"]

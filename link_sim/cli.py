@@ -88,7 +88,7 @@ def _codec(args: argparse.Namespace) -> CodecService:
     codec = CodecService(args.cache, synthetic=args.synthetic)
     if not args.synthetic:
         try:
-            codec.model_id  # noqa: B018 - loads the codec now, so a missing one fails early
+            codec.codec  # noqa: B018 - loads the codec now, so a missing one fails early
         except Exception as exc:
             raise SystemExit(
                 f"error: the textboost codec is not usable here ({type(exc).__name__}: {exc}); "

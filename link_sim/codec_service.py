@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from downlink.node import psnr_db
 from link_sim.payloads import SYNTHETIC_MODEL_ID, synthetic_container
+from textboost.codec.image import load_image, psnr_db
+from textboost.codec.loader import CodecLoader
+from textboost.codec.rate import RatePolicy, budget_bytes
 from uplink.cache import EncodeCache
-from uplink.encode import ByteBudget, EncodePipeline, FixedBpp, FixedRate, load_image
+from uplink.encode import EncodePipeline
 
 __all__ = ["CachedDecoder", "CodecService", "SyntheticCodec"]
 
@@ -44,16 +46,17 @@ class SyntheticCodec:
         self, img: np.ndarray, *, bpp: float | None = None, max_bytes: int | None = None
     ) -> bytes:
         h, w = img.shape[:2]
-        n = max_bytes if max_bytes is not None else int((bpp or 0.0) * w * h / 8)
+        n = max_bytes if max_bytes is not None else budget_bytes(bpp or 0.0, w, h)
         key = hashlib.sha256(img.tobytes()).digest() + str(n).encode()
         return synthetic_container(key, w, h, n)
 
 
 class CachedDecoder:
-    """``decode(data)`` as the codec's, answered from memory or disk when seen before."""
+    """``decode(data)`` as the codec's, answered from memory or disk when seen before
+    (the codec is loaded on the first miss)."""
 
-    def __init__(self, codec: Any, cache_dir: Path) -> None:
-        self.codec = codec
+    def __init__(self, loader: CodecLoader, cache_dir: Path) -> None:
+        self.loader = loader
         self.cache_dir = cache_dir
         self.misses = 0
         self._memory: dict[str, np.ndarray] = {}
@@ -73,7 +76,7 @@ class CachedDecoder:
             img = load_image(path)
         else:
             self.misses += 1
-            img = np.asarray(self.codec.decode(data), dtype=np.uint8)
+            img = np.asarray(self.loader().decode(data), dtype=np.uint8)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{id(self)}.part.png")
             Image.fromarray(img).save(tmp)
@@ -94,21 +97,23 @@ class CodecService:
         self._quality: dict[tuple[Path, bytes], float] = {}
         self._sizes: dict[Path, tuple[int, int]] = {}
         self.encodes = 0  # encoder runs (cache misses), for the summary and the benchmark
+        self.loader = (
+            CodecLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
+            if synthetic
+            else CodecLoader()
+        )
 
-    @cached_property
+    @property
     def codec(self) -> Any:
-        if self.synthetic:
-            return SyntheticCodec()
-        from textboost import Codec
-
-        return Codec.load()
+        """The codec (loaded on first use)."""
+        return self.loader()
 
     @cached_property
     def decoder(self) -> CachedDecoder | None:
         """None for synthetic payloads (nothing can decode them)."""
         if self.synthetic:
             return None
-        return CachedDecoder(self.codec, self.cache_dir / "decoded")
+        return CachedDecoder(self.loader, self.cache_dir / "decoded")
 
     @property
     def decodes(self) -> int:
@@ -116,7 +121,7 @@ class CodecService:
 
     @property
     def model_id(self) -> bytes:
-        return self.codec.model_id
+        return self.loader.model_id
 
     @property
     def name(self) -> str:
@@ -147,28 +152,11 @@ class CodecService:
             self._quality[key] = psnr_db(self.reference(path), img)
         return self._quality[key], self.decoder.path_of(data)
 
-    def encode(
-        self,
-        path: Path,
-        *,
-        rate: float | None = None,
-        bpp: float | None = None,
-        max_bytes: int | None = None,
-    ) -> bytes:
+    def encode(self, path: Path, policy: RatePolicy) -> bytes:
         """Raises: ``textboost.codec.api.BudgetError`` when no stream fits the budget."""
-        if sum(x is not None for x in (rate, bpp, max_bytes)) != 1:
-            raise ValueError("encode needs exactly one of rate, bpp or max_bytes")
-        policy: FixedRate | FixedBpp | ByteBudget
-        if rate is not None:
-            policy = FixedRate(rate)
-        elif bpp is not None:
-            policy = FixedBpp(bpp)
-        else:
-            policy = ByteBudget(int(max_bytes or 0))
         key = (path, policy.settings)
         if key not in self._encoded:
-            pipeline = EncodePipeline(policy, self._encode_cache, lambda: self.codec)
-            enc = pipeline.encode(path)
+            enc = EncodePipeline(policy, self._encode_cache, self.loader).encode(path)
             self.encodes += not enc.cached
             self._encoded[key] = enc.data
         return self._encoded[key]

@@ -20,7 +20,7 @@ import numpy as np
 from sgp4.api import Satrec, jday
 from sgp4.propagation import gstime
 
-__all__ = ["ContactClock", "ContactPlan", "elevation_deg", "passes_from_tle"]
+__all__ = ["ContactPlan", "elevation_deg", "passes_from_tle"]
 
 WGS84_A_KM = 6378.137  # WGS 84 semi-major axis
 WGS84_F = 1.0 / 298.257223563  # WGS 84 flattening
@@ -29,7 +29,14 @@ DAY_S = 86400.0
 
 @dataclass(slots=True)
 class ContactPlan:
-    """Sorted, non-overlapping windows; ``None`` windows means the link is always up."""
+    """Sorted, non-overlapping windows; ``None`` windows means the link is always up.
+
+    It also keeps the contact clock, seconds of contact elapsed (:meth:`to_contact`,
+    :meth:`from_contact`): the clock the protocol objects run on. Retransmission and NAK
+    timers only make sense while the link can carry anything, so between passes the
+    protocol's clock stands still, as DTN convergence layers suspend their timers outside
+    contacts. With an always-up link it is the simulation clock.
+    """
 
     windows: tuple[tuple[float, float], ...] | None = None
     _ends: list[float] = field(init=False, repr=False, default_factory=list)
@@ -68,6 +75,33 @@ class ContactPlan:
         if self.windows is None:
             return t1_s - t0_s
         return sum(max(0.0, min(e, t1_s) - max(s, t0_s)) for s, e in self.windows)
+
+    def remaining_s(self, t_s: float) -> float:
+        """Contact seconds from ``t_s`` to the end of the current or next window (inf when
+        always up, 0 when no window is left)."""
+        window = self.current_or_next(t_s)
+        return 0.0 if window is None else window[1] - max(t_s, window[0])
+
+    def to_contact(self, t_s: float) -> float:
+        """Contact seconds elapsed at simulation time ``t_s``."""
+        if self.windows is None:
+            return t_s
+        i = bisect.bisect_right(self._ends, t_s)  # windows before i have ended by t_s
+        if i < len(self.windows):
+            return self._open_before[i] + max(0.0, t_s - self.windows[i][0])
+        return self._open_before[i]
+
+    def from_contact(self, tc_s: float) -> float:
+        """The earliest simulation time at which ``tc_s`` contact seconds have elapsed
+        (inf if the plan never gets there)."""
+        if self.windows is None:
+            return tc_s
+        i = bisect.bisect_left(self._open_before, tc_s) - 1  # last window starting before
+        if i < 0:
+            return self.windows[0][0] if self.windows else math.inf
+        if i >= len(self.windows):
+            return math.inf
+        return self.windows[i][0] + (tc_s - self._open_before[i])
 
 
 def _station_ecef_km(lat_deg: float, lon_deg: float, alt_m: float) -> np.ndarray:
@@ -153,35 +187,3 @@ def passes_from_tle(
     if begin is not None:
         windows.append((begin, float(duration_s)))
     return ContactPlan(tuple(windows))
-
-
-@dataclass(slots=True)
-class ContactClock:
-    """Seconds of contact elapsed: the clock the protocol objects run on.
-
-    Retransmission and NAK timers only make sense while the link can carry anything, so
-    between passes the protocol's clock stands still, as DTN convergence layers suspend
-    their timers outside contacts. With an always-up link it is the simulation clock.
-    """
-
-    plan: ContactPlan
-
-    def to_contact(self, t_s: float) -> float:
-        plan = self.plan
-        if plan.windows is None:
-            return t_s
-        i = bisect.bisect_right(plan._ends, t_s)  # windows before i have ended by t_s
-        if i < len(plan.windows):
-            return plan._open_before[i] + max(0.0, t_s - plan.windows[i][0])
-        return plan._open_before[i]
-
-    def from_contact(self, tc_s: float) -> float:
-        """The earliest simulation time at which ``tc_s`` contact seconds have elapsed."""
-        if self.plan.windows is None:
-            return tc_s
-        elapsed = 0.0
-        for start, end in self.plan.windows:
-            if elapsed + (end - start) >= tc_s:
-                return start + max(0.0, tc_s - elapsed)
-            elapsed += end - start
-        return math.inf

@@ -11,6 +11,8 @@ from typing import Any
 
 from PIL import Image
 
+from textboost.codec.image import load_image
+
 __all__ = ["write_html"]
 
 _THUMB_PX = 320
@@ -32,11 +34,10 @@ def _b64_png(path: Path) -> str:
 
 
 def _thumb(path: Path) -> str:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((_THUMB_PX, _THUMB_PX))
-        buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=90)
+    im = Image.fromarray(load_image(path))
+    im.thumbnail((_THUMB_PX, _THUMB_PX))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=90)
     return base64.b64encode(buf.getvalue()).decode()
 
 

@@ -110,14 +110,14 @@ class LinkDirection:
     def wake(self) -> None:
         self._signal.fire()
 
-    def _hold_s(self, n_bytes: int) -> float:
+    def hold_s(self, n_bytes: int) -> float:
         """Seconds the medium is held for a frame: session setup plus time on air."""
         setup = self.sessions.setup_s if self.sessions else 0.0
         return setup + self.phy.airtime_s(n_bytes)
 
     def _transmitter(self):
         env = self.env
-        full_hold_s = self._hold_s(self.mtu_bytes)
+        full_hold_s = self.hold_s(self.mtu_bytes)
         while True:
             window = self.contacts.current_or_next(env.now)
             if window is None:

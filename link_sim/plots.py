@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
 import numpy as np
 
-from link_sim.mission import MissionResult
+from link_sim.records import MissionResult
 from link_sim.report import image_rows
 
 __all__ = ["plot_all", "plot_sweep"]

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from link_sim.mission import ImageRecord, MissionResult
+from link_sim.records import ImageTrace, MissionResult
+from textboost.codec.container import Container, SectionKind
 
 __all__ = [
     "TEXT_PATH_NOTE",
@@ -52,7 +53,7 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
     return float(x.mean()), float(t * x.std(ddof=1) / math.sqrt(x.size))
 
 
-def _status(r: ImageRecord) -> str:
+def _status(r: ImageTrace) -> str:
     if r.dropped:
         return "dropped"
     if r.encode_done_s is None:
@@ -83,14 +84,14 @@ def image_rows(result: MissionResult) -> list[dict[str, Any]]:
                 "capture_s": _r(r.capture_s),
                 "encode_done_s": _r(r.encode_done_s),
                 "first_byte_s": _r(r.first_byte_s),
-                "header_delivered_s": _r(sd[0]) if sd else None,
+                "header_delivered_s": _r(sd[SectionKind.TEXT]) if sd else None,
                 "text_delivered_s": None,  # no text path yet (see notes)
-                "z_delivered_s": _r(sd[1]) if len(sd) > 1 else None,
-                "groups_delivered_s": [_r(t) for t in sd[2:]],
+                "z_delivered_s": _r(sd[SectionKind.Z]) if len(sd) > SectionKind.Z else None,
+                "groups_delivered_s": [_r(t) for t in sd[SectionKind.Y :]],
                 "delivered_s": _r(r.delivered_s),
                 "decoded_s": _r(r.decoded_s),
-                "decoded_groups": max(0, r.decoded_sections - 2),
-                "n_groups": max(0, len(r.section_bytes) - 2),
+                "decoded_groups": Container.groups_in(r.decoded_sections),
+                "n_groups": Container.groups_in(len(r.section_bytes)),
                 "latency_s": _r(r.latency_s),
                 **{f"{k}_s": _r(split.get(k)) for k in LATENCY_PARTS},
                 "codec_bytes": r.bundle_bytes,

@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 from link_sim.codec_service import CodecService
 from link_sim.html_report import write_html
-from link_sim.mission import Mission, MissionResult
+from link_sim.mission import Mission
 from link_sim.plots import plot_all, plot_sweep
+from link_sim.records import MissionResult
 from link_sim.report import report_dict, summarize, write_csv, write_json
 from link_sim.scenario import Scenario, ScenarioError, image_paths, load_scenario
 

@@ -12,6 +12,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate, RatePolicy
+from textboost.protocol import LinkConfig
+
 __all__ = [
     "SHIPPED_SETS_DIR",
     "Scenario",
@@ -85,11 +88,11 @@ class SenderProfile(_Strict):
         return sum(self.encode_latency_s[self.backend].values())
 
 
-class RatePolicy(_Strict):
+class RateSpec(_Strict):
     """``rate``: the codec's rate knob (0 = smallest stream); ``bpp`` / ``bytes``: the best
     stream within a budget; ``adaptive``: a byte budget of what the link can carry before
     the next capture (always-up links) or by the end of the current or next pass, less what
-    storage already holds, within [min_bytes, max_bytes]."""
+    storage already holds, within [min_bytes, max_bytes] (chosen by the mission)."""
 
     policy: Literal["rate", "bpp", "bytes", "adaptive"]
     rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
@@ -98,7 +101,7 @@ class RatePolicy(_Strict):
     min_bytes: Annotated[int, Field(ge=32)] | None = None
 
     @model_validator(mode="after")
-    def _fields_for_policy(self) -> RatePolicy:
+    def _fields_for_policy(self) -> RateSpec:
         need = {"rate": ("rate",), "bpp": ("bpp",), "bytes": ("max_bytes",),
                 "adaptive": ("min_bytes", "max_bytes")}
         for name in need[self.policy]:
@@ -108,6 +111,17 @@ class RatePolicy(_Strict):
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"min_bytes {lo} > max_bytes {hi}: expected min <= max")
         return self
+
+    def fixed_policy(self) -> RatePolicy | None:
+        """The codec's rate policy; None for ``adaptive`` (a :class:`ByteBudget` the mission
+        chooses at each capture)."""
+        if self.policy == "rate":
+            return FixedRate(self.rate)
+        if self.policy == "bpp":
+            return FixedBpp(self.bpp)
+        if self.policy == "bytes":
+            return ByteBudget(self.max_bytes)
+        return None
 
 
 class ReceiverProfile(_Strict):
@@ -221,22 +235,25 @@ class LinkSpec(_Strict):
         return self
 
 
+_LINK = LinkConfig()  # the protocol's defaults are the schema's
+
+
 class FecSpec(_Strict):
-    k: Annotated[int, Field(ge=0, le=254)] = 0
-    m: Annotated[int, Field(ge=0, le=254)] = 0
+    k: Annotated[int, Field(ge=0, le=254)] = _LINK.fec_k
+    m: Annotated[int, Field(ge=0, le=254)] = _LINK.fec_m
 
 
 class ProtocolSpec(_Strict):
     mtu_bytes: Annotated[int, Field(ge=16, le=65535)]
     arq: Literal["none", "immediate", "deferred"] | None = Field(
-        None, description="default: deferred with a reverse link, none without"
+        None, description=f"default: {_LINK.arq} with a reverse link, none without"
     )
     fec: FecSpec = FecSpec()
-    policy: Literal["fifo", "priority_interleave"] = "fifo"
-    crc_bits: Literal[16, 32] = 32
-    rto_s: PosFloat = 10.0
-    nak_timeout_s: PosFloat = 10.0
-    max_retries: Annotated[int, Field(ge=0)] = 8
+    policy: Literal["fifo", "priority_interleave"] = _LINK.policy
+    crc_bits: Literal[16, 32] = _LINK.crc_bits
+    rto_s: PosFloat = _LINK.rto_s
+    nak_timeout_s: PosFloat = _LINK.nak_timeout_s
+    max_retries: Annotated[int, Field(ge=0)] = _LINK.max_retries
 
 
 class Scenario(_Strict):
@@ -247,7 +264,7 @@ class Scenario(_Strict):
     runs: Annotated[int, Field(ge=1)] = 1
     images: ImageSource
     sender: SenderProfile
-    rate: RatePolicy
+    rate: RateSpec
     text_path: bool = False
     link: LinkSpec
     protocol: ProtocolSpec
@@ -274,7 +291,7 @@ class Scenario(_Strict):
     def arq(self) -> str:
         if self.protocol.arq is not None:
             return self.protocol.arq
-        return "none" if self.link.reverse is None else "deferred"
+        return "none" if self.link.reverse is None else _LINK.arq
 
 
 # --- loading --------------------------------------------------------------------------------

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from downlink import DownlinkNode, join_sections, psnr_db
-from textboost.codec.container import BitstreamError, Container, Header
+from downlink import DownlinkNode, psnr_db
+from textboost.codec.container import Container, Header
 from textboost.protocol import LinkConfig, Sender
-from uplink import split_container
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,20 +23,6 @@ def tbx(rng: np.random.Generator) -> bytes:
     return Container(header=header, text=b"STOP", z=rng.bytes(30), groups=groups).to_bytes()
 
 
-def test_join_sections_inverts_split_for_every_prefix():
-    data = tbx(np.random.default_rng(0))
-    sections, _ = split_container(data)
-    assert join_sections(sections).to_bytes() == data
-    c = Container.parse(data)
-    for k in range(4):
-        assert join_sections(sections[: 2 + k]) == c.truncated(k)
-    assert join_sections(sections[:1]).z == b""
-    with pytest.raises(BitstreamError):
-        join_sections([b"garbage", c.z])
-    with pytest.raises(BitstreamError, match="y groups"):
-        join_sections([*sections, b"extra"])
-
-
 def test_partial_bundle_is_reassembled_from_its_prefix(tmp_path):
     """The link dies after header, text, z and one y group: the ground keeps a valid
     container with one group and writes a metrics record for it."""
@@ -45,8 +30,8 @@ def test_partial_bundle_is_reassembled_from_its_prefix(tmp_path):
     data = tbx(rng)
     cfg = LinkConfig(mtu_bytes=64, arq="none")
     s = Sender(cfg)
-    sections, classes = split_container(data)
-    s.submit(3, sections, 0.0, classes)
+    sections = Container.parse(data).to_sections()
+    s.submit(3, sections, 0.0)
     node = DownlinkNode(cfg, out_dir=tmp_path, codec_factory=None)
     frames = s.poll_transmit(0.0)
     total = sum(map(len, sections[:3]))

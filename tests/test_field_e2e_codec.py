@@ -14,7 +14,7 @@ from PIL import Image
 from downlink import DownlinkNode
 from textboost.codec.container import Container
 from textboost.protocol import LinkConfig, SectionDelivered
-from uplink import Capture, EncodeCache, EncodePipeline, FixedRate, UplinkNode, split_container
+from uplink import Capture, EncodeCache, EncodePipeline, FixedRate, UplinkNode
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_real_image_over_lossy_link(tmp_path, codec, crop):
     decoded = np.asarray(Image.open(res.png_path))
     assert np.array_equal(decoded, codec.decode(data))  # bit-exact through the link
     assert res.psnr_db is not None and res.psnr_db > 18.0
-    assert res.bytes_delivered == sum(map(len, split_container(data)[0]))
+    assert res.bytes_delivered == sum(map(len, Container.parse(data).to_sections()))
 
 
 def test_partial_image_decodes_from_prefix(tmp_path, codec, crop):

@@ -12,7 +12,7 @@ import pytest
 import simpy
 
 from link_sim.channel import BitErrorLoss, GilbertElliott, LossModel, frame_loss_probability
-from link_sim.contacts import ContactClock, ContactPlan
+from link_sim.contacts import ContactPlan
 from link_sim.duty_cycle import DutyCycle
 from link_sim.link import LinkDirection, MessageSessions
 from link_sim.phy import LoraPhy, RatePhy
@@ -134,9 +134,8 @@ def test_transmitter_respects_contact_windows():
     for start, air in zip(link.log.start_s, link.log.airtime_s, strict=True):
         assert any(a <= start and start + air <= b + 1e-9 for a, b in plan.windows)
     assert link.log.frames == 10 + 30  # 1 s per frame; no frame straddles loss of signal
-    clock = ContactClock(plan)
-    assert clock.to_contact(505.0) == pytest.approx(15.0)
-    assert clock.from_contact(15.0) == pytest.approx(505.0)
+    assert plan.to_contact(505.0) == pytest.approx(15.0)
+    assert plan.from_contact(15.0) == pytest.approx(505.0)
 
 
 def test_queueing_delay_matches_md1():

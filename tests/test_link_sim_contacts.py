@@ -14,7 +14,9 @@ from sgp4.api import Satrec, jday
 
 from link_sim.contacts import ContactPlan, passes_from_tle
 
-CUBESAT = yaml.safe_load(Path("scenarios/cubesat_uhf.yaml").read_text())
+ROOT = Path(__file__).resolve().parents[1]
+
+CUBESAT = yaml.safe_load((ROOT / "scenarios/cubesat_uhf.yaml").read_text())
 TLE = CUBESAT["link"]["forward"]["contacts"]["tle"]
 LAT, LON, ALT = 48.15, 11.57, 520.0
 START = datetime(2026, 11, 25, tzinfo=UTC)

@@ -16,7 +16,9 @@ from link_sim.mission import Mission
 from link_sim.report import TEXT_PATH_NOTE, report_dict, write_json
 from link_sim.scenario import parse_scenario
 
-RESCUE = yaml.safe_load(Path("scenarios/rescue.yaml").read_text())
+ROOT = Path(__file__).resolve().parents[1]
+
+RESCUE = yaml.safe_load((ROOT / "scenarios/rescue.yaml").read_text())
 
 
 def _scenario(**changes):

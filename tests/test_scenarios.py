@@ -14,8 +14,10 @@ import yaml
 from link_sim.cli import main
 from link_sim.scenario import ScenarioError, load_scenario
 
-PRESETS = sorted(Path("scenarios").glob("*.yaml"))
-RESCUE = Path("scenarios/rescue.yaml").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+
+PRESETS = sorted((ROOT / "scenarios").glob("*.yaml"))
+RESCUE = (ROOT / "scenarios/rescue.yaml").read_text()
 
 
 def test_presets_exist():
@@ -87,14 +89,14 @@ def test_invalid_scenario_exits_2_with_one_line(case, tmp_path, capsys):
 def test_invalid_scenario_exit_code_from_python_m(tmp_path):
     path = _write(tmp_path, _edit(link__forward__mtu_bytes=4))
     proc = subprocess.run([sys.executable, "-m", "link_sim", str(path)], capture_output=True,
-                          text=True)
+                          text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert "link.forward.mtu_bytes = 4" in proc.stderr
 
 
 def test_cli_writes_report_files(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["scenarios/rescue.yaml", "--synthetic", "--runs", "3", "--no-progress",
+    rc = main([str(ROOT / "scenarios/rescue.yaml"), "--synthetic", "--runs", "3", "--no-progress",
                "--out", str(out), "--cache", str(tmp_path / "cache")])
     assert rc == 0
     text = capsys.readouterr().out
@@ -111,7 +113,7 @@ def test_cli_writes_report_files(tmp_path, capsys):
 
 def test_sweep_runs_grid_in_processes(tmp_path, capsys):
     out = tmp_path / "sweep"
-    rc = main(["sweep", "scenarios/rescue.yaml", "--synthetic", "--param",
+    rc = main(["sweep", str(ROOT / "scenarios/rescue.yaml"), "--synthetic", "--param",
                "link.forward.rate_bps=600,4800", "--workers", "2", "--out", str(out),
                "--cache", str(tmp_path / "cache")])
     assert rc == 0
@@ -123,19 +125,19 @@ def test_sweep_runs_grid_in_processes(tmp_path, capsys):
 
 
 def test_sweep_bad_param_and_missing_ray(tmp_path, capsys):
-    assert main(["sweep", "scenarios/rescue.yaml", "--synthetic", "--param",
+    assert main(["sweep", str(ROOT / "scenarios/rescue.yaml"), "--synthetic", "--param",
                  "link.forward.rate_bps=-1", "--out", str(tmp_path)]) == 2
     assert "link.forward.rate_bps = -1" in capsys.readouterr().err
     try:
         import ray  # noqa: F401
     except ImportError:
-        assert main(["sweep", "scenarios/rescue.yaml", "--synthetic", "--param",
+        assert main(["sweep", str(ROOT / "scenarios/rescue.yaml"), "--synthetic", "--param",
                      "seed=1,2", "--ray", "auto", "--out", str(tmp_path)]) == 2
         assert "pip install" in capsys.readouterr().err
 
 
 def test_json_on_stdout_is_one_document(tmp_path, capsys):
-    rc = main(["scenarios/geo_bgan.yaml", "--synthetic", "--json", "--no-progress",
+    rc = main([str(ROOT / "scenarios/geo_bgan.yaml"), "--synthetic", "--json", "--no-progress",
                "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "cache")])
     assert rc == 0
     captured = capsys.readouterr()
@@ -147,7 +149,7 @@ def test_json_on_stdout_is_one_document(tmp_path, capsys):
 def test_image_folder_resolves_against_the_scenario_file(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
-    (folder / "a.png").write_bytes(Path("link_sim/data/kodak/kodim20.png").read_bytes())
+    (folder / "a.png").write_bytes((ROOT / "link_sim/data/kodak/kodim20.png").read_bytes())
     raw = yaml.safe_load(RESCUE)
     raw["images"] = {"folder": "photos", "capture": {"interval_s": 10.0, "count": 2}}
     path = tmp_path / "s.yaml"

@@ -22,7 +22,6 @@ from uplink import (
     PathListSource,
     StoreAndForward,
     UplinkNode,
-    split_container,
 )
 from uplink.store import StoredImage
 
@@ -42,18 +41,6 @@ def test_import_does_not_load_torch():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
-
-
-def test_split_container_sections_and_classes():
-    rng = np.random.default_rng(0)
-    data = tbx(rng)
-    sections, classes = split_container(data)
-    c = Container.parse(data)
-    assert sections[1:] == [c.z, *c.groups]
-    assert Container.parse(sections[0]).text == c.text
-    assert classes == [0, 1, 2, 3, 4]
-    with pytest.raises(BitstreamError):
-        split_container(data[:-1])
 
 
 def test_sources(tmp_path):
@@ -158,7 +145,7 @@ def test_node_feeds_sender_and_frees_storage_on_ack():
         t += 1.0
     assert node.idle and node.storage.used_bytes == 0
     for name, data in images.items():
-        assert tuple(got[name]) == tuple(split_container(data)[0])
+        assert tuple(got[name]) == tuple(Container.parse(data).to_sections())
         assert node.images[name].acked_s is not None
     with pytest.raises(ValueError, match="img0"):
         node.store("img0", images["img0"], 9.0)
@@ -207,3 +194,51 @@ def test_cli_help_shows_field_example():
         check=True,
     )
     assert "--to 192.0.2.10:9000" in out.stdout
+
+
+def test_cache_hit_does_not_load_the_codec(tmp_path):
+    """The codec (and torch) load on the first encode that misses the cache, never for a
+    hit: the model id a cache key needs comes from the model file."""
+    from textboost.codec.loader import CodecLoader
+    from uplink.cache import file_sha256
+
+    img_path = tmp_path / "img.png"
+    Image.fromarray(np.full((8, 12, 3), 77, np.uint8)).save(img_path)
+    model_id = CodecLoader().model_id
+    policy = FixedRate(0.5)
+    cache = EncodeCache(tmp_path / "cache")
+    h = Header(model_id=model_id, width=12, height=8, rate=1000, n_groups=5)
+    stored = Container(header=h, z=b"z" * 8).to_bytes()
+    cache.put(file_sha256(img_path), policy.settings, model_id, stored)
+    code = (
+        "import sys\n"
+        "from uplink import EncodeCache, EncodePipeline, FixedRate\n"
+        f"pipe = EncodePipeline(FixedRate(0.5), EncodeCache({str(tmp_path / 'cache')!r}))\n"
+        f"enc = pipe.encode({str(img_path)!r})\n"
+        "print(enc.cached, pipe.loader.loaded, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["True", "False", "False"]
+
+
+def test_codec_factory_runs_once_and_only_on_a_miss(tmp_path):
+    from textboost.codec.loader import CodecLoader
+
+    img_path = tmp_path / "img.png"
+    Image.fromarray(np.full((8, 12, 3), 77, np.uint8)).save(img_path)
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return CountingCodec()
+
+    cache = EncodeCache(tmp_path / "cache")
+    loader = CodecLoader(factory=factory)
+    first = EncodePipeline(FixedRate(0.5), cache, loader).encode(img_path)
+    EncodePipeline(FixedRate(0.25), cache, loader).encode(img_path)
+    assert len(calls) == 1 and not first.cached  # one load serves every pipeline
+    fresh = CodecLoader(factory=factory, model_id=CountingCodec.model_id)
+    hit = EncodePipeline(FixedRate(0.5), cache, fresh).encode(img_path)
+    assert hit.cached and not fresh.loaded and len(calls) == 1

@@ -2,7 +2,6 @@
 store-and-forward storage, and transports (the node itself for simulators, UDP for field
 trials). Importing it never imports torch."""
 
-from uplink.bundle import split_container
 from uplink.cache import EncodeCache
 from uplink.encode import ByteBudget, EncodePipeline, FixedBpp, FixedRate
 from uplink.node import ImageRecord, UplinkNode
@@ -22,5 +21,4 @@ __all__ = [
     "PathListSource",
     "StoreAndForward",
     "UplinkNode",
-    "split_container",
 ]

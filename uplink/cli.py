@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from textboost.protocol.options import (
+from textboost.cli import (
     OneLineArgumentParser,
     add_link_arguments,
     config_from_args,

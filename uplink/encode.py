@@ -1,7 +1,9 @@
 """Encode pipeline: image file -> `.tbx` bytes under a rate policy, through the cache.
 
 The codec (and with it torch or an ONNX runtime) is loaded lazily on the first encode
-that misses the cache, never at import: the edge node must start without torch.
+that misses the cache, never at import: the edge node must start without torch. A cache
+hit needs only the model id, which :class:`~textboost.codec.loader.CodecLoader` reads from
+the model file.
 """
 
 from __future__ import annotations
@@ -12,72 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from textboost.codec.container import Container
+from textboost.codec.image import load_image
+from textboost.codec.loader import CodecLoader
+from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate, RatePolicy, bpp_of
 from uplink.cache import EncodeCache, file_sha256
 
 if TYPE_CHECKING:
     from textboost.codec.api import Codec
 
 __all__ = ["ByteBudget", "EncodePipeline", "Encoded", "FixedBpp", "FixedRate", "RatePolicy"]
-
-
-@dataclass(frozen=True, slots=True)
-class FixedRate:
-    """The codec's rate knob, 0.0 (≈ 0.01 bpp) .. 1.0 (≈ 0.15 bpp)."""
-
-    rate: float
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.rate <= 1.0:
-            raise ValueError(f"rate {self.rate}: expected 0.0..1.0")
-
-    @property
-    def settings(self) -> str:
-        return f"rate={self.rate:.6g}"
-
-    def encode(self, codec: Codec, img: np.ndarray) -> bytes:
-        return codec.encode(img, rate=self.rate)
-
-
-@dataclass(frozen=True, slots=True)
-class FixedBpp:
-    """Highest quality whose stream fits ``bpp`` bits per pixel."""
-
-    bpp: float
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.bpp <= 24.0:
-            raise ValueError(f"bpp {self.bpp}: expected > 0 and <= 24")
-
-    @property
-    def settings(self) -> str:
-        return f"bpp={self.bpp:.6g}"
-
-    def encode(self, codec: Codec, img: np.ndarray) -> bytes:
-        return codec.encode_to_budget(img, bpp=self.bpp)
-
-
-@dataclass(frozen=True, slots=True)
-class ByteBudget:
-    """Highest quality whose stream fits ``max_bytes`` per image."""
-
-    max_bytes: int
-
-    def __post_init__(self) -> None:
-        if self.max_bytes < 32:
-            raise ValueError(f"max_bytes {self.max_bytes}: expected >= 32 (header and z)")
-
-    @property
-    def settings(self) -> str:
-        return f"max_bytes={self.max_bytes}"
-
-    def encode(self, codec: Codec, img: np.ndarray) -> bytes:
-        return codec.encode_to_budget(img, max_bytes=self.max_bytes)
-
-
-RatePolicy = FixedRate | FixedBpp | ByteBudget
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,24 +37,7 @@ class Encoded:
 
     @property
     def bpp(self) -> float:
-        return 8 * len(self.data) / (self.width * self.height)
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """An image file as HxWx3 uint8. Raises: ValueError naming a file PIL cannot read."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from None
-
-
-def _default_codec() -> Codec:
-    from textboost import Codec
-
-    return Codec.load()
+        return bpp_of(len(self.data), self.width, self.height)
 
 
 class EncodePipeline:
@@ -117,25 +46,28 @@ class EncodePipeline:
     Args:
         policy: the rate policy.
         cache: an :class:`EncodeCache`, or None to always encode.
-        codec_factory: builds the codec on first use (default ``Codec.load``).
+        codec_factory: a :class:`CodecLoader` (default: the shipped model), or any callable
+            that builds the codec; only a loader knows the model id without loading it, so
+            only with a loader does a cache hit leave the codec unloaded.
     """
 
     def __init__(
         self,
         policy: RatePolicy,
         cache: EncodeCache | None = None,
-        codec_factory: Callable[[], Any] = _default_codec,
+        codec_factory: CodecLoader | Callable[[], Any] | None = None,
     ) -> None:
         self.policy = policy
         self.cache = cache
-        self._codec_factory = codec_factory
-        self._codec: Codec | None = None
+        if codec_factory is None:
+            codec_factory = CodecLoader()
+        elif not isinstance(codec_factory, CodecLoader):
+            codec_factory = CodecLoader(factory=codec_factory)
+        self.loader = codec_factory
 
     @property
     def codec(self) -> Codec:
-        if self._codec is None:
-            self._codec = self._codec_factory()
-        return self._codec
+        return self.loader()
 
     def encode(self, path: str | Path) -> Encoded:
         """Raises: ValueError naming the file if it is neither an image nor a valid `.tbx`."""
@@ -147,10 +79,10 @@ class EncodePipeline:
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from None
             return Encoded(path, data, h.width, h.height, 0.0, cached=False)
-        sha = file_sha256(path) if self.cache is not None else ""
-        model_id = self.codec.model_id
+        sha = ""
         if self.cache is not None:
-            data = self.cache.get(sha, self.policy.settings, model_id)
+            sha = file_sha256(path)
+            data = self.cache.get(sha, self.policy.settings, self.loader.model_id)
             if data is not None:
                 h = Container.parse(data).header
                 return Encoded(path, data, h.width, h.height, 0.0, cached=True)
@@ -162,5 +94,5 @@ class EncodePipeline:
             raise type(exc)(f"{path}: {exc}") from exc
         encode_s = time.perf_counter() - t0
         if self.cache is not None:
-            self.cache.put(sha, self.policy.settings, model_id, data)
+            self.cache.put(sha, self.policy.settings, self.loader.model_id, data)
         return Encoded(path, data, img.shape[1], img.shape[0], encode_s, cached=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textboost.codec.container import Container
 from textboost.protocol import (
     BundleAcked,
     BundleFailed,
@@ -19,7 +20,6 @@ from textboost.protocol import (
     LinkConfig,
     Sender,
 )
-from uplink.bundle import split_container
 from uplink.encode import EncodePipeline
 from uplink.sources import Capture
 from uplink.store import DropPolicy, DropRecord, StoreAndForward, StoredImage
@@ -98,7 +98,7 @@ class UplinkNode:
         """
         if image_id in self.images:
             raise ValueError(f"image_id {image_id!r}: already stored")
-        split_container(data)  # refuse a corrupt stream now, not at the ground
+        Container.parse(data)  # refuse a corrupt stream now, not at the ground
         self.images[image_id] = ImageRecord(image_id, len(data), now)
         drops = self.storage.push(StoredImage(image_id, data, now, priority))
         for d in drops:
@@ -113,8 +113,8 @@ class UplinkNode:
             if img is None:
                 return
             bundle_id = self._allocate_bundle_id()
-            sections, classes = split_container(img.data)
-            self.sender.submit(bundle_id, sections, now, classes)
+            # priority classes: the section index (header and text, z, y groups in order)
+            self.sender.submit(bundle_id, Container.parse(img.data).to_sections(), now)
             rec = self.images[img.image_id]
             rec.bundle_id, rec.submitted_s = bundle_id, now
             self.bundle_image[bundle_id] = img.image_id

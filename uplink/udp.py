@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from textboost.field import wait_and_fire
 from uplink.encode import Encoded
 from uplink.node import UplinkNode
 from uplink.sources import Capture
@@ -114,15 +115,8 @@ class UdpUplink:
                             self.sock.sendto(frame, self.remote)
                         except OSError:  # full buffer or unreachable: lost, ARQ repairs
                             self.send_errors += 1
-                    wait = TICK_S
-                    timer = self.node.next_timer()
-                    if timer is not None:
-                        wait = max(0.0, min(wait, timer - (now - t0)))
-                    if sel.select(wait):
-                        self._drain(t0)
-                    timer = self.node.next_timer()
-                    if timer is not None and timer <= self.clock() - t0:
-                        self.node.handle_timeout(self.clock() - t0)
+                    wait_and_fire(sel, self.node, lambda: self.clock() - t0, TICK_S,
+                                  lambda: self._drain(t0))
         finally:
             worker.shutdown(wait=True, cancel_futures=True)
 

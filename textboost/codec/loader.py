@@ -29,7 +29,9 @@ class CodecLoader:
         model: model file (None: the shipped default).
         backend, device: as :meth:`Codec.load`.
         factory: builds the codec instead (an already-loaded codec, a synthetic one);
-            then the model id is the built codec's, so asking for it loads it.
+            then the model id is the built codec's, so asking for it loads it, unless
+            ``model_id`` gives it.
+        model_id: the factory's model id, when known without building the codec.
     """
 
     def __init__(
@@ -39,13 +41,14 @@ class CodecLoader:
         backend: str = "torch",
         device: str = "cpu",
         factory: Callable[[], Any] | None = None,
+        model_id: bytes | None = None,
     ) -> None:
         self.model = model
         self.backend = backend
         self.device = device
         self._factory = factory
         self._codec: Any = None
-        self._model_id: bytes | None = None
+        self._model_id = model_id
 
     @property
     def loaded(self) -> bool:

@@ -16,7 +16,6 @@ sizes were not monotone in quality are counted so a broken assumption shows in t
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from textboost.codec.image import psnr_db
+from textboost.codec.rate import budget_bytes  # the one bpp -> bytes rule, re-exported
 from textboost.eval.baselines import BaselineCodec, to_pil
 
 __all__ = [
@@ -39,13 +39,6 @@ __all__ = [
 # 0.01 bpp on a 768×512 image is 491 B: with the set stopping at 8 the coarsest size won for
 # nearly every Kodak image at 0.01 bpp, so it reaches 24 (32×21 px); small sizes cost little.
 DOWNSCALE_DIVISORS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0)
-
-
-def budget_bytes(bpp: float, width: int, height: int) -> int:
-    """Byte budget for a target bpp: floor(bpp × W × H / 8)."""
-    if not bpp > 0:
-        raise ValueError(f"bpp must be > 0, got {bpp}")
-    return math.floor(bpp * width * height / 8)
 
 
 def scaled_size(width: int, height: int, divisor: float) -> tuple[int, int]:

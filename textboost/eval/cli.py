@@ -10,18 +10,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
+from textboost.cli import USAGE_ERROR, OneLineArgumentParser
 from textboost.eval.baselines import BASELINE_NAMES
 
 __all__ = ["main"]
-
-USAGE_ERROR = 2
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
 
 class UsageError(ValueError):
@@ -90,8 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
     from textboost.eval.budget import DOWNSCALE_DIVISORS
     from textboost.eval.rd import ALL_CODECS, DEFAULT_BPP, MAX_WORKERS
 
-    p = _OneLineParser(prog="python -m textboost.eval", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    p = OneLineArgumentParser(prog="python -m textboost.eval", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
 
     rd = sub.add_parser(
         "rd",
@@ -422,7 +415,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_strip(args: argparse.Namespace) -> int:
-    from textboost.eval.rd import load_image
+    from textboost.eval.rd import load_checked_image
     from textboost.eval.strip import Crop, make_strip, render_strip
 
     if not args.image.is_file():
@@ -434,7 +427,7 @@ def _run_strip(args: argparse.Namespace) -> int:
     if args.zoom < 1:
         raise UsageError(f"--zoom must be >= 1, got {args.zoom}")
     try:
-        img = load_image(args.image)
+        img = load_checked_image(args.image)
     except ValueError as exc:
         raise UsageError(f"--image: {exc}") from None
     h, w = img.shape[:2]

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from textboost.codec.image import psnr_db
+from textboost.codec.image import load_image, psnr_db
+from textboost.codec.rate import bpp_of
 from textboost.eval.baselines import BASELINE_NAMES, CodecUnavailableError, get_baseline
 from textboost.eval.bd import bd_psnr, bd_rate
 from textboost.eval.budget import (
@@ -50,7 +51,7 @@ __all__ = [
     "check_image",
     "evaluate_image",
     "list_images",
-    "load_image",
+    "load_checked_image",
     "merge_results",
     "run_rd",
     "summarise",
@@ -124,11 +125,11 @@ def check_image(path: Path) -> tuple[int, int]:
     return w, h
 
 
-def load_image(path: Path) -> np.ndarray:
-    """An image file as HxWx3 uint8 RGB (at least MIN_SIDE_PX on each side)."""
+def load_checked_image(path: Path) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB (:func:`textboost.codec.image.load_image`), refused
+    unless it is at least MIN_SIDE_PX on each side."""
     check_image(path)
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return load_image(path)
 
 
 def _point(
@@ -140,7 +141,7 @@ def _point(
         "budget_bytes": budget,
         "fit": True,
         "bytes": len(data),
-        "bpp": len(data) * 8 / (w * h),
+        "bpp": bpp_of(len(data), w, h),
         "psnr_db": psnr_db(img, recon),
         "ms_ssim": ms_ssim(img, recon),
         **extra,
@@ -177,7 +178,7 @@ def evaluate_image(
     path: Path, codec: str, targets: Sequence[float], divisors: Sequence[float]
 ) -> dict[str, Any]:
     """All target points of one codec on one image."""
-    img = load_image(path)
+    img = load_checked_image(path)
     t0 = time.perf_counter()
     if codec == OURS_NAME:
         out = _evaluate_ours(img, targets)

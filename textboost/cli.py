@@ -1,5 +1,8 @@
-"""Command-line options for a :class:`LinkConfig`, shared by the uplink and downlink CLIs
-(both ends must be started with equal link options)."""
+"""Command-line helpers the project's CLIs share: one-line argparse errors, and the link
+protocol options of the field CLIs (``python -m uplink`` and ``python -m downlink`` must be
+started with equal link options). Defaults come from :class:`LinkConfig`, so the CLIs, the
+scenario schema and the protocol agree.
+"""
 
 from __future__ import annotations
 
@@ -10,41 +13,47 @@ from typing import NoReturn
 
 from textboost.protocol.config import LinkConfig
 
-__all__ = ["OneLineArgumentParser", "add_link_arguments", "config_from_args"]
+__all__ = ["OneLineArgumentParser", "add_link_arguments", "config_from_args", "fail"]
+
+USAGE_ERROR = 2
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line (``prog: error: ...``), exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
 
 
 def fail(prog: str, message: str) -> NoReturn:
     """Print a one-line error naming the bad input and exit with code 2."""
     sys.stderr.write(f"{prog}: error: {message}\n")
-    raise SystemExit(2)
+    raise SystemExit(USAGE_ERROR)
 
 
 def add_link_arguments(parser: argparse.ArgumentParser) -> None:
+    d = LinkConfig()
     g = parser.add_argument_group("link protocol (must match on both ends)")
-    g.add_argument("--mtu", type=int, default=256, metavar="BYTES", help="largest frame (256)")
-    g.add_argument("--arq", choices=["immediate", "deferred", "none"], default="deferred")
-    g.add_argument("--policy", choices=["fifo", "priority_interleave"], default="fifo")
-    g.add_argument("--crc-bits", type=int, choices=[16, 32], default=32)
-    g.add_argument("--rto-s", type=float, default=2.0, help="sender EOF re-send timeout")
-    g.add_argument("--nak-timeout-s", type=float, default=2.0, help="receiver re-NAK timeout")
-    g.add_argument("--max-retries", type=int, default=8)
+    g.add_argument("--mtu", type=int, default=d.mtu_bytes, metavar="BYTES",
+                   help=f"largest frame ({d.mtu_bytes})")
+    g.add_argument("--arq", choices=["immediate", "deferred", "none"], default=d.arq)
+    g.add_argument("--policy", choices=["fifo", "priority_interleave"], default=d.policy)
+    g.add_argument("--crc-bits", type=int, choices=[16, 32], default=d.crc_bits)
+    g.add_argument("--rto-s", type=float, default=d.rto_s,
+                   help=f"sender EOF re-send timeout ({d.rto_s:g})")
+    g.add_argument("--nak-timeout-s", type=float, default=d.nak_timeout_s,
+                   help=f"receiver re-NAK timeout ({d.nak_timeout_s:g})")
+    g.add_argument("--max-retries", type=int, default=d.max_retries)
     g.add_argument(
         "--fec",
         type=int,
         nargs=2,
         metavar=("K", "M"),
-        default=(0, 0),
+        default=(d.fec_k, d.fec_m),
         help="Reed-Solomon erasure FEC: M parity frames per K data frames",
     )
     g.add_argument("--key-file", type=Path, help="pre-shared key for HMAC-SHA256 frame tags")
-    g.add_argument("--tag-bytes", type=int, default=8)
+    g.add_argument("--tag-bytes", type=int, default=d.tag_bytes)
 
 
 def config_from_args(args: argparse.Namespace) -> LinkConfig:
