@@ -285,3 +285,37 @@ def test_cli_text_rejects_bad_arguments(tmp_path, capsys):
     assert "folder not found" in capsys.readouterr().err
     assert main(["text", "--dataset", str(tmp_path), "--out", str(tmp_path / "x.json")]) == 2
     assert "no annotated images" in capsys.readouterr().err
+
+
+def test_crop_grid_layout():
+    from textboost.eval.text_eval import ENTRANTS, Crop, pick_rows, render_grid
+
+    rng = np.random.default_rng(0)
+    tile = rng.integers(0, 255, (20, 60, 3), dtype=np.uint8)
+    crops = [
+        Crop(
+            ds,
+            f"{ds}{k}.jpg",
+            "WORD",
+            (0, 0, 60, 20),
+            {e: tile for e in ENTRANTS if e != "avif"},  # avif: nothing fitted
+            {"original": "WORD"},
+            {"original": True},
+            {"textboost": ("WORD", True)},
+        )
+        for ds in ("a", "b")
+        for k in range(3)
+    ]
+    rows = pick_rows(crops, 3)
+    assert [(c.dataset, c.file) for c in rows] == [
+        ("a", "a0.jpg"),
+        ("b", "b0.jpg"),
+        ("a", "a1.jpg"),
+    ]
+    im = render_grid(rows, ENTRANTS, 0.03)
+    zoom = round(72 / 20)  # integer nearest-neighbour zoom to about 72 px high
+    assert im.width >= 190 + 4 * 60 * zoom and im.height > 3 * 20 * zoom
+    px = np.asarray(im)
+    np.testing.assert_array_equal(
+        px[22 : 22 + zoom, 190 : 190 + zoom], np.broadcast_to(tile[0, 0], (zoom, zoom, 3))
+    )

@@ -46,6 +46,8 @@ from textboost.eval.text_match import (
     Counts,
     ImageMatch,
     match_image,
+    plate_read,
+    touching,
 )
 from textboost.text.words import Word
 
@@ -290,6 +292,7 @@ class Crop:
     tiles: dict[str, np.ndarray]  # entrant -> RGB crop
     reads: dict[str, str]  # entrant -> what the spotter read there
     correct: dict[str, bool]
+    carried: dict[str, tuple[str, bool]] = field(default_factory=dict)  # text-section words
 
 
 def _word_record(w: Word) -> list[Any]:
@@ -380,11 +383,16 @@ def _crop_box(word: GtWord, w: int, h: int) -> tuple[int, int, int, int]:
     )
 
 
-def _read_at(gt_index: int, m: ImageMatch, words: list[Word]) -> tuple[str, bool]:
+def _read_at(gt: GtImage, gt_index: int, m: ImageMatch, words: list[Word]) -> tuple[str, bool]:
+    """What the spotter read on one ground-truth word: its matched detection, else the
+    detections touching it (a plate counts as read if ``plate_read`` says so)."""
     for i, j, ok in m.pairs:
         if i == gt_index:
             return words[j].text, ok
-    return "", False
+    g = gt.words[gt_index]
+    near = touching(g, words)
+    ok = gt.kind == "plate" and plate_read(g, near)
+    return " ".join(w.text for w in near), ok
 
 
 def evaluate_image(
@@ -416,13 +424,18 @@ def evaluate_image(
     tiles: dict[str, np.ndarray] = {}
     reads: dict[str, str] = {}
     correct: dict[str, bool] = {}
+    carried: dict[str, tuple[str, bool]] = {}
 
-    def keep_tile(name: str, image: np.ndarray, words: list[Word], m: ImageMatch) -> None:
+    def keep_tile(
+        name: str, image: np.ndarray, words: list[Word], m: ImageMatch, coded: Coded | None
+    ) -> None:
         if crop_box is None or gi is None:
             return
         x0, y0, x1, y1 = crop_box
         tiles[name] = np.ascontiguousarray(image[y0:y1, x0:x1])
-        reads[name], correct[name] = _read_at(gi, m, words)
+        reads[name], correct[name] = _read_at(gt, gi, m, words)
+        if coded is not None and coded.carried is not None:
+            carried[name] = _read_at(gt, gi, _score(gt, coded.carried), coded.carried)
 
     for name in entrants:
         te = time.perf_counter()
@@ -431,7 +444,7 @@ def evaluate_image(
             rec["entrants"][name] = {
                 "points": [_point(gt, img, coded, orig_words, orig_match, None, None)]
             }
-            keep_tile(name, img, orig_words, orig_match)
+            keep_tile(name, img, orig_words, orig_match, None)
             continue
         results = _entrant(name, config).code_all(img, budgets)
         points = []
@@ -443,12 +456,14 @@ def evaluate_image(
             m = _score(gt, words)
             points.append(_point(gt, img, coded, words, m, t, b))
             if k == k_grid:
-                keep_tile(name, coded.image, words, m)
+                keep_tile(name, coded.image, words, m, coded)
         rec["entrants"][name] = {"points": points, "wall_s": time.perf_counter() - te}
     rec["wall_s"] = time.perf_counter() - t0
     crop = None
     if gi is not None and crop_box is not None:
-        crop = Crop(dataset, gt.image.name, gt.words[gi].text, crop_box, tiles, reads, correct)
+        crop = Crop(
+            dataset, gt.image.name, gt.words[gi].text, crop_box, tiles, reads, correct, carried
+        )
     return rec, crop
 
 
@@ -731,7 +746,8 @@ def render_grid(
 ):
     """A PNG-ready image: one row per crop, one column per entrant, each tile upscaled
     (nearest, integer zoom) to about ``tile_h`` px high and captioned with what the spotter
-    read on the matched box (green: E2E-correct, red: wrong or nothing)."""
+    read on the matched box (green: E2E-correct, red: wrong or nothing) and, for TextBoost,
+    the word its text section carried there."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=13)
@@ -748,7 +764,7 @@ def render_grid(
             w = max_tile_w
         geo.append((zoom, w, h))
     col_w = max([w for _, w, _ in geo], default=max_tile_w)
-    row_hs = [max(h, 3 * cap_h) + cap_h + gap for _, _, h in geo]
+    row_hs = [max(h, 3 * cap_h) + 2 * cap_h + gap for _, _, h in geo]
     width = label_w + len(entrants) * (col_w + gap)
     height = head_h + sum(row_hs) + gap
     out = Image.new("RGB", (width, height), "white")
@@ -782,5 +798,13 @@ def render_grid(
                 fill=(0, 130, 0) if ok else (200, 0, 0),
                 font=small,
             )
+            if e in c.carried:
+                text, ok = c.carried[e]
+                draw.text(
+                    (x + 2, y + h + 2 + cap_h - 4),
+                    f"carried: {text!r}" if text else "carried: (nothing)",
+                    fill=(0, 130, 0) if ok else (200, 0, 0),
+                    font=small,
+                )
         y += rh
     return out

@@ -48,6 +48,7 @@ __all__ = [
     "normalise_plate",
     "normalise_text",
     "plate_read",
+    "touching",
     "transcription_match",
 ]
 
@@ -143,16 +144,21 @@ def normalise_plate(s: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKC", s).upper() if c.isalnum())
 
 
+def touching(word: GtWord, dets: Sequence[Word]) -> list[Word]:
+    """The detections that overlap ``word`` (intersection area > 0), left to right."""
+    pg = _polygon(word.quad)
+    out = [d for d in dets if _intersection(pg, _polygon(d.quad)) > 0]
+    return sorted(out, key=lambda d: float(np.mean(d.quad[:, 0])))
+
+
 def plate_read(plate: GtWord, dets: Sequence[Word]) -> bool:
     """Whether the detections touching ``plate`` read it exactly (one alone, or all of them
     joined in left-to-right order of their centres)."""
     target = normalise_plate(plate.text)
-    pg = _polygon(plate.quad)
-    touching = [d for d in dets if _intersection(pg, _polygon(d.quad)) > 0]
-    if any(normalise_plate(d.text) == target for d in touching):
+    near = touching(plate, dets)
+    if any(normalise_plate(d.text) == target for d in near):
         return True
-    touching.sort(key=lambda d: float(np.mean(d.quad[:, 0])))
-    return len(touching) > 1 and "".join(normalise_plate(d.text) for d in touching) == target
+    return len(near) > 1 and "".join(normalise_plate(d.text) for d in near) == target
 
 
 def match_image(
