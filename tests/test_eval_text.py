@@ -217,7 +217,7 @@ def _small_set(tmp_path: Path) -> Path | None:
     src = SCENETEXT / "icdar2015_mmocr_toy" / "img_1.jpg"
     if not src.is_file():
         return None
-    x0, y0, x1, y1 = 352, 96, 608, 224
+    x0, y0, x1, y1 = 352, 176, 480, 240  # 128x64 around the word
     folder = tmp_path / "toy"
     folder.mkdir()
     Image.open(src).convert("RGB").crop((x0, y0, x1, y1)).save(folder / "img_1.png")
@@ -233,49 +233,41 @@ def _small_set(tmp_path: Path) -> Path | None:
 
 
 @pytest.mark.slow
-def test_cli_text_end_to_end(tmp_path, capsys):
+def test_cli_text_end_to_end_and_merge(tmp_path, capsys):
     from textboost.eval.cli import main
 
     folder = _small_set(tmp_path)
     if folder is None:
         pytest.skip("shared scene-text data not present")
     out = tmp_path / "r.json"
-    rc = main(
-        [
-            "text",
-            "--dataset",
-            str(folder),
-            "--out",
-            str(out),
-            "--bpp",
-            "0.3",
-            "--avif-downscale",
-            "1,2",
-            "--limit",
-            "1",
-        ]
-    )
+    common = ["text", "--dataset", str(folder), "--out", str(out), "--bpp", "0.8", "--limit", "1"]
+    assert main([*common, "--entrants", "original,codec"]) == 0
+    assert "E2E P/R/F1" in capsys.readouterr().out
+    first = json.loads(out.read_text())
+    assert list(first["entrants"]) == ["original", "codec"]
+    rc = main([*common, "--entrants", "avif,textboost", "--avif-downscale", "1,2", "--merge"])
     assert rc == 0
     doc = json.loads(out.read_text())
     assert doc["schema"] == "textboost-eval-text/1"
-    assert (
-        doc["run"]["machine"]["logical_cores"] and "rapidocr-onnxruntime" in doc["run"]["versions"]
-    )
+    assert doc["run"]["machine"]["logical_cores"]
+    assert doc["run"]["versions"]["rapidocr-onnxruntime"]
     summary = doc["datasets"]["toy"]["summary"]
     assert {"original", "avif", "codec"} <= set(summary)
+    assert summary["codec"] == first["datasets"]["toy"]["summary"]["codec"]
     orig = summary["original"][0]
     assert orig["det"]["n_gt"] >= 1 and orig["det"]["recall"] > 0
+    image = doc["datasets"]["toy"]["images"][0]
     for name in set(summary) - {"original"}:
         row = summary[name][0]
-        assert row["target_bpp"] == 0.3 and row["n_fit"] == 1
-        assert row["bpp"] <= 0.3
-        pt = doc["datasets"]["toy"]["images"][0]["entrants"][name]["points"][0]
-        assert pt["bytes"] <= pt["budget_bytes"] == int(0.3 * 256 * 128 / 8)
+        assert row["target_bpp"] == 0.8 and row["n_fit"] == 1
+        assert row["bpp"] <= 0.8
+        pt = image["entrants"][name]["points"][0]
+        assert pt["bytes"] <= pt["budget_bytes"] == int(0.8 * 128 * 64 / 8)
     if "textboost" in summary:
-        assert summary["textboost"][0]["text_bytes"] > 0
+        assert "carried" in summary["textboost"][0]  # (the filter may carry no word here)
+    assert set(image["grid"]["tiles"]) == set(summary)
     grid = Image.open(out.with_suffix(".png"))
-    assert grid.width > 300 and grid.height > 60
-    assert "E2E P/R/F1" in capsys.readouterr().out
+    assert grid.width > 190 + 4 * 64 and grid.height > 60
 
 
 def test_cli_text_rejects_bad_arguments(tmp_path, capsys):
@@ -319,3 +311,22 @@ def test_crop_grid_layout():
     np.testing.assert_array_equal(
         px[22 : 22 + zoom, 190 : 190 + zoom], np.broadcast_to(tile[0, 0], (zoom, zoom, 3))
     )
+
+
+def test_merge_refuses_other_targets_or_images():
+    from textboost.eval.text_eval import SCHEMA, merge_results
+
+    def doc(targets, files):
+        return {
+            "schema": SCHEMA,
+            "bpp_targets": targets,
+            "grid_bpp": 0.03,
+            "entrants": {},
+            "unavailable": {},
+            "datasets": {"s": {"kind": "plate", "images": [{"file": f} for f in files]}},
+        }
+
+    with pytest.raises(ValueError, match="bpp_targets"):
+        merge_results(doc([0.03], ["a.jpg"]), doc([0.03, 0.06], ["a.jpg"]))
+    with pytest.raises(ValueError, match="other datasets or images"):
+        merge_results(doc([0.03], ["a.jpg"]), doc([0.03], ["b.jpg"]))

@@ -253,6 +253,11 @@ def _add_text_parser(sub) -> None:
         default=1,
         help=f"worker processes, 1..{MAX_WORKERS} (default 1)",
     )
+    tx.add_argument(
+        "--merge",
+        action="store_true",
+        help="add/replace these entrants in an existing --out file (same images and targets)",
+    )
     tx.add_argument("--json", action="store_true", help="print the summaries as JSON")
 
 
@@ -263,6 +268,8 @@ def _run_text(args: argparse.Namespace) -> int:
     from textboost.eval.text_eval import (
         TRAINING_SETS,
         TextEvalConfig,
+        crops_from_doc,
+        merge_results,
         pick_rows,
         print_tables,
         render_grid,
@@ -307,6 +314,12 @@ def _run_text(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    old = None
+    if args.merge and args.out.exists():
+        try:
+            old = json.loads(args.out.read_text())
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--merge: {args.out} is not valid JSON ({exc})") from None
     with tqdm(total=None, desc="text", unit="image", file=sys.stderr) as bar:
 
         def progress(done: int, total: int, message: str) -> None:
@@ -314,10 +327,16 @@ def _run_text(args: argparse.Namespace) -> int:
             bar.set_postfix_str(message, refresh=False)
             bar.update(done - bar.n)
 
-        doc, crops = run_text_eval(args.dataset, config, args.limit, progress)
+        doc = run_text_eval(args.dataset, config, args.limit, progress)
+    if old is not None:
+        try:
+            doc = merge_results(old, doc)
+        except ValueError as exc:
+            raise UsageError(f"--merge: {exc}") from None
     write_json(doc, args.out)
     entrants = list(doc["entrants"])
-    render_grid(pick_rows(crops, args.grid_rows), entrants, config.grid_target).save(grid_path)
+    rows = pick_rows(crops_from_doc(doc, entrants), args.grid_rows)
+    render_grid(rows, entrants, doc["grid_bpp"]).save(grid_path)
     if args.json:
         summary = {n: d["summary"] for n, d in doc["datasets"].items()}
         print(json.dumps({"schema": doc["schema"], "datasets": summary}, indent=1))

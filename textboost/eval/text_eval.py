@@ -21,7 +21,9 @@ as missed. For TextBoost the words carried in the text section are scored as wel
 
 from __future__ import annotations
 
+import base64
 import inspect
+import io
 import json
 import math
 import time
@@ -59,7 +61,9 @@ __all__ = [
     "SCHEMA",
     "Crop",
     "TextEvalConfig",
+    "crops_from_doc",
     "evaluate_image",
+    "merge_results",
     "run_text_eval",
     "summarise_dataset",
     "write_json",
@@ -395,10 +399,25 @@ def _read_at(gt: GtImage, gt_index: int, m: ImageMatch, words: list[Word]) -> tu
     return " ".join(w.text for w in near), ok
 
 
-def evaluate_image(
-    dataset: str, gt: GtImage, config: TextEvalConfig, entrants: Sequence[str]
-) -> tuple[dict[str, Any], Crop | None]:
-    """Every entrant on one image at every target: the per-image record and its grid crop."""
+def _png_b64(tile: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(tile).save(buf, "PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _png_array(text: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(text))) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def evaluate_image(gt: GtImage, config: TextEvalConfig, entrants: Sequence[str]) -> dict[str, Any]:
+    """Every entrant on one image at every target. The record's ``grid`` holds the crop of
+    one ground-truth word (chosen from the original's reading) as each entrant decoded it
+    at the grid target, as PNG, so a grid can be drawn again from the JSON."""
     from textboost.text.spotter import default_spotter
 
     t0 = time.perf_counter()
@@ -421,10 +440,15 @@ def evaluate_image(
     orig_match = _score(gt, orig_words)
     gi = _crop_word(gt, orig_match)
     crop_box = _crop_box(gt.words[gi], w, h) if gi is not None else None
-    tiles: dict[str, np.ndarray] = {}
-    reads: dict[str, str] = {}
-    correct: dict[str, bool] = {}
-    carried: dict[str, tuple[str, bool]] = {}
+    tiles: dict[str, Any] = {}
+    if gi is not None and crop_box is not None:
+        rec["grid"] = {
+            "gt_index": gi,
+            "gt_text": gt.words[gi].text,
+            "box": list(crop_box),
+            "target_bpp": config.grid_target,
+            "tiles": tiles,
+        }
 
     def keep_tile(
         name: str, image: np.ndarray, words: list[Word], m: ImageMatch, coded: Coded | None
@@ -432,10 +456,11 @@ def evaluate_image(
         if crop_box is None or gi is None:
             return
         x0, y0, x1, y1 = crop_box
-        tiles[name] = np.ascontiguousarray(image[y0:y1, x0:x1])
-        reads[name], correct[name] = _read_at(gt, gi, m, words)
+        read, ok = _read_at(gt, gi, m, words)
+        tile: dict[str, Any] = {"png": _png_b64(image[y0:y1, x0:x1]), "read": read, "correct": ok}
         if coded is not None and coded.carried is not None:
-            carried[name] = _read_at(gt, gi, _score(gt, coded.carried), coded.carried)
+            tile["carried"] = list(_read_at(gt, gi, _score(gt, coded.carried), coded.carried))
+        tiles[name] = tile
 
     for name in entrants:
         te = time.perf_counter()
@@ -459,12 +484,31 @@ def evaluate_image(
                 keep_tile(name, coded.image, words, m, coded)
         rec["entrants"][name] = {"points": points, "wall_s": time.perf_counter() - te}
     rec["wall_s"] = time.perf_counter() - t0
-    crop = None
-    if gi is not None and crop_box is not None:
-        crop = Crop(
-            dataset, gt.image.name, gt.words[gi].text, crop_box, tiles, reads, correct, carried
-        )
-    return rec, crop
+    return rec
+
+
+def crops_from_doc(doc: dict[str, Any], entrants: Sequence[str] | None = None) -> list[Crop]:
+    """The grid crops stored in a result document, dataset by dataset."""
+    out = []
+    for name, ds in doc["datasets"].items():
+        for r in ds["images"]:
+            g = r.get("grid")
+            if not g:
+                continue
+            tiles = {e: t for e, t in g["tiles"].items() if entrants is None or e in entrants}
+            out.append(
+                Crop(
+                    name,
+                    r["file"],
+                    g["gt_text"],
+                    tuple(g["box"]),
+                    {e: _png_array(t["png"]) for e, t in tiles.items()},
+                    {e: t["read"] for e, t in tiles.items()},
+                    {e: t["correct"] for e, t in tiles.items()},
+                    {e: tuple(t["carried"]) for e, t in tiles.items() if "carried" in t},
+                )
+            )
+    return out
 
 
 # -- a whole run --------------------------------------------------------------------------
@@ -525,20 +569,14 @@ def summarise_dataset(
     return out
 
 
-def _evaluate_job(
-    dataset: str, gt: GtImage, config: TextEvalConfig, entrants: Sequence[str]
-) -> tuple[dict[str, Any], Crop | None]:
-    return evaluate_image(dataset, gt, config, entrants)
-
-
 def run_text_eval(
     datasets: Sequence[Path],
     config: TextEvalConfig,
     limit: int | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-) -> tuple[dict[str, Any], list[Crop]]:
+) -> dict[str, Any]:
     """Evaluate every dataset (the first ``limit`` annotated images of each); returns the
-    result document and the grid crops (one per image that has a care word)."""
+    result document (grid crops included, see :func:`crops_from_doc`)."""
     loaded: dict[str, tuple[Path, list[GtImage], list[str]]] = {}
     for d in datasets:
         name = d.name
@@ -550,22 +588,22 @@ def run_text_eval(
     entrants = [e for e in config.entrants if "unavailable" not in settings[e]]
     unavailable = {e: settings[e]["unavailable"] for e in config.entrants if e not in entrants}
     jobs = [(name, gt) for name, (_, images, _) in loaded.items() for gt in images]
-    results: dict[tuple[str, str], tuple[dict[str, Any], Crop | None]] = {}
+    results: dict[tuple[str, str], dict[str, Any]] = {}
     t0 = time.perf_counter()
 
-    def done(key: tuple[str, str], res: tuple[dict[str, Any], Crop | None]) -> None:
-        results[key] = res
+    def done(key: tuple[str, str], rec: dict[str, Any]) -> None:
+        results[key] = rec
         if progress:
-            progress(len(results), len(jobs), f"{key[0]}/{key[1]} {res[0]['wall_s']:.0f}s")
+            progress(len(results), len(jobs), f"{key[0]}/{key[1]} {rec['wall_s']:.0f}s")
 
     if config.workers == 1:
         for name, gt in jobs:
-            done((name, gt.image.name), evaluate_image(name, gt, config, entrants))
+            done((name, gt.image.name), evaluate_image(gt, config, entrants))
     else:
         ctx = get_context("spawn")
         with ProcessPoolExecutor(max_workers=config.workers, mp_context=ctx) as pool:
             futures = {
-                pool.submit(_evaluate_job, name, gt, config, entrants): (name, gt.image.name)
+                pool.submit(evaluate_image, gt, config, entrants): (name, gt.image.name)
                 for name, gt in jobs
             }
             for fut in as_completed(futures):
@@ -581,10 +619,8 @@ def run_text_eval(
                 done(key, res)
     wall_s = time.perf_counter() - t0
     doc_sets: dict[str, Any] = {}
-    crops: list[Crop] = []
     for name, (path, images, skipped) in loaded.items():
-        recs = [results[(name, gt.image.name)][0] for gt in images]
-        crops += [c for gt in images if (c := results[(name, gt.image.name)][1]) is not None]
+        recs = [results[(name, gt.image.name)] for gt in images]
         kinds = sorted({gt.kind for gt in images})
         kind = kinds[0] if len(kinds) == 1 else "mixed"
         doc_sets[name] = {
@@ -595,17 +631,19 @@ def run_text_eval(
             "images": recs,
             "summary": summarise_dataset(recs, entrants, kind),
         }
+    run = {
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_s": wall_s,
+        "workers": config.workers,
+        "limit_per_dataset": limit,
+        "entrants": entrants,
+        "machine": machine_info(),
+        "versions": {**library_versions(), **_text_versions()},
+        "code": code_version(),
+    }
     doc = {
         "schema": SCHEMA,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run": {
-            "wall_s": wall_s,
-            "workers": config.workers,
-            "limit_per_dataset": limit,
-            "machine": machine_info(),
-            "versions": {**library_versions(), **_text_versions()},
-            "code": code_version(),
-        },
+        "run": run,
         "bpp_targets": list(config.bpp_targets),
         "grid_bpp": config.grid_target,
         "budget_rule": "budget_bytes = floor(bpp * W * H / 8); a point counts the whole file, "
@@ -627,11 +665,52 @@ def run_text_eval(
             "spotter": "textboost.text.spotter.default_spotter (RapidOCR PP-OCRv4, "
             "text_score 0.5, no angle classifier) on the full-size decoded image",
         },
-        "entrants": {e: {"label": LABELS[e], "settings": settings[e]} for e in entrants},
+        "entrants": {
+            e: {"label": LABELS[e], "settings": settings[e], "run": run} for e in entrants
+        },
         "unavailable": unavailable,
         "datasets": doc_sets,
     }
-    return doc, crops
+    return doc
+
+
+def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with the entrants of ``new`` added or replaced (each keeps its own ``run``);
+    both must cover the same images at the same targets and grid budget."""
+    if old.get("schema") != SCHEMA:
+        raise ValueError(f"cannot merge: schema {old.get('schema')!r}, expected {SCHEMA!r}")
+    for key in ("bpp_targets", "grid_bpp"):
+        if old[key] != new[key]:
+            raise ValueError(f"cannot merge: {key} {old[key]} here, {new[key]} in the new run")
+    if {n: [r["file"] for r in d["images"]] for n, d in old["datasets"].items()} != {
+        n: [r["file"] for r in d["images"]] for n, d in new["datasets"].items()
+    }:
+        raise ValueError("cannot merge: the existing file covers other datasets or images")
+    entrants = {**old["entrants"], **new["entrants"]}
+    order = [e for e in ENTRANTS if e in entrants]
+    datasets = {}
+    for name, ds in old["datasets"].items():
+        images = []
+        for a, b in zip(ds["images"], new["datasets"][name]["images"], strict=True):
+            rec = {**a, "entrants": {**a["entrants"], **b["entrants"]}}
+            if "grid" in a and "grid" in b:
+                rec["grid"] = {**a["grid"], "tiles": {**a["grid"]["tiles"], **b["grid"]["tiles"]}}
+            rec["entrants"] = {e: rec["entrants"][e] for e in order if e in rec["entrants"]}
+            images.append(rec)
+        datasets[name] = {
+            **ds,
+            "images": images,
+            "summary": summarise_dataset(images, order, ds["kind"]),
+        }
+    unavailable = {
+        k: v for k, v in {**old["unavailable"], **new["unavailable"]}.items() if k not in entrants
+    }
+    return {
+        **old,
+        "entrants": {e: entrants[e] for e in order},
+        "unavailable": unavailable,
+        "datasets": datasets,
+    }
 
 
 def _text_versions() -> dict[str, Any]:
