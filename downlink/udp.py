@@ -8,20 +8,19 @@ seconds since :meth:`UdpDownlink.run` began.
 from __future__ import annotations
 
 import selectors
-import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from downlink.node import DownlinkNode
-from textboost.field import wait_and_fire
+from textboost.field import UdpEndpoint, wait_and_fire
 
 __all__ = ["UdpDownlink"]
 
 TICK_S = 0.05
 
 
-class UdpDownlink:
+class UdpDownlink(UdpEndpoint):
     """Args:
     node: the ground node to drive.
     bind: (host, port) to listen on; port 0 picks a free port (see :attr:`port`).
@@ -34,28 +33,11 @@ class UdpDownlink:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(bind, clock)
         self.node = node
         node.defer_decode = True  # decoded on the worker thread, see run()
-        self.clock = clock
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(bind)
-        self.sock.setblocking(False)
         self.peer: tuple[str, int] | None = None
         self._last_rx_s: float | None = None  # when the latest datagram came (run time)
-        self.send_errors = 0
-
-    @property
-    def port(self) -> int:
-        return self.sock.getsockname()[1]
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> UdpDownlink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def run(
         self,

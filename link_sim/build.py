@@ -30,18 +30,11 @@ __all__ = [
 
 
 def link_config(scenario: Scenario) -> LinkConfig:
+    """The protocol section's fields are named as :class:`LinkConfig`'s; ``arq`` defaults
+    by whether there is a reverse link."""
     p = scenario.protocol
-    return LinkConfig(
-        mtu_bytes=p.mtu_bytes,
-        arq=scenario.arq,
-        policy=p.policy,
-        crc_bits=p.crc_bits,
-        rto_s=p.rto_s,
-        nak_timeout_s=p.nak_timeout_s,
-        max_retries=p.max_retries,
-        fec_k=p.fec.k,
-        fec_m=p.fec.m,
-    )
+    same = p.model_dump(exclude={"arq", "fec"})
+    return LinkConfig(**same, arq=scenario.arq, fec_k=p.fec.k, fec_m=p.fec.m)
 
 
 @lru_cache(maxsize=32)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
 from tests.conftest import KODAK
+from tests.helpers import run_module
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "textboost", *args], capture_output=True, text=True, timeout=300
-    )
+    return run_module("textboost", *args)
 
 
 def test_encode_decode_info(tmp_path, small_image):

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from downlink import DownlinkNode, psnr_db
+from tests.helpers import run_module
 from textboost.codec.container import Container, Header
 from textboost.protocol import LinkConfig, Sender
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def tbx(rng: np.random.Generator) -> bytes:
@@ -67,20 +64,12 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
         (["receive", "--port", "0", "--out", str(tmp_path), "--references", str(bad)], "refs.json"),
         (["receive", "--port", "0", "--out", str(tmp_path), "--key-file", "nokey"], "nokey"),
     ):
-        out = subprocess.run(
-            [sys.executable, "-m", "downlink", *argv], cwd=ROOT, capture_output=True, text=True
-        )
+        out = run_module("downlink", *argv)
         assert out.returncode == 2, out.stderr
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0]
 
 
 def test_cli_help_shows_field_example():
-    out = subprocess.run(
-        [sys.executable, "-m", "downlink", "receive", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run_module("downlink", "receive", "--help", check=True)
     assert "--port 9000 --out received/" in out.stdout

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import run_module
 from textboost.eval.cli import main
 from textboost.eval.rd import merge_results
 
@@ -100,12 +99,7 @@ def test_bad_images_are_refused_by_name(tmp_path, capsys):
 
 def test_help_on_each_command():
     for cmd in (["rd", "--help"], ["strip", "--help"], ["--help"]):
-        out = subprocess.run(
-            [sys.executable, "-m", "textboost.eval", *cmd],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        out = run_module("textboost.eval", *cmd)
         assert out.returncode == 0 and "usage:" in out.stdout
 
 

@@ -13,11 +13,10 @@ import yaml
 from link_sim.codec_service import CodecService, psnr_db
 from link_sim.mission import Mission
 from link_sim.scenario import parse_scenario
+from tests.helpers import ROOT
 from textboost.codec.container import Container
 from textboost.codec.image import load_image
 from textboost.codec.rate import FixedBpp
-
-ROOT = Path(__file__).resolve().parents[1]
 
 RESCUE = yaml.safe_load((ROOT / "scenarios/rescue.yaml").read_text())
 IMAGE = ROOT / "link_sim/data/kodak/kodim03.png"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,7 @@ import yaml
 from sgp4.api import Satrec, jday
 
 from link_sim.contacts import ContactPlan, passes_from_tle
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 CUBESAT = yaml.safe_load((ROOT / "scenarios/cubesat_uhf.yaml").read_text())
 TLE = CUBESAT["link"]["forward"]["contacts"]["tle"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -15,8 +14,7 @@ from link_sim.codec_service import CodecService
 from link_sim.mission import Mission
 from link_sim.report import TEXT_PATH_NOTE, report_dict, write_json
 from link_sim.scenario import parse_scenario
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 RESCUE = yaml.safe_load((ROOT / "scenarios/rescue.yaml").read_text())
 

@@ -4,8 +4,6 @@ value and what was expected; the CLI writes its report files; sweeps run in para
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +11,7 @@ import yaml
 
 from link_sim.cli import main
 from link_sim.scenario import ScenarioError, load_scenario
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, run_module
 
 PRESETS = sorted((ROOT / "scenarios").glob("*.yaml"))
 RESCUE = (ROOT / "scenarios/rescue.yaml").read_text()
@@ -88,8 +85,7 @@ def test_invalid_scenario_exits_2_with_one_line(case, tmp_path, capsys):
 
 def test_invalid_scenario_exit_code_from_python_m(tmp_path):
     path = _write(tmp_path, _edit(link__forward__mtu_bytes=4))
-    proc = subprocess.run([sys.executable, "-m", "link_sim", str(path)], capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = run_module("link_sim", str(path))
     assert proc.returncode == 2
     assert "link.forward.mtu_bytes = 4" in proc.stderr
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import ROOT, run_module
 from textboost.codec.container import BitstreamError, Container, Header
 from textboost.protocol import BundleState, LinkConfig, Receiver
 from uplink import (
@@ -24,8 +24,6 @@ from uplink import (
     UplinkNode,
 )
 from uplink.store import StoredImage
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def tbx(rng: np.random.Generator, groups: tuple[int, ...] = (50, 80, 120), text: bytes = b"EXIT"):
@@ -177,22 +175,14 @@ def test_capture_without_pipeline_is_a_clear_error(tmp_path):
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(argv, needle):
-    out = subprocess.run(
-        [sys.executable, "-m", "uplink", *argv], cwd=ROOT, capture_output=True, text=True
-    )
+    out = run_module("uplink", *argv)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0]
 
 
 def test_cli_help_shows_field_example():
-    out = subprocess.run(
-        [sys.executable, "-m", "uplink", "send", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = run_module("uplink", "send", "--help", check=True)
     assert "--to 192.0.2.10:9000" in out.stdout
 
 

@@ -16,6 +16,9 @@ from textboost.protocol.config import LinkConfig
 __all__ = ["OneLineArgumentParser", "add_link_arguments", "config_from_args", "fail"]
 
 USAGE_ERROR = 2
+# options whose destination is the LinkConfig field of the same name
+_SAME_NAMES = ("mtu_bytes", "arq", "policy", "crc_bits", "rto_s", "nak_timeout_s",
+               "max_retries", "tag_bytes")
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -34,7 +37,7 @@ def fail(prog: str, message: str) -> NoReturn:
 def add_link_arguments(parser: argparse.ArgumentParser) -> None:
     d = LinkConfig()
     g = parser.add_argument_group("link protocol (must match on both ends)")
-    g.add_argument("--mtu", type=int, default=d.mtu_bytes, metavar="BYTES",
+    g.add_argument("--mtu", dest="mtu_bytes", type=int, default=d.mtu_bytes, metavar="BYTES",
                    help=f"largest frame ({d.mtu_bytes})")
     g.add_argument("--arq", choices=["immediate", "deferred", "none"], default=d.arq)
     g.add_argument("--policy", choices=["fifo", "priority_interleave"], default=d.policy)
@@ -64,16 +67,5 @@ def config_from_args(args: argparse.Namespace) -> LinkConfig:
             key = args.key_file.read_bytes()
         except OSError as exc:
             raise ValueError(f"--key-file {args.key_file}: {exc.strerror}") from None
-    return LinkConfig(
-        mtu_bytes=args.mtu,
-        arq=args.arq,
-        policy=args.policy,
-        crc_bits=args.crc_bits,
-        rto_s=args.rto_s,
-        nak_timeout_s=args.nak_timeout_s,
-        max_retries=args.max_retries,
-        fec_k=args.fec[0],
-        fec_m=args.fec[1],
-        auth_key=key,
-        tag_bytes=args.tag_bytes,
-    )
+    same = {name: getattr(args, name) for name in _SAME_NAMES}
+    return LinkConfig(**same, fec_k=args.fec[0], fec_m=args.fec[1], auth_key=key)

@@ -1,5 +1,5 @@
-"""What the field drivers (:mod:`uplink.udp`, :mod:`downlink.udp`) share: one turn of the
-loop that drives a sans-IO protocol node over a socket.
+"""What the field drivers (:mod:`uplink.udp`, :mod:`downlink.udp`) share: their UDP
+socket, and one turn of the loop that drives a sans-IO protocol node over it.
 
 The node (an ``UplinkNode`` or a ``DownlinkNode``) holds all protocol logic; a driver only
 waits for a datagram or the node's next timer, whichever comes first, hands over what
@@ -9,10 +9,40 @@ arrived, and fires the timer when it is due. ``link_sim`` drives the same nodes 
 from __future__ import annotations
 
 import selectors
+import socket
+import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, Self
 
-__all__ = ["TimedNode", "wait_and_fire"]
+__all__ = ["TimedNode", "UdpEndpoint", "wait_and_fire"]
+
+
+class UdpEndpoint:
+    """A non-blocking UDP socket bound to ``bind`` (port 0: a free port, see :attr:`port`),
+    closed by :meth:`close` or at the end of a ``with`` block; ``clock`` gives the driver's
+    times."""
+
+    def __init__(
+        self, bind: tuple[str, int], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.clock = clock
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(bind)
+        self.sock.setblocking(False)
+        self.send_errors = 0  # datagrams the OS refused (lost: the protocol repairs)
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class TimedNode(Protocol):

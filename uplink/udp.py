@@ -9,13 +9,12 @@ and fires the node's timers. Times given to the node are seconds since :meth:`ru
 from __future__ import annotations
 
 import selectors
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from textboost.field import wait_and_fire
+from textboost.field import UdpEndpoint, wait_and_fire
 from uplink.encode import Encoded
 from uplink.node import UplinkNode
 from uplink.sources import Capture
@@ -35,7 +34,7 @@ def parse_host_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class UdpUplink:
+class UdpUplink(UdpEndpoint):
     """Args:
     node: the edge node to drive.
     remote: (host, port) of the ground receiver.
@@ -54,24 +53,11 @@ class UdpUplink:
     ) -> None:
         if rate_bps is not None and rate_bps <= 0:
             raise ValueError(f"rate_bps {rate_bps}: must be > 0")
+        super().__init__(bind, clock)
         self.node = node
         self.remote = remote
         self.rate_bps = rate_bps
-        self.clock = clock
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(bind)
-        self.sock.setblocking(False)
-        self.send_errors = 0
         self.encode_errors: list[str] = []  # one line per image that could not be encoded
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self) -> UdpUplink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def run(self, timeout_s: float, captures: Sequence[Capture] = ()) -> bool:
         """Send until the node is idle (everything acknowledged, failed or, one-way, sent)
