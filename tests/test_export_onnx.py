@@ -303,3 +303,34 @@ def test_cli_errors_exit_2_with_one_line(tmp_path):
     )  # fmt: skip
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr
+
+
+def test_textboost_cli_backend_option_without_torch(exported, tmp_path):
+    """`python -m textboost --backend onnxruntime encode/decode`, torch blocked."""
+    from PIL import Image
+
+    src = tmp_path / "in.png"
+    Image.fromarray(load_image(KODAK / "kodim07.png")[100:196, 200:328]).save(src)
+    opts = ["--model", str(exported["model"]), "--backend", "onnxruntime",
+            "--onnx-dir", str(exported["dir"])]  # fmt: skip
+    for cmd in (
+        ["encode", str(src), str(tmp_path / "a.tbx"), "--max-bytes", "300", "--no-text"],
+        ["decode", str(tmp_path / "a.tbx"), str(tmp_path / "a.png")],
+    ):
+        code = BLOCK_TORCH + (
+            "from textboost.__main__ import main\n"
+            f"rc = main({opts + cmd!r})\n"
+            "assert 'torch' not in sys.modules\n"
+            "sys.exit(rc)\n"
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "a.tbx").stat().st_size <= 300
+    assert np.asarray(Image.open(tmp_path / "a.png")).shape == (96, 128, 3)
+    from textboost.__main__ import main
+
+    rc = main([*opts[:2], "--backend", "onnxruntime", "--onnx-dir", str(tmp_path / "none"),
+               "decode", str(tmp_path / "a.tbx"), str(tmp_path / "b.png")])  # fmt: skip
+    assert rc == 2

@@ -4,6 +4,10 @@
     python -m textboost decode IN.tbx OUT.png [--groups K] [--no-fusion]
     python -m textboost info IN.tbx [--json]     # sections, and the words carried
 
+    --backend torch|onnxruntime|tensorrt (before the command) runs the transforms on that
+    backend; onnxruntime and tensorrt use the graphs of `python -m export onnx` (--onnx-dir,
+    default: the model id's cache folder) and never import torch.
+
 By default the sender spots small text and carries it in the text section (inside the
 budget), and the receiver fuses it with the decoded image; --no-text and --no-fusion
 give the codec alone.
@@ -19,6 +23,7 @@ import sys
 from pathlib import Path
 
 from textboost.codec.container import FORMAT_VERSION, BitstreamError, Container, section_name
+from textboost.codec.exported import BackendUnavailable
 from textboost.text.payload import decode_words
 
 
@@ -29,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", help="model file (default: the shipped model)")
+    p.add_argument(
+        "--backend", choices=["torch", "onnxruntime", "tensorrt"], default="torch",
+        help="where the transforms run (default torch)",
+    )  # fmt: skip
+    p.add_argument("--onnx-dir", help="folder of `python -m export onnx` (exported backends)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("encode", help="image → .tbx")
     e.add_argument("input")
@@ -83,6 +94,10 @@ def info(data: bytes) -> dict:
     }
 
 
+def _backend(args) -> dict:
+    return {"backend": args.backend, "device": args.device, "onnx_dir": args.onnx_dir}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     current = args.input
@@ -112,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "encode":
             img = load_image(args.input)
             current = args.model or "model"
-            codec = Codec.load(args.model)
+            codec = Codec.load(args.model, **_backend(args))
             current = args.input
             text = not args.no_text
             if args.rate is not None:
@@ -130,14 +145,16 @@ def main(argv: list[str] | None = None) -> int:
 
             data = _read(args.input)
             current = args.model or "model"
-            codec = Codec.load(args.model, fusion=False if args.no_fusion else None)
+            codec = Codec.load(
+                args.model, fusion=False if args.no_fusion else None, **_backend(args)
+            )
             current = args.input
             img = codec.decode(data, groups=args.groups)
             current = args.output
             Image.fromarray(img).save(args.output)
             print(f"{args.output}: {img.shape[1]}x{img.shape[0]}")
         return 0
-    except (BitstreamError, ValueError, FileNotFoundError, OSError) as e:
+    except (BitstreamError, ValueError, FileNotFoundError, OSError, BackendUnavailable) as e:
         msg = str(e)
         prefix = "" if msg.startswith(str(current)) else f"{current}: "
         print(f"error: {prefix}{msg}", file=sys.stderr)

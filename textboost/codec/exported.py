@@ -149,7 +149,7 @@ def ort_providers(device: str = "cpu") -> list:
         return ["CPUExecutionProvider"]
     if device == "cuda" or device.startswith("cuda:"):
         if "CUDAExecutionProvider" not in available:
-            raise RuntimeError(
+            raise BackendUnavailable(
                 f"device {device!r}: onnxruntime has no CUDAExecutionProvider (install "
                 f"onnxruntime-gpu; on Jetson, NVIDIA's JetPack build); it has {available}"
             )
