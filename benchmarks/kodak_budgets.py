@@ -23,6 +23,7 @@ from textboost import Codec
 from textboost.codec.budget import BudgetError, fit_budget
 from textboost.codec.container import FULL_SCALE, Container
 from textboost.codec.image import load_image, psnr_db
+from textboost.codec.rate import bpp_of, budget_bytes
 
 KODAK = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kodak"
 
@@ -52,7 +53,7 @@ def main() -> None:
             t = time.perf_counter()
             try:
                 if kind == "bpp":
-                    data = fit_budget(codec, an, int(value * h * w / 8))
+                    data = fit_budget(codec, an, budget_bytes(value, w, h))
                 else:
                     data = codec.encode_analysis(an, round(value * 65535))
             except BudgetError:
@@ -60,7 +61,7 @@ def main() -> None:
                 continue
             secs.append(time.perf_counter() - t)
             smaller += Container.parse(data).header.scale != FULL_SCALE
-            bpps.append(8 * len(data) / (h * w))
+            bpps.append(bpp_of(len(data), w, h))
             psnrs.append(psnr_db(codec.decode(data), im))
         rows.append(
             {

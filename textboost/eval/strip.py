@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from textboost.codec.container import Container
 from textboost.codec.exact import RATE_MAX
 from textboost.codec.image import psnr_db
+from textboost.codec.rate import bpp_of
 from textboost.eval.baselines import get_baseline
 from textboost.eval.budget import DOWNSCALE_DIVISORS, budget_bytes, reconstruct, search_budgets
 from textboost.eval.ours import OURS_NAME, BudgetError
@@ -111,7 +112,7 @@ def render_strip(
             out.paste(tile, (x0, 0))
         caption = f"{p.label}  {p.detail}".strip()
         if p.n_bytes is not None and p.psnr_db is not None:
-            bpp = p.n_bytes * 8 / (width * height)
+            bpp = bpp_of(p.n_bytes, width, height)
             caption += f"\n{p.n_bytes} B, {bpp:.4f} bpp, {p.psnr_db:.2f} dB (whole image)"
         draw.multiline_text((x0 + 2, tile_h + 2), caption, fill=(0, 0, 0), font=font, spacing=2)
     return out
