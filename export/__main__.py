@@ -2,6 +2,8 @@
 
     python -m export onnx [--out DIR] [--model FILE] [--opset N] [--images IMG ...] [--json]
     python -m export trt [--onnx DIR] [--model FILE] [--precision fp16|fp32|both] [--json]
+    python -m export bundle --target jetson --out DIR [--model FILE] [--onnx DIR]
+    python -m export verify [--model FILE] [--onnx-dir DIR] [--backend B] [--device D] [--json]
 
 ``onnx`` writes sender.onnx (g_a + h_a), receiver.onnx (g_s) and, when the fusion weights
 exist beside the model, fusion.onnx, with dynamic height and width, and
@@ -12,6 +14,10 @@ Without --out the graphs go to the cache folder of the model id, where
 ``trt`` builds TensorRT engines from those graphs on this machine (engines are never
 shipped: they belong to one GPU and one TensorRT version), cached by GPU, TensorRT
 version, precision and shape profile. Without tensorrt it says so and exits 2.
+
+``bundle`` writes what a Jetson-class sender needs (export/bundle.py says what).
+``verify`` loads the codec on a backend, encodes a shipped image to a byte budget, decodes
+it, and prints each stage's time and the PSNR: the first thing to run on a device.
 
 Errors exit with code 2 and one line.
 """
@@ -48,6 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", type=int, default=0, help="CUDA device index")
     t.add_argument("--force", action="store_true", help="rebuild even if cached")
     t.add_argument("--json", action="store_true")
+    b = sub.add_parser("bundle", help="deploy bundle for an edge device")
+    b.add_argument("--target", choices=["jetson"], default="jetson")
+    b.add_argument("--out", required=True, help="new folder for the bundle")
+    b.add_argument("--model", help="model file (default: the shipped model)")
+    b.add_argument("--onnx", help="an existing `export onnx` folder (default: export anew)")
+    b.add_argument("--constriction-src", help="constriction source tree to ship (aarch64)")
+    v = sub.add_parser("verify", help="encode + decode a shipped image: stage times, PSNR")
+    v.add_argument("--model", help="model file (default: the shipped model)")
+    v.add_argument("--onnx-dir", help="folder of `export onnx` (default: the cache)")
+    v.add_argument("--backend", choices=["onnxruntime", "tensorrt", "torch"], default="onnxruntime")
+    v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    v.add_argument("--image", help="image to code (default: a shipped Kodak image)")
+    v.add_argument("--max-bytes", type=int, default=2000)
+    v.add_argument("--no-text", action="store_true", help="skip the OCR spotter")
+    v.add_argument("--min-psnr", type=float, default=20.0, help="fail below this PSNR (dB)")
+    v.add_argument("--json", action="store_true")
     return p
 
 
@@ -109,10 +131,59 @@ def _trt(args) -> int:
     return 0
 
 
+def _bundle(args) -> int:
+    from export.bundle import build_bundle
+
+    b = build_bundle(
+        args.out,
+        target=args.target,
+        model_path=args.model,
+        onnx_dir=args.onnx,
+        constriction_src=args.constriction_src,
+    )
+    print(f"{b['dir']}: {args.target} bundle, model {b['model_id']}, {len(b['files'])} files")
+    return 0
+
+
+def _verify(args) -> int:
+    from export.verify import verify
+    from textboost.codec.exported import BackendUnavailable
+
+    try:
+        r = verify(
+            args.model,
+            backend=args.backend,
+            device=args.device,
+            onnx_dir=args.onnx_dir,
+            image=args.image,
+            max_bytes=args.max_bytes,
+            text=not args.no_text,
+        )
+    except BackendUnavailable as e:
+        raise RuntimeError(str(e)) from e
+    r.pop("_decoded")
+    r["ok"] = bool(r["ok"] and r["psnr_db"] >= args.min_psnr)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(
+            f"{r['backend']} ({r['device']}), model {r['model_id']}, image {r['image']}: "
+            f"{r['bytes']} bytes ({r['bpp']:.4f} bpp), {r['words']} words, "
+            f"PSNR {r['psnr_db']:.2f} dB (codec alone {r['psnr_db_codec_only']:.2f})"
+        )
+        for k, s in r["seconds"].items():
+            print(f"  {k:26s} {s * 1000:9.1f} ms")
+        print("OK" if r["ok"] else "FAILED")
+    return 0 if r["ok"] else 1
+
+
+COMMANDS = {"onnx": _onnx, "trt": _trt, "bundle": _bundle, "verify": _verify}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _onnx(args) if args.cmd == "onnx" else _trt(args)
+        return COMMANDS[args.cmd](args)
     except (OSError, ValueError, AssertionError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
