@@ -334,3 +334,47 @@ def test_textboost_cli_backend_option_without_torch(exported, tmp_path):
     rc = main([*opts[:2], "--backend", "onnxruntime", "--onnx-dir", str(tmp_path / "none"),
                "decode", str(tmp_path / "a.tbx"), str(tmp_path / "b.png")])  # fmt: skip
     assert rc == 2
+
+
+def test_edge_without_torch_or_constriction_writes_the_same_streams(exported, codecs, tmp_path):
+    """The Jetson case: no torch, no constriction build. The portable coder writes the same
+    bytes as constriction, the ground (torch, constriction) decodes them, and the edge
+    decodes the ground's streams."""
+    img = _images()[1]
+    np.save(tmp_path / "img.npy", img)
+    ref = {
+        "rate": codecs["onnxruntime"].encode(img, rate=0.5, text=False),
+        "budget": codecs["onnxruntime"].encode_to_budget(img, max_bytes=350, text=False),
+    }
+    (tmp_path / "ref.tbx").write_bytes(ref["rate"])
+    block = BLOCK_TORCH.replace('name == "torch" or name.startswith("torch.")',
+                                'name.split(".")[0] in ("torch", "constriction")')  # fmt: skip
+    code = (
+        block
+        + f"""
+import numpy as np
+from pathlib import Path
+from textboost import Codec
+from textboost.codec import coder
+assert coder.PORTABLE
+d = Path({str(tmp_path)!r})
+codec = Codec.load({str(exported["model"])!r}, backend="onnxruntime",
+                   onnx_dir={str(exported["dir"])!r})
+img = np.load(d / "img.npy")
+(d / "rate.tbx").write_bytes(codec.encode(img, rate=0.5, text=False))
+(d / "budget.tbx").write_bytes(codec.encode_to_budget(img, max_bytes=350, text=False))
+np.save(d / "decoded.npy", codec.decode((d / "ref.tbx").read_bytes()))
+assert "torch" not in sys.modules and "constriction" not in sys.modules
+"""
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name, data in ref.items():
+        edge = (tmp_path / f"{name}.tbx").read_bytes()
+        assert edge == data, name
+        _, y_ground = codecs["torch"].decode_latents(edge)
+        assert np.array_equal(y_ground, codecs["onnxruntime"].decode_latents(data)[1])
+    decoded = np.load(tmp_path / "decoded.npy")
+    assert np.array_equal(decoded, codecs["onnxruntime"].decode(ref["rate"]))

@@ -121,3 +121,22 @@ def test_portable_decoder_reads_constriction_streams(seed):
     for symbols, pmf, uniform in ops:
         model = pc.Uniform(uniform) if uniform else pc.Categorical(pmf)
         assert np.array_equal(dec.decode(model, symbols.size), symbols)
+
+
+def test_the_codec_on_the_portable_coder_reproduces_the_reference_stream():
+    """The whole codec with TEXTBOOST_CODER=portable: the committed reference .tbx comes
+    out byte for byte and decodes to the recorded pixels (tests/test_reference_stream.py)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "TEXTBOOST_CODER": "portable"}
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_reference_stream.py"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert "3 passed" in r.stdout

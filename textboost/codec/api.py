@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import constriction
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from textboost.codec.backends import Transforms, make_transforms
 from textboost.codec.budget import BudgetError, fit_budget
-from textboost.codec.coder import range_decoder, stream_bytes
+from textboost.codec.coder import new_range_encoder, range_decoder, stream_bytes
 from textboost.codec.config import Z_STRIDE, CodecConfig
 from textboost.codec.container import FULL_SCALE, BitstreamError, Container, Header, coded_size
 from textboost.codec.exact import (
@@ -213,7 +212,7 @@ class Codec:
         z_step = self._z_step(rate_q)
         z_hat = np.floor(an.z / (z_step * 2.0**-22) + 0.5)
         z_hat = np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.int64)
-        enc = constriction.stream.queue.RangeEncoder()
+        enc = new_range_encoder()
         self.z_tables.encode(enc, z_hat, _channel_index(z_hat.shape))
         z_bytes = stream_bytes(enc)
         hyper = self._hyper(z_hat, z_step)
@@ -222,7 +221,7 @@ class Codec:
         y_q: list[np.ndarray] = []
         starts = np.cumsum([0, *self.cfg.groups])
         for k in range(self.n_groups):
-            enc = constriction.stream.queue.RangeEncoder()
+            enc = new_range_encoder()
             yk = an.y[..., starts[k] : starts[k + 1]]
 
             def symbols(k, rows, mu, idx, step, enc=enc, yk=yk):

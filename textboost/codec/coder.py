@@ -5,24 +5,65 @@ symbol; constriction codes ``Categorical(p − 1, perfect=False)`` with exactly 
 REFERENCES.md), so both ends use identical probabilities without any float model.
 Symbols are coded grouped by table (one vectorised call per table), in an order both
 ends derive from the table indexes alone. Escaped values follow, Exp-Golomb coded.
+
+Where constriction is not installed (aarch64: no wheel, no source archive on PyPI), or
+with ``TEXTBOOST_CODER=portable``, :mod:`textboost.codec.portable_coder` codes instead:
+the same words, bit for bit, in pure Python.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
 
-import constriction
 import numpy as np
 
+from textboost.codec import portable_coder
 from textboost.codec.container import BitstreamError
 
-__all__ = ["PRECISION", "TableSet", "quantize_pmf", "range_decoder", "stream_bytes"]
+try:
+    import constriction
+except ImportError:  # an edge device without a constriction build: the portable coder
+    constriction = None
+
+__all__ = [
+    "PORTABLE",
+    "PRECISION",
+    "TableSet",
+    "new_range_encoder",
+    "quantize_pmf",
+    "range_decoder",
+    "stream_bytes",
+]
 
 PRECISION = 24
 _TOTAL = 1 << PRECISION
-_EG_BITS = constriction.stream.model.Uniform(32)
-_SIGN = constriction.stream.model.Uniform(2)
+PORTABLE = constriction is None or os.environ.get("TEXTBOOST_CODER") == "portable"
+
+
+def _uniform(n: int):
+    if PORTABLE:
+        return portable_coder.Uniform(n)
+    return constriction.stream.model.Uniform(n)
+
+
+def _categorical(p: np.ndarray):
+    """Codes with exactly the integer pmf ``p`` (see the module docstring)."""
+    if PORTABLE:
+        return portable_coder.Categorical(p)
+    return constriction.stream.model.Categorical((p - 1).astype(np.float64), perfect=False)
+
+
+def new_range_encoder():
+    """An empty range encoder (constriction's, or the portable one that writes the same)."""
+    if PORTABLE:
+        return portable_coder.RangeEncoder()
+    return constriction.stream.queue.RangeEncoder()
+
+
+_EG_BITS = _uniform(32)
+_SIGN = _uniform(2)
 
 
 def quantize_pmf(p: np.ndarray) -> np.ndarray:
@@ -47,10 +88,7 @@ class TableSet:
                     "entries ≥ 1, sum 2^24"
                 )
         self.radius = np.array([(p.size - 2) // 2 for p in self.pmfs], dtype=np.int64)
-        self.models = [
-            constriction.stream.model.Categorical((p - 1).astype(np.float64), perfect=False)
-            for p in self.pmfs
-        ]
+        self.models = [_categorical(p) for p in self.pmfs]
 
     @classmethod
     def from_flat(cls, flat: np.ndarray, offsets: np.ndarray) -> TableSet:
@@ -120,9 +158,7 @@ def _encode_escape(enc: constriction.stream.queue.RangeEncoder, v: int) -> None:
     n = m.bit_length() - 1
     enc.encode(np.array([n], dtype=np.int32), _EG_BITS)
     if n:
-        enc.encode(
-            np.array([m - (1 << n)], dtype=np.int32), constriction.stream.model.Uniform(1 << n)
-        )
+        enc.encode(np.array([m - (1 << n)], dtype=np.int32), _uniform(1 << n))
     enc.encode(np.array([int(v < 0)], dtype=np.int32), _SIGN)
 
 
@@ -132,7 +168,7 @@ def _decode_escape(dec: constriction.stream.queue.RangeDecoder) -> int:
         raise BitstreamError(f"escape code length {n} > 23 bits (corrupt stream)")
     m = 1 << n
     if n:
-        m += int(dec.decode(constriction.stream.model.Uniform(1 << n), 1)[0])
+        m += int(dec.decode(_uniform(1 << n), 1)[0])
     neg = int(dec.decode(_SIGN, 1)[0])
     return -m if neg else m
 
@@ -147,4 +183,6 @@ def range_decoder(data: bytes) -> constriction.stream.queue.RangeDecoder:
     """Decoder over bytes from :func:`stream_bytes` (the dropped zeros restored)."""
     pad = (-len(data)) % 4
     words = np.frombuffer(data + b"\x00" * pad, dtype=">u4").astype(np.uint32)
+    if PORTABLE:
+        return portable_coder.RangeDecoder(words)
     return constriction.stream.queue.RangeDecoder(words)
