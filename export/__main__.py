@@ -167,7 +167,8 @@ def _verify(args) -> int:
         print(json.dumps(r, indent=2))
     else:
         print(
-            f"{r['backend']} ({r['device']}), model {r['model_id']}, image {r['image']}: "
+            f"{r['backend']} ({r['device']}, {r['entropy_coder']} coder), model "
+            f"{r['model_id']}, image {r['image']}: "
             f"{r['bytes']} bytes ({r['bpp']:.4f} bpp), {r['words']} words, "
             f"PSNR {r['psnr_db']:.2f} dB (codec alone {r['psnr_db_codec_only']:.2f})"
         )

@@ -39,9 +39,9 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("textboost", "uplink", "downlink", "link_sim", "export")
 INSTALL_ROOT = "/opt/textboost"
 
-REQUIREMENTS = """\
-# JetPack 6 (Ubuntu 22.04, aarch64, Python 3.10): `bash install.sh` installs these.
-# No torch: the sender runs the exported graphs.
+REQUIREMENTS_HEAD = """\
+# JetPack 6 (Ubuntu 22.04, aarch64, Python 3.10): `bash install.sh` installs these, then
+# the project wheel without its dependencies. No torch: the sender runs the ONNX graphs.
 #
 # ONNX Runtime: the PyPI wheel for aarch64 is CPU only. For the Jetson GPU, install
 # NVIDIA's build of onnxruntime-gpu for your JetPack (the Jetson AI Lab pip index / the
@@ -50,22 +50,26 @@ REQUIREMENTS = """\
 # PyPI for aarch64. The venv is made with --system-site-packages so that it sees it.
 # cuda-python (pip) is needed for the TensorRT backend's memory copies.
 #
-# constriction (the entropy coder) has x86_64 wheels only and no source archive on PyPI:
-# on aarch64 install.sh builds it from the source in constriction-src/ (Rust via rustup
-# and network access to crates.io are needed on the device) or from CONSTRICTION_SRC.
-numpy>=1.26
-pillow>=10.0
-safetensors>=0.4
-onnxruntime>=1.17
-threadpoolctl>=3.1
-brotli>=1.2
-rapidocr-onnxruntime>=1.3,<2
-constriction>=0.4,<0.6
+# constriction (the entropy coder) is not listed: it has x86_64 wheels only and no source
+# archive on PyPI. install.sh installs its wheel where there is one, builds it from
+# CONSTRICTION_SRC if given (Rust + crates.io needed), and otherwise the codec uses its
+# portable coder (textboost.codec.portable_coder), which writes the same bitstream.
 """
+
+
+def requirements() -> str:
+    """The project's runtime dependencies (pyproject.toml) less constriction, with notes."""
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    keep = [d for d in deps if not d.lower().startswith(("constriction", "torch"))]
+    return REQUIREMENTS_HEAD + "\n".join(keep) + "\n"
+
 
 INSTALL_SH = """\
 #!/usr/bin/env bash
 # Install the sender into $PREFIX/venv (default {root}). Run from the bundle folder.
+# SKIP_CONSTRICTION=1 installs no constriction (as on aarch64 without a source build).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PREFIX="${{PREFIX:-{root}}}"
@@ -73,18 +77,17 @@ PYTHON="${{PYTHON:-python3}}"
 mkdir -p "$PREFIX"
 "$PYTHON" -m venv ${{VENV_FLAGS---system-site-packages}} "$PREFIX/venv"
 PIP="$PREFIX/venv/bin/pip"
-"$PIP" install --upgrade pip
-if ! "$PIP" install "constriction>=0.4,<0.6" 2>/dev/null; then
-  # aarch64: no wheel on PyPI. Build from source (Rust toolchain: https://rustup.rs).
-  SRC="${{CONSTRICTION_SRC:-$HERE/constriction-src}}"
-  if [ ! -e "$SRC" ]; then
-    echo "constriction: no wheel for $(uname -m) and no source at $SRC" >&2; exit 2
-  fi
-  "$PIP" install maturin
-  "$PIP" install --no-build-isolation "$SRC"
+"$PIP" install -q -r "$HERE/requirements-jetson.txt"
+if [ -n "${{SKIP_CONSTRICTION:-}}" ]; then
+  echo "constriction: skipped; the portable coder codes the same bitstream"
+elif "$PIP" install -q --only-binary :all: "constriction>=0.4,<0.6"; then
+  echo "constriction: wheel installed"
+elif [ -n "${{CONSTRICTION_SRC:-}}" ]; then
+  "$PIP" install -q maturin && "$PIP" install --no-build-isolation "$CONSTRICTION_SRC"
+else
+  echo "constriction: no wheel for $(uname -m); the portable coder codes the same bitstream"
 fi
-"$PIP" install -r "$HERE/requirements-jetson.txt"
-"$PIP" install "$HERE"/wheels/*.whl
+"$PIP" install -q --no-deps "$HERE"/wheels/*.whl
 cp -r "$HERE/model" "$HERE/onnx" "$PREFIX/"
 echo "installed into $PREFIX; next: bash $HERE/verify.sh"
 """
@@ -166,13 +169,13 @@ On the device (JetPack 6, Python 3.10):
     sudo systemctl enable --now textboost-sender
 
 See requirements-jetson.txt for where the GPU onnxruntime, TensorRT and constriction
-come from on aarch64.
+come from on aarch64. Without constriction the codec codes with its portable coder (the
+same bytes, in pure Python).
 
-What was checked where the bundle was built: the install into a fresh venv without torch
-and `verify` on ONNX Runtime CPU (x86_64). Not checked there: the aarch64 install
-(constriction from source needs Rust and crates.io on the device), onnxruntime-gpu,
-TensorRT, and the service unit, whose `uplink send` options `--model/--backend/--onnx-dir/
---device` must exist in the installed uplink.
+Checked where the bundle was built (x86_64): the install into a fresh venv without torch
+and without constriction, and `verify` on ONNX Runtime CPU. Not checked there: an aarch64
+device, onnxruntime-gpu, TensorRT, and the service unit, whose `uplink send` options
+`--model/--backend/--onnx-dir/--device` must exist in the installed uplink.
 """
 
 
@@ -240,7 +243,7 @@ def build_bundle(
         shutil.copytree(constriction_src, out / "constriction-src", ignore=ignore)
     fmt = {"root": INSTALL_ROOT, "model": model.path.name}
     files = {
-        "requirements-jetson.txt": REQUIREMENTS,
+        "requirements-jetson.txt": requirements(),
         "install.sh": INSTALL_SH.format(**fmt),
         "verify.sh": VERIFY_SH.format(**fmt),
         "build_engines.sh": ENGINES_SH.format(**fmt),

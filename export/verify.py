@@ -56,6 +56,7 @@ def verify(
     max_bytes: int = 2000,
     text: bool = True,
 ) -> dict:
+    from textboost.codec import coder
     from textboost.codec.api import Codec
     from textboost.codec.budget import fit_budget
     from textboost.codec.image import load_image, psnr_db
@@ -100,6 +101,7 @@ def verify(
         "ok": bool(ok),
         "backend": backend,
         "device": device,
+        "entropy_coder": "portable" if coder.PORTABLE else "constriction",
         "model_id": codec.model_id.hex(),
         "image": f"{w}x{h}",
         "bytes": len(data),
