@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout-s", type=float, default=3600.0)
     r.add_argument("--no-decode", action="store_true", help="write .tbx files only")
     r.add_argument(
+        "--no-fusion",
+        action="store_true",
+        help="decode with the codec alone (default: fuse the received words into the image "
+        "when the model's fusion block ships beside it)",
+    )
+    r.add_argument(
         "--references",
         type=Path,
         metavar="MANIFEST",
@@ -76,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             out_dir=args.out,
             references=references,
             codec_factory=None if args.no_decode else CodecLoader(),
+            fusion=False if args.no_fusion else None,
+            on_text=None if args.json else _print_text,
         )
         link = UdpDownlink(node, (args.bind, args.port))
     except (ValueError, OSError) as exc:
@@ -94,4 +102,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"groups {r['groups_delivered']:>2}  {r['bytes_delivered']:>7} B  "
                 f"{r['png_path'] or r['error'] or ''}  {psnr}"
             )
+            if r["words"]:
+                print(f"              text: {' | '.join(w['text'] for w in r['words'])}")
     return 0
+
+
+def _print_text(t) -> None:
+    """One line per bundle as soon as its text section lands (before the image)."""
+    if t.error:
+        words = f"unreadable text section ({t.error})"
+    else:
+        words = " | ".join(t.strings) if t.words else "(no words)"
+    print(f"bundle {t.bundle_id:>5}  text at {t.time_s:7.1f} s: {words}", flush=True)

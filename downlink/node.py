@@ -6,24 +6,59 @@ sends what :meth:`poll_transmit` returns on the reverse link — the same interf
 of a pass (:meth:`finish`) incomplete bundles are decoded from the sections that arrived
 in order. A decode failure is recorded, never raised. The codec is loaded lazily on the
 first decode.
+
+Text first: the first section of a bundle is the header and the text section, so the words
+are known as soon as it lands, long before the image. The node then makes a
+:class:`TextResult` (``texts``, the ``on_text`` callback) and, with an ``out_dir``, writes
+``bundle_NNNNN.json`` (the words with their quads and strings); when the image is decoded
+the same file gains the image's result. Decoding fuses the words into the image when the
+codec has its fusion block (``fusion=None``, the default); ``fusion=False`` decodes with the
+codec alone.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from textboost.codec.container import BitstreamError, Container
+from textboost.codec.container import BitstreamError, Container, SectionKind
 from textboost.codec.image import load_image, psnr_db
 from textboost.codec.loader import CodecLoader
 from textboost.protocol import BundleDelivered, Event, LinkConfig, Receiver, SectionDelivered
+from textboost.text.payload import decode_words
 
-__all__ = ["BundleResult", "DownlinkNode", "psnr_db"]
+__all__ = ["BundleResult", "DownlinkNode", "TextResult", "psnr_db", "words_json"]
+
+
+def words_json(words) -> list[dict[str, Any]]:
+    """Words as JSON: ``{"text": str, "quad": [[x, y] x 4]}`` (pixels, clockwise from the
+    top-left of the text as read)."""
+    return [
+        {"text": w.text, "quad": [[round(float(x), 1), round(float(y), 1)] for x, y in w.quad]}
+        for w in words
+    ]
+
+
+@dataclass(slots=True)
+class TextResult:
+    """The words of one bundle, known once its first section (header and text) landed."""
+
+    bundle_id: int
+    time_s: float  # when the text section was delivered
+    width: int | None = None
+    height: int | None = None
+    text_bytes: int = 0
+    words: list[dict[str, Any]] = field(default_factory=list)  # see :func:`words_json`
+    error: str | None = None
+
+    @property
+    def strings(self) -> list[str]:
+        return [w["text"] for w in self.words]
 
 
 @dataclass(slots=True)
@@ -41,6 +76,8 @@ class BundleResult:
     width: int | None = None
     height: int | None = None
     text_bytes: int = 0
+    text_s: float | None = None  # when the words were known (the text section landed)
+    words: list[dict[str, Any]] = field(default_factory=list)  # see :func:`words_json`
     png_path: str | None = None
     tbx_path: str | None = None
     psnr_db: float | None = None
@@ -59,6 +96,9 @@ class DownlinkNode:
         use (default: the shipped model); None reassembles without decoding.
     defer_decode: queue complete bundles for :meth:`decode_pending` instead of decoding
         inside :meth:`receive` (a field driver sends the FIN first, then decodes).
+    fusion: passed to the codec's ``decode``: None fuses the words when the codec has its
+        fusion block, False decodes with the codec alone.
+    on_text: called with each :class:`TextResult` as soon as a text section lands.
     """
 
     def __init__(
@@ -69,8 +109,13 @@ class DownlinkNode:
         references: Mapping[int, str | Path | np.ndarray] | None = None,
         codec_factory: CodecLoader | Callable[[], Any] | None = _SHIPPED,  # type: ignore[assignment]
         defer_decode: bool = False,
+        fusion: bool | None = None,
+        on_text: Callable[[TextResult], None] | None = None,
     ) -> None:
         self.receiver = Receiver(config)
+        self.fusion = fusion
+        self.on_text = on_text
+        self.texts: dict[int, TextResult] = {}
         self.defer_decode = defer_decode
         self._complete: list[tuple[int, list[bytes], float]] = []
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -93,6 +138,8 @@ class DownlinkNode:
         for e in events:
             if isinstance(e, SectionDelivered):
                 self._prefix.setdefault(e.bundle_id, []).append(e.data)
+                if e.index == SectionKind.TEXT:
+                    self._text_landed(e.bundle_id, e.data, now)
             elif isinstance(e, BundleDelivered):
                 self._complete.append((e.bundle_id, list(e.sections), now))
         if not self.defer_decode:
@@ -133,6 +180,35 @@ class DownlinkNode:
     def handle_timeout(self, now: float) -> list[Event]:
         return self.receiver.handle_timeout(now)
 
+    # --- text first ---------------------------------------------------------------------
+
+    def _text_landed(self, bundle_id: int, section: bytes, now: float) -> None:
+        """Read the words of a bundle's first section; publish them before the image."""
+        res = TextResult(bundle_id, now)
+        try:
+            c = Container.from_sections([section])
+            res.width, res.height = c.header.width, c.header.height
+            res.text_bytes = len(c.text)
+            res.words = words_json(decode_words(c.text, res.width, res.height))
+        except (BitstreamError, ValueError) as exc:
+            res.error = f"{type(exc).__name__}: {exc}"
+        self.texts[bundle_id] = res
+        self._write_json(bundle_id, {"text": asdict(res)})
+        if self.on_text is not None:
+            self.on_text(res)
+
+    def json_path(self, bundle_id: int) -> Path | None:
+        """``bundle_NNNNN.json`` beside the bundle's PNG (None without an ``out_dir``)."""
+        return None if self.out_dir is None else self.out_dir / f"bundle_{bundle_id:05d}.json"
+
+    def _write_json(self, bundle_id: int, doc: dict[str, Any]) -> None:
+        path = self.json_path(bundle_id)
+        if path is None:
+            return
+        tmp = path.with_suffix(".json.part")
+        tmp.write_text(json.dumps({"bundle_id": bundle_id, **doc}, indent=1) + "\n")
+        tmp.replace(path)  # a reader never sees half a file
+
     # --- results ------------------------------------------------------------------------
 
     def finish(self, now: float) -> list[BundleResult]:
@@ -168,6 +244,9 @@ class DownlinkNode:
         )
         self.results[bundle_id] = res
         self._prefix.pop(bundle_id, None)
+        text = self.texts.get(bundle_id)
+        if text is not None:
+            res.text_s, res.words = text.time_s, text.words
         if not sections:
             res.error = "header and text never arrived"
         else:
@@ -178,6 +257,10 @@ class DownlinkNode:
         if self.out_dir is not None:
             with open(self.out_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(asdict(res)) + "\n")
+            image = {k: v for k, v in asdict(res).items() if k not in ("bundle_id", "words")}
+            self._write_json(
+                bundle_id, {"text": asdict(text) if text else None, "image": image}
+            )
 
     def _decode(self, res: BundleResult, sections: list[bytes]) -> None:
         container = Container.from_sections(sections)
@@ -193,7 +276,8 @@ class DownlinkNode:
             return
         if self.loader is None:
             return
-        img = np.asarray(self.loader().decode(data))
+        kw = {} if self.fusion is None else {"fusion": self.fusion}
+        img = np.asarray(self.loader().decode(data, **kw))
         res.decoded = True
         if self.out_dir is not None:
             from PIL import Image

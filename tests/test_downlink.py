@@ -73,3 +73,62 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
 def test_cli_help_shows_field_example():
     out = run_module("downlink", "receive", "--help", check=True)
     assert "--port 9000 --out received/" in out.stdout
+
+
+def test_words_reach_the_json_before_the_image(tmp_path):
+    """The first section (header and text) lands first: the words are published (callback
+    and ``bundle_NNNNN.json``) while the image is still on its way; the finished JSON keeps
+    them beside the image's result."""
+    from textboost.text.payload import encode_words
+    from textboost.text.words import Word
+
+    rng = np.random.default_rng(4)
+    words = [
+        Word(np.array([[10, 10], [50, 10], [50, 20], [10, 20]], float), "EXIT"),
+        Word(np.array([[60, 40], [90, 40], [90, 50], [60, 50]], float), "Zone 7 — Nord"),
+    ]
+    header = Header(model_id=b"TST1", width=96, height=64, rate=1000, n_groups=4)
+    data = Container(
+        header=header,
+        text=encode_words(words, 96, 64),
+        z=rng.bytes(30),
+        groups=tuple(rng.bytes(n) for n in (60, 90, 150, 200)),
+    ).to_bytes()
+    cfg = LinkConfig(mtu_bytes=48, arq="none")
+    s = Sender(cfg)
+    s.submit(5, Container.parse(data).to_sections(), 0.0)
+    seen = []
+    node = DownlinkNode(cfg, out_dir=tmp_path, codec_factory=None, on_text=seen.append)
+    early = None
+    for k, f in enumerate(s.poll_transmit(0.0)):
+        node.receive(f, float(k))
+        if seen and early is None:
+            early = json.loads((tmp_path / "bundle_00005.json").read_text())
+            assert not node.results  # the image is not complete yet
+    assert early is not None and "image" not in early
+    assert [w["text"] for w in early["text"]["words"]] == ["EXIT", "Zone 7 — Nord"]
+    assert np.allclose(early["text"]["words"][0]["quad"], words[0].quad, atol=1)
+    (text,) = seen
+    assert text.strings == ["EXIT", "Zone 7 — Nord"] and text.error is None
+    res = node.results[5]
+    assert res.complete and res.text_s == text.time_s < res.time_s
+    final = json.loads((tmp_path / "bundle_00005.json").read_text())
+    assert final["image"]["complete"] and final["text"]["words"] == early["text"]["words"]
+    assert [w["text"] for w in res.words] == ["EXIT", "Zone 7 — Nord"]
+
+
+def test_unreadable_text_section_is_noted_not_raised(tmp_path):
+    rng = np.random.default_rng(5)
+    cfg = LinkConfig(mtu_bytes=64, arq="none")
+    s = Sender(cfg)
+    s.submit(1, Container.parse(tbx(rng)).to_sections(), 0.0)  # text b"STOP": no payload
+    node = DownlinkNode(cfg, out_dir=tmp_path, codec_factory=None)
+    for f in s.poll_transmit(0.0):
+        node.receive(f, 1.0)
+    assert node.texts[1].error and "text" in node.texts[1].error
+    assert node.results[1].complete and node.results[1].words == []
+
+
+def test_cli_has_no_fusion_switch():
+    out = run_module("downlink", "receive", "--help", check=True)
+    assert "--no-fusion" in out.stdout

@@ -81,9 +81,11 @@ class CountingCodec:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.texts: list[bool] = []
 
-    def encode(self, img: np.ndarray, rate: float) -> bytes:
+    def encode(self, img: np.ndarray, rate: float, text: bool = True) -> bytes:
         self.calls += 1
+        self.texts.append(text)
         h = Header(
             model_id=self.model_id,
             width=img.shape[1],
@@ -91,10 +93,11 @@ class CountingCodec:
             rate=int(rate * 65535),
             n_groups=2,
         )
-        return Container(header=h, z=img.tobytes()[:16], groups=(b"g",)).to_bytes()
+        words = b"\x00WORDS" if text else b""  # stands in for a text section
+        return Container(header=h, text=words, z=img.tobytes()[:16], groups=(b"g",)).to_bytes()
 
-    def encode_to_budget(self, img: np.ndarray, *, max_bytes: int) -> bytes:
-        data = self.encode(img, 0.1)
+    def encode_to_budget(self, img: np.ndarray, *, max_bytes: int, text: bool = True) -> bytes:
+        data = self.encode(img, 0.1, text)
         assert len(data) <= max_bytes
         return data
 
@@ -199,7 +202,9 @@ def test_cache_hit_does_not_load_the_codec(tmp_path):
     cache = EncodeCache(tmp_path / "cache")
     h = Header(model_id=model_id, width=12, height=8, rate=1000, n_groups=5)
     stored = Container(header=h, z=b"z" * 8).to_bytes()
-    cache.put(file_sha256(img_path), policy.settings, model_id, stored)
+    key = EncodePipeline(policy, cache).settings  # rate settings + text on
+    assert key.startswith(policy.settings) and "text=on" in key
+    cache.put(file_sha256(img_path), key, model_id, stored)
     code = (
         "import sys\n"
         "from uplink import EncodeCache, EncodePipeline, FixedRate\n"
@@ -232,3 +237,31 @@ def test_codec_factory_runs_once_and_only_on_a_miss(tmp_path):
     fresh = CodecLoader(factory=factory, model_id=CountingCodec.model_id)
     hit = EncodePipeline(FixedRate(0.5), cache, fresh).encode(img_path)
     assert hit.cached and not fresh.loaded and len(calls) == 1
+
+
+def test_text_setting_is_part_of_the_cache_key(tmp_path):
+    """A stream encoded without words is never served for a request with words, nor the
+    other way round; each setting is encoded once and then served from the cache."""
+    img_path = tmp_path / "img.png"
+    Image.fromarray(np.full((8, 12, 3), 99, np.uint8)).save(img_path)
+    codec = CountingCodec()
+    cache = EncodeCache(tmp_path / "cache")
+
+    def pipe(text: bool) -> EncodePipeline:
+        return EncodePipeline(ByteBudget(500), cache, codec_factory=lambda: codec, text=text)
+
+    assert pipe(True).settings != pipe(False).settings
+    assert "text=off" in pipe(False).settings
+    plain = pipe(False).encode(img_path)
+    with_words = pipe(True).encode(img_path)
+    assert codec.texts == [False, True] and not with_words.cached
+    assert Container.parse(plain.data).text == b""
+    assert Container.parse(with_words.data).text != b""
+    again = pipe(True).encode(img_path), pipe(False).encode(img_path)
+    assert all(e.cached for e in again) and codec.calls == 2
+    assert again[0].data == with_words.data and again[1].data == plain.data
+
+
+def test_cli_has_no_text_switch():
+    out = run_module("uplink", "send", "--help", check=True)
+    assert "--no-text" in out.stdout

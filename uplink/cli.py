@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--rate", type=float, help="codec rate 0..1 (default 0.3)")
     rate.add_argument("--bpp", type=float, help="bits per pixel budget per image")
     rate.add_argument("--max-bytes", type=int, help="byte budget per image")
+    s.add_argument(
+        "--no-text",
+        action="store_true",
+        help="carry no words (default: spot text and send it in the text section, first)",
+    )
     s.add_argument("--cache-dir", type=Path, help="encode cache directory")
     s.add_argument("--rate-bps", type=float, help="pace the link at this bit rate")
     s.add_argument("--storage-bytes", type=int, default=16 << 20)
@@ -86,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             captures += list(source)
         cache = EncodeCache(args.cache_dir) if args.cache_dir is not None else None
         node = UplinkNode(
-            config, storage_bytes=args.storage_bytes, pipeline=EncodePipeline(policy, cache)
+            config,
+            storage_bytes=args.storage_bytes,
+            pipeline=EncodePipeline(policy, cache, text=not args.no_text),
         )
     except (ValueError, FileNotFoundError) as exc:
         fail(prog, str(exc))

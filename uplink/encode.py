@@ -4,10 +4,17 @@ The codec (and with it torch or an ONNX runtime) is loaded lazily on the first e
 that misses the cache, never at import: the edge node must start without torch. A cache
 hit needs only the model id, which :class:`~textboost.codec.loader.CodecLoader` reads from
 the model file.
+
+The text path (words spotted and carried in the `.tbx` text section) is on by default;
+``text=False`` leaves it out. The cache key is :attr:`EncodePipeline.settings`: the rate
+policy's settings plus the text setting (and, with text on, the sender's filter
+thresholds), so a stream without words is never served for a request with words.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +30,27 @@ from uplink.cache import EncodeCache, file_sha256
 if TYPE_CHECKING:
     from textboost.codec.api import Codec
 
-__all__ = ["ByteBudget", "EncodePipeline", "Encoded", "FixedBpp", "FixedRate", "RatePolicy"]
+__all__ = [
+    "ByteBudget",
+    "EncodePipeline",
+    "Encoded",
+    "FixedBpp",
+    "FixedRate",
+    "RatePolicy",
+    "text_settings",
+]
+
+
+def text_settings(text: bool) -> str:
+    """The text part of an encode cache key: ``text=off``, or ``text=on`` with a digest of
+    the default :class:`~textboost.text.filter.TextFilter` thresholds (what the shipped
+    codec's sender keeps), so changing them never serves stale words."""
+    if not text:
+        return "text=off"
+    from textboost.text.filter import TextFilter
+
+    flt = json.dumps(TextFilter().to_dict(), sort_keys=True)
+    return f"text=on/{hashlib.sha256(flt.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +76,7 @@ class EncodePipeline:
         codec_factory: a :class:`CodecLoader` (default: the shipped model), or any callable
             that builds the codec; only a loader knows the model id without loading it, so
             only with a loader does a cache hit leave the codec unloaded.
+        text: spot words and carry them in the text section (default); False: none.
     """
 
     def __init__(
@@ -56,9 +84,13 @@ class EncodePipeline:
         policy: RatePolicy,
         cache: EncodeCache | None = None,
         codec_factory: CodecLoader | Callable[[], Any] | None = None,
+        *,
+        text: bool = True,
     ) -> None:
         self.policy = policy
         self.cache = cache
+        self.text = text
+        self.settings = f"{policy.settings};{text_settings(text)}"  # the cache key
         if codec_factory is None:
             codec_factory = CodecLoader()
         elif not isinstance(codec_factory, CodecLoader):
@@ -82,17 +114,17 @@ class EncodePipeline:
         sha = ""
         if self.cache is not None:
             sha = file_sha256(path)
-            data = self.cache.get(sha, self.policy.settings, self.loader.model_id)
+            data = self.cache.get(sha, self.settings, self.loader.model_id)
             if data is not None:
                 h = Container.parse(data).header
                 return Encoded(path, data, h.width, h.height, 0.0, cached=True)
         img = load_image(path)
         t0 = time.perf_counter()
         try:
-            data = self.policy.encode(self.codec, img)
+            data = self.policy.encode(self.codec, img, text=self.text)
         except ValueError as exc:  # e.g. BudgetError: name the image
             raise type(exc)(f"{path}: {exc}") from exc
         encode_s = time.perf_counter() - t0
         if self.cache is not None:
-            self.cache.put(sha, self.policy.settings, self.loader.model_id, data)
+            self.cache.put(sha, self.settings, self.loader.model_id, data)
         return Encoded(path, data, img.shape[1], img.shape[0], encode_s, cached=False)

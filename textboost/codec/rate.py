@@ -1,8 +1,10 @@
 """Rate policies: how the size of an image's stream is chosen, and the bpp ↔ bytes rule.
 
 A policy is a small frozen value with a ``settings`` string (the encode cache's key) and
-``encode(codec, img)``. The edge sender, the simulator and the CLIs all use these three;
-the simulator's adaptive budget is a :class:`ByteBudget` chosen at each capture.
+``encode(codec, img, text=True)`` (``text=False``: no words carried; the encode pipeline
+adds the text setting to its cache key). The edge sender, the simulator and the CLIs all
+use these three; the simulator's adaptive budget is a :class:`ByteBudget` chosen at each
+capture.
 
 A budget of ``bpp`` bits per pixel is ``floor(bpp × W × H / 8)`` bytes of the whole file
 (:func:`budget_bytes`), here and in the evaluation alike.
@@ -51,8 +53,8 @@ class FixedRate:
     def settings(self) -> str:
         return f"rate={self.rate:.6g}"
 
-    def encode(self, codec: Codec, img: np.ndarray) -> bytes:
-        return codec.encode(img, rate=self.rate)
+    def encode(self, codec: Codec, img: np.ndarray, text: bool = True) -> bytes:
+        return codec.encode(img, rate=self.rate, text=text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +71,9 @@ class FixedBpp:
     def settings(self) -> str:
         return f"bpp={self.bpp:.6g}"
 
-    def encode(self, codec: Codec, img: np.ndarray) -> bytes:
+    def encode(self, codec: Codec, img: np.ndarray, text: bool = True) -> bytes:
         h, w = img.shape[:2]
-        return codec.encode_to_budget(img, max_bytes=budget_bytes(self.bpp, w, h))
+        return codec.encode_to_budget(img, max_bytes=budget_bytes(self.bpp, w, h), text=text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +92,8 @@ class ByteBudget:
     def settings(self) -> str:
         return f"max_bytes={self.max_bytes}"
 
-    def encode(self, codec: Codec, img: np.ndarray) -> bytes:
-        return codec.encode_to_budget(img, max_bytes=self.max_bytes)
+    def encode(self, codec: Codec, img: np.ndarray, text: bool = True) -> bytes:
+        return codec.encode_to_budget(img, max_bytes=self.max_bytes, text=text)
 
 
 RatePolicy = FixedRate | FixedBpp | ByteBudget
