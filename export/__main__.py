@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
     o.add_argument("--images", nargs="+", help="parity images (default: shipped Kodak images)")
     o.add_argument("--no-fusion", action="store_true", help="leave the fusion block out")
+    o.add_argument(
+        "--fp16", action="store_true", help="also float16 graphs (TensorRT >= 11 fp16 engines)"
+    )
     o.add_argument("--tolerance", type=float, default=1e-2, help="max abs error allowed per output")
     o.add_argument("--json", action="store_true", help="print the metadata as JSON")
     t = sub.add_parser("trt", help="ONNX graphs → TensorRT engines (on the target device)")
@@ -88,6 +91,7 @@ def _onnx(args) -> int:
         images=[Path(i) for i in args.images] if args.images else None,
         fusion=False if args.no_fusion else None,
         tolerance=args.tolerance,
+        fp16=args.fp16,
     )
     if args.json:
         print(json.dumps(meta, indent=2))
@@ -100,6 +104,10 @@ def _onnx(args) -> int:
     print(f"parity vs torch, {n} inputs from {names} (2 sizes each):")
     for name, s in par["outputs"].items():
         print(f"  {name:6s} max abs {s['max_abs']:.3g}  mean abs {s['mean_abs']:.3g}")
+    if meta["parity_fp16"]:
+        print("float16 graphs (ONNX Runtime CPU):")
+        for name, s in meta["parity_fp16"]["outputs"].items():
+            print(f"  {name:6s} max abs {s['max_abs']:.3g}  mean abs {s['mean_abs']:.3g}")
     return 0
 
 

@@ -11,6 +11,7 @@ serves every height and width (the parity check runs at several sizes to show it
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -52,6 +53,19 @@ class Sender(nn.Module):
     def forward(self, x):
         y = self.g_a(x)
         return y, self.h_a(y)
+
+
+class Half(nn.Module):
+    """A float16 copy of a module behind float32 inputs and outputs (casts in the graph):
+    the graph TensorRT ≥ 11 builds fp16 engines from (strong typing, no FP16 flag)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.inner = copy.deepcopy(module).half()
+
+    def forward(self, *args):
+        out = self.inner(*(a.half() for a in args))
+        return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
 
 
 class Receiver(nn.Module):
@@ -166,11 +180,15 @@ def export_onnx(
     images: list[Path] | None = None,
     fusion: bool | None = None,
     tolerance: float | None = 1e-2,
+    fp16: bool = False,
 ) -> dict:
     """Export a model's graphs into ``out`` (default: the model id's cache folder).
 
     ``fusion``: None exports the fusion block when its weights exist beside the model,
-    True requires them, False leaves it out. Returns the metadata written to
+    True requires them, False leaves it out. ``fp16`` also writes ``<graph>.fp16.onnx``
+    (float16 weights and activations, float32 inputs and outputs), for TensorRT versions
+    without the FP16 builder flag; their parity is recorded, not enforced. Returns the
+    metadata written to
     ``out/textboost-onnx.json``; raises AssertionError when an output's max absolute
     error exceeds ``tolerance`` (the files stay, with the figures, for inspection).
     """
@@ -207,11 +225,36 @@ def export_onnx(
         raise FileNotFoundError(f"{fweights}: no fusion weights beside {model.path.name}")
     else:
         (out / GRAPHS["fusion"]).unlink(missing_ok=True)
+    paths16: dict[str, Path] = {}
+    if fp16:
+        specs = {
+            "sender": (Sender(net), (torch.rand(1, 3, h, w),), ["x"], ["y", "z"],
+                       {"x": {2: "H", 3: "W"}, "y": {2: "h", 3: "w"}, "z": {2: "hz", 3: "wz"}}),
+            "receiver": (Receiver(net), (torch.randn(1, cfg.M, h // 16, w // 16),), ["y_hat"],
+                         ["x_hat"], {"y_hat": {2: "h", 3: "w"}, "x_hat": {2: "H", 3: "W"}}),
+        }  # fmt: skip
+        if block is not None:
+            specs["fusion"] = (
+                block, (torch.rand(1, 3, h, w), torch.rand(1, 1, h, w)), ["x", "g"], ["fused"],
+                {"x": {2: "H", 3: "W"}, "g": {2: "H", 3: "W"}, "fused": {2: "H", 3: "W"}},
+            )  # fmt: skip
+        for role, (module, args, ins, outs, axes) in specs.items():
+            paths16[role] = out / GRAPHS[role].replace(".onnx", ".fp16.onnx")
+            _export(Half(module), args, paths16[role], ins, outs, axes, opset)
+    for stale in out.glob("*.fp16.onnx"):
+        if stale not in paths16.values():
+            stale.unlink()
     export_s = time.perf_counter() - t0
     images = list(images) if images is not None else default_parity_images()
     if not images:
         raise FileNotFoundError(f"no parity images (looked in {SHIPPED_IMAGES}); give --images")
     par = parity(net, block, paths, images)
+    par16 = parity(net, block, paths16, images) if paths16 else None
+    if par16 is not None:
+        par16["note"] = (
+            "ONNX Runtime CPU runs float16 graphs largely in float32 (the weights are fp16 "
+            "already): fp16 arithmetic error shows only on a GPU"
+        )
     m, cz = cfg.M, cfg.z_channels
     io = {
         "sender": {"inputs": {"x": "1x3xHxW"},
@@ -231,8 +274,13 @@ def export_onnx(
             role: {"file": p.name, "sha256": sha256_file(p), **io[role]}
             for role, p in paths.items()
         },
+        "graphs_fp16": {
+            role: {"file": p.name, "sha256": sha256_file(p), **io[role]}
+            for role, p in paths16.items()
+        },
         "fusion_weights_sha256": sha256_file(fweights) if block is not None else None,
         "parity": par,
+        "parity_fp16": par16,
         "export_seconds": round(export_s, 2),
     }
     bad = {

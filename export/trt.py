@@ -4,9 +4,12 @@ One engine per graph (sender, receiver, fusion) and precision:
 
 - fp32: ``BuilderFlag.TF32`` cleared, so float32 convolutions stay float32 on Ampere and
   later (TensorRT enables TF32 by default);
-- fp16: ``BuilderFlag.FP16`` (I/O stays float32; TensorRT picks fp16 kernels where
-  faster). Only g_a/h_a/g_s/fusion run here, so fp16 changes pixels, never the ability
-  to decode: the entropy parameters are computed exactly elsewhere.
+- fp16: TensorRT 10 (JetPack 6 has 10.3): the float32 graph with ``BuilderFlag.FP16``
+  (TensorRT picks fp16 kernels where faster). TensorRT 11 removed that flag (strong
+  typing only): the float16 graphs of ``python -m export onnx --fp16`` are built as a
+  strongly typed network. I/O stays float32 either way. Only g_a/h_a/g_s/fusion run
+  here, so fp16 changes pixels, never the ability to decode: the entropy parameters are
+  computed exactly elsewhere.
 
 Each engine has one optimisation profile (min / opt / max shapes,
 :func:`textboost.codec.trt_runtime.shape_profiles`) and is cached under a key of the ONNX
@@ -41,27 +44,38 @@ __all__ = ["build_engine", "build_engines"]
 WORKSPACE_BYTES = 1 << 30  # 1 GiB: enough for these graphs; Jetson Orin Nano has 8 GiB shared
 
 
-def build_engine(onnx_path: Path, out: Path, precision: str, profile: dict) -> float:
-    """Build and write one serialized engine; returns the build time in seconds."""
+def has_fp16_flag(trt) -> bool:
+    return hasattr(trt.BuilderFlag, "FP16")
+
+
+def build_engine(
+    onnx_path: Path, out: Path, precision: str, profile: dict, strongly_typed: bool = False
+) -> float:
+    """Build and write one serialized engine; returns the build time in seconds.
+
+    ``strongly_typed``: the graph's own types decide the precision (a float16 graph for
+    fp16 on TensorRT ≥ 11); otherwise fp16 sets ``BuilderFlag.FP16``.
+    """
     trt = require_tensorrt()
     t0 = time.perf_counter()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
+    flags = 0  # explicit batch is the only mode since TensorRT 10
+    if strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise RuntimeError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-    if precision == "fp16":
-        if not builder.platform_has_fast_fp16:
-            raise RuntimeError("this GPU has no fast fp16; build fp32 instead")
-        config.set_flag(trt.BuilderFlag.FP16)
-    elif precision == "fp32":
-        config.clear_flag(trt.BuilderFlag.TF32)
-    else:
+    if precision not in ("fp16", "fp32"):
         raise ValueError(f"precision {precision!r}: expected fp16 or fp32")
+    if precision == "fp16" and not strongly_typed:
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)
     opt = builder.create_optimization_profile()
     for name, (lo, mid, hi) in profile.items():
         opt.set_shape(name, tuple(lo), tuple(mid), tuple(hi))
@@ -71,7 +85,8 @@ def build_engine(onnx_path: Path, out: Path, precision: str, profile: dict) -> f
         raise RuntimeError(f"{onnx_path}: TensorRT engine build failed ({precision})")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(bytes(engine))
+    with open(tmp, "wb") as f:
+        f.write(engine)  # IHostMemory exposes the buffer protocol
     os.replace(tmp, out)
     return time.perf_counter() - t0
 
@@ -97,13 +112,24 @@ def build_engines(
     folder = engine_dir(meta["model_id"])
     index = read_index(folder)
     done = []
-    for role, onnx_path in meta["paths"].items():
-        sha = meta["graphs"][role]["sha256"]
+    typed16 = not has_fp16_flag(trt)
+    for role in meta["paths"]:
         for precision in precisions:
+            typed = precision == "fp16" and typed16
+            onnx_path = (meta["paths_fp16"] if typed else meta["paths"]).get(role)
+            if onnx_path is None:
+                raise FileNotFoundError(
+                    f"{onnx_dir}: TensorRT {trt.__version__} has no FP16 builder flag and the "
+                    f"export has no float16 {role} graph; run `python -m export onnx --fp16 "
+                    f"--out {onnx_dir}`"
+                )
+            sha = meta["graphs_fp16" if typed else "graphs"][role]["sha256"]
             key = engine_key(sha, gpu, trt.__version__, precision, profiles[role])
             path = folder / f"{role}-{precision}-{key}.engine"
             cached = path.is_file() and not force
-            seconds = 0.0 if cached else build_engine(onnx_path, path, precision, profiles[role])
+            seconds = (
+                0.0 if cached else build_engine(onnx_path, path, precision, profiles[role], typed)
+            )
             entry = {
                 "role": role, "precision": precision, "file": path.name, "key": key,
                 "onnx_sha256": sha, "gpu": gpu, "trt_version": trt.__version__,

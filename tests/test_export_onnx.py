@@ -49,7 +49,9 @@ def exported(tmp_path_factory) -> dict:
     out = root / "onnx"
     from export.__main__ import main
 
-    rc = main(["onnx", "--model", str(model_path), "--out", str(out), "--images", *images])
+    rc = main(
+        ["onnx", "--model", str(model_path), "--out", str(out), "--fp16", "--images", *images]
+    )
     assert rc == 0
     return {"model": model_path, "dir": out, "root": root}
 
@@ -89,10 +91,27 @@ def test_metadata_records_opset_model_id_and_parity(exported):
     assert len({tuple(s) for s in meta["parity"]["sizes"]}) >= 2
 
 
+def test_float16_graphs_for_strongly_typed_tensorrt(exported):
+    import onnx
+
+    from textboost.codec.exported import read_export
+    from textboost.codec.weights import ModelFile
+
+    meta = read_export(exported["dir"], ModelFile.load(exported["model"]).model_id)
+    assert set(meta["paths_fp16"]) == {"sender", "receiver", "fusion"}
+    for role, path in meta["paths_fp16"].items():
+        m = onnx.load(str(path))
+        assert {i.data_type for i in m.graph.initializer} == {onnx.TensorProto.FLOAT16}, role
+        for t in list(m.graph.input) + list(m.graph.output):  # float32 at the boundary
+            assert t.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    for name, s in meta["parity_fp16"]["outputs"].items():
+        assert s["max_abs"] < 0.1, name
+
+
 def test_graphs_have_dynamic_height_and_width(exported):
     import onnx
 
-    for name in ("sender.onnx", "receiver.onnx", "fusion.onnx"):
+    for name in ("sender.onnx", "receiver.onnx", "fusion.onnx", "sender.fp16.onnx"):
         m = onnx.load(str(exported["dir"] / name))
         for t in list(m.graph.input) + list(m.graph.output):
             dims = t.type.tensor_type.shape.dim

@@ -7,6 +7,7 @@
     receiver.onnx     g_s:        y_hat (1, M, h, w) → x_hat (1, 3, 16h, 16w), unclipped
     fusion.onnx       the fusion block (only when its weights exist beside the model):
                                   x (1, 3, H, W), g (1, 1, H, W) in [0, 1] → fused, unclipped
+    *.fp16.onnx       with --fp16: the same graphs in float16 behind float32 I/O
     textboost-onnx.json   format, model id, opset, exporter, SHA-256 of each graph, parity
 
 The default folder is keyed by the model id (:func:`default_onnx_dir`), so graphs of one
@@ -123,18 +124,19 @@ def read_export(
             f"{meta_path}: graphs exported from model {meta.get('model_id')}, this model is "
             f"{model_id.hex()}; run `{cmd}`"
         )
-    files = {}
-    for role, entry in (meta.get("graphs") or {}).items():
-        p = d / entry["file"]
-        if not p.is_file():
-            raise ExportError(f"{p}: {role} graph missing; run `{cmd}`")
-        if sha256_file(p) != entry.get("sha256"):
-            raise ExportError(f"{p}: checksum mismatch (corrupt or replaced); run `{cmd}`")
-        files[role] = p
+    for key in ("graphs", "graphs_fp16"):
+        files = {}
+        for role, entry in (meta.get(key) or {}).items():
+            p = d / entry["file"]
+            if not p.is_file():
+                raise ExportError(f"{p}: {role} graph missing; run `{cmd}`")
+            if sha256_file(p) != entry.get("sha256"):
+                raise ExportError(f"{p}: checksum mismatch (corrupt or replaced); run `{cmd}`")
+            files[role] = p
+        meta[key.replace("graphs", "paths")] = files
     for role in ("sender", "receiver"):
-        if role not in files:
+        if role not in meta["paths"]:
             raise ExportError(f"{d / GRAPHS[role]}: {role} graph not in the export; run `{cmd}`")
-    meta["paths"] = files
     return meta
 
 

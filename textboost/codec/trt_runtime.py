@@ -134,10 +134,11 @@ def find_engines(meta: dict, precision: str, device_index: int = 0) -> dict[str,
     found: dict[str, Path] = {}
     for e in read_index(folder):
         role = e.get("role")
-        graph = meta["graphs"].get(role)
+        shas = {
+            g[role]["sha256"] for g in (meta["graphs"], meta.get("graphs_fp16") or {}) if role in g
+        }
         if (
-            graph is not None
-            and e.get("onnx_sha256") == graph["sha256"]
+            e.get("onnx_sha256") in shas
             and e.get("gpu") == gpu
             and e.get("trt_version") == trt.__version__
             and e.get("precision") == precision
@@ -199,7 +200,7 @@ class EngineRunner:
             shape = tuple(self.context.get_tensor_shape(name))
             out[name] = np.empty(shape, np.float32)  # fp16 engines keep fp32 I/O
             self.context.set_tensor_address(name, self._buffer(name, out[name].nbytes))
-        if not self.context.execute_async_v3(self.stream):
+        if not self.context.execute_async_v3(int(self.stream)):
             raise RuntimeError("TensorRT execution failed")
         for name, a in out.items():
             ptr = self._buffers[name][0]
