@@ -159,6 +159,7 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
             _cell(r["codec_bpp"], 4), _cell(r["on_air_bpp"], 4), _cell(r["psnr_db"], 2),
         )
     console.print(t)
+    _print_text(report, console)
     s = report["summary"]
     ci = report["runs"] > 1
     st = Table(title="summary" + (" (mean ± 95 % CI over runs)" if ci else ""),
@@ -168,19 +169,44 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
     for key in ("images_captured", "images_delivered", "images_decoded", "images_dropped",
                 "delivered_fraction", "latency_mean_s", "latency_p50_s", "latency_p95_s",
                 "encode_mean_s", "queue_mean_s", "air_mean_s", "retransmission_mean_s",
-                "decode_mean_s", "codec_bpp_mean", "on_air_bpp_mean", "psnr_mean_db",
-                "protocol_efficiency", "frame_loss_rate", "utilisation",
-                "reverse_utilisation", "capacity_bps",
+                "decode_mean_s", "text_latency_mean_s", "text_latency_p50_s",
+                "first_image_latency_p50_s", "image_latency_p50_s", "text_bytes_mean",
+                "words_delivered", "text_det_f1", "text_e2e_f1", "text_e2e_f1_original",
+                "codec_bpp_mean", "on_air_bpp_mean", "psnr_mean_db", "protocol_efficiency",
+                "frame_loss_rate", "utilisation", "reverse_utilisation", "capacity_bps",
                 "delivered_bps"):
         m = s[key]
-        nd = 4 if "bpp" in key or key in ("delivered_fraction", "protocol_efficiency",
-                                           "frame_loss_rate", "utilisation",
-                                           "reverse_utilisation") else 2
+        nd = 4 if "bpp" in key or "f1" in key or key in (
+            "delivered_fraction", "protocol_efficiency", "frame_loss_rate", "utilisation",
+            "reverse_utilisation") else 2
         value = _cell(m["mean"], nd)
         if ci and m["ci95"] is not None:
             value += f" ± {_cell(m['ci95'], nd)}"
         st.add_row(key, value)
     console.print(st)
+
+
+def _print_text(report: dict[str, Any], console: Console) -> None:
+    """Per image: when the words, the first image and the whole image reached the ground,
+    the words, and the spotter's F1 on the decoded image (where there is ground truth)."""
+    rows = report["images"]
+    if not any(r["text_bytes"] or r["det_f1"] is not None for r in rows):
+        return
+    t = Table(title="text (run 0): seconds after capture", header_style="bold")
+    for col in ("#", "image", "text B", "to text s", "to 1st image s", "to image s",
+                "DET F1", "E2E F1", "E2E F1 orig", "words delivered"):
+        t.add_column(col, justify="left" if col in ("image", "words delivered") else "right",
+                     overflow="fold")
+    for r in rows:
+        words = r["text_strings"]
+        t.add_row(
+            str(r["index"]), r["image"].rsplit(".", 1)[0], _cell(r["text_bytes"]),
+            _cell(r["time_to_text_s"]), _cell(r["time_to_first_image_s"]),
+            _cell(r["time_to_image_s"]), _cell(r["det_f1"], 2), _cell(r["e2e_f1"], 2),
+            _cell(r["e2e_f1_original"], 2),
+            "–" if words is None else (" | ".join(words) or "(none)"),
+        )
+    console.print(t)
 
 
 def _sweep(args: argparse.Namespace, console: Console) -> int:

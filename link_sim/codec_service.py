@@ -10,11 +10,19 @@ Cached results are the bytes and pixels the real codec produced, never estimates
 ``synthetic=True`` replaces the codec by :class:`SyntheticCodec` (random payloads of the
 requested size in a real `.tbx`, no decoder) for studying the link alone. It is never
 chosen silently; reports say which one ran and give no quality figures for it.
+
+Text: encodes carry the spotted words unless asked not to (the text setting is part of the
+encode key). Decodes fuse the words into the image when the fusion block ships beside the
+model, and the decode cache key names the fusion weights, so shipping or retraining them
+never serves stale pixels. :meth:`CodecService.text_reads` runs the spotter once per decoded
+image (cached on disk under ``text/``) for the DET/E2E scores of the report.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -26,10 +34,22 @@ from link_sim.payloads import SYNTHETIC_MODEL_ID, synthetic_container
 from textboost.codec.image import load_image, psnr_db
 from textboost.codec.loader import CodecLoader
 from textboost.codec.rate import RatePolicy, budget_bytes
-from uplink.cache import EncodeCache
+from textboost.codec.weights import DEFAULT_MODEL
+from textboost.text.words import Word
+from uplink.cache import EncodeCache, file_sha256
 from uplink.encode import EncodePipeline
 
-__all__ = ["CachedDecoder", "CodecService", "SyntheticCodec"]
+__all__ = ["CachedDecoder", "CodecService", "SyntheticCodec", "fusion_file"]
+
+SYNTHETIC_WORD = "SYNTHETIC"  # the one word a synthetic text section carries
+
+
+def fusion_file(model: Path | None) -> Path:
+    """The fusion weights' file beside a model file: the name
+    ``textboost.fusion.runtime.fusion_path`` gives (that module imports torch; a test keeps
+    the two equal)."""
+    p = Path(model) if model is not None else DEFAULT_MODEL
+    return p.with_name(p.name.removesuffix(".safetensors") + ".fusion.safetensors")
 
 
 class SyntheticCodec:
@@ -38,37 +58,59 @@ class SyntheticCodec:
     model_id = SYNTHETIC_MODEL_ID
     RATE_BPP = (0.01, 0.15)  # the design's rate range, for ``encode(rate=...)``
 
-    def encode(self, img: np.ndarray, rate: float = 0.5) -> bytes:
+    def encode(self, img: np.ndarray, rate: float = 0.5, text: bool = True) -> bytes:
         lo, hi = self.RATE_BPP
-        return self.encode_to_budget(img, bpp=lo + rate * (hi - lo))
+        return self.encode_to_budget(img, bpp=lo + rate * (hi - lo), text=text)
 
     def encode_to_budget(
-        self, img: np.ndarray, *, bpp: float | None = None, max_bytes: int | None = None
+        self,
+        img: np.ndarray,
+        *,
+        bpp: float | None = None,
+        max_bytes: int | None = None,
+        text: bool = True,
     ) -> bytes:
+        """With ``text``, a real text section carrying one placeholder word
+        (:data:`SYNTHETIC_WORD`), so the link carries and times a text section."""
         h, w = img.shape[:2]
         n = max_bytes if max_bytes is not None else budget_bytes(bpp or 0.0, w, h)
         key = hashlib.sha256(img.tobytes()).digest() + str(n).encode()
-        return synthetic_container(key, w, h, n)
+        section = b""
+        if text:
+            from textboost.text.payload import encode_words
+
+            quad = np.array([[0.4, 0.45], [0.6, 0.45], [0.6, 0.5], [0.4, 0.5]]) * (w, h)
+            section = encode_words([Word(quad, SYNTHETIC_WORD)], w, h)
+        return synthetic_container(key, w, h, n, text=section)
 
 
 class CachedDecoder:
     """``decode(data)`` as the codec's, answered from memory or disk when seen before
-    (the codec is loaded on the first miss)."""
+    (the codec is loaded on the first miss). ``tag`` names what else the pixels depend on
+    (the fusion weights) and is part of the key."""
 
-    def __init__(self, loader: CodecLoader, cache_dir: Path) -> None:
+    def __init__(self, loader: CodecLoader, cache_dir: Path, tag: str = "") -> None:
         self.loader = loader
         self.cache_dir = cache_dir
+        self.tag = tag
         self.misses = 0
         self._memory: dict[str, np.ndarray] = {}
 
+    def _key(self, data: bytes) -> str:
+        return hashlib.sha256(data + self.tag.encode()).hexdigest()
+
     def path_of(self, data: bytes) -> Path:
-        key = hashlib.sha256(data).hexdigest()
+        key = self._key(data)
         return self.cache_dir / key[:2] / f"{key}.png"
 
-    def decode(self, data: bytes, groups: int | None = None) -> np.ndarray:
+    def decode(
+        self, data: bytes, groups: int | None = None, fusion: bool | None = None
+    ) -> np.ndarray:
         if groups is not None:
             raise ValueError("CachedDecoder decodes what arrived; pass a truncated container")
-        key = hashlib.sha256(data).hexdigest()
+        if fusion is not None:
+            raise ValueError("CachedDecoder decodes as its codec does (fusion when shipped)")
+        key = self._key(data)
         if key in self._memory:
             return self._memory[key]
         path = self.path_of(data)
@@ -96,7 +138,10 @@ class CodecService:
         self._references: dict[Path, np.ndarray] = {}
         self._quality: dict[tuple[Path, bytes], float] = {}
         self._sizes: dict[Path, tuple[int, int]] = {}
+        self._reads: dict[tuple[str, str], list[Word]] = {}
+        self._gt: dict[Path, Any] = {}
         self.encodes = 0  # encoder runs (cache misses), for the summary and the benchmark
+        self.spots = 0  # spotter runs on decoded images (cache misses)
         self.loader = (
             CodecLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
             if synthetic
@@ -113,7 +158,14 @@ class CodecService:
         """None for synthetic payloads (nothing can decode them)."""
         if self.synthetic:
             return None
-        return CachedDecoder(self.loader, self.cache_dir / "decoded")
+        return CachedDecoder(self.loader, self.cache_dir / "decoded", self.fusion_tag)
+
+    @cached_property
+    def fusion_tag(self) -> str:
+        """``fusion=<digest of the weights>`` when the fusion block ships beside the model
+        (the codec then fuses at decode), else ``fusion=none``."""
+        path = fusion_file(self.loader.model)
+        return f"fusion={file_sha256(path)[:16]}" if path.is_file() else "fusion=none"
 
     @property
     def decodes(self) -> int:
@@ -127,7 +179,7 @@ class CodecService:
     def name(self) -> str:
         if self.synthetic:
             return "synthetic .tbx payloads (no codec: no quality figures)"
-        return f"textboost Codec, model {self.model_id.hex()}"
+        return f"textboost Codec, model {self.model_id.hex()}, {self.fusion_tag}"
 
     def image_size(self, path: Path) -> tuple[int, int]:
         """(width, height) without decoding the whole file."""
@@ -152,11 +204,78 @@ class CodecService:
             self._quality[key] = psnr_db(self.reference(path), img)
         return self._quality[key], self.decoder.path_of(data)
 
-    def encode(self, path: Path, policy: RatePolicy) -> bytes:
-        """Raises: ``textboost.codec.api.BudgetError`` when no stream fits the budget."""
-        key = (path, policy.settings)
+    def encode(self, path: Path, policy: RatePolicy, text: bool = True) -> bytes:
+        """``text``: spot and carry words (False: no text section).
+
+        Raises: ``textboost.codec.api.BudgetError`` when no stream fits the budget."""
+        pipe = EncodePipeline(policy, self._encode_cache, self.loader, text=text)
+        key = (path, pipe.settings)
         if key not in self._encoded:
-            enc = EncodePipeline(policy, self._encode_cache, self.loader).encode(path)
+            enc = pipe.encode(path)
             self.encodes += not enc.cached
             self._encoded[key] = enc.data
         return self._encoded[key]
+
+    def ground_truth(self, original: Path):
+        """The ICDAR 2015 ground truth beside an original (``gt_<stem>.txt``), or None."""
+        if original not in self._gt:
+            from textboost.eval.text_gt import read_gt
+
+            self._gt[original] = read_gt(original)
+        return self._gt[original]
+
+    def text_scores(
+        self, original: Path, decoded: Path
+    ) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]] | None:
+        """(DET, E2E) counts (tp, n_gt, n_det) of the spotter on the decoded image and E2E
+        on the original, against the original's ground truth (None without one), matched
+        by ``textboost.eval.text_match.match_image`` (ICDAR 2015)."""
+        gt = self.ground_truth(original)
+        if gt is None:
+            return None
+        from textboost.eval.text_match import match_image
+
+        plate = gt.kind == "plate"
+        on_decoded = match_image(gt.words, self.reads(decoded), ignore_unannotated=plate)
+        on_original = match_image(gt.words, self.reads(original), ignore_unannotated=plate)
+
+        def counts(c) -> tuple[int, int, int]:
+            return (c.tp, c.n_gt, c.n_det)
+
+        return counts(on_decoded.det), counts(on_decoded.e2e), counts(on_original.e2e)
+
+    @cached_property
+    def spotter_settings(self) -> str:
+        """What the spotter's reads depend on (the cache key of :meth:`reads`)."""
+        try:
+            version = importlib.metadata.version("rapidocr-onnxruntime")
+        except importlib.metadata.PackageNotFoundError:
+            version = "?"
+        return f"rapidocr-onnxruntime={version};default_spotter"
+
+    def reads(self, image_file: Path) -> list[Word]:
+        """What the spotter (``textboost.text.spotter.default_spotter``, unfiltered) reads
+        on an image file: a decoded image or an original. Run once per file content (about
+        0.4 s for 768x512 on two cores) and cached on disk under ``text/``."""
+        key = hashlib.sha256(
+            f"{file_sha256(image_file)}|{self.spotter_settings}".encode()
+        ).hexdigest()
+        tag = (key, self.spotter_settings)
+        if tag in self._reads:
+            return self._reads[tag]
+        path = self.cache_dir / "text" / key[:2] / f"{key}.json"
+        try:
+            words = [Word(np.asarray(w["quad"]), w["text"], w["score"])
+                     for w in json.loads(path.read_text())]
+        except (OSError, ValueError, KeyError, TypeError):
+            from textboost.text.spotter import default_spotter
+
+            self.spots += 1
+            words = default_spotter().spot(load_image(image_file))
+            doc = [{"text": w.text, "quad": w.quad.tolist(), "score": w.score} for w in words]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{id(self)}.part")
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(path)  # atomic: parallel sweep workers may race on one key
+        self._reads[tag] = words
+        return words

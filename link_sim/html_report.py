@@ -51,6 +51,39 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+_TEXT_ONLY = ("decoded_image", "text_strings")  # long: the text table shows the words
+_TEXT_COLS = (
+    ("index", "#"), ("image", "image"), ("text_bytes", "text B"),
+    ("time_to_text_s", "to text s"), ("time_to_first_image_s", "to 1st image s"),
+    ("time_to_image_s", "to image s"), ("det_f1", "DET F1"), ("e2e_f1", "E2E F1"),
+    ("e2e_f1_original", "E2E F1 original"),
+)
+
+
+def _words(strings: list[str] | None) -> str:
+    if strings is None:
+        return "–"
+    return " | ".join(html.escape(w) for w in strings) or "(none)"
+
+
+def _text_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Per image: when the words, the first image and the whole image reached the ground
+    (seconds after capture), the words, and the spotter's F1 on the decoded image."""
+    if not any(r["text_bytes"] or r["det_f1"] is not None for r in rows):
+        return []
+    out = ["<h2>Text (run 0)</h2><p>Seconds after capture: the words (header and text "
+           "section), the first decodable image (z), the complete image. F1: the spotter on "
+           "the decoded image against the ground truth (ICDAR 2015).</p><table><tr>"]
+    out += [f"<th>{html.escape(h)}</th>" for _, h in _TEXT_COLS]
+    out.append("<th class='l'>words delivered</th></tr>")
+    for r in rows:
+        out.append("<tr>" + "".join(
+            f"<td class='{'l' if c == 'image' else ''}'>{_fmt(r[c])}</td>" for c, _ in _TEXT_COLS
+        ) + f"<td class='l'>{_words(r['text_strings'])}</td></tr>")
+    out.append("</table>")
+    return out
+
+
 def write_html(
     report: dict[str, Any], plots: dict[str, Path], originals: dict[str, Path], path: Path
 ) -> None:
@@ -76,7 +109,8 @@ def write_html(
                      f"src='data:image/png;base64,{_b64_png(p)}'><figcaption>{e(name)}"
                      "</figcaption></figure>")
     rows = report["images"]
-    cols = [c for c in rows[0] if c != "decoded_image"] if rows else []
+    cols = [c for c in rows[0] if c not in _TEXT_ONLY] if rows else []
+    parts += _text_table(rows)
     parts.append("<h2>Images (run 0)</h2><table><tr>")
     parts += [f"<th>{e(c)}</th>" for c in cols]
     parts.append("</tr>")
@@ -96,8 +130,9 @@ def write_html(
             f"<figcaption>{e(row['image'])} original</figcaption></figure>"
             f"<figure><img src='data:image/jpeg;base64,{_thumb(Path(row['decoded_image']))}'>"
             f"<figcaption>#{row['index']} decoded, {row['decoded_groups']}/{row['n_groups']} "
-            f"groups, {_fmt(row['codec_bpp'])} bpp, {_fmt(row['psnr_db'])} dB</figcaption>"
-            "</figure></div>"
+            f"groups, {_fmt(row['codec_bpp'])} bpp, {_fmt(row['psnr_db'])} dB"
+            + (f"<br>words: {_words(row['text_strings'])}" if row["text_strings"] else "")
+            + "</figcaption></figure></div>"
         )
     if not shown:
         parts.append("<p>No decoded images (synthetic payloads, or nothing arrived).</p>")

@@ -11,7 +11,10 @@ Scenario:
     and stores each stream in the :class:`~uplink.node.UplinkNode`, whose protocol sender
     fragments it into frames. A transmitter and a propagation process per link direction
     (:mod:`link_sim.link`) carry frames to the :class:`~downlink.node.DownlinkNode` and its
-    NAKs back. The ground decodes each complete bundle after the receiver's decode latency.
+    NAKs back. The ground reads the words of each bundle as soon as its first section
+    (header and text) lands, and decodes each complete bundle after the receiver's decode
+    latency. At the end, the spotter reads each decoded image once (cached) and is scored
+    against the ground truth shipped beside the originals, where there is one.
     simpy supplies time and the channel only: storage and drops, FEC, NAKs,
     retransmissions, reassembly and decoding are the nodes the field runs.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import simpy
@@ -34,7 +38,7 @@ from link_sim.link import LinkDirection, Signal
 from link_sim.records import ImageTrace, MissionResult
 from link_sim.scenario import ContactsSpec, Scenario, image_paths
 from textboost.codec.api import BudgetError
-from textboost.codec.container import Container
+from textboost.codec.container import Container, SectionKind
 from textboost.codec.rate import ByteBudget, RatePolicy
 from textboost.protocol import (
     BundleDelivered,
@@ -132,12 +136,15 @@ class Mission:
             rec = self.records[i]
             yield env.timeout(self.scenario.sender.encode_s)
             try:
-                data = self.codec.encode(self._path(i), self._rate_policy())
+                data = self.codec.encode(
+                    self._path(i), self._rate_policy(), text=self.scenario.text_path
+                )
             except BudgetError as exc:
                 rec.dropped = f"encoder: {exc}"
                 continue
             rec.encode_done_s = env.now
             rec.bundle_bytes = len(data)
+            rec.text_bytes = len(Container.parse(data).text)
             for drop in self.uplink.store(str(i), data, self.contacts.to_contact(env.now)):
                 self.records[int(drop.image_id)].dropped = drop.reason
             self._poke(self.uplink, self._sender_wake)
@@ -210,6 +217,9 @@ class Mission:
         if isinstance(ev, SectionDelivered):
             rec.section_delivered_s[ev.index] = self.env.now
             self._sections.setdefault(ev.bundle_id, []).append(ev.data)
+            text = self.downlink.texts.get(ev.bundle_id)
+            if ev.index == SectionKind.TEXT and text is not None:
+                rec.text_strings, rec.text_error = text.strings, text.error
         elif isinstance(ev, BundleDelivered):
             rec.delivered_s = self.env.now
         elif isinstance(ev, ReceiverGaveUp):
@@ -250,6 +260,19 @@ class Mission:
         data = Container.from_sections(self._sections[bid]).to_bytes()
         rec.psnr_db, image = self.codec.quality(self._path(rec.index), data)
         rec.decoded_image = str(image)
+
+    def _score_text(self) -> None:
+        """DET and E2E counts of the spotter on each decoded image (and on its original)
+        against the ground truth beside the original (ICDAR 2015 protocol). Real codec only;
+        images without ground truth get none."""
+        if self.codec.decoder is None:
+            return
+        for rec in self.records:
+            if rec.decoded_image is None:
+                continue
+            scores = self.codec.text_scores(self._path(rec.index), Path(rec.decoded_image))
+            if scores is not None:
+                rec.text_det, rec.text_e2e, rec.text_e2e_original = scores
 
     # --- protocol timers --------------------------------------------------------------------
 
@@ -294,6 +317,7 @@ class Mission:
                 rec.decode_note = "complete, but still waiting for the decoder at mission end"
             elif rec.decoded_sections:
                 rec.decode_note = "partial at mission end, decoded afterwards"
+        self._score_text()
         for bid, rec in self._by_bundle.items():
             sent = self.uplink.sender.records[bid]
             rec.payload_bytes = sent.payload_bytes
@@ -304,5 +328,5 @@ class Mission:
             scenario=s, run_index=self.run_index, records=self.records, contacts=self.contacts,
             forward=self.forward, reverse=self.reverse, uplink=self.uplink,
             downlink=self.downlink, capacity_Bps=self.capacity_Bps,
-            codec_name=self.codec.name,
+            codec_name=self.codec.name, synthetic=self.codec.decoder is None,
         )

@@ -9,6 +9,7 @@ from downlink.node import DownlinkNode
 from link_sim.contacts import ContactPlan
 from link_sim.link import LinkDirection
 from link_sim.scenario import Scenario
+from textboost.codec.container import SectionKind
 from textboost.codec.rate import bpp_of
 from uplink.node import UplinkNode
 
@@ -42,6 +43,16 @@ class ImageTrace:
     header_bytes: int = 0
     fec_bytes: int = 0
     retransmission_bytes: int = 0
+    # the text path: bytes of the text section sent, the strings the ground read from it
+    # (None until it landed), and the spotter's counts (tp, n_gt, n_det) on the decoded
+    # image and on the original against ground truth (None: no ground truth, not decoded,
+    # or synthetic payloads)
+    text_bytes: int | None = None
+    text_strings: list[str] | None = None
+    text_error: str | None = None
+    text_det: tuple[int, int, int] | None = None
+    text_e2e: tuple[int, int, int] | None = None
+    text_e2e_original: tuple[int, int, int] | None = None
 
     @property
     def pixels(self) -> int:
@@ -75,6 +86,31 @@ class ImageTrace:
             "decode": self.decoded_s - self.delivered_s,
         }
 
+    def _since_capture(self, t: float | None) -> float | None:
+        return None if t is None else t - self.capture_s
+
+    @property
+    def text_delivered_s(self) -> float | None:
+        """When the section holding the header and the words landed (None without words)."""
+        sd = self.section_delivered_s
+        return sd[SectionKind.TEXT] if self.text_bytes and sd else None
+
+    @property
+    def time_to_text_s(self) -> float | None:
+        """Capture → the words at the ground."""
+        return self._since_capture(self.text_delivered_s)
+
+    @property
+    def time_to_first_image_s(self) -> float | None:
+        """Capture → z landed: the first decodable (coarse) image."""
+        sd = self.section_delivered_s
+        return self._since_capture(sd[SectionKind.Z] if len(sd) > SectionKind.Z else None)
+
+    @property
+    def time_to_image_s(self) -> float | None:
+        """Capture → every section landed (the complete image, before decoding)."""
+        return self._since_capture(self.delivered_s)
+
     @property
     def latency_s(self) -> float | None:
         return None if self.decoded_s is None or self.delivered_s is None else (
@@ -94,3 +130,4 @@ class MissionResult:
     downlink: DownlinkNode
     capacity_Bps: float  # mean forward payload capacity, contacts and duty cycle included
     codec_name: str
+    synthetic: bool = False  # synthetic payloads: nothing decoded, no quality or text scores

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from link_sim.records import ImageTrace, MissionResult
+from link_sim.scenario import image_paths
 from textboost.codec.container import Container, SectionKind
 
 __all__ = [
-    "TEXT_PATH_NOTE",
     "image_rows",
     "mean_ci95",
     "run_metrics",
@@ -27,12 +27,12 @@ __all__ = [
     "write_json",
 ]
 
-TEXT_PATH_NOTE = (
-    "text path requested but unavailable: textboost.text (spotter, payload, renderer) is not "
-    "implemented yet; images were sent without a text section and no text F1 is reported"
-)
 LATENCY_PARTS = ("encode", "queue", "air", "retransmission", "decode")
-TEXT_F1_NOTE = "text F1: not available (no text path and no ground-truth text for these images)"
+TEXT_OFF_NOTE = "text path off (text_path: false): images carry no words"
+SYNTHETIC_TEXT_NOTE = (
+    "text F1: not measured (synthetic payloads: the text section carries one placeholder "
+    "word and no image is decoded)"
+)
 
 # Two-sided 95 % Student t quantiles t_{0.975, df} for df = 1..30 (standard tables).
 _T975 = (
@@ -71,6 +71,21 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def _f1(counts: tuple[int, int, int] | None) -> float | None:
+    """F1 of (tp, n_gt, n_det) summed over images (the ICDAR "method" figure)."""
+    if counts is None:
+        return None
+    tp, n_gt, n_det = counts
+    p = tp / n_det if n_det else 0.0
+    r = tp / n_gt if n_gt else 0.0
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+def _sum_counts(items: list[tuple[int, int, int] | None]) -> tuple[int, int, int] | None:
+    got = [c for c in items if c is not None]
+    return tuple(int(sum(x)) for x in zip(*got, strict=True)) if got else None  # type: ignore[return-value]
+
+
 def image_rows(result: MissionResult) -> list[dict[str, Any]]:
     rows = []
     for r in result.records:
@@ -85,7 +100,7 @@ def image_rows(result: MissionResult) -> list[dict[str, Any]]:
                 "encode_done_s": _r(r.encode_done_s),
                 "first_byte_s": _r(r.first_byte_s),
                 "header_delivered_s": _r(sd[SectionKind.TEXT]) if sd else None,
-                "text_delivered_s": None,  # no text path yet (see notes)
+                "text_delivered_s": _r(r.text_delivered_s),
                 "z_delivered_s": _r(sd[SectionKind.Z]) if len(sd) > SectionKind.Z else None,
                 "groups_delivered_s": [_r(t) for t in sd[SectionKind.Y :]],
                 "delivered_s": _r(r.delivered_s),
@@ -93,6 +108,9 @@ def image_rows(result: MissionResult) -> list[dict[str, Any]]:
                 "decoded_groups": Container.groups_in(r.decoded_sections),
                 "n_groups": Container.groups_in(len(r.section_bytes)),
                 "latency_s": _r(r.latency_s),
+                "time_to_text_s": _r(r.time_to_text_s),
+                "time_to_first_image_s": _r(r.time_to_first_image_s),
+                "time_to_image_s": _r(r.time_to_image_s),
                 **{f"{k}_s": _r(split.get(k)) for k in LATENCY_PARTS},
                 "codec_bytes": r.bundle_bytes,
                 "codec_bpp": _r(r.codec_bpp, 5),
@@ -102,11 +120,24 @@ def image_rows(result: MissionResult) -> list[dict[str, Any]]:
                 "fec_bytes": r.fec_bytes,
                 "retransmission_bytes": r.retransmission_bytes,
                 "psnr_db": _r(r.psnr_db, 3),
-                "note": r.dropped or r.failed or r.decode_note,
+                "text_bytes": r.text_bytes,
+                "text_strings": r.text_strings,
+                "det_f1": _r(_f1(r.text_det), 4),
+                "e2e_f1": _r(_f1(r.text_e2e), 4),
+                "e2e_f1_original": _r(_f1(r.text_e2e_original), 4),
+                "note": r.dropped or r.failed or r.decode_note or _text_note(r),
                 "decoded_image": r.decoded_image,
             }
         )
     return rows
+
+
+def _text_note(r: ImageTrace) -> str | None:
+    return f"text section unreadable: {r.text_error}" if r.text_error else None
+
+
+def _percentile(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else math.nan
 
 
 def run_metrics(result: MissionResult) -> dict[str, float]:
@@ -139,6 +170,21 @@ def run_metrics(result: MissionResult) -> dict[str, float]:
         "latency_p95_s": float(np.percentile(lat, 95)) if lat else nan,
         "latency_max_s": max(lat) if lat else nan,
     }
+    to_text = [t for r in recs if (t := r.time_to_text_s) is not None]
+    to_first = [t for r in recs if (t := r.time_to_first_image_s) is not None]
+    to_image = [t for r in recs if (t := r.time_to_image_s) is not None]
+    m |= {
+        "text_latency_mean_s": mean(to_text),
+        "text_latency_p50_s": _percentile(to_text, 50),
+        "first_image_latency_p50_s": _percentile(to_first, 50),
+        "image_latency_p50_s": _percentile(to_image, 50),
+        "text_bytes_mean": mean([r.text_bytes for r in encoded if r.text_bytes is not None]),
+        "words_delivered": sum(len(r.text_strings or ()) for r in recs),
+    }
+    for key, attr in (("text_det_f1", "text_det"), ("text_e2e_f1", "text_e2e"),
+                      ("text_e2e_f1_original", "text_e2e_original")):
+        f1 = _f1(_sum_counts([getattr(r, attr) for r in recs]))
+        m[key] = nan if f1 is None else f1
     for part in LATENCY_PARTS:
         m[f"{part}_mean_s"] = mean([x[part] for x in splits])
     m |= {
@@ -181,9 +227,8 @@ def _clean(x: float) -> float | None:
 def report_dict(results: list[MissionResult], scenario_file: str) -> dict[str, Any]:
     first = results[0]
     s = first.scenario
-    notes = [TEXT_F1_NOTE]
-    if s.text_path:
-        notes.insert(0, TEXT_PATH_NOTE)
+    notes = [] if s.text_path else [TEXT_OFF_NOTE]
+    notes += _text_f1_notes(first)
     if s.decode_every > 1:
         notes.append(f"quality sampled: every {s.decode_every}th delivered image is decoded")
     windows = first.contacts.windows
@@ -196,13 +241,40 @@ def report_dict(results: list[MissionResult], scenario_file: str) -> dict[str, A
         "duration_s": s.duration_s,
         "codec": first.codec_name,
         "arq": s.arq,
-        "text_path": "unavailable" if s.text_path else "off",
+        "text_path": "on" if s.text_path else "off",
         "notes": notes,
         "summary": summarize(results),
         "per_run": [{k: _clean(v) for k, v in run_metrics(r).items()} for r in results],
         "contacts": None if windows is None else [[_r(a), _r(b)] for a, b in windows],
         "images": image_rows(first),
     }
+
+
+def _text_f1_notes(result: MissionResult) -> list[str]:
+    """How text F1 was measured, or why not."""
+    if result.synthetic:
+        return [SYNTHETIC_TEXT_NOTE]
+    from textboost.eval.text_gt import read_gt
+
+    paths = image_paths(result.scenario)
+    with_gt = [p for p in paths if read_gt(p) is not None]
+    src = result.scenario.images
+    where = f"images.set {src.set}" if src.set else f"images.folder {src.folder}"
+    if not with_gt:
+        return [
+            f"text F1: not available, no ground-truth text for these images ({where}); "
+            "DET/E2E F1 need an ICDAR 2015 gt_<image>.txt beside each original "
+            "(images.set: kodak_text ships them)"
+        ]
+    notes = [
+        "text F1: the spotter (RapidOCR PP-OCRv4) on each decoded image against the ground "
+        "truth, ICDAR 2015 protocol (IoU > 0.5; E2E also the transcription); counts summed "
+        "over images; e2e_f1_original is the same spotter on the original"
+    ]
+    if len(with_gt) < len(paths):
+        notes.append(f"text F1: {len(paths) - len(with_gt)} of {len(paths)} images have no "
+                     "ground truth and are not scored")
+    return notes
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:

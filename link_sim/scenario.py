@@ -265,7 +265,11 @@ class Scenario(_Strict):
     images: ImageSource
     sender: SenderProfile
     rate: RateSpec
-    text_path: bool = False
+    text_path: bool = Field(
+        False,
+        description="spot words on the edge and send them in the text section, ahead of the "
+        "image (false: the codec alone, no text section)",
+    )
     link: LinkSpec
     protocol: ProtocolSpec
     receiver: ReceiverProfile

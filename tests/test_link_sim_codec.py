@@ -62,3 +62,56 @@ def test_complete_and_partial_delivery_decode_as_the_codec_does(codec):
     assert cut.psnr_db < full.psnr_db
     assert "partial" in cut.decode_note
     assert np.isfinite(cut.psnr_db)
+
+
+def test_text_path_with_the_real_codec_scores_the_decoded_image(codec):
+    """kodak_text with ground truth: the words the ground read are the stream's, they land
+    before the image, and DET/E2E are the ICDAR matcher's on the decoded image (spotted once:
+    a second mission is served from the cache)."""
+    from textboost.eval.text_gt import read_gt
+    from textboost.eval.text_match import match_image
+
+    image = ROOT / "link_sim/data/kodak_text/kodim03_text.png"
+    raw = copy.deepcopy(RESCUE)
+    raw["text_path"] = True
+    raw["link"] = {"forward": {"rate_bps": 2400, "delay_s": 0.01, "mtu_bytes": 256},
+                   "reverse": {"rate_bps": 2400, "delay_s": 0.01, "mtu_bytes": 256}}
+    raw["images"] = {"set": "kodak_text", "files": [image.name],
+                     "capture": {"start_s": 0.0, "interval_s": 100.0, "count": 1}}
+    raw["duration_s"] = 60
+    res = Mission(parse_scenario(raw, "test"), codec).run()
+    rec = res.records[0]
+    data = codec.encode(image, FixedBpp(RESCUE["rate"]["bpp"]), text=True)
+    words = codec.codec.words(data)
+    assert words and rec.text_bytes == len(Container.parse(data).text) > 0
+    assert rec.text_strings == [w.text for w in words]
+    # header, words and z may share the first frame; the y groups follow
+    assert rec.time_to_text_s <= rec.time_to_first_image_s < rec.time_to_image_s
+    gt = read_gt(image)
+    m = match_image(gt.words, codec.reads(Path(rec.decoded_image)))
+    assert rec.text_det == (m.det.tp, m.det.n_gt, m.det.n_det)
+    assert rec.text_e2e == (m.e2e.tp, m.e2e.n_gt, m.e2e.n_det)
+    assert rec.text_det[1] == len(gt.care_words) > 0 and rec.text_e2e_original is not None
+    spots = codec.spots
+    again = Mission(parse_scenario(raw, "test"), codec).run().records[0]
+    assert again.text_e2e == rec.text_e2e and codec.spots == spots  # cached reads
+
+    from link_sim.report import report_dict
+
+    rep = report_dict([res], "test")
+    row = rep["images"][0]
+    assert row["det_f1"] is not None and row["e2e_f1"] is not None
+    assert rep["summary"]["text_det_f1"]["mean"] == pytest.approx(row["det_f1"], abs=1e-4)
+    assert any("ICDAR 2015" in n for n in rep["notes"])
+
+    plain = codec.encode(image, FixedBpp(RESCUE["rate"]["bpp"]), text=False)
+    assert Container.parse(plain).text == b"" and plain != data
+
+
+def test_fusion_file_is_the_fusion_runtime_s_name():
+    from link_sim.codec_service import fusion_file
+    from textboost.codec.weights import DEFAULT_MODEL
+    from textboost.fusion.runtime import fusion_path
+
+    assert fusion_file(None) == fusion_path(DEFAULT_MODEL)
+    assert fusion_file(Path("/m/x.safetensors")) == fusion_path("/m/x.safetensors")

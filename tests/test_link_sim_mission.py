@@ -10,9 +10,9 @@ import json
 import pytest
 import yaml
 
-from link_sim.codec_service import CodecService
+from link_sim.codec_service import SYNTHETIC_WORD, CodecService
 from link_sim.mission import Mission
-from link_sim.report import TEXT_PATH_NOTE, report_dict, write_json
+from link_sim.report import SYNTHETIC_TEXT_NOTE, TEXT_OFF_NOTE, report_dict, write_json
 from link_sim.scenario import parse_scenario
 from tests.helpers import ROOT
 
@@ -87,13 +87,39 @@ def test_same_seed_same_report_other_seed_differs(codec, tmp_path):
     assert report(1, 0) != report(1, 1)
 
 
-def test_text_path_flag_is_reported_unavailable(codec):
+def test_text_section_lands_long_before_the_image_on_a_slow_link(codec):
+    """1200 bit/s: the header and the words are the first section, so the ground reads the
+    words seconds before the first image (z) and long before the complete image."""
     res = Mission(_scenario(text_path=True), codec).run()
+    delivered = [r for r in res.records if r.delivered_s is not None]
+    assert len(delivered) >= 5
+    for r in delivered:
+        assert r.text_bytes and r.text_strings == [SYNTHETIC_WORD]
+        assert r.time_to_text_s < r.time_to_first_image_s < r.time_to_image_s
+        assert r.time_to_image_s - r.time_to_text_s > 10  # kilobytes at 1200 bit/s
     rep = report_dict([res], "test")
-    assert rep["text_path"] == "unavailable"
-    assert TEXT_PATH_NOTE in rep["notes"]
-    assert all(row["text_delivered_s"] is None for row in rep["images"])
+    assert rep["text_path"] == "on" and SYNTHETIC_TEXT_NOTE in rep["notes"]
+    m = rep["summary"]
+    assert m["text_latency_p50_s"]["mean"] < m["first_image_latency_p50_s"]["mean"]
+    assert m["first_image_latency_p50_s"]["mean"] < m["image_latency_p50_s"]["mean"]
+    assert m["text_e2e_f1"]["mean"] is None  # synthetic: nothing decoded, nothing scored
+    row = rep["images"][0]
+    assert row["text_strings"] == [SYNTHETIC_WORD] and row["det_f1"] is None
+    assert row["text_delivered_s"] == row["header_delivered_s"] is not None
     json.dumps(rep)  # serialisable
+
+
+def test_text_path_false_carries_no_text(codec):
+    res = Mission(_scenario(text_path=False), codec).run()
+    sent = [r for r in res.records if r.bundle_bytes is not None]
+    assert sent and all(r.text_bytes == 0 for r in sent)
+    for r in res.records:
+        if r.section_delivered_s and r.section_delivered_s[0] is not None:
+            assert r.text_strings == [] and r.time_to_text_s is None
+    rep = report_dict([res], "test")
+    assert rep["text_path"] == "off" and TEXT_OFF_NOTE in rep["notes"]
+    assert all(row["text_delivered_s"] is None for row in rep["images"])
+    assert rep["summary"]["words_delivered"]["mean"] == 0
 
 
 def test_storage_limit_drops_with_a_reason(codec):
