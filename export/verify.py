@@ -52,7 +52,7 @@ def verify(
     backend: str = "onnxruntime",
     device: str = "cpu",
     onnx_dir: str | Path | None = None,
-    image: str | Path | None = None,
+    image: str | Path | np.ndarray | None = None,
     max_bytes: int = 2000,
     text: bool = True,
 ) -> dict:
@@ -68,7 +68,10 @@ def verify(
     stages["load"] = time.perf_counter() - t
     timed = _Timed(codec.transforms)
     codec.transforms = timed
-    img = load_image(image if image is not None else default_verify_image())
+    if isinstance(image, np.ndarray):
+        img = image
+    else:
+        img = load_image(image if image is not None else default_verify_image())
     h, w = img.shape[:2]
     t_enc = time.perf_counter()
     words = []
