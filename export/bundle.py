@@ -20,6 +20,7 @@ Engines are never shipped: they belong to one GPU and TensorRT version
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -194,7 +195,9 @@ def build_wheel(dest: Path) -> Path:
         for pkg in PACKAGES:
             shutil.copytree(REPO / pkg, src / pkg, ignore=ignore)
         dest.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+        # Offline when this environment can build it (setuptools present), else isolated.
+        isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation,
                "-q", "-w", str(dest), str(src)]  # fmt: skip
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
