@@ -172,6 +172,7 @@ def _print_report(report: dict[str, Any], console: Console) -> None:
                 "decode_mean_s", "text_latency_mean_s", "text_latency_p50_s",
                 "first_image_latency_p50_s", "image_latency_p50_s", "text_bytes_mean",
                 "words_delivered", "text_det_f1", "text_e2e_f1", "text_e2e_f1_original",
+                "text_e2e_f1_words",
                 "codec_bpp_mean", "on_air_bpp_mean", "psnr_mean_db", "protocol_efficiency",
                 "frame_loss_rate", "utilisation", "reverse_utilisation", "capacity_bps",
                 "delivered_bps"):
@@ -194,7 +195,7 @@ def _print_text(report: dict[str, Any], console: Console) -> None:
         return
     t = Table(title="text (run 0): seconds after capture", header_style="bold")
     for col in ("#", "image", "text B", "to text s", "to 1st image s", "to image s",
-                "DET F1", "E2E F1", "E2E F1 orig", "words delivered"):
+                "DET F1", "E2E F1", "E2E F1 orig", "E2E F1 words", "words delivered"):
         t.add_column(col, justify="left" if col in ("image", "words delivered") else "right",
                      overflow="fold")
     for r in rows:
@@ -203,7 +204,7 @@ def _print_text(report: dict[str, Any], console: Console) -> None:
             str(r["index"]), r["image"].rsplit(".", 1)[0], _cell(r["text_bytes"]),
             _cell(r["time_to_text_s"]), _cell(r["time_to_first_image_s"]),
             _cell(r["time_to_image_s"]), _cell(r["det_f1"], 2), _cell(r["e2e_f1"], 2),
-            _cell(r["e2e_f1_original"], 2),
+            _cell(r["e2e_f1_original"], 2), _cell(r["e2e_f1_words"], 2),
             "–" if words is None else (" | ".join(words) or "(none)"),
         )
     console.print(t)

@@ -224,25 +224,19 @@ class CodecService:
             self._gt[original] = read_gt(original)
         return self._gt[original]
 
-    def text_scores(
-        self, original: Path, decoded: Path
-    ) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]] | None:
-        """(DET, E2E) counts (tp, n_gt, n_det) of the spotter on the decoded image and E2E
-        on the original, against the original's ground truth (None without one), matched
-        by ``textboost.eval.text_match.match_image`` (ICDAR 2015)."""
+    def text_match(
+        self, original: Path, words: list[Word]
+    ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+        """DET and E2E counts (tp, n_gt, n_det) of ``words`` against the ground truth of
+        ``original`` (None without one), by ``textboost.eval.text_match.match_image``
+        (ICDAR 2015 protocol)."""
         gt = self.ground_truth(original)
         if gt is None:
             return None
         from textboost.eval.text_match import match_image
 
-        plate = gt.kind == "plate"
-        on_decoded = match_image(gt.words, self.reads(decoded), ignore_unannotated=plate)
-        on_original = match_image(gt.words, self.reads(original), ignore_unannotated=plate)
-
-        def counts(c) -> tuple[int, int, int]:
-            return (c.tp, c.n_gt, c.n_det)
-
-        return counts(on_decoded.det), counts(on_decoded.e2e), counts(on_original.e2e)
+        m = match_image(gt.words, words, ignore_unannotated=gt.kind == "plate")
+        return (m.det.tp, m.det.n_gt, m.det.n_det), (m.e2e.tp, m.e2e.n_gt, m.e2e.n_det)
 
     @cached_property
     def spotter_settings(self) -> str:

@@ -56,7 +56,7 @@ _TEXT_COLS = (
     ("index", "#"), ("image", "image"), ("text_bytes", "text B"),
     ("time_to_text_s", "to text s"), ("time_to_first_image_s", "to 1st image s"),
     ("time_to_image_s", "to image s"), ("det_f1", "DET F1"), ("e2e_f1", "E2E F1"),
-    ("e2e_f1_original", "E2E F1 original"),
+    ("e2e_f1_original", "E2E F1 original"), ("e2e_f1_words", "E2E F1 words carried"),
 )
 
 
@@ -72,8 +72,9 @@ def _text_table(rows: list[dict[str, Any]]) -> list[str]:
     if not any(r["text_bytes"] or r["det_f1"] is not None for r in rows):
         return []
     out = ["<h2>Text (run 0)</h2><p>Seconds after capture: the words (header and text "
-           "section), the first decodable image (z), the complete image. F1: the spotter on "
-           "the decoded image against the ground truth (ICDAR 2015).</p><table><tr>"]
+           "section), the first decodable image (z), the complete image. F1 against the "
+           "ground truth (ICDAR 2015): the spotter on the decoded image, on the original, "
+           "and the words the text section carried.</p><table><tr>"]
     out += [f"<th>{html.escape(h)}</th>" for _, h in _TEXT_COLS]
     out.append("<th class='l'>words delivered</th></tr>")
     for r in rows:

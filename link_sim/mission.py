@@ -47,6 +47,7 @@ from textboost.protocol import (
     SectionDelivered,
     frame_info,
 )
+from textboost.text.words import Word
 from uplink.node import UplinkNode
 
 __all__ = ["Mission"]
@@ -262,17 +263,28 @@ class Mission:
         rec.decoded_image = str(image)
 
     def _score_text(self) -> None:
-        """DET and E2E counts of the spotter on each decoded image (and on its original)
-        against the ground truth beside the original (ICDAR 2015 protocol). Real codec only;
-        images without ground truth get none."""
+        """Against the ground truth beside each original (ICDAR 2015; real codec only,
+        images without ground truth get none): DET and E2E of the spotter on the decoded
+        image, E2E of the same spotter on the original, and E2E of the words the text
+        section carried (what the operator reads first)."""
         if self.codec.decoder is None:
             return
+        bundle_of = {rec.index: bid for bid, rec in self._by_bundle.items()}
         for rec in self.records:
-            if rec.decoded_image is None:
+            original = self._path(rec.index)
+            if self.codec.ground_truth(original) is None:
                 continue
-            scores = self.codec.text_scores(self._path(rec.index), Path(rec.decoded_image))
-            if scores is not None:
-                rec.text_det, rec.text_e2e, rec.text_e2e_original = scores
+            _, rec.text_e2e_original = self.codec.text_match(
+                original, self.codec.reads(original)
+            )
+            text = self.downlink.texts.get(bundle_of.get(rec.index, -1))
+            if text is not None and not text.error:
+                carried = [Word(np.asarray(w["quad"]), w["text"]) for w in text.words]
+                _, rec.text_e2e_words = self.codec.text_match(original, carried)
+            if rec.decoded_image is not None:
+                rec.text_det, rec.text_e2e = self.codec.text_match(
+                    original, self.codec.reads(Path(rec.decoded_image))
+                )
 
     # --- protocol timers --------------------------------------------------------------------
 

@@ -80,6 +80,8 @@ def _timeline(res: MissionResult, path: Path) -> None:
             ax.plot(r.first_byte_s, y, "|", color="k", ms=8)
         ts = [t for t in r.section_delivered_s[2:] if t is not None]
         ax.plot(ts, [y] * len(ts), ".", color="C1", ms=5)
+        if r.text_delivered_s is not None:
+            ax.plot(r.text_delivered_s, y, "D", color="C4", ms=4)
         if r.decoded_s is not None:
             ax.plot(r.decoded_s, y, "*", color="C3" if r.delivered_s is None else "C2", ms=9)
         elif r.dropped:
@@ -91,8 +93,8 @@ def _timeline(res: MissionResult, path: Path) -> None:
         ax.set_ylabel("image index")
     ax.invert_yaxis()
     ax.set_title(
-        f"{s.name}: capture (o), first byte (|), y groups delivered (.), decoded (*); "
-        "green bands: contacts", fontsize=9,
+        f"{s.name}: capture (o), first byte (|), words (◆), y groups delivered (.), "
+        "decoded (*); green bands: contacts", fontsize=9,
     )
     log = res.forward.log
     lost = np.asarray(log.lost, bool)

@@ -44,15 +44,16 @@ class ImageTrace:
     fec_bytes: int = 0
     retransmission_bytes: int = 0
     # the text path: bytes of the text section sent, the strings the ground read from it
-    # (None until it landed), and the spotter's counts (tp, n_gt, n_det) on the decoded
-    # image and on the original against ground truth (None: no ground truth, not decoded,
-    # or synthetic payloads)
+    # (None until it landed), and counts (tp, n_gt, n_det) against the ground truth of the
+    # spotter on the decoded image and on the original, and of the words carried (None: no
+    # ground truth, nothing decoded or carried, or synthetic payloads)
     text_bytes: int | None = None
     text_strings: list[str] | None = None
     text_error: str | None = None
     text_det: tuple[int, int, int] | None = None
     text_e2e: tuple[int, int, int] | None = None
     text_e2e_original: tuple[int, int, int] | None = None
+    text_e2e_words: tuple[int, int, int] | None = None
 
     @property
     def pixels(self) -> int:

@@ -92,6 +92,8 @@ def test_text_path_with_the_real_codec_scores_the_decoded_image(codec):
     assert rec.text_det == (m.det.tp, m.det.n_gt, m.det.n_det)
     assert rec.text_e2e == (m.e2e.tp, m.e2e.n_gt, m.e2e.n_det)
     assert rec.text_det[1] == len(gt.care_words) > 0 and rec.text_e2e_original is not None
+    carried = match_image(gt.words, words)  # what the operator reads from the text section
+    assert rec.text_e2e_words == (carried.e2e.tp, carried.e2e.n_gt, carried.e2e.n_det)
     spots = codec.spots
     again = Mission(parse_scenario(raw, "test"), codec).run().records[0]
     assert again.text_e2e == rec.text_e2e and codec.spots == spots  # cached reads
