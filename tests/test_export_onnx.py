@@ -397,3 +397,13 @@ assert "torch" not in sys.modules and "constriction" not in sys.modules
         assert np.array_equal(y_ground, codecs["onnxruntime"].decode_latents(data)[1])
     decoded = np.load(tmp_path / "decoded.npy")
     assert np.array_equal(decoded, codecs["onnxruntime"].decode(ref["rate"]))
+
+
+def test_sessions_are_built_on_first_use(exported):
+    """A sender builds the sender graph's session only (memory on the edge device)."""
+    from textboost import Codec
+
+    codec = Codec.load(exported["model"], backend="onnxruntime", onnx_dir=exported["dir"])
+    assert codec.fusion is not None and codec.transforms._sessions == {}
+    codec.encode(_images()[2], rate=0.3, text=False)
+    assert set(codec.transforms._sessions) == {"sender"}

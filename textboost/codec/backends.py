@@ -170,7 +170,12 @@ class OnnxTransforms:
         return "fusion" in self.meta["paths"]
 
     def fusion(self) -> OnnxFusion:
-        return OnnxFusion.from_session(self.session("fusion"), self.meta.get("model_id"))
+        """The exported fusion block; its session, too, is built on first use."""
+
+        def run(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+            return self.session("fusion").run(None, {"x": x, "g": g})[0]
+
+        return OnnxFusion(run, self.meta.get("model_id"))
 
     def analysis(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y, z = self.session("sender").run(None, {"x": np.ascontiguousarray(x, np.float32)})
