@@ -305,7 +305,7 @@ def test_crop_grid_layout():
         ("a", "a1.jpg"),
     ]
     im = render_grid(rows, ENTRANTS, 0.03)
-    zoom = round(72 / 20)  # integer nearest-neighbour zoom to about 72 px high
+    zoom = round(100 / 20)  # integer nearest-neighbour zoom to about 100 px high
     assert im.width >= 190 + 4 * 60 * zoom and im.height > 3 * 20 * zoom
     px = np.asarray(im)
     np.testing.assert_array_equal(
@@ -330,3 +330,32 @@ def test_merge_refuses_other_targets_or_images():
         merge_results(doc([0.03], ["a.jpg"]), doc([0.03, 0.06], ["a.jpg"]))
     with pytest.raises(ValueError, match="other datasets or images"):
         merge_results(doc([0.03], ["a.jpg"]), doc([0.03], ["b.jpg"]))
+
+
+def test_keep_grid_rows_drops_pixels_of_other_images():
+    from textboost.eval.text_eval import crops_from_doc, keep_grid_rows
+
+    tile = {"png": "", "read": "x", "correct": False}
+
+    def image(f):
+        return {
+            "file": f,
+            "grid": {"gt_text": "W", "box": [0, 0, 1, 1], "tiles": {"codec": dict(tile)}},
+        }
+
+    doc = {
+        "datasets": {
+            "a": {"images": [image("a1"), image("a2"), image("a3")]},
+            "b": {"images": [image("b1")]},
+        }
+    }
+    keep_grid_rows(doc, 3)
+    kept = [
+        (n, r["file"])
+        for n, ds in doc["datasets"].items()
+        for r in ds["images"]
+        if "png" in r["grid"]["tiles"]["codec"]
+    ]
+    assert kept == [("a", "a1"), ("a", "a2"), ("b", "b1")]
+    assert doc["datasets"]["a"]["images"][2]["grid"]["tiles"]["codec"]["read"] == "x"
+    assert crops_from_doc({"datasets": {"a": {"images": [image("a3")]}}}, ["avif"]) == []

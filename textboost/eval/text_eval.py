@@ -63,6 +63,7 @@ __all__ = [
     "TextEvalConfig",
     "crops_from_doc",
     "evaluate_image",
+    "keep_grid_rows",
     "merge_results",
     "run_text_eval",
     "summarise_dataset",
@@ -173,16 +174,29 @@ class _AvifEntrant:
 _CODEC: Any = None  # one loaded model per process
 
 
-def _load_codec() -> Any:
+def _load_codec(threads: int) -> Any:
     global _CODEC
     if _CODEC is None:
         import torch
 
         from textboost.codec.api import Codec
 
-        torch.set_num_threads(1)
+        torch.set_num_threads(threads)
         _CODEC = Codec.load()
     return _CODEC
+
+
+def _fusion_file(codec: Any) -> dict[str, Any] | None:
+    """Name and metadata of the fusion weights a codec loaded (None when it has none)."""
+    if getattr(codec, "fusion", None) is None:
+        return None
+    try:
+        from textboost.fusion.runtime import fusion_metadata, fusion_path
+
+        path = fusion_path(codec.model.path)
+        return {"file": path.name, **fusion_metadata(path)}
+    except (ImportError, OSError, ValueError, AttributeError) as exc:
+        return {"error": str(exc)}
 
 
 def text_path_status() -> tuple[bool, bool, str]:
@@ -199,10 +213,11 @@ def text_path_status() -> tuple[bool, bool, str]:
 class _CodecEntrant:
     """The project's codec; ``text=True`` is TextBoost (words carried, fused at decode)."""
 
-    def __init__(self, text: bool) -> None:
+    def __init__(self, text: bool, threads: int) -> None:
         self.text = text
+        self.threads = threads
         self.name = "textboost" if text else "codec"
-        self.codec = _load_codec()
+        self.codec = _load_codec(threads)
         self.has_text, self.has_fusion, why = text_path_status()
         if text and not self.has_text:
             raise RuntimeError(why)
@@ -218,7 +233,10 @@ class _CodecEntrant:
             "fusion": self.fusion,
             "backend": "torch",
             "device": "cpu",
+            "torch_threads": self.threads,
         }
+        if self.fusion:
+            s["fusion_file"] = _fusion_file(self.codec)
         flt = getattr(self.codec, "text_filter", None)
         if self.text and flt is not None:
             s["text_filter"] = repr(flt)
@@ -264,7 +282,8 @@ def _entrant(name: str, config: TextEvalConfig) -> Any:
         if name == "avif":
             _ENTRANTS[name] = _AvifEntrant(config.avif_divisors)
         else:
-            _ENTRANTS[name] = _CodecEntrant(text=name == "textboost")
+            threads = max(1, MAX_WORKERS // config.workers)  # two cores at most in all
+            _ENTRANTS[name] = _CodecEntrant(text=name == "textboost", threads=threads)
     return _ENTRANTS[name]
 
 
@@ -378,7 +397,7 @@ def _quad_area(q: np.ndarray) -> float:
 def _crop_box(word: GtWord, w: int, h: int) -> tuple[int, int, int, int]:
     x0, y0 = word.quad.min(axis=0)
     x1, y1 = word.quad.max(axis=0)
-    pad = max(6.0, 0.6 * (y1 - y0))
+    pad = max(6.0, 0.4 * (y1 - y0))
     return (
         max(0, int(x0 - pad)),
         max(0, int(y0 - pad)),
@@ -487,15 +506,51 @@ def evaluate_image(gt: GtImage, config: TextEvalConfig, entrants: Sequence[str])
     return rec
 
 
+def _round_robin(keys: dict[str, list[str]], n: int) -> list[tuple[str, str]]:
+    queues = [[(name, k) for k in ks] for name, ks in keys.items()]
+    out: list[tuple[str, str]] = []
+    while len(out) < n and any(queues):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
+
+
+def keep_grid_rows(doc: dict[str, Any], n: int) -> dict[str, Any]:
+    """``doc`` with the PNG tiles of only the ``n`` grid rows (the datasets in turn, first
+    images first); the other images keep what was read on their word, without pixels."""
+    chosen = set(
+        _round_robin(
+            {
+                name: [r["file"] for r in ds["images"] if r.get("grid")]
+                for name, ds in doc["datasets"].items()
+            },
+            n,
+        )
+    )
+    for name, ds in doc["datasets"].items():
+        for r in ds["images"]:
+            if r.get("grid") and (name, r["file"]) not in chosen:
+                for t in r["grid"]["tiles"].values():
+                    t.pop("png", None)
+    return doc
+
+
 def crops_from_doc(doc: dict[str, Any], entrants: Sequence[str] | None = None) -> list[Crop]:
-    """The grid crops stored in a result document, dataset by dataset."""
+    """The grid crops stored (with pixels) in a result document, dataset by dataset."""
     out = []
     for name, ds in doc["datasets"].items():
         for r in ds["images"]:
             g = r.get("grid")
             if not g:
                 continue
-            tiles = {e: t for e, t in g["tiles"].items() if entrants is None or e in entrants}
+            tiles = {
+                e: t
+                for e, t in g["tiles"].items()
+                if "png" in t and (entrants is None or e in entrants)
+            }
+            if not tiles:
+                continue
             out.append(
                 Crop(
                     name,
@@ -804,24 +859,19 @@ def print_tables(doc: dict[str, Any]) -> None:
 
 def pick_rows(crops: Sequence[Crop], n: int) -> list[Crop]:
     """Up to ``n`` crops, taking the datasets in turn (first images first)."""
-    by_set: dict[str, list[Crop]] = {}
+    by_key = {(c.dataset, c.file): c for c in crops}
+    keys: dict[str, list[str]] = {}
     for c in crops:
-        by_set.setdefault(c.dataset, []).append(c)
-    queues = list(by_set.values())
-    out: list[Crop] = []
-    while len(out) < n and any(queues):
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
-    return out
+        keys.setdefault(c.dataset, []).append(c.file)
+    return [by_key[k] for k in _round_robin(keys, n)]
 
 
 def render_grid(
     crops: Sequence[Crop],
     entrants: Sequence[str],
     bpp: float,
-    tile_h: int = 72,
-    max_tile_w: int = 320,
+    tile_h: int = 100,
+    max_tile_w: int = 360,
 ):
     """A PNG-ready image: one row per crop, one column per entrant, each tile upscaled
     (nearest, integer zoom) to about ``tile_h`` px high and captioned with what the spotter
