@@ -130,7 +130,11 @@ class CachedDecoder:
 class CodecService:
     """Encodes files under a rate setting, decodes bytes, loads originals: each once."""
 
-    def __init__(self, cache_dir: Path, *, synthetic: bool = False) -> None:
+    def __init__(
+        self, cache_dir: Path, *, synthetic: bool = False, model: Path | None = None
+    ) -> None:
+        """``model``: a model file (None: the shipped default); its fusion weights, if any,
+        lie beside it (:func:`fusion_file`)."""
         self.cache_dir = Path(cache_dir)
         self.synthetic = synthetic
         self._encode_cache = EncodeCache(self.cache_dir / "encoded")
@@ -145,7 +149,7 @@ class CodecService:
         self.loader = (
             CodecLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
             if synthetic
-            else CodecLoader()
+            else CodecLoader(model)
         )
 
     @property

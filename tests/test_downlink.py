@@ -132,3 +132,23 @@ def test_unreadable_text_section_is_noted_not_raised(tmp_path):
 def test_cli_has_no_fusion_switch():
     out = run_module("downlink", "receive", "--help", check=True)
     assert "--no-fusion" in out.stdout
+
+
+def test_no_fusion_reaches_the_codec(tmp_path):
+    """``fusion=False`` (``--no-fusion``) is passed to the codec's decode; the default
+    leaves the choice to the codec (fuse when its fusion block shipped)."""
+    calls = []
+
+    class Fake:
+        def decode(self, data, **kw):
+            calls.append(kw)
+            return np.zeros((64, 96, 3), np.uint8)
+
+    cfg = LinkConfig(mtu_bytes=512, arq="none")
+    for fusion, expected in ((False, {"fusion": False}), (None, {})):
+        s = Sender(cfg)
+        s.submit(2, Container.parse(tbx(np.random.default_rng(6))).to_sections(), 0.0)
+        node = DownlinkNode(cfg, codec_factory=Fake, fusion=fusion)
+        for f in s.poll_transmit(0.0):
+            node.receive(f, 1.0)
+        assert node.results[2].decoded and calls[-1] == expected

@@ -117,3 +117,34 @@ def test_fusion_file_is_the_fusion_runtime_s_name():
 
     assert fusion_file(None) == fusion_path(DEFAULT_MODEL)
     assert fusion_file(Path("/m/x.safetensors")) == fusion_path("/m/x.safetensors")
+
+
+def test_fusion_weights_beside_the_model_are_used_and_keyed(codec, tmp_path):
+    """With a fusion block shipped beside the model, the ground fuses (the decoded pixels
+    are the codec's ``decode`` with fusion) and the decode cache never serves the pixels
+    decoded without it."""
+    import shutil
+
+    import torch
+
+    from textboost.codec.weights import DEFAULT_MODEL
+    from textboost.fusion.model import FusionBlock
+    from textboost.fusion.runtime import save_fusion
+
+    model = tmp_path / "m.safetensors"
+    shutil.copy(DEFAULT_MODEL, model)
+    plain = CodecService(codec.cache_dir, model=model)
+    assert plain.fusion_tag == "fusion=none"
+    block = FusionBlock()
+    torch.manual_seed(0)
+    torch.nn.init.normal_(block.project.weight, std=0.05)  # not the identity
+    save_fusion(block, tmp_path / "m.fusion.safetensors", plain.model_id)
+    fused = CodecService(codec.cache_dir, model=model)
+    assert fused.fusion_tag.startswith("fusion=") and fused.fusion_tag != "fusion=none"
+    data = codec.encode(IMAGE, FixedBpp(RESCUE["rate"]["bpp"]))
+    assert fused.decoder.path_of(data) != plain.decoder.path_of(data)
+    rec = Mission(_scenario(None), fused).run().records[0]
+    expected = fused.codec.decode(data)
+    assert fused.codec.fusion is not None
+    assert not np.array_equal(expected, fused.codec.decode(data, fusion=False))
+    assert rec.psnr_db == pytest.approx(psnr_db(load_image(IMAGE), expected))
