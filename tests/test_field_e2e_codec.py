@@ -78,10 +78,12 @@ def test_partial_image_decodes_from_prefix(tmp_path, codec, crop):
     )
     for f in edge.poll_transmit(0.0):
         events = ground.receive(f, 0.0)
-        if any(isinstance(e, SectionDelivered) and e.index == 2 for e in events):
-            break  # the link dies once header, z and y group 1 are in
+        got = [e.index for e in events if isinstance(e, SectionDelivered)]
+        if got and max(got) >= 2:
+            break  # the link dies once header, z and y group 1 (maybe 2: one frame) are in
+    k = max(got) - 1  # y groups in
     (res,) = ground.finish(1.0)
-    assert not res.complete and res.decoded and res.groups_delivered == 1
+    assert not res.complete and res.decoded and res.groups_delivered == k < c.header.n_groups
     partial = np.asarray(Image.open(res.png_path))
-    assert np.array_equal(partial, codec.decode(c.truncated(1).to_bytes()))
+    assert np.array_equal(partial, codec.decode(c.truncated(k).to_bytes()))
     assert res.psnr_db is not None and np.isfinite(res.psnr_db)

@@ -32,14 +32,16 @@ CFG = LinkConfig(mtu_bytes=64)
 KEY = bytes(range(32))
 
 
-def test_header_is_six_bytes_and_overhead_is_reported():
-    assert HEADER_BYTES == 6
-    assert LinkConfig(mtu_bytes=256).frame_overhead_bytes == 10
-    assert LinkConfig(mtu_bytes=51, crc_bits=16).frame_overhead_bytes == 8
-    assert LinkConfig(mtu_bytes=51, auth_key=KEY, tag_bytes=4).frame_overhead_bytes == 14
-    # LoRa SF12: 51-byte payloads still carry 43 bytes of section data with CRC-16.
-    assert LinkConfig(mtu_bytes=51, crc_bits=16).fragment_payload_bytes == 43
-    assert LinkConfig(mtu_bytes=256).nominal_efficiency == pytest.approx(246 / 256)
+def test_header_is_sixteen_bytes_and_overhead_is_reported():
+    # type/flags | bundle id u32 | segment | index u16 | epoch u32 | packet number u32
+    assert HEADER_BYTES == 16
+    assert LinkConfig(mtu_bytes=256).frame_overhead_bytes == 20
+    assert LinkConfig(mtu_bytes=51, crc_bits=16).frame_overhead_bytes == 18
+    # with a key: + key id u8 + tag
+    assert LinkConfig(mtu_bytes=51, auth_key=KEY, tag_bytes=4).frame_overhead_bytes == 25
+    # LoRa SF12: 51-byte payloads carry 33 bytes of section data with CRC-16.
+    assert LinkConfig(mtu_bytes=51, crc_bits=16).fragment_payload_bytes == 33
+    assert LinkConfig(mtu_bytes=256).nominal_efficiency == pytest.approx(236 / 256)
 
 
 @pytest.mark.parametrize("crc_bits", [16, 32])
@@ -47,7 +49,14 @@ def test_header_is_six_bytes_and_overhead_is_reported():
 def test_frame_round_trip(crc_bits, key):
     cfg = LinkConfig(mtu_bytes=64, crc_bits=crc_bits, auth_key=key)
     frame = Frame(
-        type=FrameType.DATA, bundle_id=513, segment=3, index=700, flags=Flag.LAST, payload=b"xyz"
+        type=FrameType.DATA,
+        bundle_id=70_000,
+        segment=3,
+        index=700,
+        flags=Flag.LAST,
+        payload=b"xyz",
+        epoch=0xDEADBEEF,
+        pn=123_456,
     )
     data = encode_frame(frame, cfg)
     assert len(data) == cfg.frame_overhead_bytes + 3
@@ -69,11 +78,11 @@ def test_every_single_bit_flip_is_detected():
 
 
 def test_fields_are_named_in_errors():
-    body = struct.pack(">BHBH", 0x90, 1, 0, 0)  # type 9 does not exist
+    body = struct.pack(">BIBHII", 0x90, 1, 0, 0, 0, 0)  # type 9 does not exist
     with pytest.raises(FrameError, match="type") as info:
         decode_frame(body + _fcs(body, 32), CFG)
     assert info.value.field == "type" and info.value.value == 9
-    body = struct.pack(">BHBH", 0x1C, 1, 0, 0)  # reserved flag bits set
+    body = struct.pack(">BIBHII", 0x1C, 1, 0, 0, 0, 0)  # reserved flag bits set
     with pytest.raises(FrameError, match="flags"):
         decode_frame(body + _fcs(body, 32), CFG)
     with pytest.raises(CorruptFrameError, match="length"):
@@ -85,7 +94,7 @@ def test_hmac_rejects_tampering_and_wrong_key():
     frame = Frame(type=FrameType.DATA, bundle_id=1, payload=b"launch code")
     data = bytearray(encode_frame(frame, cfg))
     # An attacker who rewrites payload and recomputes the (public) CRC is still caught.
-    data[HEADER_BYTES] ^= 0xFF
+    data[HEADER_BYTES + 1] ^= 0xFF
     body = bytes(data[:-4])
     with pytest.raises(AuthenticationError):
         decode_frame(body + _fcs(body, 32), cfg)
@@ -160,7 +169,7 @@ def test_fuzz_decode_raises_only_protocol_errors(data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(min_size=6, max_size=60), st.sampled_from([None, KEY]))
+@given(st.binary(min_size=16, max_size=60), st.sampled_from([None, KEY]))
 def test_fuzz_receiver_and_sender_never_crash_on_checked_frames(body, key):
     """Frames with a valid FCS (and tag) but arbitrary content reach the parsers past the
     CRC; both ends must count and drop, never raise."""

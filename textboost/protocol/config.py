@@ -14,9 +14,23 @@ from typing import Literal
 
 from textboost.protocol.errors import LocalProtocolError
 
-__all__ = ["HEADER_BYTES", "PARITY_PREFIX_BYTES", "LinkConfig"]
+__all__ = [
+    "HEADER_BYTES",
+    "KEY_ID_BYTES",
+    "MAX_BUNDLE_ID",
+    "MAX_EPOCH",
+    "MAX_PACKET_NUMBER",
+    "PARITY_PREFIX_BYTES",
+    "LinkConfig",
+]
 
-HEADER_BYTES = 6  # type/flags u8 | bundle id u16 | segment u8 | fragment or group index u16
+# type/flags u8 | bundle id u32 | segment u8 | fragment or group index u16 | epoch u32 |
+# packet number u32 (a key id u8 follows when frames are authenticated)
+HEADER_BYTES = 16
+KEY_ID_BYTES = 1
+MAX_BUNDLE_ID = 0xFFFF_FFFF  # bundle ids are scoped by the sender's epoch and never wrap
+MAX_EPOCH = 0xFFFF_FFFF
+MAX_PACKET_NUMBER = 0xFFFF_FFFF
 PARITY_PREFIX_BYTES = 2  # parity frames: parity index u8 | source frames in group u8
 FEC_ROW_PREFIX_BYTES = 3  # each FEC source row: flags u8 | payload length u16
 MIN_PAYLOAD_BYTES = 8  # smallest fragment payload worth a frame (and room for a NAK range)
@@ -52,8 +66,20 @@ class LinkConfig:
         fec_m: parity frames per full group; a segment's last, shorter group of n frames
             gets ``ceil(fec_m * n / fec_k)``, so any ``fec_m`` losses in a full group (and
             at least one in any group) are repaired.
-        auth_key: pre-shared key for HMAC-SHA256 frame tags (None = no authentication).
+        auth_key: pre-shared key for HMAC-SHA256 frame tags (None = no authentication:
+            the epoch and replay window still drop duplicates and stale frames, but anyone
+            can forge frames).
+        key_id: which pre-shared key (0..255), carried in every authenticated frame and
+            covered by its tag; a frame naming another key is dropped as forged. Give a new
+            key a new id, so epochs can start again from 0 under it.
         tag_bytes: bytes of the truncated HMAC tag per frame (4..32).
+        replay_window: packet numbers below the highest accepted one that may still arrive
+            (reordering); older ones, and any number seen before, are dropped as replays.
+        max_bundle_bytes: the largest bundle (sections plus descriptor) either end handles;
+            a descriptor or fragment claiming more is dropped before anything is allocated.
+        receiver_memory_bytes: the most fragment and parity bytes a receiver holds for
+            bundles still being reassembled; frames beyond it are dropped and counted
+            (``stats.dropped_memory``) until bundles complete or are given up.
     """
 
     mtu_bytes: int = 256
@@ -66,7 +92,11 @@ class LinkConfig:
     fec_k: int = 0
     fec_m: int = 0
     auth_key: bytes | None = None
+    key_id: int = 0
     tag_bytes: int = 8
+    replay_window: int = 1024
+    max_bundle_bytes: int = 1 << 20
+    receiver_memory_bytes: int = 16 << 20
 
     def __post_init__(self) -> None:
         if self.arq not in ("immediate", "deferred", "none"):
@@ -90,6 +120,19 @@ class LinkConfig:
         if self.auth_key is not None and len(self.auth_key) < 16:
             raise LocalProtocolError(
                 f"auth_key of {len(self.auth_key)} bytes: use at least 16 random bytes"
+            )
+        if not 0 <= self.key_id <= 255:
+            raise LocalProtocolError(f"key_id {self.key_id}: expected 0..255")
+        if not 1 <= self.replay_window <= 1 << 16:
+            raise LocalProtocolError(f"replay_window {self.replay_window}: expected 1..65536")
+        if not 1 <= self.max_bundle_bytes <= 255 << 24:
+            raise LocalProtocolError(
+                f"max_bundle_bytes {self.max_bundle_bytes}: expected 1..{255 << 24}"
+            )
+        if self.receiver_memory_bytes < self.max_bundle_bytes:
+            raise LocalProtocolError(
+                f"receiver_memory_bytes {self.receiver_memory_bytes}: must hold at least one "
+                f"bundle (max_bundle_bytes {self.max_bundle_bytes})"
             )
         if (self.fec_k == 0) != (self.fec_m == 0):
             raise LocalProtocolError(
@@ -119,8 +162,8 @@ class LinkConfig:
 
     @property
     def frame_overhead_bytes(self) -> int:
-        """Header plus HMAC tag plus CRC: the bytes every frame spends on framing."""
-        tag = self.tag_bytes if self.auth_key is not None else 0
+        """Header plus key id and HMAC tag plus CRC: the bytes every frame spends on framing."""
+        tag = KEY_ID_BYTES + self.tag_bytes if self.auth_key is not None else 0
         return HEADER_BYTES + tag + self.crc_bytes
 
     @property

@@ -9,6 +9,7 @@ __all__ = [
     "BundleDelivered",
     "BundleFailed",
     "Event",
+    "FrameDropped",
     "ReceiverGaveUp",
     "SectionDelivered",
 ]
@@ -16,12 +17,15 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
+    """``(epoch, bundle_id)`` names a bundle: ids are scoped by the sender's epoch."""
+
     bundle_id: int
     time_s: float
+    epoch: int = 0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.bundle_id <= 0xFFFF:
-            raise ValueError(f"bundle_id {self.bundle_id} outside 0..65535")
+        if not 0 <= self.bundle_id <= 0xFFFF_FFFF:
+            raise ValueError(f"bundle_id {self.bundle_id} outside 0..2^32-1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,3 +61,18 @@ class BundleFailed(Event):
     """Sender: no FIN after ``max_retries`` EOF re-sends; the bundle is dropped."""
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameDropped:
+    """Either end: a received frame was dropped (for the driver's log; also counted in
+    ``stats``). ``reason``: corrupt, auth, malformed, replay, stale, memory. ``epoch``,
+    ``pn`` and ``bundle_id`` are the frame's when it got far enough to be parsed (with a
+    key, only an authentic frame has them), else None."""
+
+    time_s: float
+    reason: str
+    detail: str
+    epoch: int | None = None
+    pn: int | None = None
+    bundle_id: int | None = None

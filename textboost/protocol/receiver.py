@@ -15,52 +15,73 @@ RETX do not move it). ``arq="immediate"`` NAKs a fragment the first time it is s
 missing behind that position; ``"deferred"`` waits for EOF and NAKs everything missing.
 Both answer every EOF (including re-sent ones) with NAKs or FIN, and re-NAK what is still
 missing every ``nak_timeout_s`` up to ``max_retries`` times. ``"none"`` sends nothing.
-NAKs found between two polls go out merged in as few frames as fit.
+NAKs found between two polls go out merged in as few frames as fit. Missing fragments are
+kept as ranges, never one entry per fragment.
+
+Security and bounds: every frame passes the FCS, the tag (with a key) and the replay window
+(:mod:`~textboost.protocol.replay`) before anything is stored; bundles are named by the
+sender's epoch and bundle id. A descriptor may claim at most ``max_bundle_bytes``; a bundle
+stores at most that (plus its descriptor) before its layout is known; all bundles under
+reassembly hold at most ``receiver_memory_bytes`` of fragments and parity (given-up
+bundles are evicted first). Every dropped frame is counted in ``stats`` and described in
+:meth:`Receiver.take_drops`.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
 from textboost.protocol import fec
-from textboost.protocol.config import LinkConfig
+from textboost.protocol.config import MAX_PACKET_NUMBER, LinkConfig
 from textboost.protocol.errors import (
     AuthenticationError,
     CorruptFrameError,
     FrameError,
+    LocalProtocolError,
     RemoteProtocolError,
 )
 from textboost.protocol.events import (
     BundleDelivered,
     Event,
+    FrameDropped,
     ReceiverGaveUp,
     SectionDelivered,
 )
 from textboost.protocol.frames import (
+    MAX_SECTIONS,
     Descriptor,
     Flag,
     Frame,
     FrameType,
     NakRange,
     decode_frame,
+    encode_feedback,
     encode_frame,
     encode_nak,
     section_check,
 )
 from textboost.protocol.layout import Layout
 from textboost.protocol.records import ReceiverBundleRecord, ReceiverStats
+from textboost.protocol.replay import ReplayState, ReplayWindow
 
 __all__ = ["Receiver"]
 
-KEEP_DONE_BUNDLES = 1024  # completed bundles remembered (to re-FIN, to drop duplicates)
-_REST = -1  # NAK bookkeeping: "everything from here on" of a segment of unknown length
+KEEP_DONE_BUNDLES = 1024  # completed bundles remembered (to re-FIN, to drop late RETX)
+KEEP_DROPS = 1024  # dropped-frame records kept for the driver's log (oldest go first)
+MAX_DESCRIPTOR_BYTES = 2 + (MAX_SECTIONS - 1) * (5 + 1 + 4)
+_ALL = (1 << 9, 0)  # NAK mark past every (segment, fragment)
+
+_Key = tuple[int, int]  # (sender epoch, bundle id)
+_Range = tuple[int, int, int | None]  # (segment, first fragment, stop or None = to the end)
 
 
 @dataclass(slots=True)
 class _RxBundle:
     bundle_id: int
+    epoch: int
     record: ReceiverBundleRecord
     descriptor: Descriptor | None = None
     layout: Layout | None = None
@@ -69,32 +90,97 @@ class _RxBundle:
     complete: dict[int, bytes] = field(default_factory=dict)  # verified sections
     prefix: int = 0
     done: bool = False
+    gave_up: bool = False
     hwm: tuple[int, int] | None = None  # furthest first-pass (segment, fragment) seen
     eof_seen: bool = False
-    naked: set[tuple[int, int]] = field(default_factory=set)  # NAKed since the last timeout
-    nak_pending: set[tuple[int, int]] = field(default_factory=set)  # to go in the next poll
+    nak_mark: tuple[int, int] | None = None  # gaps before it NAKed since the last timeout
+    nak_pending: list[_Range] = field(default_factory=list)  # to go in the next poll
     nak_deadline_s: float | None = None
     nak_retries: int = 0
     parity: dict[tuple[int, int], dict[int, bytes]] = field(default_factory=dict)
     group_size: dict[tuple[int, int], int] = field(default_factory=dict)
+    mem: int = 0  # fragment + parity bytes held
+
+    @property
+    def key(self) -> _Key:
+        return (self.epoch, self.bundle_id)
+
+
+def _gaps(present: list[int], start: int, stop: int | None) -> list[tuple[int, int | None]]:
+    """The runs of ``start .. stop-1`` (``stop`` None: to the end) not in ``present``
+    (sorted), as (start, stop) pairs; the last is open-ended when ``stop`` is None."""
+    out: list[tuple[int, int | None]] = []
+    pos = start
+    lo = bisect.bisect_left(present, start)
+    hi = len(present) if stop is None else bisect.bisect_left(present, stop)
+    for i in present[lo:hi]:
+        if i > pos:
+            out.append((pos, i))
+        pos = i + 1
+    if stop is None:
+        out.append((pos, None))
+    elif pos < stop:
+        out.append((pos, stop))
+    return out
 
 
 class Receiver:
     """Sans-IO receiver. See the module docstring for the theory of operation.
 
+    Args:
+        config: the link configuration (equal to the sender's).
+        epoch: this end's epoch, stamped on its NAK and FIN frames: never the same twice
+            under one key (see :mod:`~textboost.protocol.replay` for how to choose it).
+        replay_state: the window over the sender's frames as persisted from
+            :attr:`replay_state` before a restart (None: a fresh window).
+
     Attributes:
         stats: counters over all bundles (:class:`ReceiverStats`).
-        records: per-bundle records by bundle id (:class:`ReceiverBundleRecord`).
+        records: per-bundle records by bundle id, the latest sender epoch's for each id
+            (:class:`ReceiverBundleRecord`, whose ``epoch`` names the session).
     """
 
-    def __init__(self, config: LinkConfig) -> None:
+    def __init__(
+        self, config: LinkConfig, epoch: int = 0, replay_state: ReplayState | None = None
+    ) -> None:
+        if not 0 <= epoch <= 0xFFFF_FFFF:
+            raise LocalProtocolError(f"epoch {epoch}: expected 0..2^32-1")
         self.config = config
+        self.epoch = epoch
         self.stats = ReceiverStats()
         self.records: dict[int, ReceiverBundleRecord] = {}
-        self._bundles: dict[int, _RxBundle] = {}
-        self._done: deque[int] = deque()  # completed bundles, oldest first
+        self._bundles: dict[_Key, _RxBundle] = {}
+        self._done: deque[_Key] = deque()  # completed bundles, oldest first
         self._outbox: list[bytes] = []
-        self._nak_due: dict[int, None] = {}  # bundles with NAKs for the next poll, in order
+        self._nak_due: dict[_Key, None] = {}  # bundles with NAKs for the next poll, in order
+        self._window = ReplayWindow(config.replay_window, replay_state)
+        self._pn = 0
+        self._mem = 0
+        self._drops: deque[FrameDropped] = deque(maxlen=KEEP_DROPS)
+
+    @property
+    def replay_state(self) -> ReplayState:
+        """The window over the sender's frames, to persist with each delivered bundle."""
+        return self._window.state
+
+    def take_drops(self) -> list[FrameDropped]:
+        """Dropped-frame records since the last call (at most the last 1024), for logging."""
+        out = list(self._drops)
+        self._drops.clear()
+        return out
+
+    def _drop(self, now: float, reason: str, detail: str, frame: Frame | None = None) -> None:
+        setattr(self.stats, f"dropped_{reason}", getattr(self.stats, f"dropped_{reason}") + 1)
+        self._drops.append(
+            FrameDropped(
+                time_s=now,
+                reason=reason,
+                detail=detail,
+                epoch=None if frame is None else frame.epoch,
+                pn=None if frame is None else frame.pn,
+                bundle_id=None if frame is None else frame.bundle_id,
+            )
+        )
 
     # --- input ------------------------------------------------------------------------------
 
@@ -103,43 +189,81 @@ class Receiver:
 
         Returns:
             Events in order: :class:`SectionDelivered` for each section that extends a
-            bundle's delivered prefix, then :class:`BundleDelivered` when it is whole.
+            bundle's delivered prefix, then :class:`BundleDelivered` when it is whole;
+            :class:`ReceiverGaveUp` for unfinished bundles of an older sender epoch when a
+            newer one appears (the sender restarted; they can never complete).
         Raises:
-            Nothing for bad bytes: corrupt, forged or malformed frames are counted in
-            ``stats`` and dropped, and nothing already received is lost.
+            Nothing for bad bytes: corrupt, forged, replayed, stale or malformed frames are
+            counted in ``stats``, described in :meth:`take_drops` and dropped, and nothing
+            already received is lost.
         """
         try:
             frame = decode_frame(data, self.config)
-        except CorruptFrameError:
-            self.stats.dropped_corrupt += 1
+        except CorruptFrameError as e:
+            self._drop(now, "corrupt", str(e))
             return []
-        except AuthenticationError:
-            self.stats.dropped_auth += 1
+        except AuthenticationError as e:
+            self._drop(now, "auth", str(e))
             return []
-        except RemoteProtocolError:
-            self.stats.dropped_malformed += 1
+        except RemoteProtocolError as e:
+            self._drop(now, "malformed", str(e))
             return []
+        verdict = self._window.check(frame.epoch, frame.pn)
+        if verdict in ("replay", "too_old", "stale_epoch"):
+            reason = "replay" if verdict == "replay" else "stale"
+            self._drop(now, reason, f"{verdict}: epoch {frame.epoch} packet {frame.pn}", frame)
+            return []
+        events: list[Event] = []
+        if verdict == "new_epoch" and self._window.epoch is not None:
+            self._retire_epochs_before(frame.epoch, now, events)
+        self._window.accept(frame.epoch, frame.pn)
         self.stats.frames_received += 1
         self.stats.bytes_received += len(data)
-        events: list[Event] = []
         try:
             self._on_frame(frame, now, events)
-        except RemoteProtocolError:
-            self.stats.dropped_malformed += 1
+        except RemoteProtocolError as e:
+            self._drop(now, "malformed", str(e), frame)
         return events
 
-    def _bundle(self, bundle_id: int, now: float) -> _RxBundle:
-        b = self._bundles.get(bundle_id)
+    def _retire_epochs_before(self, epoch: int, now: float, events: list[Event]) -> None:
+        """The sender restarted: its older bundles can never complete; free them."""
+        for key, b in list(self._bundles.items()):
+            if key[0] >= epoch:
+                continue
+            if not b.done and not b.gave_up:
+                b.record.gave_up_s = now
+                events.append(
+                    ReceiverGaveUp(
+                        bundle_id=b.bundle_id,
+                        time_s=now,
+                        epoch=b.epoch,
+                        delivered_sections=b.prefix,
+                    )
+                )
+            self._free(b)
+            self._nak_due.pop(key, None)
+            del self._bundles[key]
+        self._done = deque(k for k in self._done if k[0] >= epoch)
+
+    def _bundle(self, frame: Frame, now: float) -> _RxBundle:
+        key = (frame.epoch, frame.bundle_id)
+        b = self._bundles.get(key)
         if b is None:
-            record = ReceiverBundleRecord(bundle_id=bundle_id, first_frame_s=now)
-            b = self._bundles[bundle_id] = _RxBundle(bundle_id=bundle_id, record=record)
-            self.records[bundle_id] = record
+            record = ReceiverBundleRecord(
+                bundle_id=frame.bundle_id, first_frame_s=now, epoch=frame.epoch
+            )
+            b = self._bundles[key] = _RxBundle(
+                bundle_id=frame.bundle_id, epoch=frame.epoch, record=record
+            )
+            self.records[frame.bundle_id] = record
         return b
 
     def _on_frame(self, frame: Frame, now: float, events: list[Event]) -> None:
         if frame.type in (FrameType.NAK, FrameType.FIN):
             raise FrameError("type", frame.type.name, "DATA, PARITY or EOF at a receiver")
-        b = self._bundle(frame.bundle_id, now)
+        if frame.payload and frame.type is FrameType.EOF:
+            raise FrameError("EOF payload length", len(frame.payload), "0 bytes")
+        b = self._bundle(frame, now)
         if frame.type is FrameType.EOF:
             b.eof_seen = True
             if b.done:
@@ -179,6 +303,10 @@ class Receiver:
             raise FrameError("payload length", size, f"{full} bytes (not the last fragment)")
         if last and not 1 <= size <= full:
             raise FrameError("payload length", size, f"1..{full} bytes (last fragment)")
+        if i * full >= self.config.max_bundle_bytes + MAX_DESCRIPTOR_BYTES:
+            raise FrameError(
+                "fragment index", i, f"within max_bundle_bytes={self.config.max_bundle_bytes}"
+            )
         if b.layout is not None and g >= len(b.layout.segment_lengths):
             raise FrameError("segment", g, f"0..{len(b.layout.segment_lengths) - 1}")
         n = self._n_fragments(b, g)
@@ -188,6 +316,48 @@ class Receiver:
             tail = b.layout.segment_lengths[g] - (n - 1) * full
             if size != tail:
                 raise FrameError("payload length", size, f"{tail} bytes (last fragment)")
+
+    # --- memory -----------------------------------------------------------------------------
+
+    def _reserve(self, b: _RxBundle, n: int) -> bool:
+        """Room for ``n`` more bytes of ``b``: per bundle within ``max_bundle_bytes`` (plus
+        descriptor and parity), and in all within ``receiver_memory_bytes`` (evicting the
+        fragments of given-up bundles first). False: drop the frame."""
+        cfg = self.config
+        per_bundle = cfg.max_bundle_bytes + MAX_DESCRIPTOR_BYTES
+        if cfg.fec:
+            per_bundle += per_bundle * cfg.fec_m // cfg.fec_k + cfg.mtu_bytes * cfg.fec_m
+        if b.mem + n > per_bundle:
+            return False
+        if self._mem + n > cfg.receiver_memory_bytes:
+            for old in list(self._bundles.values()):
+                if old.gave_up and old.mem and old is not b:
+                    self._free(old)
+                    if self._mem + n <= cfg.receiver_memory_bytes:
+                        break
+            if self._mem + n > cfg.receiver_memory_bytes:
+                return False
+        b.mem += n
+        self._mem += n
+        return True
+
+    def _release(self, b: _RxBundle, n: int) -> None:
+        b.mem -= n
+        self._mem -= n
+
+    def _free(self, b: _RxBundle) -> None:
+        """Let go of every fragment and parity row of ``b``."""
+        b.fragments.clear()
+        b.last.clear()
+        b.parity.clear()
+        b.group_size.clear()
+        self._mem -= b.mem
+        b.mem = 0
+
+    def _pop_fragment(self, b: _RxBundle, g: int, i: int) -> None:
+        payload = b.fragments.get(g, {}).pop(i, None)
+        if payload is not None:
+            self._release(b, len(payload))
 
     def _store(
         self,
@@ -202,6 +372,9 @@ class Receiver:
         frags = b.fragments.setdefault(g, {})
         if i in frags:
             self.stats.duplicates += 1
+            return
+        if not self._reserve(b, len(payload)):
+            self._drop(now, "memory", f"bundle {b.bundle_id} fragment {g}/{i}")
             return
         frags[i] = payload
         if flags & Flag.LAST:
@@ -220,17 +393,23 @@ class Receiver:
         frags = b.fragments.get(0, {})
         head = bytearray()
         for k in itertools.count():
-            if k not in frags:
+            if k not in frags or len(head) >= MAX_DESCRIPTOR_BYTES:
                 break
             head += frags[k]
         try:
-            parsed = Descriptor.parse_prefix(bytes(head), self.config.crc_bits)
-        except FrameError:
+            parsed = Descriptor.parse_prefix(
+                bytes(head), self.config.crc_bits, self.config.max_bundle_bytes
+            )
+        except FrameError as e:
             parsed = None
-            if 0 in b.last and len(frags) == b.last[0] + 1:  # all of segment 0, still bad
-                b.fragments.pop(0, None)
+            if e.field == "descriptor.total_length" or (
+                0 in b.last and len(frags) == b.last[0] + 1  # all of segment 0, still bad
+            ):
+                for i in list(frags):
+                    self._pop_fragment(b, 0, i)
                 b.last.pop(0, None)
                 self.stats.section_crc_failures += 1
+                self._drop(now, "malformed", str(e))
             return
         if parsed is None:
             return
@@ -244,7 +423,7 @@ class Receiver:
                 try:
                     self._check_fragment(b, g, i, b.last.get(g) == i, len(payload))
                 except FrameError:
-                    del b.fragments[g][i]
+                    self._pop_fragment(b, g, i)
                     self.stats.dropped_malformed += 1
             if g in b.last and b.last[g] not in b.fragments[g]:
                 del b.last[g]
@@ -267,7 +446,7 @@ class Receiver:
         data = b"".join(frags[f] for f in idx)[start : start + span.length]
         if len(data) != span.length or section_check(data, self.config.crc_bits) != d.checks[k]:
             for f in idx:  # fetch them again
-                frags.pop(f, None)
+                self._pop_fragment(b, span.segment, f)
             self.stats.section_crc_failures += 1
             return
         b.complete[k] = data
@@ -275,20 +454,26 @@ class Receiver:
             j = b.prefix
             b.record.section_delivered_s[j] = now
             events.append(
-                SectionDelivered(bundle_id=b.bundle_id, time_s=now, index=j, data=b.complete[j])
+                SectionDelivered(
+                    bundle_id=b.bundle_id, time_s=now, epoch=b.epoch, index=j, data=b.complete[j]
+                )
             )
             b.prefix += 1
         if b.prefix == len(d.lengths):
             b.done = True
             b.record.delivered_s = now
             b.nak_deadline_s = None
-            b.parity.clear()
-            b.fragments.clear()
+            b.nak_pending.clear()
+            self._free(b)
             sections = tuple(b.complete[j] for j in range(len(d.lengths)))
-            events.append(BundleDelivered(bundle_id=b.bundle_id, time_s=now, sections=sections))
+            events.append(
+                BundleDelivered(
+                    bundle_id=b.bundle_id, time_s=now, epoch=b.epoch, sections=sections
+                )
+            )
             self._queue_fin(b)
-            self._done.append(b.bundle_id)
-            if len(self._done) > KEEP_DONE_BUNDLES:  # ids wrap at 65536: forget old ones
+            self._done.append(b.key)
+            if len(self._done) > KEEP_DONE_BUNDLES:
                 old = self._done.popleft()
                 if self._bundles.get(old) is not None and self._bundles[old].done:
                     del self._bundles[old]
@@ -312,6 +497,9 @@ class Receiver:
         rows = b.parity.setdefault(key, {})
         if p in rows:
             self.stats.duplicates += 1
+            return
+        if not self._reserve(b, len(frame.payload) - 2):
+            self._drop(now, "memory", f"bundle {b.bundle_id} parity {key}", frame)
             return
         rows[p] = frame.payload[2:]
         self._try_recover(b, frame.segment, frame.index, now, events)
@@ -343,14 +531,15 @@ class Receiver:
             self._check_fragment(b, s, i, bool(flags & Flag.LAST), len(payload))
             self.stats.fec_recovered += 1
             self._store(b, s, i, flags, payload, now, events)
-        b.parity.pop(key, None)
+        for row in b.parity.pop(key, {}).values():
+            self._release(b, len(row))
 
     # --- NAK / FIN --------------------------------------------------------------------------
 
-    def _missing(self, b: _RxBundle, behind_hwm: bool) -> list[tuple[int, int]]:
-        """Missing (segment, fragment) pairs in sending order; fragment ``_REST`` stands for
-        the rest of a segment whose length is not known yet."""
-        out: list[tuple[int, int]] = []
+    def _missing(self, b: _RxBundle, behind_hwm: bool) -> list[_Range]:
+        """Missing fragments as ranges in sending order; a range whose stop is None runs
+        to the end of a segment whose length is not known yet."""
+        out: list[_Range] = []
         if behind_hwm and b.hwm is None:
             return out
         hwm = b.hwm if behind_hwm else None
@@ -364,33 +553,58 @@ class Receiver:
                 break
             if layout is not None and all(k in b.complete for k in layout.members[g]):
                 continue
-            frags = b.fragments.get(g, {})
+            present = sorted(b.fragments.get(g, {}))
             n = self._n_fragments(b, g)
-            top = n if n is not None else max(frags, default=-1) + 1
+            top = n if n is not None else (present[-1] + 1 if present else 0)
             if hwm is not None and g == hwm[0]:
                 top = min(top, hwm[1])
-            out += [(g, i) for i in range(top) if i not in frags]
+            out += [(g, a, z) for a, z in _gaps(present, 0, top)]
             if n is None and (hwm is None or g < hwm[0]):
-                out.append((g, _REST))
+                out.append((g, top, None))
         return out
 
     def _nak(self, b: _RxBundle, now: float, behind_hwm: bool, only_new: bool) -> None:
         if self.config.arq == "none" or b.done:
             return
         missing = self._missing(b, behind_hwm)
-        if only_new:
-            missing = [m for m in missing if m not in b.naked]
+        mark = b.nak_mark
+        if only_new and mark is not None:  # leave out what was NAKed since the last timeout
+            clipped: list[_Range] = []
+            for g, a, z in missing:
+                if g < mark[0]:
+                    continue
+                if g == mark[0]:
+                    a = max(a, mark[1])
+                if z is None or a < z:
+                    clipped.append((g, a, z))
+            missing = clipped
+        new_mark = b.hwm if behind_hwm and b.hwm is not None else _ALL
+        b.nak_mark = new_mark if mark is None else max(mark, new_mark)
         if not missing:
             return
-        b.naked.update(missing)
-        b.nak_pending.update(missing)
-        self._nak_due[b.bundle_id] = None
+        b.nak_pending += missing
+        self._nak_due[b.key] = None
         b.nak_deadline_s = now + self.config.nak_timeout_s
+
+    def _encode(self, ftype: FrameType, b: _RxBundle, payload: bytes = b"") -> bytes:
+        if self._pn > MAX_PACKET_NUMBER:
+            raise LocalProtocolError(
+                f"receiver epoch {self.epoch}: packet numbers used up; restart with a new epoch"
+            )
+        frame = Frame(
+            type=ftype,
+            bundle_id=b.bundle_id,
+            payload=encode_feedback(b.epoch, payload),
+            epoch=self.epoch,
+            pn=self._pn,
+        )
+        self._pn += 1
+        return encode_frame(frame, self.config)
 
     def _queue_fin(self, b: _RxBundle) -> None:
         if self.config.arq == "none":
             return
-        self._send(encode_frame(Frame(type=FrameType.FIN, bundle_id=b.bundle_id), self.config))
+        self._send(self._encode(FrameType.FIN, b))
         self.stats.fin_frames += 1
 
     def _send(self, data: bytes) -> None:
@@ -403,8 +617,8 @@ class Receiver:
         Gaps found since the last poll are merged into as few NAK frames as fit the MTU,
         leaving out fragments that arrived in the meantime.
         """
-        for bundle_id in self._nak_due:
-            b = self._bundles.get(bundle_id)
+        for key in self._nak_due:
+            b = self._bundles.get(key)
             if b is not None and not b.done:
                 self._flush_naks(b)
         self._nak_due.clear()
@@ -412,25 +626,26 @@ class Receiver:
         return out
 
     def _flush_naks(self, b: _RxBundle) -> None:
-        pending = sorted(
-            (m for m in b.nak_pending if m[1] not in b.fragments.get(m[0], ())),
-            key=lambda m: (m[0], m[1] if m[1] != _REST else 1 << 20),
-        )
+        pending = sorted(b.nak_pending, key=lambda r: (r[0], r[1]))
         b.nak_pending.clear()
+        merged: list[_Range] = []  # union of the pending ranges
+        for g, a, z in pending:
+            if merged and merged[-1][0] == g:
+                _, pa, pz = merged[-1]
+                if pz is None or a <= pz:
+                    merged[-1] = (g, pa, None if pz is None or z is None else max(pz, z))
+                    continue
+            merged.append((g, a, z))
         ranges: list[NakRange] = []
-        for s, i in pending:
-            last = ranges[-1] if ranges else None
-            if i == _REST:
-                start = max(b.fragments.get(s, {}), default=-1) + 1
-                ranges.append(NakRange(s, start, 0))
-            elif last and last.segment == s and last.count and last.start + last.count == i:
-                ranges[-1] = NakRange(s, last.start, last.count + 1)
-            else:
-                ranges.append(NakRange(s, i, 1))
-        max_payload = self.config.mtu_bytes - self.config.frame_overhead_bytes
+        present: dict[int, list[int]] = {}
+        for g, a, z in merged:
+            if g not in present:
+                present[g] = sorted(b.fragments.get(g, {}))
+            for ga, gz in _gaps(present[g], a, z):  # minus what arrived since
+                ranges.append(NakRange(g, ga, 0 if gz is None else gz - ga))
+        max_payload = self.config.mtu_bytes - self.config.frame_overhead_bytes - 4
         for payload in encode_nak(ranges, max_payload):
-            frame = Frame(type=FrameType.NAK, bundle_id=b.bundle_id, payload=payload)
-            self._send(encode_frame(frame, self.config))
+            self._send(self._encode(FrameType.NAK, b, payload))
             self.stats.nak_frames += 1
             b.record.naks_sent += 1
 
@@ -457,23 +672,43 @@ class Receiver:
             b.nak_retries += 1
             if b.nak_retries > self.config.max_retries:
                 b.record.gave_up_s = now
+                b.gave_up = True
                 events.append(
-                    ReceiverGaveUp(bundle_id=b.bundle_id, time_s=now, delivered_sections=b.prefix)
+                    ReceiverGaveUp(
+                        bundle_id=b.bundle_id,
+                        time_s=now,
+                        epoch=b.epoch,
+                        delivered_sections=b.prefix,
+                    )
                 )
                 continue
-            b.naked.clear()
+            b.nak_mark = None
             self._nak(b, now, behind_hwm=not b.eof_seen, only_new=False)
         return events
 
     # --- queries ----------------------------------------------------------------------------
 
-    def delivered_sections(self, bundle_id: int) -> list[bytes]:
-        """The in-order prefix of verified sections of a bundle (empty if unknown)."""
-        b = self._bundles.get(bundle_id)
+    def _lookup(self, bundle_id: int, epoch: int | None) -> _RxBundle | None:
+        if epoch is None:
+            rec = self.records.get(bundle_id)
+            if rec is None:
+                return None
+            epoch = rec.epoch
+        return self._bundles.get((epoch, bundle_id))
+
+    def delivered_sections(self, bundle_id: int, epoch: int | None = None) -> list[bytes]:
+        """The in-order prefix of verified sections of a bundle (empty if unknown);
+        ``epoch`` None: the latest sender epoch that used this id."""
+        b = self._lookup(bundle_id, epoch)
         if b is None:
             return []
         return [b.complete[k] for k in range(b.prefix)]
 
-    def is_complete(self, bundle_id: int) -> bool:
-        b = self._bundles.get(bundle_id)
+    def is_complete(self, bundle_id: int, epoch: int | None = None) -> bool:
+        b = self._lookup(bundle_id, epoch)
         return b is not None and b.done
+
+    @property
+    def memory_bytes(self) -> int:
+        """Fragment and parity bytes held for bundles under reassembly."""
+        return self._mem

@@ -26,6 +26,8 @@ class SenderStats:
     dropped_corrupt: int = 0
     dropped_auth: int = 0
     dropped_malformed: int = 0
+    dropped_replay: int = 0  # packet number accepted before (replay or duplicate)
+    dropped_stale: int = 0  # older epoch, older than the window, or about another session
 
     @property
     def on_air_bytes(self) -> int:
@@ -42,6 +44,7 @@ class SenderBundleRecord:
     bundle_id: int
     submitted_s: float
     section_bytes: tuple[int, ...]
+    epoch: int = 0
     first_sent_s: float | None = None
     section_first_sent_s: list[float | None] = field(default_factory=list)
     section_retransmissions: list[int] = field(default_factory=list)
@@ -66,6 +69,9 @@ class ReceiverStats:
     dropped_corrupt: int = 0
     dropped_auth: int = 0
     dropped_malformed: int = 0
+    dropped_replay: int = 0  # packet number accepted before (replay or duplicate)
+    dropped_stale: int = 0  # older epoch, or older than the replay window
+    dropped_memory: int = 0  # over receiver_memory_bytes
     duplicates: int = 0
     fec_recovered: int = 0
     section_crc_failures: int = 0
@@ -78,6 +84,7 @@ class ReceiverStats:
 class ReceiverBundleRecord:
     bundle_id: int
     first_frame_s: float
+    epoch: int = 0  # the sender's epoch: (epoch, bundle_id) names the bundle
     n_sections: int | None = None
     section_delivered_s: list[float | None] = field(default_factory=list)
     delivered_s: float | None = None

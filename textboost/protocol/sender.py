@@ -17,24 +17,31 @@ bundle fails.
 
 The sender never reads a clock: times come in as ``now`` (float seconds) and leave as
 :meth:`Sender.next_timer`.
+
+Every frame it hands out carries the sender's epoch (given by the driver, never repeated
+under one key) and the next packet number of that epoch; NAK and FIN frames pass the FCS,
+the tag and a replay window over the receiver's ``(epoch, packet number)``, and must echo
+this sender's epoch, so feedback recorded before a restart of either end never acknowledges
+or re-opens a bundle of this session.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from textboost.protocol import fec
-from textboost.protocol.config import LinkConfig
+from textboost.protocol.config import MAX_BUNDLE_ID, MAX_EPOCH, MAX_PACKET_NUMBER, LinkConfig
 from textboost.protocol.errors import (
     AuthenticationError,
     CorruptFrameError,
     LocalProtocolError,
     RemoteProtocolError,
 )
-from textboost.protocol.events import BundleAcked, BundleFailed, Event
+from textboost.protocol.events import BundleAcked, BundleFailed, Event, FrameDropped
 from textboost.protocol.frames import (
     MAX_SECTION_BYTES,
     MAX_SECTIONS,
@@ -42,12 +49,16 @@ from textboost.protocol.frames import (
     Flag,
     Frame,
     FrameType,
+    decode_feedback,
     decode_frame,
     decode_nak,
     encode_frame,
 )
 from textboost.protocol.layout import Layout
 from textboost.protocol.records import SenderBundleRecord, SenderStats
+from textboost.protocol.replay import ReplayState, ReplayWindow
+
+KEEP_DROPS = 1024
 
 __all__ = ["BundleState", "Sender"]
 
@@ -109,13 +120,28 @@ class _TxBundle:
 class Sender:
     """Sans-IO sender. See the module docstring for the theory of operation.
 
+    Args:
+        config: the link configuration (equal to the receiver's).
+        epoch: this end's epoch, stamped on every frame and scoping its bundle ids: never
+            the same twice under one key (see :mod:`~textboost.protocol.replay`).
+        replay_state: the window over the receiver's frames as persisted from
+            :attr:`replay_state` (None: a fresh one; enough, as feedback must echo ``epoch``).
+
     Attributes:
         stats: byte and frame counters over all bundles (:class:`SenderStats`).
         records: per-bundle records by bundle id (:class:`SenderBundleRecord`).
     """
 
-    def __init__(self, config: LinkConfig) -> None:
+    def __init__(
+        self, config: LinkConfig, epoch: int = 0, replay_state: ReplayState | None = None
+    ) -> None:
+        if not 0 <= epoch <= MAX_EPOCH:
+            raise LocalProtocolError(f"epoch {epoch}: expected 0..{MAX_EPOCH}")
         self.config = config
+        self.epoch = epoch
+        self._window = ReplayWindow(config.replay_window, replay_state)
+        self._pn = 0
+        self._drops: deque[FrameDropped] = deque(maxlen=KEEP_DROPS)
         self.stats = SenderStats()
         self.records: dict[int, SenderBundleRecord] = {}
         self._bundles: dict[int, _TxBundle] = {}  # bundles in flight only
@@ -136,16 +162,18 @@ class Sender:
         """Queue a bundle.
 
         Args:
-            bundle_id: 0..65535, not already in flight.
+            bundle_id: 0..2^32-1, not already in flight; scoped by this sender's epoch (a
+                driver counts up from 0 in each epoch, and never needs to wrap).
             sections: the payloads, in the order the receiver hands them out.
             now: current time, seconds.
             classes: priority class per section, 0 (highest) .. 254; default: the index.
         Raises:
-            LocalProtocolError: bad id, too many or too large sections, bad classes.
+            LocalProtocolError: bad id, too many or too large sections (in all more than
+                ``max_bundle_bytes``), bad classes.
         """
         cfg = self.config
-        if not 0 <= bundle_id <= 0xFFFF:
-            raise LocalProtocolError(f"bundle_id {bundle_id}: expected 0..65535")
+        if not 0 <= bundle_id <= MAX_BUNDLE_ID:
+            raise LocalProtocolError(f"bundle_id {bundle_id}: expected 0..{MAX_BUNDLE_ID}")
         if bundle_id in self._bundles:
             raise LocalProtocolError(f"bundle_id {bundle_id}: already in flight")
         if not 1 <= len(sections) < MAX_SECTIONS:
@@ -165,6 +193,12 @@ class Sender:
                 raise LocalProtocolError(
                     f"bundle {bundle_id} section {i}: {len(sec)} bytes, at most {MAX_SECTION_BYTES}"
                 )
+        total = sum(map(len, sections))
+        if total > cfg.max_bundle_bytes:
+            raise LocalProtocolError(
+                f"bundle {bundle_id}: {total} bytes, more than max_bundle_bytes "
+                f"{cfg.max_bundle_bytes} (the receiver would drop it)"
+            )
         descriptor = Descriptor.of(sections, classes, cfg.crc_bits)
         desc_bytes = descriptor.to_bytes(cfg.crc_bits)
         layout = Layout.of(descriptor, len(desc_bytes), cfg.policy)
@@ -184,7 +218,8 @@ class Sender:
         }
         last_class = layout.segment_classes[-1]
         if cfg.arq != "none":
-            units.append(_Unit("eof", Frame(type=FrameType.EOF, bundle_id=bundle_id), last_class))
+            eof = Frame(type=FrameType.EOF, bundle_id=bundle_id, epoch=self.epoch)
+            units.append(_Unit("eof", eof, last_class))
         elif not cfg.fec:  # one-way, unprotected: nothing verifies without the descriptor
             for f in range(cfg.n_fragments(len(desc_bytes))):
                 first = units[by_fragment[(0, f)]].frame
@@ -197,6 +232,7 @@ class Sender:
             section_bytes=tuple(len(s) for s in sections),
             section_first_sent_s=[None] * len(sections),
             section_retransmissions=[0] * len(sections),
+            epoch=self.epoch,
         )
         bundle = _TxBundle(
             bundle_id=bundle_id,
@@ -237,6 +273,7 @@ class Sender:
                     index=f,
                     flags=Flag.LAST if f == n - 1 else Flag.NONE,
                     payload=stream[f * size : (f + 1) * size],
+                    epoch=self.epoch,
                 ),
                 klass,
                 tuple(covers[f]),
@@ -261,6 +298,7 @@ class Sender:
                         segment=seg,
                         index=g,
                         payload=bytes([p, len(group)]) + row,
+                        epoch=self.epoch,
                     ),
                     klass,
                 )
@@ -292,19 +330,16 @@ class Sender:
                 heapq.heappop(self._heap)
                 continue
             u = bundle.units[unit]
-            frame = u.frame
-            if tier != _TIER_FIRST:
-                frame = Frame(
-                    type=frame.type,
-                    bundle_id=frame.bundle_id,
-                    segment=frame.segment,
-                    index=frame.index,
-                    flags=frame.flags | Flag.RETX,
-                    payload=frame.payload,
+            if self._pn > MAX_PACKET_NUMBER:
+                raise LocalProtocolError(
+                    f"sender epoch {self.epoch}: packet numbers used up; restart with a new epoch"
                 )
+            flags = u.frame.flags | (Flag.RETX if tier != _TIER_FIRST else Flag.NONE)
+            frame = replace(u.frame, flags=flags, pn=self._pn)
             data = encode_frame(frame, self.config)
             if budget_bytes is not None and used + len(data) > budget_bytes:
                 break
+            self._pn += 1
             heapq.heappop(self._heap)
             used += len(data)
             out.append(data)
@@ -361,22 +396,70 @@ class Sender:
         Returns:
             Events: :class:`BundleAcked` when a FIN completes a bundle.
         Raises:
-            Nothing for bad bytes (they are counted in ``stats`` and dropped).
+            Nothing for bad bytes: corrupt, forged, replayed, stale (another session's) or
+            malformed frames are counted in ``stats``, described in :meth:`take_drops` and
+            dropped.
         """
         try:
             frame = decode_frame(data, self.config)
+        except CorruptFrameError as e:
+            return self._drop(now, "corrupt", str(e))
+        except AuthenticationError as e:
+            return self._drop(now, "auth", str(e))
+        except RemoteProtocolError as e:
+            return self._drop(now, "malformed", str(e))
+        verdict = self._window.check(frame.epoch, frame.pn)
+        if verdict in ("replay", "too_old", "stale_epoch"):
+            reason = "replay" if verdict == "replay" else "stale"
+            detail = f"{verdict}: epoch {frame.epoch} packet {frame.pn}"
+            return self._drop(now, reason, detail, frame)
+        self._window.accept(frame.epoch, frame.pn)
+        try:
             return self._on_frame(frame, now)
-        except CorruptFrameError:
-            self.stats.dropped_corrupt += 1
-        except AuthenticationError:
-            self.stats.dropped_auth += 1
-        except RemoteProtocolError:
-            self.stats.dropped_malformed += 1
+        except RemoteProtocolError as e:
+            return self._drop(now, "malformed", str(e), frame)
+
+    def _drop(
+        self, now: float, reason: str, detail: str, frame: Frame | None = None
+    ) -> list[Event]:
+        setattr(self.stats, f"dropped_{reason}", getattr(self.stats, f"dropped_{reason}") + 1)
+        self._drops.append(
+            FrameDropped(
+                time_s=now,
+                reason=reason,
+                detail=detail,
+                epoch=None if frame is None else frame.epoch,
+                pn=None if frame is None else frame.pn,
+                bundle_id=None if frame is None else frame.bundle_id,
+            )
+        )
         return []
+
+    def take_drops(self) -> list[FrameDropped]:
+        """Dropped-frame records since the last call (at most the last 1024), for logging."""
+        out = list(self._drops)
+        self._drops.clear()
+        return out
+
+    @property
+    def replay_state(self) -> ReplayState:
+        """The window over the receiver's frames."""
+        return self._window.state
 
     def _on_frame(self, frame: Frame, now: float) -> list[Event]:
         if frame.type not in (FrameType.NAK, FrameType.FIN):
             raise RemoteProtocolError(f"sender got a {frame.type.name} frame")
+        bundle_epoch, body = decode_feedback(frame.payload)
+        if bundle_epoch != self.epoch:
+            return self._drop(
+                now,
+                "stale",
+                f"{frame.type.name} about bundle {frame.bundle_id} of epoch {bundle_epoch}, "
+                f"this sender is epoch {self.epoch}",
+                frame,
+            )
+        if frame.type is FrameType.FIN and body:
+            raise RemoteProtocolError(f"FIN with {len(body)} bytes after the epoch")
         self.stats.frames_received += 1
         bundle = self._bundles.get(frame.bundle_id)
         if bundle is None or bundle.state is _S.QUEUED:
@@ -387,7 +470,7 @@ class Sender:
             bundle.record.acked_s = now
             return [BundleAcked(bundle_id=bundle.bundle_id, time_s=now)]
         queued = False
-        for r in decode_nak(frame.payload):
+        for r in decode_nak(body):
             n = bundle.n_fragments.get(r.segment)
             if n is None:
                 raise RemoteProtocolError(

@@ -1,0 +1,106 @@
+"""Replay protection: the peer's epoch and a sliding window of its packet numbers.
+
+Each end stamps its frames with ``(epoch, packet number)``: the epoch is handed in by the
+driver when it creates the :class:`~textboost.protocol.Sender` or
+:class:`~textboost.protocol.Receiver`, and the packet number counts the frames sent in that
+epoch, re-sent ones included. The other end keeps a :class:`ReplayWindow` over the frames
+it accepted (after the FCS and the tag, so forged frames cannot move it):
+
+- a frame of an older epoch than the newest accepted is *stale* (a replay from before a
+  restart of the peer) and dropped;
+- a frame of a newer epoch is the peer after a restart: the window starts again there;
+- in the current epoch, a packet number seen before is a *replay* (or a duplicate), and one
+  more than ``replay_window`` below the highest accepted is *too old* (reordered beyond the
+  window, or replayed): both dropped.
+
+Choosing the epoch (the driver's job, see docs/protocol.md): an epoch must never repeat under
+one key (``key_id``), or frames recorded in the earlier session would be accepted again.
+Use a counter kept on disk, incremented and made durable (fsync) *before* the first frame of
+the new session, or ``max(last + 1, time-based value)`` with the time in seconds since a
+fixed date. A receiver restarted without its window forgets which packet numbers of the
+current peer epoch it has seen: persist :attr:`ReplayWindow.state` (``to_bytes``) together
+with each delivered bundle, and hand it back at start (``Receiver(..., replay_state=...)``).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Literal
+
+from textboost.protocol.errors import LocalProtocolError
+
+__all__ = ["ReplayState", "ReplayVerdict", "ReplayWindow"]
+
+ReplayVerdict = Literal["ok", "new_epoch", "stale_epoch", "replay", "too_old"]
+_STATE = struct.Struct(">IQ")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayState:
+    """What a window knows: the peer epoch, the highest packet number accepted in it, and a
+    bitmap of the ``window`` numbers below it (bit k: ``top - k`` was accepted).
+    ``epoch is None``: nothing accepted yet."""
+
+    epoch: int | None = None
+    top: int = -1
+    seen: int = 0
+
+    def to_bytes(self) -> bytes:
+        """Serialised for the driver's store (a fresh window serialises to ``b""``)."""
+        if self.epoch is None:
+            return b""
+        return _STATE.pack(self.epoch, self.top) + self.seen.to_bytes(
+            (self.seen.bit_length() + 7) // 8, "big"
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReplayState:
+        """Raises: LocalProtocolError for bytes not made by :meth:`to_bytes`."""
+        if not data:
+            return cls()
+        if len(data) < _STATE.size:
+            raise LocalProtocolError(f"replay state of {len(data)} bytes: too short")
+        epoch, top = _STATE.unpack_from(data)
+        return cls(epoch, top, int.from_bytes(data[_STATE.size :], "big"))
+
+
+class ReplayWindow:
+    """Sliding anti-replay window over one peer's ``(epoch, packet number)``.
+
+    :meth:`check` says what a frame would be without changing anything; :meth:`accept`
+    records it (call it only for frames that passed the FCS and the tag).
+    """
+
+    def __init__(self, window: int, state: ReplayState | None = None) -> None:
+        self.window = window
+        s = state or ReplayState()
+        self.epoch, self.top = s.epoch, s.top
+        self._seen = s.seen & ((1 << window) - 1)
+
+    @property
+    def state(self) -> ReplayState:
+        return ReplayState(self.epoch, self.top, self._seen)
+
+    def check(self, epoch: int, pn: int) -> ReplayVerdict:
+        if self.epoch is None or epoch > self.epoch:
+            return "new_epoch"
+        if epoch < self.epoch:
+            return "stale_epoch"
+        if pn > self.top:
+            return "ok"
+        back = self.top - pn
+        if back >= self.window:
+            return "too_old"
+        return "replay" if self._seen >> back & 1 else "ok"
+
+    def accept(self, epoch: int, pn: int) -> None:
+        if self.epoch is None or epoch != self.epoch:
+            self.epoch, self.top, self._seen = epoch, pn, 1
+        elif pn > self.top:
+            shift = pn - self.top  # a jump past the window forgets it (no huge shifts)
+            seen = (self._seen << shift) | 1 if shift < self.window else 1
+            self._seen = seen & ((1 << self.window) - 1)
+            self.top = pn
+        else:
+            self._seen |= 1 << (self.top - pn)
