@@ -241,11 +241,11 @@ def test_cli_text_end_to_end_and_merge(tmp_path, capsys):
         pytest.skip("shared scene-text data not present")
     out = tmp_path / "r.json"
     common = ["text", "--dataset", str(folder), "--out", str(out), "--bpp", "0.8", "--limit", "1"]
-    assert main([*common, "--entrants", "original,codec"]) == 0
+    assert main([*common, "--entrants", "original,codec,textboost"]) == 0
     assert "E2E P/R/F1" in capsys.readouterr().out
     first = json.loads(out.read_text())
-    assert list(first["entrants"]) == ["original", "codec"]
-    rc = main([*common, "--entrants", "avif,textboost", "--avif-downscale", "1,2", "--merge"])
+    assert list(first["entrants"])[:2] == ["original", "codec"]
+    rc = main([*common, "--entrants", "avif", "--avif-downscale", "1", "--merge"])
     assert rc == 0
     doc = json.loads(out.read_text())
     assert doc["schema"] == "textboost-eval-text/1"
