@@ -12,6 +12,7 @@ from textboost.cli import (
     OneLineArgumentParser,
     add_link_arguments,
     config_from_args,
+    epoch_from_args,
     fail,
 )
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             codec_factory=None if args.no_decode else CodecLoader(),
             fusion=False if args.no_fusion else None,
             on_text=None if args.json else _print_text,
+            epoch=epoch_from_args(args),
         )
         link = UdpDownlink(node, (args.bind, args.port))
     except (ValueError, OSError) as exc:

@@ -90,6 +90,7 @@ _SHIPPED = object()  # codec_factory default: the shipped model, through a Codec
 class DownlinkNode:
     """Args:
     config: the link protocol configuration (equal to the sender's).
+    epoch: the receiver's epoch, on its NAK and FIN frames: never the same twice under one key.
     out_dir: where PNGs, reassembled `.tbx` files and ``metrics.jsonl`` go (None: no files).
     references: original image (file or HxWx3 uint8 array) per bundle id, for PSNR.
     codec_factory: a :class:`CodecLoader` or a callable that builds the decoder on first
@@ -111,8 +112,9 @@ class DownlinkNode:
         defer_decode: bool = False,
         fusion: bool | None = None,
         on_text: Callable[[TextResult], None] | None = None,
+        epoch: int = 0,
     ) -> None:
-        self.receiver = Receiver(config)
+        self.receiver = Receiver(config, epoch=epoch)
         self.fusion = fusion
         self.on_text = on_text
         self.texts: dict[int, TextResult] = {}

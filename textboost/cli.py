@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
 from textboost.protocol.config import LinkConfig
 
-__all__ = ["OneLineArgumentParser", "add_link_arguments", "config_from_args", "fail"]
+__all__ = [
+    "OneLineArgumentParser",
+    "add_link_arguments",
+    "config_from_args",
+    "epoch_from_args",
+    "fail",
+]
 
 USAGE_ERROR = 2
 # options whose destination is the LinkConfig field of the same name
 _SAME_NAMES = ("mtu_bytes", "arq", "policy", "crc_bits", "rto_s", "nak_timeout_s",
-               "max_retries", "tag_bytes")
+               "max_retries", "tag_bytes", "key_id", "max_bundle_bytes")
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -57,6 +64,14 @@ def add_link_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--key-file", type=Path, help="pre-shared key for HMAC-SHA256 frame tags")
     g.add_argument("--tag-bytes", type=int, default=d.tag_bytes)
+    g.add_argument("--key-id", type=int, default=d.key_id,
+                   help="id of the pre-shared key, 0..255 (a new key gets a new id)")
+    g.add_argument("--max-bundle-bytes", type=int, default=d.max_bundle_bytes,
+                   help=f"largest image stream either end accepts ({d.max_bundle_bytes})")
+    g.add_argument("--epoch", type=int, default=None,
+                   help="this end's session number, never repeated under one key (default: "
+                        "the time in seconds; pass a persisted counter if the clock can go back "
+                        "or the node may restart within a second)")
 
 
 def config_from_args(args: argparse.Namespace) -> LinkConfig:
@@ -69,3 +84,13 @@ def config_from_args(args: argparse.Namespace) -> LinkConfig:
             raise ValueError(f"--key-file {args.key_file}: {exc.strerror}") from None
     same = {name: getattr(args, name) for name in _SAME_NAMES}
     return LinkConfig(**same, fec_k=args.fec[0], fec_m=args.fec[1], auth_key=key)
+
+
+def epoch_from_args(args: argparse.Namespace) -> int:
+    """``--epoch``, or the Unix time in seconds (fits 32 bits until 2106).
+
+    Raises: ValueError naming the option for a value outside 0..2^32-1."""
+    epoch = int(time.time()) if args.epoch is None else args.epoch
+    if not 0 <= epoch <= 0xFFFF_FFFF:
+        raise ValueError(f"--epoch {epoch}: expected 0..4294967295")
+    return epoch

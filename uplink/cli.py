@@ -11,6 +11,7 @@ from textboost.cli import (
     OneLineArgumentParser,
     add_link_arguments,
     config_from_args,
+    epoch_from_args,
     fail,
 )
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             config,
             storage_bytes=args.storage_bytes,
             pipeline=EncodePipeline(policy, cache, text=not args.no_text),
+            epoch=epoch_from_args(args),
         )
     except (ValueError, FileNotFoundError) as exc:
         fail(prog, str(exc))

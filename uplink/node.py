@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from textboost.codec.container import Container
 from textboost.protocol import (
+    MAX_BUNDLE_ID,
     BundleAcked,
     BundleFailed,
     BundleState,
@@ -46,6 +47,8 @@ class UplinkNode:
 
     Args:
         config: the link protocol configuration.
+        epoch: the sender's epoch: never the same twice under one key (see
+            :mod:`textboost.protocol.replay`); bundle ids count from 0 within it.
         storage_bytes: store-and-forward capacity (waiting plus in-flight images).
         drop_policy: which waiting image goes when storage is full.
         max_in_flight: images handed to the protocol at once (with
@@ -63,10 +66,11 @@ class UplinkNode:
         drop_policy: DropPolicy = "oldest",
         max_in_flight: int = 2,
         pipeline: EncodePipeline | None = None,
+        epoch: int = 0,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight {max_in_flight}: must be >= 1")
-        self.sender = Sender(config)
+        self.sender = Sender(config, epoch=epoch)
         self.storage = StoreAndForward(storage_bytes, drop_policy)
         self.max_in_flight = max_in_flight
         self.pipeline = pipeline
@@ -122,7 +126,8 @@ class UplinkNode:
     def _allocate_bundle_id(self) -> int:
         active = set(self.sender.active_bundles)
         while True:
-            bundle_id, self._next_bundle = self._next_bundle, (self._next_bundle + 1) & 0xFFFF
+            bundle_id = self._next_bundle  # 32 bits per epoch: never wraps in practice
+            self._next_bundle = (bundle_id + 1) & MAX_BUNDLE_ID
             if bundle_id not in active:
                 return bundle_id
 
