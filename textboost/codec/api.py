@@ -56,6 +56,10 @@ __all__ = ["BudgetError", "Codec"]
 EXACT_BLAS_THREADS = 1
 MAX_PIXELS = 1 << 26  # 64 MPix: the decoder refuses larger headers rather than exhaust memory
 Z_LIMIT = 1 << 14
+# The largest image a stream's header may ask the decoder for (width x height): 16 MPix, far
+# above what few-kbit/s links carry, far below what would exhaust a ground station's memory.
+# Per codec: ``Codec.max_pixels``; per call: ``decode(..., max_pixels=)``.
+MAX_DECODE_PIXELS = 1 << 24
 
 
 def _exact_threads(fn):
@@ -94,6 +98,7 @@ class Codec:
         self.fusion = fusion
         self._spotter = spotter
         self.text_filter = text_filter or TextFilter()
+        self.max_pixels = MAX_DECODE_PIXELS  # decode limit on the header's width x height
         self.cfg = CodecConfig.from_json(model.config_json)
         self.transforms = transforms
         self.params = ExactParams(model.exact_tables(), self.cfg.groups)
@@ -267,13 +272,26 @@ class Codec:
     # -- receiver ----------------------------------------------------------------------
 
     @_exact_threads
-    def decode_latents(self, data: bytes, groups: int | None = None) -> tuple[Header, np.ndarray]:
-        """Entropy-decode to (header, ŷ as integers in 1/64, shape (1, h, w, M))."""
+    def decode_latents(
+        self, data: bytes, groups: int | None = None, max_pixels: int | None = None
+    ) -> tuple[Header, np.ndarray]:
+        """Entropy-decode to (header, ŷ as integers in 1/64, shape (1, h, w, M)).
+
+        Raises:
+            BitstreamError: naming the section, for any stream that does not decode, and
+                for a header larger than ``max_pixels`` (default ``self.max_pixels``).
+        """
         c = Container.parse(data, model_id=self.model_id)
         hd = c.header
         if hd.n_groups != self.n_groups:
             raise BitstreamError(
                 f"header: {hd.n_groups} y groups, this model codes {self.n_groups}"
+            )
+        limit = self.max_pixels if max_pixels is None else max_pixels
+        if hd.width * hd.height > limit:
+            raise BitstreamError(
+                f"header: image {hd.width}x{hd.height} ({hd.width * hd.height} pixels) exceeds "
+                f"the decode limit of {limit} pixels (Codec.max_pixels)"
             )
         if hd.width * hd.height > MAX_PIXELS:
             raise BitstreamError(
@@ -308,17 +326,23 @@ class Codec:
         return hd, np.concatenate(y_q, axis=-1)
 
     def decode(
-        self, data: bytes, groups: int | None = None, fusion: bool | None = None
+        self,
+        data: bytes,
+        groups: int | None = None,
+        fusion: bool | None = None,
+        max_pixels: int | None = None,
     ) -> np.ndarray:
         """Decode to an HxWx3 uint8 image; ``groups=k`` uses only the first k y groups.
 
         With the fusion block (``fusion`` None: if loaded; True: required) the carried
         words are rendered into a guidance map (all zero without words) and fused with
         the decoded image; ``fusion=False`` returns the codec's own output.
+        ``max_pixels``: refuse (BitstreamError) a header asking for more pixels (default
+        ``self.max_pixels``, ``MAX_DECODE_PIXELS`` = 16 MPix).
         """
         if fusion and self.fusion is None:
             raise ValueError(f"{self.model.path.name}: codec loaded without its fusion block")
-        hd, y_q = self.decode_latents(data, groups)
+        hd, y_q = self.decode_latents(data, groups, max_pixels)
         x = self.transforms.synthesis(y_q * 2.0**-LATENT_FRAC)
         cw, ch = hd.coded_size
         x = x[0, :, :ch, :cw].transpose(1, 2, 0)
@@ -356,5 +380,5 @@ def _decode_section(fn, name: str):
         return fn()
     except BitstreamError:
         raise
-    except (ValueError, RuntimeError, OverflowError) as e:
-        raise BitstreamError(f"{name}: entropy decoding failed ({e})") from e
+    except Exception as e:  # constriction asserts (AssertionError) on some corrupt input
+        raise BitstreamError(f"{name}: entropy decoding failed ({type(e).__name__}: {e})") from e
