@@ -17,7 +17,13 @@ from textboost.fusion.runtime import (
     load_fusion,
     save_fusion,
 )
-from textboost.train.stage2 import Stage2Config, Stage2Trainer, evaluate, fusion_loss
+from textboost.train.stage2 import (
+    Stage2Config,
+    Stage2Trainer,
+    evaluate,
+    fusion_loss,
+    psnr_gains,
+)
 
 
 def _trained_like(seed: int = 0) -> FusionBlock:
@@ -160,6 +166,19 @@ def test_stage2_checkpoints_and_resumes_exactly(tmp_path):
     res = evaluate(t2.block.eval(), sorted((tmp_path / "cache").glob("*.npz")), progress=False)
     s = res["summary"]["all"]
     assert s["images"] == 2 and s["decoded_text"] is not None
+
+
+def test_psnr_gains_are_positive_when_the_block_helps():
+    x = torch.rand(2, 3, 8, 8)
+    x_tilde = x + 0.1
+    m = torch.zeros(2, 1, 8, 8)
+    m[:, :, 2:4] = 1
+    closer = x + 0.05  # half the error: +6.02 dB
+    g = psnr_gains(x, x_tilde, closer, m)
+    assert g["gain"] == pytest.approx(6.0206, abs=1e-3)
+    assert g["text_gain"] == pytest.approx(6.0206, abs=1e-3)
+    assert psnr_gains(x, x_tilde, x_tilde, m) == {"gain": 0.0, "text_gain": 0.0}
+    assert psnr_gains(x, x_tilde, closer, torch.zeros_like(m))["text_gain"] == 0.0
 
 
 def test_config_refuses_evaluation_sets(tmp_path):

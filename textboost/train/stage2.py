@@ -38,7 +38,8 @@ from textboost.fusion.model import FusionBlock
 from textboost.text.words import Word
 
 __all__ = [
-    "Stage2Config", "Stage2Trainer", "build_cache", "evaluate", "fusion_loss", "run_eval",
+    "Stage2Config", "Stage2Trainer", "build_cache", "cache_files", "evaluate", "fusion_loss",
+    "psnr_gains", "run_eval",
 ]  # fmt: skip
 
 EVAL_SETS = ("kodak", "icdar2015", "openalpr_eu", "openalpr_br")  # never train on these
@@ -264,6 +265,19 @@ def fusion_loss(
     return {"loss": LMBDA * (mse + alpha * gc), "mse": mse, "gc": gc}
 
 
+def psnr_gains(
+    x: torch.Tensor, x_tilde: torch.Tensor, x_hat: torch.Tensor, m: torch.Tensor
+) -> dict[str, float]:
+    """PSNR of x̂ minus PSNR of x̃ in dB, over the crops and inside the mask m (0 if empty)."""
+    gain = _db(((x_hat - x) ** 2).mean().item()) - _db(((x_tilde - x) ** 2).mean().item())
+    if not m.any():
+        return {"gain": gain, "text_gain": 0.0}
+    n = m.sum().item() * x.shape[1]
+    fused = ((m * (x_hat - x)) ** 2).sum().item() / n
+    base = ((m * (x_tilde - x)) ** 2).sum().item() / n
+    return {"gain": gain, "text_gain": _db(fused) - _db(base)}
+
+
 class CacheSampler:
     """Random crops (x, x̃, g, m) from cached images held as uint8 tensors."""
 
@@ -355,16 +369,7 @@ class Stage2Trainer:
         torch.nn.utils.clip_grad_norm_(self.block.parameters(), self.cfg.clip_grad)
         self.opt.step()
         self.step += 1
-        with torch.no_grad():
-            base = ((xt - x) ** 2).mean()
-            msum = m.sum().clamp_min(1) * 3
-            text_fused = ((m * (x_hat - x)) ** 2).sum() / msum
-            text_base = ((m * (xt - x)) ** 2).sum() / msum
-        return {
-            "loss": terms["loss"].item(),
-            "gain": _db(base.item()) - _db(terms["mse"].item()),
-            "text_gain": _db(text_base.item()) - _db(text_fused.item()) if m.any() else 0.0,
-        }
+        return {"loss": terms["loss"].item(), **psnr_gains(x, xt, x_hat.detach(), m)}
 
     def run(self, steps: int | None = None, minutes: float | None = None) -> None:
         """Train to the configured total, or ``steps`` more, or for ``minutes`` of wall time."""
