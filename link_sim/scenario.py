@@ -37,7 +37,8 @@ class ScenarioError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf/nan are never meaningful here (``interval_s: .inf`` would reach the simulator)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- images and the sender ------------------------------------------------------------------
@@ -335,9 +336,14 @@ def load_scenario(path: str | Path, overrides: dict[str, str] | None = None) -> 
     """Read, override (``{"link.forward.rate_bps": "2400"}``) and validate a scenario."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.end]!r}); "
+            "save the scenario as UTF-8"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -68,7 +68,20 @@ BAD = {
     "bad window": (_edit(link__forward__contacts={"kind": "windows", "windows": [[10, 5]]}),
                    ["link.forward.contacts", "window [10.0, 5.0]", "end > start"]),
     "not yaml": ("name: [unclosed\n", ["not valid YAML", "line"]),
+    "infinite interval": (_edit(images__capture__interval_s=float("inf")),
+                          ["images.capture.interval_s", "inf", "finite number"]),
+    "nan rate": (_edit(link__forward__rate_bps=float("nan")),
+                 ["link.forward.rate_bps", "nan", "finite number"]),
+    "infinite duration": (_edit(duration_s=float("-inf")), ["duration_s", "-inf", "finite"]),
 }
+
+
+def test_non_utf8_scenario_exits_2_with_one_line(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(RESCUE.encode("utf-8") + "# caf\xe9\n".encode("latin-1"))
+    assert main([str(path), "--synthetic", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: {path}: not UTF-8")
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
