@@ -553,3 +553,39 @@ def test_feedback_must_echo_the_senders_epoch():
     assert s.stats.dropped_stale == 1 and s.state(0) is BundleState.WAITING
     fin = Frame(type=FrameType.FIN, bundle_id=0, payload=encode_feedback(3), epoch=1, pn=1)
     assert [type(e) for e in s.receive(encode_frame(fin, r_cfg), 0.0)] == [BundleAcked]
+
+
+def test_fin_only_once_the_driver_made_the_bundle_durable_and_no_redelivery_after_restart():
+    cfg = LinkConfig(mtu_bytes=128, auth_key=KEY, rto_s=1.0)
+    s = Sender(cfg, epoch=1)
+    r = Receiver(cfg, epoch=1, fin_on_delivery=False)
+    s.submit(0, [b"photo" * 40], 0.0)
+    events = [e for f in s.poll_transmit(0.0) for e in r.receive(f, 0.0)]
+    assert len(delivered(events)) == 1
+    assert r.poll_transmit(0.0) == []  # delivered, not yet durable: no FIN
+    s.handle_timeout(1.0)  # the sender re-sends EOF: still no FIN
+    for f in s.poll_transmit(1.0):
+        r.receive(f, 1.0)
+    assert r.poll_transmit(1.0) == [] and s.state(0) is BundleState.WAITING
+    with pytest.raises(LocalProtocolError, match="not delivered"):
+        r.acknowledge(1, epoch=1)
+    r.acknowledge(0, epoch=1)  # stored: FIN now
+    for f in r.poll_transmit(2.0):
+        s.receive(f, 2.0)
+    assert s.state(0) is BundleState.DONE
+
+    # The ground crashed after storing bundle 5 but before its FIN went out: restarted with
+    # what it stored, it FINs the sender's re-sent EOF instead of delivering bundle 5 again.
+    s.submit(5, [b"again" * 40], 3.0)
+    frames = s.poll_transmit(3.0)
+    events = [e for f in frames for e in r.receive(f, 3.0)]
+    assert len(delivered(events)) == 1 and r.poll_transmit(3.0) == []
+    r2 = Receiver(cfg, epoch=2, replay_state=r.replay_state, fin_on_delivery=False)
+    r2.restore_delivered(5, epoch=1)
+    s.handle_timeout(10.0)
+    resent = s.poll_transmit(10.0)
+    events = [e for f in resent + frames for e in r2.receive(f, 10.0)]
+    assert events == [] and r2.stats.dropped_replay == len(frames)
+    for f in r2.poll_transmit(10.0):
+        s.receive(f, 10.0)
+    assert s.state(5) is BundleState.DONE

@@ -90,6 +90,7 @@ class _RxBundle:
     complete: dict[int, bytes] = field(default_factory=dict)  # verified sections
     prefix: int = 0
     done: bool = False
+    acked: bool = False  # FIN allowed (at once, or once the driver acknowledged)
     gave_up: bool = False
     hwm: tuple[int, int] | None = None  # furthest first-pass (segment, fragment) seen
     eof_seen: bool = False
@@ -133,6 +134,9 @@ class Receiver:
             under one key (see :mod:`~textboost.protocol.replay` for how to choose it).
         replay_state: the window over the sender's frames as persisted from
             :attr:`replay_state` before a restart (None: a fresh window).
+        fin_on_delivery: True: FIN a bundle as soon as it is whole; False: only once the
+            driver calls :meth:`acknowledge` (after it made the bundle durable), so a crash
+            between delivery and storage never loses an image the sender counts as sent.
 
     Attributes:
         stats: counters over all bundles (:class:`ReceiverStats`).
@@ -141,11 +145,17 @@ class Receiver:
     """
 
     def __init__(
-        self, config: LinkConfig, epoch: int = 0, replay_state: ReplayState | None = None
+        self,
+        config: LinkConfig,
+        epoch: int = 0,
+        replay_state: ReplayState | None = None,
+        *,
+        fin_on_delivery: bool = True,
     ) -> None:
         if not 0 <= epoch <= 0xFFFF_FFFF:
             raise LocalProtocolError(f"epoch {epoch}: expected 0..2^32-1")
         self.config = config
+        self.fin_on_delivery = fin_on_delivery
         self.epoch = epoch
         self.stats = ReceiverStats()
         self.records: dict[int, ReceiverBundleRecord] = {}
@@ -267,7 +277,8 @@ class Receiver:
         if frame.type is FrameType.EOF:
             b.eof_seen = True
             if b.done:
-                self._queue_fin(b)
+                if b.acked:
+                    self._queue_fin(b)
             else:
                 self._nak(b, now, behind_hwm=False, only_new=False)
             return
@@ -471,12 +482,45 @@ class Receiver:
                     bundle_id=b.bundle_id, time_s=now, epoch=b.epoch, sections=sections
                 )
             )
+            if self.fin_on_delivery:
+                b.acked = True
+                self._queue_fin(b)
+            self._remember_done(b)
+
+    def _remember_done(self, b: _RxBundle) -> None:
+        self._done.append(b.key)
+        if len(self._done) > KEEP_DONE_BUNDLES:
+            old = self._done.popleft()
+            if self._bundles.get(old) is not None and self._bundles[old].done:
+                del self._bundles[old]
+
+    def acknowledge(self, bundle_id: int, epoch: int) -> None:
+        """With ``fin_on_delivery=False``: the driver has stored the delivered bundle; FIN it
+        now (and answer its later EOFs with FIN).
+
+        Raises:
+            LocalProtocolError: no such bundle delivered (or long forgotten).
+        """
+        b = self._bundles.get((epoch, bundle_id))
+        if b is None or not b.done:
+            raise LocalProtocolError(f"bundle {bundle_id} of epoch {epoch}: not delivered")
+        if not b.acked:
+            b.acked = True
             self._queue_fin(b)
-            self._done.append(b.key)
-            if len(self._done) > KEEP_DONE_BUNDLES:
-                old = self._done.popleft()
-                if self._bundles.get(old) is not None and self._bundles[old].done:
-                    del self._bundles[old]
+
+    def restore_delivered(self, bundle_id: int, epoch: int) -> None:
+        """After a restart: the driver stored this bundle before; answer its EOFs with FIN
+        and drop its re-sent fragments, instead of delivering it a second time."""
+        key = (epoch, bundle_id)
+        if key in self._bundles and self._bundles[key].done:
+            return
+        record = ReceiverBundleRecord(bundle_id=bundle_id, first_frame_s=0.0, epoch=epoch)
+        b = _RxBundle(bundle_id=bundle_id, epoch=epoch, record=record, done=True, acked=True)
+        old = self._bundles.pop(key, None)
+        if old is not None:
+            self._free(old)
+        self._bundles[key] = b
+        self._remember_done(b)
 
     # --- FEC --------------------------------------------------------------------------------
 
