@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate, RatePolicy
-from textboost.protocol import LinkConfig
+from textboost.protocol import LinkConfig, LocalProtocolError
 
 __all__ = [
     "SHIPPED_SETS_DIR",
@@ -290,6 +290,12 @@ class Scenario(_Strict):
                 f"protocol.arq {self.protocol.arq!r}: expected 'none' without a link.reverse "
                 "(ARQ needs link.reverse: add one)"
             )
+        p = self.protocol
+        try:  # what the protocol itself refuses (e.g. an MTU its 20-byte framing fills)
+            LinkConfig(**p.model_dump(exclude={"arq", "fec"}), arq=self.arq, fec_k=p.fec.k,
+                       fec_m=p.fec.m)
+        except LocalProtocolError as exc:
+            raise ValueError(f"protocol: {exc}") from None
         return self
 
     @property

@@ -73,6 +73,8 @@ BAD = {
     "nan rate": (_edit(link__forward__rate_bps=float("nan")),
                  ["link.forward.rate_bps", "nan", "finite number"]),
     "infinite duration": (_edit(duration_s=float("-inf")), ["duration_s", "-inf", "finite"]),
+    "mtu under framing": (_edit(protocol__mtu_bytes=24), ["protocol: mtu_bytes 24",
+                                                           "20 bytes of framing"]),
 }
 
 
