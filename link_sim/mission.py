@@ -264,9 +264,10 @@ class Mission:
 
     def _score_text(self) -> None:
         """Against the ground truth beside each original (ICDAR 2015; real codec only,
-        images without ground truth get none): DET and E2E of the spotter on the decoded
-        image, E2E of the same spotter on the original, and E2E of the words the text
-        section carried (what the operator reads first)."""
+        images without ground truth get none): DET and E2E of the spotter on each decoded
+        image and, for the same images, E2E of the spotter on the original (the ceiling);
+        E2E of the words the text section carried (what the operator reads first) for
+        every image whose text section landed."""
         if self.codec.decoder is None:
             return
         bundle_of = {rec.index: bid for bid, rec in self._by_bundle.items()}
@@ -274,9 +275,6 @@ class Mission:
             original = self._path(rec.index)
             if self.codec.ground_truth(original) is None:
                 continue
-            _, rec.text_e2e_original = self.codec.text_match(
-                original, self.codec.reads(original)
-            )
             text = self.downlink.texts.get(bundle_of.get(rec.index, -1))
             if text is not None and not text.error:
                 carried = [Word(np.asarray(w["quad"]), w["text"]) for w in text.words]
@@ -284,6 +282,9 @@ class Mission:
             if rec.decoded_image is not None:
                 rec.text_det, rec.text_e2e = self.codec.text_match(
                     original, self.codec.reads(Path(rec.decoded_image))
+                )
+                _, rec.text_e2e_original = self.codec.text_match(
+                    original, self.codec.reads(original)
                 )
 
     # --- protocol timers --------------------------------------------------------------------
