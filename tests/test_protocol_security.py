@@ -589,3 +589,27 @@ def test_fin_only_once_the_driver_made_the_bundle_durable_and_no_redelivery_afte
     for f in r2.poll_transmit(10.0):
         s.receive(f, 10.0)
     assert s.state(5) is BundleState.DONE
+
+
+def test_a_flood_of_forged_bundle_ids_is_bounded():
+    """Without a key anyone can open bundles: the receiver keeps at most max_open_bundles,
+    forgetting given-up ones first, and a bundle under reassembly is never pushed out."""
+    cfg = LinkConfig(mtu_bytes=128, receiver_memory_bytes=1 << 20, max_retries=0,
+                     nak_timeout_s=1.0)
+    r = Receiver(cfg)
+    assert r.max_open_bundles == 256
+    s = Sender(cfg, epoch=0)
+    s.submit(0, [b"real" * 100], 0.0)
+    frames = s.poll_transmit(0.0)
+    r.receive(frames[0], 0.0)  # a real bundle, under way
+    pn = 10_000
+    for k in range(1, 2000):  # forged EOFs of 1 999 bundles
+        pn += 1
+        r.receive(encode_frame(Frame(type=FrameType.EOF, bundle_id=k, pn=pn), cfg), 0.0)
+    assert len(r._bundles) == 256 and r.stats.dropped_memory == 2000 - 256
+    r.poll_transmit(0.0)
+    r.handle_timeout(5.0)  # the forged ones (and the real one) give up, NAKs unanswered
+    for k in range(2000, 4000):
+        pn += 1
+        r.receive(encode_frame(Frame(type=FrameType.EOF, bundle_id=k, pn=pn), cfg), 6.0)
+    assert len(r._bundles) <= 256 and len(r.records) <= 257

@@ -166,6 +166,10 @@ class Receiver:
         self._window = ReplayWindow(config.replay_window, replay_state)
         self._pn = 0
         self._mem = 0
+        # bundles not done (under reassembly or given up), oldest first; at most this many,
+        # so a flood of forged bundle ids cannot grow the receiver without bound
+        self._open: dict[_Key, None] = {}
+        self.max_open_bundles = max(16, config.receiver_memory_bytes // 4096)
         self._drops: deque[FrameDropped] = deque(maxlen=KEEP_DROPS)
 
     @property
@@ -252,13 +256,17 @@ class Receiver:
                 )
             self._free(b)
             self._nak_due.pop(key, None)
+            self._open.pop(key, None)
             del self._bundles[key]
         self._done = deque(k for k in self._done if k[0] >= epoch)
 
-    def _bundle(self, frame: Frame, now: float) -> _RxBundle:
+    def _bundle(self, frame: Frame, now: float) -> _RxBundle | None:
         key = (frame.epoch, frame.bundle_id)
         b = self._bundles.get(key)
         if b is None:
+            if len(self._open) >= self.max_open_bundles and not self._evict_given_up():
+                return None
+            self._open[key] = None
             record = ReceiverBundleRecord(
                 bundle_id=frame.bundle_id, first_frame_s=now, epoch=frame.epoch
             )
@@ -268,12 +276,28 @@ class Receiver:
             self.records[frame.bundle_id] = record
         return b
 
+    def _evict_given_up(self) -> bool:
+        """Forget the oldest given-up bundle (its record too if nothing of it was delivered).
+        False if every open bundle is still under reassembly."""
+        for key in self._open:
+            b = self._bundles[key]
+            if b.gave_up:
+                self._free(b)
+                del self._bundles[key], self._open[key]
+                if b.prefix == 0 and self.records.get(b.bundle_id) is b.record:
+                    del self.records[b.bundle_id]
+                return True
+        return False
+
     def _on_frame(self, frame: Frame, now: float, events: list[Event]) -> None:
         if frame.type in (FrameType.NAK, FrameType.FIN):
             raise FrameError("type", frame.type.name, "DATA, PARITY or EOF at a receiver")
         if frame.payload and frame.type is FrameType.EOF:
             raise FrameError("EOF payload length", len(frame.payload), "0 bytes")
         b = self._bundle(frame, now)
+        if b is None:
+            self._drop(now, "memory", f"{self.max_open_bundles} bundles open", frame)
+            return
         if frame.type is FrameType.EOF:
             b.eof_seen = True
             if b.done:
@@ -472,6 +496,7 @@ class Receiver:
             b.prefix += 1
         if b.prefix == len(d.lengths):
             b.done = True
+            self._open.pop(b.key, None)
             b.record.delivered_s = now
             b.nak_deadline_s = None
             b.nak_pending.clear()
@@ -519,6 +544,7 @@ class Receiver:
         old = self._bundles.pop(key, None)
         if old is not None:
             self._free(old)
+            self._open.pop(key, None)
         self._bundles[key] = b
         self._remember_done(b)
 
