@@ -26,9 +26,9 @@ def stream(codec, small_image) -> bytes:
 
 def test_decode_limit_is_configurable_and_names_size_and_limit(codec, stream):
     c = Container.parse(stream)
-    assert codec.max_pixels == MAX_DECODE_PIXELS == 1 << 24
-    big = replace(c, header=replace(c.header, width=8160, height=8160)).to_bytes()
-    with pytest.raises(BitstreamError, match=r"8160x8160 .*limit of 16777216 pixels"):
+    assert codec.max_pixels == MAX_DECODE_PIXELS == 1 << 26
+    big = replace(c, header=replace(c.header, width=8200, height=8200)).to_bytes()
+    with pytest.raises(BitstreamError, match=r"8200x8200 .*limit of 67108864 pixels"):
         codec.decode(big)
     with pytest.raises(BitstreamError, match=r"96x64 .*limit of 5000 pixels"):
         codec.decode(stream, max_pixels=5000)

@@ -26,7 +26,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from textboost.codec.backends import Transforms, make_transforms
-from textboost.codec.budget import BudgetError, fit_budget
+from textboost.codec.budget import MAX_CODED_PIXELS, BudgetError, fit_budget, start_scale
 from textboost.codec.coder import new_range_encoder, range_decoder, stream_bytes
 from textboost.codec.config import Z_STRIDE, CodecConfig
 from textboost.codec.container import FULL_SCALE, BitstreamError, Container, Header, coded_size
@@ -38,7 +38,14 @@ from textboost.codec.exact import (
     interp_gain_q6,
     step_q22,
 )
-from textboost.codec.image import load_image, pad_to_multiple, resize, to_rgb8
+from textboost.codec.image import (
+    MAX_IMAGE_PIXELS,
+    check_size,
+    load_image,
+    pad_to_multiple,
+    resize,
+    to_rgb8,
+)
 from textboost.codec.params import ExactParams
 from textboost.codec.weights import ModelFile
 from textboost.text.filter import TextFilter, select_words
@@ -54,12 +61,11 @@ __all__ = ["BudgetError", "Codec"]
 # The exact path is many small matrix products: one BLAS thread is faster (no thread
 # wake-ups), and on a loaded edge CPU far faster. Results do not depend on it.
 EXACT_BLAS_THREADS = 1
-MAX_PIXELS = 1 << 26  # 64 MPix: the decoder refuses larger headers rather than exhaust memory
 Z_LIMIT = 1 << 14
-# The largest image a stream's header may ask the decoder for (width x height): 16 MPix, far
-# above what few-kbit/s links carry, far below what would exhaust a ground station's memory.
-# Per codec: ``Codec.max_pixels``; per call: ``decode(..., max_pixels=)``.
-MAX_DECODE_PIXELS = 1 << 24
+# The largest image a stream's header may ask the decoder for (width x height): what the
+# sender takes in (64 MP); g_s itself only ever runs on the coded size, at most
+# MAX_CODED_PIXELS. Per codec: ``Codec.max_pixels``; per call: ``decode(..., max_pixels=)``.
+MAX_DECODE_PIXELS = MAX_IMAGE_PIXELS
 
 
 def _exact_threads(fn):
@@ -184,6 +190,7 @@ class Codec:
         """
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
+        check_size(w, h)
         Header(self.model_id, w, h, 0, self.n_groups, scale)  # validates size and scale
         words = self.spot(a) if text else []
         y, z = self._latents(a, scale)
@@ -246,10 +253,16 @@ class Codec:
         return Container(header, an.text, z_bytes, tuple(groups)).to_bytes()
 
     def encode(self, img, rate: float = 0.5, text: bool = True) -> bytes:
-        """Encode at a continuous rate parameter in [0, 1] (0 = lowest bitrate)."""
+        """Encode at a continuous rate parameter in [0, 1] (0 = lowest bitrate).
+
+        Images over ``MAX_CODED_PIXELS`` are coded at the largest ladder scale within it.
+        """
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate {rate} outside [0, 1]")
-        return self.encode_analysis(self.analyse(img, text=text), round(rate * RATE_MAX))
+        a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
+        h, w = a.shape[:2]
+        an = self.analyse(a, scale=start_scale(w, h), text=text)
+        return self.encode_analysis(an, round(rate * RATE_MAX))
 
     def encode_to_budget(
         self,
@@ -265,9 +278,11 @@ class Codec:
 
         if (max_bytes is None) == (bpp is None):
             raise ValueError("give exactly one of max_bytes or bpp")
-        an = self.analyse(img, text=text)
-        budget = max_bytes if max_bytes is not None else budget_bytes(bpp, an.width, an.height)
-        return fit_budget(self, an, int(budget), search=search)
+        a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
+        h, w = a.shape[:2]
+        budget = int(max_bytes if max_bytes is not None else budget_bytes(bpp, w, h))
+        an = self.analyse(a, scale=start_scale(w, h, budget), text=text)
+        return fit_budget(self, an, budget, search=search)
 
     # -- receiver ----------------------------------------------------------------------
 
@@ -293,10 +308,12 @@ class Codec:
                 f"header: image {hd.width}x{hd.height} ({hd.width * hd.height} pixels) exceeds "
                 f"the decode limit of {limit} pixels (Codec.max_pixels)"
             )
-        if hd.width * hd.height > MAX_PIXELS:
+        cw, ch = hd.coded_size
+        if cw * ch > MAX_CODED_PIXELS:
             raise BitstreamError(
-                f"header: image {hd.width}x{hd.height} exceeds the decoder limit of "
-                f"{MAX_PIXELS} pixels"
+                f"header: coded size {cw}x{ch} (scale {hd.scale}/8) exceeds the "
+                f"{MAX_CODED_PIXELS}-pixel limit of the transforms (the sender codes larger "
+                "images smaller)"
             )
         cw, ch = hd.coded_size
         hz, wz = -(-ch // Z_STRIDE), -(-cw // Z_STRIDE)
@@ -338,7 +355,7 @@ class Codec:
         words are rendered into a guidance map (all zero without words) and fused with
         the decoded image; ``fusion=False`` returns the codec's own output.
         ``max_pixels``: refuse (BitstreamError) a header asking for more pixels (default
-        ``self.max_pixels``, ``MAX_DECODE_PIXELS`` = 16 MPix).
+        ``self.max_pixels``, ``MAX_DECODE_PIXELS`` = 64 MPix).
         """
         if fusion and self.fusion is None:
             raise ValueError(f"{self.model.path.name}: codec loaded without its fusion block")

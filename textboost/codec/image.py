@@ -7,18 +7,48 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["load_image", "pad_to_multiple", "psnr_db", "resize", "to_rgb8"]
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "check_size",
+    "load_image",
+    "pad_to_multiple",
+    "psnr_db",
+    "resize",
+    "to_rgb8",
+]
+
+# Largest image the codec takes in or hands out (64 MP, e.g. 8000×8000): checked on the
+# file's header before its pixels are read, and on every decoded header.
+MAX_IMAGE_PIXELS = 1 << 26
+
+
+def check_size(width: int, height: int, what: str = "image") -> None:
+    """Raises ValueError naming the size when it exceeds ``MAX_IMAGE_PIXELS``."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"{what} {width}x{height} ({width * height / 1e6:.0f} MP) exceeds the "
+            f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP limit"
+        )
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read any Pillow-readable file (RGB, RGBA, greyscale, palette, 16-bit PNG) as RGB uint8."""
+    """Read any Pillow-readable file (RGB, RGBA, greyscale, palette, 16-bit PNG) as RGB uint8.
+
+    The size is checked against ``MAX_IMAGE_PIXELS`` before the pixels are decoded.
+    """
     path = Path(path)
     try:
         with Image.open(path) as im:
+            try:
+                check_size(*im.size)
+            except ValueError as e:
+                raise ValueError(f"{path}: {e}") from None
             im.load()
             return to_rgb8(im)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
+    except Image.DecompressionBombError as e:  # Pillow's own cap, above ours
+        raise ValueError(f"{path}: {e}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from e
 

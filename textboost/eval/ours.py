@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from textboost.codec.api import BudgetError
+from textboost.codec.budget import BudgetError
 
 __all__ = ["OURS_NAME", "BudgetError", "OursEntrant"]
 
