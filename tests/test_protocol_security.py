@@ -501,7 +501,7 @@ def test_fuzz_receiver_with_mutated_replayed_reordered_frames(ops):
             assert e.epoch == 4 and e.sections == sent[e.bundle_id]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ftype=st.integers(0, 15),
     flags=st.integers(0, 15),
