@@ -30,8 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from textboost.codec.exported import META_FILE, export_command, fusion_weights_path, read_export
-from textboost.codec.weights import ModelFile
+from textboost.codec.exported import META_FILE, export_command, read_export
+from textboost.codec.weights import ModelFile, fusion_path
 
 __all__ = ["TARGETS", "build_bundle", "build_wheel"]
 
@@ -237,7 +237,7 @@ def build_bundle(
     meta = read_export(onnx_out, model.model_id, model.path)  # what ships is checked
     (out / "model").mkdir()
     shutil.copy(model.path, out / "model" / model.path.name)
-    for extra in (model.path.with_suffix(".md"), fusion_weights_path(model.path)):
+    for extra in (model.path.with_suffix(".md"), fusion_path(model.path)):
         if extra.is_file():
             shutil.copy(extra, out / "model" / extra.name)
     build_wheel(out / "wheels")

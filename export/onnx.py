@@ -29,12 +29,11 @@ from textboost.codec.exported import (
     META_FILE,
     ONNX_FORMAT,
     default_onnx_dir,
-    fusion_weights_path,
     ort_session,
     sha256_file,
 )
 from textboost.codec.image import load_image, pad_to_multiple
-from textboost.codec.weights import ModelFile
+from textboost.codec.weights import ModelFile, fusion_path
 
 __all__ = ["DEFAULT_OPSET", "default_parity_images", "export_onnx", "parity"]
 
@@ -210,7 +209,7 @@ def export_onnx(
         ["y_hat"], ["x_hat"], {"y_hat": {2: "h", 3: "w"}, "x_hat": {2: "H", 3: "W"}}, opset,
     )  # fmt: skip
     block = None
-    fweights = fusion_weights_path(model.path)
+    fweights = fusion_path(model.path)
     if fusion is not False and fweights.is_file():
         from textboost.fusion.runtime import load_fusion
 

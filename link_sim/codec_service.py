@@ -34,22 +34,14 @@ from link_sim.payloads import SYNTHETIC_MODEL_ID, synthetic_container
 from textboost.codec.image import load_image, psnr_db
 from textboost.codec.loader import CodecLoader
 from textboost.codec.rate import RatePolicy, budget_bytes
-from textboost.codec.weights import DEFAULT_MODEL
+from textboost.codec.weights import DEFAULT_MODEL, fusion_path
 from textboost.text.words import Word
 from uplink.cache import EncodeCache, file_sha256
 from uplink.encode import EncodePipeline
 
-__all__ = ["CachedDecoder", "CodecService", "SyntheticCodec", "fusion_file"]
+__all__ = ["CachedDecoder", "CodecService", "SyntheticCodec"]
 
 SYNTHETIC_WORD = "SYNTHETIC"  # the one word a synthetic text section carries
-
-
-def fusion_file(model: Path | None) -> Path:
-    """The fusion weights' file beside a model file: the name
-    ``textboost.fusion.runtime.fusion_path`` gives (that module imports torch; a test keeps
-    the two equal)."""
-    p = Path(model) if model is not None else DEFAULT_MODEL
-    return p.with_name(p.name.removesuffix(".safetensors") + ".fusion.safetensors")
 
 
 class SyntheticCodec:
@@ -134,7 +126,7 @@ class CodecService:
         self, cache_dir: Path, *, synthetic: bool = False, model: Path | None = None
     ) -> None:
         """``model``: a model file (None: the shipped default); its fusion weights, if any,
-        lie beside it (:func:`fusion_file`)."""
+        lie beside it (:func:`textboost.codec.weights.fusion_path`)."""
         self.cache_dir = Path(cache_dir)
         self.synthetic = synthetic
         self._encode_cache = EncodeCache(self.cache_dir / "encoded")
@@ -168,7 +160,7 @@ class CodecService:
     def fusion_tag(self) -> str:
         """``fusion=<digest of the weights>`` when the fusion block ships beside the model
         (the codec then fuses at decode), else ``fusion=none``."""
-        path = fusion_file(self.loader.model)
+        path = fusion_path(self.loader.model or DEFAULT_MODEL)
         return f"fusion={file_sha256(path)[:16]}" if path.is_file() else "fusion=none"
 
     @property

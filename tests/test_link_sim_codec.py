@@ -110,15 +110,6 @@ def test_text_path_with_the_real_codec_scores_the_decoded_image(codec):
     assert Container.parse(plain).text == b"" and plain != data
 
 
-def test_fusion_file_is_the_fusion_runtime_s_name():
-    from link_sim.codec_service import fusion_file
-    from textboost.codec.weights import DEFAULT_MODEL
-    from textboost.fusion.runtime import fusion_path
-
-    assert fusion_file(None) == fusion_path(DEFAULT_MODEL)
-    assert fusion_file(Path("/m/x.safetensors")) == fusion_path("/m/x.safetensors")
-
-
 def test_fusion_weights_beside_the_model_are_used_and_keyed(codec, tmp_path):
     """With a fusion block shipped beside the model, the ground fuses (the decoded pixels
     are the codec's ``decode`` with fusion) and the decode cache never serves the pixels

@@ -47,7 +47,7 @@ from textboost.codec.image import (
     to_rgb8,
 )
 from textboost.codec.params import ExactParams
-from textboost.codec.weights import ModelFile
+from textboost.codec.weights import ModelFile, fusion_path
 from textboost.text.filter import TextFilter, select_words
 from textboost.text.payload import decode_words, encode_words
 from textboost.text.words import Word
@@ -148,7 +148,7 @@ class Codec:
             return cls(model, transforms, block, spotter, text_filter)
         block = None
         if fusion is not False:
-            from textboost.fusion.runtime import fusion_path, load_fusion
+            from textboost.fusion.runtime import load_fusion
 
             fpath = fusion_path(model.path)
             if fpath.is_file():

@@ -19,13 +19,12 @@ from textboost.codec.exported import (
     OnnxFusion,
     default_onnx_dir,
     export_command,
-    fusion_weights_path,
     ort_providers,
     ort_session,
     read_export,
     sha256_file,
 )
-from textboost.codec.weights import ModelFile
+from textboost.codec.weights import ModelFile, fusion_path
 
 __all__ = [
     "BACKENDS",
@@ -117,7 +116,7 @@ def _export_dir(model: ModelFile, onnx_dir: str | Path | None) -> Path:
 def _check_fusion_current(model: ModelFile, meta: dict) -> None:
     """Refuse an export that lacks (or predates) the fusion weights beside the model: the
     torch backend would fuse with them, so decoding without them would differ silently."""
-    weights = fusion_weights_path(model.path)
+    weights = fusion_path(model.path)
     if not weights.is_file():
         return
     cmd = export_command(model.path, meta["paths"]["sender"].parent)
@@ -272,7 +271,7 @@ def load_backend(
     if fusion:
         raise ExportError(
             f"{t.dir / 'fusion.onnx'}: no exported fusion block (is "
-            f"{fusion_weights_path(model.path).name} beside the model?); run "
+            f"{fusion_path(model.path).name} beside the model?); run "
             f"`{export_command(model.path, t.dir)}`"
         )
     return t, None

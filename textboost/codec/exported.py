@@ -36,7 +36,6 @@ __all__ = [
     "cache_root",
     "default_onnx_dir",
     "export_command",
-    "fusion_weights_path",
     "ort_providers",
     "ort_session",
     "read_export",
@@ -81,13 +80,6 @@ def export_command(model_path: str | Path | None, out: str | Path | None = None)
     if out is not None:
         cmd += f" --out {out}"
     return cmd
-
-
-def fusion_weights_path(model_path: str | Path) -> Path:
-    """``<stem>.fusion.safetensors`` beside the model: the rule of
-    ``textboost.fusion.runtime.fusion_path``, restated because that module imports torch."""
-    p = Path(model_path)
-    return p.with_name(p.name.removesuffix(".safetensors") + ".fusion.safetensors")
 
 
 def sha256_file(path: str | Path) -> str:

@@ -20,7 +20,14 @@ from safetensors.numpy import load_file, save_file
 from textboost.codec.coder import TableSet, quantize_pmf
 from textboost.codec.exact import N_SCALES, scale_of_level
 
-__all__ = ["DEFAULT_MODEL", "ModelFile", "export_model", "gaussian_tables", "tensors_id"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ModelFile",
+    "export_model",
+    "fusion_path",
+    "gaussian_tables",
+    "tensors_id",
+]
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 DEFAULT_MODEL = ZOO / "tb-small-cpu3.safetensors"
@@ -34,6 +41,13 @@ REQUIRED_TENSORS = {
     "z_pmf",
     "z_pmf_offsets",
 }
+
+
+def fusion_path(model_path: str | Path) -> Path:
+    """Where the fusion block trained on a model file lives: ``<stem>.fusion.safetensors``
+    beside it (no torch needed to find it)."""
+    p = Path(model_path)
+    return p.with_name(p.name.removesuffix(".safetensors") + ".fusion.safetensors")
 
 
 def tensors_id(tensors: dict[str, np.ndarray]) -> bytes:

@@ -191,7 +191,8 @@ def _fusion_file(codec: Any) -> dict[str, Any] | None:
     if getattr(codec, "fusion", None) is None:
         return None
     try:
-        from textboost.fusion.runtime import fusion_metadata, fusion_path
+        from textboost.codec.weights import fusion_path
+        from textboost.fusion.runtime import fusion_metadata
 
         path = fusion_path(codec.model.path)
         return {"file": path.name, **fusion_metadata(path)}

@@ -16,6 +16,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from textboost.codec.weights import fusion_path
 from textboost.fusion.model import FUSION_CHANNELS, FusionBlock
 
 __all__ = ["apply_fusion", "fusion_metadata", "fusion_path", "load_fusion", "save_fusion"]
@@ -23,12 +24,6 @@ __all__ = ["apply_fusion", "fusion_metadata", "fusion_path", "load_fusion", "sav
 FILE_FORMAT = "textboost-fusion/1"
 STRIPE_ROWS = 256  # rows fused at a time, so a large image needs little memory
 HALO = 8  # rows of context above and below a stripe: more than the block's 3-px reach
-
-
-def fusion_path(model_path: str | Path) -> Path:
-    """Where the fusion weights of a codec model file live: ``<stem>.fusion.safetensors``."""
-    p = Path(model_path)
-    return p.with_name(p.name.removesuffix(".safetensors") + ".fusion.safetensors")
 
 
 def save_fusion(
