@@ -65,6 +65,9 @@ class Stage2Config:
     batch_size: int = 8
     crop: tuple[int, int] = (128, 192)  # crop side, uniform per batch
     p_text_crop: float = 0.8  # share of crops centred on a text pixel
+    real_share: float | None = (
+        None  # share of crops from real (non-synthetic) images; None: by count
+    )
     lr: float = 1e-3
     lr_drop_at: float = 0.7  # fraction of steps after which lr is divided by 10
     alpha: float = 10.0
@@ -281,11 +284,21 @@ def psnr_gains(
 class CacheSampler:
     """Random crops (x, x̃, g, m) from cached images held as uint8 tensors."""
 
-    def __init__(self, files: list[Path], rng: np.random.Generator, p_text: float) -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        rng: np.random.Generator,
+        p_text: float,
+        real_share: float | None = None,
+    ) -> None:
         if not files:
             raise ValueError("no training images in the stage-2 cache (run the build first)")
         self.rng = rng
         self.p_text = p_text
+        real = np.array([not p.name.startswith("synth") for p in files])
+        self.weights = None
+        if real_share is not None and real.any() and (~real).any():
+            self.weights = np.where(real, real_share / real.sum(), (1 - real_share) / (~real).sum())
         self.images: list[torch.Tensor] = []  # (8, H, W): original, decoded, guidance, mask
         self.text_px: list[np.ndarray] = []  # flat indices of text (mask or guidance) pixels
         for p in files:
@@ -300,7 +313,7 @@ class CacheSampler:
     def batch(self, size: int, crop: int) -> tuple[torch.Tensor, ...]:
         out = []
         for _ in range(size):
-            i = int(self.rng.integers(len(self.images)))
+            i = int(self.rng.choice(len(self.images), p=self.weights))
             a, txt = self.images[i], self.text_px[i]
             h, w = a.shape[1:]
             c = min(crop, h, w)
@@ -327,7 +340,9 @@ class Stage2Trainer:
         self.block = FusionBlock(cfg.channels)
         self.opt = torch.optim.Adam(self.block.parameters(), lr=cfg.lr)
         self.rng = np.random.default_rng(cfg.seed)
-        self.sampler = CacheSampler(cache_files(cfg, heldout=False), self.rng, cfg.p_text_crop)
+        self.sampler = CacheSampler(
+            cache_files(cfg, heldout=False), self.rng, cfg.p_text_crop, cfg.real_share
+        )
         self.step = 0
         self.ckpt = self.out / "checkpoint.pt"
         if self.ckpt.exists():
