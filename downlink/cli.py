@@ -1,4 +1,14 @@
-"""``python -m downlink``: receive images over UDP, decode, write PNGs and metrics."""
+"""``python -m downlink``: receive images over UDP, decode, write PNGs and metrics; or
+decode one `.tbx` file.
+
+    python -m downlink receive --port P --out DIR [--no-fusion] [codec options]
+    python -m downlink decode IN.tbx OUT.png [--no-fusion] [--groups K] [codec options]
+
+Codec options: --backend torch|onnxruntime|tensorrt, --onnx-dir DIR (the graphs of
+`python -m export onnx`; default: the model id's cache folder), --device cpu|cuda[:N]|auto,
+--model FILE. The exported backends never import torch. A missing runtime, model file or
+exported graphs is a one-line error (exit 2) before anything runs.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +20,30 @@ from pathlib import Path
 
 from textboost.cli import (
     OneLineArgumentParser,
+    add_codec_arguments,
     add_link_arguments,
     config_from_args,
     epoch_from_args,
     fail,
+    loader_from_args,
 )
 
 EXAMPLE = """example (field mode, UDP):
   python -m downlink receive --port 9000 --out received/ --idle-timeout-s 60
   (on the edge: python -m uplink send photos/ --to <this host>:9000)
+  on a GPU ground station: add --backend onnxruntime --device cuda (or tensorrt)
+"""
+
+DECODE_EXAMPLE = """example:
+  python -m downlink decode photo.tbx photo.png --backend onnxruntime
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(
         prog="python -m downlink",
-        description="Ground receiver: reassemble and decode images from a UDP link.",
+        description="Ground receiver: reassemble and decode images from a UDP link; decode "
+        "one file.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -56,16 +74,93 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON {bundle id: original image} (as written by uplink --manifest), for PSNR",
     )
     r.add_argument("--json", action="store_true", help="machine-readable results")
+    add_codec_arguments(r)
     add_link_arguments(r)
+
+    d = sub.add_parser(
+        "decode",
+        help="decode one .tbx file to a PNG",
+        epilog=DECODE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("input", type=Path, help=".tbx file")
+    d.add_argument("output", type=Path, help="image file to write (PNG)")
+    d.add_argument("--groups", type=int, help="use only the first K y groups")
+    d.add_argument(
+        "--no-fusion",
+        action="store_true",
+        help="the codec's own output (default: fuse the carried words into the image when "
+        "the model's fusion block ships beside it)",
+    )
+    d.add_argument("--json", action="store_true", help="machine-readable result")
+    add_codec_arguments(d)
     return p
+
+
+PROG = "python -m downlink"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    prog = "python -m downlink"
+    if args.command == "decode":
+        return _decode(args)
+    return _receive(args)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _decode(args) -> int:
+    from PIL import Image
+
+    from downlink.node import words_json
+
+    try:
+        data = args.input.read_bytes()
+    except OSError as exc:
+        fail(PROG, f"{args.input}: {exc.strerror}")
+    if args.groups is not None and args.groups < 0:
+        fail(PROG, f"--groups {args.groups}: expected >= 0")
+    try:
+        loader = loader_from_args(args, fusion=False if args.no_fusion else None)
+    except (ValueError, OSError, RuntimeError) as exc:
+        fail(PROG, _one_line(exc))
+    codec = loader()
+    try:
+        img = codec.decode(data, groups=args.groups, fusion=False if args.no_fusion else None)
+        words = words_json(codec.words(data))
+    except (ValueError, OSError, RuntimeError) as exc:  # BitstreamError is a ValueError
+        msg = _one_line(exc)
+        fail(PROG, msg if msg.startswith(str(args.input)) else f"{args.input}: {msg}")
+    try:
+        Image.fromarray(img).save(args.output)
+    except (OSError, ValueError) as exc:  # ValueError: an unknown image extension
+        fail(PROG, f"{args.output}: {_one_line(exc)}")
+    fused = codec.fusion is not None and not args.no_fusion
+    if args.json:
+        json.dump(
+            {"output": str(args.output), "width": img.shape[1], "height": img.shape[0],
+             "bytes": len(data), "fused": fused, "words": words,
+             "backend": args.backend, "device": args.device},
+            sys.stdout, indent=1,
+        )  # fmt: skip
+        sys.stdout.write("\n")
+    else:
+        print(
+            f"{args.output}: {img.shape[1]}x{img.shape[0]} from {len(data)} bytes "
+            f"({'fused with the words' if fused else 'codec alone'}) on {args.backend} "
+            f"({args.device})"
+        )
+        if words:
+            print(f"  text: {' | '.join(w['text'] for w in words)}")
+    return 0
+
+
+def _receive(args) -> int:
+    prog = PROG
     from downlink.node import DownlinkNode
     from downlink.udp import UdpDownlink
-    from textboost.codec.loader import CodecLoader
 
     try:
         config = config_from_args(args)
@@ -78,18 +173,24 @@ def main(argv: list[str] | None = None) -> int:
                 references = {int(k): Path(v) for k, v in manifest.items()}
             except (OSError, ValueError, AttributeError) as exc:
                 raise ValueError(f"--references {args.references}: {exc}") from None
+        # the backend, its runtime, the model and the exported graphs: checked now, one line
+        loader = (
+            None
+            if args.no_decode
+            else loader_from_args(args, fusion=False if args.no_fusion else None)
+        )
         node = DownlinkNode(
             config,
             out_dir=args.out,
             references=references,
-            codec_factory=None if args.no_decode else CodecLoader(),
+            codec_factory=loader,
             fusion=False if args.no_fusion else None,
             on_text=None if args.json else _print_text,
             epoch=epoch_from_args(args),
         )
         link = UdpDownlink(node, (args.bind, args.port))
-    except (ValueError, OSError) as exc:
-        fail(prog, str(exc))
+    except (ValueError, OSError, RuntimeError) as exc:
+        fail(prog, _one_line(exc))
     with link:
         link.run(args.timeout_s, idle_timeout_s=args.idle_timeout_s, expect_bundles=args.expect)
     results = [asdict(r) for r in node.results.values()]

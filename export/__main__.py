@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--onnx-dir", help="folder of `export onnx` (default: the cache)")
     v.add_argument("--backend", choices=["onnxruntime", "tensorrt", "torch"], default="onnxruntime")
     v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    v.add_argument("--image", help="image to code (default: a shipped Kodak image)")
+    v.add_argument("--image", help="image to code (default: a shipped Kodak image with text)")
     v.add_argument("--max-bytes", type=int, default=2000)
     v.add_argument("--no-text", action="store_true", help="skip the OCR spotter")
     v.add_argument("--min-psnr", type=float, default=20.0, help="fail below this PSNR (dB)")
@@ -154,7 +154,7 @@ def _bundle(args) -> int:
 
 
 def _verify(args) -> int:
-    from export.verify import verify
+    from export.verify import format_verify, verify
     from textboost.codec.exported import BackendUnavailable
 
     try:
@@ -166,23 +166,15 @@ def _verify(args) -> int:
             image=args.image,
             max_bytes=args.max_bytes,
             text=not args.no_text,
+            min_psnr=args.min_psnr,
         )
     except BackendUnavailable as e:
         raise RuntimeError(str(e)) from e
     r.pop("_decoded")
-    r["ok"] = bool(r["ok"] and r["psnr_db"] >= args.min_psnr)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
-        print(
-            f"{r['backend']} ({r['device']}, {r['entropy_coder']} coder), model "
-            f"{r['model_id']}, image {r['image']}: "
-            f"{r['bytes']} bytes ({r['bpp']:.4f} bpp), {r['words']} words, "
-            f"PSNR {r['psnr_db']:.2f} dB (codec alone {r['psnr_db_codec_only']:.2f})"
-        )
-        for k, s in r["seconds"].items():
-            print(f"  {k:26s} {s * 1000:9.1f} ms")
-        print("OK" if r["ok"] else "FAILED")
+        print("\n".join(format_verify(r)))
     return 0 if r["ok"] else 1
 
 

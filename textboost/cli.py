@@ -16,10 +16,12 @@ from textboost.protocol.config import LinkConfig
 
 __all__ = [
     "OneLineArgumentParser",
+    "add_codec_arguments",
     "add_link_arguments",
     "config_from_args",
     "epoch_from_args",
     "fail",
+    "loader_from_args",
 ]
 
 USAGE_ERROR = 2
@@ -39,6 +41,43 @@ def fail(prog: str, message: str) -> NoReturn:
     """Print a one-line error naming the bad input and exit with code 2."""
     sys.stderr.write(f"{prog}: error: {message}\n")
     raise SystemExit(USAGE_ERROR)
+
+
+def add_codec_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--backend``, ``--onnx-dir``, ``--device``: where a node's codec runs
+    (:func:`loader_from_args` makes its :class:`~textboost.codec.loader.CodecLoader`)."""
+    g = parser.add_argument_group("codec (where the transforms run)")
+    g.add_argument("--model", type=Path, help="model file (default: the shipped model)")
+    g.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime", "tensorrt"],
+        default="torch",
+        help="torch (reference), onnxruntime or tensorrt (the graphs of `python -m export "
+        "onnx`; never import torch); default torch",
+    )
+    g.add_argument(
+        "--onnx-dir",
+        type=Path,
+        help="folder of `python -m export onnx` (default: the model id's cache folder)",
+    )
+    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+
+
+def loader_from_args(args: argparse.Namespace, *, fusion: bool | None = None, check: bool = True):
+    """The :class:`~textboost.codec.loader.CodecLoader` of :func:`add_codec_arguments`'
+    options; with ``check`` it fails now (one line: the missing runtime, model file or
+    exported graphs) rather than at the first image.
+
+    Raises: ValueError, FileNotFoundError, RuntimeError (see :meth:`CodecLoader.check`)."""
+    from textboost.codec.loader import CodecLoader
+
+    loader = CodecLoader(
+        args.model, backend=args.backend, device=args.device, onnx_dir=args.onnx_dir,
+        fusion=fusion,
+    )  # fmt: skip
+    if check:
+        loader.check()
+    return loader
 
 
 def add_link_arguments(parser: argparse.ArgumentParser) -> None:

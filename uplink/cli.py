@@ -1,31 +1,56 @@
-"""``python -m uplink``: send images (or ready `.tbx` files) to a ground station over UDP."""
+"""``python -m uplink``: send images (or ready `.tbx` files) to a ground station over UDP,
+encode one file, or check the device (``verify``: stage times and PSNR).
+
+    python -m uplink send IMG|DIR|TBX ... --to HOST:PORT [--max-bytes N] [codec options]
+    python -m uplink encode IMG OUT.tbx (--max-bytes N | --bpp B | --rate R) [--no-text]
+    python -m uplink verify [--image IMG] [--max-bytes N] [--no-text] [--json]
+
+Codec options (every command): --backend torch|onnxruntime|tensorrt, --onnx-dir DIR (the
+graphs of `python -m export onnx`; default: the model id's cache folder), --device
+cpu|cuda[:N]|auto, --model FILE. The exported backends never import torch. A missing
+runtime, model file or exported graphs is a one-line error (exit 2) before anything runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from textboost.cli import (
     OneLineArgumentParser,
+    add_codec_arguments,
     add_link_arguments,
     config_from_args,
     epoch_from_args,
     fail,
+    loader_from_args,
 )
 
 EXAMPLE = """example (field mode, UDP):
   python -m uplink send photos/ --to 192.0.2.10:9000 --max-bytes 1500 --rate-bps 9600 \\
       --cache-dir cache/encode --manifest sent.json
   (on the ground: python -m downlink receive --port 9000 --out received/)
+  on a Jetson, torch-free: add --backend onnxruntime --onnx-dir onnx/ --device cuda
+"""
+
+ENCODE_EXAMPLE = """example:
+  python -m uplink encode photo.png photo.tbx --max-bytes 1500 --backend onnxruntime
+  (on the ground: python -m downlink decode photo.tbx photo.png)
+"""
+
+VERIFY_EXAMPLE = """example (the first thing to run on a device):
+  python -m uplink verify --backend onnxruntime --onnx-dir onnx/ --device cuda
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(
         prog="python -m uplink",
-        description="Edge sender: encode images and send them over a UDP link.",
+        description="Edge sender: encode images and send them over a UDP link; encode one "
+        "file; check the device.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -59,15 +84,155 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout-s", type=float, default=600.0)
     s.add_argument("--manifest", type=Path, help="write {bundle id: file} JSON here")
     s.add_argument("--json", action="store_true", help="machine-readable summary")
+    add_codec_arguments(s)
     add_link_arguments(s)
+
+    e = sub.add_parser(
+        "encode",
+        help="encode one image to a .tbx file",
+        epilog=ENCODE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    e.add_argument("input", type=Path, help="image file")
+    e.add_argument("output", type=Path, help="the .tbx file to write")
+    rate = e.add_mutually_exclusive_group(required=True)
+    rate.add_argument("--max-bytes", type=int, help="byte budget (whole file, text included)")
+    rate.add_argument("--bpp", type=float, help="bits per pixel budget (whole file)")
+    rate.add_argument("--rate", type=float, help="codec rate 0..1 (0 = smallest)")
+    e.add_argument("--no-text", action="store_true", help="carry no words (skip the spotter)")
+    e.add_argument("--json", action="store_true", help="machine-readable result")
+    add_codec_arguments(e)
+
+    v = sub.add_parser(
+        "verify",
+        help="encode and decode a shipped image: each stage's time and the PSNR",
+        epilog=VERIFY_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    v.add_argument("--image", type=Path, help="image (default: a shipped Kodak image with text)")
+    v.add_argument("--max-bytes", type=int, default=2000, help="byte budget (2000)")
+    v.add_argument("--no-text", action="store_true", help="skip the OCR spotter")
+    v.add_argument("--min-psnr", type=float, default=20.0, help="fail below this PSNR (20 dB)")
+    v.add_argument("--json", action="store_true", help="machine-readable result")
+    add_codec_arguments(v)
     return p
+
+
+PROG = "python -m uplink"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    prog = "python -m uplink"
+    if args.command == "encode":
+        return _encode(args)
+    if args.command == "verify":
+        return _verify(args)
+    return _send(args)
+
+
+def _policy(args):
+    from uplink.encode import ByteBudget, FixedBpp, FixedRate
+
+    if args.max_bytes is not None:
+        return ByteBudget(args.max_bytes)
+    if args.bpp is not None:
+        return FixedBpp(args.bpp)
+    return FixedRate(0.3 if args.rate is None else args.rate)
+
+
+def _encode(args) -> int:
+    from textboost.codec.container import Container
+    from textboost.text.payload import decode_words
+    from uplink.encode import EncodePipeline
+
+    if args.input.suffix.lower() == ".tbx":
+        fail(PROG, f"{args.input}: already a .tbx stream; encode takes an image")
+    try:
+        policy = _policy(args)
+        loader = loader_from_args(args, fusion=False)  # a sender never fuses
+    except (ValueError, OSError, RuntimeError) as exc:
+        fail(PROG, _message(exc))
+    try:
+        enc = EncodePipeline(policy, None, loader, text=not args.no_text).encode(args.input)
+    except (ValueError, OSError, RuntimeError) as exc:
+        fail(PROG, _message(exc, args.input))
+    try:
+        args.output.write_bytes(enc.data)
+    except OSError as exc:
+        fail(PROG, f"{args.output}: {exc.strerror}")
+    c = Container.parse(enc.data)
+    words = [w.text for w in decode_words(c.text, enc.width, enc.height)]
+    result = {
+        "output": str(args.output),
+        "bytes": len(enc.data),
+        "bpp": round(enc.bpp, 5),
+        "width": enc.width,
+        "height": enc.height,
+        "text_bytes": len(c.text),
+        "words": words,
+        "groups": len(c.groups),
+        "encode_s": round(enc.encode_s, 3),
+        "backend": args.backend,
+        "device": args.device,
+    }
+    if args.json:
+        json.dump(result, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(
+            f"{args.output}: {len(enc.data)} bytes, {enc.bpp:.4f} bpp, {enc.width}x{enc.height}, "
+            f"{len(words)} words ({len(c.text)} B), {len(c.groups)} y groups; "
+            f"{enc.encode_s:.2f} s on {args.backend} ({args.device})"
+        )
+        if words:
+            print(f"  text: {' | '.join(words)}")
+    return 0
+
+
+def _verify(args) -> int:
+    from textboost.codec.verify import format_verify, verify
+
+    t = time.perf_counter()
+    try:
+        loader = loader_from_args(args)  # one-line errors for what is missing
+        codec = loader()
+    except (ValueError, OSError, RuntimeError) as exc:
+        fail(PROG, _message(exc))
+    load_s = time.perf_counter() - t
+    try:
+        r = verify(
+            backend=args.backend,
+            device=args.device,
+            image=args.image,
+            max_bytes=args.max_bytes,
+            text=not args.no_text,
+            min_psnr=args.min_psnr,
+            codec=codec,
+        )
+    except (ValueError, OSError, RuntimeError) as exc:
+        fail(PROG, _message(exc, args.image))
+    r.pop("_decoded")
+    r["seconds"]["load"] = round(load_s, 4)
+    if args.json:
+        json.dump(r, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(format_verify(r)))
+    return 0 if r["ok"] else 1
+
+
+def _message(exc: Exception, path: Path | None = None) -> str:
+    """One line; prefixed with the input file unless the message names it already."""
+    msg = " ".join(str(exc).split())
+    if path is None or str(path) in msg:
+        return msg
+    return f"{path}: {msg}"
+
+
+def _send(args) -> int:
+    prog = PROG
     from uplink.cache import EncodeCache
-    from uplink.encode import ByteBudget, EncodePipeline, FixedBpp, FixedRate
+    from uplink.encode import EncodePipeline
     from uplink.node import UplinkNode
     from uplink.sources import Capture, FolderSource, PathListSource
     from uplink.udp import UdpUplink, parse_host_port
@@ -75,12 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         remote = parse_host_port(args.to)
-        if args.max_bytes is not None:
-            policy = ByteBudget(args.max_bytes)
-        elif args.bpp is not None:
-            policy = FixedBpp(args.bpp)
-        else:
-            policy = FixedRate(0.3 if args.rate is None else args.rate)
+        policy = _policy(args)
         captures: list[Capture] = []
         for path in args.inputs:
             if path.is_dir():
@@ -91,14 +251,16 @@ def main(argv: list[str] | None = None) -> int:
                 source = PathListSource([path], [len(captures) * args.interval_s])
             captures += list(source)
         cache = EncodeCache(args.cache_dir) if args.cache_dir is not None else None
+        # the backend, its runtime, the model and the exported graphs: checked now, one line
+        loader = loader_from_args(args, fusion=False)  # a sender never fuses
         node = UplinkNode(
             config,
             storage_bytes=args.storage_bytes,
-            pipeline=EncodePipeline(policy, cache, text=not args.no_text),
+            pipeline=EncodePipeline(policy, cache, loader, text=not args.no_text),
             epoch=epoch_from_args(args),
         )
-    except (ValueError, FileNotFoundError) as exc:
-        fail(prog, str(exc))
+    except (ValueError, OSError, RuntimeError) as exc:
+        fail(prog, _message(exc))
     with UdpUplink(node, remote, rate_bps=args.rate_bps) as link:
         finished = link.run(args.timeout_s, captures)
     st = node.sender.stats

@@ -1,0 +1,192 @@
+"""The device check: encode a shipped image with text to a byte budget, decode it, and
+time each stage. The first thing a device owner runs (``python -m uplink verify``,
+``python -m export verify``, the Jetson bundle's ``verify.sh``): one home for both.
+
+Stages (``seconds``): ``load`` (the codec on its backend), ``ocr_spot`` (the spotter and
+the sender's filter), ``g_a_h_a`` (every analysis transform call, the budget search's
+smaller scales included), ``budget_search_and_coding`` (the search and its entropy coding,
+less the transforms), ``search_g_s`` (g_s of the search's trial decodes, when it compares
+scales at the bottom of the rate range), ``encode_total``, ``entropy_decoding`` (with
+everything else of the receiver's decode but g_s and the fusion block), ``g_s``, ``fusion``
+(when the codec has its fusion block), ``decode_total``. Torch-free on the exported
+backends. ONNX Runtime sessions are built on first use: the first g_a and g_s include that.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["default_verify_image", "format_verify", "verify"]
+
+VERIFY_IMAGE = ("kodak_text", "kodim23_text.png")
+
+
+def default_verify_image() -> Path:
+    """kodim23 with rendered text, as shipped in link_sim's data (found without importing
+    link_sim: :mod:`textboost` must not import it)."""
+    spec = importlib.util.find_spec("link_sim")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("no shipped verify image (link_sim data); give --image")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data"
+    path = path.joinpath(*VERIFY_IMAGE)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: shipped verify image missing; give --image")
+    return path
+
+
+class _Timed:
+    """A Transforms proxy that adds up the seconds spent in analysis and synthesis."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.seconds = {"analysis": 0.0, "synthesis": 0.0}
+        self.calls = {"analysis": 0, "synthesis": 0}
+
+    def _run(self, name, *args):
+        t = time.perf_counter()
+        out = getattr(self.inner, name)(*args)
+        self.seconds[name] += time.perf_counter() - t
+        self.calls[name] += 1
+        return out
+
+    def analysis(self, x):
+        return self._run("analysis", x)
+
+    def synthesis(self, y_hat):
+        return self._run("synthesis", y_hat)
+
+
+class _TimedFusion:
+    """A fusion proxy with ``fuse(decoded, guidance)`` (what ``Codec.decode`` calls on an
+    exported block), for the exported and the torch block alike."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def fuse(self, decoded: np.ndarray, guidance: np.ndarray | None = None) -> np.ndarray:
+        t = time.perf_counter()
+        if hasattr(self.inner, "fuse"):
+            out = self.inner.fuse(decoded, guidance)
+        else:
+            from textboost.fusion.runtime import apply_fusion
+
+            out = apply_fusion(self.inner, decoded, guidance)
+        self.seconds += time.perf_counter() - t
+        return out
+
+
+def verify(
+    model: str | Path | None = None,
+    *,
+    backend: str = "onnxruntime",
+    device: str = "cpu",
+    onnx_dir: str | Path | None = None,
+    image: str | Path | np.ndarray | None = None,
+    max_bytes: int = 2000,
+    text: bool = True,
+    min_psnr: float = 0.0,
+    codec: Any = None,
+) -> dict:
+    """One timed round trip; see the module docstring. ``codec``: an already-loaded codec
+    (then ``load`` is 0 and model/backend/device/onnx_dir are not used).
+
+    Returns a dict: ``ok`` (decoded to the right size within the budget, PSNR at least
+    ``min_psnr``), backend,
+    device, entropy coder, model id, image size, bytes, bpp, words, ``psnr_db`` (the
+    receiver's output: fused when the codec has its fusion block), ``psnr_db_codec_only``,
+    ``seconds`` per stage, and ``_decoded`` (the image; not JSON).
+
+    Raises: what :meth:`Codec.load` raises (missing backend or graphs), ValueError for an
+    unreadable image or a budget below the smallest stream.
+    """
+    from textboost.codec import coder
+    from textboost.codec.budget import fit_budget, start_scale
+    from textboost.codec.image import load_image, psnr_db
+    from textboost.text.payload import encode_words
+
+    stages: dict[str, float] = {}
+    t = time.perf_counter()
+    if codec is None:
+        from textboost.codec.api import Codec
+
+        codec = Codec.load(model, backend=backend, device=device, onnx_dir=onnx_dir)
+    stages["load"] = time.perf_counter() - t
+    if isinstance(image, np.ndarray):
+        img = image
+    else:
+        img = load_image(image if image is not None else default_verify_image())
+    h, w = img.shape[:2]
+    transforms, fusion = codec.transforms, codec.fusion
+    timed = _Timed(transforms)
+    timed_fusion = _TimedFusion(fusion) if fusion is not None else None
+    codec.transforms, codec.fusion = timed, timed_fusion
+    try:
+        t_enc = time.perf_counter()
+        words = []
+        if text:
+            t = time.perf_counter()
+            words = codec.spot(img)
+            stages["ocr_spot"] = time.perf_counter() - t
+        an = codec.analyse(img, scale=start_scale(w, h, max_bytes), text=False)
+        an.text, an.words = encode_words(words, w, h), words
+        a0 = timed.seconds["analysis"]
+        t = time.perf_counter()
+        data = fit_budget(codec, an, max_bytes)
+        search = time.perf_counter() - t
+        search_g_s = timed.seconds["synthesis"]  # trial decodes of the scale search
+        stages["g_a_h_a"] = timed.seconds["analysis"]
+        stages["budget_search_and_coding"] = search - (timed.seconds["analysis"] - a0) - search_g_s
+        if search_g_s:
+            stages["search_g_s"] = search_g_s
+        stages["encode_total"] = time.perf_counter() - t_enc
+        t = time.perf_counter()
+        out = codec.decode(data)
+        total = time.perf_counter() - t
+        g_s = timed.seconds["synthesis"] - search_g_s
+        stages["entropy_decoding"] = total - g_s - (timed_fusion.seconds if timed_fusion else 0.0)
+        stages["g_s"] = g_s
+        if timed_fusion is not None:
+            stages["fusion"] = timed_fusion.seconds
+        stages["decode_total"] = total
+        out_plain = codec.decode(data, fusion=False) if fusion is not None else out
+    finally:
+        codec.transforms, codec.fusion = transforms, fusion
+    psnr = float(psnr_db(img, out))
+    ok = out.shape == img.shape and len(data) <= max_bytes and psnr >= min_psnr
+    return {
+        "ok": bool(ok),
+        "backend": backend,
+        "device": device,
+        "entropy_coder": "portable" if coder.PORTABLE else "constriction",
+        "model_id": codec.model_id.hex(),
+        "image": f"{w}x{h}",
+        "bytes": len(data),
+        "max_bytes": max_bytes,
+        "bpp": 8 * len(data) / (w * h),
+        "words": len(words),
+        "psnr_db": psnr,
+        "psnr_db_codec_only": float(psnr_db(img, out_plain)),
+        "fusion": fusion is not None,
+        "transform_calls": timed.calls,
+        "seconds": {k: round(v, 4) for k, v in stages.items()},
+        "_decoded": np.asarray(out),
+    }
+
+
+def format_verify(r: dict) -> list[str]:
+    """The human report of :func:`verify`: a summary line, one line per stage, OK/FAILED."""
+    fused = "fused" if r["fusion"] else "no fusion block"
+    lines = [
+        f"{r['backend']} ({r['device']}, {r['entropy_coder']} coder), model {r['model_id']}, "
+        f"image {r['image']}: {r['bytes']} bytes ({r['bpp']:.4f} bpp), {r['words']} words, "
+        f"PSNR {r['psnr_db']:.2f} dB ({fused}; codec alone {r['psnr_db_codec_only']:.2f})"
+    ]
+    lines += [f"  {k:26s} {s * 1000:9.1f} ms" for k, s in r["seconds"].items()]
+    lines.append("OK" if r["ok"] else "FAILED")
+    return lines
