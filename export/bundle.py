@@ -175,8 +175,8 @@ same bytes, in pure Python).
 
 Checked where the bundle was built (x86_64): the install into a fresh venv without torch
 and without constriction, and `verify` on ONNX Runtime CPU. Not checked there: an aarch64
-device, onnxruntime-gpu, TensorRT, and the service unit, whose `uplink send` options
-`--model/--backend/--onnx-dir/--device` must exist in the installed uplink.
+device, onnxruntime-gpu, TensorRT, and systemd itself (the unit's `uplink send` options
+`--model/--backend/--onnx-dir/--device` are tested against the uplink command line).
 """
 
 

@@ -83,6 +83,18 @@ def _ort(onnx_dir: Path) -> list[str]:
     return ["--backend", "onnxruntime", "--onnx-dir", str(onnx_dir)]
 
 
+def test_node_imports_never_import_torch():
+    code = BLOCK_TORCH + (
+        "import uplink, uplink.cli, uplink.encode, downlink, downlink.cli, downlink.node\n"
+        "import textboost.codec.verify, textboost.codec.loader\n"
+        "from textboost.codec.loader import CodecLoader\n"
+        "CodecLoader(backend='onnxruntime').model_id\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    r = _run([sys.executable, "-c", code], timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
 def test_uplink_encode_and_downlink_decode_without_torch(onnx_dir, images, tmp_path):
     tbx, png = tmp_path / "a.tbx", tmp_path / "a.png"
     r = _run(_torch_free("uplink", ["encode", str(images["text"]), str(tbx),
