@@ -112,11 +112,12 @@ def test_decompression_bomb_is_refused(method):
 
 
 def test_filter_keeps_small_confident_words_smallest_first():
-    t = TextFilter().threshold(W, H)
-    assert t == pytest.approx(800.0)
-    assert TextFilter().threshold(256, 256) == pytest.approx(150.0)
+    paper = TextFilter(char_area_full=800)
+    assert paper.threshold(W, H) == pytest.approx(800.0)  # the paper's two points
+    assert paper.threshold(256, 256) == pytest.approx(150.0)
+    assert TextFilter().threshold(W, H) == pytest.approx(1600.0)  # our default: 2x
     small = _rect_word(100, 100, 60, 12, 0, "ABCDEF")  # 120 px² a character
-    large = _rect_word(300, 300, 200, 60, 0, "BIG")  # 4000 px² a character
+    large = _rect_word(300, 300, 300, 60, 0, "BIG")  # 6000 px² a character
     shy = Word(small.quad, "ABCDEF", score=0.3)
     tiny = _rect_word(500, 100, 30, 6, 0, "ABC")
     kept = select_words([large, small, shy, tiny], W, H, TextFilter())
@@ -175,7 +176,7 @@ def test_real_image_spot_filter_payload_render():
     texts = {s.text.lower() for s in spotted}
     assert "carpark" in texts  # PP-OCRv4 reads the sign's small words
     kept = select_words(spotted, w, h, TextFilter())
-    assert kept and all(k.char_area < 800 for k in kept)
+    assert kept and all(k.char_area < 1600 for k in kept)
     section = encode_words(kept, w, h)
     assert 0 < len(section) < 120
     back = decode_words(section, w, h)
