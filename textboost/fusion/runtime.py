@@ -96,7 +96,7 @@ def apply_fusion(
     if g.shape != (h, w):
         raise ValueError(f"guidance of shape {g.shape}, expected ({h}, {w})")
     param = next(block.parameters())
-    x = torch.from_numpy(decoded).permute(2, 0, 1)[None].to(param.device, torch.float32) / 255
+    x = torch.tensor(decoded).permute(2, 0, 1)[None].to(param.device, torch.float32) / 255
     gt = torch.from_numpy(np.clip(g, 0.0, 1.0))[None, None].to(param.device)
     out = np.empty_like(decoded)
     with torch.inference_mode():
