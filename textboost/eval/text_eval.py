@@ -398,7 +398,7 @@ def _quad_area(q: np.ndarray) -> float:
 def _crop_box(word: GtWord, w: int, h: int) -> tuple[int, int, int, int]:
     x0, y0 = word.quad.min(axis=0)
     x1, y1 = word.quad.max(axis=0)
-    pad = max(6.0, 0.4 * (y1 - y0))
+    pad = max(6.0, 0.6 * (y1 - y0))
     return (
         max(0, int(x0 - pad)),
         max(0, int(y0 - pad)),
