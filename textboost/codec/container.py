@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import ClassVar
 
+from textboost.varint import varint
+
 __all__ = [
     "FORMAT_VERSION",
     "FULL_SCALE",
@@ -171,12 +173,12 @@ class Container:
         head = bytearray(MAGIC)
         head.append(FORMAT_VERSION)
         head += h.model_id
-        head += _varint(h.width) + _varint(h.height)
+        head += varint(h.width) + varint(h.height)
         head += struct.pack("<BHBB", h.scale, h.rate, h.n_groups, len(self.sections))
         head += struct.pack("<I", zlib.crc32(head))
         out = bytearray(head)
         for payload in self.sections:
-            out += _varint(len(payload))
+            out += varint(len(payload))
             out += struct.pack("<I", zlib.crc32(payload))
             out += payload
         return bytes(out)
@@ -236,16 +238,6 @@ class Container:
         return cls(header=header, text=payloads[0], z=payloads[1], groups=tuple(payloads[2:]))
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 class _Reader:

@@ -53,6 +53,7 @@ from textboost.protocol.config import (
     LinkConfig,
 )
 from textboost.protocol.errors import AuthenticationError, CorruptFrameError, FrameError
+from textboost.varint import varint
 
 __all__ = [
     "Descriptor",
@@ -226,13 +227,6 @@ def frame_info(data: bytes) -> FrameInfo:
 # --- varints (unsigned LEB128), for descriptors and NAK ranges -----------------------------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 class _Truncated(FrameError):
@@ -287,7 +281,7 @@ class Descriptor:
         out = bytearray([len(self.lengths), int(explicit)])
         fmt = ">I" if crc_bits == 32 else ">H"
         for length, klass, check in zip(self.lengths, self.classes, self.checks, strict=True):
-            out += _varint(length)
+            out += varint(length)
             if explicit:
                 out.append(klass)
             out += struct.pack(fmt, check)
@@ -357,7 +351,7 @@ class NakRange:
     count: int
 
     def to_bytes(self) -> bytes:
-        return bytes([self.segment]) + _varint(self.start) + _varint(self.count)
+        return bytes([self.segment]) + varint(self.start) + varint(self.count)
 
 
 def encode_nak(ranges: list[NakRange], max_payload: int) -> list[bytes]:

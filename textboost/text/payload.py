@@ -25,6 +25,7 @@ import brotli
 
 from textboost.codec.container import BitstreamError
 from textboost.text.words import Word, oriented_rect, rect_quad
+from textboost.varint import varint, zigzag
 
 __all__ = ["MAX_BODY", "MAX_STRING_BYTES", "MAX_WORDS", "decode_words", "encode_words"]
 
@@ -70,22 +71,22 @@ def encode_words(words: list[Word], width: int, height: int, bits: int | None = 
             )
         )
     rows.sort(key=lambda r: (r[0], r[1]))
-    body = bytearray(_varint(len(rows)))
+    body = bytearray(varint(len(rows)))
     prev_y = prev_x = 0
     for cy, *_ in rows:
-        body += _varint(cy - prev_y)
+        body += varint(cy - prev_y)
         prev_y = cy
     for _, cx, *_ in rows:
-        body += _zigzag(cx - prev_x)
+        body += zigzag(cx - prev_x)
         prev_x = cx
     for col in (2, 3):
         for r in rows:
-            body += _varint(r[col])
+            body += varint(r[col])
     for r in rows:
         a = r[4]
-        body += _zigzag(a - ANGLE_STEPS if a >= ANGLE_STEPS // 2 else a)
+        body += zigzag(a - ANGLE_STEPS if a >= ANGLE_STEPS // 2 else a)
     for r in rows:
-        body += _varint(len(r[5]))
+        body += varint(len(r[5]))
     for r in rows:
         body += r[5]
     body = bytes(body)
@@ -198,17 +199,6 @@ def _clamp(v: int, lo: int, hi: int) -> int:
     return min(hi, max(lo, v))
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _zigzag(v: int) -> bytes:
-    return _varint(2 * v if v >= 0 else -2 * v - 1)
 
 
 class _Reader:
