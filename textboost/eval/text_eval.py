@@ -750,7 +750,12 @@ def merge_results(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         for a, b in zip(ds["images"], new["datasets"][name]["images"], strict=True):
             rec = {**a, "entrants": {**a["entrants"], **b["entrants"]}}
             if "grid" in a and "grid" in b:
-                rec["grid"] = {**a["grid"], "tiles": {**a["grid"]["tiles"], **b["grid"]["tiles"]}}
+                new_tiles = b["grid"]["tiles"]
+                if a["grid"]["box"] != b["grid"]["box"]:  # other crops: keep only the reads
+                    new_tiles = {
+                        e: {k: v for k, v in t.items() if k != "png"} for e, t in new_tiles.items()
+                    }
+                rec["grid"] = {**a["grid"], "tiles": {**a["grid"]["tiles"], **new_tiles}}
             rec["entrants"] = {e: rec["entrants"][e] for e in order if e in rec["entrants"]}
             images.append(rec)
         datasets[name] = {
