@@ -181,6 +181,16 @@ def test_psnr_gains_are_positive_when_the_block_helps():
     assert psnr_gains(x, x_tilde, closer, torch.zeros_like(m))["text_gain"] == 0.0
 
 
+def test_shipped_stage2_configs_load():
+    from tests.conftest import REPO
+
+    paths = sorted((REPO / "configs").glob("stage2*.yaml"))
+    assert paths
+    for p in paths:
+        cfg = Stage2Config.from_file(p)
+        assert cfg.bpp_range == (0.01, 0.06) and cfg.alpha == 10.0
+
+
 def test_config_refuses_evaluation_sets(tmp_path):
     with pytest.raises(ValueError, match="evaluation set"):
         Stage2Config(
@@ -188,3 +198,13 @@ def test_config_refuses_evaluation_sets(tmp_path):
         )
     with pytest.raises(ValueError, match="evaluation set"):
         Stage2Config(out_dir="x", cache_dir="y", photo_dirs=["../shared/data/kodak"])
+
+
+def test_shipped_weights_fit_the_shipped_codec():
+    from textboost.codec.weights import DEFAULT_MODEL, ModelFile
+
+    path = fusion_path(DEFAULT_MODEL)
+    block = load_fusion(path, model_id=ModelFile.load(DEFAULT_MODEL).model_id)
+    assert fusion_metadata(path)["card"]["steps"] > 0
+    dec = np.full((9, 11, 3), 128, np.uint8)
+    assert apply_fusion(block, dec, None).shape == dec.shape
