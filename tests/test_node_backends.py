@@ -278,3 +278,29 @@ def test_decode_errors_are_one_line(onnx_dir, tmp_path, capsys):
     assert str(bad) in err
     err = _one_line_error(capsys, main, ["decode", str(tmp_path / "none.tbx"), "o.png"])
     assert "none.tbx" in err
+
+
+def test_export_without_fusion_serves_the_sender_not_the_fusing_receiver(
+    onnx_dir, images, tmp_path, capsys
+):
+    """Fusion weights beside the model, an export without them: the sender (which never
+    fuses) works; the receiver refuses in one line unless told --no-fusion."""
+    import shutil
+
+    from downlink.cli import main as down
+    from textboost.codec.weights import DEFAULT_MODEL, fusion_path
+    from uplink.cli import main as up
+
+    if not fusion_path(DEFAULT_MODEL).is_file():
+        pytest.skip("the shipped model has no fusion block")
+    d = tmp_path / "onnx"
+    shutil.copytree(onnx_dir, d)
+    meta = json.loads((d / "textboost-onnx.json").read_text())
+    del meta["graphs"]["fusion"]
+    (d / "textboost-onnx.json").write_text(json.dumps(meta))
+    tbx = tmp_path / "a.tbx"
+    assert up(["encode", str(images["plain"]), str(tbx), "--max-bytes", "300", "--no-text",
+               *_ort(d)]) == 0  # fmt: skip
+    err = _one_line_error(capsys, down, ["decode", str(tbx), str(tmp_path / "a.png"), *_ort(d)])
+    assert "fusion" in err and "python -m export onnx" in err
+    assert down(["decode", str(tbx), str(tmp_path / "a.png"), "--no-fusion", *_ort(d)]) == 0
