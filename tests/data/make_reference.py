@@ -9,8 +9,9 @@ stream and of the codec's decoded pixels without the fusion block (HxWx3 uint8, 
 the pixels, not a PNG file, so that no PNG encoder's version enters the hash; the fusion
 block is a receiver-side post-filter with its own weights file and tests).
 ``tests/test_reference_stream.py`` checks that encoding the crop again gives the same
-bytes and that decoding the committed stream gives the same pixels. Run this script again only for a deliberate change of the bitstream
-or the decoder, and say so in the commit.
+bytes and that decoding the committed stream gives the same pixels. Run this script
+again only for a deliberate change of the bitstream or the decoder, and say so in the
+commit.
 """
 
 from __future__ import annotations
