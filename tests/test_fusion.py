@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from textboost.fusion import runtime
+from textboost.fusion import stripes
 from textboost.fusion.model import FusionBlock
 from textboost.fusion.runtime import (
     apply_fusion,
@@ -101,7 +101,7 @@ def test_stripes_match_one_pass(monkeypatch):
     dec = (rng.random((70, 41, 3)) * 255).astype(np.uint8)
     g = (rng.random((70, 41)) > 0.8).astype(np.float32)
     whole = apply_fusion(block, dec, g)
-    monkeypatch.setattr(runtime, "STRIPE_ROWS", 16)
+    monkeypatch.setattr(stripes, "STRIPE_ROWS", 16)
     assert np.array_equal(apply_fusion(block, dec, g), whole)
     assert not np.array_equal(whole, dec)  # the block did something
     with pytest.raises(ValueError, match="guidance"):

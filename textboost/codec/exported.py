@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from textboost.fusion.stripes import fuse_in_stripes
+
 __all__ = [
-    "FUSION_STRIPE_HALO",
-    "FUSION_STRIPE_ROWS",
     "META_FILE",
     "ONNX_FORMAT",
     "BackendUnavailable",
@@ -45,10 +45,6 @@ __all__ = [
 ONNX_FORMAT = "textboost-onnx/1"
 META_FILE = "textboost-onnx.json"
 GRAPHS = {"sender": "sender.onnx", "receiver": "receiver.onnx", "fusion": "fusion.onnx"}
-# As textboost.fusion.runtime.apply_fusion (which imports torch, so not imported here):
-# the result does not depend on the stripes; they only bound the memory.
-FUSION_STRIPE_ROWS = 256
-FUSION_STRIPE_HALO = 8
 
 
 class BackendUnavailable(RuntimeError):
@@ -189,26 +185,6 @@ class OnnxFusion:
         return cls(run, model_id)
 
     def fuse(self, decoded: np.ndarray, guidance: np.ndarray | None = None) -> np.ndarray:
-        if decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.dtype != np.uint8:
-            raise ValueError(f"decoded image {decoded.shape} {decoded.dtype}, expected HxWx3 uint8")
-        h, w = decoded.shape[:2]
-        if guidance is None:
-            guidance = np.zeros((h, w), np.float32)
-        g = np.asarray(guidance, dtype=np.float32)
-        if g.ndim == 3 and g.shape[2] in (1, 3):
-            g = g.mean(axis=2) if g.shape[2] == 3 else g[:, :, 0]
-        if g.shape != (h, w):
-            raise ValueError(f"guidance of shape {g.shape}, expected ({h}, {w})")
-        x = (decoded.astype(np.float32) / np.float32(255)).transpose(2, 0, 1)[None]
-        gt = np.clip(g, 0.0, 1.0)[None, None]
-        out = np.empty_like(decoded)
-        rows, halo = FUSION_STRIPE_ROWS, FUSION_STRIPE_HALO
-        for y0 in range(0, h, rows):
-            y1 = min(h, y0 + rows)
-            a, b = max(0, y0 - halo), min(h, y1 + halo)
-            xs = np.ascontiguousarray(x[:, :, a:b])
-            y = self.run(xs, np.ascontiguousarray(gt[:, :, a:b]))[0, :, y0 - a : y1 - a]
-            out[y0:y1] = (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
-        return out
+        return fuse_in_stripes(self.run, decoded, guidance)
 
     __call__ = fuse

@@ -18,12 +18,11 @@ from safetensors.torch import load_file, save_file
 
 from textboost.codec.weights import fusion_path
 from textboost.fusion.model import FUSION_CHANNELS, FusionBlock
+from textboost.fusion.stripes import fuse_in_stripes
 
 __all__ = ["apply_fusion", "fusion_metadata", "fusion_path", "load_fusion", "save_fusion"]
 
 FILE_FORMAT = "textboost-fusion/1"
-STRIPE_ROWS = 256  # rows fused at a time, so a large image needs little memory
-HALO = 8  # rows of context above and below a stripe: more than the block's 3-px reach
 
 
 def save_fusion(
@@ -79,30 +78,13 @@ def load_fusion(path: str | Path, model_id: bytes | None = None) -> FusionBlock:
 def apply_fusion(
     block: FusionBlock, decoded: np.ndarray, guidance: np.ndarray | None = None
 ) -> np.ndarray:
-    """Fuse an HxWx3 uint8 decoded image with an HxW float guidance map in [0, 1].
+    """Fuse an HxWx3 uint8 decoded image with an HxW float guidance map in [0, 1], in row
+    stripes (:func:`textboost.fusion.stripes.fuse_in_stripes`); None: the all-zero map."""
+    device = next(block.parameters()).device
 
-    ``guidance`` None (no words) is the all-zero map: the block still runs, as a
-    post-filter. Stripes of ``STRIPE_ROWS`` rows with a ``HALO`` give the same result as
-    one pass over the whole image.
-    """
-    if decoded.ndim != 3 or decoded.shape[2] != 3 or decoded.dtype != np.uint8:
-        raise ValueError(f"decoded image {decoded.shape} {decoded.dtype}, expected HxWx3 uint8")
-    h, w = decoded.shape[:2]
-    if guidance is None:
-        guidance = np.zeros((h, w), np.float32)
-    g = np.asarray(guidance, dtype=np.float32)
-    if g.ndim == 3 and g.shape[2] in (1, 3):
-        g = g.mean(axis=2) if g.shape[2] == 3 else g[:, :, 0]
-    if g.shape != (h, w):
-        raise ValueError(f"guidance of shape {g.shape}, expected ({h}, {w})")
-    param = next(block.parameters())
-    x = torch.tensor(decoded).permute(2, 0, 1)[None].to(param.device, torch.float32) / 255
-    gt = torch.from_numpy(np.clip(g, 0.0, 1.0))[None, None].to(param.device)
-    out = np.empty_like(decoded)
-    with torch.inference_mode():
-        for y0 in range(0, h, STRIPE_ROWS):
-            y1 = min(h, y0 + STRIPE_ROWS)
-            a, b = max(0, y0 - HALO), min(h, y1 + HALO)
-            y = block(x[:, :, a:b], gt[:, :, a:b])[0, :, y0 - a : y1 - a]
-            out[y0:y1] = (y.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return out
+    def run(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            y = block(torch.from_numpy(x).to(device), torch.from_numpy(g).to(device))
+            return y.cpu().numpy()
+
+    return fuse_in_stripes(run, decoded, guidance)
