@@ -33,19 +33,21 @@ def fuse_in_stripes(
     h, w = decoded.shape[:2]
     if guidance is None:
         guidance = np.zeros((h, w), np.float32)
-    g = np.asarray(guidance, dtype=np.float32)
+    g = np.asarray(guidance)
     if g.ndim == 3 and g.shape[2] in (1, 3):
         g = g.mean(axis=2) if g.shape[2] == 3 else g[:, :, 0]
     if g.shape != (h, w):
         raise ValueError(f"guidance of shape {g.shape}, expected ({h}, {w})")
-    x = (decoded.astype(np.float32) / np.float32(255)).transpose(2, 0, 1)[None]
-    gt = np.clip(g, 0.0, 1.0)[None, None]
     out = np.empty_like(decoded)
     rows = rows or STRIPE_ROWS
     for y0 in range(0, h, rows):
         y1 = min(h, y0 + rows)
         a, b = max(0, y0 - HALO), min(h, y1 + HALO)
-        xs, gs = np.ascontiguousarray(x[:, :, a:b]), np.ascontiguousarray(gt[:, :, a:b])
+        # float copies of one stripe at a time: a 24 MP frame never exists in float32
+        xs = np.ascontiguousarray(
+            (decoded[a:b].astype(np.float32) / np.float32(255)).transpose(2, 0, 1)[None]
+        )
+        gs = np.ascontiguousarray(np.clip(g[a:b].astype(np.float32), 0.0, 1.0)[None, None])
         y = run(xs, gs)[0, :, y0 - a : y1 - a]
         out[y0:y1] = (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
     return out
