@@ -22,7 +22,6 @@ as missed. For TextBoost the words carried in the text section are scored as wel
 from __future__ import annotations
 
 import base64
-import inspect
 import io
 import json
 import math
@@ -200,17 +199,6 @@ def _fusion_file(codec: Any) -> dict[str, Any] | None:
         return {"error": str(exc)}
 
 
-def text_path_status() -> tuple[bool, bool, str]:
-    """(text=… accepted by encode_to_budget, fusion=… accepted by decode, why not)."""
-    from textboost.codec.api import Codec
-
-    enc = inspect.signature(Codec.encode_to_budget).parameters
-    dec = inspect.signature(Codec.decode).parameters
-    has_text, has_fusion = "text" in enc, "fusion" in dec
-    why = "" if has_text else "Codec.encode_to_budget takes no text= keyword (text path not landed)"
-    return has_text, has_fusion, why
-
-
 class _CodecEntrant:
     """The project's codec; ``text=True`` is TextBoost (words carried, fused at decode)."""
 
@@ -219,10 +207,7 @@ class _CodecEntrant:
         self.threads = threads
         self.name = "textboost" if text else "codec"
         self.codec = _load_codec(threads)
-        self.has_text, self.has_fusion, why = text_path_status()
-        if text and not self.has_text:
-            raise RuntimeError(why)
-        self.fusion = bool(text and self.has_fusion and getattr(self.codec, "fusion", None))
+        self.fusion = bool(text and self.codec.fusion is not None)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -244,15 +229,12 @@ class _CodecEntrant:
         return s
 
     def _encode(self, img: np.ndarray, budget: int) -> bytes:
-        kw = {"text": self.text} if self.has_text else {}
-        data = self.codec.encode_to_budget(img, max_bytes=budget, **kw)
+        data = self.codec.encode_to_budget(img, max_bytes=budget, text=self.text)
         if len(data) > budget:
             raise AssertionError(f"encode_to_budget returned {len(data)} B for {budget} B")
         return data
 
     def _decode(self, data: bytes) -> np.ndarray:
-        if not self.has_fusion:
-            return self.codec.decode(data)
         return self.codec.decode(data, fusion=self.fusion)
 
     def code_all(self, img: np.ndarray, budgets: Sequence[int]) -> list[Coded | None]:
