@@ -22,6 +22,7 @@ from textboost.cli import (
     OneLineArgumentParser,
     add_codec_arguments,
     add_link_arguments,
+    add_version,
     config_from_args,
     epoch_from_args,
     fail,
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(p)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser(
         "receive",

@@ -29,6 +29,8 @@ import json
 import sys
 from pathlib import Path
 
+from textboost.cli import add_version
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -36,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(p)
     sub = p.add_subparsers(dest="cmd", required=True)
     o = sub.add_parser("onnx", help="torch → ONNX graphs with a parity check")
     o.add_argument("--out", help="output folder (default: the model id's cache folder)")

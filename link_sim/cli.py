@@ -20,6 +20,7 @@ from rich.table import Table
 from link_sim.codec_service import CodecService
 from link_sim.runner import parse_params, run_scenario, run_sweep, write_outputs
 from link_sim.scenario import ScenarioError, load_scenario
+from textboost.cli import add_version
 
 __all__ = ["main"]
 
@@ -27,6 +28,7 @@ DEFAULT_CACHE = Path("cache/link_sim")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    add_version(p)
     p.add_argument("scenario", help="scenario YAML file (see scenarios/)")
     p.add_argument("--runs", type=int, default=None,
                    help="Monte Carlo runs (default: the scenario's 'runs')")

@@ -1,5 +1,6 @@
 """TextBoost: scene-text-preserving ultra-low-bitrate image compression (Wang et al. 2026)."""
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from textboost.codec.container import BitstreamError
@@ -7,7 +8,12 @@ from textboost.codec.container import BitstreamError
 if TYPE_CHECKING:
     from textboost.codec.api import Codec
 
-__all__ = ["BitstreamError", "Codec"]
+__all__ = ["BitstreamError", "Codec", "__version__"]
+
+try:
+    __version__ = version("textboost-link")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str):

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
+from textboost.cli import add_version
 from textboost.codec.container import FORMAT_VERSION, BitstreamError, Container, section_name
 from textboost.codec.exported import BackendUnavailable
 from textboost.text.payload import decode_words
@@ -33,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(p)
     p.add_argument("--model", help="model file (default: the shipped model)")
     p.add_argument(
         "--backend", choices=["torch", "onnxruntime", "tensorrt"], default="torch",
@@ -162,4 +165,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if hasattr(signal, "SIGPIPE"):  # `info --json | head` ends quietly, like a Unix tool
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.exit(main())

@@ -18,6 +18,7 @@ __all__ = [
     "OneLineArgumentParser",
     "add_codec_arguments",
     "add_link_arguments",
+    "add_version",
     "config_from_args",
     "epoch_from_args",
     "fail",
@@ -35,6 +36,13 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version``: the installed package's version (``textboost.__version__``)."""
+    from textboost import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
 def fail(prog: str, message: str) -> NoReturn:

@@ -23,6 +23,7 @@ from textboost.cli import (
     OneLineArgumentParser,
     add_codec_arguments,
     add_link_arguments,
+    add_version,
     config_from_args,
     epoch_from_args,
     fail,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_version(p)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser(
         "send",

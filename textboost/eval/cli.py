@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from textboost.cli import USAGE_ERROR, OneLineArgumentParser
+from textboost.cli import USAGE_ERROR, OneLineArgumentParser, add_version
 from textboost.eval.baselines import BASELINE_NAMES
 
 __all__ = ["main"]
@@ -84,6 +84,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from textboost.eval.rd import ALL_CODECS, DEFAULT_BPP, MAX_WORKERS
 
     p = OneLineArgumentParser(prog="python -m textboost.eval", description=__doc__.splitlines()[0])
+    add_version(p)
     sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineArgumentParser)
 
     rd = sub.add_parser(

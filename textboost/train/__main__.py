@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from textboost.cli import add_version
 from textboost.train.stage1 import TrainConfig, Trainer
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m textboost.train", description=__doc__)
+    add_version(p)
     sub = p.add_subparsers(dest="cmd", required=True)
     s1 = sub.add_parser("stage1", help="rate–distortion training of the backbone (resumes)")
     s1.add_argument("--config", required=True, help="YAML training config")
