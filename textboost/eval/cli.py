@@ -21,20 +21,25 @@ class UsageError(ValueError):
     """A command-line value that is wrong; reported in one line with exit status 2."""
 
 
+def _name_list(text: str, allowed: Sequence[str], what: str) -> tuple[str, ...]:
+    """A comma list of distinct names from ``allowed`` (argparse type errors name the bad one)."""
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"empty {what} list")
+    for n in names:
+        if n not in allowed:
+            raise argparse.ArgumentTypeError(
+                f'unknown {what} "{n}" (choose from {",".join(allowed)})'
+            )
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{what} listed twice in {text!r}")
+    return names
+
+
 def _codecs(text: str) -> tuple[str, ...]:
     from textboost.eval.rd import ALL_CODECS
 
-    names = tuple(s.strip() for s in text.split(",") if s.strip())
-    if not names:
-        raise argparse.ArgumentTypeError("empty codec list")
-    for n in names:
-        if n not in ALL_CODECS:
-            raise argparse.ArgumentTypeError(
-                f'unknown codec "{n}" (choose from {",".join(ALL_CODECS)})'
-            )
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"codec listed twice in {text!r}")
-    return names
+    return _name_list(text, ALL_CODECS, "codec")
 
 
 def _positive_float(text: str) -> float:
@@ -182,17 +187,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def _entrants(text: str) -> tuple[str, ...]:
     from textboost.eval.text_eval import ENTRANTS
 
-    names = tuple(s.strip() for s in text.split(",") if s.strip())
-    if not names:
-        raise argparse.ArgumentTypeError("empty entrant list")
-    for n in names:
-        if n not in ENTRANTS:
-            raise argparse.ArgumentTypeError(
-                f'unknown entrant "{n}" (choose from {",".join(ENTRANTS)})'
-            )
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"entrant listed twice in {text!r}")
-    return names
+    return _name_list(text, ENTRANTS, "entrant")
 
 
 def _divisor_list(text: str) -> tuple[float, ...]:

@@ -76,3 +76,16 @@ class FrameDropped:
     epoch: int | None = None
     pn: int | None = None
     bundle_id: int | None = None
+
+    @classmethod
+    def of(cls, now: float, reason: str, detail: str, frame=None) -> FrameDropped:
+        """The drop of ``frame`` (a parsed ``Frame``, or None when it never parsed)."""
+        known = frame is not None
+        return cls(
+            time_s=now,
+            reason=reason,
+            detail=detail,
+            epoch=frame.epoch if known else None,
+            pn=frame.pn if known else None,
+            bundle_id=frame.bundle_id if known else None,
+        )

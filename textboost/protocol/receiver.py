@@ -185,16 +185,7 @@ class Receiver:
 
     def _drop(self, now: float, reason: str, detail: str, frame: Frame | None = None) -> None:
         setattr(self.stats, f"dropped_{reason}", getattr(self.stats, f"dropped_{reason}") + 1)
-        self._drops.append(
-            FrameDropped(
-                time_s=now,
-                reason=reason,
-                detail=detail,
-                epoch=None if frame is None else frame.epoch,
-                pn=None if frame is None else frame.pn,
-                bundle_id=None if frame is None else frame.bundle_id,
-            )
-        )
+        self._drops.append(FrameDropped.of(now, reason, detail, frame))
 
     # --- input ------------------------------------------------------------------------------
 
