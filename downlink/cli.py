@@ -27,6 +27,7 @@ from textboost.cli import (
     epoch_from_args,
     fail,
     loader_from_args,
+    prog_name,
 )
 
 EXAMPLE = """example (field mode, UDP):
@@ -42,7 +43,7 @@ DECODE_EXAMPLE = """example:
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(
-        prog="python -m downlink",
+        prog=PROG,
         description="Ground receiver: reassemble and decode images from a UDP link; decode "
         "one file.",
         epilog=EXAMPLE,
@@ -99,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-PROG = "python -m downlink"
+PROG = prog_name("downlink", "downlink")
 
 
 def main(argv: list[str] | None = None) -> int:

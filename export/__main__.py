@@ -29,12 +29,12 @@ import json
 import sys
 from pathlib import Path
 
-from textboost.cli import add_version
+from textboost.cli import add_version, prog_name
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m export",
+        prog=prog_name("export", "textboost-export"),
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -20,7 +20,7 @@ from rich.table import Table
 from link_sim.codec_service import CodecService
 from link_sim.runner import parse_params, run_scenario, run_sweep, write_outputs
 from link_sim.scenario import ScenarioError, load_scenario
-from textboost.cli import add_version
+from textboost.cli import add_version, prog_name
 
 __all__ = ["main"]
 
@@ -43,7 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _parser_run() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m link_sim",
+        prog=prog_name("link_sim", "link-sim"),
         description="Predict what a link delivers, at what quality and how late. "
                     "'python -m link_sim sweep --help' for parameter sweeps.",
     )
@@ -55,7 +55,7 @@ def _parser_run() -> argparse.ArgumentParser:
 
 def _parser_sweep() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m link_sim sweep",
+        prog=prog_name("link_sim", "link-sim") + " sweep",
         description="Run a grid of parameter values in parallel and plot the swept figure.",
     )
     _common(p)

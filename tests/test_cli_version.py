@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import textboost
@@ -19,3 +23,17 @@ def test_version(module):
     assert r.stdout.strip() == f"python -m {module} {textboost.__version__}"
     assert textboost.__version__ != "0+unknown"  # installed: the version comes from metadata
 
+
+
+@pytest.mark.parametrize(
+    "script", ["textboost", "link-sim", "uplink", "downlink", "textboost-export"]
+)
+def test_console_script(script):
+    """The console scripts of ``[project.scripts]`` run the same CLIs under their own name."""
+    exe = Path(sys.executable).parent / script
+    assert exe.is_file(), f"{exe}: not installed (pip install -e . installs the scripts)"
+    r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{script} {textboost.__version__}"
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: {script} "), r.stdout[:200]

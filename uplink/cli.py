@@ -28,6 +28,7 @@ from textboost.cli import (
     epoch_from_args,
     fail,
     loader_from_args,
+    prog_name,
 )
 
 EXAMPLE = """example (field mode, UDP):
@@ -49,7 +50,7 @@ VERIFY_EXAMPLE = """example (the first thing to run on a device):
 
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineArgumentParser(
-        prog="python -m uplink",
+        prog=PROG,
         description="Edge sender: encode images and send them over a UDP link; encode one "
         "file; check the device.",
         epilog=EXAMPLE,
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-PROG = "python -m uplink"
+PROG = prog_name("uplink", "uplink")
 
 
 def main(argv: list[str] | None = None) -> int:
