@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from downlink.node import DownlinkNode
-from textboost.field import UdpEndpoint, wait_and_fire
+from textboost.field.udp import UdpEndpoint, wait_and_fire
 
 __all__ = ["UdpDownlink"]
 

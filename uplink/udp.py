@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from textboost.field import UdpEndpoint, wait_and_fire
+from textboost.field.udp import TokenBucket, UdpEndpoint, parse_host_port, wait_and_fire
 from uplink.encode import Encoded
 from uplink.node import UplinkNode
 from uplink.sources import Capture
@@ -22,16 +22,6 @@ from uplink.sources import Capture
 __all__ = ["UdpUplink", "parse_host_port"]
 
 TICK_S = 0.02  # longest sleep between polls (keeps pacing smooth at low rates)
-
-
-def parse_host_port(text: str) -> tuple[str, int]:
-    """``"host:port"`` -> (host, port). Raises: ValueError naming the bad part."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"address {text!r}: expected host:port")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"address {text!r}: port {port!r} is not 1..65535")
-    return host, int(port)
 
 
 class UdpUplink(UdpEndpoint):
@@ -77,8 +67,9 @@ class UdpUplink(UdpEndpoint):
         if captures and self.node.pipeline is None:
             raise ValueError("captures given but the UplinkNode has no encode pipeline")
         mtu = self.node.sender.config.mtu_bytes
-        t0 = last = self.clock()
-        tokens = float(mtu)
+        t0 = self.clock()
+        bucket = TokenBucket(self.rate_bps, 4 * mtu, t0)
+        bucket.tokens = float(mtu)
         worker = ThreadPoolExecutor(1)
         encoding = deque((c, worker.submit(self._encode_at, c, t0)) for c in captures)
         try:
@@ -91,12 +82,8 @@ class UdpUplink(UdpEndpoint):
                         return True
                     if now - t0 >= timeout_s:
                         return False
-                    if self.rate_bps is not None:
-                        tokens = min(tokens + self.rate_bps / 8 * (now - last), 4.0 * mtu)
-                    last = now
-                    budget = None if self.rate_bps is None else int(tokens)
-                    for frame in self.node.poll_transmit(now - t0, budget):
-                        tokens -= len(frame)
+                    for frame in self.node.poll_transmit(now - t0, bucket.budget(now)):
+                        bucket.spend(len(frame))
                         try:
                             self.sock.sendto(frame, self.remote)
                         except OSError:  # full buffer or unreachable: lost, ARQ repairs

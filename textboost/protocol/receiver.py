@@ -202,16 +202,8 @@ class Receiver:
             counted in ``stats``, described in :meth:`take_drops` and dropped, and nothing
             already received is lost.
         """
-        try:
-            frame = decode_frame(data, self.config)
-        except CorruptFrameError as e:
-            self._drop(now, "corrupt", str(e))
-            return []
-        except AuthenticationError as e:
-            self._drop(now, "auth", str(e))
-            return []
-        except RemoteProtocolError as e:
-            self._drop(now, "malformed", str(e))
+        frame = self._parse(data, now)
+        if frame is None:
             return []
         verdict = self._window.check(frame.epoch, frame.pn)
         if verdict in ("replay", "too_old", "stale_epoch"):
@@ -224,6 +216,37 @@ class Receiver:
         self._window.accept(frame.epoch, frame.pn)
         self.stats.frames_received += 1
         self.stats.bytes_received += len(data)
+        try:
+            self._on_frame(frame, now, events)
+        except RemoteProtocolError as e:
+            self._drop(now, "malformed", str(e), frame)
+        return events
+
+    def _parse(self, data: bytes, now: float) -> Frame | None:
+        """The frame, or None (dropped and counted) if it fails the FCS, the tag or parsing."""
+        try:
+            return decode_frame(data, self.config)
+        except CorruptFrameError as e:
+            self._drop(now, "corrupt", str(e))
+        except AuthenticationError as e:
+            self._drop(now, "auth", str(e))
+        except RemoteProtocolError as e:
+            self._drop(now, "malformed", str(e))
+        return None
+
+    def restore_frame(self, data: bytes, now: float) -> list[Event]:
+        """After a restart: re-feed a frame this receiver accepted before it (the driver
+        persisted it, with :attr:`replay_state`, and restores both). The frame passes the
+        FCS and the tag but not the replay window, which the restored state already covers
+        (so replays of it are still dropped).
+
+        Returns:
+            As :meth:`receive`.
+        """
+        frame = self._parse(data, now)
+        if frame is None:
+            return []
+        events: list[Event] = []
         try:
             self._on_frame(frame, now, events)
         except RemoteProtocolError as e:

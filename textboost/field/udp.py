@@ -14,7 +14,17 @@ import time
 from collections.abc import Callable
 from typing import Protocol, Self
 
-__all__ = ["TimedNode", "UdpEndpoint", "wait_and_fire"]
+__all__ = ["TimedNode", "TokenBucket", "UdpEndpoint", "parse_host_port", "wait_and_fire"]
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``"host:port"`` -> (host, port). Raises: ValueError naming the bad part."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"address {text!r}: expected host:port")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"address {text!r}: port {port!r} is not 1..65535")
+    return host, int(port)
 
 
 class UdpEndpoint:
@@ -43,6 +53,28 @@ class UdpEndpoint:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class TokenBucket:
+    """Paces a sender at ``rate_bps`` (None: unpaced), with bursts of up to ``burst_bytes``
+    (a few frames, so pacing stays smooth at low rates)."""
+
+    def __init__(self, rate_bps: float | None, burst_bytes: int, now: float) -> None:
+        if rate_bps is not None and rate_bps <= 0:
+            raise ValueError(f"rate_bps {rate_bps}: must be > 0")
+        self.rate_bps, self.burst_bytes = rate_bps, burst_bytes
+        self.tokens, self.last = float(min(burst_bytes, 1 << 30)), now
+
+    def budget(self, now: float) -> int | None:
+        """Bytes that may go now (None: any)."""
+        if self.rate_bps is None:
+            return None
+        self.tokens = min(self.tokens + self.rate_bps / 8 * (now - self.last), self.burst_bytes)
+        self.last = now
+        return int(self.tokens)
+
+    def spend(self, n_bytes: int) -> None:
+        self.tokens -= n_bytes
 
 
 class TimedNode(Protocol):
