@@ -18,13 +18,14 @@ the codec's own output bit for bit.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from textboost.capture import CaptureMeta
 from textboost.codec.backends import Transforms, make_transforms
 from textboost.codec.budget import MAX_CODED_PIXELS, BudgetError, fit_budget, start_scale
 from textboost.codec.coder import new_range_encoder, range_decoder, stream_bytes
@@ -89,6 +90,7 @@ class Analysis:
     scale: int = FULL_SCALE
     text: bytes = b""  # the text section, spotted once on the full-size image
     words: list[Word] = field(default_factory=list)  # the words it carries
+    meta: CaptureMeta | None = None  # capture metadata, carried in the header
 
 
 class Codec:
@@ -182,7 +184,13 @@ class Codec:
         h, w = img.shape[:2]
         return select_words(self.spotter.spot(img), w, h, self.text_filter)
 
-    def analyse(self, img, scale: int = FULL_SCALE, text: bool = True) -> Analysis:
+    def analyse(
+        self,
+        img,
+        scale: int = FULL_SCALE,
+        text: bool = True,
+        meta: CaptureMeta | None = None,
+    ) -> Analysis:
         """Run g_a and h_a (everything that does not depend on the rate) and the spotter.
 
         ``scale`` (eighths, ≥ 8) codes the image that many eighths smaller a side; the
@@ -194,12 +202,12 @@ class Codec:
         Header(self.model_id, w, h, 0, self.n_groups, scale)  # validates size and scale
         words = self.spot(a) if text else []
         y, z = self._latents(a, scale)
-        return Analysis(w, h, y, z, a, scale, encode_words(words, w, h), words)
+        return Analysis(w, h, y, z, a, scale, encode_words(words, w, h), words, meta)
 
     def analyse_smaller(self, an: Analysis, scale: int) -> Analysis:
         """The same image analysed at another scale, keeping its words."""
         y, z = self._latents(an.image, scale)
-        return Analysis(an.width, an.height, y, z, an.image, scale, an.text, an.words)
+        return replace(an, y=y, z=z, scale=scale)
 
     def _latents(self, a: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
         h, w = a.shape[:2]
@@ -249,19 +257,24 @@ class Codec:
     def encode_analysis(self, an: Analysis, rate_q: int) -> bytes:
         """The `.tbx` bytes of an analysed image at integer rate ``rate_q`` (0..65535)."""
         z_bytes, groups, _ = self.code_latents(an, rate_q)
-        header = Header(self.model_id, an.width, an.height, rate_q, self.n_groups, an.scale)
+        header = Header(
+            self.model_id, an.width, an.height, rate_q, self.n_groups, an.scale, an.meta
+        )
         return Container(header, an.text, z_bytes, tuple(groups)).to_bytes()
 
-    def encode(self, img, rate: float = 0.5, text: bool = True) -> bytes:
+    def encode(
+        self, img, rate: float = 0.5, text: bool = True, meta: CaptureMeta | None = None
+    ) -> bytes:
         """Encode at a continuous rate parameter in [0, 1] (0 = lowest bitrate).
 
         Images over ``MAX_CODED_PIXELS`` are coded at the largest ladder scale within it.
+        ``meta`` (capture time, place, camera) goes into the header.
         """
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"rate {rate} outside [0, 1]")
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
-        an = self.analyse(a, scale=start_scale(w, h), text=text)
+        an = self.analyse(a, scale=start_scale(w, h), text=text, meta=meta)
         return self.encode_analysis(an, round(rate * RATE_MAX))
 
     def encode_to_budget(
@@ -271,9 +284,10 @@ class Codec:
         bpp: float | None = None,
         text: bool = True,
         search: bool = True,
+        meta: CaptureMeta | None = None,
     ) -> bytes:
-        """The best stream whose real bytes, text included, fit ``max_bytes`` (or the
-        bytes of ``bpp``, :func:`textboost.codec.rate.budget_bytes`)."""
+        """The best stream whose real bytes, text and metadata included, fit ``max_bytes``
+        (or the bytes of ``bpp``, :func:`textboost.codec.rate.budget_bytes`)."""
         from textboost.codec.rate import budget_bytes
 
         if (max_bytes is None) == (bpp is None):
@@ -281,7 +295,7 @@ class Codec:
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
         budget = int(max_bytes if max_bytes is not None else budget_bytes(bpp, w, h))
-        an = self.analyse(a, scale=start_scale(w, h, budget), text=text)
+        an = self.analyse(a, scale=start_scale(w, h, budget), text=text, meta=meta)
         return fit_budget(self, an, budget, search=search)
 
     # -- receiver ----------------------------------------------------------------------

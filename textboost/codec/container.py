@@ -4,7 +4,7 @@ Layout (all integers little-endian, ``varint`` = unsigned LEB128)::
 
     magic "TB" | version u8 | model_id 4 bytes | width varint | height varint
     | scale u8 | rate u16 | n_groups u8 (groups the model codes) | n_sections u8
-    | header CRC32
+    | [version 3: capture metadata, mask byte + packed fields] | header CRC32
     then n_sections × ( length varint | CRC32 of payload | payload )
 
 ``width``/``height`` are the size of the image delivered; ``scale`` is the downscale
@@ -17,6 +17,12 @@ A container holding fewer than ``n_groups`` y groups is valid: the decoder predi
 the missing groups, so a link can deliver an image progressively. Every byte counts at
 0.01 bpp (a 768×512 image is 492 bytes), so the header is 20 bytes for images up to
 16383 px a side, plus 5 bytes a section.
+
+Version 3 adds the capture metadata (:mod:`textboost.capture`: time, position, altitude,
+heading, camera; 12 bytes for time, position and heading) inside the header, under its
+CRC, so it arrives with the header in the first section a link delivers. A stream without
+metadata is still written as version 2, byte for byte what older decoders read; both
+versions are read.
 
 Anything malformed raises :class:`BitstreamError`, whose message names the section and
 what was expected.
@@ -38,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import ClassVar
 
+from textboost.capture import CaptureMeta, MetaError
 from textboost.varint import varint
 
 __all__ = [
@@ -52,7 +59,8 @@ __all__ = [
 ]
 
 MAGIC = b"TB"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest version written and read
+READ_VERSIONS = (2, 3)
 MAX_DIM = 1 << 16
 FULL_SCALE = 8  # the scale byte counts eighths: 8 = no downscale
 
@@ -86,6 +94,7 @@ class Header:
     rate: int  # the rate parameter, 0..65535 (0 = lowest rate)
     n_groups: int  # y groups the model codes; the container may carry fewer
     scale: int = FULL_SCALE  # downscale divisor in eighths (8..255)
+    meta: CaptureMeta | None = None  # capture metadata (version 3), None: not sent
 
     @property
     def coded_size(self) -> tuple[int, int]:
@@ -170,11 +179,13 @@ class Container:
 
     def to_bytes(self) -> bytes:
         h = self.header
+        meta = h.meta.to_bytes() if h.meta is not None and not h.meta.empty else b""
         head = bytearray(MAGIC)
-        head.append(FORMAT_VERSION)
+        head.append(FORMAT_VERSION if meta else 2)
         head += h.model_id
         head += varint(h.width) + varint(h.height)
         head += struct.pack("<BHBB", h.scale, h.rate, h.n_groups, len(self.sections))
+        head += meta
         head += struct.pack("<I", zlib.crc32(head))
         out = bytearray(head)
         for payload in self.sections:
@@ -192,9 +203,10 @@ class Container:
         if magic != MAGIC:
             raise BitstreamError(f"header: bad magic {magic!r}, expected {MAGIC!r} (not a .tbx)")
         version = r.u8("header", "format version")
-        if version != FORMAT_VERSION:
+        if version not in READ_VERSIONS:
             raise BitstreamError(
-                f"header: format version {version}, this decoder reads version {FORMAT_VERSION}"
+                f"header: format version {version}, this decoder reads versions "
+                f"{', '.join(map(str, READ_VERSIONS))}"
             )
         mid = r.take(4, "header", "model id")
         width = r.varint("header", "width")
@@ -202,6 +214,14 @@ class Container:
         scale, rate, n_groups, n_sections = struct.unpack(
             "<BHBB", r.take(5, "header", "scale/rate/groups")
         )
+        meta_bytes = b""
+        if version >= 3:
+            mask = r.u8("header", "metadata mask")
+            try:
+                size = CaptureMeta.packed_size(mask)
+            except MetaError as e:
+                raise BitstreamError(f"header: metadata {e}") from None
+            meta_bytes = bytes([mask]) + r.take(size - 1, "header", f"{size}-byte metadata")
         crc_end = r.pos
         (crc,) = struct.unpack("<I", r.take(4, "header", "CRC32"))
         if zlib.crc32(data[:crc_end]) != crc:
@@ -232,8 +252,13 @@ class Container:
             raise BitstreamError(
                 f"trailer: {len(data) - r.pos} unexpected bytes after the last section"
             )
+        try:
+            meta = CaptureMeta.from_bytes(meta_bytes) if meta_bytes else None
+        except MetaError as e:
+            raise BitstreamError(f"header: metadata {e}") from None
         header = Header(
-            model_id=mid, width=width, height=height, rate=rate, n_groups=n_groups, scale=scale
+            model_id=mid, width=width, height=height, rate=rate, n_groups=n_groups,
+            scale=scale, meta=meta,
         )
         return cls(header=header, text=payloads[0], z=payloads[1], groups=tuple(payloads[2:]))
 
