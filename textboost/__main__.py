@@ -23,8 +23,8 @@ import signal
 import sys
 from pathlib import Path
 
-from textboost.cli import add_version, prog_name
-from textboost.codec.container import FORMAT_VERSION, BitstreamError, Container, section_name
+from textboost.cli import add_capture_arguments, add_version, meta_from_args, prog_name
+from textboost.codec.container import BitstreamError, Container, section_name
 from textboost.codec.exported import BackendUnavailable
 from textboost.text.payload import decode_words
 
@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--bpp", type=float, help="bits-per-pixel budget (whole file)")
     g.add_argument("--max-bytes", type=int, help="byte budget (whole file)")
     e.add_argument("--no-text", action="store_true", help="carry no spotted words")
+    add_capture_arguments(e)
     d = sub.add_parser("decode", help=".tbx → PNG")
     d.add_argument("input")
     d.add_argument("output")
@@ -77,7 +78,7 @@ def info(data: bytes) -> dict:
     h = c.header
     sections = [{"name": section_name(i), "bytes": len(s)} for i, s in enumerate(c.sections)]
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": data[2],
         "model_id": h.model_id.hex(),
         "width": h.width,
         "height": h.height,
@@ -94,6 +95,7 @@ def info(data: bytes) -> dict:
             {"text": w.text, "quad": [[round(v, 1) for v in p] for p in w.quad.tolist()]}
             for w in decode_words(c.text, h.width, h.height)
         ],
+        "capture": h.meta.to_json() if h.meta is not None else None,
     }
 
 
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for s in d["sections"]:
                     print(f"  {s['name']:<10} {s['bytes']:>8} bytes")
+                if d["capture"]:
+                    print("  capture    " + ", ".join(f"{k} {v}" for k, v in d["capture"].items()))
                 for w in d["words"]:
                     (x, y), *_ = w["quad"]
                     print(f"  word at ({x:.0f}, {y:.0f}): {w['text']}")
@@ -133,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
             codec = Codec.load(args.model, **_backend(args))
             current = args.input
             text = not args.no_text
+            meta = meta_from_args(args, args.input)
             if args.rate is not None:
-                data = codec.encode(img, rate=args.rate, text=text)
+                data = codec.encode(img, rate=args.rate, text=text, meta=meta)
             else:
                 data = codec.encode_to_budget(
-                    img, max_bytes=args.max_bytes, bpp=args.bpp, text=text
+                    img, max_bytes=args.max_bytes, bpp=args.bpp, text=text, meta=meta
                 )
             current = args.output
             Path(args.output).write_bytes(data)

@@ -16,6 +16,7 @@ from textboost.protocol.config import LinkConfig
 
 __all__ = [
     "OneLineArgumentParser",
+    "add_capture_arguments",
     "add_codec_arguments",
     "add_link_arguments",
     "add_version",
@@ -23,6 +24,7 @@ __all__ = [
     "epoch_from_args",
     "fail",
     "loader_from_args",
+    "meta_from_args",
     "prog_name",
 ]
 
@@ -56,6 +58,38 @@ def fail(prog: str, message: str) -> NoReturn:
     """Print a one-line error naming the bad input and exit with code 2."""
     sys.stderr.write(f"{prog}: error: {message}\n")
     raise SystemExit(USAGE_ERROR)
+
+
+def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
+    """The capture metadata a sender puts in each header (``textboost.capture``): read
+    from the image's EXIF and its sidecar ``IMAGE.json``; these options override both."""
+    g = parser.add_argument_group("capture metadata (default: EXIF, then IMAGE.json beside it)")
+    g.add_argument("--time", help="capture time, ISO 8601 (UTC unless a zone is given)")
+    g.add_argument("--lat", type=float, help="latitude, degrees north (WGS 84)")
+    g.add_argument("--lon", type=float, help="longitude, degrees east (WGS 84)")
+    g.add_argument("--alt", type=float, help="altitude, metres above mean sea level")
+    g.add_argument("--heading", type=float, help="camera heading, degrees true")
+    g.add_argument("--camera", type=int, help="camera id, 0..255")
+    g.add_argument(
+        "--no-meta", action="store_true", help="send no capture metadata (saves up to 14 bytes)"
+    )
+
+
+def meta_from_args(args: argparse.Namespace, image_path: str | Path):
+    """The :class:`~textboost.capture.CaptureMeta` for one image (None: none to send).
+
+    Raises:
+        textboost.capture.MetaError: a bad value, naming the field.
+    """
+    from textboost.capture import capture_for
+
+    if args.no_meta:
+        return None
+    overrides = {
+        "time": args.time, "lat": args.lat, "lon": args.lon, "alt_m": args.alt,
+        "heading_deg": args.heading, "camera": args.camera,
+    }  # fmt: skip
+    return capture_for(image_path, overrides)
 
 
 def add_codec_arguments(parser: argparse.ArgumentParser) -> None:
