@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from link_sim.codec_service import CodecService
+from link_sim.codec_service import CodecService, default_cache_dir
 from link_sim.mission import Mission
 from link_sim.scenario import load_scenario
 
@@ -74,7 +74,7 @@ def clean_goodput(codec: CodecService, rate_bps: float, images: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--synthetic", action="store_true", help="random .tbx payloads, no codec")
-    ap.add_argument("--cache", type=Path, default=Path("cache/link_sim"))
+    ap.add_argument("--cache", type=Path, default=default_cache_dir())
     ap.add_argument("--captures", type=int, default=500)
     args = ap.parse_args()
     codec = CodecService(args.cache, synthetic=args.synthetic)

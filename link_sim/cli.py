@@ -17,23 +17,22 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from link_sim.codec_service import CodecService
+from link_sim.codec_service import CodecService, default_cache_dir
 from link_sim.runner import parse_params, run_scenario, run_sweep, write_outputs
 from link_sim.scenario import ScenarioError, load_scenario
 from textboost.cli import add_version, prog_name
 
 __all__ = ["main"]
 
-DEFAULT_CACHE = Path("cache/link_sim")
-
-
 def _common(p: argparse.ArgumentParser) -> None:
     add_version(p)
     p.add_argument("scenario", help="scenario YAML file (see scenarios/)")
     p.add_argument("--runs", type=int, default=None,
                    help="Monte Carlo runs (default: the scenario's 'runs')")
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                   help=f"encode/decode cache folder (default {DEFAULT_CACHE})")
+    p.add_argument("--cache", type=Path, default=None,
+                   help=f"encode/decode cache folder (default {default_cache_dir()}: "
+                        "$TEXTBOOST_CACHE, else $XDG_CACHE_HOME/textboost, else "
+                        "~/.cache/textboost, then link_sim/)")
     p.add_argument("--synthetic", action="store_true",
                    help="random .tbx-shaped payloads instead of the codec: the link alone, "
                         "no quality figures")
@@ -79,11 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     err = Console(stderr=True)
     try:
         if argv and argv[0] == "sweep":
-            return _sweep(_parser_sweep().parse_args(argv[1:]), console)
-        return _run(_parser_run().parse_args(argv), console)
+            return _sweep(_defaults(_parser_sweep().parse_args(argv[1:])), console)
+        return _run(_defaults(_parser_run().parse_args(argv)), console)
     except ScenarioError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
+
+
+def _defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Defaults read from the environment when the command runs (the cache folder)."""
+    if args.cache is None:
+        args.cache = default_cache_dir()
+    return args
 
 
 def _codec(args: argparse.Namespace) -> CodecService:

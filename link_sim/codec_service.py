@@ -36,12 +36,19 @@ from textboost.codec.loader import CodecLoader
 from textboost.codec.rate import RatePolicy, budget_bytes
 from textboost.codec.weights import DEFAULT_MODEL, fusion_path
 from textboost.text.words import Word
+from textboost.user_cache import cache_root
 from uplink.cache import EncodeCache, file_sha256
 from uplink.encode import EncodePipeline
 
-__all__ = ["CachedDecoder", "CodecService", "SyntheticCodec"]
+__all__ = ["CachedDecoder", "CodecService", "SyntheticCodec", "default_cache_dir"]
 
 SYNTHETIC_WORD = "SYNTHETIC"  # the one word a synthetic text section carries
+
+
+def default_cache_dir() -> Path:
+    """The simulator's encode/decode cache unless ``--cache`` says otherwise: ``link_sim/``
+    under the user's cache folder (:func:`textboost.user_cache.cache_root`, XDG)."""
+    return cache_root() / "link_sim"
 
 
 class SyntheticCodec:

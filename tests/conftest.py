@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,20 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 KODAK = SHARED / "data" / "kodak"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory):
+    """Tests (and the CLIs they start) never write into the user's ~/.cache/textboost:
+    exported graphs, engines and the simulator's default encode cache go to a session
+    folder (``textboost.user_cache.cache_root`` reads TEXTBOOST_CACHE first)."""
+    old = os.environ.get("TEXTBOOST_CACHE")
+    os.environ["TEXTBOOST_CACHE"] = str(tmp_path_factory.mktemp("user_cache"))
+    yield
+    if old is None:
+        del os.environ["TEXTBOOST_CACHE"]
+    else:
+        os.environ["TEXTBOOST_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

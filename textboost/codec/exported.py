@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from textboost.fusion.stripes import fuse_in_stripes
+from textboost.user_cache import cache_root
 
 __all__ = [
     "META_FILE",
@@ -53,15 +54,6 @@ class BackendUnavailable(RuntimeError):
 
 class ExportError(FileNotFoundError):
     """Exported graphs missing, stale, for another model, or unreadable."""
-
-
-def cache_root() -> Path:
-    """``$TEXTBOOST_CACHE``, else ``$XDG_CACHE_HOME/textboost``, else ``~/.cache/textboost``."""
-    env = os.environ.get("TEXTBOOST_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "textboost"
 
 
 def default_onnx_dir(model_id: bytes) -> Path:

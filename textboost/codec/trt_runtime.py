@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from textboost.codec.exported import BackendUnavailable, cache_root
+from textboost.codec.exported import BackendUnavailable
+from textboost.user_cache import cache_root
 
 __all__ = [
     "EngineRunner",
