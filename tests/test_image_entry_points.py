@@ -34,7 +34,7 @@ class SpyCodec:
     def __init__(self) -> None:
         self.images: list[np.ndarray] = []
 
-    def encode(self, img: np.ndarray, rate: float, text: bool = True) -> bytes:
+    def encode(self, img: np.ndarray, rate: float, text: bool = True, meta=None) -> bytes:
         self.images.append(img)
         h = Header(self.model_id, img.shape[1], img.shape[0], 0, 1)
         return Container(header=h, z=b"z").to_bytes()

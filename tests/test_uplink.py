@@ -83,7 +83,7 @@ class CountingCodec:
         self.calls = 0
         self.texts: list[bool] = []
 
-    def encode(self, img: np.ndarray, rate: float, text: bool = True) -> bytes:
+    def encode(self, img: np.ndarray, rate: float, text: bool = True, meta=None) -> bytes:
         self.calls += 1
         self.texts.append(text)
         h = Header(
@@ -92,12 +92,15 @@ class CountingCodec:
             height=img.shape[0],
             rate=int(rate * 65535),
             n_groups=2,
+            meta=meta,
         )
         words = b"\x00WORDS" if text else b""  # stands in for a text section
         return Container(header=h, text=words, z=img.tobytes()[:16], groups=(b"g",)).to_bytes()
 
-    def encode_to_budget(self, img: np.ndarray, *, max_bytes: int, text: bool = True) -> bytes:
-        data = self.encode(img, 0.1, text)
+    def encode_to_budget(
+        self, img: np.ndarray, *, max_bytes: int, text: bool = True, meta=None
+    ) -> bytes:
+        data = self.encode(img, 0.1, text, meta)
         assert len(data) <= max_bytes
         return data
 
@@ -123,6 +126,27 @@ def test_encode_cache_avoids_reencoding(tmp_path):
     bad.write_bytes(b"not an image")
     with pytest.raises(ValueError, match=r"bad\.png"):
         pipe.encode(bad)
+
+
+def test_sidecar_metadata_goes_into_the_header_and_the_cache_key(tmp_path):
+    img_path = tmp_path / "img.png"
+    Image.fromarray(np.full((8, 12, 3), 77, np.uint8)).save(img_path)
+    codec = CountingCodec()
+    cache = EncodeCache(tmp_path / "cache")
+    pipe = EncodePipeline(FixedRate(0.5), cache, codec_factory=lambda: codec)
+    assert Container.parse(pipe.encode(img_path).data).header.meta is None
+    side = tmp_path / "img.json"
+    side.write_text('{"time": "2026-12-03T10:00:00Z", "lat": 52.5, "lon": 13.4}')
+    meta = Container.parse(pipe.encode(img_path).data).header.meta
+    assert codec.calls == 2 and meta.lat == pytest.approx(52.5, abs=1e-5)
+    side.write_text('{"time": "2026-12-03T10:00:00Z", "lat": 52.6, "lon": 13.4}')
+    assert Container.parse(pipe.encode(img_path).data).header.meta.lat == pytest.approx(52.6)
+    assert codec.calls == 3  # a changed sidecar is a new key, never a stale header
+    off = EncodePipeline(FixedRate(0.5), cache, codec_factory=lambda: codec, meta=False)
+    assert Container.parse(off.encode(img_path).data).header.meta is None
+    side.write_text('{"lat": "north"}')
+    with pytest.raises(ValueError, match=r"img\.json: lat 'north': expected a number"):
+        pipe.encode(img_path)
 
 
 def test_node_feeds_sender_and_frees_storage_on_ack():

@@ -171,8 +171,10 @@ class CaptureMeta:
             if obj.get("time") is not None:
                 kw["time"] = parse_time(str(obj["time"]))
             for key in ("lat", "lon", "alt_m", "heading_deg"):
-                if obj.get(key) is not None:
-                    kw[key] = float(obj[key])
+                if (value := obj.get(key)) is not None:
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        raise MetaError(f"{key} {value!r}: expected a number")
+                    kw[key] = float(value)
             if obj.get("camera") is not None:
                 kw["camera"] = obj["camera"]
             return cls(**kw)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from textboost.cli import (
     OneLineArgumentParser,
+    add_capture_arguments,
     add_codec_arguments,
     add_link_arguments,
     add_version,
@@ -28,6 +29,7 @@ from textboost.cli import (
     epoch_from_args,
     fail,
     loader_from_args,
+    meta_from_args,
     prog_name,
 )
 
@@ -75,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="carry no words (default: spot text and send it in the text section, first)",
     )
+    s.add_argument(
+        "--no-meta",
+        action="store_true",
+        help="send no capture metadata (default: each image's EXIF and IMAGE.json sidecar)",
+    )
     s.add_argument("--cache-dir", type=Path, help="encode cache directory")
     s.add_argument("--rate-bps", type=float, help="pace the link at this bit rate")
     s.add_argument("--storage-bytes", type=int, default=16 << 20)
@@ -104,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--rate", type=float, help="codec rate 0..1 (0 = smallest)")
     e.add_argument("--no-text", action="store_true", help="carry no words (skip the spotter)")
     e.add_argument("--json", action="store_true", help="machine-readable result")
+    add_capture_arguments(e)
     add_codec_arguments(e)
 
     v = sub.add_parser(
@@ -156,7 +164,9 @@ def _encode(args) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _message(exc))
     try:
-        enc = EncodePipeline(policy, None, loader, text=not args.no_text).encode(args.input)
+        meta = meta_from_args(args, args.input)
+        pipe = EncodePipeline(policy, None, loader, text=not args.no_text, meta=False)
+        enc = pipe.encode(args.input, meta=meta)
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _message(exc, args.input))
     try:
@@ -259,7 +269,9 @@ def _send(args) -> int:
         node = UplinkNode(
             config,
             storage_bytes=args.storage_bytes,
-            pipeline=EncodePipeline(policy, cache, loader, text=not args.no_text),
+            pipeline=EncodePipeline(
+                policy, cache, loader, text=not args.no_text, meta=not args.no_meta
+            ),
             epoch=epoch_from_args(args),
         )
     except (ValueError, OSError, RuntimeError) as exc:

@@ -9,6 +9,10 @@ The text path (words spotted and carried in the `.tbx` text section) is on by de
 ``text=False`` leaves it out. The cache key is :attr:`EncodePipeline.settings`: the rate
 policy's settings plus the text setting (and, with text on, the sender's filter
 thresholds), so a stream without words is never served for a request with words.
+
+Capture metadata (:mod:`textboost.capture`: the image's EXIF, its sidecar ``IMAGE.json``,
+or the record handed to :meth:`EncodePipeline.encode`) goes into each header; the packed
+record is part of the cache key, so a changed sidecar never serves a stale header.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from textboost.capture import CaptureMeta, capture_for
 from textboost.codec.container import Container
 from textboost.codec.image import load_image
 from textboost.codec.loader import CodecLoader
@@ -77,6 +82,8 @@ class EncodePipeline:
             that builds the codec; only a loader knows the model id without loading it, so
             only with a loader does a cache hit leave the codec unloaded.
         text: spot words and carry them in the text section (default); False: none.
+        meta: read each image's capture metadata from its EXIF and sidecar JSON
+            (default); False: send none unless :meth:`encode` is handed a record.
     """
 
     def __init__(
@@ -86,10 +93,12 @@ class EncodePipeline:
         codec_factory: CodecLoader | Callable[[], Any] | None = None,
         *,
         text: bool = True,
+        meta: bool = True,
     ) -> None:
         self.policy = policy
         self.cache = cache
         self.text = text
+        self.meta = meta
         self.settings = f"{policy.settings};{text_settings(text)}"  # the cache key
         if codec_factory is None:
             codec_factory = CodecLoader()
@@ -101,8 +110,13 @@ class EncodePipeline:
     def codec(self) -> Codec:
         return self.loader()
 
-    def encode(self, path: str | Path) -> Encoded:
-        """Raises: ValueError naming the file if it is neither an image nor a valid `.tbx`."""
+    def encode(self, path: str | Path, meta: CaptureMeta | None = None) -> Encoded:
+        """``meta``: the capture record to send (default: the file's EXIF and sidecar,
+        when the pipeline reads them).
+
+        Raises: ValueError naming the file if it is neither an image nor a valid `.tbx`,
+        or its sidecar JSON is malformed.
+        """
         path = Path(path)
         if path.suffix.lower() == ".tbx":
             data = path.read_bytes()
@@ -111,20 +125,25 @@ class EncodePipeline:
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from None
             return Encoded(path, data, h.width, h.height, 0.0, cached=False)
+        if meta is None and self.meta:
+            meta = capture_for(path)
+        settings = self.settings
+        if meta is not None:
+            settings += f";meta={meta.to_bytes().hex()}"
         sha = ""
         if self.cache is not None:
             sha = file_sha256(path)
-            data = self.cache.get(sha, self.settings, self.loader.model_id)
+            data = self.cache.get(sha, settings, self.loader.model_id)
             if data is not None:
                 h = Container.parse(data).header
                 return Encoded(path, data, h.width, h.height, 0.0, cached=True)
         img = load_image(path)
         t0 = time.perf_counter()
         try:
-            data = self.policy.encode(self.codec, img, text=self.text)
+            data = self.policy.encode(self.codec, img, text=self.text, meta=meta)
         except ValueError as exc:  # e.g. BudgetError: name the image
             raise type(exc)(f"{path}: {exc}") from exc
         encode_s = time.perf_counter() - t0
         if self.cache is not None:
-            self.cache.put(sha, self.settings, self.loader.model_id, data)
+            self.cache.put(sha, settings, self.loader.model_id, data)
         return Encoded(path, data, img.shape[1], img.shape[0], encode_s, cached=False)

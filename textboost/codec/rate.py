@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from textboost.capture import CaptureMeta
     from textboost.codec.api import Codec
 
 __all__ = ["ByteBudget", "FixedBpp", "FixedRate", "RatePolicy", "bpp_of", "budget_bytes"]
@@ -53,8 +54,10 @@ class FixedRate:
     def settings(self) -> str:
         return f"rate={self.rate:.6g}"
 
-    def encode(self, codec: Codec, img: np.ndarray, text: bool = True) -> bytes:
-        return codec.encode(img, rate=self.rate, text=text)
+    def encode(
+        self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
+    ) -> bytes:
+        return codec.encode(img, rate=self.rate, text=text, meta=meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +74,12 @@ class FixedBpp:
     def settings(self) -> str:
         return f"bpp={self.bpp:.6g}"
 
-    def encode(self, codec: Codec, img: np.ndarray, text: bool = True) -> bytes:
+    def encode(
+        self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
+    ) -> bytes:
         h, w = img.shape[:2]
-        return codec.encode_to_budget(img, max_bytes=budget_bytes(self.bpp, w, h), text=text)
+        budget = budget_bytes(self.bpp, w, h)
+        return codec.encode_to_budget(img, max_bytes=budget, text=text, meta=meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +98,10 @@ class ByteBudget:
     def settings(self) -> str:
         return f"max_bytes={self.max_bytes}"
 
-    def encode(self, codec: Codec, img: np.ndarray, text: bool = True) -> bytes:
-        return codec.encode_to_budget(img, max_bytes=self.max_bytes, text=text)
+    def encode(
+        self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
+    ) -> bytes:
+        return codec.encode_to_budget(img, max_bytes=self.max_bytes, text=text, meta=meta)
 
 
 RatePolicy = FixedRate | FixedBpp | ByteBudget
