@@ -54,6 +54,7 @@ class TextResult:
     height: int | None = None
     text_bytes: int = 0
     words: list[dict[str, Any]] = field(default_factory=list)  # see :func:`words_json`
+    capture: dict[str, Any] | None = None  # the header's capture metadata (CaptureMeta.to_json)
     error: str | None = None
 
     @property
@@ -78,6 +79,7 @@ class BundleResult:
     text_bytes: int = 0
     text_s: float | None = None  # when the words were known (the text section landed)
     words: list[dict[str, Any]] = field(default_factory=list)  # see :func:`words_json`
+    capture: dict[str, Any] | None = None  # as :attr:`TextResult.capture`
     png_path: str | None = None
     tbx_path: str | None = None
     psnr_db: float | None = None
@@ -192,6 +194,8 @@ class DownlinkNode:
             res.width, res.height = c.header.width, c.header.height
             res.text_bytes = len(c.text)
             res.words = words_json(decode_words(c.text, res.width, res.height))
+            if c.header.meta is not None:
+                res.capture = c.header.meta.to_json()
         except (BitstreamError, ValueError) as exc:
             res.error = f"{type(exc).__name__}: {exc}"
         self.texts[bundle_id] = res
@@ -248,7 +252,7 @@ class DownlinkNode:
         self._prefix.pop(bundle_id, None)
         text = self.texts.get(bundle_id)
         if text is not None:
-            res.text_s, res.words = text.time_s, text.words
+            res.text_s, res.words, res.capture = text.time_s, text.words, text.capture
         if not sections:
             res.error = "header and text never arrived"
         else:

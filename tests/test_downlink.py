@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from downlink import DownlinkNode, psnr_db
 from tests.helpers import run_module
+from textboost.capture import CaptureMeta
 from textboost.codec.container import Container, Header
 from textboost.protocol import LinkConfig, Sender
 
@@ -87,7 +89,9 @@ def test_words_reach_the_json_before_the_image(tmp_path):
         Word(np.array([[10, 10], [50, 10], [50, 20], [10, 20]], float), "EXIT"),
         Word(np.array([[60, 40], [90, 40], [90, 50], [60, 50]], float), "Zone 7 — Nord"),
     ]
-    header = Header(model_id=b"TST1", width=96, height=64, rate=1000, n_groups=4)
+    when = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+    meta = CaptureMeta(time=when, lat=-12.5, lon=130.8, heading_deg=90.0)
+    header = Header(model_id=b"TST1", width=96, height=64, rate=1000, n_groups=4, meta=meta)
     data = Container(
         header=header,
         text=encode_words(words, 96, 64),
@@ -108,6 +112,9 @@ def test_words_reach_the_json_before_the_image(tmp_path):
     assert early is not None and "image" not in early
     assert [w["text"] for w in early["text"]["words"]] == ["EXIT", "Zone 7 — Nord"]
     assert np.allclose(early["text"]["words"][0]["quad"], words[0].quad, atol=1)
+    capture = early["text"]["capture"]  # where and when, with the words, before the image
+    assert capture["time"] == "2026-12-03T09:30:00Z" and capture["heading_deg"] == 90.0
+    assert (capture["lat"], capture["lon"]) == pytest.approx((-12.5, 130.8), abs=1e-5)
     (text,) = seen
     assert text.strings == ["EXIT", "Zone 7 — Nord"] and text.error is None
     res = node.results[5]
@@ -115,6 +122,7 @@ def test_words_reach_the_json_before_the_image(tmp_path):
     final = json.loads((tmp_path / "bundle_00005.json").read_text())
     assert final["image"]["complete"] and final["text"]["words"] == early["text"]["words"]
     assert [w["text"] for w in res.words] == ["EXIT", "Zone 7 — Nord"]
+    assert res.capture == capture and final["image"]["capture"] == capture
 
 
 def test_unreadable_text_section_is_noted_not_raised(tmp_path):
