@@ -3,6 +3,8 @@ decode one `.tbx` file.
 
     python -m downlink receive --port P --out DIR [--no-fusion] [codec options]
     python -m downlink decode IN.tbx OUT.png [--no-fusion] [--groups K] [codec options]
+    python -m downlink export DIR [--geojson F] [--kml F]   # delivered images on a map
+    python -m downlink cot DIR --to udp://HOST:PORT|tcp://HOST:PORT   # to a TAK server
 
 Codec options: --backend torch|onnxruntime|tensorrt, --onnx-dir DIR (the graphs of
 `python -m export onnx`; default: the model id's cache folder), --device cpu|cuda[:N]|auto,
@@ -34,6 +36,12 @@ EXAMPLE = """example (field mode, UDP):
   python -m downlink receive --port 9000 --out received/ --idle-timeout-s 60
   (on the edge: python -m uplink send photos/ --to <this host>:9000)
   on a GPU ground station: add --backend onnxruntime --device cuda (or tensorrt)
+"""
+
+EXPORT_EXAMPLE = """examples:
+  python -m downlink export received/ --geojson images.geojson --kml images.kml
+  python -m downlink cot received/ --to udp://239.2.3.1:6969      (TAK SA multicast)
+  python -m downlink cot received/ --to tcp://takserver:8087 --base-url http://ground:8080/
 """
 
 DECODE_EXAMPLE = """example:
@@ -97,6 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--json", action="store_true", help="machine-readable result")
     add_codec_arguments(d)
+
+    x = sub.add_parser(
+        "export",
+        help="GeoJSON / KML of the delivered images (position, time, strings, picture)",
+        epilog=EXPORT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    x.add_argument("folder", type=Path, help="the receiver's output folder")
+    x.add_argument("--geojson", type=Path, help="GeoJSON file to write")
+    x.add_argument("--kml", type=Path, help="KML file to write")
+    x.add_argument("--base-url", help="prefix for picture links (default: file names)")
+
+    c = sub.add_parser(
+        "cot",
+        help="send Cursor-on-Target events of the delivered images to a TAK server",
+        epilog=EXPORT_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("folder", type=Path, help="the receiver's output folder")
+    c.add_argument("--to", required=True, metavar="URL", help="udp://HOST:PORT or tcp://HOST:PORT")
+    c.add_argument("--stale-s", type=float, default=3600.0, help="events go stale after (3600)")
+    c.add_argument("--callsign", default="TEXTBOOST", help="callsign of the image markers")
+    c.add_argument("--base-url", help="prefix for picture links (default: file names)")
     return p
 
 
@@ -107,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "decode":
         return _decode(args)
+    if args.command in ("export", "cot"):
+        return _handoff(args)
     return _receive(args)
 
 
@@ -210,6 +243,46 @@ def _receive(args) -> int:
             )
             if r["words"]:
                 print(f"              text: {' | '.join(w['text'] for w in r['words'])}")
+    return 0
+
+
+def _handoff(args) -> int:
+    from downlink import handoff
+
+    if not args.folder.is_dir():
+        fail(PROG, f"{args.folder}: not a folder (the receiver's --out)")
+    try:
+        images = handoff.load_delivered(args.folder)
+    except ValueError as exc:
+        fail(PROG, _one_line(exc))
+    located = [d for d in images if d.located]
+    if args.command == "export":
+        if args.geojson is None and args.kml is None:
+            fail(PROG, "export: give --geojson FILE and/or --kml FILE")
+        try:
+            if args.geojson is not None:
+                doc = handoff.to_geojson(located, args.base_url)
+                args.geojson.write_text(json.dumps(doc, indent=1) + "\n")
+            if args.kml is not None:
+                args.kml.write_text(handoff.to_kml(located, args.base_url))
+        except OSError as exc:
+            fail(PROG, f"{exc.filename}: {exc.strerror}")
+        print(f"{len(located)} of {len(images)} images have a position: written")
+        return 0
+    if args.stale_s <= 0:
+        fail(PROG, f"--stale-s {args.stale_s}: expected a positive number of seconds")
+    try:
+        handoff.parse_cot_url(args.to)
+        events = [
+            ev
+            for d in located
+            for ev in handoff.cot_events(d, stale_s=args.stale_s, base_url=args.base_url,
+                                         callsign=args.callsign)
+        ]  # fmt: skip
+        sent = handoff.send_cot(events, args.to)
+    except (ValueError, OSError) as exc:
+        fail(PROG, f"--to {args.to}: {_one_line(exc)}")
+    print(f"{sent} CoT events for {len(located)} located images sent to {args.to}")
     return 0
 
 

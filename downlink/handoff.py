@@ -1,0 +1,290 @@
+"""Hand-off to the tools a rescue team already runs: GeoJSON and KML of what was delivered,
+and Cursor-on-Target (CoT) events for a TAK server (ATAK, WinTAK, WebTAK).
+
+Input is the receiver's output folder: one ``bundle_NNNNN.json`` per image (see
+:mod:`downlink.node`), holding the capture metadata and words as soon as the header and text
+section landed, and the image's result once it was decoded. An image with no position is
+listed nowhere: every format here is a map.
+
+CoT follows the TAK conventions: ``<event version="2.0">`` with a stable ``uid`` per image
+(so a refined image replaces its marker), ``type`` ``b-i-x-i`` (an image, as ATAK's
+quick-pic markers) for the photo and ``b-m-p-s-m`` (a spot-map marker) for each string read,
+``how`` ``m-g`` (machine, GNSS), ``time``/``start`` = now, ``stale`` = now + ``stale_s``,
+``point`` with unknown errors as ``9999999.0``, and ``detail`` with ``contact`` callsign,
+``remarks`` and a ``link`` to the decoded picture. The XML is written with the standard
+library (pytak would add an asyncio framework for what is one ``sendto``); events go over
+UDP (unicast, or multicast: TAK's SA group is 239.2.3.1:6969) or a TCP stream to a TAK
+server's plain CoT port (8087 by default on TAK Server).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "Delivered",
+    "cot_events",
+    "load_delivered",
+    "parse_cot_url",
+    "send_cot",
+    "to_geojson",
+    "to_kml",
+]
+
+UNKNOWN_ERROR = "9999999.0"  # CoT's "not known" for ce/le and hae
+KML_NS = "http://www.opengis.net/kml/2.2"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """One image as the ground knows it: where and when it was taken, what it says."""
+
+    bundle_id: int
+    capture: dict[str, Any]  # CaptureMeta.to_json(): time, lat, lon, alt_m, heading_deg, camera
+    strings: list[str] = field(default_factory=list)
+    image: Path | None = None  # the decoded PNG (None: text only so far)
+    complete: bool = False
+    source: Path | None = None  # the bundle's JSON file
+
+    @property
+    def located(self) -> bool:
+        return "lat" in self.capture and "lon" in self.capture
+
+    @property
+    def uid(self) -> str:
+        return f"textboost-{self.bundle_id:05d}"
+
+
+def load_delivered(out_dir: str | Path) -> list[Delivered]:
+    """The images in a receiver's output folder, by bundle id.
+
+    Raises:
+        ValueError: a bundle JSON that is not valid JSON or lacks ``bundle_id``, naming it.
+    """
+    out: list[Delivered] = []
+    for path in sorted(Path(out_dir).glob("bundle_*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            bundle_id = int(doc["bundle_id"])
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: not a receiver's bundle JSON ({e})") from None
+        text = doc.get("text") or {}
+        image = doc.get("image") or {}
+        capture = text.get("capture") or image.get("capture") or {}
+        words = text.get("words") or image.get("words") or []
+        png = image.get("png_path")
+        out.append(
+            Delivered(
+                bundle_id=bundle_id,
+                capture=capture,
+                strings=[w["text"] for w in words if isinstance(w, dict) and "text" in w],
+                image=Path(png) if png else None,
+                complete=bool(image.get("complete")),
+                source=path,
+            )
+        )
+    return out
+
+
+def _link(d: Delivered, base_url: str | None) -> str | None:
+    if d.image is None:
+        return None
+    return f"{base_url.rstrip('/')}/{d.image.name}" if base_url else d.image.name
+
+
+def to_geojson(images: Iterable[Delivered], base_url: str | None = None) -> dict[str, Any]:
+    """A FeatureCollection of Points (RFC 7946: lon, lat[, alt]) with the capture time, the
+    strings read and a link to the decoded picture (relative unless ``base_url``)."""
+    features = []
+    for d in images:
+        if not d.located:
+            continue
+        c = d.capture
+        coords = [c["lon"], c["lat"]] + ([c["alt_m"]] if "alt_m" in c else [])
+        props: dict[str, Any] = {
+            "bundle_id": d.bundle_id,
+            "time": c.get("time"),
+            "strings": d.strings,
+            "text": " | ".join(d.strings),
+            "image": _link(d, base_url),
+            "complete": d.complete,
+        }
+        for key in ("heading_deg", "camera"):
+            if key in c:
+                props[key] = c[key]
+        features.append(
+            {
+                "type": "Feature",
+                "id": d.uid,
+                "geometry": {"type": "Point", "coordinates": coords},
+                "properties": props,
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
+    """A KML 2.2 document: a Placemark per located image, with its time stamp, the strings
+    and the picture in the balloon."""
+    ET.register_namespace("", KML_NS)
+    root = ET.Element(f"{{{KML_NS}}}kml")
+    doc = ET.SubElement(root, f"{{{KML_NS}}}Document")
+    ET.SubElement(doc, f"{{{KML_NS}}}name").text = "TextBoost link: delivered images"
+    for d in images:
+        if not d.located:
+            continue
+        c = d.capture
+        pm = ET.SubElement(doc, f"{{{KML_NS}}}Placemark", id=d.uid)
+        ET.SubElement(pm, f"{{{KML_NS}}}name").text = (
+            " | ".join(d.strings) if d.strings else f"image {d.bundle_id}"
+        )
+        link = _link(d, base_url)
+        lines = [f"bundle {d.bundle_id}"] + [f"text: {s}" for s in d.strings]
+        html = "<br/>".join(_escape(x) for x in lines)
+        if link:
+            html += f'<br/><img src="{_escape(link)}" width="320"/>'
+        ET.SubElement(pm, f"{{{KML_NS}}}description").text = html
+        if c.get("time"):
+            ts = ET.SubElement(pm, f"{{{KML_NS}}}TimeStamp")
+            ET.SubElement(ts, f"{{{KML_NS}}}when").text = c["time"]
+        point = ET.SubElement(pm, f"{{{KML_NS}}}Point")
+        if "alt_m" in c:
+            ET.SubElement(point, f"{{{KML_NS}}}altitudeMode").text = "absolute"
+        coords = [c["lon"], c["lat"], c.get("alt_m", 0)]
+        ET.SubElement(point, f"{{{KML_NS}}}coordinates").text = ",".join(map(str, coords))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _escape(text: str) -> str:
+    from html import escape
+
+    return escape(text, quote=True)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def cot_events(
+    d: Delivered,
+    now: datetime | None = None,
+    stale_s: float = 3600.0,
+    base_url: str | None = None,
+    callsign: str = "TEXTBOOST",
+) -> list[bytes]:
+    """The CoT events of one located image: the photo, then one per string read (empty
+    for an image without a position). Each is one UTF-8 XML document."""
+    if not d.located:
+        return []
+    now = now or datetime.now(UTC)
+    c = d.capture
+    link = _link(d, base_url)
+    when = f"taken {c['time']}" if c.get("time") else "capture time unknown"
+    said = f"; text: {' | '.join(d.strings)}" if d.strings else ""
+    events = [
+        _event(d.uid, "b-i-x-i", c, now, stale_s, f"{callsign}-{d.bundle_id}",
+               f"TextBoost image {d.bundle_id}, {when}{said}", link)
+    ]  # fmt: skip
+    for i, s in enumerate(d.strings):
+        events.append(
+            _event(f"{d.uid}-text-{i}", "b-m-p-s-m", c, now, stale_s, s,
+                   f"read in image {d.bundle_id} ({when}): {s}", link, parent=d.uid)
+        )  # fmt: skip
+    return events
+
+
+def _event(
+    uid: str,
+    kind: str,
+    c: dict[str, Any],
+    now: datetime,
+    stale_s: float,
+    callsign: str,
+    remarks: str,
+    link: str | None,
+    parent: str | None = None,
+) -> bytes:
+    ev = ET.Element(
+        "event",
+        version="2.0",
+        uid=uid,
+        type=kind,
+        how="m-g",
+        time=_iso(now),
+        start=_iso(now),
+        stale=_iso(now + timedelta(seconds=stale_s)),
+    )
+    ET.SubElement(
+        ev,
+        "point",
+        lat=f"{c['lat']:.7f}",
+        lon=f"{c['lon']:.7f}",
+        hae=str(c["alt_m"]) if "alt_m" in c else UNKNOWN_ERROR,
+        ce=UNKNOWN_ERROR,
+        le=UNKNOWN_ERROR,
+    )
+    detail = ET.SubElement(ev, "detail")
+    ET.SubElement(detail, "contact", callsign=callsign)
+    ET.SubElement(detail, "remarks").text = remarks
+    if parent is not None:
+        ET.SubElement(detail, "link", uid=parent, type="b-i-x-i", relation="p-p")
+    if link is not None:
+        ET.SubElement(detail, "link", url=link, relation="r-u", mime="image/png",
+                      remarks="decoded photo")  # fmt: skip
+    if "heading_deg" in c:
+        ET.SubElement(detail, "track", course=str(c["heading_deg"]), speed="0.0")
+    return ET.tostring(ev, encoding="utf-8", xml_declaration=True)
+
+
+def parse_cot_url(url: str) -> tuple[str, str, int]:
+    """``udp://HOST:PORT`` or ``tcp://HOST:PORT`` → (scheme, host, port).
+
+    Raises:
+        ValueError: naming the URL and what was expected.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("udp", "tcp") or not parts.hostname or port is None:
+        raise ValueError(
+            f"CoT destination {url!r}: expected udp://HOST:PORT or tcp://HOST:PORT "
+            "(TAK's SA multicast is udp://239.2.3.1:6969, TAK Server's CoT port tcp://HOST:8087)"
+        )
+    return parts.scheme, parts.hostname, port
+
+
+def send_cot(events: Iterable[bytes], url: str, timeout_s: float = 5.0, ttl: int = 1) -> int:
+    """Send events to ``url`` (:func:`parse_cot_url`): one datagram each over UDP (a
+    multicast group gets ``ttl`` hops), or one TCP stream of concatenated documents.
+    Returns the number sent."""
+    scheme, host, port = parse_cot_url(url)
+    events = list(events)
+    if scheme == "udp":
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            if _is_multicast(host):
+                s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+            for ev in events:
+                s.sendto(ev, (host, port))
+    else:
+        with socket.create_connection((host, port), timeout=timeout_s) as s:
+            for ev in events:
+                s.sendall(ev)
+    return len(events)
+
+
+def _is_multicast(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_multicast
+    except ValueError:  # a host name
+        return False

@@ -1,0 +1,163 @@
+"""Hand-off: GeoJSON, KML and Cursor-on-Target from a receiver's output folder, the CoT
+sent over real loopback sockets to listeners that parse what they receive."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from downlink import DownlinkNode
+from downlink.cli import main
+from downlink.handoff import (
+    Delivered,
+    cot_events,
+    load_delivered,
+    parse_cot_url,
+    send_cot,
+)
+from textboost.capture import CaptureMeta
+from textboost.codec.container import Container, Header
+from textboost.protocol import LinkConfig, Sender
+from textboost.text.payload import encode_words
+from textboost.text.words import Word
+
+WHEN = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+KML = "{http://www.opengis.net/kml/2.2}"
+
+
+def _receive(out: Path, images: dict[int, tuple[CaptureMeta | None, list[str]]]) -> None:
+    """Real bundles through a real Sender and DownlinkNode (no decoder: text only)."""
+    rng = np.random.default_rng(0)
+    cfg = LinkConfig(mtu_bytes=96, arq="none")
+    node = DownlinkNode(cfg, out_dir=out, codec_factory=None)
+    s = Sender(cfg)
+    for bid, (meta, strings) in images.items():
+        words = [
+            Word(np.array([[10, 10 + 12 * i], [60, 10 + 12 * i], [60, 20 + 12 * i],
+                           [10, 20 + 12 * i]], float), text)
+            for i, text in enumerate(strings)
+        ]  # fmt: skip
+        header = Header(b"TST1", 96, 64, 1000, 2, meta=meta)
+        data = Container(header, encode_words(words, 96, 64), rng.bytes(20), (rng.bytes(30),))
+        s.submit(bid, data.to_sections(), 0.0)
+    for k, f in enumerate(s.poll_transmit(0.0)):
+        node.receive(f, float(k))
+
+
+@pytest.fixture
+def received(tmp_path) -> Path:
+    _receive(
+        tmp_path,
+        {
+            1: (
+                CaptureMeta(time=WHEN, lat=46.5197, lon=6.6323, alt_m=380.0, heading_deg=90.0),
+                ["KA 4711", "EXIT"],
+            ),
+            2: (None, ["NO FIX"]),
+            3: (CaptureMeta(lat=-33.8568, lon=151.2153), []),
+        },
+    )
+    return tmp_path
+
+
+def test_delivered_images_are_read_from_the_receivers_folder(received):
+    images = {d.bundle_id: d for d in load_delivered(received)}
+    assert set(images) == {1, 2, 3}
+    assert images[1].strings == ["KA 4711", "EXIT"] and images[1].located
+    assert images[1].capture["time"] == "2026-12-03T09:30:00Z"
+    assert not images[2].located and images[2].strings == ["NO FIX"]
+    (received / "bundle_00009.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"bundle_00009\.json: not a receiver's bundle JSON"):
+        load_delivered(received)
+
+
+def test_geojson_and_kml_list_the_located_images(received, tmp_path):
+    geo, kml = tmp_path / "out.geojson", tmp_path / "out.kml"
+    assert main(["export", str(received), "--geojson", str(geo), "--kml", str(kml)]) == 0
+    fc = json.loads(geo.read_text())
+    assert fc["type"] == "FeatureCollection"
+    by_id = {f["properties"]["bundle_id"]: f for f in fc["features"]}
+    assert set(by_id) == {1, 3}  # image 2 has no position
+    lon, lat, alt = by_id[1]["geometry"]["coordinates"]
+    assert (lat, lon, alt) == pytest.approx((46.5197, 6.6323, 380.0), abs=1e-5)
+    assert by_id[1]["properties"]["strings"] == ["KA 4711", "EXIT"]
+    assert by_id[1]["properties"]["time"] == "2026-12-03T09:30:00Z"
+    assert len(by_id[3]["geometry"]["coordinates"]) == 2
+    root = ET.fromstring(kml.read_text())
+    marks = root.findall(f"{KML}Document/{KML}Placemark")
+    assert [m.get("id") for m in marks] == ["textboost-00001", "textboost-00003"]
+    assert marks[0].findtext(f"{KML}name") == "KA 4711 | EXIT"
+    assert marks[0].findtext(f"{KML}TimeStamp/{KML}when") == "2026-12-03T09:30:00Z"
+    lon_k, lat_k, _ = map(float, marks[0].findtext(f"{KML}Point/{KML}coordinates").split(","))
+    assert (lat_k, lon_k) == pytest.approx((46.5197, 6.6323), abs=1e-5)
+
+
+def test_cot_events_follow_the_tak_conventions():
+    d = Delivered(7, {"time": "2026-12-03T09:30:00Z", "lat": 1.5, "lon": 2.5,
+                      "heading_deg": 45.0}, ["B-AB 123"], Path("out/bundle_00007.png"))  # fmt: skip
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    photo, text = (ET.fromstring(x) for x in cot_events(d, now, 600, "http://ground:8080/"))
+    assert photo.get("version") == "2.0" and photo.get("type") == "b-i-x-i"
+    assert photo.get("uid") == "textboost-00007" and photo.get("how") == "m-g"
+    assert photo.get("time") == photo.get("start") == "2026-12-03T10:00:00.000Z"
+    assert photo.get("stale") == "2026-12-03T10:10:00.000Z"
+    pt = photo.find("point")
+    assert (float(pt.get("lat")), float(pt.get("lon"))) == (1.5, 2.5)
+    assert pt.get("ce") == pt.get("le") == pt.get("hae") == "9999999.0"
+    links = photo.findall("detail/link")
+    assert links[0].get("url") == "http://ground:8080/bundle_00007.png"
+    assert "B-AB 123" in photo.findtext("detail/remarks")
+    assert photo.find("detail/track").get("course") == "45.0"
+    assert text.get("type") == "b-m-p-s-m" and text.get("uid") == "textboost-00007-text-0"
+    assert text.find("detail/contact").get("callsign") == "B-AB 123"
+    assert text.find("detail/link[@relation='p-p']").get("uid") == "textboost-00007"
+    assert cot_events(Delivered(8, {}, ["x"])) == []  # no position, no marker
+
+
+def test_cot_reaches_udp_and_tcp_listeners_on_loopback(received):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(5)
+    assert main(["cot", str(received), "--to", f"udp://127.0.0.1:{udp.getsockname()[1]}"]) == 0
+    got = [ET.fromstring(udp.recv(65536)) for _ in range(4)]  # 1: photo + 2 strings; 3: photo
+    udp.close()
+    assert [e.get("uid") for e in got] == [
+        "textboost-00001", "textboost-00001-text-0", "textboost-00001-text-1", "textboost-00003"
+    ]
+    srv = socket.create_server(("127.0.0.1", 0))
+    chunks: list[bytes] = []
+
+    def accept() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            while data := conn.recv(65536):
+                chunks.append(data)
+
+    t = threading.Thread(target=accept)
+    t.start()
+    events = cot_events(load_delivered(received)[0])
+    assert send_cot(events, f"tcp://127.0.0.1:{srv.getsockname()[1]}") == 3
+    t.join(5)
+    srv.close()
+    stream = b"".join(chunks).decode()
+    docs = [d for d in stream.split("<?xml") if d]
+    assert [ET.fromstring("<?xml" + d).get("type") for d in docs] == [
+        "b-i-x-i", "b-m-p-s-m", "b-m-p-s-m"
+    ]
+
+
+@pytest.mark.parametrize("url", ["http://x:1", "udp://host", "tcp://:80", "udp://h:99999"])
+def test_bad_cot_destination_is_named(url, received, capsys):
+    with pytest.raises(ValueError, match="expected udp://HOST:PORT or tcp://HOST:PORT"):
+        parse_cot_url(url)
+    with pytest.raises(SystemExit) as e:
+        main(["cot", str(received), "--to", url])
+    assert e.value.code == 2
+    assert url in capsys.readouterr().err
