@@ -159,7 +159,9 @@ def test_pack_fits_the_cap_and_refuses_what_cannot(tmp_path, data_dir):
         pack_images([data_dir], tmp_path / "tiny", max_mib=0.001)
 
 
-STAGE1_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if "stage2" not in p.name)
+STAGE1_CONFIGS = sorted(  # field.yaml is the field services' config (docs/field.md)
+    p for p in (REPO / "configs").glob("*.yaml") if "stage2" not in p.name and "field" not in p.name
+)
 
 
 @pytest.mark.parametrize("path", STAGE1_CONFIGS, ids=lambda p: p.name)
