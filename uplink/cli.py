@@ -4,6 +4,7 @@ encode one file, or check the device (``verify``: stage times and PSNR).
     python -m uplink send IMG|DIR|TBX ... --to HOST:PORT [--max-bytes N] [codec options]
     python -m uplink encode IMG OUT.tbx (--max-bytes N | --bpp B | --rate R) [--no-text]
     python -m uplink verify [--image IMG] [--max-bytes N] [--no-text] [--json]
+    python -m uplink serve --config field.yaml     # the service (docs/field.md)
 
 Codec options (every command): --backend torch|onnxruntime|tensorrt, --onnx-dir DIR (the
 graphs of `python -m export onnx`; default: the model id's cache folder), --device
@@ -47,6 +48,13 @@ ENCODE_EXAMPLE = """example:
 
 VERIFY_EXAMPLE = """example (the first thing to run on a device):
   python -m uplink verify --backend onnxruntime --onnx-dir onnx/ --device cuda
+"""
+
+
+SERVE_EXAMPLE = """example (a field trial; configs/field.yaml runs on loopback):
+  python -m uplink serve --config configs/field.yaml
+  (a camera writes NAME.tmp into uplink.drop_dir and renames it to NAME.jpg; or
+   curl --data-binary @photo.jpg http://127.0.0.1:8470/images/photo.jpg)
 """
 
 
@@ -126,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--min-psnr", type=float, default=20.0, help="fail below this PSNR (20 dB)")
     v.add_argument("--json", action="store_true", help="machine-readable result")
     add_codec_arguments(v)
+
+    from textboost.field.serve import add_serve_parser
+
+    add_serve_parser(sub, "uplink", SERVE_EXAMPLE)
     return p
 
 
@@ -138,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         return _encode(args)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "serve":
+        from textboost.field.serve import serve
+        from uplink.service import UplinkService
+
+        return serve(PROG, args, "uplink", lambda c, src: UplinkService(c, source=src))
     return _send(args)
 
 

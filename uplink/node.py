@@ -97,10 +97,14 @@ class UplinkNode:
     def store(self, image_id: str, data: bytes, now: float, priority: int = 0) -> list[DropRecord]:
         """Store an encoded `.tbx` stream for sending.
 
+        An image whose bundle failed (no FIN after the retries) may be stored again: the
+        field service retries it under a new bundle id.
+
         Raises:
-            ValueError: duplicate image id, or ``data`` is not a valid `.tbx` stream.
+            ValueError: duplicate image id (not failed), or ``data`` is not a valid `.tbx`.
         """
-        if image_id in self.images:
+        old = self.images.get(image_id)
+        if old is not None and old.failed_s is None:
             raise ValueError(f"image_id {image_id!r}: already stored")
         Container.parse(data)  # refuse a corrupt stream now, not at the ground
         self.images[image_id] = ImageRecord(image_id, len(data), now)

@@ -8,6 +8,7 @@ found, e.g. ``field.yaml: uplink.rate_bps: expected a number > 0, got -5``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from textboost.protocol.errors import LocalProtocolError
 
 __all__ = [
     "BudgetSection",
+    "CodecSection",
     "ConfigError",
     "DownlinkSection",
     "FieldConfig",
@@ -39,7 +41,18 @@ class _Section(BaseModel):
 
 def _address(value: str | None) -> str | None:
     if value is not None:
-        parse_host_port(value)
+        try:
+            parse_host_port(value)
+        except ValueError:
+            raise ValueError("host:port with a port 1..65535") from None
+    return value
+
+
+def _bind(value: str) -> str:
+    """A local address: port 0 picks a free one."""
+    host, sep, port = value.rpartition(":")
+    if not (sep and host and port.isdigit() and int(port) < 65536):
+        raise ValueError("host:port with a port 0..65535 (0: any free port)")
     return value
 
 
@@ -88,6 +101,25 @@ class BudgetSection(_Section):
         return FixedRate(float(self.rate))  # type: ignore[arg-type]
 
 
+class CodecSection(_Section):
+    """Where a service's codec runs (as the CLIs' ``--model/--backend/--onnx-dir/--device``);
+    loaded on the first image that needs it, never for `.tbx` files."""
+
+    model: Path | None = None  # None: the shipped model
+    backend: Literal["torch", "onnxruntime", "tensorrt"] = "torch"
+    onnx_dir: Path | None = None
+    device: str = "cpu"
+
+    def loader(self, *, fusion: bool | None = None):
+        """The :class:`~textboost.codec.loader.CodecLoader` (nothing loaded yet)."""
+        from textboost.codec.loader import CodecLoader
+
+        return CodecLoader(
+            self.model, backend=self.backend, device=self.device, onnx_dir=self.onnx_dir,
+            fusion=fusion,
+        )  # fmt: skip
+
+
 class UplinkSection(_Section):
     """The edge service: where images come in, where its state lives, how it sends."""
 
@@ -105,8 +137,10 @@ class UplinkSection(_Section):
     text: bool = True  # spot words and send them first
     poll_s: float = Field(0.5, gt=0)  # drop folder polling interval
     keep_sources: bool = False  # True: move taken files to drop_dir/taken/, False: delete
+    codec: CodecSection = CodecSection()
 
-    _addr = field_validator("intake", "bind", "peer")(_address)
+    _addr = field_validator("intake", "peer")(_address)
+    _bind = field_validator("bind")(_bind)
 
 
 class DownlinkSection(_Section):
@@ -119,6 +153,7 @@ class DownlinkSection(_Section):
     max_pixels: int = Field(24_000_000, gt=0)  # decode limit (width x height of a header)
     decode: bool = True  # False: store the .tbx and the words, decode nothing
     progressive: bool = True  # decode a preview PNG as each y group lands
+    codec: CodecSection = CodecSection()
 
     _addr = field_validator("listen")(_address)
 
@@ -168,17 +203,21 @@ def _resolve(doc: dict[str, Any], base: Path) -> dict[str, Any]:
     """Relative paths in the document, from the config file's folder."""
     keys = {
         "link": ("key_file",),
+        "codec": ("model", "onnx_dir"),
         "uplink": ("drop_dir", "state_db", "event_log"),
         "downlink": ("out_dir", "state_db", "event_log"),
     }
-    for section, names in keys.items():
-        sub = doc.get(section)
+    subs = [("link", doc.get("link")), ("uplink", doc.get("uplink")),
+            ("downlink", doc.get("downlink"))]  # fmt: skip
+    subs += [("codec", s.get("codec")) for _, s in subs[1:] if isinstance(s, dict)]
+    for section, sub in subs:
         if not isinstance(sub, dict):
             continue
+        names = keys[section]
         for name in names:
             value = sub.get(name)
             if isinstance(value, str) and not Path(value).is_absolute():
-                sub[name] = str(base / value)
+                sub[name] = os.path.normpath(base / value)
     return doc
 
 

@@ -17,12 +17,14 @@ from typing import Protocol, Self
 __all__ = ["TimedNode", "TokenBucket", "UdpEndpoint", "parse_host_port", "wait_and_fire"]
 
 
-def parse_host_port(text: str) -> tuple[str, int]:
-    """``"host:port"`` -> (host, port). Raises: ValueError naming the bad part."""
+def parse_host_port(text: str, *, any_port: bool = False) -> tuple[str, int]:
+    """``"host:port"`` -> (host, port); ``any_port``: port 0 (a free one) allowed.
+
+    Raises: ValueError naming the bad part."""
     host, sep, port = text.rpartition(":")
     if not sep or not host:
         raise ValueError(f"address {text!r}: expected host:port")
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not port.isdigit() or not int(port) < 65536 or (int(port) == 0 and not any_port):
         raise ValueError(f"address {text!r}: port {port!r} is not 1..65535")
     return host, int(port)
 

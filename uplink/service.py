@@ -1,0 +1,220 @@
+"""``python -m uplink serve``: the edge node as a long-running service.
+
+It takes images from the drop folder (and the loopback HTTP intake, :mod:`uplink.intake`),
+encodes them on a worker thread (:class:`~uplink.encode.EncodePipeline`; `.tbx` files pass
+through), queues them in SQLite (:mod:`uplink.state`) and sends them over UDP with an
+:class:`~uplink.node.UplinkNode`, paced to ``rate_bps`` and sending only in the ``on`` part of
+each duty-cycle period. Every step goes to the JSONL event log.
+
+Crash safety, in order: the epoch is incremented and durable before the first frame; an
+image's `.tbx` is durable in the queue before its source file is removed; its ack is durable
+when the FIN is handled. A restart therefore resubmits every image not acknowledged (under
+the new epoch, with new bundle ids; the ground recognises those it already stored by their
+SHA-256 and acknowledges them again) and nothing acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import selectors
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from textboost.field.config import FieldConfig
+from textboost.field.eventlog import EventLog
+from textboost.field.udp import TokenBucket, UdpEndpoint, parse_host_port, wait_and_fire
+from textboost.protocol import BundleAcked, BundleFailed, Event
+from uplink.encode import Encoded, EncodePipeline
+from uplink.intake import DropFolder, HttpIntake
+from uplink.node import UplinkNode
+from uplink.state import UplinkState
+
+__all__ = ["UplinkService"]
+
+TICK_S = 0.02
+UNLIMITED_STORAGE = 1 << 60  # the queue is SQLite's; the node's store never drops
+
+
+class UplinkService:
+    """Args:
+    config: the loaded ``field.yaml`` (with an ``uplink`` section).
+    source: the config file's name, for error messages.
+    pipeline: the encode pipeline (default: from ``uplink.budget``, ``text`` and ``codec``).
+    clock: monotonic seconds, for the protocol's times.
+
+    Raises: ConfigError (bad key file), ValueError (intake not on loopback), OSError.
+    """
+
+    def __init__(
+        self,
+        config: FieldConfig,
+        *,
+        source: str = "field.yaml",
+        pipeline: EncodePipeline | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        up = config.uplink
+        if up is None:
+            raise ValueError(f"{source}: uplink: missing; add the uplink section")
+        self.cfg = up
+        self.link = config.link_config(source)
+        self.clock = clock
+        self.pipeline = pipeline or EncodePipeline(
+            up.budget.policy(), None, up.codec.loader(fusion=False), text=up.text
+        )
+        self.log = EventLog(up.event_log, "uplink")
+        self.state = UplinkState(up.state_db)
+        self.drop = DropFolder(up.drop_dir)
+        self.peer = parse_host_port(up.peer)
+        self.intake: HttpIntake | None = None
+        if up.intake is not None:
+            self.intake = HttpIntake(*parse_host_port(up.intake), self.drop)
+        # the epoch is durable before any frame of this session exists
+        self.epoch = self.state.new_epoch()
+        self.log.write("restart", epoch=self.epoch, **self.state.counts())
+        self.node = UplinkNode(
+            self.link, storage_bytes=UNLIMITED_STORAGE, max_in_flight=up.max_in_flight,
+            epoch=self.epoch,
+        )  # fmt: skip
+        self._tbx: dict[str, bytes] = {}  # unacknowledged images (to retry a failed bundle)
+        for q in self.state.pending():
+            self._queue(q.image_id, q.tbx, 0.0)
+        self._logged: set[int] = set()  # bundle ids whose submission is logged
+        self._encoding: dict[Path, tuple[Future[Encoded], str, str | None, float]] = {}
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="encode")
+        self._t0 = clock()
+        self.send_errors = 0
+
+    def _queue(self, image_id: str, tbx: bytes, now: float) -> None:
+        self._tbx[image_id] = tbx
+        self.node.store(image_id, tbx, now)
+
+    # --- intake -------------------------------------------------------------------------
+
+    def _scan(self) -> None:
+        """Take the drop folder's complete files: skip what is already queued (a crash
+        after the commit, before the removal), hand the rest to the encode worker."""
+        for path in self.drop.ready():
+            if path in self._encoding:
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:  # removed meanwhile; seen again if it comes back
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            if self.state.taken(path.name, sha) is not None:
+                self.drop.taken(path, self.cfg.keep_sources)
+                continue
+            via = "http" if self.intake and self.intake.came_by_http(path.name) else "drop"
+            self.log.write("captured", image=path.name, bytes=len(data), source=via)
+            sidecar = self.drop.sidecar(path)
+            future = self._worker.submit(self.pipeline.encode, path)
+            self._encoding[path] = (future, sha, sidecar, time.time())
+
+    def _store_encoded(self, now: float) -> None:
+        for path, (future, sha, sidecar, captured_t) in list(self._encoding.items()):
+            if not future.done():
+                continue
+            del self._encoding[path]
+            try:
+                enc = future.result()
+            except (ValueError, OSError, RuntimeError) as exc:
+                self.log.write("rejected", image=path.name, source=str(path),
+                               reason=" ".join(str(exc).split()))  # fmt: skip
+                self.drop.reject(path)
+                continue
+            tbx_sha = hashlib.sha256(enc.data).hexdigest()
+            # durable before the source goes: a crash in between re-finds the file (taken())
+            image_id = self.state.add(
+                path.name, sha, sidecar, enc.data, tbx_sha, enc.bpp, captured_t
+            )
+            self.drop.taken(path, self.cfg.keep_sources)
+            self._queue(image_id, enc.data, now)
+            self.log.write("encoded", image=image_id, bytes=len(enc.data),
+                           bpp=round(enc.bpp, 5), sha256=tbx_sha)  # fmt: skip
+
+    # --- the protocol -------------------------------------------------------------------
+
+    def _on_events(self, events: list[Event]) -> None:
+        for e in events:
+            image_id = self.node.bundle_image[e.bundle_id]
+            n = len(self._tbx.get(image_id, b""))
+            if isinstance(e, BundleAcked):
+                self.state.acked(image_id)  # durable: never sent again
+                self._tbx.pop(image_id, None)
+                self.log.write("acked", image=image_id, epoch=self.epoch, bundle=e.bundle_id,
+                               bytes=n)  # fmt: skip
+            elif isinstance(e, BundleFailed):
+                self.log.write("failed", image=image_id, epoch=self.epoch, bundle=e.bundle_id,
+                               bytes=n, reason=e.reason)  # fmt: skip
+                self._queue(image_id, self._tbx[image_id], e.time_s)  # try again
+
+    def _log_submissions(self) -> None:
+        for bundle, image_id in self.node.bundle_image.items():
+            if bundle in self._logged:
+                continue
+            self._logged.add(bundle)
+            self.state.submitted(image_id, self.epoch, bundle)
+            self.log.write("submitted", image=image_id, epoch=self.epoch, bundle=bundle,
+                           bytes=len(self._tbx.get(image_id, b"")))  # fmt: skip
+
+    # the TimedNode interface for wait_and_fire: timer events are handled, not dropped
+    def next_timer(self) -> float | None:
+        return self.node.next_timer()
+
+    def handle_timeout(self, now: float) -> list[Event]:
+        events = self.node.handle_timeout(now)
+        self._on_events(events)
+        return events
+
+    def _duty_on(self, t: float) -> bool:
+        period = self.cfg.duty_period_s
+        return self.cfg.duty_cycle >= 1.0 or t % period < self.cfg.duty_cycle * period
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, max_s: float | None = None) -> None:
+        """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""
+        elapsed = lambda: self.clock() - self._t0  # noqa: E731
+        bucket = TokenBucket(self.cfg.rate_bps, 4 * self.link.mtu_bytes, self.clock())
+        next_scan = 0.0
+        with UdpEndpoint(parse_host_port(self.cfg.bind, any_port=True), self.clock) as ep, \
+                selectors.DefaultSelector() as sel:  # fmt: skip
+            sel.register(ep.sock, selectors.EVENT_READ)
+
+            def drain() -> None:
+                while True:
+                    try:
+                        data, _ = ep.sock.recvfrom(65535)
+                    except BlockingIOError:
+                        return
+                    except OSError:  # ICMP port unreachable: the ground is not up yet
+                        continue
+                    self._on_events(self.node.receive(data, elapsed()))
+
+            while not stop.is_set() and (max_s is None or elapsed() < max_s):
+                now = elapsed()
+                if now >= next_scan:
+                    self._scan()
+                    next_scan = now + self.cfg.poll_s
+                self._store_encoded(now)
+                budget = bucket.budget(self.clock()) if self._duty_on(now) else 0
+                for frame in self.node.poll_transmit(now, budget):
+                    bucket.spend(len(frame))
+                    try:
+                        ep.sock.sendto(frame, self.peer)
+                    except OSError:  # lost: the protocol repairs
+                        self.send_errors += 1
+                self._log_submissions()
+                wait_and_fire(sel, self, elapsed, min(TICK_S, self.cfg.poll_s), drain)
+                self.log.drops(self.node.sender.take_drops())
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        if self.intake is not None:
+            self.intake.close()
+        self.state.close()
+        self.log.close()
