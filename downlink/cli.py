@@ -3,6 +3,7 @@ decode one `.tbx` file.
 
     python -m downlink receive --port P --out DIR [--no-fusion] [codec options]
     python -m downlink decode IN.tbx OUT.png [--no-fusion] [--groups K] [codec options]
+    python -m downlink serve --config field.yaml   # the service (docs/field.md)
     python -m downlink export DIR [--geojson F] [--kml F]   # delivered images on a map
     python -m downlink cot DIR --to udp://HOST:PORT|tcp://HOST:PORT   # to a TAK server
 
@@ -42,6 +43,11 @@ EXPORT_EXAMPLE = """examples:
   python -m downlink export received/ --geojson images.geojson --kml images.kml
   python -m downlink cot received/ --to udp://239.2.3.1:6969      (TAK SA multicast)
   python -m downlink cot received/ --to tcp://takserver:8087 --base-url http://ground:8080/
+"""
+
+SERVE_EXAMPLE = """example (a field trial; configs/field.yaml runs on loopback):
+  python -m downlink serve --config configs/field.yaml
+  (writes downlink.out_dir/NAME.tbx, .json, .png and the JSONL event log)
 """
 
 DECODE_EXAMPLE = """example:
@@ -128,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--stale-s", type=float, default=3600.0, help="events go stale after (3600)")
     c.add_argument("--callsign", default="TEXTBOOST", help="callsign of the image markers")
     c.add_argument("--base-url", help="prefix for picture links (default: file names)")
+
+    from textboost.field.serve import add_serve_parser
+
+    add_serve_parser(sub, "downlink", SERVE_EXAMPLE)
     return p
 
 
@@ -138,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "decode":
         return _decode(args)
+    if args.command == "serve":
+        from downlink.service import DownlinkService
+        from textboost.field.serve import serve
+
+        return serve(PROG, args, "downlink", lambda c, src: DownlinkService(c, source=src))
     if args.command in ("export", "cot"):
         return _handoff(args)
     return _receive(args)
