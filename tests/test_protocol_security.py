@@ -34,11 +34,11 @@ from textboost.protocol import (
 )
 from textboost.protocol.frames import (
     Flag,
-    _fcs,
-    _tag,
+    FrameError,
     decode_feedback,
     decode_nak,
     encode_feedback,
+    seal,
 )
 
 KEY = bytes(range(32))
@@ -71,11 +71,22 @@ def transfer(s: Sender, r: Receiver, now: float = 0.0) -> tuple[list[bytes], lis
     return fwd, back, events
 
 
-def reseal(body: bytes, cfg: LinkConfig) -> bytes:
-    """What an attacker who knows the key would send: tag and FCS recomputed."""
-    if cfg.auth_key is not None:
-        body += _tag(cfg.auth_key, body, cfg.tag_bytes)
-    return body + _fcs(body, cfg.crc_bits)
+def reseal(body: bytes, cfg: LinkConfig, epoch: int = 4) -> bytes:
+    """What an attacker who knows the key would send: tag and FCS recomputed (a short
+    header: with the sender's ``epoch`` and the packet number's low 16 bits as its value)."""
+    try:
+        return seal(body, cfg)
+    except FrameError:
+        return seal(body, cfg, epoch, int.from_bytes(body[1:3].ljust(2, b"\0"), "big"))
+
+
+def is_long(frame: bytes) -> bool:
+    return bool(frame[0] & 0x04)
+
+
+def recrc(frame: bytes, epoch: int, pn: int, crc_bits: int = 32) -> bytes:
+    """``frame`` without its FCS, the public CRC recomputed (no key needed)."""
+    return seal(frame, LinkConfig(mtu_bytes=1500, crc_bits=crc_bits), epoch, pn)
 
 
 # --- forged, tampered, truncated ----------------------------------------------------------
@@ -96,17 +107,24 @@ def test_forged_tampered_and_wrong_key_id_frames_are_dropped_and_counted():
         for f in evil.poll_transmit(0.0):
             assert r.receive(f, 0.0) == []
             forged += 1
+    assert r.stats.dropped_auth == forged - 2  # the forgers' short DATA: no epoch known yet
+    assert r.stats.dropped_stale == 2
+    r.take_drops()
+    hello, frames = frames[0], frames[1:]
+    peer = ReplayState(epoch=1, top=0)
     for f in frames:  # flip a payload byte, recompute the public CRC
         bad = bytearray(f[:-4])
         bad[-CFG_KEY.tag_bytes - 1] ^= 0x40
-        assert r.receive(bytes(bad) + _fcs(bytes(bad), 32), 0.0) == []
-    assert r.stats.dropped_auth == forged + len(frames)
+        pn = decode_frame(f, CFG_KEY, peer).pn
+        assert r.receive(recrc(bytes(bad), 1, pn), 0.0) == []
+    n_long = sum(map(is_long, frames))  # the short ones: no epoch known yet
+    assert r.stats.dropped_auth == forged - 2 + n_long
+    assert r.stats.dropped_stale == 2 + len(frames) - n_long
     assert r.stats.frames_received == 0 and r.memory_bytes == 0
     drops = r.take_drops()
-    assert len(drops) == r.stats.dropped_auth and {d.reason for d in drops} == {"auth"}
+    assert {d.reason for d in drops} == {"auth", "stale"}
     assert all(d.epoch is None for d in drops)  # nothing of a forged frame is trusted
-    assert any("key id" in d.detail for d in drops)
-    events = [e for f in frames for e in r.receive(f, 0.0)]
+    events = [e for f in [hello, *frames] for e in r.receive(f, 0.0)]
     assert delivered(events) == [(1, 0, (b"header", b"y" * 300))]
 
 
@@ -115,12 +133,13 @@ def test_truncated_frames_are_dropped_never_delivered(cfg):
     s, r = Sender(cfg, epoch=5), Receiver(cfg)
     s.submit(7, [b"abc" * 50], 0.0)
     frames = s.poll_transmit(0.0)
+    assert r.receive(frames[0], 0.0) == []  # the HELLO: the sender's epoch is known
     for f in frames:
         for n in range(len(f)):
             assert r.receive(f[:n], 0.0) == []
-    assert r.stats.frames_received == 0
+    assert r.stats.frames_received == 1
     assert r.stats.dropped_corrupt == sum(len(f) for f in frames)
-    events = [e for f in frames for e in r.receive(f, 0.0)]
+    events = [e for f in frames[1:] for e in r.receive(f, 0.0)]
     assert delivered(events) == [(5, 7, (b"abc" * 50,))]
 
 
@@ -171,7 +190,8 @@ def test_reordering_within_the_window_is_fine_beyond_it_dropped_and_repaired():
     s, r = Sender(cfg), Receiver(cfg)
     data = bytes(range(256)) * 2
     s.submit(0, [data], 0.0)
-    frames = s.poll_transmit(0.0)  # 13 DATA + EOF
+    hello, *frames = s.poll_transmit(0.0)  # HELLO, 11 DATA, EOF
+    r.receive(hello, 0.0)
     rng = np.random.default_rng(0)
     late = frames[1]
     order = frames[:1] + frames[2:5]
@@ -212,9 +232,13 @@ def test_sender_restart_with_a_new_epoch():
     assert delivered(events) == [(101, 0, (b"after restart",))]
     assert r.records[0].epoch == 101 and r.is_complete(0) and not r.is_complete(0, epoch=100)
     # The old session replayed: every frame dropped as stale, nothing delivered twice.
+    # (long-form frames name epoch 100: stale; short ones are read as epoch 101 and fail
+    # the FCS and tag, which cover the epoch)
     for f in old + in_flight:
         assert r.receive(f, 3.0) == []
-    assert r.stats.dropped_stale == len(old) + len(in_flight)
+    n_long = sum(map(is_long, old + in_flight))
+    assert r.stats.dropped_stale == n_long and n_long >= 2
+    assert r.stats.dropped_corrupt == len(old) + len(in_flight) - n_long
     # The old session's FIN for bundle 0 does not ack the new bundle 0 (echoed epoch 100).
     s2b = Sender(CFG_KEY, epoch=102)
     s2b.submit(0, [b"again"], 4.0)
@@ -320,7 +344,8 @@ def test_forged_descriptor_claiming_huge_sizes_does_not_allocate():
     )  # varint 16 MiB - 1, check
     r = Receiver(cfg)
     tracemalloc.start()
-    pn = 0
+    r.receive(encode_frame(Frame(type=FrameType.HELLO, bundle_id=1, pn=0), cfg), 0.0)
+    pn = 1
     for i in range(-(-len(desc) // size)):
         chunk = desc[i * size : (i + 1) * size]
         r.receive(forged_data(cfg, 1, 0, i, chunk.ljust(size, b"\0"), pn, last=False), 0.0)
@@ -345,8 +370,8 @@ def test_missing_fragments_are_ranges_not_one_entry_each():
     s, r = Sender(cfg), Receiver(cfg)
     s.submit(0, [bytes(4 << 20)], 0.0)
     frames = s.poll_transmit(0.0)
-    n = decode_frame(frames[-2], cfg).index + 1  # 17 773 fragments
-    for f in (frames[0], frames[5000], frames[-1]):  # fragment 0, 5000, and EOF
+    n = decode_frame(frames[-2], cfg, ReplayState(epoch=0, top=0)).index + 1  # 17 402
+    for f in (frames[0], frames[1], frames[5001], frames[-1]):  # HELLO, 0, 5000, and EOF
         r.receive(f, 0.0)
     b = next(iter(r._bundles.values()))
     assert r._missing(b, behind_hwm=False) == [(0, 1, 5000), (0, 5001, n)]
@@ -377,7 +402,8 @@ def test_memory_budget_bounds_forged_bundles_and_evicts_given_up_ones():
     )
     size = cfg.fragment_payload_bytes
     r = Receiver(cfg)
-    for k in range(500):  # forged fragments of 500 bundles, no key needed
+    r.receive(encode_frame(Frame(type=FrameType.HELLO, bundle_id=0, pn=0), cfg), 0.0)
+    for k in range(1, 501):  # forged fragments of 500 bundles, no key needed
         r.receive(forged_data(cfg, k, k % 200, 3, bytes(size), k, last=False), 0.0)
     assert r.memory_bytes <= 4000 and r.stats.dropped_memory > 400
     assert {d.reason for d in r.take_drops()} == {"memory"}
@@ -503,35 +529,39 @@ def test_fuzz_receiver_with_mutated_replayed_reordered_frames(ops):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    ftype=st.integers(0, 15),
-    flags=st.integers(0, 15),
-    bundle=st.integers(0, 0xFFFF_FFFF),
-    seg=st.integers(0, 255),
-    index=st.integers(0, 0xFFFF),
+    byte0=st.integers(0, 255),
+    bundle=st.binary(max_size=6),
+    index=st.binary(max_size=3),
     epoch=st.integers(0, 0xFFFF_FFFF),
     pn=st.integers(0, 0xFFFF_FFFF),
     payload=st.binary(max_size=70),
     key=st.sampled_from([None, KEY]),
+    synced=st.booleans(),
 )
 def test_fuzz_frame_headers_never_crash_or_allocate(
-    ftype, flags, bundle, seg, index, epoch, pn, payload, key
+    byte0, bundle, index, epoch, pn, payload, key, synced
 ):
-    """Any header and payload that passes the FCS (and the tag: an insider with the key)
-    reaches the parsers: both ends count and drop or take it, never raise, and the
-    receiver holds no more than one MTU for it."""
+    """Any compact header (long or short form, any type, flags, varint and index bytes) and
+    payload that passes the FCS (and the tag: an insider with the key) reaches the parsers:
+    both ends count and drop or take it, never raise, and the receiver holds no more than
+    one MTU for it."""
     cfg = LinkConfig(
         mtu_bytes=96, auth_key=key, fec_k=2, fec_m=1, max_bundle_bytes=4096,
         receiver_memory_bytes=8192,
     )
-    body = struct.pack(">BIBHII", ftype << 4 | flags, bundle, seg, index, epoch, pn)
-    if key is not None:
-        body += bytes([cfg.key_id])
-    data = reseal(body + payload, cfg)
+    if byte0 & 0x04:  # long form: epoch [key id] packet number
+        head = struct.pack(">I", epoch) + (b"\3" if byte0 & 0x02 else b"") + struct.pack(">I", pn)
+    else:
+        head = (pn & 0xFFFF).to_bytes(2, "big")
+    body = bytes([byte0]) + head + bundle + index + payload
     r, s = Receiver(cfg), Sender(cfg)
-    s.submit(bundle, [b"x" * 100], 0.0)
+    if synced:  # the receiver holds epoch 9 (a HELLO at packet 0): short forms decode
+        r.receive(encode_frame(Frame(type=FrameType.HELLO, bundle_id=0, epoch=9), cfg), 0.0)
+    data = seal(body, cfg, *((None, None) if byte0 & 0x04 else (9, pn & 0xFFFF)))
+    s.submit(0, [b"x" * 100], 0.0)
     s.poll_transmit(0.0)
     with contextlib.suppress(ProtocolError):
-        decode_frame(data, cfg)
+        decode_frame(data, cfg, r.replay_state)
     r.receive(data, 0.0)
     r.receive(data, 0.0)  # and its replay
     s.receive(data, 0.0)
@@ -601,7 +631,8 @@ def test_a_flood_of_forged_bundle_ids_is_bounded():
     s = Sender(cfg, epoch=0)
     s.submit(0, [b"real" * 100], 0.0)
     frames = s.poll_transmit(0.0)
-    r.receive(frames[0], 0.0)  # a real bundle, under way
+    r.receive(frames[0], 0.0)  # HELLO
+    r.receive(frames[1], 0.0)  # a real bundle, under way
     pn = 10_000
     for k in range(1, 2000):  # forged EOFs of 1 999 bundles
         pn += 1

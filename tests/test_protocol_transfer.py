@@ -23,6 +23,9 @@ from textboost.protocol import (
     decode_frame,
 )
 from textboost.protocol.frames import Flag
+from textboost.protocol.replay import ReplayState
+
+PEER = ReplayState(epoch=0, top=0)  # what a receiver holds after the sender's HELLO (epoch 0)
 
 
 @dataclass
@@ -170,7 +173,7 @@ def first_nak_and_eof(cfg: LinkConfig) -> tuple[int, int, int]:
         if n == 2:
             continue
         r.receive(f, 0.0)
-        if decode_frame(f, cfg).type is FrameType.EOF:
+        if decode_frame(f, cfg, PEER).type is FrameType.EOF:
             eof_at = n
         back = r.poll_transmit(0.0)
         if back and first_nak is None:
@@ -200,11 +203,11 @@ def test_fec_repairs_bounded_losses_without_arq():
     s.submit(0, sections, 0.0)
     frames = s.poll_transmit(0.0)
     assert s.state(0) is BundleState.DONE  # one-way: done once everything is out
-    kinds = [decode_frame(f, cfg) for f in frames]
+    kinds = [decode_frame(f, cfg, PEER) for f in frames]
     data_idx = [
         i for i, k in enumerate(kinds) if k.type is FrameType.DATA and not k.flags & Flag.RETX
     ]
-    assert len(data_idx) == 22  # descriptor + 2160 section bytes in 103-byte fragments
+    assert len(data_idx) == 21  # descriptor + 2160 section bytes in 108-byte fragments
     group1 = data_idx[8:16]  # fragments 8..15: bytes of the 2000-byte y section only
 
     # Two losses (= m) in a group, and a corrupt frame elsewhere: all repaired.
@@ -284,7 +287,7 @@ def test_priority_policies_order_first_pass():
         s = Sender(cfg)
         for b in range(3):
             s.submit(b, [b"h" * 10, b"z" * 60, b"y" * 100], float(b))
-        frames = [decode_frame(f, cfg) for f in s.poll_transmit(0.0)]
+        frames = [decode_frame(f, cfg, PEER) for f in s.poll_transmit(0.0)]
         return [(f.bundle_id, f.segment) for f in frames if f.type is FrameType.DATA]
 
     fifo = order("fifo")
@@ -337,10 +340,10 @@ def test_gaps_found_between_polls_share_one_nak_frame():
             r.receive(f, 0.0)
     r.receive(frames[4], 0.0)  # a duplicate changes nothing
     (nak,) = r.poll_transmit(0.0)
-    epoch, body = decode_feedback(decode_frame(nak, cfg).payload)
+    epoch, body = decode_feedback(decode_frame(nak, cfg, PEER).payload)
     assert epoch == s.epoch == 0
     ranges = decode_nak(body)
-    first_data = [decode_frame(frames[n], cfg).index for n in sorted(lost)]
+    first_data = [decode_frame(frames[n], cfg, PEER).index for n in sorted(lost)]
     wanted = sorted((0, i) for i in first_data)
     assert sorted((x.segment, i) for x in ranges for i in range(x.start, x.start + x.count)) == (
         wanted
@@ -358,10 +361,12 @@ def test_one_way_survives_a_lost_descriptor():
     sections = [b"head", bytes(range(150))]
     s.submit(0, sections, 0.0)
     frames = s.poll_transmit(0.0)
-    kinds = [decode_frame(f, cfg) for f in frames]
+    kinds = [decode_frame(f, cfg, PEER) for f in frames]
+    assert kinds[0].type is FrameType.HELLO  # one-way: a HELLO opens every bundle
     assert kinds[-1].flags & Flag.RETX and kinds[-1].index == 0  # fragment 0 goes twice
-    assert kinds[-1].payload == kinds[0].payload
-    events = [e for f in frames[1:] for e in r.receive(f, 0.0)]  # the first copy is lost
+    assert kinds[-1].payload == kinds[1].payload
+    kept = frames[:1] + frames[2:]  # the first copy of fragment 0 is lost
+    events = [e for f in kept for e in r.receive(f, 0.0)]
     assert delivered(events) == {0: tuple(sections)}
     assert s.stats.efficiency == pytest.approx(sum(map(len, sections)) / sum(map(len, frames)))
 

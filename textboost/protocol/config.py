@@ -15,22 +15,30 @@ from typing import Literal
 from textboost.protocol.errors import LocalProtocolError
 
 __all__ = [
+    "CONTROL_HEADER_BYTES",
     "HEADER_BYTES",
     "KEY_ID_BYTES",
     "MAX_BUNDLE_ID",
     "MAX_EPOCH",
+    "MAX_FRAGMENTS",
     "MAX_PACKET_NUMBER",
     "PARITY_PREFIX_BYTES",
     "LinkConfig",
 ]
 
-# type/flags u8 | bundle id u32 | segment u8 | fragment or group index u16 | epoch u32 |
-# packet number u32 (a key id u8 follows when frames are authenticated)
-HEADER_BYTES = 16
+# The most header bytes a DATA or PARITY frame takes (protocol version 3, short form):
+# type/flags u8 | packet number u16 (truncated) | bundle id varint (1..5) | segment u8 |
+# fragment or group index (1..2). Fragments are sized for it, so any bundle id fits.
+HEADER_BYTES = 11
+# The most a long-form frame without segment and index takes (HELLO, EOF, NAK, FIN):
+# type/flags u8 | epoch u32 | packet number u32 | bundle id varint (a key id u8 follows the
+# epoch when frames are authenticated).
+CONTROL_HEADER_BYTES = 14
 KEY_ID_BYTES = 1
 MAX_BUNDLE_ID = 0xFFFF_FFFF  # bundle ids are scoped by the sender's epoch and never wrap
 MAX_EPOCH = 0xFFFF_FFFF
 MAX_PACKET_NUMBER = 0xFFFF_FFFF
+MAX_FRAGMENTS = 0x8000  # per segment: fragment (and FEC group) indices are 15-bit on the air
 PARITY_PREFIX_BYTES = 2  # parity frames: parity index u8 | source frames in group u8
 FEC_ROW_PREFIX_BYTES = 3  # each FEC source row: flags u8 | payload length u16
 MIN_PAYLOAD_BYTES = 8  # smallest fragment payload worth a frame (and room for a NAK range)
@@ -149,6 +157,11 @@ class LinkConfig:
                 f"after {self.frame_overhead_bytes} bytes of framing; need at least "
                 f"{MIN_PAYLOAD_BYTES}"
             )
+        if self.mtu_bytes - self.control_overhead_bytes < 4 + MIN_PAYLOAD_BYTES:
+            raise LocalProtocolError(
+                f"mtu_bytes {self.mtu_bytes}: a NAK frame ({self.control_overhead_bytes} bytes "
+                f"of framing, 4 of bundle epoch) needs at least {MIN_PAYLOAD_BYTES} more"
+            )
         if self.fragment_payload_bytes > 0xFFFF:
             raise LocalProtocolError(f"mtu_bytes {self.mtu_bytes}: at most 65535 payload bytes")
 
@@ -162,9 +175,17 @@ class LinkConfig:
 
     @property
     def frame_overhead_bytes(self) -> int:
-        """Header plus key id and HMAC tag plus CRC: the bytes every frame spends on framing."""
-        tag = KEY_ID_BYTES + self.tag_bytes if self.auth_key is not None else 0
+        """The most framing a DATA frame spends (short-form header, HMAC tag, CRC): fragments
+        are sized so that every frame fits the MTU; most frames spend 4-5 bytes less."""
+        tag = self.tag_bytes if self.auth_key is not None else 0
         return HEADER_BYTES + tag + self.crc_bytes
+
+    @property
+    def control_overhead_bytes(self) -> int:
+        """Framing of a long-form control frame (HELLO, EOF, NAK, FIN): the receiver's NAK
+        and FIN frames always carry its epoch and full packet number."""
+        tag = KEY_ID_BYTES + self.tag_bytes if self.auth_key is not None else 0
+        return CONTROL_HEADER_BYTES + tag + self.crc_bytes
 
     @property
     def fragment_payload_bytes(self) -> int:

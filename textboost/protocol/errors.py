@@ -16,6 +16,8 @@ __all__ = [
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
+    "UnsyncedFrameError",
+    "VersionError",
 ]
 
 
@@ -47,3 +49,20 @@ class CorruptFrameError(FrameError):
 
 class AuthenticationError(FrameError):
     """The HMAC tag does not match: a forged or tampered frame, or the wrong key."""
+
+
+class VersionError(FrameError):
+    """A frame of protocol version 2 (its FCS checks with that version's seed): the other
+    end runs older software; both ends of a link must be updated together."""
+
+    def __init__(self) -> None:
+        super().__init__("version", 2, "protocol version 3 (update both ends together)")
+
+
+class UnsyncedFrameError(FrameError):
+    """A short-form frame (no epoch on the air) before any long-form frame of its sender:
+    this end cannot rebuild its epoch and packet number yet. The sender's next HELLO or
+    long-form EOF carries them."""
+
+    def __init__(self) -> None:
+        super().__init__("epoch", None, "a long-form frame of the sender first (HELLO)")

@@ -66,7 +66,7 @@ class BundleFailed(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FrameDropped:
     """Either end: a received frame was dropped (for the driver's log; also counted in
-    ``stats``). ``reason``: corrupt, auth, malformed, replay, stale, memory. ``epoch``,
+    ``stats``). ``reason``: corrupt, auth, malformed, replay, stale, memory, version. ``epoch``,
     ``pn`` and ``bundle_id`` are the frame's when it got far enough to be parsed (with a
     key, only an authentic frame has them), else None."""
 

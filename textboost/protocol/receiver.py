@@ -42,6 +42,8 @@ from textboost.protocol.errors import (
     FrameError,
     LocalProtocolError,
     RemoteProtocolError,
+    UnsyncedFrameError,
+    VersionError,
 )
 from textboost.protocol.events import (
     BundleDelivered,
@@ -225,11 +227,15 @@ class Receiver:
     def _parse(self, data: bytes, now: float) -> Frame | None:
         """The frame, or None (dropped and counted) if it fails the FCS, the tag or parsing."""
         try:
-            return decode_frame(data, self.config)
+            return decode_frame(data, self.config, self._window.state)
         except CorruptFrameError as e:
             self._drop(now, "corrupt", str(e))
         except AuthenticationError as e:
             self._drop(now, "auth", str(e))
+        except VersionError as e:
+            self._drop(now, "version", str(e))
+        except UnsyncedFrameError as e:
+            self._drop(now, "stale", str(e))
         except RemoteProtocolError as e:
             self._drop(now, "malformed", str(e))
         return None
@@ -305,7 +311,9 @@ class Receiver:
 
     def _on_frame(self, frame: Frame, now: float, events: list[Event]) -> None:
         if frame.type in (FrameType.NAK, FrameType.FIN):
-            raise FrameError("type", frame.type.name, "DATA, PARITY or EOF at a receiver")
+            raise FrameError("type", frame.type.name, "DATA, PARITY, EOF or HELLO at a receiver")
+        if frame.type is FrameType.HELLO:
+            return  # it carried the sender's epoch and packet number: the window has them
         if frame.payload and frame.type is FrameType.EOF:
             raise FrameError("EOF payload length", len(frame.payload), "0 bytes")
         b = self._bundle(frame, now)
@@ -683,7 +691,7 @@ class Receiver:
             pn=self._pn,
         )
         self._pn += 1
-        return encode_frame(frame, self.config)
+        return encode_frame(frame, self.config, long=True)
 
     def _queue_fin(self, b: _RxBundle) -> None:
         if self.config.arq == "none":
@@ -727,7 +735,7 @@ class Receiver:
                 present[g] = sorted(b.fragments.get(g, {}))
             for ga, gz in _gaps(present[g], a, z):  # minus what arrived since
                 ranges.append(NakRange(g, ga, 0 if gz is None else gz - ga))
-        max_payload = self.config.mtu_bytes - self.config.frame_overhead_bytes - 4
+        max_payload = self.config.mtu_bytes - self.config.control_overhead_bytes - 4
         for payload in encode_nak(ranges, max_payload):
             self._send(self._encode(FrameType.NAK, b, payload))
             self.stats.nak_frames += 1

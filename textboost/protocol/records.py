@@ -28,6 +28,7 @@ class SenderStats:
     dropped_malformed: int = 0
     dropped_replay: int = 0  # packet number accepted before (replay or duplicate)
     dropped_stale: int = 0  # older epoch, older than the window, or about another session
+    dropped_version: int = 0  # a frame of protocol version 2
 
     @property
     def on_air_bytes(self) -> int:
@@ -70,7 +71,8 @@ class ReceiverStats:
     dropped_auth: int = 0
     dropped_malformed: int = 0
     dropped_replay: int = 0  # packet number accepted before (replay or duplicate)
-    dropped_stale: int = 0  # older epoch, or older than the replay window
+    dropped_stale: int = 0  # older epoch, older than the window, or epoch not known yet
+    dropped_version: int = 0  # a frame of protocol version 2
     dropped_memory: int = 0  # over receiver_memory_bytes
     duplicates: int = 0
     fec_recovered: int = 0

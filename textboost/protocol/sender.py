@@ -34,12 +34,20 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from textboost.protocol import fec
-from textboost.protocol.config import MAX_BUNDLE_ID, MAX_EPOCH, MAX_PACKET_NUMBER, LinkConfig
+from textboost.protocol.config import (
+    MAX_BUNDLE_ID,
+    MAX_EPOCH,
+    MAX_FRAGMENTS,
+    MAX_PACKET_NUMBER,
+    LinkConfig,
+)
 from textboost.protocol.errors import (
     AuthenticationError,
     CorruptFrameError,
     LocalProtocolError,
     RemoteProtocolError,
+    UnsyncedFrameError,
+    VersionError,
 )
 from textboost.protocol.events import BundleAcked, BundleFailed, Event, FrameDropped
 from textboost.protocol.frames import (
@@ -59,6 +67,7 @@ from textboost.protocol.records import SenderBundleRecord, SenderStats
 from textboost.protocol.replay import ReplayState, ReplayWindow
 
 KEEP_DROPS = 1024
+SYNC_INTERVAL = 1 << 14  # frames without news from the receiver before another HELLO
 
 __all__ = ["BundleState", "Sender"]
 
@@ -112,6 +121,7 @@ class _TxBundle:
     retx_queued: set[tuple[int, int]] = field(default_factory=set)
     deadline_s: float | None = None
     retries: int = 0
+    hello_sent: bool = False  # a HELLO (or a long-form frame) went out for this bundle
 
     def fire(self, event: str) -> None:
         self.state = _TRANSITIONS[(self.state, event)]
@@ -141,6 +151,11 @@ class Sender:
         self.epoch = epoch
         self._window = ReplayWindow(config.replay_window, replay_state)
         self._pn = 0
+        # The compact header: the receiver holds this epoch once it echoed it in feedback;
+        # until then every bundle is preceded by a HELLO. _sync_pn: the packet number of
+        # the last long-form frame or of the last feedback (a HELLO every SYNC_INTERVAL).
+        self._confirmed = False
+        self._sync_pn = -SYNC_INTERVAL
         self._drops: deque[FrameDropped] = deque(maxlen=KEEP_DROPS)
         self.stats = SenderStats()
         self.records: dict[int, SenderBundleRecord] = {}
@@ -207,10 +222,10 @@ class Sender:
         for seg, members in enumerate(layout.members):
             stream = (desc_bytes if seg == 0 else b"") + b"".join(sections[i] for i in members)
             n_fragments[seg] = cfg.n_fragments(len(stream))
-            if n_fragments[seg] > 0x10000:
+            if n_fragments[seg] > MAX_FRAGMENTS:
                 raise LocalProtocolError(
                     f"bundle {bundle_id}: segment {seg} of {len(stream)} bytes needs more than "
-                    f"65536 fragments of {cfg.fragment_payload_bytes} bytes"
+                    f"{MAX_FRAGMENTS} fragments of {cfg.fragment_payload_bytes} bytes"
                 )
             units += self._segment_units(bundle_id, seg, stream, layout, len(desc_bytes))
         by_fragment = {
@@ -334,17 +349,55 @@ class Sender:
                 raise LocalProtocolError(
                     f"sender epoch {self.epoch}: packet numbers used up; restart with a new epoch"
                 )
+            # Long form: EOFs re-sent after silence (they re-sync a receiver that lost
+            # track) and EOFs before the receiver echoed this epoch; DATA and PARITY are
+            # always short, preceded by a HELLO when the receiver may not hold the epoch.
+            long = u.kind == "eof" and (tier == _TIER_EOF or not self._confirmed)
+            if not long and self._hello_due(bundle):
+                hello = encode_frame(
+                    Frame(
+                        type=FrameType.HELLO,
+                        bundle_id=bundle.bundle_id,
+                        epoch=self.epoch,
+                        pn=self._pn,
+                    ),
+                    self.config,
+                    long=True,
+                )
+                if budget_bytes is not None and used + len(hello) > budget_bytes:
+                    break
+                self._sent_long(bundle)
+                used += len(hello)
+                out.append(hello)
+                self.stats.frames_sent += 1
+                self.stats.header_bytes += len(hello)
+                bundle.record.header_bytes += len(hello)
+                continue  # the budget and the packet-number limit are checked again
             flags = u.frame.flags | (Flag.RETX if tier != _TIER_FIRST else Flag.NONE)
             frame = replace(u.frame, flags=flags, pn=self._pn)
-            data = encode_frame(frame, self.config)
+            data = encode_frame(frame, self.config, long=long)
             if budget_bytes is not None and used + len(data) > budget_bytes:
                 break
-            self._pn += 1
+            if long:
+                self._sent_long(bundle)
+            else:
+                self._pn += 1
             heapq.heappop(self._heap)
             used += len(data)
             out.append(data)
             self._account(bundle, unit, tier, len(data), now)
         return out
+
+    def _hello_due(self, bundle: _TxBundle) -> bool:
+        """Must a HELLO go before this bundle's next short-form frame?"""
+        if not self._confirmed and not bundle.hello_sent:
+            return True
+        return self._pn - self._sync_pn >= SYNC_INTERVAL
+
+    def _sent_long(self, bundle: _TxBundle) -> None:
+        bundle.hello_sent = True
+        self._sync_pn = self._pn
+        self._pn += 1
 
     def _account(self, bundle: _TxBundle, unit: int, tier: int, n: int, now: float) -> None:
         u = bundle.units[unit]
@@ -401,11 +454,15 @@ class Sender:
             dropped.
         """
         try:
-            frame = decode_frame(data, self.config)
+            frame = decode_frame(data, self.config, self._window.state)
         except CorruptFrameError as e:
             return self._drop(now, "corrupt", str(e))
         except AuthenticationError as e:
             return self._drop(now, "auth", str(e))
+        except VersionError as e:
+            return self._drop(now, "version", str(e))
+        except UnsyncedFrameError as e:
+            return self._drop(now, "stale", str(e))
         except RemoteProtocolError as e:
             return self._drop(now, "malformed", str(e))
         verdict = self._window.check(frame.epoch, frame.pn)
@@ -452,6 +509,8 @@ class Sender:
         if frame.type is FrameType.FIN and body:
             raise RemoteProtocolError(f"FIN with {len(body)} bytes after the epoch")
         self.stats.frames_received += 1
+        self._confirmed = True  # authentic feedback about this epoch: the receiver holds it
+        self._sync_pn = self._pn
         bundle = self._bundles.get(frame.bundle_id)
         if bundle is None or bundle.state is _S.QUEUED:
             return []  # late feedback about a finished bundle, or a confused peer
