@@ -1,141 +1,219 @@
-"""One self-contained HTML file: summary, per-image table, plots and decoded images, all
-inlined (base64), so the report can be mailed or opened offline."""
+"""The HTML report a planner acts on: the verdict against the scenario's targets first, then
+the scenario's parameters, the per-image table, what the ground decoded (thumbnails linking
+the full-size PNGs written to ``decoded/`` beside the report, the words carried and crops of
+each word in the original and the decoded image), the plots and every figure with its 95 %
+confidence interval. Thumbnails, crops and plots are inlined, so the page alone opens
+offline; the full-size images need the ``decoded/`` folder beside it."""
 
 from __future__ import annotations
 
 import base64
-import html
-import io
+import shutil
+from html import escape
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from textboost.codec.image import load_image
-
-__all__ = ["write_html"]
-
-_THUMB_PX = 320
-_MAX_THUMBS = 8
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
-table{border-collapse:collapse;font-size:12px;margin:.5em 0 1.5em}
-td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
-th{background:#f2f2f2} td.l,th.l{text-align:left}
-.note{background:#fff6d6;border-left:4px solid #e0b000;padding:4px 8px;margin:4px 0}
-figure{display:inline-block;margin:4px;text-align:center;font-size:12px}
-img.plot{max-width:100%}
-"""
-
-
-def _b64_png(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
-def _thumb(path: Path) -> str:
-    im = Image.fromarray(load_image(path))
-    im.thumbnail((_THUMB_PX, _THUMB_PX))
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=90)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list):
-        return " ".join(_fmt(x) for x in v)
-    return html.escape(str(v))
-
-
-_TEXT_ONLY = ("decoded_image", "text_strings")  # long: the text table shows the words
-_TEXT_COLS = (
-    ("index", "#"), ("image", "image"), ("text_bytes", "text B"),
-    ("time_to_text_s", "to text s"), ("time_to_first_image_s", "to 1st image s"),
-    ("time_to_image_s", "to image s"), ("det_f1", "DET F1"), ("e2e_f1", "E2E F1"),
-    ("e2e_f1_original", "E2E F1 original"), ("e2e_f1_words", "E2E F1 words carried"),
+from textboost.web import (
+    Check,
+    ImageCard,
+    image_card,
+    page,
+    params_table,
+    table,
+    text_crops,
+    thumbnail,
+    verdict_block,
 )
 
+__all__ = ["DECODED_DIR", "write_html"]
 
-def _words(strings: list[str] | None) -> str:
-    if strings is None:
+DECODED_DIR = "decoded"  # full-size decoded PNGs, beside report.html
+_MAX_CARDS = 24  # a long mission's gallery shows the first ones; decoded/ holds them all
+_THUMB_PX = 400  # 2x the 240 CSS px a card shows
+
+CI_NOTE = (
+    "± is the half-width of the 95 % confidence interval of the mean over the runs (Student "
+    "t). The codec is deterministic and its encodes are cached, so the runs differ only by "
+    "the channel (loss draws, hence retransmissions and delays): a figure the channel does "
+    "not move, such as captures, codec bytes and bpp, or PSNR and text F1 of completely "
+    "delivered photos, is the same in every run and its interval is exactly 0. That is the "
+    "simulation being exact, not a missing computation."
+)
+ONE_RUN_NOTE = ("One run: no confidence interval (--runs N, or the scenario's 'runs', for "
+                "Monte Carlo means).")
+
+# per-image table: (column, header, decimals); text columns drop out when every cell is empty
+_COLUMNS = (
+    ("index", "#", 0), ("image", "image", 0), ("status", "status", 0),
+    ("capture_s", "captured s", 1), ("time_to_text_s", "words s", 1),
+    ("time_to_first_image_s", "1st image s", 1), ("time_to_image_s", "complete s", 1),
+    ("latency_s", "decoded s", 1), ("groups", "groups", 0), ("codec_bytes", "codec B", 0),
+    ("codec_bpp", "codec bpp", 4), ("on_air_bpp", "on-air bpp", 4), ("psnr_db", "PSNR dB", 2),
+    ("e2e_f1_words", "words F1", 2), ("e2e_f1", "E2E F1", 2), ("note", "note", 0),
+)
+_COUNTS = ("images_", "words_delivered", "_bytes", "frames_sent")
+
+
+def _fmt(v: Any, nd: int) -> str:
+    if v is None:
         return "–"
-    return " | ".join(html.escape(w) for w in strings) or "(none)"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}" if nd else f"{v:,.0f}"
+    return str(v)
 
 
-def _text_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Per image: when the words, the first image and the whole image reached the ground
-    (seconds after capture), the words, and the spotter's F1 on the decoded image."""
-    if not any(r["text_bytes"] or r["det_f1"] is not None for r in rows):
-        return []
-    out = ["<h2>Text (run 0)</h2><p>Seconds after capture: the words (header and text "
-           "section), the first decodable image (z), the complete image. F1 against the "
-           "ground truth (ICDAR 2015): the spotter on the decoded image, on the original, "
-           "and the words the text section carried.</p><table><tr>"]
-    out += [f"<th>{html.escape(h)}</th>" for _, h in _TEXT_COLS]
-    out.append("<th class='l'>words delivered</th></tr>")
+def _decimals(key: str) -> int:
+    if "bpp" in key or key.endswith(("fraction", "efficiency", "loss_rate", "utilisation")):
+        return 4
+    if "f1" in key:
+        return 3
+    if key.endswith("bps"):
+        return 0
+    return 2
+
+
+def _is_count(key: str) -> bool:
+    return key.startswith(_COUNTS[0]) or key.endswith(_COUNTS[1:])
+
+
+def _image_table(rows: list[dict[str, Any]]) -> str:
+    cells = [{**r, "groups": f"{r['decoded_groups']}/{r['n_groups']}"} for r in rows]
+    cols = [c for c in _COLUMNS if c[0] in ("index", "image", "status")
+            or any(r.get(c[0]) is not None for r in cells)]
+    body = [[_fmt(r.get(key), nd) for key, _, nd in cols] for r in cells]
+    keys = [c[0] for c in cols]
+    return table(
+        [h for _, h, _ in cols], body, table_id="images",
+        names=[keys.index("image")], left=[keys.index("status")],
+        wrap=[keys.index("note")] if "note" in keys else [],
+    )
+
+
+def _summary_table(report: dict[str, Any]) -> str:
+    runs = report["runs"]
+    per_run = report["per_run"]
+    headers = ["figure", "mean"] + (["± 95 % CI", "runs: min–max"] if runs > 1 else [])
+    body = []
+    for key, v in report["summary"].items():
+        nd = 0 if _is_count(key) else _decimals(key)
+        row = [key, _fmt(v["mean"], nd)]
+        if runs > 1:
+            ci = v["ci95"]
+            row.append("0 (same in every run)" if ci == 0 else _fmt(ci, nd))
+            vals = [m[key] for m in per_run if m.get(key) is not None]
+            lo, hi = (min(vals), max(vals)) if vals else (None, None)
+            row.append(_fmt(lo, nd) if lo == hi else f"{_fmt(lo, nd)}–{_fmt(hi, nd)}")
+        body.append(row)
+    return table(headers, body, left=[0], table_id="summary", narrow=True)
+
+
+def _copy_decoded(rows: list[dict[str, Any]], out_dir: Path) -> dict[int, str]:
+    """Full-size decoded PNGs beside the report (one copy per distinct decode): index → href."""
+    folder = out_dir / DECODED_DIR
+    if folder.is_dir():
+        for old in folder.glob("*.png"):  # this report's own files from an earlier run
+            old.unlink()
+    copied: dict[str, str] = {}
+    hrefs = {}
     for r in rows:
-        out.append("<tr>" + "".join(
-            f"<td class='{'l' if c == 'image' else ''}'>{_fmt(r[c])}</td>" for c, _ in _TEXT_COLS
-        ) + f"<td class='l'>{_words(r['text_strings'])}</td></tr>")
-    out.append("</table>")
-    return out
+        src = r["decoded_image"]
+        if src is None:
+            continue
+        if src not in copied:
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{r['index']:03d}_{Path(r['image']).stem}.png"
+            shutil.copyfile(src, folder / name)
+            copied[src] = f"{DECODED_DIR}/{name}"
+        hrefs[r["index"]] = copied[src]
+    return hrefs
+
+
+def _cards(rows: list[dict[str, Any]], originals: dict[str, Path], hrefs: dict[int, str],
+           text_path: bool) -> str:
+    thumbs: dict[str, str] = {}
+    out = []
+    for r in rows[:_MAX_CARDS]:
+        orig = originals.get(r["image"])
+        if orig is not None and r["image"] not in thumbs:
+            thumbs[r["image"]] = thumbnail(orig, _THUMB_PX)
+        dec = r["decoded_image"]
+        meta = [("groups", f"{r['decoded_groups']}/{r['n_groups']}"),
+                ("codec", f"{_fmt(r['codec_bytes'], 0)} B, {_fmt(r['codec_bpp'], 4)} bpp")]
+        if r["psnr_db"] is not None:
+            meta.append(("PSNR", f"{r['psnr_db']:.2f} dB"))
+        if r["time_to_text_s"] is not None:
+            meta.append(("words at", f"{r['time_to_text_s']:.1f} s"))
+        if r["latency_s"] is not None:
+            meta.append(("decoded at", f"{r['latency_s']:.1f} s after capture"))
+        words = r.get("text_words") or []
+        crops = text_crops(words, orig, dec) if text_path and words else []
+        out.append(image_card(ImageCard(
+            title=f"#{r['index']} {r['image']}",
+            thumb_src=None if dec is None else thumbnail(dec, _THUMB_PX),
+            href=hrefs.get(r["index"]),
+            original_src=thumbs.get(r["image"]),
+            status=r["status"] + (f": {r['note']}" if r["note"] else ""),
+            meta=meta,
+            strings=r["text_strings"] if text_path else None,
+            crops=crops,
+            card_id=f"image-{r['index']}",
+            text_path=text_path,
+        )))
+    more = len(rows) - _MAX_CARDS
+    tail = (f"<p class='tb-muted'>{more} more photos: every decoded image is in "
+            f"<code>{DECODED_DIR}/</code>.</p>" if more > 0 else "")
+    return f"<div class='tb-cards' id='gallery'>{''.join(out)}</div>{tail}"
 
 
 def write_html(
     report: dict[str, Any], plots: dict[str, Path], originals: dict[str, Path], path: Path
 ) -> None:
-    e = html.escape
+    e = escape
+    rows = report["images"]
+    runs = report["runs"]
+    text_path = report["text_path"] == "on"
+    verdict = report["verdict"]
+    checks = [Check(c["label"], c["value"], c["target"], c["ok"], c["detail"])
+              for c in verdict["checks"]]
+    subject = "in every run" if runs > 1 and verdict["ok"] else ""
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>link_sim: {e(report['scenario'])}</title><style>{_CSS}</style></head><body>",
         f"<h1>link_sim report: {e(report['scenario'])}</h1>",
         f"<p>{e(report['description'])}</p>",
-        f"<p>File <code>{e(report['file'])}</code>, seed {report['seed']}, "
-        f"{report['runs']} run(s) of {report['duration_s']:g} s; codec: {e(report['codec'])}; "
+        verdict_block(checks, subject=subject),
+        f"<p class='tb-muted'>File <code>{e(report['file'])}</code>, seed {report['seed']}, "
+        f"{runs} run(s) of {report['duration_s']:g} s; codec: {e(report['codec'])}; "
         f"ARQ: {e(report['arq'])}; text path: {e(report['text_path'])}.</p>",
+        "<h2>Scenario</h2>",
+        params_table([(g, [tuple(r) for r in rs]) for g, rs in report["parameters"]]),
     ]
-    parts += [f"<div class='note'>{e(n)}</div>" for n in report["notes"]]
-    parts.append("<h2>Summary</h2><table><tr><th class='l'>figure</th><th>mean</th>"
-                 "<th>± 95 % CI</th></tr>")
-    for key, v in report["summary"].items():
-        parts.append(f"<tr><td class='l'>{e(key)}</td><td>{_fmt(v['mean'])}</td>"
-                     f"<td>{_fmt(v['ci95'])}</td></tr>")
-    parts.append("</table><h2>Plots</h2>")
-    for name, p in plots.items():
-        parts.append(f"<figure><img class='plot' alt='{e(name)}' "
-                     f"src='data:image/png;base64,{_b64_png(p)}'><figcaption>{e(name)}"
-                     "</figcaption></figure>")
-    rows = report["images"]
-    cols = [c for c in rows[0] if c not in _TEXT_ONLY] if rows else []
-    parts += _text_table(rows)
-    parts.append("<h2>Images (run 0)</h2><table><tr>")
-    parts += [f"<th>{e(c)}</th>" for c in cols]
-    parts.append("</tr>")
-    for row in rows:
-        parts.append("<tr>" + "".join(
-            f"<td class='{'l' if c in ('image', 'status', 'note') else ''}'>{_fmt(row[c])}</td>"
-            for c in cols) + "</tr>")
-    parts.append("</table><h2>What the ground decoded (run 0)</h2>")
-    shown = 0
-    for row in rows:
-        if row["decoded_image"] is None or shown >= _MAX_THUMBS:
-            continue
-        shown += 1
-        orig = originals[row["image"]]
-        parts.append(
-            f"<div><figure><img src='data:image/jpeg;base64,{_thumb(orig)}'>"
-            f"<figcaption>{e(row['image'])} original</figcaption></figure>"
-            f"<figure><img src='data:image/jpeg;base64,{_thumb(Path(row['decoded_image']))}'>"
-            f"<figcaption>#{row['index']} decoded, {row['decoded_groups']}/{row['n_groups']} "
-            f"groups, {_fmt(row['codec_bpp'])} bpp, {_fmt(row['psnr_db'])} dB"
-            + (f"<br>words: {_words(row['text_strings'])}" if row["text_strings"] else "")
-            + "</figcaption></figure></div>"
-        )
-    if not shown:
+    parts += [f"<div class='tb-note'>{e(n)}</div>" for n in report["notes"]]
+    parts += [
+        "<h2>Photos (run 0)</h2>",
+        "<p class='tb-muted'>Seconds after capture: words (the text section read), first "
+        "image (z: a coarse picture), complete (every group), decoded. Every column of every "
+        "image is in <code>images.csv</code> and <code>report.json</code>.</p>",
+        _image_table(rows) if rows else "<p>No photos captured.</p>",
+        "<h2>What the ground decoded (run 0)</h2>",
+    ]
+    hrefs = _copy_decoded(rows, path.parent)
+    if any(r["decoded_image"] for r in rows) or (text_path and any(
+            r["text_strings"] for r in rows)):
+        parts.append(_cards(rows, originals, hrefs, text_path))
+    else:
         parts.append("<p>No decoded images (synthetic payloads, or nothing arrived).</p>")
-    parts.append("</body></html>")
-    path.write_text("\n".join(parts))
+    parts.append("<h2>Plots</h2>")
+    for name, p in plots.items():
+        data = base64.b64encode(p.read_bytes()).decode()
+        parts.append(f"<figure class='tb-plot'><img alt='{e(name)}' "
+                     f"src='data:image/png;base64,{data}'><figcaption>{e(name)}"
+                     "</figcaption></figure>")
+    parts += [
+        "<h2>All figures</h2>",
+        f"<p class='tb-muted' id='ci-note'>{e(CI_NOTE if runs > 1 else ONE_RUN_NOTE)}</p>",
+        _summary_table(report),
+    ]
+    path.write_text(page(f"link_sim: {report['scenario']}", "\n".join(parts)))

@@ -221,6 +221,7 @@ class Mission:
             text = self.downlink.texts.get(ev.bundle_id)
             if ev.index == SectionKind.TEXT and text is not None:
                 rec.text_strings, rec.text_error = text.strings, text.error
+                rec.text_words = text.words
         elif isinstance(ev, BundleDelivered):
             rec.delivered_s = self.env.now
         elif isinstance(ev, ReceiverGaveUp):

@@ -49,6 +49,7 @@ class ImageTrace:
     # ground truth, nothing decoded or carried, or synthetic payloads)
     text_bytes: int | None = None
     text_strings: list[str] | None = None
+    text_words: list[dict] | None = None  # {text, quad} in the original's pixels
     text_error: str | None = None
     text_det: tuple[int, int, int] | None = None
     text_e2e: tuple[int, int, int] | None = None

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from link_sim.parameters import scenario_parameters
 from link_sim.records import ImageTrace, MissionResult
 from link_sim.scenario import image_paths
+from link_sim.verdict import judge
 from textboost.codec.container import Container, SectionKind
 
 __all__ = [
@@ -122,6 +124,7 @@ def image_rows(result: MissionResult) -> list[dict[str, Any]]:
                 "psnr_db": _r(r.psnr_db, 3),
                 "text_bytes": r.text_bytes,
                 "text_strings": r.text_strings,
+                "text_words": r.text_words,
                 "det_f1": _r(_f1(r.text_det), 4),
                 "e2e_f1": _r(_f1(r.text_e2e), 4),
                 "e2e_f1_original": _r(_f1(r.text_e2e_original), 4),
@@ -171,12 +174,15 @@ def run_metrics(result: MissionResult) -> dict[str, float]:
         "latency_p95_s": float(np.percentile(lat, 95)) if lat else nan,
         "latency_max_s": max(lat) if lat else nan,
     }
+    if s.targets is not None and s.targets.deadline_s is not None:
+        m["images_on_time"] = sum(x <= s.targets.deadline_s for x in lat)
     to_text = [t for r in recs if (t := r.time_to_text_s) is not None]
     to_first = [t for r in recs if (t := r.time_to_first_image_s) is not None]
     to_image = [t for r in recs if (t := r.time_to_image_s) is not None]
     m |= {
         "text_latency_mean_s": mean(to_text),
         "text_latency_p50_s": _percentile(to_text, 50),
+        "text_latency_p95_s": _percentile(to_text, 95),
         "first_image_latency_p50_s": _percentile(to_first, 50),
         "image_latency_p50_s": _percentile(to_image, 50),
         "text_bytes_mean": mean([r.text_bytes for r in encoded if r.text_bytes is not None]),
@@ -213,16 +219,22 @@ def run_metrics(result: MissionResult) -> dict[str, float]:
 
 
 def summarize(results: list[MissionResult]) -> dict[str, dict[str, float]]:
-    """Per metric: mean and 95 % CI half-width over the runs."""
+    """Per metric: mean and 95 % CI half-width over the runs (a count whose mean is whole
+    stays an integer)."""
     per_run = [run_metrics(r) for r in results]
     out = {}
     for key in per_run[0]:
-        mean, ci = mean_ci95([m[key] for m in per_run])
+        values = [m[key] for m in per_run]
+        mean, ci = mean_ci95(values)
+        if all(isinstance(v, int) for v in values) and float(mean).is_integer():
+            mean = int(mean)
         out[key] = {"mean": _clean(mean), "ci95": _clean(ci)}
     return out
 
 
-def _clean(x: float) -> float | None:
+def _clean(x: float) -> float | int | None:
+    if isinstance(x, int):
+        return x
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
@@ -234,6 +246,8 @@ def report_dict(results: list[MissionResult], scenario_file: str) -> dict[str, A
     if s.decode_every > 1:
         notes.append(f"quality sampled: every {s.decode_every}th delivered image is decoded")
     windows = first.contacts.windows
+    per_run = [run_metrics(r) for r in results]
+    parameters = scenario_parameters(s, None if windows is None else list(windows))
     return {
         "scenario": s.name,
         "file": scenario_file,
@@ -245,8 +259,11 @@ def report_dict(results: list[MissionResult], scenario_file: str) -> dict[str, A
         "arq": s.arq,
         "text_path": "on" if s.text_path else "off",
         "notes": notes,
+        "verdict": judge(s, per_run),
+        "parameters": [[group, [list(row) for row in rows]] for group, rows in parameters],
+        "targets": None if s.targets is None else s.targets.model_dump(),
         "summary": summarize(results),
-        "per_run": [{k: _clean(v) for k, v in run_metrics(r).items()} for r in results],
+        "per_run": [{k: _clean(v) for k, v in m.items()} for m in per_run],
         "contacts": None if windows is None else [[_r(a), _r(b)] for a, b in windows],
         "images": image_rows(first),
     }
@@ -284,12 +301,16 @@ def write_json(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=1, sort_keys=False) + "\n")
 
 
+_CSV_LEFT_OUT = ("text_words",)  # boxes: in report.json; the CSV has the strings
+
+
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     if not rows:
         path.write_text("")
         return
     with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k not in _CSV_LEFT_OUT],
+                           extrasaction="ignore")
         w.writeheader()
         for row in rows:
             w.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else v

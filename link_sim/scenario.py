@@ -19,6 +19,7 @@ __all__ = [
     "SHIPPED_SETS_DIR",
     "Scenario",
     "ScenarioError",
+    "Targets",
     "apply_overrides",
     "load_scenario",
     "parse_scenario",
@@ -257,6 +258,36 @@ class ProtocolSpec(_Strict):
     max_retries: Annotated[int, Field(ge=0)] = _LINK.max_retries
 
 
+class Targets(_Strict):
+    """What the mission needs; the report judges each figure against it (pass/fail) and
+    says "no target" for what is left out."""
+
+    deadline_s: PosFloat | None = Field(
+        None, description="each photo decoded at the ground within this long after capture "
+        "(judged on the p95 latency of every run)"
+    )
+    text_deadline_s: PosFloat | None = Field(
+        None, description="the words at the ground within this long after capture (p95, every "
+        "run; missed without text_path)"
+    )
+    min_delivered_share: Prob | None = Field(
+        None, description="share of captured photos delivered (within deadline_s if set), "
+        "in every run"
+    )
+    min_words_f1: Prob | None = Field(
+        None, description="E2E F1 of the words the text section carried, against the ground "
+        "truth, in every run (missed without text_path or ground truth)"
+    )
+
+    @model_validator(mode="after")
+    def _something_set(self) -> Targets:
+        if all(getattr(self, n) is None for n in type(self).model_fields):
+            raise ValueError(
+                f"empty: expected at least one of {', '.join(type(self).model_fields)}"
+            )
+        return self
+
+
 class Scenario(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
@@ -276,6 +307,9 @@ class Scenario(_Strict):
     receiver: ReceiverProfile
     decode_every: Annotated[int, Field(ge=1)] = Field(
         1, description="decode (and measure PSNR of) every n-th delivered image only"
+    )
+    targets: Targets | None = Field(
+        None, description="the mission's deadline and quality targets the report judges"
     )
 
     @model_validator(mode="after")
