@@ -13,6 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from link_sim.parameters import duration
 from textboost.web import (
     Check,
     ImageCard,
@@ -45,9 +46,9 @@ ONE_RUN_NOTE = ("One run: no confidence interval (--runs N, or the scenario's 'r
 # per-image table: (column, header, decimals); text columns drop out when every cell is empty
 _COLUMNS = (
     ("index", "#", 0), ("image", "image", 0), ("status", "status", 0),
-    ("capture_s", "captured s", 1), ("time_to_text_s", "words s", 1),
-    ("time_to_first_image_s", "1st image s", 1), ("time_to_image_s", "complete s", 1),
-    ("latency_s", "decoded s", 1), ("groups", "groups", 0), ("codec_bytes", "codec B", 0),
+    ("capture_s", "captured", 1), ("time_to_text_s", "to words", 1),
+    ("time_to_first_image_s", "to 1st image", 1), ("time_to_image_s", "to complete", 1),
+    ("latency_s", "to decoded", 1), ("groups", "groups", 0), ("codec_bytes", "codec B", 0),
     ("codec_bpp", "codec bpp", 4), ("on_air_bpp", "on-air bpp", 4), ("psnr_db", "PSNR dB", 2),
     ("e2e_f1_words", "words F1", 2), ("e2e_f1", "E2E F1", 2), ("note", "note", 0),
 )
@@ -84,10 +85,15 @@ def _image_table(rows: list[dict[str, Any]]) -> str:
     cells = [{**r, "groups": f"{r['decoded_groups']}/{r['n_groups']}"} for r in rows]
     cols = [c for c in _COLUMNS if c[0] in ("index", "image", "status")
             or any(r.get(c[0]) is not None for r in cells)]
+    for r in cells:  # times in the unit a planner reads each in: 46.6 s, 12.5 min, 3.3 h
+        for key, _, _ in cols:
+            if key.endswith("_s") and r.get(key) is not None:
+                r[key] = duration(r[key])
+    headers = [h for _, h, _ in cols]
     body = [[_fmt(r.get(key), nd) for key, _, nd in cols] for r in cells]
     keys = [c[0] for c in cols]
     return table(
-        [h for _, h, _ in cols], body, table_id="images",
+        headers, body, table_id="images",
         names=[keys.index("image")], left=[keys.index("status")],
         wrap=[keys.index("note")] if "note" in keys else [],
     )
@@ -193,9 +199,10 @@ def write_html(
     parts += [f"<div class='tb-note'>{e(n)}</div>" for n in report["notes"]]
     parts += [
         "<h2>Photos (run 0)</h2>",
-        "<p class='tb-muted'>Seconds after capture: words (the text section read), first "
-        "image (z: a coarse picture), complete (every group), decoded. Every column of every "
-        "image is in <code>images.csv</code> and <code>report.json</code>.</p>",
+        "<p class='tb-muted'>Captured: mission time. Then the time after capture until "
+        "the words (the text section read), the first image (z: a coarse picture), the "
+        "complete image (every group) and the decoded image. Every column of every image is "
+        "in <code>images.csv</code> and <code>report.json</code>.</p>",
         _image_table(rows) if rows else "<p>No photos captured.</p>",
         "<h2>What the ground decoded (run 0)</h2>",
     ]
