@@ -132,6 +132,7 @@ class DownlinkService:
             self._decode_final(img.sha256, img.name)
         self._t0 = clock()
         self.peer: tuple[str, int] | None = None
+        self.ep = UdpEndpoint(parse_host_port(dn.listen), clock)  # bound now: fail early
 
     def _log(self, event: str, **kw: Any) -> None:
         with self.log_lock:
@@ -298,8 +299,8 @@ class DownlinkService:
     def run(self, stop: threading.Event, max_s: float | None = None) -> None:
         """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""
         elapsed = lambda: self.clock() - self._t0  # noqa: E731
-        with UdpEndpoint(parse_host_port(self.cfg.listen), self.clock) as ep, \
-                selectors.DefaultSelector() as sel:  # fmt: skip
+        ep = self.ep
+        with selectors.DefaultSelector() as sel:
             sel.register(ep.sock, selectors.EVENT_READ)
 
             def drain() -> None:
@@ -331,6 +332,7 @@ class DownlinkService:
         self._keep_frames()
 
     def close(self) -> None:
+        self.ep.close()
         self._worker.shutdown(wait=True, cancel_futures=True)
         self._collect_decoded()
         self.state.close()

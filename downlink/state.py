@@ -53,12 +53,12 @@ class StoredImage:
 
 
 class DownlinkState:
-    """The SQLite file at ``path`` (created with its folder). One thread uses it."""
+    """The SQLite file at ``path`` (created with its folder). One thread at a time uses it."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
 

@@ -87,6 +87,7 @@ class UplinkService:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="encode")
         self._t0 = clock()
         self.send_errors = 0
+        self.ep = UdpEndpoint(parse_host_port(up.bind, any_port=True), clock)  # fail early
 
     def _queue(self, image_id: str, tbx: bytes, now: float) -> None:
         self._tbx[image_id] = tbx
@@ -181,8 +182,8 @@ class UplinkService:
         elapsed = lambda: self.clock() - self._t0  # noqa: E731
         bucket = TokenBucket(self.cfg.rate_bps, 4 * self.link.mtu_bytes, self.clock())
         next_scan = 0.0
-        with UdpEndpoint(parse_host_port(self.cfg.bind, any_port=True), self.clock) as ep, \
-                selectors.DefaultSelector() as sel:  # fmt: skip
+        ep = self.ep
+        with selectors.DefaultSelector() as sel:
             sel.register(ep.sock, selectors.EVENT_READ)
 
             def drain() -> None:
@@ -213,6 +214,7 @@ class UplinkService:
                 self.log.drops(self.node.sender.take_drops())
 
     def close(self) -> None:
+        self.ep.close()
         self._worker.shutdown(wait=True, cancel_futures=True)
         if self.intake is not None:
             self.intake.close()

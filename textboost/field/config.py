@@ -86,8 +86,8 @@ class BudgetSection(_Section):
     @model_validator(mode="after")
     def _one(self) -> BudgetSection:
         given = [k for k in ("max_bytes", "bpp", "rate") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"expected exactly one of max_bytes, bpp, rate, got {given or 'none'}")
+        if len(given) != 1:  # the message gets ", got {...}" added
+            raise ValueError("exactly one of max_bytes, bpp, rate")
         return self
 
     def policy(self):
@@ -153,9 +153,12 @@ class DownlinkSection(_Section):
     max_pixels: int = Field(24_000_000, gt=0)  # decode limit (width x height of a header)
     decode: bool = True  # False: store the .tbx and the words, decode nothing
     progressive: bool = True  # decode a preview PNG as each y group lands
+    web: str | None = None  # the live page's host:port (downlink.web), None: no page
+    tiles: Path | None = None  # the operator's XYZ map tiles (Z/X/Y.png) under the page's map
+    cot: str | None = None  # udp://HOST:PORT or tcp://HOST:PORT: CoT of each image to TAK
     codec: CodecSection = CodecSection()
 
-    _addr = field_validator("listen")(_address)
+    _addr = field_validator("listen", "web")(_address)
 
 
 class FieldConfig(_Section):

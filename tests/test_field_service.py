@@ -1,0 +1,260 @@
+"""The field services (``uplink serve``, ``downlink serve``) on loopback: config errors, a
+drop-folder run, kill -9 of either side at random points, replays after a restart."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import sqlite3
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from downlink.service import DownlinkService
+from tests.field_harness import KEY, Trial, tbx, write_config
+from textboost.codec.container import Container
+from textboost.field.config import ConfigError, load_field_config
+from textboost.field.eventlog import read_events
+from textboost.protocol import LinkConfig, Sender
+
+BASE = """
+link: {key_file: key}
+uplink: {drop_dir: d, state_db: u.db, event_log: u.jsonl, peer: "127.0.0.1:9"}
+downlink: {listen: "127.0.0.1:9", out_dir: o, state_db: d.db, event_log: d.jsonl}
+"""
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "key").write_bytes(KEY)
+    path = tmp_path / "field.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_loads_with_paths_from_its_folder():
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_field_config(root / "configs" / "field.yaml")
+    assert cfg.uplink.drop_dir == root / "runs" / "field" / "drop"
+    assert cfg.link_config().auth_key is not None and cfg.link.key_id == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"uplink": "rate_bps: -5"}, "uplink.rate_bps: expected a number > 0, got -5"),
+        ({"uplink": "duty_cycle: 1.5"}, "uplink.duty_cycle: expected a number <= 1, got 1.5"),
+        ({"uplink": "ratebps: 5"}, "uplink.ratebps: unknown key; remove it"),
+        ({"uplink": "peer: nowhere"}, "uplink.peer: expected host:port with a port 1..65535"),
+        ({"uplink": "budget: {bpp: 0.1, max_bytes: 900}"}, "uplink.budget: expected exactly one"),
+        ({"downlink": "max_pixels: 0"}, "downlink.max_pixels: expected a number > 0, got 0"),
+        ({"link": "arq: sometimes"}, "link.arq: expected 'immediate', 'deferred' or 'none'"),
+        ({"link": "key_file: missing.key"}, "link.key_file: cannot read"),
+        ({"link": "fec_k: 4"}, "link: fec_k 4 / fec_m 0: set both"),
+    ],
+)
+def test_config_errors_name_file_key_and_fix(tmp_path, change, message):
+    lines = BASE.strip().split("\n")
+    for section, item in change.items():
+        i = next(k for k, line in enumerate(lines) if line.startswith(section + ":"))
+        lines[i] = lines[i].rstrip("}") + f", {item}}}"
+    path = _config(tmp_path, "\n".join(lines))
+    with pytest.raises(ConfigError) as info:
+        load_field_config(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_config_missing_section_and_bad_yaml(tmp_path):
+    path = _config(tmp_path, "link: {}\n")
+    with pytest.raises(ConfigError, match=r"field.yaml: uplink: missing; add the uplink"):
+        load_field_config(path, need="uplink")
+    path.write_text("link: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"field.yaml: not valid YAML at line 2"):
+        load_field_config(path)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_field_config(path)
+
+
+def test_serve_cli_config_error_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = _config(tmp_path, BASE.replace("peer: ", "rate_bps: -5, peer: "))
+    r = subprocess.run(
+        [sys.executable, "-m", "uplink", "serve", "--config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.strip().endswith("uplink.rate_bps: expected a number > 0, got -5")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_drop_folder_and_http_intake_deliver_exactly_once(tmp_path):
+    rng = np.random.default_rng(1)
+    trial = Trial(tmp_path)
+    intake_line = f"  intake: 127.0.0.1:{_tcp_port()}\n  poll_s:"
+    trial.config.write_text(trial.config.read_text().replace("  poll_s:", intake_line))
+    intake = load_field_config(trial.config).uplink.intake
+    images = {f"cam{i}.tbx": tbx(rng) for i in range(3)}
+    names = list(images)
+    (tmp_path / "drop").mkdir()
+    (tmp_path / "drop" / "cam0.json").write_text('{"lat": 45.5}')
+    trial.drop(names[0], images[names[0]])
+    trial.drop(names[1], images[names[1]])
+    trial.start("downlink")
+    trial.start("uplink")
+    _post(intake, names[2], images[names[2]], timeout_s=30)
+    trial.sent[names[2]] = hashlib.sha256(images[names[2]]).hexdigest()
+    assert trial.wait_acked(3, timeout_s=40)
+    assert trial.stop_all() == ""
+    for data in images.values():
+        sha = hashlib.sha256(data).hexdigest()
+        assert (tmp_path / "out" / f"{sha[:16]}.tbx").read_bytes() == data
+        record = json.loads((tmp_path / "out" / f"{sha[:16]}.json").read_text())
+        assert record["sha256"] == sha and record["width"] == 64 and record["strings"] == []
+    assert sorted(p.name for p in (tmp_path / "drop").iterdir()) == []  # sidecar taken too
+    with sqlite3.connect(tmp_path / "uplink.db") as db:
+        assert db.execute("SELECT sidecar FROM images WHERE image_id='cam0.tbx'").fetchone() == (
+            '{"lat": 45.5}',
+        )
+    audit = trial.audit()
+    assert audit["lost"] == audit["duplicated"] == audit["extra"] == 0
+    up = list(read_events(tmp_path / "uplink.jsonl"))
+    sources = {e["image"]: e["source"] for e in up if e["event"] == "captured"}
+    assert sources == {"cam0.tbx": "drop", "cam1.tbx": "drop", "cam2.tbx": "http"}
+    for e in up + list(read_events(tmp_path / "downlink.jsonl")):
+        assert {"t", "node", "event", "image", "epoch", "bundle", "bytes"} <= set(e)
+    kinds = {e["event"] for e in up}
+    assert {"restart", "captured", "encoded", "submitted", "acked"} <= kinds
+
+
+def _tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(intake: str, name: str, data: bytes, timeout_s: float) -> None:
+    """POST to the HTTP intake, retrying while the service starts."""
+    end = time.monotonic() + timeout_s
+    while True:
+        req = urllib.request.Request(f"http://{intake}/images/{name}", data=data, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                assert r.status == 201
+                return
+        except (ConnectionError, urllib.error.URLError):
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.1)
+
+
+def test_kill9_of_either_side_loses_and_duplicates_nothing(tmp_path):
+    """10 kills -9 at random points (5 of each side, alternating), each followed by a
+    restart; images keep coming in between. Then: every image stored once, bytes identical,
+    nothing acknowledged sent again."""
+    rng = np.random.default_rng(16)
+    trial = Trial(tmp_path, rate_bps=40_000)  # ~0.3 s per image: kills land mid-bundle
+    trial.start("downlink")
+    trial.start("uplink")
+    n = 0
+    for k in range(10):
+        for _ in range(2):
+            trial.drop(f"img{n:02d}.tbx", tbx(rng))
+            n += 1
+        time.sleep(float(rng.uniform(0.3, 1.2)))
+        node = ("uplink", "downlink")[k % 2]
+        trial.kill(node)
+        trial.start(node)
+    assert trial.wait_acked(n, timeout_s=60), trial.audit()
+    assert trial.stop_all() == ""
+    audit = trial.audit()
+    assert trial.kills == 10
+    assert audit["sent"] == n == 20
+    assert audit["lost"] == 0 and audit["duplicated"] == 0 and audit["extra"] == 0, audit
+    assert audit["acked_resent"] == 0, audit
+    assert audit["resubmitted"] > 0, audit  # kills did land between submission and ack
+
+
+def _service(config: Path) -> tuple[DownlinkService, threading.Event, threading.Thread]:
+    cfg = load_field_config(config, need="downlink")
+    svc = DownlinkService(cfg)
+    stop = threading.Event()
+    thread = threading.Thread(target=svc.run, args=(stop, 30.0))
+    thread.start()
+    return svc, stop, thread
+
+
+def _stop(svc: DownlinkService, stop: threading.Event, thread: threading.Thread) -> None:
+    stop.set()
+    thread.join(10)
+    svc.close()
+
+
+def test_replays_after_a_restart_are_dropped_and_counted(tmp_path):
+    """Frames recorded from a delivered bundle, and from one half sent, replayed to the
+    restarted ground: dropped (replay/stale), counted, logged; nothing delivered again; the
+    half-sent bundle's kept frames survive the restart and the rest completes it."""
+    rng = np.random.default_rng(5)
+    config = write_config(tmp_path)
+    svc, stop, thread = _service(config)
+    cfg = svc.link
+    addr = svc.cfg.listen.rsplit(":", 1)
+    dest = (addr[0], int(addr[1]))
+    sender = Sender(cfg, epoch=7)
+    whole, half = tbx(rng), tbx(rng)
+    sender.submit(0, Container.parse(whole).to_sections(), 0.0)
+    sender.submit(1, Container.parse(half).to_sections(), 0.0)
+    frames = sender.poll_transmit(0.0)
+    first = list(frames)  # bundle 0 whole, then bundle 1
+    cut = len(frames) - 3  # the last frames of bundle 1 (and its EOF) held back
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for f in first[:cut]:
+            s.sendto(f, dest)
+            time.sleep(0.002)
+        _wait(lambda: _stored(tmp_path) == 1)
+        time.sleep(0.3)
+        _stop(svc, stop, thread)
+        svc, stop, thread = _service(config)  # the restart
+        assert svc.rx.memory_bytes > 0  # bundle 1's kept frames are back
+        for f in first[:cut]:  # replayed
+            s.sendto(f, dest)
+        time.sleep(0.5)
+        for f in first[cut:]:  # the rest of bundle 1, first sent now
+            s.sendto(f, dest)
+        _wait(lambda: _stored(tmp_path) == 2)
+        time.sleep(0.3)
+        dropped = svc.rx.stats.dropped_replay + svc.rx.stats.dropped_stale
+        _stop(svc, stop, thread)
+    assert dropped == cut
+    sha = {hashlib.sha256(d).hexdigest() for d in (whole, half)}
+    assert {p.read_bytes() and hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in (tmp_path / "out").glob("*.tbx")} == sha  # fmt: skip
+    events = list(read_events(tmp_path / "downlink.jsonl"))
+    assert sum(e["event"] == "delivered" for e in events) == 2
+    assert sum(e["event"] == "frame_dropped" for e in events) == cut
+    assert {e["reason"] for e in events if e["event"] == "frame_dropped"} <= {"replay", "stale"}
+
+
+def _stored(folder: Path) -> int:
+    with sqlite3.connect(folder / "downlink.db") as db:
+        return db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+
+
+def _wait(cond, timeout_s: float = 20.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_link_config_from_field_yaml_equals_protocol_defaults(tmp_path):
+    cfg = load_field_config(_config(tmp_path, BASE))
+    assert cfg.link_config() == LinkConfig(auth_key=KEY)
