@@ -230,7 +230,7 @@ class ImageCard:
 def _img(src: str | None, alt: str) -> str:
     if src is None:
         return "<span class='tb-muted'>–</span>"
-    return f"<img src='{escape(src)}' alt='{escape(alt)}' loading='lazy'>"
+    return f"<img src='{escape(src)}' alt='{escape(alt)}'>"
 
 
 def image_card(card: ImageCard) -> str:
@@ -263,11 +263,13 @@ def image_card(card: ImageCard) -> str:
         words = " | ".join(escape(s) for s in card.strings) or "(none)"
         info.append(f"<div class='tb-strings'>words: <b>{words}</b></div>")
     if card.crops:
-        info.append("<table class='tb-crops'><tr><th>original</th><th>decoded</th>"
-                    "<th>carried</th></tr>")
+        # the ground has no original: its column only where some crop has one
+        orig = any(c.original_src is not None for c in card.crops)
+        info.append("<table class='tb-crops'><tr>" + ("<th>original</th>" if orig else "")
+                    + "<th>decoded</th><th>carried</th></tr>")
         info += [
-            f"<tr><td>{_img(c.original_src, 'original ' + c.text)}</td>"
-            f"<td>{_img(c.decoded_src, 'decoded ' + c.text)}</td><td>{escape(c.text)}</td></tr>"
+            "<tr>" + (f"<td>{_img(c.original_src, 'original ' + c.text)}</td>" if orig else "")
+            + f"<td>{_img(c.decoded_src, 'decoded ' + c.text)}</td><td>{escape(c.text)}</td></tr>"
             for c in card.crops
         ]
         info.append("</table>")
