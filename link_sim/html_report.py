@@ -127,7 +127,7 @@ def _copy_decoded(rows: list[dict[str, Any]], out_dir: Path) -> dict[int, str]:
     hrefs = {}
     for r in rows:
         src = r["decoded_image"]
-        if src is None:
+        if src is None or not Path(src).is_file():  # a cache emptied meanwhile: no link
             continue
         if src not in copied:
             folder.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def _cards(rows: list[dict[str, Any]], originals: dict[str, Path], hrefs: dict[i
         orig = originals.get(r["image"])
         if orig is not None and r["image"] not in thumbs:
             thumbs[r["image"]] = thumbnail(orig, _THUMB_PX)
-        dec = r["decoded_image"]
+        dec = r["decoded_image"] if r["index"] in hrefs else None
         meta = [("groups", f"{r['decoded_groups']}/{r['n_groups']}"),
                 ("codec", f"{_fmt(r['codec_bytes'], 0)} B, {_fmt(r['codec_bpp'], 4)} bpp")]
         if r["psnr_db"] is not None:
