@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 __all__ = [
     "Delivered",
     "cot_events",
+    "from_record",
     "load_delivered",
     "parse_cot_url",
     "send_cot",
@@ -54,6 +56,7 @@ class Delivered:
     image: Path | None = None  # the decoded PNG (None: text only so far)
     complete: bool = False
     source: Path | None = None  # the bundle's JSON file
+    name: str | None = None  # the marker's stable name (default: the bundle id)
 
     @property
     def located(self) -> bool:
@@ -61,38 +64,70 @@ class Delivered:
 
     @property
     def uid(self) -> str:
-        return f"textboost-{self.bundle_id:05d}"
+        """Stable while the image refines, so TAK replaces the marker instead of adding one."""
+        return f"textboost-{self.name or f'{self.bundle_id:05d}'}"
 
 
 def load_delivered(out_dir: str | Path) -> list[Delivered]:
-    """The images in a receiver's output folder, by bundle id.
+    """The images in a receiver's output folder: ``bundle_NNNNN.json`` of ``downlink
+    receive``, or ``NAME.json`` (NAME: 16 hex digits of the `.tbx`'s SHA-256) of ``downlink
+    serve``; other files are not the receiver's and are left alone.
 
     Raises:
-        ValueError: a bundle JSON that is not valid JSON or lacks ``bundle_id``, naming it.
+        ValueError: a receiver's JSON that does not parse or lacks its keys, naming it.
     """
     out: list[Delivered] = []
-    for path in sorted(Path(out_dir).glob("bundle_*.json")):
+    for path in sorted(Path(out_dir).glob("*.json")):
+        node = path.name.startswith("bundle_")
+        if not node and not _SERVICE_NAME.match(path.name):
+            continue
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            bundle_id = int(doc["bundle_id"])
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{path}: not a receiver's bundle JSON ({e})") from None
-        text = doc.get("text") or {}
-        image = doc.get("image") or {}
-        capture = text.get("capture") or image.get("capture") or {}
-        words = text.get("words") or image.get("words") or []
-        png = image.get("png_path")
-        out.append(
-            Delivered(
-                bundle_id=bundle_id,
-                capture=capture,
-                strings=[w["text"] for w in words if isinstance(w, dict) and "text" in w],
-                image=Path(png) if png else None,
-                complete=bool(image.get("complete")),
-                source=path,
-            )
-        )
+            out.append(_from_node(doc, path) if node else from_record(doc, path.parent))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
+                ValueError) as e:  # fmt: skip
+            raise ValueError(f"{path}: not a receiver's image JSON ({e})") from None
     return out
+
+
+_SERVICE_NAME = re.compile(r"^[0-9a-f]{16}\.json$")
+
+
+def _words(doc: dict[str, Any]) -> list[str]:
+    return [w["text"] for w in doc.get("words") or [] if isinstance(w, dict) and "text" in w]
+
+
+def _from_node(doc: dict[str, Any], path: Path) -> Delivered:
+    text = doc.get("text") or {}
+    image = doc.get("image") or {}
+    png = image.get("png_path")
+    return Delivered(
+        bundle_id=int(doc["bundle_id"]),
+        capture=text.get("capture") or image.get("capture") or {},
+        strings=_words(text) or _words(image),
+        image=Path(png) if png else None,
+        complete=bool(image.get("complete")),
+        source=path,
+    )
+
+
+def from_record(doc: dict[str, Any], folder: Path, png: bool | None = None) -> Delivered:
+    """An image of ``downlink serve``: its ``NAME.json`` record (or the text section's
+    partial record, without ``image``), named ``eEPOCH_bBUNDLE`` like its live-page card.
+    ``png``: whether the picture is there (None: look for ``NAME.png``)."""
+    name = doc.get("image")
+    picture = folder / f"{name}.png" if name else None
+    if picture is not None and not (picture.is_file() if png is None else png):
+        picture = None
+    return Delivered(
+        bundle_id=int(doc["bundle"]),
+        capture=doc.get("capture") or {},
+        strings=_words(doc),
+        image=picture,
+        complete=name is not None,
+        source=folder / f"{name}.json" if name else None,
+        name=f"e{int(doc['epoch'])}_b{int(doc['bundle'])}",
+    )
 
 
 def _link(d: Delivered, base_url: str | None) -> str | None:

@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from downlink.handoff import cot_events, from_record, parse_cot_url, send_cot
 from downlink.node import words_json
 from downlink.state import DownlinkState
+from downlink.web import GroundView, LiveServer, receiver_figures
 from textboost.codec.container import BitstreamError, Container, SectionKind
 from textboost.field.config import FieldConfig
 from textboost.field.durable import write_durably
@@ -94,10 +96,13 @@ class DownlinkService:
         source: str = "field.yaml",
         loader: Callable[[], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        web: str | None = None,
     ) -> None:
         dn = config.downlink
         if dn is None:
             raise ValueError(f"{source}: downlink: missing; add the downlink section")
+        if dn.cot is not None:
+            parse_cot_url(dn.cot)  # a bad destination is an error now, not at the first image
         self.cfg = dn
         self.link = config.link_config(source)
         self.clock = clock
@@ -112,6 +117,7 @@ class DownlinkService:
         self.rx = Receiver(self.link, self.epoch, replay, fin_on_delivery=False)
         self.loader = (loader or dn.codec.loader()) if dn.decode else None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="decode")
+        self._cot = ThreadPoolExecutor(1, thread_name_prefix="cot")
         self._decoding: list[Future] = []
         self._latest: dict[_Key, int] = {}  # newest preview asked for, per bundle
         self._open: dict[_Key, _Open] = {}
@@ -133,6 +139,29 @@ class DownlinkService:
         self._t0 = clock()
         self.peer: tuple[str, int] | None = None
         self.ep = UdpEndpoint(parse_host_port(dn.listen), clock)  # bound now: fail early
+        self.web: LiveServer | None = None
+        if web or dn.web:  # bound now too; serves from run()
+            view = GroundView(self.out, dn.event_log, link_stats=lambda: receiver_figures(self.rx))
+            self.web = LiveServer(view, parse_host_port(web or dn.web), tiles=dn.tiles)
+
+    def _handoff(self, record: dict[str, Any], png: bool = False) -> None:
+        """Cursor-on-Target of one image to ``downlink.cot`` (on a thread of its own: a slow
+        TAK server never stalls the link), its picture linked from the live page."""
+        if self.cfg.cot is None or not (record.get("capture") or {}).get("lat"):
+            return
+        base = self.web.url + "files/" if self.web is not None else None
+        events = cot_events(from_record(record, self.out, png), base_url=base)
+        self._cot.submit(self._send_cot, events, record)
+
+    def _send_cot(self, events: list[bytes], record: dict[str, Any]) -> None:
+        try:
+            send_cot(events, self.cfg.cot)
+            error = None
+        except OSError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        self._log("handoff", epoch=record.get("epoch"), bundle=record.get("bundle"),
+                  image=record.get("image"), to=self.cfg.cot, events=len(events),
+                  error=error)  # fmt: skip
 
     def _log(self, event: str, **kw: Any) -> None:
         with self.log_lock:
@@ -166,6 +195,7 @@ class DownlinkService:
             write_durably(path, (json.dumps(doc, indent=1) + "\n").encode(), fsync=False)
             self._log("text", epoch=key[0], bundle=key[1], bytes=len(e.data),
                       words=[w["text"] for w in b.text["words"]])  # fmt: skip
+            self._handoff(doc)  # the words and the place reach TAK before the picture
         elif (
             e.index >= Container.IMAGE_SECTIONS
             and self.loader is not None
@@ -228,12 +258,15 @@ class DownlinkService:
         tmp.replace(path)
 
     def _preview(self, key: _Key, sections: list[bytes]) -> None:
-        if self._latest.get(key, 0) > len(sections):
-            return  # a newer preview is queued
+        if self._latest.get(key, 0) != len(sections):
+            return  # a newer preview is queued, or the bundle is delivered (the full PNG comes)
         path = self.partial / f"{self._stem(key)}.png"
         group = Container.groups_in(len(sections))
         try:
             self._decode_png(Container.from_sections(sections).to_bytes(), path)
+            if key not in self._latest:  # delivered meanwhile: the preview is stale
+                path.unlink(missing_ok=True)
+                return
             self._log("group", epoch=key[0], bundle=key[1], group=group,
                       bytes=sum(map(len, sections)), png=str(path))  # fmt: skip
         except (BitstreamError, ValueError, OSError, RuntimeError) as exc:
@@ -264,6 +297,14 @@ class DownlinkService:
             self.state.decoded(sha)
             extra = {"error": error} if error else {"png": f"{name}.png"}
             self._log("decoded", image=name, sha256=sha, **extra)
+            if error is None and self.cfg.cot is not None:
+                try:
+                    record = json.loads((self.out / f"{name}.json").read_text())
+                except (OSError, ValueError) as exc:  # written durably before the FIN
+                    self._log("handoff", image=name, to=self.cfg.cot, events=0,
+                              error=f"{name}.json: {exc}")  # fmt: skip
+                else:
+                    self._handoff(record, png=True)
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -314,6 +355,8 @@ class DownlinkService:
                     self.peer = addr
                     self.receive(data, elapsed())
 
+            if self.web is not None:
+                self.web.start()
             while not stop.is_set() and (max_s is None or elapsed() < max_s):
                 now = wait_and_fire(sel, self, elapsed, TICK_S, drain)
                 self._keep_frames()
@@ -332,8 +375,11 @@ class DownlinkService:
         self._keep_frames()
 
     def close(self) -> None:
+        if self.web is not None:
+            self.web.close()
         self.ep.close()
         self._worker.shutdown(wait=True, cancel_futures=True)
+        self._cot.shutdown(wait=True)
         self._collect_decoded()
         self.state.close()
         self.log.close()

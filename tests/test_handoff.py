@@ -74,7 +74,7 @@ def test_delivered_images_are_read_from_the_receivers_folder(received):
     assert images[1].capture["time"] == "2026-12-03T09:30:00Z"
     assert not images[2].located and images[2].strings == ["NO FIX"]
     (received / "bundle_00009.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"bundle_00009\.json: not a receiver's bundle JSON"):
+    with pytest.raises(ValueError, match=r"bundle_00009\.json: not a receiver's image JSON"):
         load_delivered(received)
 
 

@@ -208,7 +208,7 @@ def _resolve(doc: dict[str, Any], base: Path) -> dict[str, Any]:
         "link": ("key_file",),
         "codec": ("model", "onnx_dir"),
         "uplink": ("drop_dir", "state_db", "event_log"),
-        "downlink": ("out_dir", "state_db", "event_log"),
+        "downlink": ("out_dir", "state_db", "event_log", "tiles"),
     }
     subs = [("link", doc.get("link")), ("uplink", doc.get("uplink")),
             ("downlink", doc.get("downlink"))]  # fmt: skip

@@ -33,6 +33,7 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "delivered": ("sha256",),  # downlink: .tbx and record durable, FIN sent
     "duplicate": ("sha256",),  # downlink: an image already stored, FINed again, not written
     "decoded": ("png",),  # downlink: the full image decoded to PNG
+    "handoff": ("to", "events", "error"),  # downlink: CoT events sent to a TAK server
     "frame_dropped": ("reason", "detail"),  # either: a frame dropped by the protocol
 }
 

@@ -1,0 +1,570 @@
+"""The ground station's live page (``python -m downlink serve --web HOST:PORT``).
+
+A coordinator watches it: each image appears when its text section lands (the strings and
+where and when it was taken, before the picture), its preview sharpens as y groups arrive,
+and the link's state sits on top. Everything is served by the receiver itself from the
+package (no CDN, no map tiles from the Internet: capture positions are drawn on a lat/lon
+grid, over the operator's own XYZ tile folder when given).
+
+:class:`GroundView` builds the state from what the service already writes, so the page
+adds no coupling to the protocol: the JSONL event log (:mod:`textboost.field.eventlog`)
+and the files in the output folder (``partial/eE_bB.json|png`` while an image is under
+reassembly, ``NAME.json|png`` once delivered). :class:`LiveServer` serves the page, HTML
+fragments of each part (rendered by :mod:`textboost.web`, the components link_sim's
+report uses too) and a Server-Sent Events stream that names the parts that changed; the
+page fetches just those.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from textboost.web import ImageCard, image_card, page, text_crops
+
+__all__ = ["GroundView", "ImageState", "LiveServer", "receiver_figures"]
+
+POLL_S = 0.2  # how often the event log is read
+KEEP_CHANGES = 10_000  # change records kept for SSE clients that fall behind
+_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(slots=True)
+class ImageState:
+    """One image as the page shows it; ``key`` = ``eEPOCH_bBUNDLE`` (stable through delivery)."""
+
+    key: str
+    epoch: int
+    bundle: int
+    first_t: float
+    name: str | None = None  # the delivered image's name (the .tbx's SHA-256 prefix)
+    text_t: float | None = None
+    delivered_t: float | None = None
+    decoded_t: float | None = None
+    groups: int = 0
+    bytes: int = 0
+    width: int | None = None
+    height: int | None = None
+    words: list[dict[str, Any]] = field(default_factory=list)
+    capture: dict[str, Any] | None = None
+    png: str | None = None  # a file name under the output folder (partial/... or NAME.png)
+    duplicates: int = 0
+    error: str | None = None
+    version: int = 0  # bumped on every change (cache key of the card and its picture)
+
+
+class GroundView:
+    """The page's state, fed by the event log; thread-safe. ``link_stats``: live figures
+    from the receiver (frames, drops, recent loss), shown in the link block."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        event_log: str | Path,
+        link_stats: Callable[[], dict[str, Any]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.out = Path(out_dir)
+        self.log_path = Path(event_log)
+        self.link_stats = link_stats
+        self.clock = clock
+        self.images: dict[str, ImageState] = {}
+        self._by_name: dict[str, str] = {}
+        self.drops: dict[str, int] = {}
+        self.last_event_t: float | None = None
+        self.started_t: float | None = None
+        self._offset = 0
+        self._partial = b""
+        self._lock = threading.Lock()
+        self._changes: list[tuple[int, str]] = []  # (seq, part)
+        self._seq = 0
+        self._crops: dict[tuple[str, int], list] = {}
+
+    # --- reading the log ----------------------------------------------------------------
+
+    def refresh(self) -> list[str]:
+        """Read new whole lines of the event log; returns the parts that changed
+        (``card:KEY``, ``link``, ``map``)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # an unfinished last line waits for its end
+        changed: dict[str, None] = {}
+        with self._lock:
+            for line in lines:
+                try:
+                    ev = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    continue  # a line cut by a power loss
+                if isinstance(ev, dict) and ev.get("node") == "downlink":
+                    for part in self._apply(ev):
+                        changed[part] = None
+            if changed:
+                changed["link"] = None
+            for part in changed:
+                self._seq += 1
+                self._changes.append((self._seq, part))
+            del self._changes[:-KEEP_CHANGES]
+        return list(changed)
+
+    def _image(self, ev: dict[str, Any]) -> ImageState | None:
+        epoch, bundle = ev.get("epoch"), ev.get("bundle")
+        if epoch is None or bundle is None:
+            key = self._by_name.get(str(ev.get("image")))
+            return self.images.get(key) if key else None
+        key = f"e{epoch}_b{bundle}"
+        img = self.images.get(key)
+        if img is None:
+            img = self.images[key] = ImageState(key, int(epoch), int(bundle), float(ev["t"]))
+        return img
+
+    def _apply(self, ev: dict[str, Any]) -> list[str]:
+        kind, t = ev.get("event"), float(ev.get("t", 0.0))
+        self.last_event_t = t
+        if kind == "restart":
+            self.started_t = t
+            return ["link"]
+        if kind == "frame_dropped":
+            reason = str(ev.get("reason"))
+            self.drops[reason] = self.drops.get(reason, 0) + 1
+            return ["link"]
+        img = self._image(ev)
+        if img is None:
+            return []
+        parts = [f"card:{img.key}"]
+        if kind == "text":
+            img.text_t = t
+            doc = self._read_json(self.out / "partial" / f"{img.key}.json")
+            self._take_doc(img, doc)
+            if not img.words and ev.get("words"):
+                img.words = [{"text": w, "quad": None} for w in ev["words"]]
+            parts.append("map")
+        elif kind == "group":
+            img.groups = max(img.groups, int(ev.get("group") or 0))
+            img.bytes = max(img.bytes, int(ev.get("bytes") or 0))
+            if ev.get("png") and img.name is None:
+                img.png = f"partial/{Path(ev['png']).name}"
+            if ev.get("error"):
+                img.error = ev["error"]
+        elif kind == "delivered":
+            img.delivered_t, img.name = t, ev.get("image")
+            img.bytes = int(ev.get("bytes") or img.bytes)
+            self._by_name[str(img.name)] = img.key
+            self._take_doc(img, self._read_json(self.out / f"{img.name}.json"))
+            parts.append("map")
+        elif kind == "duplicate":
+            img.duplicates += 1
+        elif kind == "decoded":
+            if ev.get("png"):
+                img.decoded_t, img.png, img.error = t, Path(ev["png"]).name, None
+            else:
+                img.error = ev.get("error")
+        img.version += 1
+        return parts
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, Any]:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    @staticmethod
+    def _take_doc(img: ImageState, doc: dict[str, Any]) -> None:
+        img.width = doc.get("width", img.width)
+        img.height = doc.get("height", img.height)
+        if doc.get("words"):
+            img.words = doc["words"]
+        if doc.get("capture"):
+            img.capture = doc["capture"]
+        if doc.get("error"):
+            img.error = doc["error"]
+
+    def changes_since(self, seq: int) -> tuple[int, list[str]]:
+        """The parts changed after change number ``seq``, and the newest number."""
+        with self._lock:
+            parts = list(dict.fromkeys(p for s, p in self._changes if s > seq))
+            return self._seq, parts
+
+    # --- rendering ----------------------------------------------------------------------
+
+    def card_html(self, key: str) -> str | None:
+        with self._lock:
+            img = self.images.get(key)
+            if img is None:
+                return None
+            return image_card(self._card(img))
+
+    def _card(self, img: ImageState) -> ImageCard:
+        src = f"/files/{img.png}?v={img.version}" if img.png else None
+        if img.decoded_t is not None:
+            status = "complete"
+        elif img.delivered_t is not None:
+            status = "delivered, decoding"
+        elif img.groups:
+            status = f"refining: {img.groups} y group{'s' if img.groups > 1 else ''} decoded"
+        else:
+            status = "text landed, picture on its way"
+        meta: list[tuple[str, str]] = []
+        c = img.capture or {}
+        if c.get("time"):
+            meta.append(("taken", c["time"].replace("T", " ")))
+        if "lat" in c:
+            meta.append(("at", f"{c['lat']:.5f}, {c['lon']:.5f}"))
+        for key, label, unit in (("alt_m", "alt", " m"), ("heading_deg", "heading", "°"),
+                                 ("camera", "camera", "")):  # fmt: skip
+            if key in c:
+                meta.append((label, f"{c[key]}{unit}"))
+        meta += self._timing(img)
+        meta.append(("bytes", f"{img.bytes}"))
+        if img.duplicates:
+            meta.append(("resent copies", str(img.duplicates)))
+        if img.error:
+            meta.append(("error", img.error))
+        return ImageCard(
+            title=f"image {img.name or '(arriving)'} · epoch {img.epoch} bundle {img.bundle}",
+            thumb_src=src,
+            href=src,
+            status=status,
+            meta=meta,
+            strings=[w["text"] for w in img.words] if img.text_t or img.words else None,
+            crops=self._crops_of(img),
+            card_id=f"card-{img.key}",
+        )
+
+    def _timing(self, img: ImageState) -> list[tuple[str, str]]:
+        """Time to text and to picture, from the capture time when it was sent (what a
+        coordinator cares about), else from the first section seen."""
+        t0, since = img.first_t, "first section"
+        if img.capture and img.capture.get("time"):
+            from textboost.capture import parse_time
+
+            t0, since = parse_time(img.capture["time"]).timestamp(), "capture"
+        out = []
+        if img.text_t is not None:
+            out.append((f"text after {since}", f"{img.text_t - t0:.1f} s"))
+        done = img.decoded_t or img.delivered_t
+        if done is not None:
+            out.append((f"picture after {since}", f"{done - t0:.1f} s"))
+        return out
+
+    def _crops_of(self, img: ImageState) -> list:
+        """Each word cut from the decoded picture (the ground has no original)."""
+        if not img.png or not any(w.get("quad") for w in img.words):
+            return []
+        key = (img.key, img.version)
+        if key not in self._crops:
+            words = [w for w in img.words if w.get("quad")]
+            try:
+                self._crops[key] = text_crops(words, None, self.out / img.png)
+            except (OSError, ValueError):
+                self._crops[key] = []
+        return self._crops[key]
+
+    def link_html(self) -> str:
+        with self._lock:
+            now = self.clock()
+            images = list(self.images.values())
+            rows: list[tuple[str, str]] = []
+            last = "never" if self.last_event_t is None else f"{now - self.last_event_t:.0f} s ago"
+            rows.append(("last contact", last))
+            delivered = [i for i in images if i.delivered_t is not None]
+            rows.append(("images delivered", str(len(delivered))))
+            rows.append(("under reassembly", str(len(images) - len(delivered))))
+            if delivered:
+                mean = sum(i.bytes for i in delivered) / len(delivered)
+                rows.append(("bytes per image", f"{mean:.0f}"))
+            rows.append(("frames dropped", ", ".join(f"{k} {v}" for k, v in
+                                                     sorted(self.drops.items())) or "0"))
+            stats = self.link_stats() if self.link_stats else {}
+        rows += [(k.replace("_", " "), str(v)) for k, v in stats.items()]
+        cells = "".join(
+            f"<div class='tb-check'><div class='tb-label'>{escape(k)}</div>"
+            f"<div class='tb-value'>{escape(v)}</div></div>"
+            for k, v in rows
+        )
+        return (f"<section class='tb-verdict' id='link'><div class='tb-checks'>{cells}</div>"
+                "</section>")
+
+    def map_svg(self, tiles: bool = False, width: int = 640, height: int = 360) -> str:
+        """Capture positions on a Web-Mercator lat/lon grid (over XYZ tiles when ``tiles``)."""
+        with self._lock:
+            pts = [(i.key, i.capture["lat"], i.capture["lon"], [w["text"] for w in i.words])
+                   for i in self.images.values() if i.capture and "lat" in i.capture]  # fmt: skip
+        return _map_svg(pts, width, height, tiles)
+
+
+def receiver_figures(rx: Any) -> dict[str, Any]:
+    """A :class:`~textboost.protocol.Receiver`'s live figures for the link block. The recent
+    loss is read off the replay window: the sender numbers every frame it sends (resends
+    too), so the share of the last ``replay_window`` numbers never accepted is the forward
+    link's loss over them (frames still in flight or reordered count as lost for now)."""
+    st = rx.stats
+    win = rx.replay_state
+    out: dict[str, Any] = {
+        "frames received": st.frames_received,
+        "bytes received": st.bytes_received,
+        "NAK frames sent": st.nak_frames,
+        "FIN frames sent": st.fin_frames,
+    }
+    if win.epoch is not None:
+        span = min(rx.config.replay_window, win.top + 1)
+        got = bin(win.seen & ((1 << span) - 1)).count("1")
+        out["recent loss"] = f"{100 * (1 - got / span):.1f} % of the last {span} frames"
+        out["sender epoch"] = win.epoch
+    return out
+
+
+def _merc(lat: float, lon: float) -> tuple[float, float]:
+    """Web Mercator in units of the world (0..1 both ways, y down)."""
+    lat = max(-85.05, min(85.05, lat))
+    s = math.sin(math.radians(lat))
+    return (lon + 180.0) / 360.0, 0.5 - math.log((1 + s) / (1 - s)) / (4 * math.pi)
+
+
+def _nice(span: float) -> float:
+    """A grid step of 1, 2 or 5 × 10^k degrees giving 3 to 8 lines over ``span``."""
+    raw = max(span, 1e-6) / 5
+    k = 10 ** math.floor(math.log10(raw))
+    return next(m * k for m in (1, 2, 5, 10) if m * k >= raw)
+
+
+def _map_svg(pts: list, width: int, height: int, tiles: bool) -> str:
+    if not pts:
+        return ("<svg id='map' class='tb-map' viewBox='0 0 640 60' width='100%'>"
+                "<text x='10' y='35'>no capture positions yet</text></svg>")  # fmt: skip
+    lats, lons = [p[1] for p in pts], [p[2] for p in pts]
+    pad = max(0.002, 0.15 * max(max(lats) - min(lats), max(lons) - min(lons)))
+    lat0, lat1, lon0, lon1 = min(lats) - pad, max(lats) + pad, min(lons) - pad, max(lons) + pad
+    (x0, y1), (x1, y0) = _merc(lat0, lon0), _merc(lat1, lon1)
+    scale = min(width / (x1 - x0), height / (y1 - y0))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+
+    def xy(lat: float, lon: float) -> tuple[float, float]:
+        mx, my = _merc(lat, lon)
+        return width / 2 + (mx - cx) * scale, height / 2 + (my - cy) * scale
+
+    out = [f"<svg id='map' class='tb-map' viewBox='0 0 {width} {height}' width='100%' "
+           f"style='max-width:{width}px;background:#eef3f7;border:1px solid #bbb'>"]  # fmt: skip
+    if tiles:
+        z = max(0, min(19, int(math.log2(scale / 256))))
+        n = 2**z
+        for tx in range(int((cx - width / 2 / scale) * n), int((cx + width / 2 / scale) * n) + 1):
+            for ty in range(int((cy - height / 2 / scale) * n),
+                            int((cy + height / 2 / scale) * n) + 1):  # fmt: skip
+                if 0 <= tx < n and 0 <= ty < n:
+                    px = width / 2 + (tx / n - cx) * scale
+                    py = height / 2 + (ty / n - cy) * scale
+                    size = scale / n
+                    out.append(f"<image href='/tiles/{z}/{tx}/{ty}.png' x='{px:.1f}' "
+                               f"y='{py:.1f}' width='{size:.1f}' height='{size:.1f}'/>")
+    step = _nice(max(lat1 - lat0, lon1 - lon0))
+    digits = max(0, -math.floor(math.log10(step)))
+    lat = math.floor(lat0 / step) * step
+    while lat <= lat1:
+        _, y = xy(lat, lon0)
+        out.append(f"<line x1='0' x2='{width}' y1='{y:.1f}' y2='{y:.1f}' stroke='#9ab' "
+                   f"stroke-width='0.5'/><text x='3' y='{y - 2:.1f}' font-size='10' "
+                   f"fill='#457'>{lat:.{digits}f}°</text>")  # fmt: skip
+        lat += step
+    lon = math.floor(lon0 / step) * step
+    while lon <= lon1:
+        x, _ = xy(lat0, lon)
+        out.append(f"<line y1='0' y2='{height}' x1='{x:.1f}' x2='{x:.1f}' stroke='#9ab' "
+                   f"stroke-width='0.5'/><text x='{x + 2:.1f}' y='{height - 3}' font-size='10' "
+                   f"fill='#457'>{lon:.{digits}f}°</text>")  # fmt: skip
+        lon += step
+    for key, plat, plon, strings in pts:
+        x, y = xy(plat, plon)
+        label = " | ".join(strings) or key
+        out.append(f"<a href='#card-{escape(key)}'><circle class='tb-pos' cx='{x:.1f}' "
+                   f"cy='{y:.1f}' r='6' fill='#c62828' stroke='#fff' stroke-width='1.5'>"
+                   f"<title>{escape(label)} ({plat:.5f}, {plon:.5f})</title></circle>"
+                   f"<text x='{x + 8:.1f}' y='{y + 4:.1f}' font-size='11'>{escape(label)}"
+                   "</text></a>")  # fmt: skip
+    out.append("</svg>")
+    return "".join(out)
+
+
+_SCRIPT = """
+const es = new EventSource('/events?since=' + document.body.dataset.seq);
+async function swap(part) {
+  const url = part.startsWith('card:') ? '/card/' + part.slice(5) : '/' + part;
+  const r = await fetch(url, {cache: 'no-store'});
+  if (!r.ok) return;
+  const html = await r.text();
+  const id = part.startsWith('card:') ? 'card-' + part.slice(5) : part;
+  const old = document.getElementById(id);
+  const tmp = document.createElement('div'); tmp.innerHTML = html;
+  const node = tmp.firstElementChild;
+  if (old) old.replaceWith(node);
+  else if (part.startsWith('card:')) document.getElementById('cards').prepend(node);
+}
+es.onmessage = (m) => { for (const p of JSON.parse(m.data)) swap(p); };
+es.onerror = () => { document.getElementById('conn').textContent = 'page: reconnecting…'; };
+es.onopen = () => { document.getElementById('conn').textContent = 'page: live'; };
+"""
+
+
+class LiveServer:
+    """The page over HTTP on ``(host, port)`` (port 0: any free one), refreshing ``view``
+    every :data:`POLL_S` on a thread of its own. ``tiles``: a folder ``Z/X/Y.png``."""
+
+    def __init__(
+        self, view: GroundView, address: tuple[str, int], tiles: str | Path | None = None
+    ) -> None:
+        self.view = view
+        self.tiles = Path(tiles) if tiles else None
+        self._stop = threading.Event()
+        self.started = False
+        self.httpd = ThreadingHTTPServer(address, self._handler())
+        self.httpd.daemon_threads = True
+        self._threads = [
+            threading.Thread(target=self.httpd.serve_forever, name="web", daemon=True),
+            threading.Thread(target=self._poll, name="web-poll", daemon=True),
+        ]
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def start(self) -> LiveServer:
+        if not self.started:
+            self.started = True
+            for t in self._threads:
+                t.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.started:
+            self.httpd.shutdown()  # waits for serve_forever, so only once it runs
+        self.httpd.server_close()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(POLL_S):
+            self.view.refresh()
+
+    def index(self) -> str:
+        v = self.view
+        v.refresh()
+        with v._lock:
+            keys = sorted(v.images, key=lambda k: v.images[k].first_t, reverse=True)
+            seq = v._seq
+        cards = "".join(v.card_html(k) or "" for k in keys)
+        body = (
+            "<h1>TextBoost link — ground station</h1>"
+            f"<p class='tb-muted'>output folder <code>{escape(str(v.out))}</code> · "
+            "<span id='conn'>page: connecting…</span></p>"
+            f"<h2>Link</h2>{v.link_html()}"
+            f"<h2>Capture positions</h2><div id='map-box'>{v.map_svg(self.tiles is not None)}"
+            "</div>"
+            f"<h2>Images (newest first)</h2><div class='tb-cards' id='cards'>{cards}</div>"
+            f"<script>document.body.dataset.seq = '{seq}';{_SCRIPT}</script>"
+        )
+        return page("TextBoost ground station", body)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet: the service logs events
+                pass
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                path = unquote(url.path)
+                html = "text/html; charset=utf-8"
+                if path == "/":
+                    self._send(200, server.index().encode(), html)
+                elif path == "/events":
+                    since = parse_qs(url.query).get("since", [""])[0]
+                    self._events(int(since) if since.isdigit() else None)
+                elif path == "/link":
+                    self._send(200, server.view.link_html().encode(), html)
+                elif path == "/map":
+                    svg = server.view.map_svg(server.tiles is not None)
+                    self._send(200, f"<div id='map-box'>{svg}</div>".encode(), html)
+                elif path.startswith("/card/"):
+                    card = server.view.card_html(path[6:])
+                    if card is None:
+                        self._send(404, b"no such image", "text/plain")
+                    else:
+                        self._send(200, card.encode(), html)
+                elif path.startswith("/files/"):
+                    self._file(server.view.out, path[7:].split("/"), {"partial"})
+                elif path.startswith("/tiles/") and server.tiles is not None:
+                    parts = path[7:].split("/")
+                    if len(parts) == 3 and all(p.removesuffix(".png").isdigit() for p in parts):
+                        self._file(server.tiles, parts, None)
+                    else:
+                        self._send(404, b"not found", "text/plain")
+                else:
+                    self._send(404, b"not found", "text/plain")
+
+            def _file(self, root: Path, parts: list[str], dirs: set[str] | None) -> None:
+                """A PNG under ``root``: names checked, no way out of the folder."""
+                ok = parts and all(_SAFE.match(p) and p not in (".", "..") for p in parts)
+                ok = ok and parts[-1].endswith(".png")
+                if ok and dirs is not None:
+                    ok = len(parts) == 1 or (len(parts) == 2 and parts[0] in dirs)
+                try:
+                    data = (root.joinpath(*parts)).read_bytes() if ok else None
+                except OSError:
+                    data = None
+                if data is None:
+                    self._send(404, b"not found", "text/plain")
+                else:
+                    self._send(200, data, "image/png")
+
+            def _events(self, since: int | None) -> None:
+                """SSE: each message is a JSON list of the parts changed after ``since``
+                (the change number the page was rendered at)."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                seq = server.view.changes_since(1 << 62)[0] if since is None else since
+                quiet = 0.0
+                try:
+                    while not server._stop.is_set():
+                        seq2, parts = server.view.changes_since(seq)
+                        if parts:
+                            self.wfile.write(f"data: {json.dumps(parts)}\n\n".encode())
+                            self.wfile.flush()
+                            seq, quiet = seq2, 0.0
+                        elif quiet >= 10.0:  # a comment keeps proxies from closing it
+                            self.wfile.write(b": keep-alive\n\n")
+                            self.wfile.flush()
+                            quiet = 0.0
+                        server._stop.wait(POLL_S)
+                        quiet += POLL_S
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+        return Handler

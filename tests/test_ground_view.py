@@ -1,0 +1,97 @@
+"""The live page's state, read from the ground service's event log and output files."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import urllib.request
+
+from downlink.web import GroundView, LiveServer
+from textboost.field.eventlog import EventLog
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_796_000_000.0
+
+    def __call__(self) -> float:
+        self.t += 1.0
+        return self.t
+
+
+def _write_partial(out, key: str, doc: dict) -> None:
+    (out / "partial").mkdir(parents=True, exist_ok=True)
+    (out / "partial" / f"{key}.json").write_text(json.dumps(doc))
+
+
+def test_an_image_goes_from_words_to_picture(tmp_path):
+    out, log_path = tmp_path / "received", tmp_path / "down.jsonl"
+    clock = Clock()
+    log = EventLog(log_path, "downlink", clock=clock)
+    view = GroundView(out, log_path, clock=clock)
+    assert view.refresh() == [] and view.images == {}
+    capture = {"time": "2026-12-03T09:00:00Z", "lat": 46.5197, "lon": 6.6323}
+    words = [{"text": "VD 12345", "quad": [[4, 4], [60, 4], [60, 18], [4, 18]]}]
+    _write_partial(out, "e7_b0", {"width": 96, "height": 64, "words": words, "capture": capture})
+    log.write("restart", epoch=3)
+    log.write("frame_dropped", epoch=7, bundle=99, reason="auth", detail="bad tag")
+    log.write("text", epoch=7, bundle=0, bytes=40, words=["VD 12345"])
+    changed = view.refresh()
+    assert set(changed) == {"card:e7_b0", "map", "link"}  # no card for a forged bundle
+    card = view.card_html("e7_b0")
+    assert "VD 12345" in card and "46.51970" in card and "picture on its way" in card
+    assert view.drops == {"auth": 1}
+    seq, parts = view.changes_since(0)
+    assert set(parts) == {"card:e7_b0", "map", "link"} and view.changes_since(seq)[1] == []
+    log.write("group", epoch=7, bundle=0, group=1, bytes=300, png=str(out / "partial/e7_b0.png"))
+    # a line cut mid-write waits for its end
+    with open(log_path, "a") as f:
+        f.write('{"t": 1796000100.0, "node": "downlink", "event": "deliv')
+    assert view.refresh() == ["card:e7_b0", "link"]
+    assert "refining: 1 y group decoded" in view.card_html("e7_b0")
+    assert "src='/files/partial/e7_b0.png?v=" in view.card_html("e7_b0")
+    with open(log_path, "a") as f:
+        f.write('ered", "image": "abc", "epoch": 7, "bundle": 0, "bytes": 512}\n')
+    (out / "abc.json").write_text(json.dumps({"width": 96, "height": 64, "words": words,
+                                              "capture": capture}))  # fmt: skip
+    log.write("decoded", image="abc", png="abc.png")  # by name only: mapped to its card
+    view.refresh()
+    img = view.images["e7_b0"]
+    assert img.name == "abc" and img.png == "abc.png" and img.bytes == 512
+    card = view.card_html("e7_b0")
+    assert "complete" in card and "/files/abc.png" in card
+    assert "text after capture" in card and "picture after capture" in card
+    link = view.link_html()
+    assert "images delivered" in link and "auth 1" in link and "512" in link
+
+
+def test_positions_are_drawn_on_a_grid_and_over_a_tile_folder(tmp_path):
+    out, log_path = tmp_path / "received", tmp_path / "down.jsonl"
+    log = EventLog(log_path, "downlink")
+    for i, (lat, lon) in enumerate([(46.5197, 6.6323), (46.5211, 6.6281)]):
+        _write_partial(out, f"e1_b{i}", {"words": [], "capture": {"lat": lat, "lon": lon}})
+        log.write("text", epoch=1, bundle=i, words=[])
+    view = GroundView(out, log_path)
+    view.refresh()
+    svg = view.map_svg()
+    assert svg.count("class='tb-pos'") == 2 and "<image" not in svg
+    labels = re.findall(r">(-?\d+\.\d+)°<", svg)
+    assert len(set(labels)) == len(labels) >= 4  # grid labels precise enough to differ
+    tiled = view.map_svg(tiles=True)
+    z = int(re.search(r"/tiles/(\d+)/\d+/\d+\.png", tiled).group(1))
+    n = 2**z
+    assert 10 <= z <= 19
+    tx = int((6.6323 + 180) / 360 * n)
+    lat = math.radians(46.5197)
+    ty = int((1 - math.log(math.tan(lat) + 1 / math.cos(lat)) / math.pi) / 2 * n)
+    assert f"/tiles/{z}/{tx}/{ty}.png" in tiled  # the tile under the first point is drawn
+    tile = tmp_path / "tiles" / str(z) / str(tx) / f"{ty}.png"
+    tile.parent.mkdir(parents=True)
+    tile.write_bytes(b"\x89PNG tile")
+    web = LiveServer(view, ("127.0.0.1", 0), tiles=tmp_path / "tiles").start()
+    try:
+        with urllib.request.urlopen(f"{web.url}tiles/{z}/{tx}/{ty}.png") as r:
+            assert r.read() == b"\x89PNG tile"
+    finally:
+        web.close()
