@@ -268,7 +268,7 @@ class DownlinkService:
                 path.unlink(missing_ok=True)
                 return
             self._log("group", epoch=key[0], bundle=key[1], group=group,
-                      bytes=sum(map(len, sections)), png=str(path))  # fmt: skip
+                      bytes=sum(map(len, sections)), png=f"partial/{path.name}")  # fmt: skip
         except (BitstreamError, ValueError, OSError, RuntimeError) as exc:
             self._log("group", epoch=key[0], bundle=key[1], group=group,
                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip

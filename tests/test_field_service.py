@@ -258,3 +258,52 @@ def _wait(cond, timeout_s: float = 20.0) -> None:
 def test_link_config_from_field_yaml_equals_protocol_defaults(tmp_path):
     cfg = load_field_config(_config(tmp_path, BASE))
     assert cfg.link_config() == LinkConfig(auth_key=KEY)
+
+
+def test_real_codec_encode_and_progressive_decode(tmp_path, codec, kodim23):
+    """A PNG dropped at the edge is encoded by the real codec, and the ground decodes a
+    preview per y group, then the whole image (both services in threads)."""
+    from PIL import Image
+
+    from uplink.encode import EncodePipeline, FixedRate
+    from uplink.service import UplinkService
+
+    config = write_config(tmp_path, rate_bps=3000)  # about 5 frames/s: groups land apart
+    text = config.read_text().replace("decode: false", "decode: true")
+    config.write_text(text.replace("mtu_bytes: 200", "mtu_bytes: 80"))
+    cfg = load_field_config(config)
+    ground = DownlinkService(cfg, loader=lambda: codec)
+    edge = UplinkService(cfg, pipeline=EncodePipeline(FixedRate(0.3), None, lambda: codec))
+    image = kodim23[100:292, 200:456]  # 256x192: a few hundred bytes, groups apart
+    codec.decode(codec.encode(image, rate=0.3))  # warm: previews keep up with the link
+    stops = [threading.Event(), threading.Event()]
+    threads = [
+        threading.Thread(target=svc.run, args=(stop, 60.0))
+        for svc, stop in zip((ground, edge), stops, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        Image.fromarray(image).save(tmp_path / "drop" / "sign.png.tmp", format="PNG")
+        (tmp_path / "drop" / "sign.png.tmp").rename(tmp_path / "drop" / "sign.png")
+        log = tmp_path / "downlink.jsonl"
+        _wait(lambda: any(e["event"] == "decoded" for e in read_events(log)), timeout_s=60)
+    finally:
+        for stop in stops:
+            stop.set()
+        for t in threads:
+            t.join(10)
+        ground.close()
+        edge.close()
+    events = list(read_events(tmp_path / "downlink.jsonl"))
+    decoded = next(e for e in events if e["event"] == "decoded")
+    png = np.asarray(Image.open(tmp_path / "out" / decoded["png"]))
+    assert png.shape == (192, 256, 3)
+    groups = [e["group"] for e in events if e["event"] == "group" and "error" not in e]
+    n_groups = Container.parse(next((tmp_path / "out").glob("*.tbx")).read_bytes()).header.n_groups
+    assert groups and groups[-1] <= n_groups and groups == sorted(groups)
+    encoded = next(e for e in read_events(tmp_path / "uplink.jsonl") if e["event"] == "encoded")
+    assert encoded["image"] == "sign.png" and 0 < encoded["bpp"] < 2
+    with sqlite3.connect(tmp_path / "uplink.db") as db:
+        sent = db.execute("SELECT tbx FROM images").fetchone()[0]
+    assert (tmp_path / "out" / f"{decoded['image']}.tbx").read_bytes() == sent

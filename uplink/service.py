@@ -180,7 +180,7 @@ class UplinkService:
     def run(self, stop: threading.Event, max_s: float | None = None) -> None:
         """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""
         elapsed = lambda: self.clock() - self._t0  # noqa: E731
-        bucket = TokenBucket(self.cfg.rate_bps, 4 * self.link.mtu_bytes, self.clock())
+        bucket = TokenBucket(self.cfg.rate_bps, self.link.mtu_bytes, self.clock())  # 1 frame
         next_scan = 0.0
         ep = self.ep
         with selectors.DefaultSelector() as sel:
