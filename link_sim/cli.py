@@ -44,7 +44,8 @@ def _parser_run() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog_name("link_sim", "link-sim"),
         description="Predict what a link delivers, at what quality and how late. "
-                    "'python -m link_sim sweep --help' for parameter sweeps.",
+                    "'python -m link_sim sweep --help' for parameter sweeps; 'proxy --help' "
+                    "for a real-time UDP relay; 'replay --help' to simulate a trial's event log.",
     )
     _common(p)
     p.add_argument("--json", action="store_true", help="print the JSON report on stdout")
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         console = Console(width=200)  # files and pipes get the whole table, not 80 columns
     err = Console(stderr=True)
     try:
+        if argv and argv[0] in ("proxy", "replay"):  # rehearsal and calibration tools
+            from link_sim import proxy, replay
+
+            return (proxy if argv[0] == "proxy" else replay).main(argv[1:])
         if argv and argv[0] == "sweep":
             return _sweep(_defaults(_parser_sweep().parse_args(argv[1:])), console)
         return _run(_defaults(_parser_run().parse_args(argv)), console)
