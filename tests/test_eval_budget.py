@@ -38,7 +38,7 @@ def _codec(name: str):
 def test_budget_bytes_floors():
     assert budget_bytes(0.03, 768, 512) == 1474  # 1474.56
     assert budget_bytes(0.01, 512, 768) == 491
-    with pytest.raises(ValueError, match="bpp must be > 0"):
+    with pytest.raises(ValueError, match=r"bpp 0\.0: expected a positive number"):
         budget_bytes(0.0, 10, 10)
 
 

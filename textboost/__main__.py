@@ -1,8 +1,11 @@
 """Command line: encode, decode and inspect `.tbx` files.
 
     python -m textboost encode IN.png OUT.tbx (--rate R | --bpp B | --max-bytes N) [--no-text]
+                                              [--psnr] [--progress]
     python -m textboost decode IN.tbx OUT.png [--groups K] [--no-fusion]
     python -m textboost info IN.tbx [--json]     # sections, and the words carried
+    python -m textboost eval DIR [--bpp B | --max-bytes N | --rate R] [--json]
+                                              # bytes, bpp, PSNR, MS-SSIM per image, means
 
     --backend torch|onnxruntime|tensorrt (before the command) runs the transforms on that
     backend; onnxruntime and tensorrt use the graphs of `python -m export onnx` (--onnx-dir,
@@ -12,7 +15,9 @@ By default the sender spots small text and carries it in the text section (insid
 budget), and the receiver fuses it with the decoded image; --no-text and --no-fusion
 give the codec alone.
 
-Errors exit with code 2 and one line naming the file and the problem.
+A budget search (--bpp, --max-bytes) draws its steps on stderr when that is a terminal,
+or with --progress. Errors exit with code 2 and one line naming the file, or the option,
+and the problem; arguments and images are checked before any work starts.
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ import signal
 import sys
 from pathlib import Path
 
-from textboost.cli import add_capture_arguments, add_version, meta_from_args, prog_name
+from textboost.cli import (
+    SearchProgress,
+    add_capture_arguments,
+    add_version,
+    meta_from_args,
+    prog_name,
+)
 from textboost.codec.container import BitstreamError, Container, section_name
 from textboost.codec.exported import BackendUnavailable
 from textboost.text.payload import decode_words
@@ -52,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--bpp", type=float, help="bits-per-pixel budget (whole file)")
     g.add_argument("--max-bytes", type=int, help="byte budget (whole file)")
     e.add_argument("--no-text", action="store_true", help="carry no spotted words")
+    e.add_argument(
+        "--psnr", action="store_true",
+        help="decode the stream as the receiver would and print PSNR and MS-SSIM against "
+        "the input",
+    )  # fmt: skip
+    e.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     add_capture_arguments(e)
     d = sub.add_parser("decode", help=".tbx → PNG")
     d.add_argument("input")
@@ -63,7 +80,118 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a .tbx file")
     i.add_argument("input")
     i.add_argument("--json", action="store_true", help="machine-readable output")
+    v = sub.add_parser(
+        "eval", help="bytes, bpp, PSNR and MS-SSIM over a folder of images (default --bpp 0.03)"
+    )
+    v.add_argument("input", metavar="DIR", help="folder of images (png, jpg, tif, bmp, webp)")
+    g = v.add_mutually_exclusive_group()
+    g.add_argument("--bpp", type=float, help="bits-per-pixel budget per image (0.03)")
+    g.add_argument("--max-bytes", type=int, help="byte budget per image")
+    g.add_argument("--rate", type=float, help="rate parameter in [0, 1]")
+    v.add_argument("--no-text", action="store_true", help="carry no spotted words")
+    v.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    v.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
     return p
+
+
+PROGRESS_HELP = "draw the budget search's steps on stderr even when it is not a terminal"
+EVAL_BPP = 0.03  # the design's operating point
+
+
+def _check_arguments(args) -> str | None:
+    """The first bad option value, as one line (before any file is read)."""
+    from textboost.codec.rate import check_bpp, check_max_bytes, check_rate
+
+    checks = {"rate": check_rate, "bpp": check_bpp, "max_bytes": check_max_bytes}
+    for dest, check in checks.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            try:
+                check(value, "--" + dest.replace("_", "-"))
+            except ValueError as e:
+                return str(e)
+    groups = getattr(args, "groups", None)
+    if groups is not None and groups < 0:
+        return f"--groups {groups}: expected 0 or more"
+    return None
+
+
+def _policy(args):
+    from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate
+
+    if args.rate is not None:
+        return FixedRate(args.rate)
+    if args.max_bytes is not None:
+        return ByteBudget(args.max_bytes)
+    return FixedBpp(EVAL_BPP if args.bpp is None else args.bpp)
+
+
+def _quality(img, out) -> dict:
+    """PSNR, and MS-SSIM where the evaluation extra (scipy) is installed."""
+    try:
+        from textboost.eval.metrics import quality
+    except ImportError as e:
+        from textboost.codec.image import psnr_db
+
+        return {
+            "psnr_db": psnr_db(img, out),
+            "ms_ssim": None,
+            "ms_ssim_skipped": f"MS-SSIM needs {e.name} (pip install 'textboost-link[eval]')",
+        }
+    return quality(img, out)
+
+
+def _quality_text(q: dict) -> str:
+    ms = f"MS-SSIM {q['ms_ssim']:.4f}" if q["ms_ssim"] is not None else q["ms_ssim_skipped"]
+    return f"PSNR {q['psnr_db']:.2f} dB, {ms}"
+
+
+def _eval(args, codec_factory) -> int:
+    """``eval DIR``: one line per image and the means; with --json one document."""
+    from textboost.eval.folder import check_images, evaluate_image, folder_images, summarise
+
+    paths = folder_images(args.input)
+    policy = _policy(args)
+    check_images(paths, policy)
+    codec = codec_factory()
+    draw = SearchProgress.enabled(args.progress)
+    rows = []
+    for k, path in enumerate(paths, 1):
+        progress = SearchProgress(prefix=f"[{k}/{len(paths)}] {path.name}: ") if draw else None
+        try:
+            r = evaluate_image(codec, path, policy, text=not args.no_text, progress=progress)
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
+        finally:
+            if progress is not None:
+                progress.close()
+        rows.append(r)
+        if not args.json:
+            print(
+                f"{r['image']}: {r['width']}x{r['height']}, {r['bytes']} bytes, "
+                f"{r['bpp']:.4f} bpp, {_quality_text(r)}; encode {r['encode_s']:.1f} s, "
+                f"decode {r['decode_s']:.1f} s",
+                flush=True,
+            )
+    summary = summarise(rows)
+    if args.json:
+        doc = {"settings": {"policy": policy.settings, "text": not args.no_text,
+                            "model_id": codec.model_id.hex(),
+                            "fusion": codec.fusion is not None},
+               "images": rows, "summary": summary}  # fmt: skip
+        print(json.dumps(doc, indent=1))
+    else:
+        ms = summary["ms_ssim_mean"]
+        ms_text = "" if ms is None else (
+            f", MS-SSIM {ms:.4f} ({summary['ms_ssim_images']} images)"
+        )
+        print(
+            f"mean over {summary['images']} images ({policy.settings}): "
+            f"{summary['bytes_mean']:.0f} bytes, {summary['bpp_mean']:.4f} bpp, "
+            f"PSNR {summary['psnr_db_mean']:.2f} dB{ms_text}"
+        )
+    return 0
 
 
 def _read(path: str) -> bytes:
@@ -105,6 +233,9 @@ def _backend(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if (problem := _check_arguments(args)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     current = args.input
     try:
         if args.cmd == "info":
@@ -131,32 +262,45 @@ def main(argv: list[str] | None = None) -> int:
         from textboost.codec.api import Codec
         from textboost.codec.image import load_image
 
+        def load_codec(**kw) -> Codec:
+            nonlocal current
+            before, current = current, args.model or "model"
+            codec = Codec.load(args.model, **kw, **_backend(args))
+            current = before
+            return codec
+
+        if args.cmd == "eval":
+            return _eval(args, load_codec)
         if args.cmd == "encode":
             img = load_image(args.input)
-            current = args.model or "model"
-            codec = Codec.load(args.model, **_backend(args))
-            current = args.input
-            text = not args.no_text
+            h, w = img.shape[:2]
+            _policy(args).check(w, h, args.input)  # an image too small for --bpp, now
             meta = meta_from_args(args, args.input)
+            codec = load_codec()
+            text = not args.no_text
             if args.rate is not None:
                 data = codec.encode(img, rate=args.rate, text=text, meta=meta)
             else:
-                data = codec.encode_to_budget(
-                    img, max_bytes=args.max_bytes, bpp=args.bpp, text=text, meta=meta
-                )
+                progress = SearchProgress() if SearchProgress.enabled(args.progress) else None
+                try:
+                    data = codec.encode_to_budget(
+                        img, max_bytes=args.max_bytes, bpp=args.bpp, text=text, meta=meta,
+                        progress=progress,
+                    )  # fmt: skip
+                finally:
+                    if progress is not None:
+                        progress.close()
             current = args.output
             Path(args.output).write_bytes(data)
-            h, w = img.shape[:2]
-            print(f"{args.output}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp")
+            line = f"{args.output}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp"
+            if args.psnr:
+                line += ", " + _quality_text(_quality(img, codec.decode(data)))
+            print(line)
         else:
             from PIL import Image
 
             data = _read(args.input)
-            current = args.model or "model"
-            codec = Codec.load(
-                args.model, fusion=False if args.no_fusion else None, **_backend(args)
-            )
-            current = args.input
+            codec = load_codec(fusion=False if args.no_fusion else None)
             img = codec.decode(data, groups=args.groups)
             current = args.output
             Image.fromarray(img).save(args.output)

@@ -16,6 +16,7 @@ from textboost.protocol.config import LinkConfig
 
 __all__ = [
     "OneLineArgumentParser",
+    "SearchProgress",
     "add_capture_arguments",
     "add_codec_arguments",
     "add_link_arguments",
@@ -90,6 +91,50 @@ def meta_from_args(args: argparse.Namespace, image_path: str | Path):
         "heading_deg": args.heading, "camera": args.camera,
     }  # fmt: skip
     return capture_for(image_path, overrides)
+
+
+class SearchProgress:
+    """Draws the budget search's steps (:class:`~textboost.codec.budget.SearchStep`) on
+    stderr: one line redrawn in place on a terminal, a line per step into a file or pipe
+    (``--progress``). ``enabled(flag)`` is the CLIs' rule: a terminal, or asked for.
+    The library never prints; it calls ``progress=`` with each step."""
+
+    def __init__(self, stream=None, prefix: str = "") -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.prefix = prefix
+        self.t0 = time.perf_counter()
+        self.drawn = False
+
+    @staticmethod
+    def enabled(flag: bool, stream=None) -> bool:
+        return flag or (stream or sys.stderr).isatty()
+
+    def __call__(self, step) -> None:
+        w, h = step.coded_size
+        at = f"{self.prefix}budget {step.budget} B, {w}×{h}"
+        if step.kind == "analyse":
+            text = f"{at}: analysing"
+        elif step.kind == "encode":
+            cut = "" if step.groups is None else f", {step.groups} y groups"
+            verdict = "fits" if step.fits else "over"
+            text = f"{at}: rate {step.rate:.3f} → {step.n_bytes} B ({verdict}{cut})"
+        else:
+            text = f"{at}: decoded, PSNR {step.psnr_db:.2f} dB"
+        text += f"  [{time.perf_counter() - self.t0:.1f} s]"
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        """Clear the terminal line (the result is printed on stdout)."""
+        if self.tty and self.drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+        self.drawn = False
 
 
 def add_codec_arguments(parser: argparse.ArgumentParser) -> None:

@@ -159,13 +159,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _policy(args):
+    """The rate policy of --max-bytes / --bpp / --rate; raises ValueError naming the option
+    (textboost.codec.rate's checks) before anything is loaded."""
+    from textboost.codec.rate import check_bpp, check_max_bytes, check_rate
     from uplink.encode import ByteBudget, FixedBpp, FixedRate
 
     if args.max_bytes is not None:
-        return ByteBudget(args.max_bytes)
+        return ByteBudget(check_max_bytes(args.max_bytes, "--max-bytes"))
     if args.bpp is not None:
-        return FixedBpp(args.bpp)
-    return FixedRate(0.3 if args.rate is None else args.rate)
+        return FixedBpp(check_bpp(args.bpp, "--bpp"))
+    return FixedRate(check_rate(0.3 if args.rate is None else args.rate, "--rate"))
 
 
 def _encode(args) -> int:

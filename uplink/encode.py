@@ -138,6 +138,7 @@ class EncodePipeline:
                 h = Container.parse(data).header
                 return Encoded(path, data, h.width, h.height, 0.0, cached=True)
         img = load_image(path)
+        self.policy.check(img.shape[1], img.shape[0], str(path))  # before the codec loads
         t0 = time.perf_counter()
         try:
             data = self.policy.encode(self.codec, img, text=self.text, meta=meta)

@@ -1,25 +1,44 @@
-"""Meeting a byte budget with real bytes: rate bisection, then smaller scales, then groups.
+"""Meeting a byte budget with real bytes: rate search, then smaller scales, then groups.
 
 Every candidate is a whole `.tbx` file, text section included, so whatever the sender
 carries beside the image (the spotted words) is paid for inside the budget. The
 downscale ladder is in eighths of a side (the container's scale byte); the baselines'
 search in ``textboost.eval.budget`` walks the same idea with float divisors because their
 files carry no scale field.
+
+Where the time goes (a 12 MP frame at 1.5 kB, benchmarks/large_frames.py): g_a at each
+scale tried, the encodes of the rate search and the decodes that compare scales. So a
+scale whose rate-0 stream cannot fit, judged from the bytes of a larger scale already
+coded, is skipped without running g_a; the rate search stops within ``CLOSE_ENOUGH`` of
+the budget; smaller scales are resampled from the coded image, not the source; and
+candidates are compared at the first candidate's coded size, never at 12 MP.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from textboost.codec.container import Container, coded_size
+import numpy as np
+
+from textboost.codec.container import FULL_SCALE, Container, coded_size
 from textboost.codec.exact import RATE_MAX
-from textboost.codec.image import psnr_db
+from textboost.codec.image import psnr_db, resize
 
 if TYPE_CHECKING:
     from textboost.codec.api import Analysis, Codec
 
-__all__ = ["BUDGET_SCALES", "MAX_CODED_PIXELS", "BudgetError", "fit_budget", "start_scale"]
+__all__ = [
+    "BUDGET_SCALES",
+    "MAX_CODED_PIXELS",
+    "BudgetError",
+    "Progress",
+    "SearchStep",
+    "fit_budget",
+    "start_scale",
+]
 
 # Downscale divisors (eighths) tried, in order, when a budget is below the full-size
 # lowest rate: 1, 1.25, 1.5, 2, 2.5, 3, 4, 6, 8, 12, 16, 24 and 32 times smaller a side.
@@ -34,10 +53,40 @@ MIN_CODED_BPP = 0.012
 SEARCH_BELOW_RATE = RATE_MAX // 2  # below this rate, smaller scales are tried too
 SEARCH_SCALES = 3  # at most this many smaller scales decoded and compared
 RATE_RESOLUTION = 64  # 1/1024 of the range: finer steps change a handful of bytes
+CLOSE_ENOUGH = 0.01  # a fitting stream within 1 % of the budget ends the rate search
+# Above this budget per coded pixel the highest rate is coded first: it often fits (one
+# encode instead of two), and when it does not the rate search needs it anyway.
+TOP_FIRST_BPP = 0.05
 
 
 class BudgetError(ValueError):
     """No stream of this model fits the requested byte budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchStep:
+    """One step of the budget search, for a progress display.
+
+    ``kind``: ``"analyse"`` (g_a is about to run at ``coded_size``), ``"encode"`` (a
+    candidate was coded: ``rate`` in [0, 1], ``n_bytes``, ``groups`` kept when not all) or
+    ``"compare"`` (a fitting candidate was decoded: ``psnr_db`` against the source at
+    the first candidate's coded size).
+    """
+
+    kind: str
+    coded_size: tuple[int, int]
+    budget: int
+    rate: float | None = None
+    n_bytes: int | None = None
+    groups: int | None = None
+    psnr_db: float | None = None
+
+    @property
+    def fits(self) -> bool | None:
+        return None if self.n_bytes is None else self.n_bytes <= self.budget
+
+
+Progress = Callable[[SearchStep], None]
 
 
 def start_scale(width: int, height: int, budget: int | None = None) -> int:
@@ -56,28 +105,47 @@ def start_scale(width: int, height: int, budget: int | None = None) -> int:
     return BUDGET_SCALES[-1]
 
 
-def fit_budget(codec: Codec, an: Analysis, budget: int, search: bool = True) -> bytes:
+def fit_budget(
+    codec: Codec,
+    an: Analysis,
+    budget: int,
+    search: bool = True,
+    progress: Progress | None = None,
+) -> bytes:
     """The best stream of an analysed image within ``budget`` bytes (g_a already ran).
 
     The rate is searched on real encodings. When even the lowest rate does not fit, the
-    image is coded smaller: the first of ``BUDGET_SCALES`` whose lowest rate fits. Near
-    the bottom of the rate range (rate below ``SEARCH_BELOW_RATE``), a smaller image at a
-    higher rate often looks better, so with ``search`` the sender decodes its candidate
-    and the next smaller scales and keeps the best PSNR, stopping at the first that is
-    worse (the baselines' search, on real bytes). Only when the smallest scale overflows
-    too does the stream keep just the first k y groups (a valid, coarser stream; the rest
-    are predicted). Raises :class:`BudgetError` when not even header, text and z fit.
+    image is coded smaller: the first of ``BUDGET_SCALES`` whose lowest rate fits (scales
+    that the rate-0 bytes of a larger one, scaled by pixels, already rule out are not
+    analysed: bytes fall more slowly than pixels). Near the bottom of the rate range
+    (rate below ``SEARCH_BELOW_RATE``), a smaller image at a higher rate often looks
+    better, so with ``search`` the sender decodes its candidate and the next smaller
+    scales and keeps the best PSNR, stopping at the first that is worse (the baselines'
+    search, on real bytes). Only when the smallest scale overflows too does the stream
+    keep just the first k y groups (a valid, coarser stream; the rest are predicted).
+    ``progress`` sees each step (:class:`SearchStep`). Raises :class:`BudgetError` when
+    not even header, text and z fit.
     """
+    s = _Search(codec, budget, progress)
     scales = [sc for sc in BUDGET_SCALES if sc >= an.scale]
+    over: tuple[int, int] | None = None  # (rate-0 bytes, coded pixels) of a scale too big
     for i, scale in enumerate(scales):
         if scale != an.scale:
+            size = coded_size(an.width, an.height, scale)
+            last = scale == scales[-1]
+            if over is not None and not last and over[0] * size[0] * size[1] > budget * over[1]:
+                continue  # its rate-0 stream cannot fit either: no g_a
+            s.report("analyse", an, size=size)
             an = codec.analyse_smaller(an, scale)
-        if (data := _fit_all_groups(codec, an, budget)) is not None:
+        data, floor = s.fit_all_groups(an)
+        if data is not None:
             if search and Container.parse(data).header.rate < SEARCH_BELOW_RATE:
-                return _search_scales(codec, an, data, scales[i + 1 :], budget)
+                return s.search_scales(an, data, scales[i + 1 :])
             return data
+        w, h = coded_size(an.width, an.height, an.scale)
+        over = (len(floor), w * h)
     keep = codec.n_groups
-    while len(data := _encode_groups(codec, an, 0, keep)) > budget:
+    while len(data := s.encode(an, 0, keep)) > budget:
         if keep == 0:
             text = f", {len(an.text)} of them text" if an.text else ""
             raise BudgetError(
@@ -85,67 +153,121 @@ def fit_budget(codec: Codec, an: Analysis, budget: int, search: bool = True) -> 
                 f"({len(data)} bytes{text}: header and z alone at 1/{an.scale / 8:g} size)"
             )
         keep -= 1
-    return _bisect_rate(codec, an, budget, keep, data)
+    return s.search_rate(an, keep, data)
 
 
-def _search_scales(codec: Codec, an: Analysis, data: bytes, smaller: list[int], budget: int):
-    """``data`` or a stream of a smaller scale, whichever decodes with the best PSNR.
+class _Search:
+    """The encodes and decodes of one budget search, each reported to ``progress``."""
 
-    Compared without the fusion block: the choice is the codec's, and the edge need not
-    carry the receiver's post-filter.
-    """
-    best, best_psnr = data, psnr_db(codec.decode(data, fusion=False), an.image)
-    for scale in smaller[:SEARCH_SCALES]:
-        cand = _fit_all_groups(codec, codec.analyse_smaller(an, scale), budget)
-        if cand is None:
-            break
-        p = psnr_db(codec.decode(cand, fusion=False), an.image)
-        if p <= best_psnr:
-            break
-        best, best_psnr = cand, p
-    return best
+    def __init__(self, codec: Codec, budget: int, progress: Progress | None) -> None:
+        self.codec = codec
+        self.budget = budget
+        self.progress = progress
+
+    def report(self, kind: str, an: Analysis, size: tuple[int, int] | None = None, **kw) -> None:
+        if self.progress is not None:
+            size = size or coded_size(an.width, an.height, an.scale)
+            self.progress(SearchStep(kind, size, self.budget, **kw))
+
+    def encode(self, an: Analysis, rate_q: int, keep: int) -> bytes:
+        codec = self.codec
+        data = codec.encode_analysis(an, rate_q)
+        cut = keep != codec.n_groups
+        if cut:
+            data = Container.parse(data).truncated(keep).to_bytes()
+        self.report("encode", an, rate=rate_q / RATE_MAX, n_bytes=len(data),
+                    groups=keep if cut else None)
+        return data
+
+    def fit_all_groups(self, an: Analysis) -> tuple[bytes | None, bytes]:
+        """(the highest-rate stream of every y group within the budget, or None when
+        rate 0 does not fit; the rate-0 stream, or the top one when that fitted first)."""
+        n = self.codec.n_groups
+        w, h = coded_size(an.width, an.height, an.scale)
+        top = None
+        if 8 * self.budget >= TOP_FIRST_BPP * w * h:
+            top = self.encode(an, RATE_MAX, n)
+            if len(top) <= self.budget:
+                return top, top
+        floor = self.encode(an, 0, n)
+        if len(floor) > self.budget:
+            return None, floor
+        return self.search_rate(an, n, floor, top), floor
+
+    def search_rate(
+        self, an: Analysis, keep: int, floor: bytes, top: bytes | None = None
+    ) -> bytes:
+        """The highest rate whose stream of ``keep`` groups fits; ``floor`` is the rate-0
+        stream of ``keep`` groups, already coded and known to fit (``top``, the rate-max
+        one, when already coded).
+
+        A safeguarded interpolation search: bytes grow roughly exponentially with the rate,
+        so the next rate is interpolated on log bytes between the bracket's ends (kept at
+        least 1/8 of the bracket inside it, and a plain bisection after a step that did not
+        halve it). It stops when the bracket is ``RATE_RESOLUTION`` wide, as a bisection
+        would, or when the fitting stream is within ``CLOSE_ENOUGH`` of the budget: 3–7
+        encodes where a bisection takes 10.
+        """
+        budget = self.budget
+        close = budget - CLOSE_ENOUGH * budget
+        if len(floor) >= close:
+            return floor
+        best, lo, hi = floor, 0, RATE_MAX  # invariant: lo fits, hi does not
+        top = top if top is not None else self.encode(an, hi, keep)
+        if len(top) <= budget:
+            return top
+        lo_bytes, hi_bytes = len(floor), len(top)
+        halved = True
+        while hi - lo > RATE_RESOLUTION and len(best) < close:
+            width = hi - lo
+            if halved and lo_bytes > 0:
+                t = math.log(budget / lo_bytes) / math.log(hi_bytes / lo_bytes)
+                mid = lo + round(min(max(t, 0.125), 0.875) * width)
+            else:
+                mid = (lo + hi) // 2
+            data = self.encode(an, mid, keep)
+            if len(data) <= budget:
+                lo, lo_bytes, best = mid, len(data), data
+            else:
+                hi, hi_bytes = mid, len(data)
+            halved = hi - lo <= width // 2
+        return best
+
+    def search_scales(self, an: Analysis, data: bytes, smaller: list[int]) -> bytes:
+        """``data`` or a stream of a smaller scale, whichever decodes with the best PSNR.
+
+        Compared without the fusion block (the choice is the codec's, and the edge need
+        not carry the receiver's post-filter), against the source at ``data``'s coded
+        size: the detail above that resolution is missing from every candidate alike, so
+        the ranking is the one at full size, without a 12 MP decode per candidate.
+        """
+        ref = _coded_source(an)
+        best, best_psnr = data, self.compare(data, ref, an)
+        for scale in smaller[:SEARCH_SCALES]:
+            self.report("analyse", an, size=coded_size(an.width, an.height, scale))
+            smaller_an = self.codec.analyse_smaller(an, scale)
+            cand, _ = self.fit_all_groups(smaller_an)
+            if cand is None:
+                break
+            p = self.compare(cand, ref, smaller_an)
+            if p <= best_psnr:
+                break
+            best, best_psnr = cand, p
+        return best
+
+    def compare(self, data: bytes, ref: np.ndarray, an: Analysis) -> float:
+        _, out = self.codec.decode_coded(data)
+        if out.shape != ref.shape:
+            out = resize(out, ref.shape[1], ref.shape[0])
+        p = psnr_db(out, ref)
+        self.report("compare", an, psnr_db=p)
+        return p
 
 
-def _fit_all_groups(codec: Codec, an: Analysis, budget: int) -> bytes | None:
-    """The highest-rate stream of every y group within ``budget``; None when rate 0
-    does not fit."""
-    floor = _encode_groups(codec, an, 0, codec.n_groups)
-    return _bisect_rate(codec, an, budget, codec.n_groups, floor) if len(floor) <= budget else None
-
-
-def _bisect_rate(codec: Codec, an: Analysis, budget: int, keep: int, floor: bytes) -> bytes:
-    """The highest rate whose stream of ``keep`` groups fits; ``floor`` is the rate-0
-    stream of ``keep`` groups, already coded and known to fit.
-
-    A safeguarded interpolation search: bytes grow roughly exponentially with the rate,
-    so the next rate is interpolated on log bytes between the bracket's ends (kept at
-    least 1/8 of the bracket inside it, and a plain bisection after a step that did not
-    halve it). It stops when the bracket is ``RATE_RESOLUTION`` wide, as a bisection
-    would, or when the fitting stream is within ``CLOSE_ENOUGH`` of the budget: 3–5
-    encodes where a bisection takes 10.
-    """
-    best, lo, hi = floor, 0, RATE_MAX  # invariant: lo fits, hi does not
-    top = _encode_groups(codec, an, hi, keep)
-    if len(top) <= budget:
-        return top
-    lo_bytes, hi_bytes = len(floor), len(top)
-    halved = True
-    while hi - lo > RATE_RESOLUTION:
-        width = hi - lo
-        if halved and lo_bytes > 0:
-            t = math.log(budget / lo_bytes) / math.log(hi_bytes / lo_bytes)
-            mid = lo + round(min(max(t, 0.125), 0.875) * width)
-        else:
-            mid = (lo + hi) // 2
-        data = _encode_groups(codec, an, mid, keep)
-        if len(data) <= budget:
-            lo, lo_bytes, best = mid, len(data), data
-        else:
-            hi, hi_bytes = mid, len(data)
-        halved = hi - lo <= width // 2
-    return best
-
-
-def _encode_groups(codec: Codec, an: Analysis, rate_q: int, keep: int) -> bytes:
-    data = codec.encode_analysis(an, rate_q)
-    return data if keep == codec.n_groups else Container.parse(data).truncated(keep).to_bytes()
+def _coded_source(an: Analysis) -> np.ndarray:
+    """The source image at ``an``'s coded size (what g_a saw)."""
+    if an.coded is not None:
+        return an.coded
+    if an.scale == FULL_SCALE:
+        return an.image
+    return resize(an.image, *coded_size(an.width, an.height, an.scale))

@@ -8,6 +8,10 @@ capture.
 
 A budget of ``bpp`` bits per pixel is ``floor(bpp × W × H / 8)`` bytes of the whole file
 (:func:`budget_bytes`), here and in the evaluation alike.
+
+The ``check_*`` functions are the one home of the argument checks: the :class:`Codec` API,
+the policies and the CLIs (with their option names, ``name="--bpp"``) raise the same
+one-line ValueError before any work starts.
 """
 
 from __future__ import annotations
@@ -18,20 +22,90 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from textboost.codec.budget import BudgetError
+
 if TYPE_CHECKING:
     from textboost.capture import CaptureMeta
     from textboost.codec.api import Codec
 
-__all__ = ["ByteBudget", "FixedBpp", "FixedRate", "RatePolicy", "bpp_of", "budget_bytes"]
+__all__ = [
+    "MIN_BUDGET_BYTES",
+    "ByteBudget",
+    "FixedBpp",
+    "FixedRate",
+    "RatePolicy",
+    "bpp_of",
+    "budget_bytes",
+    "check_bpp",
+    "check_bpp_budget",
+    "check_max_bytes",
+    "check_rate",
+]
 
-MIN_BUDGET_BYTES = 32  # a header and z need about this much at the smallest scale
+# The smallest stream of any image: header, empty text section and the shortest z stream,
+# no y group (a 1×1 image at the smallest scale; tests/test_arguments.py keeps it exact).
+MIN_BUDGET_BYTES = 32
+MAX_BPP = 24.0  # an uncompressed 8-bit RGB image
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_rate(rate: float, name: str = "rate") -> float:
+    """Raises ValueError unless ``rate`` is a number in 0..1."""
+    if not (_number(rate) and 0.0 <= rate <= 1.0):
+        raise ValueError(f"{name} {rate}: expected a number from 0 to 1")
+    return float(rate)
+
+
+def check_bpp(bpp: float, name: str = "bpp") -> float:
+    """Raises ValueError unless ``bpp`` is a positive number of at most ``MAX_BPP``."""
+    if not (_number(bpp) and bpp > 0):
+        raise ValueError(f"{name} {bpp}: expected a positive number")
+    if bpp > MAX_BPP:
+        raise ValueError(f"{name} {bpp}: expected at most {MAX_BPP:g} (uncompressed RGB)")
+    return float(bpp)
+
+
+def check_max_bytes(max_bytes: int, name: str = "max_bytes") -> int:
+    """Raises ValueError unless ``max_bytes`` is a whole number of bytes, and
+    :class:`BudgetError` (a ValueError) when it cannot hold the smallest stream of any
+    image (``MIN_BUDGET_BYTES``)."""
+    if not (isinstance(max_bytes, int | np.integer) and not isinstance(max_bytes, bool)):
+        raise ValueError(f"{name} {max_bytes!r}: expected a whole number of bytes")
+    if max_bytes <= 0:
+        raise ValueError(f"{name} {max_bytes}: expected a positive number of bytes")
+    if max_bytes < MIN_BUDGET_BYTES:
+        raise BudgetError(
+            f"{name} {max_bytes}: below the smallest stream of any image ({MIN_BUDGET_BYTES} "
+            f"bytes: header and z); expected at least {MIN_BUDGET_BYTES}"
+        )
+    return int(max_bytes)
+
+
+def check_bpp_budget(bpp: float, width: int, height: int, what: str = "image") -> int:
+    """The byte budget of ``bpp`` for this image (:func:`budget_bytes`).
+
+    Raises: ValueError for a bad ``bpp``; :class:`BudgetError` naming ``what`` (the file)
+    and the smallest size that can be coded at this bpp when the budget cannot hold even
+    the smallest stream (a 1×1 image at 0.03 bpp is 0 bytes)."""
+    budget = budget_bytes(check_bpp(bpp), width, height)
+    if budget < MIN_BUDGET_BYTES:
+        k = math.sqrt(8 * MIN_BUDGET_BYTES / bpp / (width * height))
+        w, h = math.ceil(width * k), math.ceil(height * k)
+        raise BudgetError(
+            f"{what}: {width}×{height} pixels is too small to code at {bpp:g} bpp ({budget} "
+            f"bytes, and the smallest stream is {MIN_BUDGET_BYTES} bytes: at least {w}×{h} "
+            "at this bpp)"
+        )
+    return budget
 
 
 def budget_bytes(bpp: float, width: int, height: int) -> int:
     """Byte budget for ``bpp`` bits per pixel of a ``width``×``height`` image:
-    floor(bpp × W × H / 8). Raises: ValueError for bpp <= 0."""
-    if not bpp > 0:
-        raise ValueError(f"bpp must be > 0, got {bpp}")
+    floor(bpp × W × H / 8). Raises: ValueError for a bpp that is not positive."""
+    check_bpp(bpp)
     return math.floor(bpp * width * height / 8)
 
 
@@ -47,8 +121,10 @@ class FixedRate:
     rate: float
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.rate <= 1.0:
-            raise ValueError(f"rate {self.rate}: expected 0.0..1.0")
+        check_rate(self.rate)
+
+    def check(self, width: int, height: int, what: str = "image") -> None:
+        """Any image codes at a fixed rate."""
 
     @property
     def settings(self) -> str:
@@ -67,8 +143,12 @@ class FixedBpp:
     bpp: float
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.bpp <= 24.0:
-            raise ValueError(f"bpp {self.bpp}: expected > 0 and <= 24")
+        check_bpp(self.bpp)
+
+    def check(self, width: int, height: int, what: str = "image") -> None:
+        """Raises ValueError (naming ``what``) for an image too small for this bpp, before
+        the codec runs."""
+        check_bpp_budget(self.bpp, width, height, what)
 
     @property
     def settings(self) -> str:
@@ -77,9 +157,7 @@ class FixedBpp:
     def encode(
         self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
     ) -> bytes:
-        h, w = img.shape[:2]
-        budget = budget_bytes(self.bpp, w, h)
-        return codec.encode_to_budget(img, max_bytes=budget, text=text, meta=meta)
+        return codec.encode_to_budget(img, bpp=self.bpp, text=text, meta=meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +167,11 @@ class ByteBudget:
     max_bytes: int
 
     def __post_init__(self) -> None:
-        if self.max_bytes < MIN_BUDGET_BYTES:
-            raise ValueError(
-                f"max_bytes {self.max_bytes}: expected >= {MIN_BUDGET_BYTES} (header and z)"
-            )
+        check_max_bytes(self.max_bytes)
+
+    def check(self, width: int, height: int, what: str = "image") -> None:
+        """Every image has a stream of ``MIN_BUDGET_BYTES``; larger ones may need more
+        (:class:`~textboost.codec.budget.BudgetError` from the search, with the minimum)."""
 
     @property
     def settings(self) -> str:

@@ -19,9 +19,11 @@ import numpy as np
 from scipy.ndimage import correlate1d
 
 __all__ = [
+    "MS_SSIM_MAX_PIXELS",
     "MS_SSIM_WEIGHTS",
     "gaussian_window_1d",
     "ms_ssim",
+    "quality",
     "ssim_terms",
 ]
 
@@ -30,6 +32,9 @@ MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 DATA_RANGE_8BIT = 255.0
 K1 = 0.01
 K2 = 0.03
+# MS-SSIM costs about a second a megapixel on a 2-core x86 (float64, per channel) and
+# ~100 bytes a pixel: the CLIs' quality figures leave it out above this size, and say so.
+MS_SSIM_MAX_PIXELS = 1 << 22
 
 
 def _as_float_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,3 +136,24 @@ def ms_ssim(
         t = np.maximum(np.asarray(terms), 0.0)
         scores.append(float(np.prod(t**w)))
     return float(np.mean(scores))
+
+
+def quality(original: np.ndarray, decoded: np.ndarray) -> dict[str, float | str | None]:
+    """The figures ``python -m textboost encode --psnr`` and ``eval`` print for a decoded
+    image: ``psnr_db`` (:func:`textboost.codec.image.psnr_db`) and ``ms_ssim``, which is
+    None with ``ms_ssim_skipped`` saying why for an image too small for five scales or
+    larger than ``MS_SSIM_MAX_PIXELS``."""
+    from textboost.codec.image import psnr_db
+
+    h, w = original.shape[:2]
+    out: dict[str, float | str | None] = {"psnr_db": psnr_db(original, decoded), "ms_ssim": None}
+    min_side = 11 * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
+    if min(w, h) < min_side:
+        out["ms_ssim_skipped"] = f"{w}x{h}: MS-SSIM needs both sides >= {min_side}"
+    elif w * h > MS_SSIM_MAX_PIXELS:
+        out["ms_ssim_skipped"] = (
+            f"{w * h / 1e6:.1f} MP: MS-SSIM is left out above {MS_SSIM_MAX_PIXELS / 1e6:.1f} MP"
+        )
+    else:
+        out["ms_ssim"] = ms_ssim(original, decoded)
+    return out
