@@ -46,8 +46,9 @@ EXPORT_EXAMPLE = """examples:
 """
 
 SERVE_EXAMPLE = """example (a field trial; configs/field.yaml runs on loopback):
-  python -m downlink serve --config configs/field.yaml
-  (writes downlink.out_dir/NAME.tbx, .json, .png and the JSONL event log)
+  python -m downlink serve --config configs/field.yaml --web 127.0.0.1:8080
+  (writes downlink.out_dir/NAME.tbx, .json, .png and the JSONL event log; the live page at
+  http://127.0.0.1:8080/ shows each image as its words and groups land)
 """
 
 DECODE_EXAMPLE = """example:
@@ -137,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from textboost.field.serve import add_serve_parser
 
-    add_serve_parser(sub, "downlink", SERVE_EXAMPLE)
+    s = add_serve_parser(sub, "downlink", SERVE_EXAMPLE)
+    s.add_argument(
+        "--web", metavar="HOST:PORT",
+        help="serve the live page here (overrides downlink.web; e.g. 127.0.0.1:8080)",
+    )  # fmt: skip
     return p
 
 
@@ -151,8 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from downlink.service import DownlinkService
         from textboost.field.serve import serve
+        from textboost.field.udp import parse_host_port
 
-        return serve(PROG, args, "downlink", lambda c, src: DownlinkService(c, source=src))
+        if args.web is not None:
+            try:
+                parse_host_port(args.web)
+            except ValueError as exc:
+                fail(PROG, f"--web {args.web}: {exc}")
+        return serve(
+            PROG, args, "downlink", lambda c, src: DownlinkService(c, source=src, web=args.web)
+        )
     if args.command in ("export", "cot"):
         return _handoff(args)
     return _receive(args)

@@ -7,6 +7,9 @@ import math
 import re
 import urllib.request
 
+import pytest
+
+from downlink.cli import main
 from downlink.web import GroundView, LiveServer
 from textboost.field.eventlog import EventLog
 
@@ -95,3 +98,11 @@ def test_positions_are_drawn_on_a_grid_and_over_a_tile_folder(tmp_path):
             assert r.read() == b"\x89PNG tile"
     finally:
         web.close()
+
+
+def test_serve_rejects_a_bad_web_address(capsys):
+
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--config", "configs/field.yaml", "--web", "localhost:99999"])
+    assert e.value.code == 2
+    assert "--web localhost:99999" in capsys.readouterr().err

@@ -17,8 +17,11 @@ from textboost.field.config import FieldConfig, load_field_config
 __all__ = ["add_serve_parser", "serve"]
 
 
-def add_serve_parser(sub: Any, node: Literal["uplink", "downlink"], example: str) -> None:
-    """Add ``serve --config FILE [--max-s S]`` to a CLI's subparsers."""
+def add_serve_parser(
+    sub: Any, node: Literal["uplink", "downlink"], example: str
+) -> argparse.ArgumentParser:
+    """Add ``serve --config FILE [--max-s S]`` to a CLI's subparsers; returns it for the
+    node's own options."""
     what = "edge sender" if node == "uplink" else "ground receiver"
     s = sub.add_parser(
         "serve",
@@ -28,6 +31,7 @@ def add_serve_parser(sub: Any, node: Literal["uplink", "downlink"], example: str
     )
     s.add_argument("--config", type=Path, required=True, help="field.yaml (docs/field.md)")
     s.add_argument("--max-s", type=float, help="stop after this many seconds (default: never)")
+    return s
 
 
 def serve(
