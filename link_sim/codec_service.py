@@ -68,9 +68,12 @@ class SyntheticCodec:
         bpp: float | None = None,
         max_bytes: int | None = None,
         text: bool = True,
+        meta: object | None = None,
     ) -> bytes:
         """With ``text``, a real text section carrying one placeholder word
-        (:data:`SYNTHETIC_WORD`), so the link carries and times a text section."""
+        (:data:`SYNTHETIC_WORD`), so the link carries and times a text section. ``meta``
+        (the rate policies pass the capture record through) is not written: synthetic
+        payloads are sized by the budget alone."""
         h, w = img.shape[:2]
         n = max_bytes if max_bytes is not None else budget_bytes(bpp or 0.0, w, h)
         key = hashlib.sha256(img.tobytes()).digest() + str(n).encode()
