@@ -307,3 +307,35 @@ def test_real_codec_encode_and_progressive_decode(tmp_path, codec, kodim23):
     with sqlite3.connect(tmp_path / "uplink.db") as db:
         sent = db.execute("SELECT tbx FROM images").fetchone()[0]
     assert (tmp_path / "out" / f"{decoded['image']}.tbx").read_bytes() == sent
+
+
+def test_an_image_resent_under_a_new_epoch_is_fined_not_stored_again(tmp_path):
+    """The edge restarted before it recorded the FIN: it resends the image under its new
+    epoch with a new bundle id. The ground FINs it, logs a duplicate, writes nothing."""
+    rng = np.random.default_rng(8)
+    config = write_config(tmp_path)
+    svc, stop, thread = _service(config)
+    addr = svc.cfg.listen.rsplit(":", 1)
+    image = tbx(rng)
+    acked = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.05)
+        s.connect((addr[0], int(addr[1])))
+        for epoch, bundle in ((7, 0), (8, 3)):
+            sender = Sender(svc.link, epoch=epoch)
+            sender.submit(bundle, Container.parse(image).to_sections(), 0.0)
+            for f in sender.poll_transmit(0.0):
+                s.send(f)
+            end = time.monotonic() + 10
+            while sender.active_bundles and time.monotonic() < end:
+                try:
+                    acked += sender.receive(s.recv(2048), 0.0)
+                except TimeoutError:
+                    sender.handle_timeout(1e9)  # re-send EOF now: its answer is the FIN
+                    for f in sender.poll_transmit(0.0):
+                        s.send(f)
+    _stop(svc, stop, thread)
+    assert [(a.bundle_id) for a in acked] == [0, 3]
+    assert len(list((tmp_path / "out").glob("*.tbx"))) == 1
+    events = [e["event"] for e in read_events(tmp_path / "downlink.jsonl")]
+    assert events.count("delivered") == 1 and events.count("duplicate") == 1
