@@ -144,8 +144,8 @@ def fit_budget(
             return data
         w, h = coded_size(an.width, an.height, an.scale)
         over = (len(floor), w * h)
-    keep = codec.n_groups
-    while len(data := s.encode(an, 0, keep)) > budget:
+    keep, full = codec.n_groups, Container.parse(floor)  # the smallest scale's rate 0
+    while len(data := full.truncated(keep).to_bytes()) > budget:
         if keep == 0:
             text = f", {len(an.text)} of them text" if an.text else ""
             raise BudgetError(
@@ -153,6 +153,7 @@ def fit_budget(
                 f"({len(data)} bytes{text}: header and z alone at 1/{an.scale / 8:g} size)"
             )
         keep -= 1
+    s.report("encode", an, rate=0.0, n_bytes=len(data), groups=keep)
     return s.search_rate(an, keep, data)
 
 
