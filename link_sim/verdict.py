@@ -56,25 +56,31 @@ def judge(scenario: Scenario, per_run: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ok": all(judged) if judged else None, "runs": n, "checks": checks}
 
 
+def _span(xs: list[int], of: int) -> str:
+    return f"{min(xs)} / {of}" if min(xs) == max(xs) else f"{min(xs)}–{max(xs)} / {of}"
+
+
 def _delivered(per_run: list[dict[str, Any]], deadline: float | None,
                share: float | None) -> dict[str, Any]:
+    """Delivered / captured; with a deadline, the value is the photos decoded in time (what
+    the target judges) and the detail says how many arrived at all."""
+    n = len(per_run)
     captured = [int(m["images_captured"]) for m in per_run]
     got = [int(m["images_delivered"]) for m in per_run]
-    lo, hi = min(got), max(got)
     cap = max(captured)
-    value = f"{lo} / {cap}" if lo == hi else f"{lo}–{hi} / {cap}"
-    detail = ("delivered / captured" + (" in every run" if len(per_run) > 1 and lo == hi else "")
-              + ("" if lo == hi else f" (worst and best of {len(per_run)} runs)"))
-    if share is None:
-        return _check("Photos delivered", value, detail=detail)
+    every = "in every run" if n > 1 and min(got) == max(got) else (
+        f"worst–best of {n} runs" if n > 1 else "")
+    value, detail = _span(got, cap), f"delivered / captured {every}".strip()
     if deadline is not None:
         on_time = [int(m["images_on_time"]) for m in per_run]
-        worst = min(o / c if c else 0.0 for o, c in zip(on_time, captured, strict=True))
-        detail += f"; within {duration(deadline)}: {min(on_time)} in the worst run"
-        target = f"≥ {share:.0%} within {duration(deadline)}"
-    else:
-        worst = min(g / c if c else 0.0 for g, c in zip(got, captured, strict=True))
-        target = f"≥ {share:.0%}"
+        value = f"{_span(on_time, cap)} within {duration(deadline)}"
+        detail = f"decoded within the deadline; delivered at all: {_span(got, cap)}" + (
+            f" ({every})" if every else "")
+    if share is None:
+        return _check("Photos delivered", value, detail=detail)
+    judged = on_time if deadline is not None else got
+    worst = min(j / c if c else 0.0 for j, c in zip(judged, captured, strict=True))
+    target = f"≥ {share:.0%}" + (f" within {duration(deadline)}" if deadline is not None else "")
     return _check("Photos delivered", value, target, worst >= share - 1e-12, detail)
 
 

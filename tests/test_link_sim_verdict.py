@@ -57,10 +57,13 @@ def test_the_worst_run_decides():
                    "min_words_f1": 0.5})
     good = judge(s, [_run(10, 40, on_time=10), _run(10, 50, on_time=9)])
     assert good["ok"] is True and [c["ok"] for c in good["checks"]] == [True] * 4
-    assert good["checks"][0]["value"] == "10 / 10"
+    # the value is what the target judges: photos decoded within the deadline
+    assert good["checks"][0]["value"] == "9–10 / 10 within 60.0 s"
+    assert "delivered at all: 10 / 10 (in every run)" in good["checks"][0]["detail"]
     bad = judge(s, [_run(10, 40, on_time=10), _run(9, 70, text_p95=12, words=0.4, on_time=8)])
     assert bad["ok"] is False and [c["ok"] for c in bad["checks"]] == [False] * 4
-    assert bad["checks"][0]["value"] == "9–10 / 10"  # counts as integers, worst–best
+    assert bad["checks"][0]["value"] == "8–10 / 10 within 60.0 s"  # integers, worst–best
+    assert "delivered at all: 9–10 / 10 (worst–best of 2 runs)" in bad["checks"][0]["detail"]
     assert "worst run p95 70.0 s" in bad["checks"][1]["detail"]
 
 
@@ -79,6 +82,7 @@ def test_nothing_delivered_fails_a_deadline_and_no_targets_judges_nothing():
     free = judge(_scenario({"deadline_s": 60}).model_copy(update={"targets": None}),
                  [_run(10, 40)])
     assert free["ok"] is None and all(c["ok"] is None for c in free["checks"])
+    assert free["checks"][0]["value"] == "10 / 10"
 
 
 def test_synthetic_run_report_has_verdict_parameters_and_integer_counts(tmp_path):

@@ -49,6 +49,7 @@ code{overflow-wrap:anywhere}
 .tb-check .tb-label{font-size:.85em;color:#555}
 .tb-check .tb-value{font-size:1.15em;font-weight:600;overflow-wrap:anywhere}
 .tb-check .tb-target{font-size:.85em}
+.tb-nowrap{white-space:nowrap}
 .tb-check .tb-detail{font-size:.8em;color:#555;margin-top:.2em}
 .tb-mark{font-weight:700;white-space:nowrap}
 .tb-mark.pass{color:#1a7f37}.tb-mark.fail{color:#c62828}.tb-mark.none{color:#777}
@@ -120,6 +121,14 @@ def mark(ok: bool | None) -> str:
             else "<span class='tb-mark fail'>✘ FAIL</span>")
 
 
+def _parts(value: str) -> str:
+    """Break a value like "p50 28.8 s · p95 46.5 s" only at its dots."""
+    parts = value.split(" · ")
+    if len(parts) == 1:
+        return escape(value)
+    return " · ".join(f"<span class='tb-nowrap'>{escape(v)}</span>" for v in parts)
+
+
 def verdict_block(checks: Sequence[Check], *, subject: str = "") -> str:
     """The block a planner reads first: overall PASS only when every judged check passes."""
     judged = [c for c in checks if c.ok is not None]
@@ -140,7 +149,7 @@ def verdict_block(checks: Sequence[Check], *, subject: str = "") -> str:
         cards.append(
             f"<div class='tb-check' data-ok='{'' if c.ok is None else str(c.ok).lower()}'>"
             f"<div class='tb-label'>{escape(c.label)}</div>"
-            f"<div class='tb-value'>{escape(c.value)}</div>"
+            f"<div class='tb-value'>{_parts(c.value)}</div>"
             f"<div class='tb-target'>{target}{mark(c.ok)}</div>"
             + (f"<div class='tb-detail'>{escape(c.detail)}</div>" if c.detail else "")
             + "</div>"
