@@ -149,6 +149,7 @@ class GroundView:
         parts = [f"card:{img.key}"]
         if kind == "text":
             img.text_t = t
+            img.bytes = max(img.bytes, int(ev.get("bytes") or 0))
             doc = self._read_json(self.out / "partial" / f"{img.key}.json")
             self._take_doc(img, doc)
             if not img.words and ev.get("words"):
@@ -233,12 +234,13 @@ class GroundView:
                 meta.append((label, f"{c[key]}{unit}"))
         meta += self._timing(img)
         meta.append(("bytes", f"{img.bytes}"))
+        meta.append(("sender epoch", str(img.epoch)))
         if img.duplicates:
             meta.append(("resent copies", str(img.duplicates)))
         if img.error:
             meta.append(("error", img.error))
         return ImageCard(
-            title=f"image {img.name or '(arriving)'} · epoch {img.epoch} bundle {img.bundle}",
+            title=f"bundle {img.bundle} · " + (f"image {img.name}" if img.name else "arriving"),
             thumb_src=src,
             href=src,
             status=status,
@@ -393,10 +395,14 @@ def _map_svg(pts: list, width: int, height: int, tiles: bool) -> str:
     for key, plat, plon, strings in pts:
         x, y = xy(plat, plon)
         label = " | ".join(strings) or key
+        label = label if len(label) <= 28 else label[:27] + "…"  # the card has them all
+        right = x + 8 + 6.2 * len(label) <= width  # else the label goes left of the point
+        lx, anchor = (x + 8, "start") if right else (x - 8, "end")
         out.append(f"<a href='#card-{escape(key)}'><circle class='tb-pos' cx='{x:.1f}' "
                    f"cy='{y:.1f}' r='6' fill='#c62828' stroke='#fff' stroke-width='1.5'>"
                    f"<title>{escape(label)} ({plat:.5f}, {plon:.5f})</title></circle>"
-                   f"<text x='{x + 8:.1f}' y='{y + 4:.1f}' font-size='11'>{escape(label)}"
+                   f"<text x='{lx:.1f}' y='{y + 4:.1f}' font-size='11' text-anchor='{anchor}' "
+                   f"paint-order='stroke' stroke='#eef3f7' stroke-width='3'>{escape(label)}"
                    "</text></a>")  # fmt: skip
     out.append("</svg>")
     return "".join(out)
