@@ -57,7 +57,9 @@ class SyntheticCodec:
     model_id = SYNTHETIC_MODEL_ID
     RATE_BPP = (0.01, 0.15)  # the design's rate range, for ``encode(rate=...)``
 
-    def encode(self, img: np.ndarray, rate: float = 0.5, text: bool = True) -> bytes:
+    def encode(
+        self, img: np.ndarray, rate: float = 0.5, text: bool = True, meta: object | None = None
+    ) -> bytes:
         lo, hi = self.RATE_BPP
         return self.encode_to_budget(img, bpp=lo + rate * (hi - lo), text=text)
 

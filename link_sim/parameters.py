@@ -46,8 +46,9 @@ def _direction(d: Direction) -> Rows:
     rows.append(("channel loss", "; ".join(loss) or "none"))
     if d.duty_cycle is not None:
         dc = d.duty_cycle
-        rows.append(("duty cycle",
-                     f"{dc.fraction:.1%} ({dc.mode}, window {duration(dc.window_s)})"))
+        how = (f"sliding window {duration(dc.window_s)}" if dc.mode == "sliding"
+               else f"off after each frame for {1 / dc.fraction - 1:g}× its airtime")
+        rows.append(("duty cycle", f"{dc.fraction:.1%} ({how})"))
     if d.sessions is not None:
         ss = d.sessions
         rows.append(("sessions", f"setup {_g(ss.setup_s)} s, gap {_g(ss.gap_s)} s"))
@@ -101,7 +102,8 @@ def scenario_parameters(
     else:
         reverse = _direction(link.reverse)
         rc = link.reverse.contacts
-        reverse.append(("contacts", "always up" if rc is None else rc.kind.replace("_", " ")))
+        reverse.append(("contacts", "always up" if rc is None or rc.kind == "always"
+                        else rc.kind.replace("_", " ")))
         reverse.append(("half duplex", "yes: one radio channel, data and NAKs take turns"
                         if link.half_duplex else "no"))
     p = s.protocol

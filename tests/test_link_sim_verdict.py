@@ -106,3 +106,19 @@ def test_synthetic_run_report_has_verdict_parameters_and_integer_counts(tmp_path
     html = path.read_text()
     assert "PASS: all 2 targets met in every run" in html
     assert "No decoded images" in html and "exactly 0" in html  # the CI-of-0 explanation
+
+
+def test_parameters_of_a_lora_preset_and_a_pass_plan():
+    from link_sim.parameters import duration, scenario_parameters
+    from link_sim.scenario import load_scenario
+
+    groups = dict(scenario_parameters(load_scenario(ROOT / "scenarios/lora_eu868.yaml"), None))
+    fwd = dict(groups["Forward link"])
+    assert fwd["PHY"] == "LoRa SF12 / 125 kHz, CR 4/5"
+    assert fwd["duty cycle"] == "1.0% (off after each frame for 99× its airtime)"
+    assert fwd["contacts"] == "always up" and "Targets" not in groups
+    hf = load_scenario(ROOT / "scenarios/hf_ale.yaml")
+    windows = [(0.0, 600.0), (3600.0, 4200.0)]
+    fwd = dict(dict(scenario_parameters(hf, windows))["Forward link"])
+    assert fwd["contacts"].startswith("2 windows, 20.0 min open in")
+    assert [duration(x) for x in (46.6, 750, 11880)] == ["46.6 s", "12.5 min", "3.3 h"]
