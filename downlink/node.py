@@ -32,7 +32,7 @@ from textboost.codec.loader import CodecLoader
 from textboost.protocol import BundleDelivered, Event, LinkConfig, Receiver, SectionDelivered
 from textboost.text.payload import decode_words
 
-__all__ = ["BundleResult", "DownlinkNode", "TextResult", "psnr_db", "words_json"]
+__all__ = ["BundleResult", "DownlinkNode", "TextResult", "psnr_db", "read_text", "words_json"]
 
 
 def words_json(words) -> list[dict[str, Any]]:
@@ -84,6 +84,22 @@ class BundleResult:
     tbx_path: str | None = None
     psnr_db: float | None = None
     error: str | None = None
+
+
+def read_text(bundle_id: int, section: bytes, now: float) -> TextResult:
+    """The words (and capture metadata) of a bundle's first section, the header and text;
+    an unreadable section gives a result with ``error`` set, never an exception."""
+    res = TextResult(bundle_id, now)
+    try:
+        c = Container.from_sections([section])
+        res.width, res.height = c.header.width, c.header.height
+        res.text_bytes = len(c.text)
+        res.words = words_json(decode_words(c.text, res.width, res.height))
+        if c.header.meta is not None:
+            res.capture = c.header.meta.to_json()
+    except (BitstreamError, ValueError) as exc:
+        res.error = f"{type(exc).__name__}: {exc}"
+    return res
 
 
 _SHIPPED = object()  # codec_factory default: the shipped model, through a CodecLoader
@@ -188,16 +204,7 @@ class DownlinkNode:
 
     def _text_landed(self, bundle_id: int, section: bytes, now: float) -> None:
         """Read the words of a bundle's first section; publish them before the image."""
-        res = TextResult(bundle_id, now)
-        try:
-            c = Container.from_sections([section])
-            res.width, res.height = c.header.width, c.header.height
-            res.text_bytes = len(c.text)
-            res.words = words_json(decode_words(c.text, res.width, res.height))
-            if c.header.meta is not None:
-                res.capture = c.header.meta.to_json()
-        except (BitstreamError, ValueError) as exc:
-            res.error = f"{type(exc).__name__}: {exc}"
+        res = read_text(bundle_id, section, now)
         self.texts[bundle_id] = res
         self._write_json(bundle_id, {"text": asdict(res)})
         if self.on_text is not None:

@@ -29,12 +29,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from downlink.handoff import cot_events, from_record, parse_cot_url, send_cot
-from downlink.node import words_json
+from downlink.node import read_text
 from downlink.state import DownlinkState
 from downlink.web import GroundView, LiveServer, receiver_figures
 from textboost.codec.container import BitstreamError, Container, SectionKind
@@ -52,7 +52,6 @@ from textboost.protocol import (
     SectionDelivered,
     frame_info,
 )
-from textboost.text.payload import decode_words
 
 __all__ = ["DownlinkService"]
 
@@ -69,16 +68,10 @@ class _Open:
 
 
 def _read_text(section: bytes) -> dict[str, Any]:
-    """Image size, words and capture metadata of a bundle's first section (an ``error``
-    key if unreadable)."""
-    try:
-        c = Container.from_sections([section])
-        w, h = c.header.width, c.header.height
-        meta = c.header.meta.to_json() if c.header.meta is not None else None
-        return {"width": w, "height": h, "text_bytes": len(c.text),
-                "words": words_json(decode_words(c.text, w, h)), "capture": meta}  # fmt: skip
-    except (BitstreamError, ValueError) as exc:
-        return {"error": f"{type(exc).__name__}: {exc}", "words": []}
+    """Image size, words and capture metadata of a bundle's first section (``error`` set if
+    unreadable), as the JSON record holds them."""
+    res = asdict(read_text(0, section, 0.0))
+    return {k: res[k] for k in ("width", "height", "text_bytes", "words", "capture", "error")}
 
 
 class DownlinkService:
@@ -231,8 +224,9 @@ class DownlinkService:
             text = opened.text if opened and opened.text else _read_text(sections[0])
             record = {
                 "image": name, "sha256": sha, "bytes": len(data), "epoch": epoch,
-                "bundle": bundle, "delivered_t": round(time.time(), 6), "error": error,
+                "bundle": bundle, "delivered_t": round(time.time(), 6),
                 **text, "strings": [w["text"] for w in text["words"]],
+                "error": error or text["error"],
             }  # fmt: skip
             write_durably(self.out / f"{name}.tbx", data)
             write_durably(self.out / f"{name}.json", (json.dumps(record, indent=1) + "\n").encode())
@@ -264,11 +258,12 @@ class DownlinkService:
         group = Container.groups_in(len(sections))
         try:
             self._decode_png(Container.from_sections(sections).to_bytes(), path)
-            if key not in self._latest:  # delivered meanwhile: the preview is stale
+            png: str | None = f"partial/{path.name}"
+            if key not in self._latest:  # delivered meanwhile: the full PNG replaces it
                 path.unlink(missing_ok=True)
-                return
+                png = None
             self._log("group", epoch=key[0], bundle=key[1], group=group,
-                      bytes=sum(map(len, sections)), png=f"partial/{path.name}")  # fmt: skip
+                      bytes=sum(map(len, sections)), png=png)  # fmt: skip
         except (BitstreamError, ValueError, OSError, RuntimeError) as exc:
             self._log("group", epoch=key[0], bundle=key[1], group=group,
                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip
