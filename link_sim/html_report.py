@@ -140,28 +140,33 @@ def _copy_decoded(rows: list[dict[str, Any]], out_dir: Path) -> dict[int, str]:
 
 def _cards(rows: list[dict[str, Any]], originals: dict[str, Path], hrefs: dict[int, str],
            text_path: bool) -> str:
-    thumbs: dict[str, str] = {}
+    thumbs: dict[str, str] = {}  # by file: captures cycling through a set repeat pictures
+    crops_of: dict[tuple[str | None, str | None, str], list] = {}
     out = []
     for r in rows[:_MAX_CARDS]:
         orig = originals.get(r["image"])
-        if orig is not None and r["image"] not in thumbs:
-            thumbs[r["image"]] = thumbnail(orig, _THUMB_PX)
         dec = r["decoded_image"] if r["index"] in hrefs else None
+        for pic in (orig, dec):
+            if pic is not None and str(pic) not in thumbs:
+                thumbs[str(pic)] = thumbnail(pic, _THUMB_PX)
         meta = [("groups", f"{r['decoded_groups']}/{r['n_groups']}"),
                 ("codec", f"{_fmt(r['codec_bytes'], 0)} B, {_fmt(r['codec_bpp'], 4)} bpp")]
         if r["psnr_db"] is not None:
             meta.append(("PSNR", f"{r['psnr_db']:.2f} dB"))
         if r["time_to_text_s"] is not None:
-            meta.append(("words at", f"{r['time_to_text_s']:.1f} s"))
+            meta.append(("words at", duration(r["time_to_text_s"])))
         if r["latency_s"] is not None:
-            meta.append(("decoded at", f"{r['latency_s']:.1f} s after capture"))
+            meta.append(("decoded at", f"{duration(r['latency_s'])} after capture"))
         words = r.get("text_words") or []
-        crops = text_crops(words, orig, dec) if text_path and words else []
+        key = (None if orig is None else str(orig), dec, repr(words))
+        if text_path and words and key not in crops_of:
+            crops_of[key] = text_crops(words, orig, dec)
+        crops = crops_of.get(key, [])
         out.append(image_card(ImageCard(
             title=f"#{r['index']} {r['image']}",
-            thumb_src=None if dec is None else thumbnail(dec, _THUMB_PX),
+            thumb_src=None if dec is None else thumbs[dec],
             href=hrefs.get(r["index"]),
-            original_src=thumbs.get(r["image"]),
+            original_src=None if orig is None else thumbs[str(orig)],
             status=r["status"] + (f": {r['note']}" if r["note"] else ""),
             meta=meta,
             strings=r["text_strings"] if text_path else None,
