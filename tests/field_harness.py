@@ -71,9 +71,10 @@ downlink:
 class Trial:
     """Both services of a loopback trial in ``folder``."""
 
-    def __init__(self, folder: Path, **config) -> None:
+    def __init__(self, folder: Path, config: Path | None = None, **settings) -> None:
+        """``config``: a field.yaml already in ``folder`` (else :func:`write_config`'s)."""
         self.folder = folder
-        self.config = write_config(folder, **config)
+        self.config = config or write_config(folder, **settings)
         self.procs: dict[str, subprocess.Popen] = {}
         self.sent: dict[str, str] = {}  # drop name -> sha256 of its .tbx bytes
         self.kills = 0

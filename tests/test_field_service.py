@@ -338,3 +338,42 @@ def test_an_image_resent_under_a_new_epoch_is_fined_not_stored_again(tmp_path):
     assert len(list((tmp_path / "out").glob("*.tbx"))) == 1
     events = [e["event"] for e in read_events(tmp_path / "downlink.jsonl")]
     assert events.count("delivered") == 1 and events.count("duplicate") == 1
+
+
+def test_event_log_lines_and_a_torn_last_line(tmp_path):
+    from textboost.field.eventlog import EventLog
+
+    with EventLog(tmp_path / "log.jsonl", "uplink", clock=lambda: 12.5) as log:
+        log.write("captured", image="a.jpg", bytes=10, source="drop")
+        with pytest.raises(ValueError, match="event 'capture': expected one of"):
+            log.write("capture")
+    with open(tmp_path / "log.jsonl", "a") as f:
+        f.write('{"t": 13, "node": "upl')  # a power cut mid-line
+    (event,) = read_events(tmp_path / "log.jsonl")
+    assert event == {"t": 12.5, "node": "uplink", "event": "captured", "image": "a.jpg",
+                     "epoch": None, "bundle": None, "bytes": 10, "source": "drop"}  # fmt: skip
+
+
+def test_uplink_duty_cycle_and_a_failed_bundle_queued_again(tmp_path):
+    """With the ground off, a bundle fails after its retries and is queued again (never
+    dropped); once the ground is up it is delivered. The radio sends only in the duty window."""
+    config = write_config(tmp_path)
+    text = config.read_text().replace("max_retries: 1000", "max_retries: 1")
+    duty = "  duty_cycle: 0.5\n  duty_period_s: 1.0\n  poll_s:"
+    config.write_text(text.replace("  poll_s:", duty))
+    from uplink.service import UplinkService
+
+    edge = UplinkService(load_field_config(config))
+    on = [edge._duty_on(t) for t in (0.1, 0.45, 0.55, 0.9, 1.2)]
+    edge.close()
+    assert on == [True, True, False, False, True]
+    trial = Trial(tmp_path, config)
+    trial.drop("lone.tbx", tbx(np.random.default_rng(2)))
+    trial.start("uplink")
+    log = tmp_path / "uplink.jsonl"
+    _wait(lambda: log.exists() and any(e["event"] == "failed" for e in read_events(log)))
+    trial.start("downlink")
+    assert trial.wait_acked(1, timeout_s=30)
+    assert trial.stop_all() == ""
+    audit = trial.audit()
+    assert audit["lost"] == audit["duplicated"] == 0 and audit["resubmitted"] >= 1
