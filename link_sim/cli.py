@@ -7,6 +7,7 @@ and what was expected); 1 anything else the simulator could not do (for example 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -115,12 +116,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     runs = args.runs or scenario.runs
     if runs < 1:
         raise ScenarioError(f"--runs {runs}: expected at least 1")
-    codec = _codec(args)
+    status = _status(not args.no_progress)
+    with status("loading the codec"):
+        codec = _codec(args)
     t0 = time.perf_counter()
     results = run_scenario(scenario, codec, runs, progress=not args.no_progress)
     wall_s = time.perf_counter() - t0
     out_dir = args.out or Path("out") / scenario.name
-    report, files = write_outputs(results, args.scenario, out_dir)
+    with status(f"writing the report to {out_dir}"):
+        report, files = write_outputs(results, args.scenario, out_dir)
     if args.json:
         print(json.dumps(report, indent=1))
         console = Console(stderr=True)  # stdout stays one JSON document
@@ -136,6 +140,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         "files:  " + ", ".join(str(p) for k, p in files.items() if k != "html"), highlight=False
     )
     return 0
+
+
+def _status(enabled: bool):
+    """A spinner on stderr while a slow step runs, on a terminal only (the run's bar is
+    tqdm's, link_sim.runner)."""
+    err = Console(stderr=True)
+    if enabled and err.is_terminal:
+        return lambda what: err.status(what, spinner="line")
+    return lambda what: contextlib.nullcontext()
 
 
 def _cell(v: Any, nd: int = 1) -> str:

@@ -20,9 +20,11 @@ image (cached on disk under ``text/``) for the DET/E2E scores of the report.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -150,11 +152,24 @@ class CodecService:
         self._gt: dict[Path, Any] = {}
         self.encodes = 0  # encoder runs (cache misses), for the summary and the benchmark
         self.spots = 0  # spotter runs on decoded images (cache misses)
+        # told what the codec is about to do ("encoding a.png"), for a progress display
+        self.activity: Callable[[str], None] | None = None
         self.loader = (
             CodecLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
             if synthetic
             else CodecLoader(model)
         )
+
+    @contextlib.contextmanager
+    def _doing(self, what: str) -> Iterator[None]:
+        """Tell ``activity`` what runs now, and that it is over."""
+        if self.activity is not None:
+            self.activity(what)
+        try:
+            yield
+        finally:
+            if self.activity is not None:
+                self.activity("")
 
     @property
     def codec(self) -> Any:
@@ -208,7 +223,8 @@ class CodecService:
         assert self.decoder is not None
         key = (path, hashlib.sha256(data).digest())
         if key not in self._quality:
-            img = self.decoder.decode(data)
+            with self._doing(f"decoding {path.name}"):
+                img = self.decoder.decode(data)
             self._quality[key] = psnr_db(self.reference(path), img)
         return self._quality[key], self.decoder.path_of(data)
 
@@ -219,7 +235,8 @@ class CodecService:
         pipe = EncodePipeline(policy, self._encode_cache, self.loader, text=text)
         key = (path, pipe.settings)
         if key not in self._encoded:
-            enc = pipe.encode(path)
+            with self._doing(f"encoding {path.name}"):
+                enc = pipe.encode(path)
             self.encodes += not enc.cached
             self._encoded[key] = enc.data
         return self._encoded[key]
@@ -273,7 +290,8 @@ class CodecService:
             from textboost.text.spotter import default_spotter
 
             self.spots += 1
-            words = default_spotter().spot(load_image(image_file))
+            with self._doing(f"reading text on {image_file.name}"):
+                words = default_spotter().spot(load_image(image_file))
             doc = [{"text": w.text, "quad": w.quad.tolist(), "score": w.score} for w in words]
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{id(self)}.part")

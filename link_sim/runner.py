@@ -25,17 +25,29 @@ __all__ = ["parse_params", "run_scenario", "run_sweep", "write_outputs"]
 def run_scenario(
     scenario: Scenario, codec: CodecService, runs: int, *, progress: bool = True
 ) -> list[MissionResult]:
-    """``runs`` missions with run indices 0..runs-1 (seeds from the scenario seed)."""
+    """``runs`` missions with run indices 0..runs-1 (seeds from the scenario seed).
+
+    With ``progress`` on a terminal: a bar of simulated seconds (one run) or of runs, whose
+    note says what the codec is doing (the first run encodes, decodes and reads text)."""
     results = []
     if runs == 1:
         with tqdm(total=round(scenario.duration_s), unit="sim s", disable=not progress or None,
                   leave=False, desc=scenario.name) as bar:
-            results.append(Mission(scenario, codec, 0).run(
-                lambda t: bar.update(round(t) - bar.n) if progress else None))
+            codec.activity = lambda what: bar.set_postfix_str(what)
+            try:
+                results.append(Mission(scenario, codec, 0).run(
+                    lambda t: bar.update(round(t) - bar.n) if progress else None))
+            finally:
+                codec.activity = None
         return results
-    for k in tqdm(range(runs), unit="run", disable=not progress or None, leave=False,
-                  desc=scenario.name):
-        results.append(Mission(scenario, codec, k).run())
+    with tqdm(range(runs), unit="run", disable=not progress or None, leave=False,
+              desc=scenario.name) as bar:
+        codec.activity = lambda what: bar.set_postfix_str(what)
+        try:
+            for k in bar:
+                results.append(Mission(scenario, codec, k).run())
+        finally:
+            codec.activity = None
     return results
 
 
