@@ -35,6 +35,7 @@ from textboost.web import ImageCard, image_card, page, text_crops
 __all__ = ["GroundView", "ImageState", "LiveServer", "receiver_figures"]
 
 POLL_S = 0.2  # how often the event log is read
+PAGE_CARDS = 200  # newest images on a freshly loaded page (later ones arrive live)
 KEEP_CHANGES = 10_000  # change records kept for SSE clients that fall behind
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -88,7 +89,7 @@ class GroundView:
         self._lock = threading.Lock()
         self._changes: list[tuple[int, str]] = []  # (seq, part)
         self._seq = 0
-        self._crops: dict[tuple[str, int], list] = {}
+        self._crops: dict[str, tuple[int, list]] = {}  # per image: (version, crops)
 
     # --- reading the log ----------------------------------------------------------------
 
@@ -270,14 +271,15 @@ class GroundView:
         """Each word cut from the decoded picture (the ground has no original)."""
         if not img.png or not any(w.get("quad") for w in img.words):
             return []
-        key = (img.key, img.version)
-        if key not in self._crops:
+        version, crops = self._crops.get(img.key, (-1, []))
+        if version != img.version:
             words = [w for w in img.words if w.get("quad")]
             try:
-                self._crops[key] = text_crops(words, None, self.out / img.png)
+                crops = text_crops(words, None, self.out / img.png)
             except (OSError, ValueError):
-                self._crops[key] = []
-        return self._crops[key]
+                crops = []
+            self._crops[img.key] = (img.version, crops)
+        return crops
 
     def link_html(self) -> str:
         with self._lock:
@@ -472,7 +474,7 @@ class LiveServer:
         v = self.view
         v.refresh()
         with v._lock:
-            keys = sorted(v.images, key=lambda k: v.images[k].first_t, reverse=True)
+            keys = sorted(v.images, key=lambda k: v.images[k].first_t, reverse=True)[:PAGE_CARDS]
             seq = v._seq
         cards = "".join(v.card_html(k) or "" for k in keys)
         body = (

@@ -188,3 +188,31 @@ def test_codec_carries_metadata_inside_the_budget(codec, small_image, tmp_path):
     assert d["capture"]["time"] == "2026-12-03T10:15:42Z"
     assert abs(d["capture"]["lat"] - 47.3769) < 1e-5 and abs(d["capture"]["lon"] - 8.5417) < 1e-5
     assert main([*args, "--lat", "95", "--lon", "0"]) == 2
+
+
+@given(data=st.binary(min_size=0, max_size=20))
+def test_any_bytes_parse_or_raise_meta_error(data):
+    try:
+        m = CaptureMeta.from_bytes(data)
+    except MetaError:
+        return
+    assert m.to_bytes() == data  # what parses is exactly what its record encodes to
+
+
+@given(meta=st.binary(min_size=1, max_size=16))
+def test_forged_metadata_under_a_valid_header_crc_is_a_bitstream_error(meta):
+    import struct
+    import zlib
+
+    plain = Container(Header(**HEADER), b"", b"z").to_bytes()
+    # magic 2, version 1, model id 4, width 2 and height 2 (varints of 768, 512), 5 bytes
+    at = 2 + 1 + 4 + 2 + 2 + 5
+    head = bytearray(plain[:at]) + meta
+    head[2] = 3
+    forged = bytes(head) + struct.pack("<I", zlib.crc32(bytes(head))) + plain[at + 4 :]
+    try:
+        c = Container.parse(forged)
+    except BitstreamError as e:
+        assert str(e).startswith(("header", "text", "z", "trailer"))
+        return
+    assert c.header.meta is not None
