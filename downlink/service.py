@@ -172,6 +172,9 @@ class DownlinkService:
             elif isinstance(e, ReceiverGaveUp):
                 self._open.pop(key, None)
                 self._latest.pop(key, None)
+                if e.epoch != self.rx.replay_state.epoch:  # the sender restarted: it resends
+                    for suffix in (".json", ".png"):
+                        (self.partial / f"{self._stem(key)}{suffix}").unlink(missing_ok=True)
 
     def _stem(self, key: _Key) -> str:
         return f"e{key[0]}_b{key[1]}"
