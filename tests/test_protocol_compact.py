@@ -88,13 +88,20 @@ def test_both_forms_round_trip_every_type(cfg, ftype):
         decode_frame(short, cfg, ReplayState(epoch=77, top=70_000 - 40_000))
 
 
-def test_a_data_frame_is_at_most_the_worst_case_header_and_usually_much_less():
+@pytest.mark.parametrize("bundle_id", [0, 127, 128, 16_383, 16_384, 2**28, 2**32 - 1])
+def test_a_bundles_fragments_fill_the_mtu_whatever_its_id(bundle_id):
     cfg = LinkConfig(mtu_bytes=51, crc_bits=16)
-    full = cfg.fragment_payload_bytes
-    worst = Frame(type=FrameType.DATA, bundle_id=0xFFFF_FFFF, index=0x7FFF, payload=bytes(full))
+    full = cfg.fragment_bytes(bundle_id)
+    worst = Frame(type=FrameType.DATA, bundle_id=bundle_id, index=0x7FFF, payload=bytes(full))
     assert len(encode_frame(worst, cfg, long=False)) == 51
-    usual = Frame(type=FrameType.DATA, bundle_id=12, index=40, payload=bytes(full))
-    assert len(encode_frame(usual, cfg, long=False)) == 51 - 5  # 6 header bytes, not 11
+    usual = Frame(type=FrameType.DATA, bundle_id=bundle_id, index=40, payload=bytes(full))
+    assert len(encode_frame(usual, cfg, long=False)) == 50  # a fragment index below 128
+    s, r = Sender(cfg, epoch=1), Receiver(cfg, epoch=2)
+    s.submit(bundle_id, [bytes(range(200)), b"tail"], 0.0)
+    frames = s.poll_transmit(0.0)
+    assert max(map(len, frames)) <= 51 and len(frames[1]) == 50  # HELLO, then DATA...
+    events = [e for f in frames for e in r.receive(f, 0.0)]
+    assert events[-1].sections == (bytes(range(200)), b"tail")
 
 
 def test_version_2_frames_are_dropped_with_their_own_reason():

@@ -36,13 +36,17 @@ KEY = bytes(range(32))
 def test_header_is_at_most_eleven_bytes_and_overhead_is_reported():
     # short form: type/flags | packet number u16 | bundle id varint <= 5 | segment | index <= 2
     assert HEADER_BYTES == 11
-    assert LinkConfig(mtu_bytes=256).frame_overhead_bytes == 15
-    assert LinkConfig(mtu_bytes=51, crc_bits=16).frame_overhead_bytes == 13
+    cfg = LinkConfig(mtu_bytes=256)
+    assert cfg.frame_overhead_bytes == 11 == cfg.data_overhead_bytes(127)  # 7 + CRC-32
+    assert cfg.data_overhead_bytes(128) == 12 and cfg.data_overhead_bytes(2**32 - 1) == 15
+    assert LinkConfig(mtu_bytes=51, crc_bits=16).frame_overhead_bytes == 9
     # with a key: + tag (the key id travels only in the long form)
-    assert LinkConfig(mtu_bytes=51, auth_key=KEY, tag_bytes=4).frame_overhead_bytes == 19
-    # LoRa SF12: 51-byte payloads carry 38 bytes of section data with CRC-16.
-    assert LinkConfig(mtu_bytes=51, crc_bits=16).fragment_payload_bytes == 38
-    assert LinkConfig(mtu_bytes=256).nominal_efficiency == pytest.approx(241 / 256)
+    assert LinkConfig(mtu_bytes=51, auth_key=KEY, tag_bytes=4).frame_overhead_bytes == 15
+    # LoRa SF12: 51-byte payloads carry 42 bytes of section data with CRC-16 (bundle ids
+    # below 128; 38 at the largest ids).
+    lora = LinkConfig(mtu_bytes=51, crc_bits=16)
+    assert lora.fragment_payload_bytes == 42 and lora.fragment_bytes(2**32 - 1) == 38
+    assert cfg.nominal_efficiency == pytest.approx(245 / 256)
 
 
 @pytest.mark.parametrize("crc_bits", [16, 32])

@@ -400,10 +400,10 @@ def test_memory_budget_bounds_forged_bundles_and_evicts_given_up_ones():
         mtu_bytes=128, max_bundle_bytes=2000, receiver_memory_bytes=4000, max_retries=0,
         nak_timeout_s=1.0,
     )
-    size = cfg.fragment_payload_bytes
     r = Receiver(cfg)
     r.receive(encode_frame(Frame(type=FrameType.HELLO, bundle_id=0, pn=0), cfg), 0.0)
     for k in range(1, 501):  # forged fragments of 500 bundles, no key needed
+        size = cfg.fragment_bytes(k)
         r.receive(forged_data(cfg, k, k % 200, 3, bytes(size), k, last=False), 0.0)
     assert r.memory_bytes <= 4000 and r.stats.dropped_memory > 400
     assert {d.reason for d in r.take_drops()} == {"memory"}

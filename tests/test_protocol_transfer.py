@@ -207,7 +207,7 @@ def test_fec_repairs_bounded_losses_without_arq():
     data_idx = [
         i for i, k in enumerate(kinds) if k.type is FrameType.DATA and not k.flags & Flag.RETX
     ]
-    assert len(data_idx) == 21  # descriptor + 2160 section bytes in 108-byte fragments
+    assert len(data_idx) == 20  # descriptor + 2160 section bytes in 112-byte fragments
     group1 = data_idx[8:16]  # fragments 8..15: bytes of the 2000-byte y section only
 
     # Two losses (= m) in a group, and a corrupt frame elsewhere: all repaired.
@@ -264,7 +264,7 @@ def test_efficiency_on_a_clean_link_is_counted_from_real_bytes(sizes):
     assert s.stats.payload_bytes == sum(map(len, sections))
     assert s.stats.retransmission_bytes == s.stats.fec_bytes == 0
     assert s.stats.efficiency == pytest.approx(s.stats.payload_bytes / on_air)
-    assert s.stats.efficiency >= 0.85  # v2 frames: 20 bytes of header + CRC each
+    assert s.stats.efficiency >= 0.85  # v3 frames: 10-11 bytes of header + CRC each
 
 
 def test_byte_buckets_add_up_under_loss_and_fec():

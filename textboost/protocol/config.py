@@ -28,7 +28,8 @@ __all__ = [
 
 # The most header bytes a DATA or PARITY frame takes (protocol version 3, short form):
 # type/flags u8 | packet number u16 (truncated) | bundle id varint (1..5) | segment u8 |
-# fragment or group index (1..2). Fragments are sized for it, so any bundle id fits.
+# fragment or group index (1..2). A bundle's fragments are sized for its own bundle id's
+# varint and a 2-byte index: 7 header bytes for bundle ids below 128, 11 at most.
 HEADER_BYTES = 11
 # The most a long-form frame without segment and index takes (HELLO, EOF, NAK, FIN):
 # type/flags u8 | epoch u32 | packet number u32 | bundle id varint (a key id u8 follows the
@@ -151,11 +152,11 @@ class LinkConfig:
                 f"fec_k {self.fec_k} + fec_m {self.fec_m}: need k, m >= 0 and k + m <= 255 "
                 "(Reed-Solomon over GF(256))"
             )
-        if self.fragment_payload_bytes < MIN_PAYLOAD_BYTES:
+        if self.fragment_bytes(MAX_BUNDLE_ID) < MIN_PAYLOAD_BYTES:
             raise LocalProtocolError(
-                f"mtu_bytes {self.mtu_bytes}: leaves {self.fragment_payload_bytes} payload bytes "
-                f"after {self.frame_overhead_bytes} bytes of framing; need at least "
-                f"{MIN_PAYLOAD_BYTES}"
+                f"mtu_bytes {self.mtu_bytes}: leaves {self.fragment_bytes(MAX_BUNDLE_ID)} "
+                f"payload bytes after {self.data_overhead_bytes(MAX_BUNDLE_ID)} bytes of "
+                f"framing; need at least {MIN_PAYLOAD_BYTES}"
             )
         if self.mtu_bytes - self.control_overhead_bytes < 4 + MIN_PAYLOAD_BYTES:
             raise LocalProtocolError(
@@ -173,12 +174,25 @@ class LinkConfig:
     def crc_bytes(self) -> int:
         return self.crc_bits // 8
 
+    def data_overhead_bytes(self, bundle_id: int) -> int:
+        """The most framing a DATA or PARITY frame of ``bundle_id`` spends (short-form
+        header with a 2-byte index, HMAC tag, CRC): its fragments are sized for it, so each
+        frame fits the MTU (fragments 0..127 spend one byte less)."""
+        tag = self.tag_bytes if self.auth_key is not None else 0
+        id_bytes = max(1, -(-bundle_id.bit_length() // 7))  # its varint
+        return HEADER_BYTES - 5 + id_bytes + tag + self.crc_bytes
+
+    def fragment_bytes(self, bundle_id: int) -> int:
+        """Section bytes per DATA frame of ``bundle_id`` (FEC reserves room so parity frames
+        fit the MTU). Both ends compute it: the bundle id is on every frame."""
+        fec_room = FEC_ROW_PREFIX_BYTES + PARITY_PREFIX_BYTES if self.fec_k else 0
+        return self.mtu_bytes - self.data_overhead_bytes(bundle_id) - fec_room
+
     @property
     def frame_overhead_bytes(self) -> int:
-        """The most framing a DATA frame spends (short-form header, HMAC tag, CRC): fragments
-        are sized so that every frame fits the MTU; most frames spend 4-5 bytes less."""
-        tag = self.tag_bytes if self.auth_key is not None else 0
-        return HEADER_BYTES + tag + self.crc_bytes
+        """Framing of a full DATA frame of bundles 0..127 (see :meth:`data_overhead_bytes`;
+        ids up to 2^32 - 1 spend up to 4 bytes more)."""
+        return self.data_overhead_bytes(0)
 
     @property
     def control_overhead_bytes(self) -> int:
@@ -189,9 +203,8 @@ class LinkConfig:
 
     @property
     def fragment_payload_bytes(self) -> int:
-        """Section bytes per data frame (FEC reserves room so parity frames fit the MTU)."""
-        fec_room = FEC_ROW_PREFIX_BYTES + PARITY_PREFIX_BYTES if self.fec_k else 0
-        return self.mtu_bytes - self.frame_overhead_bytes - fec_room
+        """Section bytes per DATA frame of bundles 0..127 (:meth:`fragment_bytes`)."""
+        return self.fragment_bytes(0)
 
     @property
     def nominal_efficiency(self) -> float:
@@ -202,6 +215,7 @@ class LinkConfig:
         """Parity frames for an FEC group of ``n_source`` source frames."""
         return math.ceil(self.fec_m * n_source / self.fec_k) if self.fec_k else 0
 
-    def n_fragments(self, length_bytes: int) -> int:
-        """Fragments of a segment of ``length_bytes`` (an empty one has none)."""
-        return -(-length_bytes // self.fragment_payload_bytes)
+    def n_fragments(self, length_bytes: int, bundle_id: int) -> int:
+        """Fragments of a segment of ``length_bytes`` of ``bundle_id`` (an empty one has
+        none)."""
+        return -(-length_bytes // self.fragment_bytes(bundle_id))

@@ -350,12 +350,12 @@ class Receiver:
     def _n_fragments(self, b: _RxBundle, g: int) -> int | None:
         """Fragments of segment ``g``, if known (from the layout or a LAST flag)."""
         if b.layout is not None:
-            return self.config.n_fragments(b.layout.segment_lengths[g])
+            return self.config.n_fragments(b.layout.segment_lengths[g], b.bundle_id)
         return b.last[g] + 1 if g in b.last else None
 
     def _check_fragment(self, b: _RxBundle, g: int, i: int, last: bool, size: int) -> None:
         """Raises: FrameError if the fragment cannot belong to the bundle."""
-        full = self.config.fragment_payload_bytes
+        full = self.config.fragment_bytes(b.bundle_id)
         if not last and size != full:
             raise FrameError("payload length", size, f"{full} bytes (not the last fragment)")
         if last and not 1 <= size <= full:
@@ -440,7 +440,7 @@ class Receiver:
             if g == 0:
                 self._try_descriptor(b, now, events)
             return
-        size = self.config.fragment_payload_bytes
+        size = self.config.fragment_bytes(b.bundle_id)
         seg_len = b.layout.segment_lengths[g]
         for k in b.layout.members[g]:
             if k not in b.complete and i in b.layout.spans[k].fragments(size, seg_len):
@@ -493,7 +493,7 @@ class Receiver:
         d, layout = b.descriptor, b.layout
         if d is None or layout is None or k in b.complete:
             return
-        size = self.config.fragment_payload_bytes
+        size = self.config.fragment_bytes(b.bundle_id)
         span = layout.spans[k]
         frags = b.fragments.get(span.segment, {})
         idx = span.fragments(size, layout.segment_lengths[span.segment])

@@ -221,11 +221,11 @@ class Sender:
         n_fragments: dict[int, int] = {}
         for seg, members in enumerate(layout.members):
             stream = (desc_bytes if seg == 0 else b"") + b"".join(sections[i] for i in members)
-            n_fragments[seg] = cfg.n_fragments(len(stream))
+            n_fragments[seg] = cfg.n_fragments(len(stream), bundle_id)
             if n_fragments[seg] > MAX_FRAGMENTS:
                 raise LocalProtocolError(
                     f"bundle {bundle_id}: segment {seg} of {len(stream)} bytes needs more than "
-                    f"{MAX_FRAGMENTS} fragments of {cfg.fragment_payload_bytes} bytes"
+                    f"{MAX_FRAGMENTS} fragments of {cfg.fragment_bytes(bundle_id)} bytes"
                 )
             units += self._segment_units(bundle_id, seg, stream, layout, len(desc_bytes))
         by_fragment = {
@@ -236,7 +236,7 @@ class Sender:
             eof = Frame(type=FrameType.EOF, bundle_id=bundle_id, epoch=self.epoch)
             units.append(_Unit("eof", eof, last_class))
         elif not cfg.fec:  # one-way, unprotected: nothing verifies without the descriptor
-            for f in range(cfg.n_fragments(len(desc_bytes))):
+            for f in range(cfg.n_fragments(len(desc_bytes), bundle_id)):
                 first = units[by_fragment[(0, f)]].frame
                 units.append(
                     _Unit("repeat", replace(first, flags=first.flags | Flag.RETX), last_class)
@@ -270,8 +270,8 @@ class Sender:
     ) -> list[_Unit]:
         """First-pass DATA frames of one segment, each FEC group followed by its parity."""
         cfg = self.config
-        size = cfg.fragment_payload_bytes
-        n = cfg.n_fragments(len(stream))
+        size = cfg.fragment_bytes(bundle_id)
+        n = cfg.n_fragments(len(stream), bundle_id)
         covers: list[list[int]] = [[] for _ in range(n)]
         for i in layout.members[seg]:
             for f in layout.spans[i].fragments(size, len(stream)):
