@@ -313,3 +313,33 @@ def test_proxy_cli_bad_input_and_bounded_run(tmp_path):
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["forward"]["datagrams_in"] == 0 and "seed 3" in out.stderr
+
+
+def test_proxy_prints_its_counters_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "link_sim", "proxy", "--scenario",
+         str(ROOT / "scenarios/rescue.yaml"), "--listen", "0", "--to",
+         f"127.0.0.1:{sink.getsockname()[1]}", "--json"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stderr.readline()  # "proxy 127.0.0.1:PORT -> ...": it is listening
+        port = int(line.split()[1].rsplit(":", 1)[1])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as src:
+            for _ in range(3):
+                src.sendto(b"x" * 50, ("127.0.0.1", port))
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sink.close()
+    assert proc.returncode == 0
+    assert json.loads(out)["forward"]["datagrams_in"] == 3
