@@ -19,7 +19,9 @@ NAKs found between two polls go out merged in as few frames as fit. Missing frag
 kept as ranges, never one entry per fragment.
 
 Security and bounds: every frame passes the FCS, the tag (with a key) and the replay window
-(:mod:`~textboost.protocol.replay`) before anything is stored; bundles are named by the
+(:mod:`~textboost.protocol.replay`) before anything is stored; a short-form frame is read
+with the epoch the window holds and its packet number rebuilt against the window's top,
+and FCS and tag cover both, so nothing is taken on a wrong guess; bundles are named by the
 sender's epoch and bundle id. A descriptor may claim at most ``max_bundle_bytes``; a bundle
 stores at most that (plus its descriptor) before its layout is known; all bundles under
 reassembly hold at most ``receiver_memory_bytes`` of fragments and parity (given-up

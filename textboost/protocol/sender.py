@@ -18,8 +18,12 @@ bundle fails.
 The sender never reads a clock: times come in as ``now`` (float seconds) and leave as
 :meth:`Sender.next_timer`.
 
-Every frame it hands out carries the sender's epoch (given by the driver, never repeated
-under one key) and the next packet number of that epoch; NAK and FIN frames pass the FCS,
+Every frame it hands out is stamped with the sender's epoch (given by the driver, never
+repeated under one key) and the next packet number of that epoch, covered by FCS and tag; on
+the air DATA and PARITY frames carry only the number's low 16 bits (the compact header,
+:mod:`~textboost.protocol.frames`), and a long-form HELLO goes before each bundle until a
+NAK or FIN has echoed the epoch (EOFs are long until then and when re-sent after silence,
+so a receiver that lost track is back in step). NAK and FIN frames pass the FCS,
 the tag and a replay window over the receiver's ``(epoch, packet number)``, and must echo
 this sender's epoch, so feedback recorded before a restart of either end never acknowledges
 or re-opens a bundle of this session.
