@@ -86,6 +86,24 @@ class Trial:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
 
+    def restarts(self, node: str) -> int:
+        """``restart`` events in ``node``'s log: how many times it came up."""
+        log = self.folder / f"{node}.jsonl"
+        if not log.exists():
+            return 0
+        return sum(e["event"] == "restart" for e in read_events(log))
+
+    def start_and_wait(self, node: str, timeout_s: float = 30.0) -> None:
+        """Start ``node`` and return once it is up (its ``restart`` event logged), so a
+        kill that follows lands in the service's work, not in Python's start-up."""
+        before = self.restarts(node)
+        self.start(node)
+        end = time.monotonic() + timeout_s
+        while self.restarts(node) == before:
+            if time.monotonic() > end or self.procs[node].poll() is not None:
+                raise RuntimeError(f"{node} did not come up: {self.procs[node].poll()}")
+            time.sleep(0.05)
+
     def kill(self, node: str) -> None:
         """kill -9, as a power cut would (minus the disk cache, which fsync covers)."""
         p = self.procs.pop(node)
