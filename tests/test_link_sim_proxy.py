@@ -17,8 +17,10 @@ import yaml
 from downlink import DownlinkNode
 from downlink.udp import UdpDownlink
 from link_sim.proxy import ProxyDriver
+from link_sim.proxy import main as proxy_main
 from link_sim.relay import Relay
 from link_sim.replay import LogError, read_logs, replay, summarize
+from link_sim.replay import main as replay_main
 from link_sim.scenario import load_scenario
 from tests.helpers import ROOT, run_module
 from textboost.codec.container import Container, Header
@@ -274,7 +276,7 @@ def test_twenty_images_through_the_proxy_at_20_percent_bursty_loss_then_replay(t
     assert len(doc["rows"]) == 20 and doc["summary"]["delivered"]["n"] == 20
 
 
-def test_replay_names_file_line_and_field_of_a_bad_log(tmp_path):
+def test_replay_names_file_line_and_field_of_a_bad_log(tmp_path, capsys):
     good = {"t": 1.0, "node": "uplink", "event": "captured", "image": "a", "epoch": None,
             "bundle": None, "bytes": None}
     cases = [
@@ -292,27 +294,26 @@ def test_replay_names_file_line_and_field_of_a_bad_log(tmp_path):
         with pytest.raises(LogError, match=expected) as info:
             read_logs([log])
         assert str(info.value).startswith(f"{log}:3: ")
-    out = run_module("link_sim", "replay", str(tmp_path / "bad2.jsonl"), "--scenario",
-                     str(ROOT / "scenarios/rescue.yaml"))
-    assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert "bad2.jsonl:3: field 't'" in out.stderr
+    code = replay_main([str(tmp_path / "bad2.jsonl"), "--scenario",
+                        str(ROOT / "scenarios/rescue.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "bad2.jsonl:3: field 't'" in err
     empty = tmp_path / "empty.jsonl"
     empty.write_text(json.dumps(good) + "\n")
     with pytest.raises(LogError, match="no image"):
         read_logs([empty])
 
 
-def test_proxy_cli_bad_input_and_bounded_run(tmp_path):
-    out = run_module("link_sim", "proxy", "--scenario", str(ROOT / "scenarios/rescue.yaml"),
-                     "--listen", "0", "--to", "nowhere")
-    assert out.returncode == 2 and "--to 'nowhere'" in out.stderr
-    port = _free_port()
-    out = run_module("link_sim", "proxy", "--scenario", str(ROOT / "scenarios/rescue.yaml"),
-                     "--listen", "0", "--to", f"127.0.0.1:{port}", "--duration", "0.5",
-                     "--seed", "3", "--json", timeout=60)
-    assert out.returncode == 0, out.stderr
-    doc = json.loads(out.stdout)
-    assert doc["forward"]["datagrams_in"] == 0 and "seed 3" in out.stderr
+def test_proxy_cli_bad_input(capsys):
+    rescue = str(ROOT / "scenarios/rescue.yaml")
+    for argv, expected in (
+        (["--to", "nowhere"], "--to 'nowhere'"),
+        (["--to", "127.0.0.1:9", "--time-scale", "0"], "--time-scale 0.0"),
+        (["--to", "127.0.0.1:9", "--seed", "-1"], "--seed -1"),
+    ):
+        assert proxy_main(["--scenario", rescue, "--listen", "0", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err
 
 
 def test_proxy_prints_its_counters_on_sigterm(tmp_path):
@@ -325,12 +326,13 @@ def test_proxy_prints_its_counters_on_sigterm(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "link_sim", "proxy", "--scenario",
          str(ROOT / "scenarios/rescue.yaml"), "--listen", "0", "--to",
-         f"127.0.0.1:{sink.getsockname()[1]}", "--json"],
+         f"127.0.0.1:{sink.getsockname()[1]}", "--json", "--seed", "3", "--duration", "60"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
         line = proc.stderr.readline()  # "proxy 127.0.0.1:PORT -> ...": it is listening
         port = int(line.split()[1].rsplit(":", 1)[1])
+        assert "seed 3" in line
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as src:
             for _ in range(3):
                 src.sendto(b"x" * 50, ("127.0.0.1", port))
