@@ -360,6 +360,7 @@ def test_uplink_duty_cycle_and_a_failed_bundle_queued_again(tmp_path):
     dropped); once the ground is up it is delivered. The radio sends only in the duty window."""
     config = write_config(tmp_path)
     text = config.read_text().replace("max_retries: 1000", "max_retries: 1")
+    text = text.replace("key_id: 3", "key_id: 3, max_bundle_bytes: 6000")
     duty = "  duty_cycle: 0.5\n  duty_period_s: 1.0\n  poll_s:"
     config.write_text(text.replace("  poll_s:", duty))
     from uplink.service import UplinkService
@@ -370,6 +371,9 @@ def test_uplink_duty_cycle_and_a_failed_bundle_queued_again(tmp_path):
     assert on == [True, True, False, False, True]
     trial = Trial(tmp_path, config)
     trial.drop("lone.tbx", tbx(np.random.default_rng(2)))
+    trial.drop("notes.png", b"not an image")  # rejected, the service goes on
+    trial.drop("huge.tbx", tbx(np.random.default_rng(3), n_groups=30))  # > max_bundle_bytes
+    del trial.sent["notes.png"], trial.sent["huge.tbx"]
     trial.start("uplink")
     log = tmp_path / "uplink.jsonl"
     _wait(lambda: log.exists() and any(e["event"] == "failed" for e in read_events(log)))
@@ -378,3 +382,9 @@ def test_uplink_duty_cycle_and_a_failed_bundle_queued_again(tmp_path):
     assert trial.stop_all() == ""
     audit = trial.audit()
     assert audit["lost"] == audit["duplicated"] == 0 and audit["resubmitted"] >= 1
+    assert sorted(p.name for p in (tmp_path / "drop" / "rejected").iterdir()) == [
+        "huge.tbx", "notes.png",
+    ]  # fmt: skip
+    reasons = {e["image"]: e["reason"] for e in read_events(log) if e["event"] == "rejected"}
+    assert "more than link.max_bundle_bytes 6000" in reasons["huge.tbx"]
+    assert reasons["notes.png"].startswith(str(tmp_path / "drop" / "notes.png"))

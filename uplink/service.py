@@ -122,6 +122,11 @@ class UplinkService:
             del self._encoding[path]
             try:
                 enc = future.result()
+                if len(enc.data) > self.link.max_bundle_bytes:  # would never go: refuse now
+                    raise ValueError(
+                        f"{path.name}: {len(enc.data)} bytes, more than link.max_bundle_bytes "
+                        f"{self.link.max_bundle_bytes}"
+                    )
             except (ValueError, OSError, RuntimeError) as exc:
                 self.log.write("rejected", image=path.name, source=str(path),
                                reason=" ".join(str(exc).split()))  # fmt: skip
