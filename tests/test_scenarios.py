@@ -74,7 +74,7 @@ BAD = {
                  ["link.forward.rate_bps", "nan", "finite number"]),
     "infinite duration": (_edit(duration_s=float("-inf")), ["duration_s", "-inf", "finite"]),
     "mtu under framing": (_edit(protocol__mtu_bytes=24), ["protocol: mtu_bytes 24",
-                                                           "20 bytes of framing"]),
+                                                           "18 bytes of framing"]),
 }
 
 
