@@ -98,6 +98,9 @@ class DownlinkService:
             parse_cot_url(dn.cot)  # a bad destination is an error now, not at the first image
         self.cfg = dn
         self.link = config.link_config(source)
+        if dn.decode and loader is None:  # checked before anything is written
+            loader = dn.codec.loader(f"{source}: downlink.codec")
+        self.loader = loader if dn.decode else None
         self.clock = clock
         self.out = Path(dn.out_dir)
         self.partial = self.out / "partial"
@@ -108,7 +111,6 @@ class DownlinkService:
         self.epoch = self.state.new_epoch()  # durable before our first NAK or FIN
         replay = ReplayState.from_bytes(self.state.replay_state())
         self.rx = Receiver(self.link, self.epoch, replay, fin_on_delivery=False)
-        self.loader = (loader or dn.codec.loader()) if dn.decode else None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self._cot = ThreadPoolExecutor(1, thread_name_prefix="cot")
         self._decoding: list[Future] = []

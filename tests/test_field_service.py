@@ -82,6 +82,19 @@ def test_config_missing_section_and_bad_yaml(tmp_path):
         load_field_config(path)
 
 
+def test_missing_model_file_fails_at_start_naming_the_section(tmp_path):
+    from uplink.service import UplinkService
+
+    text = BASE.replace("peer: ", "codec: {model: gone.safetensors}, peer: ")
+    path = _config(tmp_path, text.replace("listen: ", "codec: {model: gone.safetensors}, listen: "))
+    cfg = load_field_config(path)
+    with pytest.raises(ConfigError, match=r"field.yaml: uplink.codec: .*gone.safetensors"):
+        UplinkService(cfg, source=str(path))
+    with pytest.raises(ConfigError, match=r"field.yaml: downlink.codec: .*gone.safetensors"):
+        DownlinkService(cfg, source=str(path))
+    assert not (tmp_path / "o").exists()  # nothing written before the check
+
+
 def test_serve_cli_config_error_is_one_line(tmp_path):
     import subprocess
     import sys

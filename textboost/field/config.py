@@ -110,14 +110,22 @@ class CodecSection(_Section):
     onnx_dir: Path | None = None
     device: str = "cpu"
 
-    def loader(self, *, fusion: bool | None = None):
-        """The :class:`~textboost.codec.loader.CodecLoader` (nothing loaded yet)."""
+    def loader(self, where: str, *, fusion: bool | None = None):
+        """The :class:`~textboost.codec.loader.CodecLoader`, checked (model file, runtime,
+        exported graphs) but nothing loaded yet.
+
+        Raises: ConfigError naming ``where`` (e.g. ``field.yaml: uplink.codec``)."""
         from textboost.codec.loader import CodecLoader
 
-        return CodecLoader(
+        loader = CodecLoader(
             self.model, backend=self.backend, device=self.device, onnx_dir=self.onnx_dir,
             fusion=fusion,
         )  # fmt: skip
+        try:
+            loader.check()
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise ConfigError(f"{where}: {' '.join(str(exc).split())}") from None
+        return loader
 
 
 class UplinkSection(_Section):
