@@ -31,6 +31,7 @@ from pathlib import Path
 from textboost.cli import (
     SearchProgress,
     add_capture_arguments,
+    add_effort_argument,
     add_version,
     meta_from_args,
     prog_name,
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         "the input",
     )  # fmt: skip
     e.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
+    add_effort_argument(e)
     add_capture_arguments(e)
     d = sub.add_parser("decode", help=".tbx → PNG")
     d.add_argument("input")
@@ -279,13 +281,15 @@ def main(argv: list[str] | None = None) -> int:
             codec = load_codec()
             text = not args.no_text
             if args.rate is not None:
-                data = codec.encode(img, rate=args.rate, text=text, meta=meta)
+                data = codec.encode(
+                    img, rate=args.rate, text=text, meta=meta, effort=args.effort
+                )
             else:
                 progress = SearchProgress() if SearchProgress.enabled(args.progress) else None
                 try:
                     data = codec.encode_to_budget(
                         img, max_bytes=args.max_bytes, bpp=args.bpp, text=text, meta=meta,
-                        progress=progress,
+                        progress=progress, effort=args.effort,
                     )  # fmt: skip
                 finally:
                     if progress is not None:

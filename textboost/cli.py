@@ -119,6 +119,8 @@ class SearchProgress:
             cut = "" if step.groups is None else f", {step.groups} y groups"
             verdict = "fits" if step.fits else "over"
             text = f"{at}: rate {step.rate:.3f} → {step.n_bytes} B ({verdict}{cut})"
+        elif step.kind == "refine":
+            text = f"{at}: refining at rate {step.rate:.3f}, {step.iterations} iterations"
         else:
             text = f"{at}: decoded, PSNR {step.psnr_db:.2f} dB"
         text += f"  [{time.perf_counter() - self.t0:.1f} s]"
@@ -135,6 +137,18 @@ class SearchProgress:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
         self.drawn = False
+
+
+def add_effort_argument(parser: argparse.ArgumentParser) -> None:
+    """``--effort N``: encoder-side latent refinement (the same streams' decoder)."""
+    from textboost.codec.refine import EFFORT_ITERATIONS, MAX_EFFORT
+
+    iters = ", ".join(f"{e}: {n}" for e, n in enumerate(EFFORT_ITERATIONS) if e)
+    parser.add_argument(
+        "--effort", type=int, default=0, choices=range(MAX_EFFORT + 1), metavar="N",
+        help=f"refine the latents before coding (0 = none, the default; iterations {iters}); "
+        "more encoder time, decoded by the same decoder; needs torch",
+    )  # fmt: skip
 
 
 def add_codec_arguments(parser: argparse.ArgumentParser) -> None:

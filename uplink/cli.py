@@ -24,6 +24,7 @@ from textboost.cli import (
     OneLineArgumentParser,
     add_capture_arguments,
     add_codec_arguments,
+    add_effort_argument,
     add_link_arguments,
     add_version,
     config_from_args,
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--rate", type=float, help="codec rate 0..1 (0 = smallest)")
     e.add_argument("--no-text", action="store_true", help="carry no words (skip the spotter)")
     e.add_argument("--json", action="store_true", help="machine-readable result")
+    add_effort_argument(e)
     add_capture_arguments(e)
     add_codec_arguments(e)
 
@@ -164,11 +166,12 @@ def _policy(args):
     from textboost.codec.rate import check_bpp, check_max_bytes, check_rate
     from uplink.encode import ByteBudget, FixedBpp, FixedRate
 
+    effort = getattr(args, "effort", 0)  # encode only
     if args.max_bytes is not None:
-        return ByteBudget(check_max_bytes(args.max_bytes, "--max-bytes"))
+        return ByteBudget(check_max_bytes(args.max_bytes, "--max-bytes"), effort)
     if args.bpp is not None:
-        return FixedBpp(check_bpp(args.bpp, "--bpp"))
-    return FixedRate(check_rate(0.3 if args.rate is None else args.rate, "--rate"))
+        return FixedBpp(check_bpp(args.bpp, "--bpp"), effort)
+    return FixedRate(check_rate(0.3 if args.rate is None else args.rate, "--rate"), effort)
 
 
 def _encode(args) -> int:

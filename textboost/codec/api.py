@@ -57,6 +57,7 @@ from textboost.codec.image import (
 )
 from textboost.codec.params import ExactParams
 from textboost.codec.rate import check_bpp, check_bpp_budget, check_max_bytes, check_rate
+from textboost.codec.refine import check_effort, refine_analysis, refine_to_budget, torch_net
 from textboost.codec.weights import ModelFile, fusion_path
 from textboost.text.filter import TextFilter, select_words
 from textboost.text.payload import decode_words, encode_words
@@ -282,18 +283,28 @@ class Codec:
         return Container(header, an.text, z_bytes, tuple(groups)).to_bytes()
 
     def encode(
-        self, img, rate: float = 0.5, text: bool = True, meta: CaptureMeta | None = None
+        self,
+        img,
+        rate: float = 0.5,
+        text: bool = True,
+        meta: CaptureMeta | None = None,
+        effort: int = 0,
     ) -> bytes:
         """Encode at a continuous rate parameter in [0, 1] (0 = lowest bitrate).
 
         Images over ``MAX_CODED_PIXELS`` are coded at the largest ladder scale within it.
-        ``meta`` (capture time, place, camera) goes into the header.
+        ``meta`` (capture time, place, camera) goes into the header. ``effort`` > 0
+        refines the latents for this rate first (:mod:`textboost.codec.refine`: more
+        encoder time, same decoder; needs torch).
         """
         check_rate(rate)
+        if check_effort(effort):
+            torch_net(self)  # before any work: effort needs torch (a one-line error)
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
         an = self.analyse(a, scale=start_scale(w, h), text=text, meta=meta)
-        return self.encode_analysis(an, round(rate * RATE_MAX))
+        rate_q = round(rate * RATE_MAX)
+        return self.encode_analysis(refine_analysis(self, an, rate_q, effort), rate_q)
 
     def encode_to_budget(
         self,
@@ -304,12 +315,16 @@ class Codec:
         search: bool = True,
         meta: CaptureMeta | None = None,
         progress: Progress | None = None,
+        effort: int = 0,
     ) -> bytes:
         """The best stream whose real bytes, text and metadata included, fit ``max_bytes``
         (or the bytes of ``bpp``, :func:`textboost.codec.rate.budget_bytes`).
 
         ``progress`` is called with a :class:`SearchStep` before each analysis and after
         each encode and comparison (a CLI draws its progress line from them).
+        ``effort`` > 0 refines the latents of the stream the search picked and searches
+        the rate again around it on real bytes, keeping whichever decodes better
+        (:func:`textboost.codec.refine.refine_to_budget`; needs torch).
 
         Raises: ValueError for a bad argument or an image too small for ``bpp`` (before
         any work, :mod:`textboost.codec.rate`); :class:`BudgetError` (with the smallest
@@ -321,6 +336,8 @@ class Codec:
             check_max_bytes(max_bytes)
         else:
             check_bpp(bpp)
+        if check_effort(effort):
+            torch_net(self)
         what = str(img) if isinstance(img, str | Path) else "image"
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
@@ -329,7 +346,10 @@ class Codec:
         if progress is not None:
             progress(SearchStep("analyse", coded_size(w, h, scale), budget))
         an = self.analyse(a, scale=scale, text=text, meta=meta)
-        return fit_budget(self, an, budget, search=search, progress=progress)
+        data = fit_budget(self, an, budget, search=search, progress=progress)
+        if effort == 0:
+            return data
+        return refine_to_budget(self, an, data, budget, effort, progress)
 
     # -- receiver ----------------------------------------------------------------------
 

@@ -70,7 +70,8 @@ class SearchStep:
     ``kind``: ``"analyse"`` (g_a is about to run at ``coded_size``), ``"encode"`` (a
     candidate was coded: ``rate`` in [0, 1], ``n_bytes``, ``groups`` kept when not all) or
     ``"compare"`` (a fitting candidate was decoded: ``psnr_db`` against the source at
-    the first candidate's coded size).
+    the first candidate's coded size) or ``"refine"`` (``effort`` > 0: latents are being
+    refined at ``rate`` for ``iterations``, :mod:`textboost.codec.refine`).
     """
 
     kind: str
@@ -80,6 +81,7 @@ class SearchStep:
     n_bytes: int | None = None
     groups: int | None = None
     psnr_db: float | None = None
+    iterations: int | None = None
 
     @property
     def fits(self) -> bool | None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from textboost.codec.budget import BudgetError
+from textboost.codec.refine import check_effort
 
 if TYPE_CHECKING:
     from textboost.capture import CaptureMeta
@@ -119,21 +120,23 @@ class FixedRate:
     """The codec's rate knob, 0.0 (≈ 0.01 bpp) .. 1.0 (≈ 0.15 bpp)."""
 
     rate: float
+    effort: int = 0  # encoder-side refinement (textboost.codec.refine); 0: none
 
     def __post_init__(self) -> None:
         check_rate(self.rate)
+        check_effort(self.effort)
 
     def check(self, width: int, height: int, what: str = "image") -> None:
         """Any image codes at a fixed rate."""
 
     @property
     def settings(self) -> str:
-        return f"rate={self.rate:.6g}"
+        return f"rate={self.rate:.6g}" + _effort_key(self.effort)
 
     def encode(
         self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
     ) -> bytes:
-        return codec.encode(img, rate=self.rate, text=text, meta=meta)
+        return codec.encode(img, rate=self.rate, text=text, meta=meta, **_effort(self.effort))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +144,11 @@ class FixedBpp:
     """Highest quality whose stream fits ``bpp`` bits per pixel (:func:`budget_bytes`)."""
 
     bpp: float
+    effort: int = 0
 
     def __post_init__(self) -> None:
         check_bpp(self.bpp)
+        check_effort(self.effort)
 
     def check(self, width: int, height: int, what: str = "image") -> None:
         """Raises ValueError (naming ``what``) for an image too small for this bpp, before
@@ -152,12 +157,14 @@ class FixedBpp:
 
     @property
     def settings(self) -> str:
-        return f"bpp={self.bpp:.6g}"
+        return f"bpp={self.bpp:.6g}" + _effort_key(self.effort)
 
     def encode(
         self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
     ) -> bytes:
-        return codec.encode_to_budget(img, bpp=self.bpp, text=text, meta=meta)
+        return codec.encode_to_budget(
+            img, bpp=self.bpp, text=text, meta=meta, **_effort(self.effort)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +172,11 @@ class ByteBudget:
     """Highest quality whose stream fits ``max_bytes`` per image."""
 
     max_bytes: int
+    effort: int = 0
 
     def __post_init__(self) -> None:
         check_max_bytes(self.max_bytes)
+        check_effort(self.effort)
 
     def check(self, width: int, height: int, what: str = "image") -> None:
         """Every image has a stream of ``MIN_BUDGET_BYTES``; larger ones may need more
@@ -175,12 +184,25 @@ class ByteBudget:
 
     @property
     def settings(self) -> str:
-        return f"max_bytes={self.max_bytes}"
+        return f"max_bytes={self.max_bytes}" + _effort_key(self.effort)
 
     def encode(
         self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
     ) -> bytes:
-        return codec.encode_to_budget(img, max_bytes=self.max_bytes, text=text, meta=meta)
+        return codec.encode_to_budget(
+            img, max_bytes=self.max_bytes, text=text, meta=meta, **_effort(self.effort)
+        )
 
 
 RatePolicy = FixedRate | FixedBpp | ByteBudget
+
+
+def _effort_key(effort: int) -> str:
+    """The cache-key part of an effort: none at 0, so today's keys are unchanged."""
+    return f";effort={effort}" if effort else ""
+
+
+def _effort(effort: int) -> dict[str, int]:
+    """``effort=`` only when refining: codecs without the argument (the link simulator's
+    synthetic codec) keep working at effort 0."""
+    return {"effort": effort} if effort else {}
