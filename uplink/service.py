@@ -83,7 +83,7 @@ class UplinkService:
         self._tbx: dict[str, bytes] = {}  # unacknowledged images (to retry a failed bundle)
         for q in self.state.pending():
             self._queue(q.image_id, q.tbx, 0.0)
-        self._logged: set[int] = set()  # bundle ids whose submission is logged
+        self._logged = 0  # submissions logged (entries of node.bundle_image)
         self._encoding: dict[Path, tuple[Future[Encoded], str, str | None, float]] = {}
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="encode")
         self._t0 = clock()
@@ -160,10 +160,13 @@ class UplinkService:
                 self._queue(image_id, self._tbx[image_id], e.time_s)  # try again
 
     def _log_submissions(self) -> None:
-        for bundle, image_id in self.node.bundle_image.items():
-            if bundle in self._logged:
-                continue
-            self._logged.add(bundle)
+        """Log bundles the node submitted since the last call (its ``bundle_image`` only
+        grows within an epoch: bundle ids count up and never repeat)."""
+        if len(self.node.bundle_image) == self._logged:
+            return
+        new = list(self.node.bundle_image.items())[self._logged :]
+        self._logged = len(self.node.bundle_image)
+        for bundle, image_id in new:
             self.state.submitted(image_id, self.epoch, bundle)
             self.log.write("submitted", image=image_id, epoch=self.epoch, bundle=bundle,
                            bytes=len(self._tbx.get(image_id, b"")))  # fmt: skip
