@@ -176,6 +176,23 @@ def test_decoded_images_agree_across_backends(codecs):
         assert np.abs(a.astype(int) - b).max() <= 1
 
 
+def test_refined_streams_decode_identically_across_backends(codecs):
+    """effort > 0 changes only the sender's choice of y (issue 13): a refined stream from
+    either backend (refinement runs in torch for both) decodes to the ŷ its encoder
+    coded through either backend."""
+    from textboost.codec.refine import refine_analysis
+
+    img = _images()[0]
+    for enc_name, enc in codecs.items():
+        an = enc.analyse(img, text=False)
+        ref = refine_analysis(enc, an, 30000, 1)
+        _, _, y_coded = enc.code_latents(ref, 30000)
+        data = enc.encode_analysis(ref, 30000)
+        assert data != enc.encode_analysis(an, 30000), enc_name  # refinement changed it
+        for dec_name, dec in codecs.items():
+            assert np.array_equal(dec.decode_latents(data)[1], y_coded), (enc_name, dec_name)
+
+
 BLOCK_TORCH = """
 import sys
 class _Block:

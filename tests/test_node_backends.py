@@ -118,6 +118,16 @@ def test_uplink_encode_and_downlink_decode_without_torch(onnx_dir, images, tmp_p
     assert np.abs(a - b).max() <= 1
 
 
+def test_uplink_encode_effort_without_torch_is_one_line(onnx_dir, images, tmp_path):
+    """Refinement needs torch; a torch-free edge is told so in one line (issue 13)."""
+    r = _run(_torch_free("uplink", ["encode", str(images["plain"]), str(tmp_path / "o.tbx"),
+                                    "--rate", "0.3", "--no-text", "--effort", "1",
+                                    *_ort(onnx_dir)]))  # fmt: skip
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "effort" in lines[0] and "torch" in lines[0], r.stderr
+
+
 def test_uplink_encode_bpp_and_no_text(onnx_dir, images, tmp_path):
     from uplink.cli import main
 
