@@ -1,6 +1,6 @@
 """Headless Chromium for page tests: Debian's ``chromium`` driven by Playwright through
 ``executable_path`` (``playwright install`` downloads browsers, which this project never
-does). Import the fixtures into a test module: ``from tests.browser import browser_page``.
+does). tests/conftest.py imports the fixtures for every module: one Playwright per process.
 
 Skips only when no Chromium binary is installed (a developer machine without it still runs
 the rest of the suite); in CI (``CI`` set) a missing browser is a failure, since

@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# headless Chromium, once for the whole session (a second Playwright in one process fails)
+from tests.browser import browser, browser_page  # noqa: F401 - pytest fixtures
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 KODAK = SHARED / "data" / "kodak"

@@ -16,7 +16,6 @@ import pytest
 
 from downlink.service import DownlinkService
 from downlink.web import GroundView, LiveServer
-from tests.browser import browser, browser_page  # noqa: F401 - fixtures
 from textboost.capture import CaptureMeta
 from textboost.codec.container import Container
 from textboost.field.config import load_field_config
@@ -83,7 +82,7 @@ downlink:
 
 @pytest.mark.slow
 def test_live_page_shows_text_then_picture_with_positions(
-    codec, small_image, tmp_path, browser_page  # noqa: F811 - fixture
+    codec, small_image, tmp_path, browser_page
 ):
     tak = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # stands where a TAK server listens
     tak.bind(("127.0.0.1", 0))

@@ -14,7 +14,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.browser import browser, browser_page  # noqa: F401 - pytest fixtures
 from tests.helpers import ROOT, run_module
 
 IMAGE = "kodim03_text.png"
@@ -54,7 +53,7 @@ def test_report_files_and_escaping(report):
         assert im.size == o.size
 
 
-def test_report_in_chromium(report, browser_page, tmp_path):  # noqa: F811
+def test_report_in_chromium(report, browser_page, tmp_path):
     page = browser_page
     page.goto(report.as_uri())
     verdict = page.locator("#verdict")
