@@ -345,13 +345,7 @@ class DownlinkService:
             sel.register(ep.sock, selectors.EVENT_READ)
 
             def drain() -> None:
-                while True:
-                    try:
-                        data, addr = ep.sock.recvfrom(65535)
-                    except BlockingIOError:
-                        return
-                    except OSError:
-                        continue
+                for data, addr in ep.datagrams():
                     self.peer = addr
                     self.receive(data, elapsed())
 

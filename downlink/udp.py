@@ -83,13 +83,7 @@ class UdpDownlink(UdpEndpoint):
     def _drain(self, t0: float) -> None:
         """Hand every waiting datagram to the node; note when the last one came."""
         self._last_rx_s = self.clock() - t0
-        while True:
-            try:
-                data, addr = self.sock.recvfrom(65535)
-            except BlockingIOError:
-                return
-            except OSError:
-                continue
+        for data, addr in self.datagrams():
             self._last_rx_s = now = self.clock() - t0
             self.peer = addr
             self.node.receive(data, now)

@@ -196,13 +196,7 @@ class UplinkService:
             sel.register(ep.sock, selectors.EVENT_READ)
 
             def drain() -> None:
-                while True:
-                    try:
-                        data, _ = ep.sock.recvfrom(65535)
-                    except BlockingIOError:
-                        return
-                    except OSError:  # ICMP port unreachable: the ground is not up yet
-                        continue
+                for data, _ in ep.datagrams():
                     self._on_events(self.node.receive(data, elapsed()))
 
             while not stop.is_set() and (max_s is None or elapsed() < max_s):

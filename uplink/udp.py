@@ -111,11 +111,5 @@ class UdpUplink(UdpEndpoint):
             self.node.store(capture.image_id, enc.data, now, capture.priority)
 
     def _drain(self, t0: float) -> None:
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(65535)
-            except BlockingIOError:
-                return
-            except OSError:  # e.g. ICMP port unreachable from an earlier datagram
-                continue
+        for data, _ in self.datagrams():
             self.node.receive(data, self.clock() - t0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import selectors
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol, Self
 
 __all__ = ["TimedNode", "TokenBucket", "UdpEndpoint", "parse_host_port", "wait_and_fire"]
@@ -46,6 +46,17 @@ class UdpEndpoint:
     @property
     def port(self) -> int:
         return self.sock.getsockname()[1]
+
+    def datagrams(self) -> Iterator[tuple[bytes, tuple[str, int]]]:
+        """Every datagram waiting now, with its sender. An error the OS reports for an
+        earlier send (ICMP port unreachable: the peer is not up yet) is skipped."""
+        while True:
+            try:
+                yield self.sock.recvfrom(65535)
+            except BlockingIOError:
+                return
+            except OSError:
+                continue
 
     def close(self) -> None:
         self.sock.close()
