@@ -75,6 +75,7 @@ class State:
         self.t0 = time.perf_counter()
         self.slowest = 0.0
         self.heap: list[tuple[int, int]] = []  # (input, traced bytes)
+        self.max_held = [0] * len(CONFIGS)  # most fragment bytes a receiver held at once
         self.fresh()
 
     def fresh(self) -> None:
@@ -134,6 +135,7 @@ def make_target(state: State):
         r.poll_transmit(now)
         r.handle_timeout(now + 1e6 * fdp.ConsumeBool())
         s.handle_timeout(now)
+        state.max_held[k] = max(state.max_held[k], r.memory_bytes)
         if r.memory_bytes > cfg.receiver_memory_bytes or r.memory_bytes < 0:
             raise AssertionError(f"receiver holds {r.memory_bytes} bytes")
         if len(r._bundles) > r.max_open_bundles + 1:
@@ -176,12 +178,12 @@ def report(state: State) -> None:
     print(f"python heap ({how}): {peak}growth from input {heap[0][0]:,} to {heap[-1][0]:,}: "
           f"{growth:+.2f} MB; max RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    for cfg, (r, _) in zip(CONFIGS, state.ends, strict=True):
+    for cfg, (r, _), held in zip(CONFIGS, state.ends, state.max_held, strict=True):
         drops = {k.removeprefix("dropped_"): v for k, v in vars_of(r.stats).items()
                  if k.startswith("dropped_") and v}
         print(f"  mtu {cfg.mtu_bytes} crc {cfg.crc_bits} key {cfg.auth_key is not None} "
               f"fec {cfg.fec_k}+{cfg.fec_m}: receiver (since last reset) drops {drops}, "
-              f"memory {r.memory_bytes} B")
+              f"held at most {held} B of {cfg.receiver_memory_bytes}")
     if growth > state.max_growth_mb:
         print(f"FAIL: heap grew {growth:.2f} MB > {state.max_growth_mb} MB")
         sys.stdout.flush()
