@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textboost.protocol import (
+    BundleDelivered,
     CorruptFrameError,
     Frame,
     FrameType,
@@ -143,23 +144,18 @@ def test_hello_before_each_bundle_until_the_receiver_echoes_the_epoch(cfg):
     assert r.stats.frames_received == 14 and r.is_complete(2)
 
 
-def test_lost_hello_costs_one_eof_timeout_and_a_lost_sync_heals():
+def test_a_lost_hello_costs_nothing_and_a_lost_sync_heals():
     cfg = LinkConfig(mtu_bytes=64, rto_s=1.0, nak_timeout_s=1.0)
     s, r = Sender(cfg, epoch=1), Receiver(cfg, epoch=2)
     s.submit(0, [b"q" * 150], 0.0)
     _hello, *rest = s.poll_transmit(0.0)
-    for f in rest[:-1]:  # the HELLO is lost: the short DATA frames cannot be placed
+    for f in rest[:-1]:  # the HELLO is lost: the short DATA frames are held, not placed
         assert r.receive(f, 0.0) == []
-    assert r.stats.dropped_stale == len(rest) - 1
-    assert {"epoch" in d.detail for d in r.take_drops()} == {True}
-    r.receive(rest[-1], 0.0)  # the EOF, long before the epoch is echoed: NAK everything
-    for f in r.poll_transmit(0.0):
+    assert r.stats.frames_received == 0 and r.take_drops() == []
+    events = r.receive(rest[-1], 0.0)  # the EOF (long: not yet echoed) gives the epoch
+    assert r.is_complete(0) and type(events[-1]).__name__ == "BundleDelivered"
+    for f in r.poll_transmit(0.0):  # a FIN, no NAK round
         s.receive(f, 0.0)
-    for f in s.poll_transmit(0.5):
-        r.receive(f, 0.5)
-    assert r.is_complete(0)
-    for f in r.poll_transmit(0.5):
-        s.receive(f, 0.5)
     assert not s.active_bundles
 
     # Now confirmed (short frames only). The receiver loses 70 000 frames in a row (the
@@ -224,3 +220,32 @@ def test_fuzz_compact_headers_raise_only_protocol_errors(data, cfg, peer):
     with contextlib.suppress(ProtocolError):
         frame = decode_frame(seal(data, cfg, epoch, pn), cfg, peer)
         assert frame.pn <= 0xFFFF_FFFF and frame.index < 0x8000
+
+
+def test_one_way_link_survives_the_loss_of_its_first_hello():
+    """No echo ever comes on a one-way link: a HELLO opens every bundle and comes again
+    every 16 frames, and short frames before the first one that arrives are held."""
+    cfg = LinkConfig(mtu_bytes=64, arq="none", fec_k=4, fec_m=1)
+    s, r = Sender(cfg, epoch=1), Receiver(cfg, epoch=2)
+    data = bytes(range(256)) * 6  # about 30 frames
+    s.submit(0, [data[:40], data], 0.0)
+    frames = s.poll_transmit(0.0)
+    hellos = [i for i, f in enumerate(frames) if frame_info(f).type is FrameType.HELLO]
+    assert hellos[0] == 0 and len(hellos) >= 2 and hellos[1] <= 17
+    events = [e for f in frames[1:] for e in r.receive(f, 0.0)]  # the first HELLO is lost
+    assert [e.sections for e in events if isinstance(e, BundleDelivered)] == [(data[:40], data)]
+    assert r.stats.dropped_stale == 0
+
+
+def test_frames_held_for_an_unknown_epoch_are_bounded():
+    r = Receiver(CFG, epoch=2)
+    for k in range(100):  # short frames of a forger, no HELLO: at most 32 are kept
+        forged = seal(bytes([0x30]) + k.to_bytes(2, "big") + b"\x00\x00\x00junk", CFG, 1, k)
+        assert r.receive(forged, 0.0) == []
+    assert len(r._unsynced) == 32 and r.stats.dropped_stale == 68
+    assert all("pushed out" in d.detail for d in r.take_drops())
+    s = Sender(CFG, epoch=1)  # the genuine sender's HELLO: the held frames are read again
+    s.submit(0, [b"ok"], 0.0)
+    events = [e for f in s.poll_transmit(0.0) for e in r.receive(f, 0.0)]
+    assert [e.sections for e in events if isinstance(e, BundleDelivered)] == [(b"ok",)]
+    assert not r._unsynced and r.stats.dropped_malformed + r.stats.dropped_replay >= 1

@@ -25,9 +25,11 @@ older epoch. The packet number is truncated as QUIC does (RFC 9000 §17.1, A.3):
 receiver takes the value nearest to one above the highest number it accepted, so a short
 frame decodes correctly while fewer than 32 768 frames in a row are lost or reordered. A
 sender uses the long form (epoch and full number) for its HELLO frames (one before each
-bundle until the other end has echoed its epoch, and every 16 384 frames without news) and
-for EOFs that are re-sent or sent before that echo; the receiver sends all its NAKs and FINs
-in the long form. A lost sync therefore heals at the next long frame.
+bundle until the other end has echoed its epoch, and every 16 384 frames without news; on
+one-way links before each bundle and every 16 frames) and for EOFs that are re-sent or sent
+before that echo; the receiver sends all its NAKs and FINs in the long form. A lost sync
+therefore heals at the next long frame, and a receiver holds the short frames that came
+before the first long one and reads them then.
 
 The CRC registers start from a protocol-specific seed, so frames of another protocol (or
 another version of this one) fail the check instead of being misread; a frame that passes

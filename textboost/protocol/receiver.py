@@ -75,6 +75,9 @@ __all__ = ["Receiver"]
 
 KEEP_DONE_BUNDLES = 1024  # completed bundles remembered (to re-FIN, to drop late RETX)
 KEEP_DROPS = 1024  # dropped-frame records kept for the driver's log (oldest go first)
+# Short-form frames that came before any long-form frame of their sender (no epoch to read
+# them with: a lost HELLO) are held, at most this many, and read again once one has come.
+UNSYNCED_KEEP = 32
 MAX_DESCRIPTOR_BYTES = 2 + (MAX_SECTIONS - 1) * (5 + 1 + 4)
 _ALL = (1 << 9, 0)  # NAK mark past every (segment, fragment)
 
@@ -175,6 +178,7 @@ class Receiver:
         self._open: dict[_Key, None] = {}
         self.max_open_bundles = max(16, config.receiver_memory_bytes // 4096)
         self._drops: deque[FrameDropped] = deque(maxlen=KEEP_DROPS)
+        self._unsynced: deque[bytes] = deque()  # see UNSYNCED_KEEP
 
     @property
     def replay_state(self) -> ReplayState:
@@ -224,6 +228,10 @@ class Receiver:
             self._on_frame(frame, now, events)
         except RemoteProtocolError as e:
             self._drop(now, "malformed", str(e), frame)
+        if self._unsynced:  # the sender's epoch is known now: read the held frames again
+            held, self._unsynced = list(self._unsynced), deque()
+            for d in held:
+                events += self.receive(d, now)
         return events
 
     def _parse(self, data: bytes, now: float) -> Frame | None:
@@ -237,7 +245,12 @@ class Receiver:
         except VersionError as e:
             self._drop(now, "version", str(e))
         except UnsyncedFrameError as e:
-            self._drop(now, "stale", str(e))
+            # Held until a long-form frame gives the epoch (then checked and counted like
+            # any frame); the oldest is dropped when more than UNSYNCED_KEEP wait.
+            if len(self._unsynced) == UNSYNCED_KEEP:
+                self._unsynced.popleft()
+                self._drop(now, "stale", f"{e}; held, then pushed out by newer ones")
+            self._unsynced.append(bytes(data))
         except RemoteProtocolError as e:
             self._drop(now, "malformed", str(e))
         return None

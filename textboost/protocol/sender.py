@@ -72,6 +72,7 @@ from textboost.protocol.replay import ReplayState, ReplayWindow
 
 KEEP_DROPS = 1024
 SYNC_INTERVAL = 1 << 14  # frames without news from the receiver before another HELLO
+ONE_WAY_SYNC_INTERVAL = 16  # arq="none": no news ever comes; a HELLO every this many frames
 
 __all__ = ["BundleState", "Sender"]
 
@@ -396,7 +397,8 @@ class Sender:
         """Must a HELLO go before this bundle's next short-form frame?"""
         if not self._confirmed and not bundle.hello_sent:
             return True
-        return self._pn - self._sync_pn >= SYNC_INTERVAL
+        one_way = self.config.arq == "none"
+        return self._pn - self._sync_pn >= (ONE_WAY_SYNC_INTERVAL if one_way else SYNC_INTERVAL)
 
     def _sent_long(self, bundle: _TxBundle) -> None:
         bundle.hello_sent = True
