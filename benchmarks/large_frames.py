@@ -1,10 +1,13 @@
 """Camera-sized frames: time and peak memory of a budget encode and its decode.
 
     python benchmarks/large_frames.py [--mp 12 24] [--bpp 0.03] [--max-bytes 1500] [--text]
+        [--no-decode]
 
 Each frame is a shipped Kodak photo upscaled (Lanczos) to the megapixels asked and saved
 as a JPEG, as a camera writes it; each encode and decode runs in its own process so its
-peak resident memory (ru_maxrss) is its own. Prints one row per frame and budget.
+peak resident memory (ru_maxrss) is its own. Prints one row per frame and budget: wall
+seconds, and the process's CPU seconds (all threads; on a machine shared with other jobs
+the CPU figure with OMP_NUM_THREADS=1 is the steadier one to compare code by).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from textboost import Codec
 from textboost.codec.container import Container
 t0 = time.perf_counter()
 codec = Codec.load()
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 mode, src, dst, budget, text = sys.argv[1:6]
 if mode == "encode":
     data = codec.encode_to_budget(src, max_bytes=int(budget), text=text == "1")
@@ -40,8 +43,8 @@ if mode == "encode":
 else:
     img = codec.decode(open(src, "rb").read())
     extra = {"shape": list(img.shape)}
-t2 = time.perf_counter()
-print(json.dumps({"load_s": t1 - t0, "work_s": t2 - t1,
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"load_s": t1 - t0, "work_s": t2 - t1, "cpu_s": c2 - c1,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}))
 """
 
@@ -59,6 +62,7 @@ def main() -> None:
     ap.add_argument("--bpp", type=float, default=0.03, help="budget as bpp of the frame")
     ap.add_argument("--max-bytes", type=int, default=1500, help="a second, fixed budget")
     ap.add_argument("--text", action="store_true", help="spot and carry words too")
+    ap.add_argument("--no-decode", action="store_true", help="time the encodes only")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +76,9 @@ def main() -> None:
                 tbx = Path(tmp) / "f.tbx"
                 t = time.perf_counter()
                 enc = run("encode", str(frame), str(tbx), str(budget), "1" if args.text else "0")
-                dec = run("decode", str(tbx), str(Path(tmp) / "f.png"), "0", "0")
+                dec = None if args.no_decode else run(
+                    "decode", str(tbx), str(Path(tmp) / "f.png"), "0", "0"
+                )
                 rows.append(
                     {
                         "mp": w * h / 1e6,
@@ -84,17 +90,21 @@ def main() -> None:
                     }
                 )
                 r = rows[-1]
+                decoded = "" if dec is None else (
+                    f" | decode {dec['work_s']:5.1f} s, peak {dec['peak_mb']:5.0f} MB"
+                )
                 print(
                     f"{r['size']:>11} {r['mp']:5.1f} MP  budget {budget:>6} B: "
-                    f"encode {enc['work_s']:5.1f} s (+{enc['load_s']:.1f} s load), peak "
+                    f"encode {enc['work_s']:5.1f} s (CPU {enc['cpu_s']:.1f} s; "
+                    f"+{enc['load_s']:.1f} s load), peak "
                     f"{enc['peak_mb']:5.0f} MB, coded {enc['coded'][0]}x{enc['coded'][1]}, "
-                    f"{enc['bytes']} B | decode {dec['work_s']:5.1f} s, "
-                    f"peak {dec['peak_mb']:5.0f} MB",
+                    f"{enc['bytes']} B{decoded}",
                     flush=True,
                 )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch CPU transforms; "
-        f"text {'on' if args.text else 'off'}"
+        f"text {'on' if args.text else 'off'}; load average {os.getloadavg()[0]:.1f}; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )
 
 
