@@ -24,10 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from textboost.codec.budget import CLOSE_ENOUGH, RATE_RESOLUTION, Progress, _Search
-from textboost.codec.config import Z_STRIDE
 from textboost.codec.container import Container
 from textboost.codec.exact import LATENT_FRAC, PARAM_FRAC, RATE_MAX, interp_gain_q6
-from textboost.codec.image import pad_to_multiple
 
 if TYPE_CHECKING:
     from textboost.codec.api import Analysis, Codec
@@ -110,26 +108,28 @@ def refine_analysis(codec: Codec, an: Analysis, rate_q: int, effort: int) -> Ana
 
 
 def refine_y(
-    codec: Codec, an: Analysis, rate_q: int, iterations: int, lmbda_scale: float = LAMBDA_SCALE
+    codec: Codec, an: Analysis, rate_q: int, iterations: int, lmbda_scale: float | None = None
 ) -> np.ndarray:
     """SGA refinement of ``an.y`` (NHWC float64) at ``rate_q``; returns the new y.
 
-    The objective's λ is the model's λ at this rate times ``lmbda_scale``."""
+    The objective's λ is the model's λ at this rate times ``lmbda_scale`` (default
+    ``LAMBDA_SCALE``)."""
     import torch
 
     net = torch_net(codec)
     dev = next(net.parameters()).device
     coded = an.coded if an.coded is not None else an.image
     ch, cw = coded.shape[:2]
-    x = pad_to_multiple(coded, Z_STRIDE).astype(np.float32) / 255.0
-    x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)[None])).to(dev)
-    x = x[..., :ch, :cw]
-    # ẑ exactly as the coder quantises it; its hyper features are fixed during refinement
+    x = coded.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+    x = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
+    # ẑ exactly as Codec.code_latents quantises it (Z_LIMIT = 2^14); its hyper features
+    # stay fixed during refinement
     z_step = codec._z_step(rate_q)
     z_hat = np.clip(np.floor(an.z / (z_step * 2.0**-22) + 0.5), -(1 << 14), 1 << 14)
     hyper_np = codec._hyper(z_hat.astype(np.int64), z_step)  # exact, NHWC
     gain_q6 = interp_gain_q6(codec.gain_anchors_q6, rate_q)
-    lam = codec.cfg.lmbda(rate_q / RATE_MAX) * lmbda_scale
+    scale = LAMBDA_SCALE if lmbda_scale is None else lmbda_scale
+    lam = codec.cfg.lmbda(rate_q / RATE_MAX) * scale
     gen = torch.Generator(device=dev).manual_seed(SEED)
     for p in net.parameters():
         p.requires_grad_(False)
