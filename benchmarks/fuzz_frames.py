@@ -10,7 +10,8 @@ sealed with a valid FCS and tag (what an insider holding the key could send: it 
 every parser past the checks); a real frame of a recorded session with a few bytes changed
 and re-sealed; or the recorded session's frames replayed in an order the input chooses. The
 bytes go to ``decode_frame`` (may raise only ``ProtocolError``), to a long-lived
-``Receiver`` and ``Sender`` per configuration (may raise nothing), whose timers are fired
+``Receiver`` and ``Sender`` per configuration and a receiver that never got a HELLO (its
+store of held short frames is exercised) (may raise nothing), whose timers are fired
 and whose NAKs are polled. Checked after each input: ``Receiver.memory_bytes`` within
 ``receiver_memory_bytes``, open bundles within ``max_open_bundles``, the drop log bounded;
 per input no more than ``--slow-s`` seconds (a hang; libFuzzer's own ``-timeout`` also
@@ -84,6 +85,8 @@ class State:
             r.receive(frames[0], 0.0)  # the HELLO: short-form headers decode from here on
             s.submit(0, [b"x" * 100], 0.0)
             s.poll_transmit(0.0)
+        # and receivers that never saw a HELLO: short frames wait in their held store
+        self.cold = [Receiver(cfg, epoch=9) for cfg in CONFIGS]
 
 
 def build(fdp: atheris.FuzzedDataProvider, k: int) -> list[bytes]:
@@ -132,6 +135,7 @@ def make_target(state: State):
                 decode_frame(frame, cfg, r.replay_state)
             r.receive(frame, now)
             s.receive(frame, now)
+            state.cold[k].receive(frame, now)
         r.poll_transmit(now)
         r.handle_timeout(now + 1e6 * fdp.ConsumeBool())
         s.handle_timeout(now)
@@ -142,6 +146,9 @@ def make_target(state: State):
             raise AssertionError(f"{len(r._bundles)} bundles open")
         if len(r._drops) > 1024 or len(s._drops) > 1024:
             raise AssertionError("drop log unbounded")
+        cold = state.cold[k]
+        if len(cold._unsynced) > 32 or cold.memory_bytes > cfg.receiver_memory_bytes:
+            raise AssertionError(f"cold receiver holds {len(cold._unsynced)} frames")
         dt = time.perf_counter() - t
         state.slowest = max(state.slowest, dt)
         if dt > state.slow_s:
