@@ -10,7 +10,7 @@ import numpy as np
 from textboost.cli import SearchProgress
 from textboost.codec.budget import BUDGET_SCALES, SearchStep, fit_budget
 from textboost.codec.container import Container, coded_size
-from textboost.codec.image import resize
+from textboost.codec.image import psnr_db, resize
 
 
 def test_progress_sees_every_encode_and_comparison(codec, kodim23):
@@ -84,3 +84,33 @@ def test_search_progress_draws_one_line_on_a_terminal_and_lines_into_a_file():
     assert "\n" not in out and out.count("\r\x1b[K") == 5 and out.endswith("\r\x1b[K")
     assert "[1/2] a.png: budget 500 B" in out
     assert SearchProgress.enabled(False, tty) and not SearchProgress.enabled(False, log)
+
+
+def test_a_winning_start_is_compared_with_larger_scales(codec, kodim23):
+    """Started below the full size (as a tight start would) with room to spare, the search
+    goes back up and keeps the larger scale when it decodes better."""
+    img = kodim23[:256, :384]
+    an = codec.analyse(img, scale=10, text=False)
+    budget = 2500  # scale 10 fits at the top rate: no smaller scale is tried
+    steps: list[SearchStep] = []
+    data = fit_budget(codec, an, budget, progress=steps.append)
+    assert len(data) <= budget
+    assert (384, 256) in [s.coded_size for s in steps if s.kind == "analyse"]
+    start = fit_budget(codec, an, budget, search=False)
+    assert Container.parse(start).header.scale == 10
+    if Container.parse(data).header.scale == 8:
+        assert psnr_db(codec.decode(data, fusion=False), img) > psnr_db(
+            codec.decode(start, fusion=False), img
+        )
+    else:
+        assert data == start
+
+
+def test_tight_start_skips_a_scale_only_rate_0_could_fit():
+    from textboost.codec.budget import start_scale
+
+    # 12 MP at 1500 B: 1/4 a side would need >= 75 % of the budget even at the lowest
+    # rate, so the search starts at 1/6 and comes up only if that wins
+    assert start_scale(4243, 2829, 1500, share=1.0) == 32
+    assert start_scale(4243, 2829, 1500) == 48
+    assert start_scale(4243, 2829, 45012) == start_scale(4243, 2829, 45012, share=1.0) == 20

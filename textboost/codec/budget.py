@@ -7,11 +7,12 @@ search in ``textboost.eval.budget`` walks the same idea with float divisors beca
 files carry no scale field.
 
 Where the time goes (a 12 MP frame at 1.5 kB, benchmarks/large_frames.py): g_a at each
-scale tried, the encodes of the rate search and the decodes that compare scales. So a
-scale whose rate-0 stream cannot fit, judged from the bytes of a larger scale already
-coded, is skipped without running g_a; the rate search stops within ``CLOSE_ENOUGH`` of
-the budget; smaller scales are resampled from the coded image, not the source; and
-candidates are compared at the first candidate's coded size, never at 12 MP.
+scale tried, the encodes of the rate search and the decodes that compare scales. So the
+search starts below a scale that could only be coded near rate 0 (``TIGHT_START``) and
+comes back up only if its start wins; a scale whose rate-0 stream cannot fit, judged from
+the bytes of a larger scale already coded, is skipped without running g_a; the rate
+search stops within ``CLOSE_ENOUGH`` of the budget; smaller scales are resampled from the
+coded image, not the source; and candidates are compared at a coded size, never at 12 MP.
 """
 
 from __future__ import annotations
@@ -50,13 +51,22 @@ MAX_CODED_PIXELS = 1 << 21  # 2.1 MP: 1920×1080 still codes at full size
 # The model's lowest rate costs ≥ 0.014 bpp of the coded image (tb-small-cpu3 on Kodak:
 # 0.0149); a scale whose rate-0 stream cannot fit is skipped without running g_a on it.
 MIN_CODED_BPP = 0.012
-SEARCH_BELOW_RATE = RATE_MAX // 2  # below this rate, smaller scales are tried too
+# Below this rate smaller scales are tried too. Each scale's curve is steep at its lowest
+# rates and flat at its highest, so a smaller image at a higher rate wins up to ≈ 0.09
+# bpp on Kodak (docs/eval.md, "The lowest rates"): searching below 3/4 of the range
+# instead of 1/2 gave +0.14 dB at 0.06 bpp over 24 Kodak images; always searching adds
+# ≈ 1 s per image at 0.12 bpp for +0.002 dB.
+SEARCH_BELOW_RATE = RATE_MAX * 3 // 4
 SEARCH_SCALES = 3  # at most this many smaller scales decoded and compared
 RATE_RESOLUTION = 64  # 1/1024 of the range: finer steps change a handful of bytes
 CLOSE_ENOUGH = 0.01  # a fitting stream within 1 % of the budget ends the rate search
 # Above this budget per coded pixel the highest rate is coded first: it often fits (one
 # encode instead of two), and when it does not the rate search needs it anyway.
 TOP_FIRST_BPP = 0.05
+# A scale whose rate-0 stream would take this share of the budget even at MIN_CODED_BPP
+# could only be coded near rate 0, where the search goes on to smaller scales and nearly
+# always keeps one: the search starts below it and comes back up only if its start wins.
+TIGHT_START = 0.5
 
 
 class BudgetError(ValueError):
@@ -91,18 +101,22 @@ class SearchStep:
 Progress = Callable[[SearchStep], None]
 
 
-def start_scale(width: int, height: int, budget: int | None = None) -> int:
+def start_scale(
+    width: int, height: int, budget: int | None = None, share: float = TIGHT_START
+) -> int:
     """The first ladder scale worth analysing for a ``budget``-byte stream of this image.
 
     Coded pixels are capped at ``MAX_CODED_PIXELS`` (bounded memory), and scales whose
-    lowest rate would need more than ``budget`` bytes (at ``MIN_CODED_BPP``, an under-
-    estimate) are skipped, so a large frame under a small budget never runs g_a at full
-    size. The search still moves to smaller scales on real bytes from there. Without a
-    budget: the largest scale within the memory cap.
+    lowest rate would need more than ``share`` of the budget (at ``MIN_CODED_BPP``, an
+    under-estimate) are skipped, so a large frame under a small budget never runs g_a at
+    full size. The search moves to smaller scales on real bytes from there, and back up
+    (:func:`fit_budget`) to scales whose lowest rate could fit at all (``share=1``) when
+    the start wins. Without a budget: the largest scale within the memory cap.
     """
     for scale in BUDGET_SCALES:
         w, h = coded_size(width, height, scale)
-        if w * h <= MAX_CODED_PIXELS and (budget is None or w * h * MIN_CODED_BPP / 8 <= budget):
+        floor = w * h * MIN_CODED_BPP / 8
+        if w * h <= MAX_CODED_PIXELS and (budget is None or floor <= share * budget):
             return scale
     return BUDGET_SCALES[-1]
 
@@ -119,7 +133,7 @@ def fit_budget(
     The rate is searched on real encodings. When even the lowest rate does not fit, the
     image is coded smaller: the first of ``BUDGET_SCALES`` whose lowest rate fits (scales
     that the rate-0 bytes of a larger one, scaled by pixels, already rule out are not
-    analysed: bytes fall more slowly than pixels). Near the bottom of the rate range
+    analysed: bytes fall more slowly than pixels). Below the top quarter of the rate range
     (rate below ``SEARCH_BELOW_RATE``), a smaller image at a higher rate often looks
     better, so with ``search`` the sender decodes its candidate and the next smaller
     scales and keeps the best PSNR, stopping at the first that is worse (the baselines'
@@ -141,9 +155,14 @@ def fit_budget(
             an = codec.analyse_smaller(an, scale)
         data, floor = s.fit_all_groups(an)
         if data is not None:
+            best = data
             if search and Container.parse(data).header.rate < SEARCH_BELOW_RATE:
-                return s.search_scales(an, data, scales[i + 1 :])
-            return data
+                best = s.search_scales(an, data, scales[i + 1 :])
+            if search and i == 0 and best is data:  # the start won: try larger scales
+                loose = start_scale(an.width, an.height, budget, share=1.0)
+                larger = [sc for sc in BUDGET_SCALES if loose <= sc < an.scale]
+                best = s.search_larger(an, data, larger[::-1])
+            return best
         w, h = coded_size(an.width, an.height, an.scale)
         over = (len(floor), w * h)
     keep, full = codec.n_groups, Container.parse(floor)  # the smallest scale's rate 0
@@ -166,6 +185,7 @@ class _Search:
         self.codec = codec
         self.budget = budget
         self.progress = progress
+        self.decoded: dict[bytes, np.ndarray] = {}  # compared streams at their coded size
 
     def report(self, kind: str, an: Analysis, size: tuple[int, int] | None = None, **kw) -> None:
         if self.progress is not None:
@@ -258,8 +278,28 @@ class _Search:
             best, best_psnr = cand, p
         return best
 
+    def search_larger(self, an: Analysis, data: bytes, larger: list[int]) -> bytes:
+        """``data`` or a stream of a larger scale (``larger``: nearest first), whichever
+        decodes with the best PSNR, stopping at the first that is worse or does not fit.
+
+        Each step compares at the larger candidate's coded size, the finer reference."""
+        best, best_an = data, an
+        for scale in larger[:SEARCH_SCALES]:
+            self.report("analyse", an, size=coded_size(an.width, an.height, scale))
+            up = self.codec.analyse_smaller(an, scale)  # resampled from the source
+            cand, _ = self.fit_all_groups(up)
+            if cand is None:
+                break
+            ref = _coded_source(up)
+            if self.compare(cand, ref, up) <= self.compare(best, ref, best_an):
+                break
+            best, best_an = cand, up
+        return best
+
     def compare(self, data: bytes, ref: np.ndarray, an: Analysis) -> float:
-        _, out = self.codec.decode_coded(data)
+        if data not in self.decoded:
+            self.decoded[data] = self.codec.decode_coded(data)[1]
+        out = self.decoded[data]
         if out.shape != ref.shape:
             out = resize(out, ref.shape[1], ref.shape[0])
         p = psnr_db(out, ref)
