@@ -325,7 +325,7 @@ class Scenario(_Strict):
                 "(ARQ needs link.reverse: add one)"
             )
         p = self.protocol
-        try:  # what the protocol itself refuses (e.g. an MTU its 20-byte framing fills)
+        try:  # what the protocol itself refuses (e.g. an MTU its own framing fills)
             LinkConfig(**p.model_dump(exclude={"arq", "fec"}), arq=self.arq, fec_k=p.fec.k,
                        fec_m=p.fec.m)
         except LocalProtocolError as exc:
