@@ -114,3 +114,12 @@ def test_tight_start_skips_a_scale_only_rate_0_could_fit():
     assert start_scale(4243, 2829, 1500, share=1.0) == 32
     assert start_scale(4243, 2829, 1500) == 48
     assert start_scale(4243, 2829, 45012) == start_scale(4243, 2829, 45012, share=1.0) == 20
+
+
+def test_first_step_says_the_words_are_spotted_when_text_is_carried(codec, small_image):
+    steps: list[SearchStep] = []
+    codec.encode_to_budget(small_image, max_bytes=400, progress=steps.append)
+    assert steps[0].kind == "spot" and steps[0].coded_size == (150, 100)
+    log = io.StringIO()
+    SearchProgress(log)(steps[0])
+    assert "150×100: spotting words, then analysing" in log.getvalue()

@@ -115,6 +115,8 @@ class SearchProgress:
         at = f"{self.prefix}budget {step.budget} B, {w}×{h}"
         if step.kind == "analyse":
             text = f"{at}: analysing"
+        elif step.kind == "spot":
+            text = f"{at}: spotting words, then analysing"
         elif step.kind == "encode":
             cut = "" if step.groups is None else f", {step.groups} y groups"
             verdict = "fits" if step.fits else "over"

@@ -344,7 +344,8 @@ class Codec:
         budget = max_bytes if max_bytes is not None else check_bpp_budget(bpp, w, h, what)
         scale = start_scale(w, h, budget)
         if progress is not None:
-            progress(SearchStep("analyse", coded_size(w, h, scale), budget))
+            kind = "spot" if text else "analyse"  # the spotter runs first, on the full image
+            progress(SearchStep(kind, coded_size(w, h, scale), budget))
         an = self.analyse(a, scale=scale, text=text, meta=meta)
         data = fit_budget(self, an, budget, search=search, progress=progress)
         if effort == 0:

@@ -77,7 +77,8 @@ class BudgetError(ValueError):
 class SearchStep:
     """One step of the budget search, for a progress display.
 
-    ``kind``: ``"analyse"`` (g_a is about to run at ``coded_size``), ``"encode"`` (a
+    ``kind``: ``"analyse"`` (g_a is about to run at ``coded_size``; ``"spot"``: the
+    words are spotted first, the first step when they are carried), ``"encode"`` (a
     candidate was coded: ``rate`` in [0, 1], ``n_bytes``, ``groups`` kept when not all) or
     ``"compare"`` (a fitting candidate was decoded: ``psnr_db`` against the source at
     the first candidate's coded size) or ``"refine"`` (``effort`` > 0: latents are being
