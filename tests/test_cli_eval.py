@@ -14,6 +14,15 @@ from textboost.codec.image import psnr_db
 from textboost.eval.metrics import ms_ssim
 
 
+@pytest.fixture(autouse=True)
+def _loaded_once(codec, monkeypatch):
+    """The CLI's Codec.load() hands back the session's codec (the same shipped model and
+    backend), so each command does not load the weights again."""
+    from textboost.codec.api import Codec
+
+    monkeypatch.setattr(Codec, "load", classmethod(lambda cls, *a, **kw: codec))
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory, kodim23):
     """Two 256×192 crops (big enough for 5-scale MS-SSIM)."""
