@@ -17,7 +17,7 @@ def test_ours_points_are_real_container_bytes_within_budget(tmp_path):
     Image.fromarray(crop).save(path)
     res = evaluate_image(path, "ours", [0.001, 2.0], ())
     tiny, big = res["points"]
-    assert not tiny["fit"] and "budget" in tiny["reason"]
+    assert not tiny["fit"] and "below the smallest stream" in tiny["reason"]
     assert big["fit"] and big["bytes"] <= big["budget_bytes"] == int(2.0 * 176 * 176 / 8)
     assert big["psnr_db"] > 15 and 0 < big["ms_ssim"] <= 1
     assert len(res["settings"]["model_id"]) == 8
