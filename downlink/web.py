@@ -87,6 +87,7 @@ class GroundView:
         self._offset = 0
         self._partial = b""
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._changes: list[tuple[int, str]] = []  # (seq, part)
         self._seq = 0
         self._crops: dict[str, tuple[int, list]] = {}  # per image: (version, crops)
@@ -95,26 +96,30 @@ class GroundView:
 
     def refresh(self) -> list[str]:
         """Read new whole lines of the event log; returns the parts that changed
-        (``card:KEY``, ``link``, ``map``)."""
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return []
-        self._offset += len(chunk)
-        lines = (self._partial + chunk).split(b"\n")
-        self._partial = lines.pop()  # an unfinished last line waits for its end
+        (``card:KEY``, ``link``, ``map``). Safe to call from several threads."""
+        with self._read_lock:  # one reader of the file at a time: no line read twice
+            try:
+                with open(self.log_path, "rb") as f:
+                    f.seek(self._offset)
+                    chunk = f.read()
+            except FileNotFoundError:
+                return []
+            self._offset += len(chunk)
+            lines = (self._partial + chunk).split(b"\n")
+            self._partial = lines.pop()  # an unfinished last line waits for its end
+            return self._apply_lines(lines)
+
+    def _apply_lines(self, lines: list[bytes]) -> list[str]:
         changed: dict[str, None] = {}
         with self._lock:
             for line in lines:
                 try:
                     ev = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    continue  # a line cut by a power loss
-                if isinstance(ev, dict) and ev.get("node") == "downlink":
-                    for part in self._apply(ev):
-                        changed[part] = None
+                    parts = self._apply(ev) if ev.get("node") == "downlink" else []
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    continue  # a line cut by a power loss, or not the service's
+                for part in parts:
+                    changed[part] = None
             if changed:
                 changed["link"] = None
             for part in changed:

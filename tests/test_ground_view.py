@@ -106,3 +106,12 @@ def test_serve_rejects_a_bad_web_address(capsys):
         main(["serve", "--config", "configs/field.yaml", "--web", "localhost:99999"])
     assert e.value.code == 2
     assert "--web localhost:99999" in capsys.readouterr().err
+
+
+def test_lines_that_are_not_the_services_events_are_skipped(tmp_path):
+    log_path = tmp_path / "down.jsonl"
+    log_path.write_text('[1, 2]\n{"node": "downlink", "event": "text", "epoch": "x", '
+                        '"bundle": 1, "t": 5}\n{"node": "downlink", "event": "text", '
+                        '"epoch": 1, "bundle": 2, "t": 6}\n')
+    view = GroundView(tmp_path / "out", log_path)
+    assert view.refresh() == ["card:e1_b2", "map", "link"]
