@@ -27,6 +27,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -184,9 +185,9 @@ def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
         )
         link = _link(d, base_url)
         lines = [f"bundle {d.bundle_id}"] + [f"text: {s}" for s in d.strings]
-        html = "<br/>".join(_escape(x) for x in lines)
+        html = "<br/>".join(escape(x) for x in lines)
         if link:
-            html += f'<br/><img src="{_escape(link)}" width="320"/>'
+            html += f'<br/><img src="{escape(link)}" width="320"/>'
         ET.SubElement(pm, f"{{{KML_NS}}}description").text = html
         if c.get("time"):
             ts = ET.SubElement(pm, f"{{{KML_NS}}}TimeStamp")
@@ -197,12 +198,6 @@ def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
         coords = [c["lon"], c["lat"], c.get("alt_m", 0)]
         ET.SubElement(point, f"{{{KML_NS}}}coordinates").text = ",".join(map(str, coords))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
-
-
-def _escape(text: str) -> str:
-    from html import escape
-
-    return escape(text, quote=True)
 
 
 def _iso(t: datetime) -> str:

@@ -274,21 +274,24 @@ class Receiver:
             self._drop(now, "malformed", str(e), frame)
         return events
 
+    @staticmethod
+    def _give_up(b: _RxBundle, now: float, events: list[Event]) -> None:
+        """Mark a bundle that can no longer complete, with its event."""
+        b.record.gave_up_s = now
+        b.gave_up = True
+        events.append(
+            ReceiverGaveUp(
+                bundle_id=b.bundle_id, time_s=now, epoch=b.epoch, delivered_sections=b.prefix
+            )
+        )
+
     def _retire_epochs_before(self, epoch: int, now: float, events: list[Event]) -> None:
         """The sender restarted: its older bundles can never complete; free them."""
         for key, b in list(self._bundles.items()):
             if key[0] >= epoch:
                 continue
             if not b.done and not b.gave_up:
-                b.record.gave_up_s = now
-                events.append(
-                    ReceiverGaveUp(
-                        bundle_id=b.bundle_id,
-                        time_s=now,
-                        epoch=b.epoch,
-                        delivered_sections=b.prefix,
-                    )
-                )
+                self._give_up(b, now, events)
             self._free(b)
             self._nak_due.pop(key, None)
             self._open.pop(key, None)
@@ -778,16 +781,7 @@ class Receiver:
             b.nak_deadline_s = None
             b.nak_retries += 1
             if b.nak_retries > self.config.max_retries:
-                b.record.gave_up_s = now
-                b.gave_up = True
-                events.append(
-                    ReceiverGaveUp(
-                        bundle_id=b.bundle_id,
-                        time_s=now,
-                        epoch=b.epoch,
-                        delivered_sections=b.prefix,
-                    )
-                )
+                self._give_up(b, now, events)
                 continue
             b.nak_mark = None
             self._nak(b, now, behind_hwm=not b.eof_seen, only_new=False)
