@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from textboost.capture import parse_time
 from textboost.web import ImageCard, image_card, page, text_crops
 
 __all__ = ["GroundView", "ImageState", "LiveServer", "receiver_figures"]
@@ -261,8 +262,6 @@ class GroundView:
         coordinator cares about), else from the first section seen."""
         t0, since = img.first_t, "first section"
         if img.capture and img.capture.get("time"):
-            from textboost.capture import parse_time
-
             t0, since = parse_time(img.capture["time"]).timestamp(), "capture"
         out = []
         if img.text_t is not None:
@@ -354,6 +353,12 @@ def _nice(span: float) -> float:
     return next(m * k for m in (1, 2, 5, 10) if m * k >= raw)
 
 
+def _ticks(lo: float, hi: float, step: float) -> list[float]:
+    """Grid values at multiples of ``step`` in [lo, hi] (by index: no summed float drift)."""
+    first = math.ceil(lo / step)
+    return [k * step for k in range(first, math.floor(hi / step) + 1)]
+
+
 def _map_svg(pts: list, width: int, height: int, tiles: bool) -> str:
     if not pts:
         return ("<svg id='map' class='tb-map' viewBox='0 0 640 60' width='100%'>"
@@ -385,20 +390,16 @@ def _map_svg(pts: list, width: int, height: int, tiles: bool) -> str:
                                f"y='{py:.1f}' width='{size:.1f}' height='{size:.1f}'/>")
     step = _nice(max(lat1 - lat0, lon1 - lon0))
     digits = max(0, -math.floor(math.log10(step)))
-    lat = math.floor(lat0 / step) * step
-    while lat <= lat1:
+    for lat in _ticks(lat0, lat1, step):
         _, y = xy(lat, lon0)
         out.append(f"<line x1='0' x2='{width}' y1='{y:.1f}' y2='{y:.1f}' stroke='#9ab' "
                    f"stroke-width='0.5'/><text x='3' y='{y - 2:.1f}' font-size='10' "
                    f"fill='#457'>{lat:.{digits}f}°</text>")  # fmt: skip
-        lat += step
-    lon = math.floor(lon0 / step) * step
-    while lon <= lon1:
+    for lon in _ticks(lon0, lon1, step):
         x, _ = xy(lat0, lon)
         out.append(f"<line y1='0' y2='{height}' x1='{x:.1f}' x2='{x:.1f}' stroke='#9ab' "
                    f"stroke-width='0.5'/><text x='{x + 2:.1f}' y='{height - 3}' font-size='10' "
                    f"fill='#457'>{lon:.{digits}f}°</text>")  # fmt: skip
-        lon += step
     for key, plat, plon, strings in pts:
         x, y = xy(plat, plon)
         label = " | ".join(strings) or key
