@@ -17,10 +17,11 @@ delivered ``(epoch, bundle)`` are on disk before the FIN is queued.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from textboost.field.store import SqliteStore
 
 __all__ = ["DownlinkState", "StoredImage"]
 
@@ -52,34 +53,12 @@ class StoredImage:
     name: str
 
 
-class DownlinkState:
-    """The SQLite file at ``path`` (created with its folder). One thread at a time uses it."""
+class DownlinkState(SqliteStore):
+    """The ground's SQLite file at ``path`` (created with its folder). One thread at a time
+    uses it."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        self.db.close()
-
-    def _meta(self, key: str) -> bytes | int | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return None if row is None else row[0]
-
-    def new_epoch(self, now: float | None = None) -> int:
-        """This end's next epoch (for its NAK/FIN frames), durable before it is returned:
-        ``max(last + 1, Unix seconds)``."""
-        now = time.time() if now is None else now
-        self.db.execute("PRAGMA synchronous=FULL")
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            last = self._meta("epoch")
-            epoch = max(-1 if last is None else int(last), int(now) - 1) + 1
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (epoch,))
-        return epoch
+        super().__init__(path, _SCHEMA)
 
     def replay_state(self) -> bytes:
         """The persisted window over the sender (``b""``: none yet)."""
@@ -91,13 +70,11 @@ class DownlinkState:
     ) -> None:
         """Keep accepted frames ``(epoch, bundle, data)`` of open bundles with the window;
         forget frames of sender epochs older than the window's (they can never complete)."""
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT INTO frames (epoch, bundle, data) VALUES (?, ?, ?)", frames)
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('replay', ?)", (replay,))
+        with self.transaction(durable=False) as db:
+            db.executemany("INSERT INTO frames (epoch, bundle, data) VALUES (?, ?, ?)", frames)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('replay', ?)", (replay,))
             if window_epoch is not None:
-                self.db.execute("DELETE FROM frames WHERE epoch < ?", (window_epoch,))
+                db.execute("DELETE FROM frames WHERE epoch < ?", (window_epoch,))
 
     def frames(self, epoch: int) -> list[bytes]:
         """The kept frames of sender epoch ``epoch``, in arrival order."""
@@ -116,20 +93,18 @@ class DownlinkState:
         """Record a delivered bundle, durable on return; ``name`` None: a duplicate of an
         image stored before (only the bundle is recorded). Its kept frames go."""
         now = time.time()
-        self.db.execute("PRAGMA synchronous=FULL")
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.transaction() as db:
             if name is not None:
-                self.db.execute(
+                db.execute(
                     "INSERT INTO images (sha256, name, bytes, epoch, bundle, delivered_t) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (sha256, name, n_bytes, epoch, bundle, now),
                 )
-            self.db.execute(
+            db.execute(
                 "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?, ?)", (epoch, bundle, sha256, now)
             )
-            self.db.execute("DELETE FROM frames WHERE epoch=? AND bundle=?", (epoch, bundle))
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('replay', ?)", (replay,))
+            db.execute("DELETE FROM frames WHERE epoch=? AND bundle=?", (epoch, bundle))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('replay', ?)", (replay,))
 
     def delivered(self, epoch: int) -> list[int]:
         """Bundle ids of sender epoch ``epoch`` delivered (to answer their EOFs with FIN)."""
@@ -137,8 +112,8 @@ class DownlinkState:
         return [r[0] for r in rows]
 
     def decoded(self, sha256: str) -> None:
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("UPDATE images SET decoded_t=? WHERE sha256=?", (time.time(), sha256))
+        with self.transaction(durable=False) as db:
+            db.execute("UPDATE images SET decoded_t=? WHERE sha256=?", (time.time(), sha256))
 
     def not_decoded(self) -> list[StoredImage]:
         rows = self.db.execute("SELECT sha256, name FROM images WHERE decoded_t IS NULL")

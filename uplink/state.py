@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from textboost.field.store import SqliteStore
+
 __all__ = ["QueuedImage", "UplinkState"]
 
 _SCHEMA = """
@@ -49,40 +51,17 @@ class QueuedImage:
     sha256: str
 
 
-class UplinkState:
-    """The SQLite file at ``path`` (created with its folder). One thread at a time uses it."""
+class UplinkState(SqliteStore):
+    """The edge's SQLite file at ``path`` (created with its folder). One thread at a time
+    uses it."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        self.db.close()
+        super().__init__(path, _SCHEMA)
 
     def _write(self, sql: str, args: tuple = (), *, durable: bool = True) -> sqlite3.Cursor:
         """One statement in its own transaction; ``durable``: on disk when this returns."""
-        self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        with self.db:  # BEGIN .. COMMIT
-            self.db.execute("BEGIN IMMEDIATE")
-            return self.db.execute(sql, args)
-
-    def new_epoch(self, now: float | None = None) -> int:
-        """The next epoch, durable before it is returned: ``max(last + 1, Unix seconds)``, so
-        it never repeats even if this file is lost (while the clock is right)."""
-        now = time.time() if now is None else now
-        self.db.execute("PRAGMA synchronous=FULL")
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            row = self.db.execute("SELECT value FROM meta WHERE key='epoch'").fetchone()
-            epoch = max(-1 if row is None else row[0], int(now) - 1) + 1
-            if epoch > 0xFFFF_FFFF:
-                raise ValueError(f"{self.path}: epoch counter {epoch} past 2^32-1")
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('epoch', ?)", (epoch,))
-        return epoch
+        with self.transaction(durable) as db:
+            return db.execute(sql, args)
 
     def taken(self, source: str, source_sha256: str) -> str | None:
         """The image id if this exact file was taken before (its removal may not have
