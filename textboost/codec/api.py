@@ -443,15 +443,12 @@ class Codec:
             out = resize(out, hd.width, hd.height)
         if fusion is False or self.fusion is None:
             return out
-        from textboost.text.render import render_guidance
-
         words = decode_words(Container.parse(data).text, hd.width, hd.height)
-        guidance = render_guidance(words, hd.width, hd.height)
-        if hasattr(self.fusion, "fuse"):  # an exported block (textboost.codec.exported)
-            return self.fusion.fuse(out, guidance)
-        from textboost.fusion.runtime import apply_fusion
+        if hasattr(self.fusion, "fuse_words"):  # an exported block (textboost.codec.exported)
+            return self.fusion.fuse_words(out, words)
+        from textboost.fusion.runtime import fuse
 
-        return apply_fusion(self.fusion, out, guidance)
+        return fuse(self.fusion, out, words)
 
     def words(self, data: bytes) -> list[Word]:
         """The words a stream carries (its text section), in image pixels."""

@@ -62,21 +62,21 @@ class _Timed:
 
 
 class _TimedFusion:
-    """A fusion proxy with ``fuse(decoded, guidance)`` (what ``Codec.decode`` calls on an
+    """A fusion proxy with ``fuse_words(decoded, words)`` (what ``Codec.decode`` calls on an
     exported block), for the exported and the torch block alike."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
         self.seconds = 0.0
 
-    def fuse(self, decoded: np.ndarray, guidance: np.ndarray | None = None) -> np.ndarray:
+    def fuse_words(self, decoded: np.ndarray, words: list) -> np.ndarray:
         t = time.perf_counter()
-        if hasattr(self.inner, "fuse"):
-            out = self.inner.fuse(decoded, guidance)
+        if hasattr(self.inner, "fuse_words"):
+            out = self.inner.fuse_words(decoded, words)
         else:
-            from textboost.fusion.runtime import apply_fusion
+            from textboost.fusion.runtime import fuse
 
-            out = apply_fusion(self.inner, decoded, guidance)
+            out = fuse(self.inner, decoded, words)
         self.seconds += time.perf_counter() - t
         return out
 
