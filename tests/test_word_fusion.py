@@ -166,3 +166,24 @@ def test_bad_inputs_are_refused():
         b(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         fuse_words(_run(b), np.zeros((8, 8), np.uint8), WORDS)
+
+
+def test_onnx_word_block_fuses_as_torch(tmp_path):
+    """The exported graph (dynamic tile sizes) under ONNX Runtime, through the same tiles."""
+    from export.onnx import DEFAULT_OPSET, _export
+    from textboost.codec.exported import OnnxFusion, ort_session
+
+    block = _noisy_block(2)
+    path = tmp_path / "fusion.onnx"
+    axes = {"x": {2: "H", 3: "W"}, "g": {2: "H", 3: "W"}, "fused": {2: "H", 3: "W"}}
+    args = (torch.rand(1, 3, 64, 96), torch.rand(1, INPUT_CHANNELS, 64, 96))
+    _export(block, args, path, ["x", "g"], ["fused"], axes, DEFAULT_OPSET)
+    sess = ort_session(path, ["CPUExecutionProvider"])
+    onnx_block = OnnxFusion.from_session(sess, kind="words")
+    dec = _image()
+    got, want = onnx_block.fuse_words(dec, WORDS), fuse(block, dec, WORDS)
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    inside = _regions(WORDS, 200, 120)
+    assert np.array_equal(got[~inside], dec[~inside])
+    with pytest.raises(Exception, match="word fusion block"):
+        onnx_block.fuse(dec, None)
