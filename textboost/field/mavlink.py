@@ -170,13 +170,17 @@ class MavlinkTransport:
     mtu_bytes: int | None = TUNNEL_PAYLOAD_BYTES
     MAX_READS = 256  # per receive(): a flood cannot starve the driver's timers
 
-    def __init__(self, settings: MavlinkSettings, clock=time.monotonic) -> None:
-        from pymavlink import mavutil
+    def __init__(self, settings: MavlinkSettings) -> None:
+        try:
+            from pymavlink import mavutil
+        except ImportError:
+            raise ValueError(
+                "the MAVLink transport needs pymavlink: pip install 'textboost-link[mavlink]'"
+            ) from None
 
         self.settings = s = settings
         self.cap_bps = s.cap_bps
         self.stats = TransportStats()
-        self.clock = clock
         common = _dialect()
         self._tunnel = common.MAVLink_tunnel_message
         self._heartbeat = common.MAVLink_heartbeat_message
@@ -200,6 +204,7 @@ class MavlinkTransport:
             raise ValueError(f"MAVLink endpoint {s.endpoint!r}: {exc}") from None
         self._waiter = _SelectOne()
         self._next_heartbeat = 0.0
+        self._datagrams = s.endpoint.startswith("udp")  # else a byte stream (TCP, serial)
 
     @property
     def signed(self) -> bool:
@@ -287,7 +292,19 @@ class MavlinkTransport:
                 break
             self.stats.wire_bytes_received += len(data)
             frames += self.feed(bytes(data, "latin-1") if isinstance(data, str) else data)
+            if self._datagrams:
+                self._end_datagram()
         return frames
+
+    def _end_datagram(self) -> None:
+        """A datagram holds whole messages: a partial one at its end is damage, not the
+        start of something the next datagram completes (a bad length byte would otherwise
+        swallow the messages after it)."""
+        mav = self.mav
+        if mav.buf_len() > 0:
+            self.stats.foreign["bad_data"] += 1
+        mav.buf, mav.buf_index = bytearray(), 0
+        mav.expected_length = _dialect().HEADER_LEN_V1 + 2  # the parser's idle state
 
     def feed(self, data: bytes) -> list[bytes]:
         """Parse received bytes (any split: datagrams or a serial stream) into our frames."""
