@@ -35,10 +35,13 @@ from textboost.cli import (
     loader_from_args,
     prog_name,
 )
+from textboost.field.transport_args import add_transport_arguments, link_mtu, transport_from_args
 
 EXAMPLE = """example (field mode, UDP):
   python -m downlink receive --port 9000 --out received/ --idle-timeout-s 60
   (on the edge: python -m uplink send photos/ --to <this host>:9000)
+  MAVLink (beside the autopilot's telemetry, e.g. from mavlink-router):
+  python -m downlink receive --mavlink udpin:0.0.0.0:14560 --out received/
   on a GPU ground station: add --backend onnxruntime --device cuda (or tensorrt)
 """
 
@@ -76,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("--port", type=int, required=True, help="UDP port to listen on")
+    r.add_argument("--port", type=int, help="UDP port to listen on (not with --mavlink)")
     r.add_argument("--bind", default="0.0.0.0", help="address to listen on (0.0.0.0)")
     r.add_argument("--out", type=Path, required=True, help="output folder")
     r.add_argument("--expect", type=int, help="stop after this many complete images")
@@ -98,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="machine-readable results")
     add_codec_arguments(r)
     add_link_arguments(r)
+    add_transport_arguments(r)
 
     d = sub.add_parser(
         "decode",
@@ -251,13 +255,16 @@ def _decode(args) -> int:
 
 def _receive(args) -> int:
     prog = PROG
+    from downlink.driver import FieldDownlink
     from downlink.node import DownlinkNode
-    from downlink.udp import UdpDownlink
 
     try:
-        config = config_from_args(args)
-        if not 0 <= args.port < 65536:
+        if (args.port is None) == (args.mavlink is None):
+            raise ValueError("give --port PORT (UDP, CCSDS) or --mavlink ENDPOINT, one of them")
+        if args.port is not None and not 0 <= args.port < 65536:
             raise ValueError(f"--port {args.port}: expected 0..65535")
+        args.mtu_bytes = link_mtu(args)
+        config = config_from_args(args)
         references = {}
         if args.references is not None:
             try:
@@ -280,7 +287,8 @@ def _receive(args) -> int:
             on_text=None if args.json else _print_text,
             epoch=epoch_from_args(args),
         )
-        link = UdpDownlink(node, (args.bind, args.port))
+        bind = None if args.port is None else (args.bind, args.port)
+        link = FieldDownlink(node, transport_from_args(args, "downlink", bind, None))
     except (ValueError, OSError, RuntimeError) as exc:
         fail(prog, _one_line(exc))
     with link:
