@@ -2,8 +2,9 @@
 
 It takes images from the drop folder (and the loopback HTTP intake, :mod:`uplink.intake`),
 encodes them on a worker thread (:class:`~uplink.encode.EncodePipeline`; `.tbx` files pass
-through), queues them in SQLite (:mod:`uplink.state`) and sends them over UDP with an
-:class:`~uplink.node.UplinkNode`, paced to ``rate_bps`` and sending only in the ``on`` part of
+through), queues them in SQLite (:mod:`uplink.state`) and sends them with an
+:class:`~uplink.node.UplinkNode` over the configured transport (UDP, MAVLink, CCSDS), paced
+to ``rate_bps`` (and the transport's cap) and sending only in the ``on`` part of
 each duty-cycle period. Every step goes to the JSONL event log.
 
 Crash safety, in order: the epoch is incremented and durable before the first frame; an
@@ -16,7 +17,6 @@ SHA-256 and acknowledges them again) and nothing acknowledged.
 from __future__ import annotations
 
 import hashlib
-import selectors
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +25,9 @@ from pathlib import Path
 
 from textboost.field.config import FieldConfig
 from textboost.field.eventlog import EventLog
-from textboost.field.udp import TokenBucket, UdpEndpoint, parse_host_port, wait_and_fire
+from textboost.field.transport import WireBucket, pace_rate
+from textboost.field.transport_config import open_transport
+from textboost.field.udp import parse_host_port, wait_and_fire
 from textboost.protocol import BundleAcked, BundleFailed, Event
 from uplink.cache import file_sha256
 from uplink.encode import Encoded, EncodePipeline
@@ -70,7 +72,6 @@ class UplinkService:
         self.log = EventLog(up.event_log, "uplink")
         self.state = UplinkState(up.state_db)
         self.drop = DropFolder(up.drop_dir)
-        self.peer = parse_host_port(up.peer)
         self.intake: HttpIntake | None = None
         if up.intake is not None:
             self.intake = HttpIntake(*parse_host_port(up.intake), self.drop)
@@ -96,8 +97,7 @@ class UplinkService:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="encode")
         self._refused: set[tuple[str, int, int]] = set()  # (name, size, mtime) not movable
         self._t0 = clock()
-        self.send_errors = 0
-        self.ep = UdpEndpoint(parse_host_port(up.bind, any_port=True), clock)  # fail early
+        self.transport = open_transport(config, "uplink", source)  # bound now: fail early
 
     def _queue(self, image_id: str, tbx: bytes, now: float) -> None:
         self._tbx[image_id] = tbx
@@ -234,35 +234,38 @@ class UplinkService:
     def run(self, stop: threading.Event, max_s: float | None = None) -> None:
         """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""
         elapsed = lambda: self.clock() - self._t0  # noqa: E731
-        bucket = TokenBucket(self.cfg.rate_bps, self.link.mtu_bytes, self.clock())  # 1 frame
+        t = self.transport
+        # on-air bytes, at the tighter of rate_bps and the transport's cap; one frame of burst
+        rate = pace_rate(self.cfg.rate_bps, t.cap_bps)
+        wire_mtu = t.wire_bytes(self.link.mtu_bytes)
+        bucket = WireBucket(rate, wire_mtu, self.clock(), t.wire_bytes)
         next_scan = 0.0
-        ep = self.ep
-        with selectors.DefaultSelector() as sel:
-            sel.register(ep.sock, selectors.EVENT_READ)
 
-            def drain() -> None:
-                for data, _ in ep.datagrams():
-                    self._on_events(self.node.receive(data, elapsed()))
+        def drain() -> None:
+            for data in t.receive():
+                self._on_events(self.node.receive(data, elapsed()))
 
-            while not stop.is_set() and (max_s is None or elapsed() < max_s):
-                now = elapsed()
-                if now >= next_scan:
-                    self._scan()
-                    next_scan = now + self.cfg.poll_s
-                self._store_encoded(now)
-                budget = bucket.budget(self.clock()) if self._duty_on(now) else 0
-                for frame in self.node.poll_transmit(now, budget):
-                    bucket.spend(len(frame))
-                    try:
-                        ep.sock.sendto(frame, self.peer)
-                    except OSError:  # lost: the protocol repairs
-                        self.send_errors += 1
-                self._log_submissions()
-                wait_and_fire(sel, self, elapsed, min(TICK_S, self.cfg.poll_s), drain)
-                self.log.drops(self.node.sender.take_drops())
+        while not stop.is_set() and (max_s is None or elapsed() < max_s):
+            now = elapsed()
+            if now >= next_scan:
+                self._scan()
+                next_scan = now + self.cfg.poll_s
+            self._store_encoded(now)
+            budget = bucket.budget(self.clock()) if self._duty_on(now) else 0
+            for frame in self.node.poll_transmit(now, budget):
+                bucket.spend(len(frame))
+                t.send(frame)  # a lost frame is the protocol's to repair
+            t.tick(now)
+            self._log_submissions()
+            wait_and_fire(t, self, elapsed, min(TICK_S, self.cfg.poll_s), drain)
+            self.log.drops(self.node.sender.take_drops())
+
+    @property
+    def send_errors(self) -> int:
+        return self.transport.stats.send_errors
 
     def close(self) -> None:
-        self.ep.close()
+        self.transport.close()
         self._worker.shutdown(wait=True, cancel_futures=True)
         if self.intake is not None:
             self.intake.close()
