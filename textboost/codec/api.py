@@ -450,10 +450,7 @@ class Codec:
             out = resize(out, hd.width, hd.height)
         if fusion is False or self.fusion is None:
             return out
-        from textboost.text.render import render_guidance
-
-        words = decode_words(Container.parse(data).text, hd.width, hd.height)
-        guidance = render_guidance(words, hd.width, hd.height)
+        guidance = self.guidance(data, hd.width, hd.height).map
         if hasattr(self.fusion, "fuse"):  # an exported block (textboost.codec.exported)
             return self.fusion.fuse(out, guidance)
         from textboost.fusion.runtime import apply_fusion
@@ -464,6 +461,23 @@ class Codec:
         """The words a stream carries (its text section), in image pixels."""
         c = Container.parse(data)
         return decode_words(c.text, c.header.width, c.header.height)
+
+    def guidance(self, data: bytes, width: int | None = None, height: int | None = None):
+        """The carried words rendered (:class:`textboost.text.render.Guidance`), never
+        raising for the text: an unreadable section or a word not drawn (too large,
+        nothing printable) is a :class:`~textboost.text.render.TextWarning`."""
+        import warnings
+
+        from textboost.text.payload import read_words
+        from textboost.text.render import TextWarning, render_words
+
+        c = Container.parse(data)
+        w, h = width or c.header.width, height or c.header.height
+        words, problem = read_words(c.text, w, h)
+        g = render_words(words, w, h)
+        for note in ([problem] if problem else []) + g.notes():
+            warnings.warn(note, TextWarning, stacklevel=2)
+        return g
 
 
 def _channel_index(shape: tuple[int, ...]) -> np.ndarray:
