@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from textboost.cli import (
     OneLineArgumentParser,
@@ -54,8 +57,9 @@ SERVE_EXAMPLE = """example (a field trial; configs/field.yaml runs on loopback):
   http://127.0.0.1:8080/ shows each image as its words and groups land)
 """
 
-DECODE_EXAMPLE = """example:
+DECODE_EXAMPLE = """examples:
   python -m downlink decode photo.tbx photo.png --backend onnxruntime
+  python -m downlink decode photo.tbx photo.png --mask photo.mask.png   (restored regions)
 """
 
 
@@ -115,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the model's fusion block ships beside it)",
     )
     d.add_argument("--json", action="store_true", help="machine-readable result")
+    d.add_argument(
+        "--mask",
+        type=Path,
+        help="also write the restored-regions mask here (PNG, 8-bit): 0 where the picture is "
+        "the codec's own, in each word rectangle the fusion block drew the word's spotter "
+        "confidence (1..255 = 0..1)",
+    )
     add_codec_arguments(d)
 
     x = sub.add_parser(
@@ -183,6 +194,9 @@ def _decode(args) -> int:
     from PIL import Image
 
     from downlink.node import words_json
+    from textboost.codec.container import Container
+    from textboost.text.payload import read_words
+    from textboost.text.render import TextWarning
 
     try:
         data = args.input.read_bytes()
@@ -195,21 +209,35 @@ def _decode(args) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _one_line(exc))
     codec = loader()
+    fused = codec.fusion is not None and not args.no_fusion
     try:
-        img = codec.decode(data, groups=args.groups, fusion=False if args.no_fusion else None)
-        words = words_json(codec.words(data))
+        # The words never cost the picture: an unreadable text section or a word that
+        # cannot be drawn is a warning (TextWarning), and the image is written.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TextWarning)
+            img = codec.decode(data, groups=args.groups, fusion=False if args.no_fusion else None)
+            guidance = codec.guidance(data) if args.mask and fused else None
+        c = Container.parse(data)
+        words = words_json(read_words(c.text, c.header.width, c.header.height)[0])
     except (ValueError, OSError, RuntimeError) as exc:  # BitstreamError is a ValueError
         msg = _one_line(exc)
         fail(PROG, msg if msg.startswith(str(args.input)) else f"{args.input}: {msg}")
+    notes = list(
+        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TextWarning))
+    )
+    for note in notes:
+        print(f"{PROG}: warning: {args.input}: {note}", file=sys.stderr)
     try:
         Image.fromarray(img).save(args.output)
+        if args.mask:
+            mask = guidance.restored_mask() if fused else np.zeros(img.shape[:2], np.uint8)
+            Image.fromarray(mask).save(args.mask)
     except (OSError, ValueError) as exc:  # ValueError: an unknown image extension
-        fail(PROG, f"{args.output}: {_one_line(exc)}")
-    fused = codec.fusion is not None and not args.no_fusion
+        fail(PROG, f"{args.mask if args.mask else args.output}: {_one_line(exc)}")
     if args.json:
         json.dump(
             {"output": str(args.output), "width": img.shape[1], "height": img.shape[0],
-             "bytes": len(data), "fused": fused, "words": words,
+             "bytes": len(data), "fused": fused, "words": words, "text_warnings": notes,
              "backend": args.backend, "device": args.device},
             sys.stdout, indent=1,
         )  # fmt: skip

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from textboost.cli import (
@@ -162,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         from textboost.field.serve import serve
         from uplink.service import UplinkService
 
+        # Pillow warns on stderr for each malformed EXIF tag it skips; the service's event
+        # log says what became of each file instead (a long run's stderr stays readable)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         return serve(PROG, args, "uplink", lambda c, src: UplinkService(c, source=src))
     return _send(args)
 
