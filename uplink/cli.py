@@ -33,6 +33,7 @@ from textboost.cli import (
     fail,
     loader_from_args,
     meta_from_args,
+    printable,
     prog_name,
 )
 from textboost.field.transport_args import add_transport_arguments, link_mtu, transport_from_args
@@ -231,7 +232,7 @@ def _encode(args) -> int:
             f"{enc.encode_s:.2f} s on {args.backend} ({args.device})"
         )
         if words:
-            print(f"  text: {' | '.join(words)}")
+            print(printable(f"  text: {' | '.join(words)}"))
     return 0
 
 
