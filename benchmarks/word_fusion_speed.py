@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -66,7 +67,8 @@ def main() -> None:
           f"({100 * px / (w * h):.1f} % of the image), torch threads {torch.get_num_threads()}")
     print(f"word block {block.channels} ({n_par} parameters): CPU {cw:.3f} s, wall {ww:.3f} s")
     print(f"paper block, whole image: CPU {cp:.3f} s, wall {wp:.3f} s")
-    print(f"word / paper CPU time: {cw / cp:.2f}; load average {open('/proc/loadavg').read().split()[:3]}")
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    print(f"word / paper CPU time: {cw / cp:.2f}; load average {' '.join(load)}")
 
 
 if __name__ == "__main__":

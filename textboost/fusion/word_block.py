@@ -46,6 +46,8 @@ class WordFusionNet(nn.Module):
     """x̃ (B, 3, H, W) in [0, 1] and the word inputs (B, 7, H, W) to x̂ (B, 3, H, W),
     H and W multiples of 4; x̂ is unclamped (training sees it raw, the runtime clips)."""
 
+    kind = "words"  # run around the carried words (the paper's block: the whole image)
+
     def __init__(self, channels: Sequence[int] = (16, 32)) -> None:
         super().__init__()
         c1, c2 = (int(c) for c in channels)

@@ -13,26 +13,26 @@ Channels (``INPUT_CHANNELS`` = 7), each (h, w) float32 over the tile:
 
 A word's style (polarity, colours) is what the sender chose from the original pixels and
 carried; :func:`estimate_styles` is that choice for the training cache (Otsu's threshold
-inside the rectangle, the minority class taken as ink, colours quantised to 4 bits a
-channel).
+inside the rectangle, the minority class taken as ink, colours quantised as the text
+section carries them, 4 bits a channel).
 """
 
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from textboost.fusion.regions import HALO, Tile, pad_tile, region_weight, word_tiles
 from textboost.text.words import Word, oriented_rect
 
-__all__ = ["INPUT_CHANNELS", "WordStyle", "estimate_styles", "fuse_words", "tile_inputs"]
+__all__ = [
+    "INPUT_CHANNELS", "WordStyle", "carried_style", "estimate_styles", "fuse_words", "tile_inputs",
+]  # fmt: skip
 
 INPUT_CHANNELS = 7
-COLOUR_BITS = 4
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,17 @@ class WordStyle:
 
 
 def _shifted(word: Word, tile: Tile) -> Word:
-    """The word in tile coordinates; control characters (which a stream may carry and the
-    text layout engine refuses) are dropped from what is drawn."""
-    text = "".join(c for c in word.text if unicodedata.category(c) != "Cc")
-    return Word(word.quad - [tile.x0, tile.y0], text, word.score)
+    """The word in tile coordinates (its string and style as carried)."""
+    return replace(word, quad=word.quad - [tile.x0, tile.y0])
+
+
+def carried_style(word: Word) -> WordStyle | None:
+    """What the stream says about the word's look (a version-1 text section's style)."""
+    st = getattr(word, "style", None)
+    if st is None:
+        return None
+    rgb = st.rgb()
+    return WordStyle(-1 if st.dark else 1, *(rgb if rgb is not None else (None, None)))
 
 
 def _rect_mask(word: Word, shape: tuple[int, int]) -> np.ndarray:
@@ -67,8 +74,8 @@ def _rect_mask(word: Word, shape: tuple[int, int]) -> np.ndarray:
 def tile_inputs(
     words: Sequence[Word], tile: Tile, styles: Sequence[WordStyle | None] | None = None
 ) -> np.ndarray:
-    """(INPUT_CHANNELS, h, w) float32 for the words of ``tile`` (``styles`` per word of
-    ``words``, or None: nothing carried beyond the strings and boxes)."""
+    """(INPUT_CHANNELS, h, w) float32 for the words of ``tile``; ``styles`` per word of
+    ``words`` (None: each word's carried style, :func:`carried_style`)."""
     from textboost.text.render import render_guidance
 
     h, w = tile.shape
@@ -76,7 +83,7 @@ def tile_inputs(
     local = [_shifted(words[i], tile) for i in tile.words]
     out[0] = render_guidance(local, w, h)
     for i, lw in zip(tile.words, local, strict=True):
-        st = styles[i] if styles is not None else None
+        st = styles[i] if styles is not None else carried_style(words[i])
         if st is None:
             continue
         inside = _rect_mask(lw, (h, w))
@@ -92,9 +99,10 @@ def tile_inputs(
 
 
 def _quantise(rgb: np.ndarray) -> tuple[int, int, int]:
-    step = 256 >> COLOUR_BITS
-    q = np.clip(np.floor(rgb / step), 0, (1 << COLOUR_BITS) - 1) * step + step // 2
-    return tuple(int(v) for v in q)
+    """As the stream carries a colour: 4 bits a channel, read back as ×17."""
+    from textboost.text.style import quantise_colour
+
+    return tuple(17 * v for v in quantise_colour(tuple(float(c) for c in rgb)))
 
 
 def estimate_styles(
