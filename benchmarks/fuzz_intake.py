@@ -19,7 +19,8 @@ folder (every file taken or moved to ``rejected/``). Counted: items, HTTP answer
 (0: no answer), files rejected / encoded / acknowledged (from the event log), service exits
 (each restarts the service; its stderr tail is printed), files left in the folder, the
 vehicle's peak memory (VmHWM) and CPU time; then ``--big-posts`` posts of 60 MiB at once and
-the vehicle's peak memory before and after them.
+the vehicle's peak memory before and after them; then ``--stalled`` idle connections and the
+vehicle's thread count while they are open.
 
     python benchmarks/fuzz_intake.py [--n 100000] [--seconds S] [--seed 0] [--json]
 """
@@ -138,6 +139,13 @@ def post(port: int, path: str, body: bytes, cut: bool) -> int:
             return int(data.split()[1])
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def proc_threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
 
 
 def proc_stats(pid: int) -> tuple[float, float]:
@@ -272,6 +280,29 @@ class Run:
                 "peak_mb_before": round(before, 1),
                 "peak_mb_after": round(proc_stats(pid)[0], 1)}  # fmt: skip
 
+    def stalled(self, n: int) -> dict:
+        """``n`` connections that send nothing, held 3 s: the vehicle's thread count meanwhile
+        (bounded: 8 handlers and their deadline timers), then a real post once they close."""
+        pid = self.trial.procs["uplink"].pid
+        base = proc_threads(pid)
+        socks = []
+        for _ in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", self.port))  # completes in the kernel's queue
+            socks.append(s)
+        peak, end = base, time.monotonic() + 3.0
+        while time.monotonic() < end:
+            peak = max(peak, proc_threads(pid))
+            time.sleep(0.02)
+        for s in socks:
+            s.close()
+        t = time.monotonic()
+        code = post(self.port, "/images/after-stall.tbx", self.seeds[5][1], False)
+        self.wait_drained()
+        return {"connections": n, "threads_before": base, "threads_peak": peak,
+                "post_after": code, "post_s": round(time.monotonic() - t, 2)}  # fmt: skip
+
     def waiting(self) -> int:
         return sum(1 for e in os.scandir(self.dropb) if e.is_file(follow_symlinks=False)
                    and not e.name.startswith(b".") and not e.name.endswith(b".tmp"))  # fmt: skip
@@ -320,6 +351,7 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=4, help="HTTP clients at once")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--big-posts", type=int, default=4, help="then this many 60 MiB posts at once")
+    p.add_argument("--stalled", type=int, default=200, help="then this many idle connections")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     t0, c0 = time.monotonic(), time.process_time()
@@ -338,6 +370,7 @@ def main() -> int:
                       f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)  # fmt: skip
         wall = time.monotonic() - t0
         big = run.big_posts(args.big_posts, 60) if args.big_posts else None
+        stalled = run.stalled(args.stalled) if args.stalled else None
         left = run.waiting()
         events = run.events()
         errors = run.trial.stop_all()
@@ -352,6 +385,7 @@ def main() -> int:
             "acked": events["acked"],
             "rejected_by_reason": dict(run.reasons.most_common()),
             "big_posts": big,
+            "stalled": stalled,
             "service_exits": len(run.exits),
             "left_in_folder": left,
             "stderr_at_stop": errors.strip()[-2000:],
