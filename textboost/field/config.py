@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from textboost.field.transport_config import TransportSection
 from textboost.field.udp import parse_host_port
 from textboost.protocol.config import LinkConfig
 from textboost.settings.budget import DEFAULT_BUDGET, Budget
@@ -83,7 +84,7 @@ class UplinkSection(StrictModel):
     state_db: Path
     event_log: Path
     bind: str = "0.0.0.0:0"
-    peer: str  # the ground service's downlink.listen, as seen from here
+    peer: str | None = None  # the ground's downlink.listen, as seen from here (not MAVLink)
     rate_bps: float | None = Field(None, gt=0)  # None: as fast as the network takes it
     duty_cycle: float = Field(1.0, gt=0, le=1)  # share of each period the radio may send
     duty_period_s: float = Field(60.0, gt=0)
@@ -109,7 +110,7 @@ class UplinkSection(StrictModel):
 class DownlinkSection(StrictModel):
     """The ground service: where it listens, what it writes, where its state lives."""
 
-    listen: str
+    listen: str | None = None  # UDP host:port (udp and ccsds transports; MAVLink: its endpoint)
     out_dir: Path
     state_db: Path
     event_log: Path
@@ -126,14 +127,38 @@ class DownlinkSection(StrictModel):
 
 class FieldConfig(StrictModel):
     link: LinkSettings = LinkSettings()
+    transport: TransportSection = TransportSection()
     uplink: UplinkSection | None = None
     downlink: DownlinkSection | None = None
+
+    @model_validator(mode="after")
+    def _addresses(self) -> FieldConfig:
+        if self.transport.kind != "mavlink":  # UDP datagrams: the addresses are needed
+            if self.uplink is not None and self.uplink.peer is None:
+                raise ValueError(
+                    f"expected uplink.peer (host:port) with transport {self.transport.kind}"
+                )
+            if self.downlink is not None and self.downlink.listen is None:
+                raise ValueError(
+                    f"expected downlink.listen (host:port) with transport {self.transport.kind}"
+                )
+        return self
 
     def link_config(self, source: str = "field.yaml") -> LinkConfig:
         """The protocol config, the key read from ``link.key_file``.
 
         Raises: ConfigError naming the key file or the link field."""
-        return self.link.link_config(f"{source}: link")
+        s = self.link
+        changes = {}
+        limit = self.transport.mtu_bytes  # the protocol's MTU follows from the transport
+        if limit is not None and s.mtu_bytes > limit:
+            if "mtu_bytes" in s.model_fields_set:
+                raise ConfigError(
+                    f"{source}: link.mtu_bytes: {s.mtu_bytes} is more than one "
+                    f"{self.transport.kind} message carries ({limit}); set {limit} or less"
+                )
+            changes["mtu_bytes"] = limit
+        return s.link_config(f"{source}: link", **changes)
 
 
 def _resolve(doc: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -143,10 +168,14 @@ def _resolve(doc: dict[str, Any], base: Path) -> dict[str, Any]:
         "codec": ("model", "onnx_dir"),
         "uplink": ("drop_dir", "state_db", "event_log"),
         "downlink": ("out_dir", "state_db", "event_log", "tiles"),
+        "mavlink": ("signing_key_file",),
     }
     subs = [("link", doc.get("link")), ("uplink", doc.get("uplink")),
             ("downlink", doc.get("downlink"))]  # fmt: skip
     subs += [("codec", s.get("codec")) for _, s in subs[1:] if isinstance(s, dict)]
+    transport = doc.get("transport")
+    if isinstance(transport, dict):
+        subs.append(("mavlink", transport.get("mavlink")))
     for section, sub in subs:
         if not isinstance(sub, dict):
             continue
