@@ -29,6 +29,7 @@ from textboost.field.config import load_field_config  # noqa: E402
 from textboost.settings.load import ConfigError  # noqa: E402
 from textboost.train.stage1 import TrainConfig  # noqa: E402
 from textboost.train.stage2 import Stage2Config  # noqa: E402
+from textboost.train.stage2_words import WordStage2Config  # noqa: E402
 
 HOSTILE = ["yes", "no", ".inf", "-.inf", ".nan", "-1", "0", "1e309", "~", "[]", "{}",
            "'../../../../etc/passwd'", "['../../etc/passwd']", "x" * 10_000,
@@ -40,7 +41,10 @@ def _loader(path: Path):
         return load_scenario
     if path.name.startswith("field"):
         return load_field_config
-    return Stage2Config.from_file if path.name.startswith("stage2") else TrainConfig.from_file
+    if path.name.startswith("stage2"):
+        words = "block: words" in path.read_text()
+        return WordStage2Config.from_file if words else Stage2Config.from_file
+    return TrainConfig.from_file
 
 
 def mutate(text: str, rng: random.Random) -> str:

@@ -11,8 +11,11 @@ from tests.helpers import ROOT
 
 TOPS = ("textboost", "uplink", "downlink", "link_sim", "export")
 # codec <-> text and codec <-> fusion: the codec package still composes the method (spotting
-# in encode_to_budget, render and fuse in decode); docs/architecture.md, "still to do"
-KNOWN_TIES = {("textboost.codec", "textboost.text"), ("textboost.codec", "textboost.fusion")}
+# in encode_to_budget, render and fuse in decode); eval <-> train: the word cache reads
+# eval.text_gt, the evaluation draws train.synth_text's scenes. docs/architecture.md,
+# "still to do"
+KNOWN_TIES = {("textboost.codec", "textboost.text"), ("textboost.codec", "textboost.fusion"),
+              ("textboost.eval", "textboost.train")}  # fmt: skip
 
 
 def _unit(module: str) -> str | None:

@@ -26,6 +26,7 @@ from textboost.settings.link import LinkSettings
 from textboost.settings.load import MAX_DEPTH, ConfigError, parse_yaml, read_yaml, validate
 from textboost.train.stage1 import TrainConfig
 from textboost.train.stage2 import Stage2Config
+from textboost.train.stage2_words import WordStage2Config
 
 RESCUE = yaml.safe_load((ROOT / "scenarios/rescue.yaml").read_text())
 
@@ -35,7 +36,8 @@ def _loader_of(path: Path):
     if path.name.startswith("field"):
         return load_field_config
     if path.name.startswith("stage2"):
-        return Stage2Config.from_file
+        words = read_yaml(path, "stage-2 settings").get("block") == "words"
+        return WordStage2Config.from_file if words else Stage2Config.from_file
     return TrainConfig.from_file
 
 
