@@ -60,7 +60,7 @@ from textboost.codec.rate import check_bpp, check_bpp_budget, check_max_bytes, c
 from textboost.codec.refine import check_effort, refine_analysis, refine_to_budget, torch_net
 from textboost.codec.weights import ModelFile, fusion_path
 from textboost.text.filter import TextFilter, select_words
-from textboost.text.payload import decode_words, encode_words
+from textboost.text.payload import decode_words, encode_words, quantise_words
 from textboost.text.words import Word
 
 if TYPE_CHECKING:
@@ -200,9 +200,18 @@ class Codec:
         return self._spotter
 
     def spot(self, img: np.ndarray) -> list[Word]:
-        """The words this codec's sender would carry for an RGB image (spotted, filtered)."""
+        """The words this codec's sender would carry for an RGB image: spotted, filtered,
+        and (``text_filter.style``) each with the rendering that best fits its glyphs in
+        ``img``, fitted to the quad as the receiver will read it."""
         h, w = img.shape[:2]
-        return select_words(self.spotter.spot(img), w, h, self.text_filter)
+        words = select_words(self.spotter.spot(img), w, h, self.text_filter)
+        if self.text_filter.style and words:
+            from textboost.text.match import match_words
+
+            words = match_words(
+                img, quantise_words(words, w, h), colours=self.text_filter.colours
+            )
+        return words
 
     def analyse(
         self,
