@@ -33,6 +33,7 @@ from textboost.cli import (
     epoch_from_args,
     fail,
     loader_from_args,
+    printable,
     prog_name,
 )
 from textboost.field.transport_args import add_transport_arguments, link_mtu, transport_from_args
@@ -249,7 +250,7 @@ def _decode(args) -> int:
             f"({args.device})"
         )
         if words:
-            print(f"  text: {' | '.join(w['text'] for w in words)}")
+            print(printable(f"  text: {' | '.join(w['text'] for w in words)}"))
     return 0
 
 
@@ -300,13 +301,14 @@ def _receive(args) -> int:
     else:
         for r in results:
             psnr = f"{r['psnr_db']:.2f} dB" if r["psnr_db"] is not None else ""
-            print(
+            print(printable(
                 f"bundle {r['bundle_id']:>5}  {'complete' if r['complete'] else 'partial ':8}  "
                 f"groups {r['groups_delivered']:>2}  {r['bytes_delivered']:>7} B  "
                 f"{r['png_path'] or r['error'] or ''}  {psnr}"
-            )
+            ))  # fmt: skip
             if r["words"]:
-                print(f"              text: {' | '.join(w['text'] for w in r['words'])}")
+                text = " | ".join(w["text"] for w in r["words"])
+                print(printable(f"              text: {text}"))
     return 0
 
 
@@ -356,4 +358,4 @@ def _print_text(t) -> None:
         words = f"unreadable text section ({t.error})"
     else:
         words = " | ".join(t.strings) if t.words else "(no words)"
-    print(f"bundle {t.bundle_id:>5}  text at {t.time_s:7.1f} s: {words}", flush=True)
+    print(printable(f"bundle {t.bundle_id:>5}  text at {t.time_s:7.1f} s: {words}"), flush=True)

@@ -273,3 +273,47 @@ def test_concurrent_large_posts_stream_in_bounded_memory(intake):
     for i, b in enumerate(bodies):
         got = (intake.drop.folder / f"b{i}.jpg").read_bytes()
         assert hashlib.sha256(got).digest() == hashlib.sha256(b).digest()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.binary(min_size=1, max_size=300), suffix=st.sampled_from([".jpg", ".tbx", ".x"]))
+def test_any_name_gets_an_answer_never_a_dropped_connection(tmp_path_factory, raw, suffix):
+    """Any bytes as a percent-encoded name: 201, 400 or 409, every time, no server error;
+    a 201 is the exact body under a name that is valid UTF-8."""
+    from urllib.parse import quote_from_bytes
+
+    folder = tmp_path_factory.mktemp("names")
+    server = HttpIntake("127.0.0.1", 0, DropFolder(folder), idle_timeout_s=2.0)
+    try:
+        path = quote_from_bytes(raw + suffix.encode(), safe="")
+        code = _post(server.port, path, b"body")
+        assert code in (201, 400, 409), code
+        assert server.server.errors == 0
+        written = list(folder.iterdir())
+        if code == 201:
+            (only,) = written
+            assert only.read_bytes() == b"body" and only.name == (raw + suffix.encode()).decode()
+        else:
+            assert written == []
+    finally:
+        server.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.binary(min_size=1, max_size=240))
+def test_any_drop_folder_name_is_taken_or_refused_with_a_reason(tmp_path_factory, raw):
+    folder = tmp_path_factory.mktemp("dropnames")
+    name = raw.replace(b"/", b"_").replace(b"\0", b"_").lstrip(b".") or b"x"
+    path = Path(os.fsdecode(os.path.join(os.fsencode(folder), name + b".tbx")))
+    path.write_bytes(b"not a tbx")
+    drop = DropFolder(folder)
+    assert drop.ready() == [] and drop.ready() == [path]  # stable over one poll
+    problem = drop.inspect(path)
+    try:
+        name.decode("utf-8")
+        utf8 = not any(c < 32 or c == 127 for c in name)
+    except UnicodeDecodeError:
+        utf8 = False
+    assert (problem is None) == utf8, problem
+    drop.reject(path)
+    assert os.listdir(folder) == ["rejected"]

@@ -38,6 +38,7 @@ from textboost.cli import (
     add_effort_argument,
     add_version,
     meta_from_args,
+    printable,
     prog_name,
 )
 from textboost.codec.container import BitstreamError, Container, section_name
@@ -272,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
                 for s in d["sections"]:
                     print(f"  {s['name']:<10} {s['bytes']:>8} bytes")
                 if d["capture"]:
-                    print("  capture    " + ", ".join(f"{k} {v}" for k, v in d["capture"].items()))
+                    capture = ", ".join(f"{k} {v}" for k, v in d["capture"].items())
+                    print(printable(f"  capture    {capture}"))
                 for w in d["words"]:
                     (x, y), *_ = w["quad"]
-                    print(f"  word at ({x:.0f}, {y:.0f}): {w['text']}")
+                    print(printable(f"  word at ({x:.0f}, {y:.0f}): {w['text']}"))
             return 0
         from textboost.codec.api import Codec
         from textboost.codec.image import load_image
@@ -345,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     except (BitstreamError, ValueError, FileNotFoundError, OSError, BackendUnavailable) as e:
         msg = str(e)
         prefix = "" if msg.startswith(str(current)) else f"{current}: "
-        print(f"error: {prefix}{msg}", file=sys.stderr)
+        print(printable(f"error: {prefix}{msg}"), file=sys.stderr)
         return 2
 
 

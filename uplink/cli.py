@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from textboost.cli import (
@@ -32,6 +33,7 @@ from textboost.cli import (
     fail,
     loader_from_args,
     meta_from_args,
+    printable,
     prog_name,
 )
 from textboost.field.transport_args import add_transport_arguments, link_mtu, transport_from_args
@@ -162,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         from textboost.field.serve import serve
         from uplink.service import UplinkService
 
+        # Pillow warns on stderr for each malformed EXIF tag it skips; the service's event
+        # log says what became of each file instead (a long run's stderr stays readable)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         return serve(PROG, args, "uplink", lambda c, src: UplinkService(c, source=src))
     return _send(args)
 
@@ -227,7 +232,7 @@ def _encode(args) -> int:
             f"{enc.encode_s:.2f} s on {args.backend} ({args.device})"
         )
         if words:
-            print(f"  text: {' | '.join(words)}")
+            print(printable(f"  text: {' | '.join(words)}"))
     return 0
 
 

@@ -16,6 +16,7 @@ SHA-256 and acknowledges them again) and nothing acknowledged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -183,7 +184,8 @@ class UplinkService:
             image_id = self.state.add(
                 path.name, sha, sidecar, enc.data, tbx_sha, enc.bpp, captured_t
             )
-            self.drop.taken(path, self.cfg.keep_sources)
+            with contextlib.suppress(OSError):  # queued; found at the next poll, handled there
+                self.drop.taken(path, self.cfg.keep_sources)
             self._queue(image_id, enc.data, now)
             self.log.write("encoded", image=image_id, bytes=len(enc.data),
                            bpp=round(enc.bpp, 5), sha256=tbx_sha)  # fmt: skip

@@ -62,7 +62,7 @@ from textboost.codec.rate import check_bpp, check_bpp_budget, check_max_bytes, c
 from textboost.codec.refine import check_effort, refine_analysis, refine_to_budget, torch_net
 from textboost.codec.weights import ModelFile, fusion_path
 from textboost.text.filter import TextFilter, select_words
-from textboost.text.payload import decode_words, encode_words
+from textboost.text.payload import decode_words, encode_words, quantise_words
 from textboost.text.words import Word
 
 if TYPE_CHECKING:
@@ -211,9 +211,18 @@ class Codec:
         return self._spotter
 
     def spot(self, img: np.ndarray) -> list[Word]:
-        """The words this codec's sender would carry for an RGB image (spotted, filtered)."""
+        """The words this codec's sender would carry for an RGB image: spotted, filtered,
+        and (``text_filter.style``) each with the rendering that best fits its glyphs in
+        ``img``, fitted to the quad as the receiver will read it."""
         h, w = img.shape[:2]
-        return select_words(self.spotter.spot(img), w, h, self.text_filter)
+        words = select_words(self.spotter.spot(img), w, h, self.text_filter)
+        if self.text_filter.style and words:
+            from textboost.text.match import match_words
+
+            words = match_words(
+                img, quantise_words(words, w, h), colours=self.text_filter.colours
+            )
+        return words
 
     def analyse(
         self,
@@ -477,12 +486,32 @@ class Codec:
             out = resize(out, hd.width, hd.height)
         if fusion is False or self.fusion is None:
             return out
+        if getattr(self.fusion, "kind", "paper") == "words":  # around the words only
+            return self._fuse_words(data, out)
         guidance = self.guidance(data, hd.width, hd.height).map
         if hasattr(self.fusion, "fuse"):  # an exported block (textboost.codec.exported)
             return self.fusion.fuse(out, guidance)
         from textboost.fusion.runtime import apply_fusion
 
         return apply_fusion(self.fusion, out, guidance)
+
+    def _fuse_words(self, data: bytes, decoded: np.ndarray) -> np.ndarray:
+        """The word fusion block in tiles around the carried words (torch or exported);
+        an unreadable text section is a TextWarning and the codec's own picture."""
+        import warnings
+
+        from textboost.text.payload import read_words
+        from textboost.text.render import TextWarning
+
+        h, w = decoded.shape[:2]
+        words, problem = read_words(Container.parse(data).text, w, h)
+        if problem:
+            warnings.warn(problem, TextWarning, stacklevel=3)
+        if hasattr(self.fusion, "fuse_words"):  # an exported block (textboost.codec.exported)
+            return self.fusion.fuse_words(decoded, words)
+        from textboost.fusion.runtime import fuse
+
+        return fuse(self.fusion, decoded, words)
 
     def words(self, data: bytes) -> list[Word]:
         """The words a stream carries (its text section), in image pixels."""

@@ -56,7 +56,7 @@ class SqliteStore:
             aside = self._move_aside()
             raise StateError(
                 f"{self.path}: damaged state database ({problem}); moved to {aside.name}. "
-                "Its queue is not read: start again to begin with a new file"
+                "Nothing in it is read: start again to begin with a new file"
             )
         self.db = db
 
