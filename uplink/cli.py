@@ -249,7 +249,7 @@ def _verify(args) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _message(exc, args.image))
     r.pop("_decoded")
-    r["seconds"]["load"] = round(load_s, 4)
+    r["seconds"]["load"] = r["seconds_first_call"]["load"] = round(load_s, 4)
     if args.json:
         json.dump(r, sys.stdout, indent=1)
         sys.stdout.write("\n")
