@@ -31,6 +31,7 @@ import yaml
 from textboost.fusion.regions import pad_tile
 from textboost.fusion.word_block import WordFusionNet
 from textboost.fusion.word_inputs import INPUT_CHANNELS, estimate_styles, tile_inputs
+from textboost.settings.load import load
 from textboost.train.word_cache import (
     CacheItem,
     build_word_cache,
@@ -92,20 +93,8 @@ class WordStage2Config:
 
     @classmethod
     def from_file(cls, path: str | Path) -> WordStage2Config:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{path}: cannot read stage-2 config: {e}") from e
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of stage-2 settings")
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
-        try:
-            return cls(**data)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{path}: {e}") from e
+        """Raises: ConfigError (a ValueError), one line naming the file and the setting."""
+        return load(path, cls, "stage-2 settings")
 
     def fonts(self) -> list[Path]:
         from textboost.train.font_pool import discover_fonts
