@@ -5,7 +5,7 @@
 
 For every held-out cached image (never trained on: 1 in ``heldout_mod`` by name) and rate,
 each tile as the codec decoded it and as the block fused it (through the runtime's tile
-loop, carried style as the stream gives it, i.e. none for these version-0 streams): PSNR
+loop, each word with the style the sender's matcher picks on the original): PSNR
 inside the ground truth's care quads and inside the block's regions (squared errors
 pooled per set), and the spotter (``default_spotter``) on the tile, scored against the
 care words inside it (ICDAR E2E; detections touching no annotated word are ignored, since
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +26,17 @@ import torch
 
 from textboost.eval.text_gt import GtWord
 from textboost.eval.text_match import Counts, match_image
-from textboost.fusion.regions import Tile, region_weight
+from textboost.fusion.regions import Tile, region_weight, word_tiles
 from textboost.fusion.runtime import fuse
 from textboost.fusion.word_block import WordFusionNet
 from textboost.text.spotter import default_spotter
-from textboost.text.words import Word
-from textboost.train.stage2_words import WordStage2Config, split_files
-from textboost.train.word_cache import load_cached
+from textboost.train.stage2_words import (
+    HELDOUT_VARIANT,
+    WordStage2Config,
+    split_files,
+    style_variants,
+)
+from textboost.train.word_cache import CACHE_HALO, load_cached
 
 
 def _inside(words, shape) -> np.ndarray:
@@ -62,10 +67,15 @@ def main() -> None:
         c = load_cached(path)
         kind = "synth" if c.source.startswith("synth") else c.source.split(":")[0]
         care = [w for w, k in zip(c.gt, c.gt_care, strict=True) if k]
+        w, h = c.size
+        members = {(t.x0, t.y0, t.x1, t.y1): t.words for t in word_tiles(c.sent, w, h, CACHE_HALO)}
         for k, (x0, y0, x1, y1) in enumerate(c.tiles):
-            tile = Tile(int(x0), int(y0), int(x1), int(y1), ())
+            box = (int(x0), int(y0), int(x1), int(y1))
+            tile = Tile(*box, members[box])
             shift = np.array([tile.x0, tile.y0])
-            sent = [Word(w.quad - shift, w.text, w.score) for w in c.sent]
+            # as the product's sender carries them: each word with its matched style
+            styled = style_variants(c.originals[k], c.sent, tile)[HELDOUT_VARIANT]
+            sent = [replace(wd, quad=wd.quad - shift) for wd in styled]
             gt = [GtWord(w.quad - shift, w.text) for w in care
                   if (w.quad - shift).min() >= 0 and (w.quad - shift)[:, 0].max() <= x1 - x0
                   and (w.quad - shift)[:, 1].max() <= y1 - y0]  # fmt: skip
