@@ -125,3 +125,19 @@ def test_cache_of_one_real_image_round_trips(tmp_path):
     assert build_word_cache(tmp_path, [item], (0.06,), 480, log=lambda m: None)["made"] == 0
     samples = load_samples([tmp_path / f"{item.name}.npz"])
     assert len(samples) == len(c.tiles)
+
+
+def test_augmentation_moves_picture_inputs_and_mask_together():
+    from textboost.train.stage2_words import CropSampler
+
+    s = _samples(1)[0]
+    s.xt = s.x.copy()  # a perfect codec: x̃ must stay equal to x under every augmentation
+    s.text = (s.variants[2][-1] > 0.5).astype(np.uint8)  # the mask follows the region
+    sampler = CropSampler([s], np.random.default_rng(0), (0, 0, 1), augment=True)
+    for _ in range(6):
+        x, xt, inp, m = sampler.batch(4, 32)
+        assert torch.equal(x, xt)
+        assert torch.equal(m[:, 0] > 0, inp[:, -1] > 0.5)
+        assert set(inp[:, 5].unique().tolist()) <= {-1.0, 0.0, 1.0}
+        assert inp[:, 1:4].min() >= 0 and inp[:, 1:4].max() <= 1
+        assert torch.equal(inp[:, 1:4] * (1 - inp[:, 4:5]), torch.zeros_like(inp[:, 1:4]))
