@@ -67,7 +67,8 @@ class UplinkService:
         self.link = config.link_config(source)
         self.clock = clock
         self.pipeline = pipeline or EncodePipeline(
-            up.budget.policy(), None, up.codec.loader(f"{source}: uplink.codec", fusion=False),
+            up.budget.fixed_policy(), None,
+            up.codec.loader(f"{source}: uplink.codec", fusion=False),
             text=up.text,
         )
         self.log = EventLog(up.event_log, "uplink")
