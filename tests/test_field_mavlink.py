@@ -331,3 +331,12 @@ def test_field_services_over_mavlink(tmp_path):
     assert errors == ""
     audit = trial.audit()
     assert audit["lost"] == audit["duplicated"] == 0
+
+
+def test_example_mavlink_config_loads():
+    from tests.helpers import ROOT
+    from textboost.field.config import load_field_config
+
+    cfg = load_field_config(ROOT / "configs" / "field-mavlink.yaml")
+    assert cfg.transport.kind == "mavlink" and cfg.transport.mavlink.cap == 16000
+    assert cfg.link_config().mtu_bytes == 128 and cfg.uplink.peer is None

@@ -105,7 +105,7 @@ class CcsdsTransport(UdpTransport):
                 self.stats.foreign[reason] += 1
                 continue
             self.stats.frames_received += 1
-            frames.append(Datagram(frame, addr))  # answered once the protocol accepts it
+            frames.append(Datagram(frame, addr))  # answered once the protocol confirms it
         return frames
 
     def unwrap(self, data: bytes) -> tuple[bytes | None, str]:
