@@ -18,6 +18,7 @@ from textboost.protocol import LinkConfig
 from textboost.settings.budget import Budget
 from textboost.settings.link import LinkSettings
 from textboost.settings.load import ConfigError, StrictModel, parse_yaml, read_yaml, validate
+from textboost.settings.queue import EdgeQueue
 
 __all__ = [
     "SHIPPED_SETS_DIR",
@@ -63,17 +64,16 @@ class ImageSource(StrictModel):
         return self
 
 
-class SenderProfile(StrictModel):
+class SenderProfile(EdgeQueue):
+    """The modelled device: its encode times, and the edge-queue model (as ``field.yaml``'s
+    ``uplink``) with ``storage_bytes`` stated."""
+
     device: str
     backend: str
     encode_latency_s: dict[str, dict[str, NonNegFloat]] = Field(
         description="backend -> stage -> seconds per image"
     )
     storage_bytes: Annotated[int, Field(gt=0)]
-    drop_policy: Literal["oldest", "lowest_priority"] = "oldest"
-    max_in_flight: Annotated[int, Field(ge=1, le=1000)] = Field(
-        2, description="images handed to the protocol at once; the rest wait in storage"
-    )
 
     @model_validator(mode="after")
     def _backend_known(self) -> SenderProfile:

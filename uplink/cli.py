@@ -40,6 +40,7 @@ from textboost.cli import (
 )
 from textboost.field.transport_args import add_transport_arguments, link_mtu, transport_from_args
 from textboost.settings.budget import DEFAULT_BUDGET
+from textboost.settings.queue import DEFAULT_STORAGE_BYTES, EdgeQueue
 
 EXAMPLE = """example (field mode, UDP):
   python -m uplink send photos/ --to 192.0.2.10:9000 --max-bytes 1500 --rate-bps 9600 \\
@@ -100,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rate-bps", type=float,
                    help="pace the link at this on-air bit rate (with --mavlink: the cap on the "
                    "image traffic, MAVLink framing counted, so telemetry keeps the rest)")
-    s.add_argument("--storage-bytes", type=int, default=16 << 20)
+    queue = EdgeQueue.model_fields
+    s.add_argument("--storage-bytes", type=int, default=DEFAULT_STORAGE_BYTES,
+                   help=f"{queue['storage_bytes'].description} ({DEFAULT_STORAGE_BYTES})")
+    s.add_argument("--drop-policy", choices=["oldest", "lowest_priority"],
+                   default=queue["drop_policy"].default, help=queue["drop_policy"].description)
     s.add_argument(
         "--interval-s",
         type=float,
@@ -297,6 +302,7 @@ def _send(args) -> int:
         node = UplinkNode(
             config,
             storage_bytes=args.storage_bytes,
+            drop_policy=args.drop_policy,
             pipeline=EncodePipeline(
                 policy, cache, loader, text=not args.no_text, meta=not args.no_meta
             ),

@@ -20,6 +20,7 @@ from textboost.protocol.config import LinkConfig
 from textboost.settings.budget import DEFAULT_BUDGET, Budget
 from textboost.settings.link import LinkSettings
 from textboost.settings.load import ConfigError, StrictModel, read_yaml, validate
+from textboost.settings.queue import EdgeQueue
 
 __all__ = [
     "CodecSection",
@@ -76,8 +77,10 @@ class CodecSection(StrictModel):
         return loader
 
 
-class UplinkSection(StrictModel):
-    """The edge service: where images come in, where its state lives, how it sends."""
+class UplinkSection(EdgeQueue):
+    """The edge service: where images come in, where its state lives, how it sends; its
+    queue's limits (``storage_bytes``, ``drop_policy``, ``max_in_flight``) are the edge-queue
+    model's, a scenario's ``sender`` too."""
 
     drop_dir: Path  # a camera writes here (*.tmp then rename; see docs/field.md)
     intake: str | None = None  # loopback HTTP intake host:port (POST /images/NAME), None: off
@@ -88,7 +91,6 @@ class UplinkSection(StrictModel):
     rate_bps: float | None = Field(None, gt=0)  # None: as fast as the network takes it
     duty_cycle: float = Field(1.0, gt=0, le=1)  # share of each period the radio may send
     duty_period_s: float = Field(60.0, gt=0)
-    max_in_flight: int = Field(2, ge=1)
     budget: Budget = DEFAULT_BUDGET  # {max_bytes: N}, {bpp: B} or {rate: R}
     text: bool = True  # spot words and send them first
     poll_s: float = Field(0.5, gt=0)  # drop folder polling interval
