@@ -3,6 +3,7 @@
     pip install atheris          # benchmark-only (a binary wheel for CPython 3.11 on x86-64)
     python benchmarks/fuzz_frames.py --runs 1000000
     python benchmarks/fuzz_frames.py --runs 200000 -- -max_len=300   # extra libFuzzer flags
+    python benchmarks/fuzz_frames.py --runs 1000000 --fec-only       # the FEC links alone
 
 Every input picks a link configuration (with or without a key, CRC-16 or CRC-32, FEC on
 with each ARQ mode, or off) and one of five shapes: raw bytes; a compact header built from
@@ -13,8 +14,10 @@ the input chooses; or a frame of any kind (DATA PARITY EOF NAK FIN HELLO) encode
 the input's fields and payload, PARITY and NAK/FIN payloads often with a well-formed prefix
 (parity index and group size; the echoed epoch) before bytes of any length. The
 bytes go to ``decode_frame`` (may raise only ``ProtocolError``), to a long-lived
-``Receiver`` and ``Sender`` per configuration and a receiver that never got a HELLO (its
-store of held short frames is exercised) (may raise nothing), whose timers are fired
+``Receiver`` and ``Sender`` per configuration, a receiver that never got a HELLO (its
+store of held short frames is exercised) and, for frames of any kind, a new receiver that
+got only the HELLO (no earlier group or bundle of the input's choosing in the way) (may raise
+nothing), whose timers are fired
 and whose NAKs are polled. Checked after each input: ``Receiver.memory_bytes`` within
 ``receiver_memory_bytes``, open bundles within ``max_open_bundles``, the drop log bounded;
 per input no more than ``--slow-s`` seconds (a hang; libFuzzer's own ``-timeout`` also
@@ -98,6 +101,7 @@ class State:
         self.max_held = [0] * len(CONFIGS)  # most fragment bytes a receiver held at once
         self.kinds = [[0] * len(KINDS) for _ in CONFIGS]  # structured frames made, per kind
         self.cpu0 = time.process_time()
+        self.structured = False  # the current input is a frame of shape 4
         self.fresh()
 
     def fresh(self) -> None:
@@ -119,7 +123,7 @@ def structured(fdp: atheris.FuzzedDataProvider, cfg: LinkConfig, pn: int) -> tup
     prefix = b""
     if fdp.ConsumeBool():
         if ftype is FrameType.PARITY:
-            prefix = bytes([fdp.ConsumeIntInRange(0, 3), fdp.ConsumeIntInRange(0, 5)])
+            prefix = bytes([fdp.ConsumeIntInRange(0, 2), fdp.ConsumeIntInRange(1, 5)])
         elif ftype in (FrameType.NAK, FrameType.FIN):
             prefix = (4).to_bytes(4, "big")  # the sender's epoch, echoed
     # room after the longest header (18 bytes), the tag and the FCS
@@ -142,6 +146,7 @@ def structured(fdp: atheris.FuzzedDataProvider, cfg: LinkConfig, pn: int) -> tup
 def build(fdp: atheris.FuzzedDataProvider, k: int, state: State) -> list[bytes]:
     cfg = CONFIGS[k]
     shape = fdp.ConsumeIntInRange(0, 4)
+    state.structured = shape == 4
     if shape == 4:  # a frame of any kind, fields and payload from the input
         state.pn += 1
         kind, data = structured(fdp, cfg, state.pn)
@@ -185,7 +190,17 @@ def make_target(state: State):
         cfg = CONFIGS[k]
         r, s = state.ends[k]
         now = float(state.n)
-        for frame in build(fdp, k, state):
+        frames = build(fdp, k, state)
+        if state.structured:  # also to a new receiver: no earlier group or bundle in the way
+            blank = Receiver(cfg, epoch=9)
+            blank.receive(SESSIONS[k][0], now)
+            for frame in frames:
+                blank.receive(frame, now)
+            blank.poll_transmit(now)
+            blank.handle_timeout(now + 1e6)
+            if not 0 <= blank.memory_bytes <= cfg.receiver_memory_bytes:
+                raise AssertionError(f"new receiver holds {blank.memory_bytes} bytes")
+        for frame in frames:
             with contextlib.suppress(ProtocolError):
                 decode_frame(frame, cfg, r.replay_state)
             r.receive(frame, now)
@@ -271,7 +286,11 @@ def main() -> None:
     p.add_argument("--max-growth-mb", type=float, default=8.0)
     p.add_argument("--tracemalloc", action="store_true",
                    help="measure the heap with tracemalloc (exact, about 2x slower)")
+    p.add_argument("--fec-only", action="store_true", help="only the links with FEC on")
     args, rest = p.parse_known_args()
+    if args.fec_only:
+        keep = [i for i, cfg in enumerate(CONFIGS) if cfg.fec]
+        CONFIGS[:], SESSIONS[:] = [CONFIGS[i] for i in keep], [SESSIONS[i] for i in keep]
     state = State(args.runs, args.slow_s, args.sample)
     state.max_growth_mb = args.max_growth_mb
     if args.tracemalloc:

@@ -1,6 +1,7 @@
 """Drives a :class:`~downlink.node.DownlinkNode` over any field transport
 (:mod:`textboost.field.transport`). NAK/FIN frames go back the way the transport answers
-(UDP: to whoever sent the latest frame; MAVLink: to the vehicle's id). Complete images are
+(UDP: to the sender of the latest frame the receiver accepted, never to junk; MAVLink: to
+the vehicle's id). Complete images are
 decoded on a worker thread, so a decode of a few seconds never stalls NAKs and FINs (the
 sender would time out and re-send). Times given to the node are seconds since :meth:`run`
 began.
@@ -92,9 +93,13 @@ class FieldDownlink:
 
     def _drain(self, t0: float) -> None:
         """Hand every waiting frame to the node; note when the last one came."""
+        rx = self.node.receiver
         for data in self.transport.receive():
             self._last_rx_s = now = self.clock() - t0
+            before = rx.stats.frames_received
             self.node.receive(data, now)
+            if rx.stats.frames_received != before:  # checked, authentic, new
+                self.transport.confirm(data)
 
     def close(self) -> None:
         self.transport.close()

@@ -118,7 +118,7 @@ class DownlinkService:
         self._latest: dict[_Key, int] = {}  # newest preview asked for, per bundle
         self._open: dict[_Key, _Open] = {}
         self._batch: list[tuple[int, int, bytes]] = []  # accepted frames not yet kept
-        self._window_epoch = replay.epoch
+        self._saved_window = replay  # the window as on disk
         self._restoring = True
         restored = 0
         if replay.epoch is not None:
@@ -309,24 +309,30 @@ class DownlinkService:
     # --- the loop -----------------------------------------------------------------------
 
     def _keep_frames(self) -> None:
+        """Keep the accepted frames of open bundles and the window, whenever it moved (EOFs
+        and HELLOs move it too): called before any NAK or FIN goes out, so a frame acted on
+        before a kill -9 is a replay after the restart, never answered twice."""
         st = self.rx.replay_state
-        if self._batch or st.epoch != self._window_epoch:
+        if self._batch or st != self._saved_window:
             self.state.save_frames(self._batch, st.to_bytes(), st.epoch)
             self._batch.clear()
-            self._window_epoch = st.epoch
+            self._saved_window = st
 
-    def receive(self, data: bytes, now: float) -> None:
+    def receive(self, data: bytes, now: float) -> bool:
         """One datagram: to the receiver; an accepted DATA/PARITY frame of a bundle still
-        under reassembly is kept for a restart."""
+        under reassembly is kept for a restart. Returns: whether the frame was accepted
+        (checked, authentic, new)."""
         before = self.rx.stats.frames_received
         events = self.rx.receive(data, now)
-        if self.rx.stats.frames_received != before:  # accepted: checked, authentic, new
+        accepted = self.rx.stats.frames_received != before
+        if accepted:
             info = frame_info(data)
             epoch = self.rx.replay_state.epoch  # an accepted frame's epoch is the window's
             keep = info.type in (FrameType.DATA, FrameType.PARITY) and epoch is not None
             if keep and not self.rx.is_complete(info.bundle_id, epoch):
-                self._batch.append((epoch, info.bundle_id, data))
+                self._batch.append((epoch, info.bundle_id, bytes(data)))
         self._on_events(events, now)
+        return accepted
 
     # the TimedNode interface for wait_and_fire
     def next_timer(self) -> float | None:
@@ -344,7 +350,8 @@ class DownlinkService:
 
         def drain() -> None:
             for data in t.receive():
-                self.receive(data, elapsed())
+                if self.receive(data, elapsed()):
+                    t.confirm(data)  # NAKs and FINs go to the sender of valid frames only
 
         if self.web is not None:
             self.web.start()

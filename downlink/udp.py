@@ -1,5 +1,5 @@
 """Real UDP receiver for field trials: :class:`~downlink.driver.FieldDownlink` over one UDP
-socket; NAK/FIN frames go back to the address the latest frame came from."""
+socket; NAK/FIN frames go back to the address of the latest frame the receiver accepted."""
 
 from __future__ import annotations
 

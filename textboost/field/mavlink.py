@@ -259,6 +259,9 @@ class MavlinkTransport:
             self.stats.wire_bytes_sent += n
         return n
 
+    def confirm(self, frame: bytes) -> None:
+        """Nothing to learn: the peer is the configured system/component id."""
+
     def wire_bytes(self, frame_len: int) -> int:
         return tunnel_wire_bytes(frame_len, self.signed)
 

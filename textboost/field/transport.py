@@ -12,7 +12,14 @@ cap its share of a radio shared with telemetry.
     t.select(0.05)                      # wait until a message may be waiting
     for frame in t.receive(): ...       # our frames only
     t.send(frame)                       # -> bytes on the air (0: not sent)
+    t.confirm(frame)                    # the protocol accepted a received frame
     t.tick(now)                         # periodic duties (MAVLink heartbeats)
+
+A ground station answers whoever its vehicle is, but only a frame that passed the
+protocol's checks (FCS, tag, replay window) says who that is: a UDP transport without a
+fixed peer answers the source of the last frame the driver confirmed
+(:meth:`~Transport.confirm`), never the sender of the latest datagram (which may be junk
+or a replay from anyone).
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ from typing import Protocol
 
 from textboost.field.udp import TokenBucket, UdpEndpoint
 
-__all__ = ["Transport", "TransportStats", "UdpTransport", "WireBucket", "check_mtu", "pace_rate"]
+__all__ = [
+    "Datagram",
+    "Transport",
+    "TransportStats",
+    "UdpTransport",
+    "WireBucket",
+    "check_mtu",
+    "pace_rate",
+]
 
 
 @dataclass(slots=True)
@@ -68,6 +83,8 @@ class Transport(Protocol):
     def receive(self) -> list[bytes]: ...
 
     def send(self, frame: bytes) -> int: ...
+
+    def confirm(self, frame: bytes) -> None: ...
 
     def wire_bytes(self, frame_len: int) -> int: ...
 
@@ -136,9 +153,20 @@ class _SelectOne:
         self._sel.close()
 
 
+class Datagram(bytes):
+    """A received frame that remembers its sender (``source``), for :meth:`Transport.confirm`."""
+
+    source: tuple[str, int]
+
+    def __new__(cls, data: bytes, source: tuple[str, int]) -> Datagram:
+        obj = super().__new__(cls, data)
+        obj.source = source
+        return obj
+
+
 class UdpTransport(UdpEndpoint):
-    """One frame per UDP datagram. ``peer``: where frames go (None: to whoever sent the
-    latest datagram, as a ground station answers its vehicle)."""
+    """One frame per UDP datagram. ``peer``: where frames go (None: to the source of the
+    last frame the driver confirmed valid, as a ground station answers its vehicle)."""
 
     name = "udp"
     mtu_bytes: int | None = None
@@ -157,12 +185,17 @@ class UdpTransport(UdpEndpoint):
     def receive(self) -> list[bytes]:
         out = []
         for data, addr in self.datagrams():
-            if not self.fixed_peer:
-                self.peer = addr
             self.stats.frames_received += 1
             self.stats.wire_bytes_received += len(data)
-            out.append(data)
+            out.append(Datagram(data, addr))
         return out
+
+    def confirm(self, frame: bytes) -> None:
+        """``frame`` (one :meth:`receive` returned) passed the protocol's checks: answer its
+        source from now on, unless the peer is fixed."""
+        source = getattr(frame, "source", None)
+        if not self.fixed_peer and source is not None:
+            self.peer = source
 
     def send(self, frame: bytes) -> int:
         if self.peer is None:
