@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textboost.field.transport import UdpTransport
+from textboost.field.transport import Datagram, UdpTransport
 
 __all__ = ["HEADER_BYTES", "IDLE_APID", "TIME_CODE_BYTES", "CcsdsSettings", "CcsdsTransport"]
 
@@ -104,10 +104,8 @@ class CcsdsTransport(UdpTransport):
             if frame is None:
                 self.stats.foreign[reason] += 1
                 continue
-            if not self.fixed_peer:
-                self.peer = addr  # answer whoever sent our peer's packets
             self.stats.frames_received += 1
-            frames.append(frame)
+            frames.append(Datagram(frame, addr))  # answered once the protocol confirms it
         return frames
 
     def unwrap(self, data: bytes) -> tuple[bytes | None, str]:

@@ -34,6 +34,7 @@ from textboost.text.style import (
     STRETCH_STEP,
     Style,
     ink_box,
+    ink_box_of,
     quantise_colour,
 )
 from textboost.text.words import Word, oriented_rect
@@ -47,7 +48,7 @@ GRID_INSET, GRID_STRETCH = (2, 6), (6, 10)
 # a border row (column) more than this share set is a rim or background, not glyphs (a
 # letter's stem at either end of a word can fill most of a column: columns need more)
 ROW_BAND, COL_BAND = 0.75, 0.95
-LIMITS = {"inset": (0, 15), "stretch": (0, 15), "dx": (-8, 7), "dy": (-8, 7)}
+LIMITS = {"inset": (0, 15), "stretch": (0, 15), "dx": (-8, 7), "dy": (-8, 7)}  # in order
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def otsu(gray: np.ndarray) -> float:
 def _soft_iou(mask: np.ndarray, target: np.ndarray) -> float:
     """Σ min / Σ max of the coverage and the binary target: the search's objective,
     smoother than the binary IoU over steps of a fraction of a pixel."""
-    m = np.clip(mask, 0.0, 1.0)
+    m = np.minimum(mask, 1.0)
     union = float(np.maximum(m, target).sum())
     return float(np.minimum(m, target).sum()) / union if union else 0.0
 
@@ -196,21 +197,19 @@ def _ink_extent(text_px: np.ndarray) -> tuple[float, float, float, float] | None
     return left + float(x0), top + float(y0), left + float(x1) + 1, top + float(y1) + 1
 
 
-def _style_for(extent, rw: float, rh: float, face: int, dark: bool) -> Style:
-    """The style whose ink box is nearest ``extent`` (rectangle-frame units)."""
+def _geometry(extent, rw: float, rh: float) -> tuple[int, int, int, int]:
+    """(inset, stretch, dx, dy) of the ink box nearest ``extent`` (rectangle units)."""
     x0, y0, x1, y1 = extent
     m = max(0.0, (rh - (y1 - y0)) / 2)
     inset = int(np.clip(round(m / rh * INSET_STEPS), 0, 15))
     m = inset * rh / INSET_STEPS
     factor = (x1 - x0) / max(1e-3, rw - 2 * m)
     step = SHIFT_STEP * rh
-    return Style(
-        face=face,
-        dark=dark,
-        inset=inset,
-        stretch=int(np.clip(round((factor - STRETCH_BASE) / STRETCH_STEP), 0, 15)),
-        dx=int(np.clip(round(((x0 + x1) / 2 - rw / 2) / step), -8, 7)),
-        dy=int(np.clip(round(((y0 + y1) / 2 - rh / 2) / step), -8, 7)),
+    return (
+        inset,
+        int(np.clip(round((factor - STRETCH_BASE) / STRETCH_STEP), 0, 15)),
+        int(np.clip(round(((x0 + x1) / 2 - rw / 2) / step), -8, 7)),
+        int(np.clip(round(((y0 + y1) / 2 - rh / 2) / step), -8, 7)),
     )
 
 
@@ -228,14 +227,15 @@ def match_word(img: np.ndarray, word: Word, colours: bool = False) -> Match | No
     targets = {True: dark, False: ~dark}
     weights = {k: v.astype(np.float32) for k, v in targets.items()}
     r = _Renderer(text, rw, rh, kx, ky, shape)
-    cache: dict[Style, float] = {}
+    # candidates as (dark, face, inset, stretch, dx, dy): cheaper to build than Styles
+    cache: dict[tuple, float] = {}
 
-    def score(st: Style) -> float:
-        if st not in cache:  # one render scores both polarities
-            m = r.style(st)
+    def score(c: tuple) -> float:
+        if c not in cache:  # one render scores both polarities
+            m = r.box(c[1], ink_box_of(*c[2:], rw, rh))
             for d in (True, False):
-                cache[replace(st, dark=d)] = -1.0 if m is None else _soft_iou(m, weights[d])
-        return cache[st]
+                cache[(d, *c[1:])] = -1.0 if m is None else _soft_iou(m, weights[d])
+        return cache[c]
 
     seeds = []
     for polarity in (True, False):
@@ -243,30 +243,30 @@ def match_word(img: np.ndarray, word: Word, colours: bool = False) -> Match | No
         if ext is None:
             continue
         ext = (ext[0] / kx, ext[1] / ky, ext[2] / kx, ext[3] / ky)
-        seeds += [_style_for(ext, rw, rh, f, polarity) for f in range(len(FACES))]
+        seeds += [(polarity, f, *_geometry(ext, rw, rh)) for f in range(len(FACES))]
     # and a coarse grid, for words whose extent the profile misjudges (rims, clutter)
     seeds += [
-        Style(face=f, dark=d, inset=i, stretch=s)
+        (d, f, i, s, 0, 0)
         for f in range(len(FACES))
         for i in GRID_INSET
         for s in GRID_STRETCH
         for d in (True, False)
     ]
-    starts = sorted(seeds, key=lambda st: -score(st))[:TOP_STARTS]
+    starts = sorted(seeds, key=lambda c: -score(c))[:TOP_STARTS]
     best = starts[0]
-    for st in starts:
+    for c in starts:
         improved = True
         while improved:
             improved = False
-            for name, (lo, hi) in LIMITS.items():
+            for k, (lo, hi) in enumerate(LIMITS.values(), start=2):
                 for delta in (-1, 1):
-                    v = getattr(st, name) + delta
-                    if lo <= v <= hi:
-                        cand = replace(st, **{name: v})
-                        if score(cand) > score(st) + 1e-9:
-                            st, improved = cand, True
-        if score(st) > score(best):
-            best = st
+                    if lo <= c[k] + delta <= hi:
+                        cand = (*c[:k], c[k] + delta, *c[k + 1 :])
+                        if score(cand) > score(c) + 1e-9:
+                            c, improved = cand, True
+        if score(c) > score(best):
+            best = c
+    best = Style(best[1], best[0], *best[2:])
     m = r.style(best)
     iou = 0.0 if m is None else _iou(m, targets[best.dark])
     if colours and m is not None:
