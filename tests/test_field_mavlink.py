@@ -392,3 +392,23 @@ def test_serial_endpoints_through_a_null_modem(tmp_path):
     for data in images.values():
         assert stored(tmp_path, data).read_bytes() == data
     assert g.stats.frames_received > 0 and not g.stats.foreign.get("bad_data")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--to", "127.0.0.1:9", "--mavlink", "udpout:127.0.0.1:9"], "one of them"),
+        (["--mavlink", "udp:nowhere"], "MAVLink endpoint 'udp:nowhere': expected udpin:"),
+        (["--mavlink", "udpout:127.0.0.1:9", "--mtu", "200"], "one mavlink message carries"),
+        (["--mavlink", "udpout:127.0.0.1:9", "--payload-type", "7"], "32768..65535"),
+    ],
+)
+def test_cli_transport_errors_are_one_line(tmp_path, capsys, argv, message):
+    from uplink.cli import main
+
+    (tmp_path / "a.tbx").write_bytes(tbx(np.random.default_rng(0)))
+    with pytest.raises(SystemExit) as e:
+        main(["send", str(tmp_path / "a.tbx"), *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
