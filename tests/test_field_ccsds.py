@@ -24,6 +24,7 @@ from spacepackets.ccsds.time.cds import CdsShortTimestamp
 
 from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
+from downlink.store import stored
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.ccsds import CcsdsSettings, CcsdsTransport
@@ -74,9 +75,8 @@ def test_images_in_space_packets_through_loss(tmp_path, time_code):
         rx.close()
         other.close()
         foreign.close()
-    for name, data in images.items():
-        bundle_id = edge.images[name].bundle_id
-        assert (tmp_path / f"bundle_{bundle_id:05d}.tbx").read_bytes() == data
+    for data in images.values():
+        assert stored(tmp_path, data).read_bytes() == data
     assert ground.bundles_complete == len(images)
     assert g.stats.foreign["apid"] == 1 and g.stats.foreign["short"] == 1
     assert 0 < g.lost_packets <= relay.lost["forward"]  # gaps in the sequence count
