@@ -338,6 +338,7 @@ def _send(args) -> int:
         "fec_bytes": st.fec_bytes,
         "retransmission_bytes": st.retransmission_bytes,
         "efficiency": round(st.efficiency, 4),
+        "transport": link.transport.stats.as_dict(),  # on-air bytes, foreign traffic refused
     }
     if args.manifest is not None:
         paths = {c.image_id: str(c.path.resolve()) for c in captures}
