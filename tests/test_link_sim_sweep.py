@@ -6,8 +6,8 @@ from __future__ import annotations
 import shutil
 
 from link_sim.codec_service import CodecService
-from link_sim.runner import run_scenario
 from link_sim.report import summarize
+from link_sim.runner import run_scenario
 from link_sim.scenario import load_scenario
 from link_sim.sweep import SweepPoint, _sources, plan_streams, run_point
 from tests.helpers import ROOT
