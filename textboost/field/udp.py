@@ -12,7 +12,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol, Self
+from typing import Protocol
 
 __all__ = ["TimedNode", "TokenBucket", "UdpEndpoint", "parse_host_port", "wait_and_fire"]
 
@@ -61,7 +61,7 @@ class UdpEndpoint:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> UdpEndpoint:
         return self
 
     def __exit__(self, *exc: object) -> None:
