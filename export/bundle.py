@@ -304,10 +304,9 @@ when complete (or POSTs it to http://127.0.0.1:8470/images/NAME.jpg); a sidecar
 `NAME.json` written before the image (`{{"time": ..., "lat": ..., "lon": ...}}`) or the
 photo's EXIF GPS gives each image its place and time. docs/deploy.md says more.
 
-Checked where the bundle was built: the install into a fresh Python 3.10 venv without torch
-and without constriction, `verify` on ONNX Runtime CPU, and an emulated aarch64 install
-(benchmarks/jetson_rehearsal.py). Not checked: a real Jetson, onnxruntime-gpu, TensorRT,
-and systemd running the unit.
+Checked where the bundle was built (x86_64): the install into a fresh Python 3.10 venv
+without torch and without constriction, and `verify` on ONNX Runtime CPU. Not checked: a
+real Jetson, onnxruntime-gpu, TensorRT, and systemd running the unit.
 """
 
 
