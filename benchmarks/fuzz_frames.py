@@ -3,15 +3,21 @@
     pip install atheris          # benchmark-only (a binary wheel for CPython 3.11 on x86-64)
     python benchmarks/fuzz_frames.py --runs 1000000
     python benchmarks/fuzz_frames.py --runs 200000 -- -max_len=300   # extra libFuzzer flags
+    python benchmarks/fuzz_frames.py --runs 1000000 --fec-only       # the FEC links alone
 
-Every input picks a link configuration (with or without a key, CRC-16 or CRC-32, FEC or
-not) and one of four shapes: raw bytes; a compact header built from the input's fields and
-sealed with a valid FCS and tag (what an insider holding the key could send: it reaches
-every parser past the checks); a real frame of a recorded session with a few bytes changed
-and re-sealed; or the recorded session's frames replayed in an order the input chooses. The
+Every input picks a link configuration (with or without a key, CRC-16 or CRC-32, FEC on
+with each ARQ mode, or off) and one of five shapes: raw bytes; a compact header built from
+the input's fields and sealed with a valid FCS and tag (what an insider holding the key
+could send: it reaches every parser past the checks); a real frame of a recorded session
+with a few bytes changed and re-sealed; the recorded session's frames replayed in an order
+the input chooses; or a frame of any kind (DATA PARITY EOF NAK FIN HELLO) encoded from
+the input's fields and payload, PARITY and NAK/FIN payloads often with a well-formed prefix
+(parity index and group size; the echoed epoch) before bytes of any length. The
 bytes go to ``decode_frame`` (may raise only ``ProtocolError``), to a long-lived
-``Receiver`` and ``Sender`` per configuration and a receiver that never got a HELLO (its
-store of held short frames is exercised) (may raise nothing), whose timers are fired
+``Receiver`` and ``Sender`` per configuration, a receiver that never got a HELLO (its
+store of held short frames is exercised) and, for frames of any kind, a new receiver that
+got only the HELLO (no earlier group or bundle of the input's choosing in the way) (may raise
+nothing), whose timers are fired
 and whose NAKs are polled. Checked after each input: ``Receiver.memory_bytes`` within
 ``receiver_memory_bytes``, open bundles within ``max_open_bundles``, the drop log bounded;
 per input no more than ``--slow-s`` seconds (a hang; libFuzzer's own ``-timeout`` also
@@ -19,9 +25,10 @@ applies). The Python heap is sampled every ``--sample`` inputs (tracemalloc with
 ``--tracemalloc``, else the interpreter's allocated blocks): its growth over the run is
 printed and must stay under ``--max-growth-mb``.
 
-Prints inputs run, wall time, the slowest input, the tracemalloc peak and growth, and
-each end's drop counters. Exit status 0 when every check held (libFuzzer reports a crash
-with the input that caused it, in a ``crash-*`` file).
+Prints inputs run, wall time and CPU time, the load average, the slowest input, the
+tracemalloc peak and growth, the structured frames made per kind and link, and each end's
+drop counters. Exit status 0 when every check held (libFuzzer reports a crash with the
+input that caused it, in a ``crash-*`` file).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import struct
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 try:
     import atheris
@@ -40,8 +48,17 @@ except ImportError:  # pragma: no cover - a benchmark-only dependency
     sys.exit("atheris is not installed: pip install atheris")
 
 with atheris.instrument_imports(include=["textboost.protocol"]):  # coverage of these only
-    from textboost.protocol import LinkConfig, ProtocolError, Receiver, Sender, decode_frame
-    from textboost.protocol.frames import seal
+    from textboost.protocol import (
+        Frame,
+        FrameType,
+        LinkConfig,
+        ProtocolError,
+        Receiver,
+        Sender,
+        decode_frame,
+        encode_frame,
+    )
+    from textboost.protocol.frames import Flag, seal
 
 KEY = bytes(range(32))
 CONFIGS = [
@@ -51,7 +68,12 @@ CONFIGS = [
                receiver_memory_bytes=16384, nak_timeout_s=1.0),
     LinkConfig(mtu_bytes=128, fec_k=3, fec_m=1, arq="none", max_bundle_bytes=4096,
                receiver_memory_bytes=16384),
+    LinkConfig(mtu_bytes=96, fec_k=2, fec_m=2, auth_key=KEY, max_bundle_bytes=4096,
+               receiver_memory_bytes=16384),
+    LinkConfig(mtu_bytes=64, fec_k=4, fec_m=1, crc_bits=16, arq="immediate",
+               max_bundle_bytes=4096, receiver_memory_bytes=16384, nak_timeout_s=1.0),
 ]
+KINDS = list(FrameType)
 RESET_EVERY = 20_000  # fresh ends now and then, so no input depends on a very old state
 
 
@@ -77,9 +99,13 @@ class State:
         self.slowest = 0.0
         self.heap: list[tuple[int, int]] = []  # (input, traced bytes)
         self.max_held = [0] * len(CONFIGS)  # most fragment bytes a receiver held at once
+        self.kinds = [[0] * len(KINDS) for _ in CONFIGS]  # structured frames made, per kind
+        self.cpu0 = time.process_time()
+        self.structured = False  # the current input is a frame of shape 4
         self.fresh()
 
     def fresh(self) -> None:
+        self.pn = 1 << 20  # structured frames' packet numbers: above the recorded sessions'
         self.ends = [(Receiver(cfg, epoch=8), Sender(cfg, epoch=4)) for cfg in CONFIGS]
         for (r, s), frames in zip(self.ends, SESSIONS, strict=True):
             r.receive(frames[0], 0.0)  # the HELLO: short-form headers decode from here on
@@ -89,9 +115,43 @@ class State:
         self.cold = [Receiver(cfg, epoch=9) for cfg in CONFIGS]
 
 
-def build(fdp: atheris.FuzzedDataProvider, k: int) -> list[bytes]:
+def structured(fdp: atheris.FuzzedDataProvider, cfg: LinkConfig, pn: int) -> tuple[int, bytes]:
+    """A frame of any kind from the input's fields, as a sender (or an insider) encodes it:
+    (kind index, bytes); a PARITY or NAK/FIN payload usually opens with a well-formed prefix."""
+    kind = fdp.ConsumeIntInRange(0, len(KINDS) - 1)
+    ftype = KINDS[kind]
+    prefix = b""
+    if fdp.ConsumeBool():
+        if ftype is FrameType.PARITY:
+            prefix = bytes([fdp.ConsumeIntInRange(0, 2), fdp.ConsumeIntInRange(1, 5)])
+        elif ftype in (FrameType.NAK, FrameType.FIN):
+            prefix = (4).to_bytes(4, "big")  # the sender's epoch, echoed
+    # room after the longest header (18 bytes), the tag and the FCS
+    room = cfg.mtu_bytes - 18 - (cfg.tag_bytes if cfg.auth_key else 0) - cfg.crc_bytes
+    n = fdp.ConsumeIntInRange(0, 8) if fdp.ConsumeBool() else fdp.ConsumeIntInRange(0, room)
+    payload = (prefix + fdp.ConsumeBytes(n))[:room]  # short ones often: rows below a prefix
+    frame = Frame(
+        type=ftype,
+        bundle_id=fdp.ConsumeIntInRange(0, 3),
+        segment=fdp.ConsumeIntInRange(0, 3),
+        index=fdp.PickValueInList([0, 1, 2, 3, 4, 5, 127, 128, 32767]),
+        flags=Flag(fdp.ConsumeIntInRange(0, 3)),
+        payload=payload,
+        epoch=4,
+        pn=pn,
+    )
+    return kind, encode_frame(frame, cfg, long=ftype is FrameType.HELLO or fdp.ConsumeBool())
+
+
+def build(fdp: atheris.FuzzedDataProvider, k: int, state: State) -> list[bytes]:
     cfg = CONFIGS[k]
-    shape = fdp.ConsumeIntInRange(0, 3)
+    shape = fdp.ConsumeIntInRange(0, 4)
+    state.structured = shape == 4
+    if shape == 4:  # a frame of any kind, fields and payload from the input
+        state.pn += 1
+        kind, data = structured(fdp, cfg, state.pn)
+        state.kinds[k][kind] += 1
+        return [data]
     if shape == 0:  # raw bytes
         return [fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, cfg.mtu_bytes + 8))]
     if shape == 1:  # a compact header of the input's choosing, sealed
@@ -130,7 +190,17 @@ def make_target(state: State):
         cfg = CONFIGS[k]
         r, s = state.ends[k]
         now = float(state.n)
-        for frame in build(fdp, k):
+        frames = build(fdp, k, state)
+        if state.structured:  # also to a new receiver: no earlier group or bundle in the way
+            blank = Receiver(cfg, epoch=9)
+            blank.receive(SESSIONS[k][0], now)
+            for frame in frames:
+                blank.receive(frame, now)
+            blank.poll_transmit(now)
+            blank.handle_timeout(now + 1e6)
+            if not 0 <= blank.memory_bytes <= cfg.receiver_memory_bytes:
+                raise AssertionError(f"new receiver holds {blank.memory_bytes} bytes")
+        for frame in frames:
             with contextlib.suppress(ProtocolError):
                 decode_frame(frame, cfg, r.replay_state)
             r.receive(frame, now)
@@ -178,18 +248,24 @@ def report(state: State) -> None:
     wall = time.perf_counter() - state.t0
     heap = state.heap or [(state.n, heap_bytes())]
     growth = (heap[-1][1] - heap[0][1]) / 1e6
-    print(f"inputs run: {state.n:,} in {wall:.1f} s ({state.n / wall:,.0f} per s); "
-          f"slowest input {state.slowest * 1e3:.1f} ms")
+    cpu = time.process_time() - state.cpu0
+    load = Path("/proc/loadavg").read_text().split()[0]
+    print(f"inputs run: {state.n:,} in {wall:.1f} s wall, {cpu:.1f} s CPU "
+          f"({state.n / wall:,.0f} per s); slowest input {state.slowest * 1e3:.1f} ms; "
+          f"load average {load}")
     how = "tracemalloc" if tracemalloc.is_tracing() else "allocated blocks x 64 B"
     peak = f"peak {tracemalloc.get_traced_memory()[1] / 1e6:.2f} MB, " if how[0] == "t" else ""
     print(f"python heap ({how}): {peak}growth from input {heap[0][0]:,} to {heap[-1][0]:,}: "
           f"{growth:+.2f} MB; max RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    for cfg, (r, _), held in zip(CONFIGS, state.ends, state.max_held, strict=True):
+    for cfg, (r, _), held, kinds in zip(CONFIGS, state.ends, state.max_held, state.kinds,
+                                         strict=True):  # fmt: skip
         drops = {k.removeprefix("dropped_"): v for k, v in vars_of(r.stats).items()
                  if k.startswith("dropped_") and v}
+        made = ", ".join(f"{t.name} {n:,}" for t, n in zip(KINDS, kinds, strict=True))
         print(f"  mtu {cfg.mtu_bytes} crc {cfg.crc_bits} key {cfg.auth_key is not None} "
-              f"fec {cfg.fec_k}+{cfg.fec_m}: receiver (since last reset) drops {drops}, "
+              f"fec {cfg.fec_k}+{cfg.fec_m} arq {cfg.arq}: structured frames {made}; "
+              f"receiver (since last reset) drops {drops}, "
               f"held at most {held} B of {cfg.receiver_memory_bytes}")
     if growth > state.max_growth_mb:
         print(f"FAIL: heap grew {growth:.2f} MB > {state.max_growth_mb} MB")
@@ -210,7 +286,11 @@ def main() -> None:
     p.add_argument("--max-growth-mb", type=float, default=8.0)
     p.add_argument("--tracemalloc", action="store_true",
                    help="measure the heap with tracemalloc (exact, about 2x slower)")
+    p.add_argument("--fec-only", action="store_true", help="only the links with FEC on")
     args, rest = p.parse_known_args()
+    if args.fec_only:
+        keep = [i for i, cfg in enumerate(CONFIGS) if cfg.fec]
+        CONFIGS[:], SESSIONS[:] = [CONFIGS[i] for i in keep], [SESSIONS[i] for i in keep]
     state = State(args.runs, args.slow_s, args.sample)
     state.max_growth_mb = args.max_growth_mb
     if args.tracemalloc:

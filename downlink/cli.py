@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from textboost.cli import (
     OneLineArgumentParser,
@@ -30,12 +33,16 @@ from textboost.cli import (
     epoch_from_args,
     fail,
     loader_from_args,
+    printable,
     prog_name,
 )
+from textboost.field.transport_args import add_transport_arguments, link_mtu, transport_from_args
 
 EXAMPLE = """example (field mode, UDP):
   python -m downlink receive --port 9000 --out received/ --idle-timeout-s 60
   (on the edge: python -m uplink send photos/ --to <this host>:9000)
+  MAVLink (beside the autopilot's telemetry, e.g. from mavlink-router):
+  python -m downlink receive --mavlink udpin:0.0.0.0:14560 --out received/
   on a GPU ground station: add --backend onnxruntime --device cuda (or tensorrt)
 """
 
@@ -51,8 +58,9 @@ SERVE_EXAMPLE = """example (a field trial; configs/field.yaml runs on loopback):
   http://127.0.0.1:8080/ shows each image as its words and groups land)
 """
 
-DECODE_EXAMPLE = """example:
+DECODE_EXAMPLE = """examples:
   python -m downlink decode photo.tbx photo.png --backend onnxruntime
+  python -m downlink decode photo.tbx photo.png --mask photo.mask.png   (restored regions)
 """
 
 
@@ -72,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    r.add_argument("--port", type=int, required=True, help="UDP port to listen on")
+    r.add_argument("--port", type=int, help="UDP port to listen on (not with --mavlink)")
     r.add_argument("--bind", default="0.0.0.0", help="address to listen on (0.0.0.0)")
     r.add_argument("--out", type=Path, required=True, help="output folder")
     r.add_argument("--expect", type=int, help="stop after this many complete images")
@@ -94,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="machine-readable results")
     add_codec_arguments(r)
     add_link_arguments(r)
+    add_transport_arguments(r)
 
     d = sub.add_parser(
         "decode",
@@ -111,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the model's fusion block ships beside it)",
     )
     d.add_argument("--json", action="store_true", help="machine-readable result")
+    d.add_argument(
+        "--mask",
+        type=Path,
+        help="also write the restored-regions mask here (PNG, 8-bit): 0 where the picture is "
+        "the codec's own, in each word rectangle the fusion block drew the word's spotter "
+        "confidence (1..255 = 0..1)",
+    )
     add_codec_arguments(d)
 
     x = sub.add_parser(
@@ -179,6 +195,9 @@ def _decode(args) -> int:
     from PIL import Image
 
     from downlink.node import words_json
+    from textboost.codec.container import Container
+    from textboost.text.payload import read_words
+    from textboost.text.render import TextWarning
 
     try:
         data = args.input.read_bytes()
@@ -191,21 +210,35 @@ def _decode(args) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _one_line(exc))
     codec = loader()
+    fused = codec.fusion is not None and not args.no_fusion
     try:
-        img = codec.decode(data, groups=args.groups, fusion=False if args.no_fusion else None)
-        words = words_json(codec.words(data))
+        # The words never cost the picture: an unreadable text section or a word that
+        # cannot be drawn is a warning (TextWarning), and the image is written.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TextWarning)
+            img = codec.decode(data, groups=args.groups, fusion=False if args.no_fusion else None)
+            guidance = codec.guidance(data) if args.mask and fused else None
+        c = Container.parse(data)
+        words = words_json(read_words(c.text, c.header.width, c.header.height)[0])
     except (ValueError, OSError, RuntimeError) as exc:  # BitstreamError is a ValueError
         msg = _one_line(exc)
         fail(PROG, msg if msg.startswith(str(args.input)) else f"{args.input}: {msg}")
+    notes = list(
+        dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, TextWarning))
+    )
+    for note in notes:
+        print(f"{PROG}: warning: {args.input}: {note}", file=sys.stderr)
     try:
         Image.fromarray(img).save(args.output)
+        if args.mask:
+            mask = guidance.restored_mask() if fused else np.zeros(img.shape[:2], np.uint8)
+            Image.fromarray(mask).save(args.mask)
     except (OSError, ValueError) as exc:  # ValueError: an unknown image extension
-        fail(PROG, f"{args.output}: {_one_line(exc)}")
-    fused = codec.fusion is not None and not args.no_fusion
+        fail(PROG, f"{args.mask if args.mask else args.output}: {_one_line(exc)}")
     if args.json:
         json.dump(
             {"output": str(args.output), "width": img.shape[1], "height": img.shape[0],
-             "bytes": len(data), "fused": fused, "words": words,
+             "bytes": len(data), "fused": fused, "words": words, "text_warnings": notes,
              "backend": args.backend, "device": args.device},
             sys.stdout, indent=1,
         )  # fmt: skip
@@ -217,19 +250,22 @@ def _decode(args) -> int:
             f"({args.device})"
         )
         if words:
-            print(f"  text: {' | '.join(w['text'] for w in words)}")
+            print(printable(f"  text: {' | '.join(w['text'] for w in words)}"))
     return 0
 
 
 def _receive(args) -> int:
     prog = PROG
+    from downlink.driver import FieldDownlink
     from downlink.node import DownlinkNode
-    from downlink.udp import UdpDownlink
 
     try:
-        config = config_from_args(args)
-        if not 0 <= args.port < 65536:
+        if (args.port is None) == (args.mavlink is None):
+            raise ValueError("give --port PORT (UDP, CCSDS) or --mavlink ENDPOINT, one of them")
+        if args.port is not None and not 0 <= args.port < 65536:
             raise ValueError(f"--port {args.port}: expected 0..65535")
+        args.mtu_bytes = link_mtu(args)
+        config = config_from_args(args)
         references = {}
         if args.references is not None:
             try:
@@ -252,7 +288,8 @@ def _receive(args) -> int:
             on_text=None if args.json else _print_text,
             epoch=epoch_from_args(args),
         )
-        link = UdpDownlink(node, (args.bind, args.port))
+        bind = None if args.port is None else (args.bind, args.port)
+        link = FieldDownlink(node, transport_from_args(args, "downlink", bind, None))
     except (ValueError, OSError, RuntimeError) as exc:
         fail(prog, _one_line(exc))
     with link:
@@ -264,13 +301,14 @@ def _receive(args) -> int:
     else:
         for r in results:
             psnr = f"{r['psnr_db']:.2f} dB" if r["psnr_db"] is not None else ""
-            print(
+            print(printable(
                 f"bundle {r['bundle_id']:>5}  {'complete' if r['complete'] else 'partial ':8}  "
                 f"groups {r['groups_delivered']:>2}  {r['bytes_delivered']:>7} B  "
                 f"{r['png_path'] or r['error'] or ''}  {psnr}"
-            )
+            ))  # fmt: skip
             if r["words"]:
-                print(f"              text: {' | '.join(w['text'] for w in r['words'])}")
+                text = " | ".join(w["text"] for w in r["words"])
+                print(printable(f"              text: {text}"))
     return 0
 
 
@@ -320,4 +358,4 @@ def _print_text(t) -> None:
         words = f"unreadable text section ({t.error})"
     else:
         words = " | ".join(t.strings) if t.words else "(no words)"
-    print(f"bundle {t.bundle_id:>5}  text at {t.time_s:7.1f} s: {words}", flush=True)
+    print(printable(f"bundle {t.bundle_id:>5}  text at {t.time_s:7.1f} s: {words}"), flush=True)

@@ -15,6 +15,12 @@ quick-pic markers) for the photo and ``b-m-p-s-m`` (a spot-map marker) for each 
 library (pytak would add an asyncio framework for what is one ``sendto``); events go over
 UDP (unicast, or multicast: TAK's SA group is 239.2.3.1:6969) or a TCP stream to a TAK
 server's plain CoT port (8087 by default on TAK Server).
+
+Words and capture fields come from the air, so any character may be in them. XML 1.0 cannot
+carry the C0 controls but tab, newline and carriage return, U+FFFE/U+FFFF or lone surrogates
+(not even as character references): every text and attribute of a KML or CoT document, and
+every string of the GeoJSON, has those replaced by U+FFFD (:func:`xml_safe`), so one hostile
+word never makes an image's TAK event, or the whole KML export, unparseable.
 """
 
 from __future__ import annotations
@@ -41,10 +47,41 @@ __all__ = [
     "send_cot",
     "to_geojson",
     "to_kml",
+    "xml_safe",
 ]
 
 UNKNOWN_ERROR = "9999999.0"  # CoT's "not known" for ce/le and hae
 KML_NS = "http://www.opengis.net/kml/2.2"
+# what XML 1.0 cannot carry (its Char production's complement), surrogates included
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 cannot carry replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _safe_tree(root: ET.Element) -> ET.Element:
+    """Every text, tail and attribute of ``root``'s tree through :func:`xml_safe`."""
+    for el in root.iter():
+        if el.text:
+            el.text = xml_safe(el.text)
+        if el.tail:
+            el.tail = xml_safe(el.tail)
+        for k, v in el.attrib.items():
+            el.attrib[k] = xml_safe(v)
+    return root
+
+
+def _safe_json(value: Any) -> Any:
+    """Every string in a JSON value through :func:`xml_safe` (the same words as in KML)."""
+    if isinstance(value, str):
+        return xml_safe(value)
+    if isinstance(value, dict):
+        return {k: _safe_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_safe_json(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +202,7 @@ def to_geojson(images: Iterable[Delivered], base_url: str | None = None) -> dict
                 "properties": props,
             }
         )
-    return {"type": "FeatureCollection", "features": features}
+    return _safe_json({"type": "FeatureCollection", "features": features})
 
 
 def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
@@ -197,7 +234,7 @@ def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
             ET.SubElement(point, f"{{{KML_NS}}}altitudeMode").text = "absolute"
         coords = [c["lon"], c["lat"], c.get("alt_m", 0)]
         ET.SubElement(point, f"{{{KML_NS}}}coordinates").text = ",".join(map(str, coords))
-    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+    return ET.tostring(_safe_tree(root), encoding="unicode", xml_declaration=True)
 
 
 def _iso(t: datetime) -> str:
@@ -272,7 +309,7 @@ def _event(
                       remarks="decoded photo")  # fmt: skip
     if "heading_deg" in c:
         ET.SubElement(detail, "track", course=str(c["heading_deg"]), speed="0.0")
-    return ET.tostring(ev, encoding="utf-8", xml_declaration=True)
+    return ET.tostring(_safe_tree(ev), encoding="utf-8", xml_declaration=True)
 
 
 def parse_cot_url(url: str) -> tuple[str, str, int]:

@@ -1,6 +1,7 @@
 """``python -m downlink serve``: the ground node as a long-running service.
 
-It drives a :class:`~textboost.protocol.Receiver` (``fin_on_delivery=False``) over UDP,
+It drives a :class:`~textboost.protocol.Receiver` (``fin_on_delivery=False``) over the
+configured transport (UDP, MAVLink, CCSDS),
 answers with NAKs and FINs, and for each image:
 
 - the text section lands: ``out_dir/partial/eEPOCH_bBUNDLE.json`` with the words, a
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import selectors
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +41,8 @@ from textboost.codec.container import BitstreamError, Container, SectionKind
 from textboost.field.config import FieldConfig
 from textboost.field.durable import write_durably
 from textboost.field.eventlog import EventLog
-from textboost.field.udp import UdpEndpoint, parse_host_port, wait_and_fire
+from textboost.field.transport_config import open_transport
+from textboost.field.udp import parse_host_port, wait_and_fire
 from textboost.protocol import (
     BundleDelivered,
     Event,
@@ -117,7 +118,7 @@ class DownlinkService:
         self._latest: dict[_Key, int] = {}  # newest preview asked for, per bundle
         self._open: dict[_Key, _Open] = {}
         self._batch: list[tuple[int, int, bytes]] = []  # accepted frames not yet kept
-        self._window_epoch = replay.epoch
+        self._saved_window = replay  # the window as on disk
         self._restoring = True
         restored = 0
         if replay.epoch is not None:
@@ -132,8 +133,7 @@ class DownlinkService:
         for img in self.state.not_decoded():
             self._decode_final(img.sha256, img.name)
         self._t0 = clock()
-        self.peer: tuple[str, int] | None = None
-        self.ep = UdpEndpoint(parse_host_port(dn.listen), clock)  # bound now: fail early
+        self.transport = open_transport(config, "downlink", source)  # bound now: fail early
         self.web: LiveServer | None = None
         if web or dn.web:  # bound now too; serves from run()
             view = GroundView(self.out, dn.event_log, link_stats=lambda: receiver_figures(self.rx))
@@ -309,24 +309,30 @@ class DownlinkService:
     # --- the loop -----------------------------------------------------------------------
 
     def _keep_frames(self) -> None:
+        """Keep the accepted frames of open bundles and the window, whenever it moved (EOFs
+        and HELLOs move it too): called before any NAK or FIN goes out, so a frame acted on
+        before a kill -9 is a replay after the restart, never answered twice."""
         st = self.rx.replay_state
-        if self._batch or st.epoch != self._window_epoch:
+        if self._batch or st != self._saved_window:
             self.state.save_frames(self._batch, st.to_bytes(), st.epoch)
             self._batch.clear()
-            self._window_epoch = st.epoch
+            self._saved_window = st
 
-    def receive(self, data: bytes, now: float) -> None:
+    def receive(self, data: bytes, now: float) -> bool:
         """One datagram: to the receiver; an accepted DATA/PARITY frame of a bundle still
-        under reassembly is kept for a restart."""
+        under reassembly is kept for a restart. Returns: whether the frame was accepted
+        (checked, authentic, new)."""
         before = self.rx.stats.frames_received
         events = self.rx.receive(data, now)
-        if self.rx.stats.frames_received != before:  # accepted: checked, authentic, new
+        accepted = self.rx.stats.frames_received != before
+        if accepted:
             info = frame_info(data)
             epoch = self.rx.replay_state.epoch  # an accepted frame's epoch is the window's
             keep = info.type in (FrameType.DATA, FrameType.PARITY) and epoch is not None
             if keep and not self.rx.is_complete(info.bundle_id, epoch):
-                self._batch.append((epoch, info.bundle_id, data))
+                self._batch.append((epoch, info.bundle_id, bytes(data)))
         self._on_events(events, now)
+        return accepted
 
     # the TimedNode interface for wait_and_fire
     def next_timer(self) -> float | None:
@@ -340,38 +346,32 @@ class DownlinkService:
     def run(self, stop: threading.Event, max_s: float | None = None) -> None:
         """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""
         elapsed = lambda: self.clock() - self._t0  # noqa: E731
-        ep = self.ep
-        with selectors.DefaultSelector() as sel:
-            sel.register(ep.sock, selectors.EVENT_READ)
+        t = self.transport
 
-            def drain() -> None:
-                for data, addr in ep.datagrams():
-                    self.peer = addr
-                    self.receive(data, elapsed())
+        def drain() -> None:
+            for data in t.receive():
+                if self.receive(data, elapsed()):
+                    t.confirm(data)  # NAKs and FINs go to the sender of valid frames only
 
-            if self.web is not None:
-                self.web.start()
-            while not stop.is_set() and (max_s is None or elapsed() < max_s):
-                now = wait_and_fire(sel, self, elapsed, TICK_S, drain)
-                self._keep_frames()
-                for frame in self.rx.poll_transmit(now):
-                    if self.peer is None:
-                        break  # nobody to answer yet: the sender's EOF asks again
-                    try:
-                        ep.sock.sendto(frame, self.peer)
-                    except OSError:
-                        ep.send_errors += 1
-                self._collect_decoded()
-                drops = self.rx.take_drops()
-                if drops:
-                    with self.log_lock:
-                        self.log.drops(drops)
+        if self.web is not None:
+            self.web.start()
+        while not stop.is_set() and (max_s is None or elapsed() < max_s):
+            now = wait_and_fire(t, self, elapsed, TICK_S, drain)
+            self._keep_frames()
+            for frame in self.rx.poll_transmit(now):
+                t.send(frame)  # no peer yet, or lost: the sender's EOF asks again
+            t.tick(now)
+            self._collect_decoded()
+            drops = self.rx.take_drops()
+            if drops:
+                with self.log_lock:
+                    self.log.drops(drops)
         self._keep_frames()
 
     def close(self) -> None:
         if self.web is not None:
             self.web.close()
-        self.ep.close()
+        self.transport.close()
         self._worker.shutdown(wait=True, cancel_futures=True)
         self._cot.shutdown(wait=True)
         self._collect_decoded()

@@ -315,6 +315,8 @@ class GroundView:
         with self._lock:
             pts = [(i.key, i.capture["lat"], i.capture["lon"], [w["text"] for w in i.words])
                    for i in self.images.values() if i.capture and "lat" in i.capture]  # fmt: skip
+        pts = [p for p in pts if all(isinstance(v, float | int) and math.isfinite(v)
+                                     for v in p[1:3])]  # fmt: skip
         return _map_svg(pts, width, height, tiles)
 
 
@@ -339,10 +341,17 @@ def receiver_figures(rx: Any) -> dict[str, Any]:
     return out
 
 
+# Web Mercator's edge (the world is square there): positions beyond it are drawn on it
+MERC_LAT = math.degrees(math.atan(math.sinh(math.pi)))  # 85.0511...
+
+
+def _clamp_lat(lat: float) -> float:
+    return max(-MERC_LAT, min(MERC_LAT, lat))
+
+
 def _merc(lat: float, lon: float) -> tuple[float, float]:
     """Web Mercator in units of the world (0..1 both ways, y down)."""
-    lat = max(-85.05, min(85.05, lat))
-    s = math.sin(math.radians(lat))
+    s = math.sin(math.radians(_clamp_lat(lat)))
     return (lon + 180.0) / 360.0, 0.5 - math.log((1 + s) / (1 - s)) / (4 * math.pi)
 
 
@@ -363,9 +372,13 @@ def _map_svg(pts: list, width: int, height: int, tiles: bool) -> str:
     if not pts:
         return ("<svg id='map' class='tb-map' viewBox='0 0 640 60' width='100%'>"
                 "<text x='10' y='35'>no capture positions yet</text></svg>")  # fmt: skip
-    lats, lons = [p[1] for p in pts], [p[2] for p in pts]
+    # the box around the points as drawn (polar ones on the Mercator edge), never empty:
+    # at least `pad` tall and wide, so the scale below is finite
+    lats = [_clamp_lat(p[1]) for p in pts]
+    lons = [max(-180.0, min(180.0, p[2])) for p in pts]
     pad = max(0.002, 0.15 * max(max(lats) - min(lats), max(lons) - min(lons)))
-    lat0, lat1, lon0, lon1 = min(lats) - pad, max(lats) + pad, min(lons) - pad, max(lons) + pad
+    lat0, lat1 = _clamp_lat(min(lats) - pad), _clamp_lat(max(lats) + pad)
+    lon0, lon1 = min(lons) - pad, max(lons) + pad
     (x0, y1), (x1, y0) = _merc(lat0, lon0), _merc(lat1, lon1)
     scale = min(width / (x1 - x0), height / (y1 - y0))
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2

@@ -134,6 +134,14 @@ class _Stats:
         return {"max_abs": self.max, "mean_abs": self.sum / max(self.n, 1), "values": self.n}
 
 
+def _guidance_channels(block) -> int:
+    """The fusion graph's second input: the map (1) or the word block's inputs (7)."""
+    from textboost.fusion.word_block import WordFusionNet
+    from textboost.fusion.word_inputs import INPUT_CHANNELS
+
+    return INPUT_CHANNELS if isinstance(block, WordFusionNet) else 1
+
+
 def parity(net, fusion_block, paths: dict[str, Path], images: list[Path], seed: int = 0) -> dict:
     """Max / mean absolute error of each ONNX output against torch, on real images."""
     rng = np.random.default_rng(seed)
@@ -160,6 +168,11 @@ def parity(net, fusion_block, paths: dict[str, Path], images: list[Path], seed: 
                 if fusion_block is not None:
                     dec = np.clip(x_t, 0, 1).astype(np.float32)
                     g = _guidance(dec.shape[2], dec.shape[3], rng)[None, None]
+                    if _guidance_channels(fusion_block) > 1:  # the word block's inputs
+                        g = np.concatenate(
+                            [g, rng.random((1, _guidance_channels(fusion_block) - 1,
+                                            *g.shape[2:]), np.float32)], axis=1
+                        )  # fmt: skip
                     f_t = fusion_block(torch.from_numpy(dec), torch.from_numpy(g)).numpy()
                     f_o = sessions["fusion"].run(None, {"x": dec, "g": g})[0]
                     stats["fused"].add(f_t, f_o)
@@ -215,8 +228,9 @@ def export_onnx(
 
         block = load_fusion(fweights, model_id=model.model_id)
         paths["fusion"] = out / GRAPHS["fusion"]
+        gch = _guidance_channels(block)
         _export(
-            block, (torch.rand(1, 3, h, w), torch.rand(1, 1, h, w)), paths["fusion"],
+            block, (torch.rand(1, 3, h, w), torch.rand(1, gch, h, w)), paths["fusion"],
             ["x", "g"], ["fused"],
             {"x": {2: "H", 3: "W"}, "g": {2: "H", 3: "W"}, "fused": {2: "H", 3: "W"}}, opset,
         )  # fmt: skip
@@ -234,7 +248,7 @@ def export_onnx(
         }  # fmt: skip
         if block is not None:
             specs["fusion"] = (
-                block, (torch.rand(1, 3, h, w), torch.rand(1, 1, h, w)), ["x", "g"], ["fused"],
+                block, (torch.rand(1, 3, h, w), torch.rand(1, gch, h, w)), ["x", "g"], ["fused"],
                 {"x": {2: "H", 3: "W"}, "g": {2: "H", 3: "W"}, "fused": {2: "H", 3: "W"}},
             )  # fmt: skip
         for role, (module, args, ins, outs, axes) in specs.items():
@@ -259,7 +273,8 @@ def export_onnx(
         "sender": {"inputs": {"x": "1x3xHxW"},
                    "outputs": {"y": f"1x{m}x(H/16)x(W/16)", "z": f"1x{cz}x(H/64)x(W/64)"}},
         "receiver": {"inputs": {"y_hat": f"1x{m}xhxw"}, "outputs": {"x_hat": "1x3x(16h)x(16w)"}},
-        "fusion": {"inputs": {"x": "1x3xHxW", "g": "1x1xHxW"}, "outputs": {"fused": "1x3xHxW"}},
+        "fusion": {"inputs": {"x": "1x3xHxW", "g": f"1x{_guidance_channels(block)}xHxW"},
+                   "outputs": {"fused": "1x3xHxW"}},
     }  # fmt: skip
     meta = {
         "format": ONNX_FORMAT,
@@ -278,6 +293,7 @@ def export_onnx(
             for role, p in paths16.items()
         },
         "fusion_weights_sha256": sha256_file(fweights) if block is not None else None,
+        "fusion_block": "words" if _guidance_channels(block) > 1 else "paper",
         "parity": par,
         "parity_fp16": par16,
         "export_seconds": round(export_s, 2),

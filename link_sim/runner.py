@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +14,9 @@ from link_sim.html_report import write_html
 from link_sim.mission import Mission
 from link_sim.plots import plot_all, plot_sweep
 from link_sim.records import MissionResult
-from link_sim.report import report_dict, summarize, write_csv, write_json
+from link_sim.report import report_dict, write_csv, write_json
 from link_sim.scenario import Scenario, ScenarioError, image_paths, load_scenario
+from link_sim.sweep import SweepPoint, run_points
 
 __all__ = ["parse_params", "run_scenario", "run_sweep", "write_outputs"]
 
@@ -80,15 +79,6 @@ def parse_params(specs: list[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _sweep_point(
-    file: str, overrides: dict[str, str], runs: int, cache_dir: str, synthetic: bool
-) -> dict[str, Any]:
-    scenario = load_scenario(file, overrides)
-    codec = CodecService(Path(cache_dir), synthetic=synthetic)
-    results = run_scenario(scenario, codec, runs, progress=False)
-    return {"overrides": overrides, "summary": summarize(results)}
-
-
 def run_sweep(
     file: str,
     params: list[tuple[str, list[str]]],
@@ -100,44 +90,25 @@ def run_sweep(
     ray_address: str | None,
     out_dir: Path,
     on_point: Callable[[dict[str, Any]], None] | None = None,
+    codec: CodecService | None = None,
 ) -> tuple[list[dict[str, Any]], Path]:
-    """Every combination of the parameter values, in worker processes or on Ray."""
+    """Every combination of the parameter values, in worker processes or on Ray
+    (:mod:`link_sim.sweep`: each point carries its resolved scenario and the streams it
+    uses, encoded once for the whole sweep). Each point's result has ``encodes``: encoder
+    runs on its worker; ``codec.encodes`` counts those on the driver."""
     keys = [k for k, _ in params]
     grid = [dict(zip(keys, combo, strict=True)) for combo in
             itertools.product(*(v for _, v in params))]
-    for overrides in grid:  # validate every point before spending time on any
-        load_scenario(file, overrides)
-    args = [(file, o, runs, str(cache_dir), synthetic) for o in grid]
-    if ray_address is not None:
-        points = _run_on_ray(ray_address, args)
-    else:
-        # spawn, not fork: the parent may hold BLAS/torch threads, which fork can deadlock
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_sweep_point, *a) for a in args]
-            points = []
-            for f in tqdm(futures, unit="point", leave=False, desc="sweep", disable=None):
-                points.append(f.result())
-                if on_point:
-                    on_point(points[-1])
+    # every point resolved (and so validated) before time is spent on any
+    points = [SweepPoint(o, load_scenario(file, o), runs, synthetic) for o in grid]
+    codec = codec or CodecService(cache_dir, synthetic=synthetic)
+    results, _ = run_points(points, codec, workers=workers, ray_address=ray_address,
+                            on_point=on_point)  # fmt: skip
     import yaml
 
-    for p in points:
+    for p in results:
         p["value"] = yaml.safe_load(p["overrides"][keys[0]])
     out_dir.mkdir(parents=True, exist_ok=True)
     plot_path = out_dir / f"sweep_{keys[0].replace('.', '_')}.png"
-    plot_sweep(points, keys[0], plot_path)
-    return points, plot_path
-
-
-def _run_on_ray(address: str, args: list[tuple]) -> list[dict[str, Any]]:
-    try:
-        import ray
-    except ImportError:
-        raise ScenarioError(
-            "--ray needs the optional 'ray' package: pip install 'textboost-link[cluster]' "
-            "(or pip install ray), then pass the cluster address, e.g. --ray auto"
-        ) from None
-    ray.init(address=address)
-    remote = ray.remote(_sweep_point)
-    return ray.get([remote.remote(*a) for a in args])
+    plot_sweep(results, keys[0], plot_path)
+    return results, plot_path

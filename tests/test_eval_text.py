@@ -269,6 +269,28 @@ def test_cli_text_end_to_end_and_merge(tmp_path, capsys):
     grid = Image.open(out.with_suffix(".png"))
     assert grid.width > 190 + 4 * 64 and grid.height > 60
 
+    # the paper's block and a word block decode the same stream
+    import torch
+
+    from textboost.codec.weights import ModelFile
+    from textboost.fusion.runtime import save_fusion
+    from textboost.fusion.word_block import WordFusionNet
+
+    torch.manual_seed(0)
+    block = WordFusionNet((8, 8))
+    torch.nn.init.normal_(block.tail.weight, std=0.1)
+    wf = tmp_path / "w.fusion.safetensors"
+    save_fusion(block, wf, ModelFile.load(None).model_id)
+    rc = main([*common, "--entrants", "paper,words", "--word-fusion", str(wf), "--merge"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    summary = doc["datasets"]["toy"]["summary"]
+    assert summary["paper"][0]["bytes"] == summary["words"][0]["bytes"]
+    assert doc["entrants"]["words"]["settings"]["fusion_kind"] == "words"
+    assert doc["entrants"]["paper"]["settings"]["fusion_kind"] == "paper"
+    assert summary["words"][0]["text_psnr_db"] is not None
+    assert "words PSNR" in capsys.readouterr().out
+
 
 def test_cli_text_rejects_bad_arguments(tmp_path, capsys):
     from textboost.eval.cli import main

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+from textboost.codec import exact
 from textboost.codec.backends import load_torch_net
 from textboost.codec.exact import (
     RATE_MAX,
@@ -16,7 +22,9 @@ from textboost.codec.exact import (
     scale_of_level,
     step_q22,
 )
-from textboost.codec.params import ExactParams
+from textboost.codec.params import ExactParams, anchor_rows
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def test_step_table_matches_exp2_within_rounding():
@@ -114,3 +122,85 @@ def test_exact_path_is_batch_invariant(nets, codec):
     one = ex.hyper(z)
     many = ex.hyper(batch)
     assert np.array_equal(many[0], one[0]) and np.array_equal(many[2], one[0])
+
+
+def _plain_code_group(ex, k, hyper, y_prev, gain, symbols_for):
+    """The coding loop as first written: float64 products over every 3×3 tap and a zero
+    spatial context at the anchors (the reference the fast loop must equal exactly)."""
+    g = ex.groups[k]
+    start = sum(ex.groups[:k])
+    b, h, w, _ = hyper.shape
+    hyp = hyper[..., 2 * start : 2 * (start + g)]
+    step = step_q22(gain[start : start + g])
+
+    def full(conv, x, rows=None):
+        out = conv.matmul(conv.columns(x.astype(np.float64), rows))
+        return out if rows is not None else out.reshape(*x.shape[:3], -1)
+
+    ch = None
+    if k:
+        c0, c1 = ex.ch_ctx[k - 1]
+        ch = full(c1, full(c0, y_prev))
+    anchors = anchor_rows(b, h, w)
+    y_q = np.zeros((b, h, w, g), dtype=np.int64)
+    for rows in (anchors, ~anchors):
+        if rows is anchors:
+            sp = np.zeros((int(rows.sum()), 2 * g))
+        else:
+            sp = full(ex.sp_ctx[k], y_q, rows)
+        parts = [hyp[rows], sp] if ch is None else [hyp[rows], ch[rows], sp]
+        a0, a1 = ex.agg[k]
+        out = a1.matmul(a0.matmul(np.concatenate(parts, axis=1)))
+        mu, ls = out[:, :g].astype(np.int64), out[:, g:].astype(np.int64)
+        idx = scale_index(ls, gain[start : start + g])
+        y_q[rows] = dequantize_q6(mu, symbols_for(k, rows, mu, idx, step), step)
+    return y_q
+
+
+@pytest.mark.parametrize("spread", [1.0, 40.0])
+def test_fast_coding_loop_equals_the_plain_float64_loop(codec, kodim23, spread):
+    """float32 products where they are exact, four spatial taps, narrower anchor layer:
+    the same μ, σ index and ŷ as the plain loop. ``spread`` 40 scales the latents far
+    enough that the ŷ-input layers must fall back to float64."""
+    ex = codec.params
+    an = codec.analyse(kodim23[:192, :256], text=False)
+    rate_q = 40000
+    z_step = codec._z_step(rate_q)
+    z_hat = np.floor(an.z / (z_step * 2.0**-22) + 0.5).astype(np.int64)
+    hyper = codec._hyper(z_hat, z_step)
+    gain = exact.interp_gain_q6(codec.gain_anchors_q6, rate_q)
+    y = an.y * spread
+    starts = np.cumsum([0, *codec.cfg.groups])
+    seen: dict[str, list] = {"fast": [], "plain": []}
+    outs = {}
+    for name, loop in (("fast", ex.code_group), ("plain", None)):
+        y_q: list[np.ndarray] = []
+        for k in range(len(codec.cfg.groups)):
+            yk = y[..., starts[k] : starts[k + 1]]
+
+            def symbols(k, rows, mu, idx, step, yk=yk, log=seen[name]):
+                log.append((mu.copy(), idx.copy()))
+                u = (yk[rows] - mu * 2.0**-6) / (step * 2.0**-22)
+                return np.floor(u + 0.5).astype(np.int64)
+
+            prev = np.concatenate(y_q, axis=-1) if y_q else None
+            args = (k, hyper, prev, gain, symbols)
+            y_q.append(loop(*args) if loop else _plain_code_group(ex, *args))
+        outs[name] = np.concatenate(y_q, axis=-1)
+    assert np.array_equal(outs["fast"], outs["plain"])
+    for (mu_f, idx_f), (mu_p, idx_p) in zip(seen["fast"], seen["plain"], strict=True):
+        assert np.array_equal(mu_f, mu_p) and np.array_equal(idx_f, idx_p)
+    y_max = [np.abs(outs["plain"][..., a:b]).max() for a, b in itertools.pairwise(starts)]
+    f64 = [m * conv.l1_max >= 2**24 for m, conv in zip(y_max, ex.sp_cross, strict=True)]
+    assert any(f64) == (spread > 1)  # the float64 fallback really ran at spread 40
+
+
+def test_streams_match_the_pins_written_before_the_fast_loop(codec):
+    """Streams and decoded latents of three Kodak crops at three rates, byte for byte as
+    the float64 full-tap loop wrote them (tests/data/make_stream_pins.py)."""
+    meta = json.loads((DATA / "stream_pins.json").read_text())
+    assert meta["model_id"] == codec.model_id.hex()
+    spec = importlib.util.spec_from_file_location("pins", DATA / "make_stream_pins.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.pins(codec) == {k: list(v) for k, v in meta["streams"].items()}

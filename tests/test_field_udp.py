@@ -31,7 +31,7 @@ class LossyUplink(UdpUplink):
 
     def __init__(self, *args, loss: float, rng: np.random.Generator, **kw) -> None:
         super().__init__(*args, **kw)
-        real = self.sock
+        real = self.transport.sock
 
         class _Sock:
             def __getattr__(self, name):
@@ -41,7 +41,7 @@ class LossyUplink(UdpUplink):
                 if rng.random() >= loss:
                     real.sendto(data, addr)
 
-        self.sock = _Sock()
+        self.transport.sock = _Sock()
 
 
 @pytest.mark.parametrize("loss", [0.0, 0.2])

@@ -185,6 +185,7 @@ def test_shipped_stage2_configs_load():
     from tests.conftest import REPO
 
     paths = sorted((REPO / "configs").glob("stage2*.yaml"))
+    paths = [p for p in paths if "block: words" not in p.read_text()]  # test_stage2_words
     assert paths
     for p in paths:
         cfg = Stage2Config.from_file(p)

@@ -6,11 +6,14 @@ import json
 import math
 import re
 import urllib.request
+import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from downlink.cli import main
-from downlink.web import GroundView, LiveServer
+from downlink.web import GroundView, LiveServer, _map_svg
 from textboost.field.eventlog import EventLog
 
 
@@ -115,3 +118,49 @@ def test_lines_that_are_not_the_services_events_are_skipped(tmp_path):
                         '"epoch": 1, "bundle": 2, "t": 6}\n')
     view = GroundView(tmp_path / "out", log_path)
     assert view.refresh() == ["card:e1_b2", "map", "link"]
+
+
+def test_a_polar_photo_is_drawn_on_the_mercator_edge_and_the_page_answers(tmp_path):
+    """Issue 22 item 7: every located image beyond ±85.05° (one at 86°) made the map divide
+    by zero, and ``/`` and ``/map`` closed without a response."""
+    out, log_path = tmp_path / "received", tmp_path / "down.jsonl"
+    log = EventLog(log_path, "downlink")
+    _write_partial(out, "e1_b0", {"words": [{"text": "POLAR"}], "capture": {"lat": 86.0,
+                                                                             "lon": 10.0}})
+    log.write("text", epoch=1, bundle=0, words=["POLAR"])
+    view = GroundView(out, log_path)
+    view.refresh()
+    web = LiveServer(view, ("127.0.0.1", 0)).start()
+    try:
+        for part in ("", "map"):
+            with urllib.request.urlopen(f"{web.url}{part}", timeout=10) as r:
+                assert r.status == 200 and "class='tb-pos'" in r.read().decode()
+    finally:
+        web.close()
+    _check_map([("e1_b0", 86.0, 10.0, ["POLAR"])], tiles=True)
+
+
+def _check_map(pts: list, tiles: bool) -> None:
+    """The map is well-formed SVG with finite numbers and every point inside its box."""
+    svg = _map_svg(pts, 640, 360, tiles)
+    root = ET.fromstring(svg)
+    assert "nan" not in svg and "inf" not in svg
+    circles = [c for c in root.iter("circle")]
+    assert len(circles) == len(pts)
+    for c in circles:
+        assert -0.1 <= float(c.get("cx")) <= 640.1 and -0.1 <= float(c.get("cy")) <= 360.1
+    for img in root.iter("image"):
+        z, x, y = map(int, re.search(r"/tiles/(\d+)/(\d+)/(\d+)\.png", img.get("href")).groups())
+        assert 0 <= z <= 19 and 0 <= x < 2**z and 0 <= y < 2**z
+
+
+LAT = st.one_of(st.sampled_from([-90.0, -85.06, -85.05, 0.0, 85.05, 85.06, 86.0, 90.0]),
+                st.floats(-90, 90))  # fmt: skip
+LON = st.one_of(st.sampled_from([-180.0, -179.999, 0.0, 179.999, 180.0]), st.floats(-180, 180))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(LAT, LON), min_size=1, max_size=5), st.booleans())
+def test_any_positions_give_a_finite_map(positions, tiles):
+    pts = [(f"e1_b{i}", lat, lon, ["W"]) for i, (lat, lon) in enumerate(positions)]
+    _check_map(pts, tiles)

@@ -9,9 +9,12 @@ import threading
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
+from xml.dom import minidom
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from downlink import DownlinkNode
 from downlink.cli import main
@@ -21,6 +24,8 @@ from downlink.handoff import (
     load_delivered,
     parse_cot_url,
     send_cot,
+    to_geojson,
+    to_kml,
 )
 from textboost.capture import CaptureMeta
 from textboost.codec.container import Container, Header
@@ -161,3 +166,53 @@ def test_bad_cot_destination_is_named(url, received, capsys):
         main(["cot", str(received), "--to", url])
     assert e.value.code == 2
     assert url in capsys.readouterr().err
+
+
+# --- hostile words (issue 22 item 5) ------------------------------------------------------
+
+# any code point: C0 controls, U+FFFE/U+FFFF and lone surrogates included
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=12)
+XML_ILLEGAL = ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x0e", "\x1b", "\x1f", "\ufffe",
+               "\uffff", "\ud800", "\udfff"]  # fmt: skip
+
+
+def _parse_all(d: Delivered) -> None:
+    """Every document of ``d`` through real XML parsers (expat, as ElementTree and as a DOM)
+    and the GeoJSON through a strict UTF-8 JSON round trip."""
+    for doc in cot_events(d, WHEN, 600, "http://ground:8080/"):
+        ET.fromstring(doc)
+        minidom.parseString(doc)
+    kml = to_kml([d], "http://ground:8080/")
+    ET.fromstring(kml)
+    minidom.parseString(kml.encode("utf-8"))
+    geo = json.dumps(to_geojson([d]), ensure_ascii=False).encode("utf-8")
+    json.loads(geo.decode("utf-8"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(strings=st.lists(ANY_TEXT, max_size=4), time=ANY_TEXT, camera=ANY_TEXT)
+def test_every_handoff_document_parses_whatever_the_words(strings, time, camera):
+    capture = {"lat": 46.5, "lon": 6.6, "time": time, "camera": camera, "heading_deg": 1.0}
+    _parse_all(Delivered(3, capture, strings, Path("out/x.png"), name="e1_b3"))
+
+
+def test_control_characters_in_words_through_the_receiver_and_the_export(tmp_path):
+    """One word with each character XML 1.0 cannot carry, received by the real node: the
+    TAK events and the KML of that folder parse, the characters are replaced by U+FFFD."""
+    out = tmp_path / "rx"
+    words = [f"A{c}B" for c in XML_ILLEGAL if not 0xD800 <= ord(c) <= 0xDFFF]  # UTF-8 only
+    _receive(out, {1: (CaptureMeta(lat=46.5, lon=6.6), words)})
+    (d,) = load_delivered(out)
+    assert d.strings == words  # carried as they were
+    geo, kml = tmp_path / "out.geojson", tmp_path / "out.kml"
+    assert main(["export", str(out), "--geojson", str(geo), "--kml", str(kml)]) == 0
+    name = ET.fromstring(kml.read_text()).findtext(f"{KML}Document/{KML}Placemark/{KML}name")
+    assert name == " | ".join(["A\ufffdB"] * len(words))
+    assert json.loads(geo.read_text())["features"][0]["properties"]["strings"] == [
+        "A\ufffdB"
+    ] * len(words)
+    events = cot_events(d, WHEN)
+    assert len(events) == 1 + len(words)
+    for ev in events:
+        assert "A\ufffdB" in ET.fromstring(ev).findtext("detail/remarks")
+    _parse_all(Delivered(1, {"lat": 1.0, "lon": 2.0}, ["".join(XML_ILLEGAL)]))

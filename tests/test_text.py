@@ -86,7 +86,7 @@ def _section(body: bytes, method: int, bits: int = 11) -> bytes:
         (_section(b"\x05\x00", 0), "truncated at word 1 centre y"),
         (_section(b"\xff\xff\xff\xff\x01", 0), "word count varint longer"),
         (_section(bytes([0xFF, 0x03]), 0), "word count 511 exceeds"),
-        (bytes([4]) + b"\x00", "payload version 1"),
+        (bytes([8]) + b"\x00", "payload version 2"),
         (bytes([3]) + b"\x00", "compression method 3"),
         (_section(b"\x01\x00\x00\x02\x02\x00\x02\xff\xfe", 0), "not UTF-8"),
         (_section(b"\x01\x00\x00\x02\x02\x00\x01AB", 0), "1 unexpected bytes"),

@@ -2,7 +2,7 @@
 
     python -m textboost encode IN.png OUT.tbx (--rate R | --bpp B | --max-bytes N) [--no-text]
                                               [--psnr] [--progress]
-    python -m textboost decode IN.tbx OUT.png [--groups K] [--no-fusion]
+    python -m textboost decode IN.tbx OUT.png [--groups K] [--no-fusion] [--mask M.png]
     python -m textboost info IN.tbx [--json]     # sections, and the words carried
     python -m textboost eval DIR [--bpp B | --max-bytes N | --rate R] [--json]
                                               # bytes, bpp, PSNR, MS-SSIM per image, means
@@ -23,10 +23,14 @@ and the problem; arguments and images are checked before any work starts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from textboost.cli import (
     SearchProgress,
@@ -34,11 +38,13 @@ from textboost.cli import (
     add_effort_argument,
     add_version,
     meta_from_args,
+    printable,
     prog_name,
 )
 from textboost.codec.container import BitstreamError, Container, section_name
 from textboost.codec.exported import BackendUnavailable
 from textboost.text.payload import decode_words
+from textboost.text.render import TextWarning
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--groups", type=int, help="use only the first K y groups")
     d.add_argument(
         "--no-fusion", action="store_true", help="the codec's own output, without the fusion block"
+    )
+    d.add_argument(
+        "--mask",
+        help="also write the restored-regions mask here (PNG, 8-bit): 0 where the picture is "
+        "the codec's own, in each word rectangle the fusion block drew the word's spotter "
+        "confidence (1..255 = 0..1)",
     )
     i = sub.add_parser("info", help="describe a .tbx file")
     i.add_argument("input")
@@ -222,7 +234,12 @@ def info(data: bytes) -> dict:
         "bpp": 8 * len(data) / (h.width * h.height),
         "sections": sections,
         "words": [
-            {"text": w.text, "quad": [[round(v, 1) for v in p] for p in w.quad.tolist()]}
+            {
+                "text": w.text,
+                "quad": [[round(v, 1) for v in p] for p in w.quad.tolist()],
+                "score": round(w.score, 3),
+                "style": None if w.style is None else dataclasses.asdict(w.style),
+            }
             for w in decode_words(c.text, h.width, h.height)
         ],
         "capture": h.meta.to_json() if h.meta is not None else None,
@@ -256,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
                 for s in d["sections"]:
                     print(f"  {s['name']:<10} {s['bytes']:>8} bytes")
                 if d["capture"]:
-                    print("  capture    " + ", ".join(f"{k} {v}" for k, v in d["capture"].items()))
+                    capture = ", ".join(f"{k} {v}" for k, v in d["capture"].items())
+                    print(printable(f"  capture    {capture}"))
                 for w in d["words"]:
                     (x, y), *_ = w["quad"]
-                    print(f"  word at ({x:.0f}, {y:.0f}): {w['text']}")
+                    print(printable(f"  word at ({x:.0f}, {y:.0f}): {w['text']}"))
             return 0
         from textboost.codec.api import Codec
         from textboost.codec.image import load_image
@@ -305,15 +323,31 @@ def main(argv: list[str] | None = None) -> int:
 
             data = _read(args.input)
             codec = load_codec(fusion=False if args.no_fusion else None)
-            img = codec.decode(data, groups=args.groups)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", TextWarning)
+                img = codec.decode(data, groups=args.groups)
+                mask = None
+                if args.mask:
+                    fused = codec.fusion is not None and not args.no_fusion
+                    mask = (
+                        codec.guidance(data).restored_mask()
+                        if fused
+                        else np.zeros(img.shape[:2], np.uint8)
+                    )
+            notes = (str(w.message) for w in caught if issubclass(w.category, TextWarning))
+            for note in dict.fromkeys(notes):
+                print(f"warning: {args.input}: {note}", file=sys.stderr)
             current = args.output
             Image.fromarray(img).save(args.output)
+            if mask is not None:
+                current = args.mask
+                Image.fromarray(mask).save(args.mask)
             print(f"{args.output}: {img.shape[1]}x{img.shape[0]}")
         return 0
     except (BitstreamError, ValueError, FileNotFoundError, OSError, BackendUnavailable) as e:
         msg = str(e)
         prefix = "" if msg.startswith(str(current)) else f"{current}: "
-        print(f"error: {prefix}{msg}", file=sys.stderr)
+        print(printable(f"error: {prefix}{msg}"), file=sys.stderr)
         return 2
 
 

@@ -28,7 +28,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CaptureMeta", "MetaError", "capture_for", "from_exif", "from_sidecar", "parse_time"]
+__all__ = [
+    "MAX_SIDECAR_BYTES",
+    "CaptureMeta",
+    "MetaError",
+    "capture_for",
+    "from_exif",
+    "from_sidecar",
+    "parse_time",
+]
 
 TIME_ZERO = datetime(2024, 1, 1, tzinfo=timezone.utc)
 _TIME_BITS, _LAT_BITS, _LON_BITS, _ALT_BITS, _HDG_BITS, _CAM_BITS = 30, 24, 25, 16, 8, 8
@@ -36,6 +44,7 @@ _LAT_STEP = 180.0 / ((1 << _LAT_BITS) - 1)  # both poles representable
 _LON_STEP = 360.0 / (1 << _LON_BITS)  # wraps: -180 and 180 are one meridian
 _ALT_OFFSET = 1000
 _FIELDS = ("time", "position", "altitude", "heading", "camera")
+MAX_SIDECAR_BYTES = 64 << 10  # a sidecar JSON is a few hundred bytes; more is not one
 
 
 class MetaError(ValueError):
@@ -199,7 +208,10 @@ def capture_for(
     image_path: str | Path, overrides: dict[str, Any] | None = None, *, exif: bool = True
 ) -> CaptureMeta | None:
     """The record sent with an image: its EXIF, then the sidecar JSON's fields over it,
-    then ``overrides`` (the sender's ``--lat``/``--lon``/...; None values ignored)."""
+    then ``overrides`` (the sender's ``--lat``/``--lon``/...; None values ignored).
+
+    Raises: MetaError naming the file for EXIF that Pillow cannot parse (a block that is
+    not TIFF, a GPS date and time past year 9999) or a bad sidecar."""
     from PIL import Image
 
     kw: dict[str, Any] = {}
@@ -207,8 +219,10 @@ def capture_for(
         try:
             with Image.open(image_path) as im:
                 found = from_exif(im)
-        except OSError:
+        except (OSError, Image.DecompressionBombError):
             found = None  # the codec's own loader reports an unreadable image
+        except Exception as e:  # a malformed EXIF block, a GPS date past year 9999
+            raise MetaError(f"{image_path}: EXIF: unreadable ({type(e).__name__}: {e})") from None
         kw |= _set(found)
     kw |= _set(from_sidecar(image_path))
     kw |= {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -231,9 +245,11 @@ def from_sidecar(image_path: str | Path) -> CaptureMeta | None:
     side = Path(image_path).with_suffix(".json")
     if not side.is_file():
         return None
+    if (size := side.stat().st_size) > MAX_SIDECAR_BYTES:
+        raise MetaError(f"{side}: {size} bytes, more than the {MAX_SIDECAR_BYTES} byte limit")
     try:
         obj = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise MetaError(f"{side}: not a readable JSON sidecar ({e})") from None
     if isinstance(obj, dict) and "capture" in obj:
         obj = obj["capture"]

@@ -1,7 +1,7 @@
-"""Command-line helpers the project's CLIs share: one-line argparse errors, and the link
-protocol options of the field CLIs (``python -m uplink`` and ``python -m downlink`` must be
-started with equal link options). Defaults come from :class:`LinkConfig`, so the CLIs, the
-scenario schema and the protocol agree.
+"""Command-line helpers the project's CLIs share: one-line argparse errors, text made safe
+for a terminal, and the link protocol options of the field CLIs (``python -m uplink`` and
+``python -m downlink`` must be started with equal link options). Defaults come from
+:class:`LinkConfig`, so the CLIs, the scenario schema and the protocol agree.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,6 +27,7 @@ __all__ = [
     "fail",
     "loader_from_args",
     "meta_from_args",
+    "printable",
     "prog_name",
 ]
 
@@ -56,9 +58,30 @@ def add_version(parser: argparse.ArgumentParser) -> None:
 
 
 def fail(prog: str, message: str) -> NoReturn:
-    """Print a one-line error naming the bad input and exit with code 2."""
-    sys.stderr.write(f"{prog}: error: {message}\n")
+    """Print a one-line error naming the bad input (:func:`printable`) and exit with code 2."""
+    sys.stderr.write(f"{prog}: error: {printable(message)}\n")
     raise SystemExit(USAGE_ERROR)
+
+
+# control (C0, DEL, C1), format (bidi overrides and isolates, zero-width), surrogate, private
+# use, unassigned, line and paragraph separator
+_UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on an operator's terminal: words carried over the link (and
+    anything else from outside) may hold ESC or BEL sequences that retitle, recolour or
+    rewrite the screen, C1 controls, bidi overrides that reorder what is shown, or line
+    separators; those characters become Python-style escapes (``\\x1b``, ``\\u202e``) and
+    everything else, non-Latin scripts included, is left as it is."""
+    if text.isprintable():  # the common case: nothing to escape
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in _UNSAFE else c for c in text)
+
+
+def _escape(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
 
 
 def add_capture_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from textboost.cli import (
@@ -32,13 +33,17 @@ from textboost.cli import (
     fail,
     loader_from_args,
     meta_from_args,
+    printable,
     prog_name,
 )
+from textboost.field.transport_args import add_transport_arguments, link_mtu, transport_from_args
 
 EXAMPLE = """example (field mode, UDP):
   python -m uplink send photos/ --to 192.0.2.10:9000 --max-bytes 1500 --rate-bps 9600 \\
       --cache-dir cache/encode --manifest sent.json
   (on the ground: python -m downlink receive --port 9000 --out received/)
+  MAVLink, through the vehicle's mavlink-router, capped at 16 kbit/s of the radio:
+  python -m uplink send photos/ --mavlink udpout:127.0.0.1:14560 --rate-bps 16000
   on a Jetson, torch-free: add --backend onnxruntime --onnx-dir onnx/ --device cuda
 """
 
@@ -76,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("inputs", nargs="+", type=Path, help="image files, .tbx files or folders")
-    s.add_argument("--to", required=True, metavar="HOST:PORT", help="ground receiver")
+    s.add_argument("--to", metavar="HOST:PORT", help="ground receiver (UDP, CCSDS)")
     rate = s.add_mutually_exclusive_group()
     rate.add_argument("--rate", type=float, help="codec rate 0..1 (default 0.3)")
     rate.add_argument("--bpp", type=float, help="bits per pixel budget per image")
@@ -92,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="send no capture metadata (default: each image's EXIF and IMAGE.json sidecar)",
     )
     s.add_argument("--cache-dir", type=Path, help="encode cache directory")
-    s.add_argument("--rate-bps", type=float, help="pace the link at this bit rate")
+    s.add_argument("--rate-bps", type=float,
+                   help="pace the link at this on-air bit rate (with --mavlink: the cap on the "
+                   "image traffic, MAVLink framing counted, so telemetry keeps the rest)")
     s.add_argument("--storage-bytes", type=int, default=16 << 20)
     s.add_argument(
         "--interval-s",
@@ -105,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable summary")
     add_codec_arguments(s)
     add_link_arguments(s)
+    add_transport_arguments(s)
 
     e = sub.add_parser(
         "encode",
@@ -156,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         from textboost.field.serve import serve
         from uplink.service import UplinkService
 
+        # Pillow warns on stderr for each malformed EXIF tag it skips; the service's event
+        # log says what became of each file instead (a long run's stderr stays readable)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         return serve(PROG, args, "uplink", lambda c, src: UplinkService(c, source=src))
     return _send(args)
 
@@ -221,7 +232,7 @@ def _encode(args) -> int:
             f"{enc.encode_s:.2f} s on {args.backend} ({args.device})"
         )
         if words:
-            print(f"  text: {' | '.join(words)}")
+            print(printable(f"  text: {' | '.join(words)}"))
     return 0
 
 
@@ -267,15 +278,19 @@ def _message(exc: Exception, path: Path | None = None) -> str:
 
 def _send(args) -> int:
     prog = PROG
+    from textboost.field.udp import parse_host_port
     from uplink.cache import EncodeCache
+    from uplink.driver import FieldUplink
     from uplink.encode import EncodePipeline
     from uplink.node import UplinkNode
     from uplink.sources import Capture, FolderSource, PathListSource
-    from uplink.udp import UdpUplink, parse_host_port
 
     try:
+        if (args.to is None) == (args.mavlink is None):
+            raise ValueError("give --to HOST:PORT (UDP, CCSDS) or --mavlink ENDPOINT, one of them")
+        args.mtu_bytes = link_mtu(args)
         config = config_from_args(args)
-        remote = parse_host_port(args.to)
+        remote = None if args.to is None else parse_host_port(args.to)
         policy = _policy(args)
         captures: list[Capture] = []
         for path in args.inputs:
@@ -297,9 +312,13 @@ def _send(args) -> int:
             ),
             epoch=epoch_from_args(args),
         )
+        bind = ("0.0.0.0", 0) if remote is not None else None
+        link = FieldUplink(
+            node, transport_from_args(args, "uplink", bind, remote), rate_bps=args.rate_bps
+        )
     except (ValueError, OSError, RuntimeError) as exc:
         fail(prog, _message(exc))
-    with UdpUplink(node, remote, rate_bps=args.rate_bps) as link:
+    with link:
         finished = link.run(args.timeout_s, captures)
     st = node.sender.stats
     summary = {

@@ -2,8 +2,9 @@
 
 It takes images from the drop folder (and the loopback HTTP intake, :mod:`uplink.intake`),
 encodes them on a worker thread (:class:`~uplink.encode.EncodePipeline`; `.tbx` files pass
-through), queues them in SQLite (:mod:`uplink.state`) and sends them over UDP with an
-:class:`~uplink.node.UplinkNode`, paced to ``rate_bps`` and sending only in the ``on`` part of
+through), queues them in SQLite (:mod:`uplink.state`) and sends them with an
+:class:`~uplink.node.UplinkNode` over the configured transport (UDP, MAVLink, CCSDS), paced
+to ``rate_bps`` (and the transport's cap) and sending only in the ``on`` part of
 each duty-cycle period. Every step goes to the JSONL event log.
 
 Crash safety, in order: the epoch is incremented and durable before the first frame; an
@@ -15,8 +16,8 @@ SHA-256 and acknowledges them again) and nothing acknowledged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import selectors
 import threading
 import time
 from collections.abc import Callable
@@ -25,10 +26,13 @@ from pathlib import Path
 
 from textboost.field.config import FieldConfig
 from textboost.field.eventlog import EventLog
-from textboost.field.udp import TokenBucket, UdpEndpoint, parse_host_port, wait_and_fire
+from textboost.field.transport import WireBucket, pace_rate
+from textboost.field.transport_config import open_transport
+from textboost.field.udp import parse_host_port, wait_and_fire
 from textboost.protocol import BundleAcked, BundleFailed, Event
+from uplink.cache import file_sha256
 from uplink.encode import Encoded, EncodePipeline
-from uplink.intake import DropFolder, HttpIntake
+from uplink.intake import DropFolder, HttpIntake, shown
 from uplink.node import UplinkNode
 from uplink.state import UplinkState
 
@@ -69,7 +73,6 @@ class UplinkService:
         self.log = EventLog(up.event_log, "uplink")
         self.state = UplinkState(up.state_db)
         self.drop = DropFolder(up.drop_dir)
-        self.peer = parse_host_port(up.peer)
         self.intake: HttpIntake | None = None
         if up.intake is not None:
             self.intake = HttpIntake(*parse_host_port(up.intake), self.drop)
@@ -82,13 +85,20 @@ class UplinkService:
         )  # fmt: skip
         self._tbx: dict[str, bytes] = {}  # unacknowledged images (to retry a failed bundle)
         for q in self.state.pending():
-            self._queue(q.image_id, q.tbx, 0.0)
+            try:
+                if hashlib.sha256(q.tbx).hexdigest() != q.sha256:
+                    raise ValueError(f"its .tbx does not match its SHA-256 {q.sha256!r}")
+                self._queue(q.image_id, q.tbx, 0.0)
+            except (ValueError, TypeError) as exc:  # one damaged row never stops the rest
+                self.log.write("skipped", image=str(q.image_id), source=str(up.state_db),
+                               reason=f"{up.state_db}: row image_id={q.image_id!r}: {exc}; "
+                               "not sent, kept in the file")  # fmt: skip
         self._logged = 0  # submissions logged (entries of node.bundle_image)
         self._encoding: dict[Path, tuple[Future[Encoded], str, str | None, float]] = {}
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="encode")
+        self._refused: set[tuple[str, int, int]] = set()  # (name, size, mtime) not movable
         self._t0 = clock()
-        self.send_errors = 0
-        self.ep = UdpEndpoint(parse_host_port(up.bind, any_port=True), clock)  # fail early
+        self.transport = open_transport(config, "uplink", source)  # bound now: fail early
 
     def _queue(self, image_id: str, tbx: bytes, now: float) -> None:
         self._tbx[image_id] = tbx
@@ -97,24 +107,57 @@ class UplinkService:
     # --- intake -------------------------------------------------------------------------
 
     def _scan(self) -> None:
-        """Take the drop folder's complete files: skip what is already queued (a crash
-        after the commit, before the removal), hand the rest to the encode worker."""
+        """Take the drop folder's complete files: refuse what :meth:`DropFolder.inspect`
+        refuses, skip what is already queued (a crash after the commit, before the
+        removal), hand the rest to the encode worker. One file never stops the service:
+        whatever goes wrong with it is its ``rejected`` event."""
         for path in self.drop.ready():
             if path in self._encoding:
                 continue
-            try:
-                data = path.read_bytes()
-            except OSError:  # removed meanwhile; seen again if it comes back
-                continue
-            sha = hashlib.sha256(data).hexdigest()
-            if self.state.taken(path.name, sha) is not None:
-                self.drop.taken(path, self.cfg.keep_sources)
-                continue
             via = "http" if self.intake and self.intake.came_by_http(path.name) else "drop"
-            self.log.write("captured", image=path.name, bytes=len(data), source=via)
-            sidecar = self.drop.sidecar(path)
+            try:
+                if problem := self.drop.inspect(path):
+                    self._reject(path, f"{shown(str(path))}: {problem}")
+                    continue
+                sha = file_sha256(path)
+                if self.state.taken(path.name, sha) is not None:
+                    self.drop.taken(path, self.cfg.keep_sources)
+                    continue
+                self.log.write("captured", image=path.name, bytes=path.stat().st_size,
+                               source=via)  # fmt: skip
+                sidecar = self.drop.sidecar(path)
+            except FileNotFoundError:  # removed meanwhile; seen again if it comes back
+                continue
+            except Exception as exc:
+                self._reject(path, f"{shown(str(path))}: {type(exc).__name__}: {exc}")
+                continue
             future = self._worker.submit(self.pipeline.encode, path)
             self._encoding[path] = (future, sha, sidecar, time.time())
+
+    def _reject(self, path: Path, reason: str) -> None:
+        """Log the ``rejected`` event and move the file to ``rejected/``; a file that cannot
+        be moved stays, and is not logged again until it changes (``_refused``)."""
+        key = (path.name, *self._stat(path))
+        if key in self._refused:
+            return
+        source = shown(str(path))
+        self.log.write("rejected", image=shown(path.name), source=source,
+                       reason=" ".join(reason.split()))  # fmt: skip
+        try:
+            self.drop.reject(path)
+        except OSError as exc:
+            self._refused.add(key)
+            self.log.write("rejected", image=shown(path.name), source=source,
+                           reason=f"{shown(str(path))}: cannot move it to rejected/ ({exc}); "
+                           "left in place and ignored until it changes")  # fmt: skip
+
+    @staticmethod
+    def _stat(path: Path) -> tuple[int, int]:
+        try:
+            st = path.lstat()
+        except OSError:
+            return (-1, -1)
+        return (st.st_size, st.st_mtime_ns)
 
     def _store_encoded(self, now: float) -> None:
         for path, (future, sha, sidecar, captured_t) in list(self._encoding.items()):
@@ -128,17 +171,21 @@ class UplinkService:
                         f"{path.name}: {len(enc.data)} bytes, more than link.max_bundle_bytes "
                         f"{self.link.max_bundle_bytes}"
                     )
+            except ImportError:  # a broken install is no file's fault: stop, say so
+                raise
             except (ValueError, OSError, RuntimeError) as exc:
-                self.log.write("rejected", image=path.name, source=str(path),
-                               reason=" ".join(str(exc).split()))  # fmt: skip
-                self.drop.reject(path)
+                self._reject(path, str(exc))
+                continue
+            except Exception as exc:
+                self._reject(path, f"{path}: {type(exc).__name__}: {exc}")
                 continue
             tbx_sha = hashlib.sha256(enc.data).hexdigest()
             # durable before the source goes: a crash in between re-finds the file (taken())
             image_id = self.state.add(
                 path.name, sha, sidecar, enc.data, tbx_sha, enc.bpp, captured_t
             )
-            self.drop.taken(path, self.cfg.keep_sources)
+            with contextlib.suppress(OSError):  # queued; found at the next poll, handled there
+                self.drop.taken(path, self.cfg.keep_sources)
             self._queue(image_id, enc.data, now)
             self.log.write("encoded", image=image_id, bytes=len(enc.data),
                            bpp=round(enc.bpp, 5), sha256=tbx_sha)  # fmt: skip
@@ -189,35 +236,38 @@ class UplinkService:
     def run(self, stop: threading.Event, max_s: float | None = None) -> None:
         """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""
         elapsed = lambda: self.clock() - self._t0  # noqa: E731
-        bucket = TokenBucket(self.cfg.rate_bps, self.link.mtu_bytes, self.clock())  # 1 frame
+        t = self.transport
+        # on-air bytes, at the tighter of rate_bps and the transport's cap; one frame of burst
+        rate = pace_rate(self.cfg.rate_bps, t.cap_bps)
+        wire_mtu = t.wire_bytes(self.link.mtu_bytes)
+        bucket = WireBucket(rate, wire_mtu, self.clock(), t.wire_bytes)
         next_scan = 0.0
-        ep = self.ep
-        with selectors.DefaultSelector() as sel:
-            sel.register(ep.sock, selectors.EVENT_READ)
 
-            def drain() -> None:
-                for data, _ in ep.datagrams():
-                    self._on_events(self.node.receive(data, elapsed()))
+        def drain() -> None:
+            for data in t.receive():
+                self._on_events(self.node.receive(data, elapsed()))
 
-            while not stop.is_set() and (max_s is None or elapsed() < max_s):
-                now = elapsed()
-                if now >= next_scan:
-                    self._scan()
-                    next_scan = now + self.cfg.poll_s
-                self._store_encoded(now)
-                budget = bucket.budget(self.clock()) if self._duty_on(now) else 0
-                for frame in self.node.poll_transmit(now, budget):
-                    bucket.spend(len(frame))
-                    try:
-                        ep.sock.sendto(frame, self.peer)
-                    except OSError:  # lost: the protocol repairs
-                        self.send_errors += 1
-                self._log_submissions()
-                wait_and_fire(sel, self, elapsed, min(TICK_S, self.cfg.poll_s), drain)
-                self.log.drops(self.node.sender.take_drops())
+        while not stop.is_set() and (max_s is None or elapsed() < max_s):
+            now = elapsed()
+            if now >= next_scan:
+                self._scan()
+                next_scan = now + self.cfg.poll_s
+            self._store_encoded(now)
+            budget = bucket.budget(self.clock()) if self._duty_on(now) else 0
+            for frame in self.node.poll_transmit(now, budget):
+                bucket.spend(len(frame))
+                t.send(frame)  # a lost frame is the protocol's to repair
+            t.tick(now)
+            self._log_submissions()
+            wait_and_fire(t, self, elapsed, min(TICK_S, self.cfg.poll_s), drain)
+            self.log.drops(self.node.sender.take_drops())
+
+    @property
+    def send_errors(self) -> int:
+        return self.transport.stats.send_errors
 
     def close(self) -> None:
-        self.ep.close()
+        self.transport.close()
         self._worker.shutdown(wait=True, cancel_futures=True)
         if self.intake is not None:
             self.intake.close()

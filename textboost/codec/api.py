@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from textboost.capture import CaptureMeta
 from textboost.codec.backends import Transforms, make_transforms
@@ -79,10 +79,17 @@ Z_LIMIT = 1 << 14
 MAX_DECODE_PIXELS = MAX_IMAGE_PIXELS
 
 
+@functools.cache
+def _thread_controller() -> ThreadpoolController:
+    """The process's thread pools, inspected once (each inspection reads the loaded
+    libraries: ≈ 0.5 ms, paid on every encode when it was per call)."""
+    return ThreadpoolController()
+
+
 def _exact_threads(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with threadpool_limits(EXACT_BLAS_THREADS, user_api="blas"):
+        with _thread_controller().limit(limits=EXACT_BLAS_THREADS, user_api="blas"):
             return fn(*args, **kwargs)
 
     return wrapper
@@ -443,20 +450,54 @@ class Codec:
             out = resize(out, hd.width, hd.height)
         if fusion is False or self.fusion is None:
             return out
-        from textboost.text.render import render_guidance
-
-        words = decode_words(Container.parse(data).text, hd.width, hd.height)
-        guidance = render_guidance(words, hd.width, hd.height)
+        if getattr(self.fusion, "kind", "paper") == "words":  # around the words only
+            return self._fuse_words(data, out)
+        guidance = self.guidance(data, hd.width, hd.height).map
         if hasattr(self.fusion, "fuse"):  # an exported block (textboost.codec.exported)
             return self.fusion.fuse(out, guidance)
         from textboost.fusion.runtime import apply_fusion
 
         return apply_fusion(self.fusion, out, guidance)
 
+    def _fuse_words(self, data: bytes, decoded: np.ndarray) -> np.ndarray:
+        """The word fusion block in tiles around the carried words (torch or exported);
+        an unreadable text section is a TextWarning and the codec's own picture."""
+        import warnings
+
+        from textboost.text.payload import read_words
+        from textboost.text.render import TextWarning
+
+        h, w = decoded.shape[:2]
+        words, problem = read_words(Container.parse(data).text, w, h)
+        if problem:
+            warnings.warn(problem, TextWarning, stacklevel=3)
+        if hasattr(self.fusion, "fuse_words"):  # an exported block (textboost.codec.exported)
+            return self.fusion.fuse_words(decoded, words)
+        from textboost.fusion.runtime import fuse
+
+        return fuse(self.fusion, decoded, words)
+
     def words(self, data: bytes) -> list[Word]:
         """The words a stream carries (its text section), in image pixels."""
         c = Container.parse(data)
         return decode_words(c.text, c.header.width, c.header.height)
+
+    def guidance(self, data: bytes, width: int | None = None, height: int | None = None):
+        """The carried words rendered (:class:`textboost.text.render.Guidance`), never
+        raising for the text: an unreadable section or a word not drawn (too large,
+        nothing printable) is a :class:`~textboost.text.render.TextWarning`."""
+        import warnings
+
+        from textboost.text.payload import read_words
+        from textboost.text.render import TextWarning, render_words
+
+        c = Container.parse(data)
+        w, h = width or c.header.width, height or c.header.height
+        words, problem = read_words(c.text, w, h)
+        g = render_words(words, w, h)
+        for note in ([problem] if problem else []) + g.notes():
+            warnings.warn(note, TextWarning, stacklevel=2)
+        return g
 
 
 def _channel_index(shape: tuple[int, ...]) -> np.ndarray:

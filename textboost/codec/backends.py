@@ -179,7 +179,8 @@ class OnnxTransforms:
         def run(x: np.ndarray, g: np.ndarray) -> np.ndarray:
             return self.session("fusion").run(None, {"x": x, "g": g})[0]
 
-        return OnnxFusion(run, self.meta.get("model_id"))
+        kind = self.meta.get("fusion_block", "paper")
+        return OnnxFusion(run, self.meta.get("model_id"), kind)
 
     def analysis(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y, z = self.session("sender").run(None, {"x": np.ascontiguousarray(x, np.float32)})
@@ -218,7 +219,8 @@ class TensorRTTransforms:
 
     def fusion(self) -> OnnxFusion:
         runner = self._runners["fusion"]
-        return OnnxFusion(lambda x, g: runner.run({"x": x, "g": g})["fused"])
+        kind = self.meta.get("fusion_block", "paper")
+        return OnnxFusion(lambda x, g: runner.run({"x": x, "g": g})["fused"], None, kind)
 
     def analysis(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._runners["sender"].run({"x": np.ascontiguousarray(x, np.float32)})

@@ -113,17 +113,15 @@ class TableSet:
         """Append ``symbols`` (ints) coded with tables ``indexes`` (same shape)."""
         order, runs = self._runs(indexes)
         sym = symbols.reshape(-1).astype(np.int64)[order]
-        escaped: list[np.ndarray] = []
+        t = self.radius[indexes.reshape(-1)[order]]
+        esc = np.abs(sym) > t
+        codes = np.where(esc, 2 * t + 1, sym + t).astype(np.int32)
         for u, a, b in runs:
-            t = self.radius[u]
-            v = sym[a:b]
-            esc = np.abs(v) > t
-            codes = np.where(esc, 2 * t + 1, v + t).astype(np.int32)
-            enc.encode(codes, self.models[u])
-            if esc.any():
-                escaped.append(v[esc] - np.sign(v[esc]) * t)
-        for v in np.concatenate(escaped) if escaped else ():
-            _encode_escape(enc, int(v))
+            enc.encode(codes[a:b], self.models[u])
+        if esc.any():  # in table order, as the decoder finds them
+            v = sym[esc]
+            for e in (v - np.sign(v) * t[esc]).tolist():
+                _encode_escape(enc, e)
 
     def decode(
         self, dec: constriction.stream.queue.RangeDecoder, indexes: np.ndarray

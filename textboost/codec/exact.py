@@ -8,7 +8,9 @@ so BLAS may sum in any order, with or without FMA, on any thread count) or in in
 * :class:`IntConv` — a convolution with int8 weights, integer bias and a per-channel
   fixed-point requantisation ``(acc + bias) * mult >> shift`` (TFLite style), clamped
   to uint8 for hidden layers or int16 for parameter outputs; computed as an explicit
-  im2col matrix product, never by FFT or Winograd.
+  im2col matrix product, never by FFT or Winograd. The product runs in float32 (twice
+  the speed) whenever its inputs bound every partial sum below 2^24, so that it is exact
+  there too, and in float64 otherwise: the same integers either way.
 * fixed-point formats: hidden activations in 1/16, latents ŷ and the parameters μ and
   log2 σ in 1/64.
 * the rate parameter → per-channel log2 gain → quantisation step, through integer
@@ -19,10 +21,9 @@ so BLAS may sum in any order, with or without FMA, on any thread count) or in in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "ACT_MAX",
@@ -35,6 +36,7 @@ __all__ = [
     "SCALE_MIN_LEVEL",
     "IntConv",
     "dequantize_q6",
+    "exact_dtype",
     "interp_gain_q6",
     "pixel_shuffle_nhwc",
     "scale_index",
@@ -111,13 +113,23 @@ def step_q22(log2_gain_q6: np.ndarray) -> np.ndarray:
 def scale_index(logsigma_q6: np.ndarray, log2_gain_q6: np.ndarray) -> np.ndarray:
     """Scale-table index of σ_symbol = σ_y · gain, from log2 values in 1/64 units."""
     level = np.floor_divide(logsigma_q6.astype(np.int64) + log2_gain_q6 + 4, 8)
-    return np.clip(level - SCALE_MIN_LEVEL, 0, N_SCALES - 1)
+    return np.clip(level - SCALE_MIN_LEVEL, np.int64(0), np.int64(N_SCALES - 1))
 
 
 def dequantize_q6(mu_q6: np.ndarray, symbols: np.ndarray, step: np.ndarray) -> np.ndarray:
     """ŷ in 1/64 units: μ + s·Δ, rounded, clamped to int16 (step from :func:`step_q22`)."""
     y = mu_q6.astype(np.int64) + ((symbols.astype(np.int64) * step + (1 << 15)) >> 16)
-    return np.clip(y, -PARAM_MAX, PARAM_MAX)
+    return np.clip(y, np.int64(-PARAM_MAX), np.int64(PARAM_MAX))
+
+
+F32_EXACT = float(1 << 24)  # float32 holds every integer below this exactly
+
+
+def exact_dtype(x_max: float, l1_max: float) -> type:
+    """float32 when inputs of magnitude ≤ ``x_max`` against weights whose columns sum to
+    at most ``l1_max`` in magnitude keep every partial sum an integer below 2^24 (exact in
+    any order of summation), else float64 (exact below 2^53)."""
+    return np.float32 if x_max * l1_max < F32_EXACT else np.float64
 
 
 def pixel_shuffle_nhwc(x: np.ndarray, r: int) -> np.ndarray:
@@ -132,7 +144,7 @@ def pixel_shuffle_nhwc(x: np.ndarray, r: int) -> np.ndarray:
 class IntConv:
     """An exact integer convolution (stride 1, 'same' zero padding), NHWC."""
 
-    weight: np.ndarray  # (O, C·k·k) float64 holding int8 values, torch (C, kh, kw) order
+    weight: np.ndarray  # (k·k·C, O) float64 holding int8 values, tap-major: (kh, kw, C)
     bias: np.ndarray  # (O,) float64 integers, in accumulator units
     mult: np.ndarray  # (O,) float64 integers in [2^14, 2^15]
     shift: np.ndarray  # (O,) float64 powers of two: 2^shift
@@ -140,6 +152,16 @@ class IntConv:
     kernel: int
     lo: int
     hi: int
+    weight32: np.ndarray = field(init=False, repr=False)  # float32 copy (int8: exact)
+    l1_max: float = field(init=False)  # the largest sum of |weights| into one output
+    offset: np.ndarray = field(init=False, repr=False)  # bias · mult + half (integers)
+    inv_shift: np.ndarray = field(init=False, repr=False)  # 2^-shift: exact as a product
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight32", self.weight.astype(np.float32))
+        object.__setattr__(self, "l1_max", float(np.abs(self.weight).sum(axis=0).max()))
+        object.__setattr__(self, "offset", self.bias * self.mult + self.half)
+        object.__setattr__(self, "inv_shift", 1.0 / self.shift)
 
     @classmethod
     def from_tables(
@@ -147,7 +169,9 @@ class IntConv:
     ) -> IntConv:
         o, c, k, _ = w.shape
         return cls(
-            weight=np.ascontiguousarray(w.reshape(o, c * k * k).T, dtype=np.float64),
+            weight=np.ascontiguousarray(
+                w.transpose(2, 3, 1, 0).reshape(k * k * c, o), dtype=np.float64
+            ),
             bias=b.astype(np.float64),
             mult=mult.astype(np.float64),
             shift=np.exp2(shift.astype(np.float64)),
@@ -157,36 +181,58 @@ class IntConv:
             hi=hi,
         )
 
+    def select_inputs(self, index: np.ndarray | slice) -> IntConv:
+        """The same layer as a matrix product over only the im2col inputs ``index`` (for
+        callers that know the other inputs are zero: the sum is unchanged)."""
+        w = np.ascontiguousarray(self.weight[index])
+        return IntConv(w, self.bias, self.mult, self.shift, self.half, 1, self.lo, self.hi)
+
     @property
     def in_channels(self) -> int:
         return self.weight.shape[0] // (self.kernel * self.kernel)
 
+    def dtype_for(self, x_max: float) -> type:
+        """The exact product's dtype for inputs of magnitude ≤ ``x_max``."""
+        return exact_dtype(x_max, self.l1_max)
+
     def columns(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """im2col of ``x`` (B, H, W, C), optionally only at positions where ``rows`` is True."""
+        """im2col of ``x`` (B, H, W, C), optionally only at positions where ``rows`` is True.
+
+        Tap-major (each tap's C channels side by side), so that it is built from k·k
+        shifted copies of contiguous channel runs."""
         k = self.kernel
         if k == 1:
             cols = x
         else:
+            _, h, w, _ = x.shape
             p = k // 2
             xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-            cols = sliding_window_view(xp, (k, k), axis=(1, 2))  # (B, H, W, C, k, k)
+            taps = [xp[:, i : i + h, j : j + w] for i in range(k) for j in range(k)]
+            cols = np.concatenate(taps, axis=-1)  # (B, H, W, k·k·C)
         if rows is not None:
             cols = cols[rows]
         return cols.reshape(-1, self.weight.shape[0])
 
     def matmul(self, cols: np.ndarray) -> np.ndarray:
-        """Exact layer on im2col rows (n, C·k·k) → (n, O)."""
-        acc = cols @ self.weight
-        acc += self.bias
+        """Exact layer on im2col rows (n, C·k·k) → (n, O) float64.
+
+        float32 ``cols`` are multiplied in float32: the caller chose that dtype with
+        :meth:`dtype_for` from a bound on their magnitude."""
+        if cols.dtype == np.float32:
+            acc = (cols @ self.weight32).astype(np.float64)
+        else:
+            acc = cols @ self.weight
+        # (acc + bias) · mult + half, over 2^shift: integers below 2^53 and a power of two
         acc *= self.mult
-        acc += self.half
-        acc /= self.shift
+        acc += self.offset
+        acc *= self.inv_shift
         np.floor(acc, out=acc)
-        return np.clip(acc, self.lo, self.hi, out=acc)
+        return np.clip(acc, float(self.lo), float(self.hi), out=acc)
 
     def __call__(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Apply to (B, H, W, C) integer-valued float64; with ``rows`` → (n, O) at those sites."""
-        out = self.matmul(self.columns(x, rows))
+        """Apply to (B, H, W, C) integer-valued input; with ``rows`` → (n, O) at those sites."""
+        x_max = float(np.abs(x).max()) if x.size else 0.0
+        out = self.matmul(self.columns(x.astype(self.dtype_for(x_max), copy=False), rows))
         if rows is not None:
             return out
         b, h, w, _ = x.shape

@@ -42,15 +42,23 @@ def load_image(path: str | Path) -> np.ndarray:
             try:
                 check_size(*im.size)
             except ValueError as e:
-                raise ValueError(f"{path}: {e}") from None
+                raise _TooLarge(f"{path}: {e}") from None
             im.load()
             return to_rgb8(im)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
+    except _TooLarge as e:
+        raise ValueError(str(e)) from None
     except Image.DecompressionBombError as e:  # Pillow's own cap, above ours
         raise ValueError(f"{path}: {e}") from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from e
+    except Exception as e:  # Pillow's parsers raise SyntaxError, struct.error, ... on junk
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+
+
+class _TooLarge(Exception):
+    """Our own size check, kept apart from Pillow's errors in :func:`load_image`."""
 
 
 def to_rgb8(img: np.ndarray | Image.Image) -> np.ndarray:

@@ -9,7 +9,9 @@ arithmetic itself is exact (``exact.py``), so they cannot differ across devices 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from textboost.codec.exact import (
     step_q22,
 )
 
-__all__ = ["ExactParams", "SymbolCallback", "anchor_rows"]
+__all__ = ["Checkerboard", "ExactParams", "SymbolCallback", "anchor_rows"]
 
 # (group k, rows (B, H, W) bool, mu_q6 (n, g), scale index (n, g), step_q22 (g,)) -> symbols
 SymbolCallback = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -34,6 +36,32 @@ def anchor_rows(b: int, h: int, w: int) -> np.ndarray:
     i = np.arange(h)[:, None]
     j = np.arange(w)[None, :]
     return np.broadcast_to((i + j) % 2 == 0, (b, h, w))
+
+
+# The 3×3 taps a non-anchor site's spatial context reads, (ky, kx): the four anchors beside
+# it. The rest of its window (itself, the diagonals) are non-anchors, not yet coded: zero.
+CROSS_TAPS = ((0, 1), (1, 0), (1, 2), (2, 1))
+
+
+@dataclass(frozen=True)
+class Checkerboard:
+    """Index arrays of a (B, H, W) latent grid's two halves, built once per grid size."""
+
+    rows: tuple[np.ndarray, np.ndarray]  # (B, H, W) bool: anchors, non-anchors
+    sites: tuple[np.ndarray, np.ndarray]  # flat indexes of each half, C order
+    cross: tuple[np.ndarray, ...]  # per CROSS_TAPS: flat indexes into the 1-padded grid
+
+    @staticmethod
+    @functools.lru_cache(maxsize=16)
+    def of(b: int, h: int, w: int) -> Checkerboard:
+        anchors = anchor_rows(b, h, w)
+        rows = (anchors, ~anchors)
+        sites = tuple(np.flatnonzero(r) for r in rows)
+        bi, i, j = np.unravel_index(sites[1], (b, h, w))
+        cross = tuple(
+            np.ravel_multi_index((bi, i + ky, j + kx), (b, h + 2, w + 2)) for ky, kx in CROSS_TAPS
+        )
+        return Checkerboard(rows, sites, cross)
 
 
 class ExactParams:
@@ -57,6 +85,17 @@ class ExactParams:
         self.agg = [
             [layer(f"scctx.agg.{k}.0"), layer(f"scctx.agg.{k}.1", signed=True)] for k in range(n)
         ]
+        # What the coding loop multiplies: the spatial context at non-anchors over its four
+        # non-zero taps (columns tap-major), and the anchors' first aggregation layer
+        # without the spatial-context inputs (all zero there). Same sums, fewer products.
+        self.sp_cross = [
+            conv.select_inputs([(ky * 3 + kx) * g + c for ky, kx in CROSS_TAPS for c in range(g)])
+            for conv, g in zip(self.sp_ctx, self.groups, strict=True)
+        ]
+        self.agg_anchor = [
+            a0.select_inputs(slice(0, a0.weight.shape[0] - 2 * g))
+            for (a0, _), g in zip(self.agg, self.groups, strict=True)
+        ]
 
     def hyper(self, z_q: np.ndarray) -> np.ndarray:
         """h_s: ẑ in 1/64 units (B, h, w, Cz) → hyper features (B, 4h, 4w, 2M)."""
@@ -65,11 +104,26 @@ class ExactParams:
         x = pixel_shuffle_nhwc(self.hs[2](x), 2)
         return self.hs[3](x)
 
-    def _params(self, k: int, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def _params(
+        self, k: int, parts: list[np.ndarray], first: IntConv | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """μ and log2 σ (int64, 1/64) from the aggregation's inputs (hidden activations,
+        0..ACT_MAX); ``first`` replaces the first layer (the anchors' narrower one)."""
         a0, a1 = self.agg[k]
-        out = a1.matmul(a0.matmul(np.concatenate(parts, axis=1)))
+        a0 = first or a0
+        cols = np.concatenate(parts, axis=1, dtype=a0.dtype_for(ACT_MAX))
+        hidden = a0.matmul(cols)
+        out = a1.matmul(hidden.astype(a1.dtype_for(ACT_MAX)))
         g = self.groups[k]
         return out[:, :g].astype(np.int64), out[:, g:].astype(np.int64)
+
+    def _spatial(self, k: int, y_q: np.ndarray, grid: Checkerboard) -> np.ndarray:
+        """The spatial context at the non-anchors, from the anchors' ŷ in ``y_q``."""
+        conv = self.sp_cross[k]
+        x_max = float(np.abs(y_q).max()) if y_q.size else 0.0
+        yp = np.pad(y_q, ((0, 0), (1, 1), (1, 1), (0, 0))).astype(conv.dtype_for(x_max))
+        yp = yp.reshape(-1, y_q.shape[-1])
+        return conv.matmul(np.concatenate([yp[t] for t in grid.cross], axis=1))
 
     def code_group(
         self,
@@ -83,24 +137,24 @@ class ExactParams:
         g = self.groups[k]
         start = sum(self.groups[:k])
         b, h, w, _ = hyper.shape
-        hyp = hyper[..., 2 * start : 2 * (start + g)]
+        hyp = hyper[..., 2 * start : 2 * (start + g)].reshape(b * h * w, 2 * g)
         gain = gain_q6[start : start + g]
         step = step_q22(gain)
         ch = None
         if k > 0:
             c0, c1 = self.ch_ctx[k - 1]
-            ch = c1(c0(y_prev_q.astype(np.float64)))
-        anchors = anchor_rows(b, h, w)
+            ch = c1(c0(y_prev_q)).reshape(b * h * w, -1)
+        grid = Checkerboard.of(b, h, w)
         y_q = np.zeros((b, h, w, g), dtype=np.int64)
-        for is_anchor in (True, False):
-            rows = anchors if is_anchor else ~anchors
-            if is_anchor:
-                sp = np.zeros((int(rows.sum()), 2 * g))
+        flat = y_q.reshape(-1, g)
+        for half in (0, 1):
+            sites = grid.sites[half]
+            parts = [hyp[sites]] if ch is None else [hyp[sites], ch[sites]]
+            if half == 0:
+                mu, logsigma = self._params(k, parts, self.agg_anchor[k])
             else:
-                sp = self.sp_ctx[k](y_q.astype(np.float64), rows)
-            parts = [hyp[rows], sp] if ch is None else [hyp[rows], ch[rows], sp]
-            mu, logsigma = self._params(k, parts)
+                mu, logsigma = self._params(k, [*parts, self._spatial(k, y_q, grid)])
             idx = scale_index(logsigma, gain)
-            sym = symbols_for(k, rows, mu, idx, step)
-            y_q[rows] = dequantize_q6(mu, sym, step)
+            sym = symbols_for(k, grid.rows[half], mu, idx, step)
+            flat[sites] = dequantize_q6(mu, sym, step)
         return y_q

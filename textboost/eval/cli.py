@@ -185,7 +185,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _entrants(text: str) -> tuple[str, ...]:
-    from textboost.eval.text_eval import ENTRANTS
+    from textboost.eval.text_entrants import ENTRANTS
 
     return _name_list(text, ENTRANTS, "entrant")
 
@@ -202,14 +202,16 @@ def _divisor_list(text: str) -> tuple[float, ...]:
 
 def _add_text_parser(sub) -> None:
     from textboost.eval.budget import DOWNSCALE_DIVISORS
-    from textboost.eval.text_eval import DEFAULT_BPP, ENTRANTS, MAX_WORKERS
+    from textboost.eval.text_entrants import ENTRANTS, MAX_WORKERS
+    from textboost.eval.text_eval import DEFAULT_BPP, DEFAULT_ENTRANTS
 
     tx = sub.add_parser(
         "text",
         help="text fidelity: DET/E2E F1 and plate reads of decoded images at byte budgets",
-        description="Original, AVIF at equal bytes, the codec alone and TextBoost at "
-        "floor(bpp·W·H/8) bytes per image (text section included); the spotter reads each "
-        "decoded image and is scored against the ground truth (ICDAR 2015 protocol).",
+        description="Original, AVIF at equal bytes, the codec alone and TextBoost (with the "
+        "shipped, the paper's or the word fusion block) at floor(bpp·W·H/8) bytes per image "
+        "(text section included); the spotter reads each decoded image and is scored "
+        "against the ground truth (ICDAR 2015 protocol).",
     )
     tx.add_argument(
         "--dataset",
@@ -229,8 +231,22 @@ def _add_text_parser(sub) -> None:
     tx.add_argument(
         "--entrants",
         type=_entrants,
-        default=ENTRANTS,
-        help=f"comma list from {','.join(ENTRANTS)} (default: all)",
+        default=DEFAULT_ENTRANTS,
+        help=f"comma list from {','.join(ENTRANTS)} (default: {','.join(DEFAULT_ENTRANTS)})",
+    )
+    tx.add_argument(
+        "--paper-fusion",
+        type=Path,
+        default=None,
+        help="the paper's block for entrant 'paper' (default: <model>.paper-fusion.safetensors "
+        "in the zoo, else the shipped file if it is that kind)",
+    )
+    tx.add_argument(
+        "--word-fusion",
+        type=Path,
+        default=None,
+        help="the word block for entrant 'words' (default: the shipped fusion file if it is "
+        "that kind; e.g. from python -m textboost.train export-fusion --run ... --best)",
     )
     tx.add_argument(
         "--avif-downscale",
@@ -299,6 +315,9 @@ def _run_text(args: argparse.Namespace) -> int:
             raise UsageError(f"--dataset: {exc}") from None
     if len({d.name for d in args.dataset}) != len(args.dataset):
         raise UsageError("--dataset: two folders of the same name")
+    for flag, path in (("--paper-fusion", args.paper_fusion), ("--word-fusion", args.word_fusion)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{flag}: file not found: {path}")
     if args.out.suffix != ".json":
         raise UsageError(f"--out must end in .json, got {args.out}")
     if not args.out.parent.is_dir():
@@ -317,6 +336,8 @@ def _run_text(args: argparse.Namespace) -> int:
             avif_divisors=args.avif_downscale,
             grid_bpp=args.grid_bpp,
             workers=args.workers,
+            paper_fusion=args.paper_fusion,
+            word_fusion=args.word_fusion,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

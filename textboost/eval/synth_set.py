@@ -26,7 +26,7 @@ class _PhotoGenerator(SceneTextGenerator):
     """The generator on one given photo list (no training-set checks: evaluation only)."""
 
     def __init__(self, photos: list[Path], cfg: SynthConfig) -> None:
-        self.cfg, self.photos, self.fonts = cfg, photos, font_paths()
+        self.cfg, self.photos, self.fonts, self.extra_fonts = cfg, photos, font_paths(), []
 
 
 def write_synth_set(photos: list[Path], out: Path, seed: int, cfg: SynthConfig) -> list[Path]:

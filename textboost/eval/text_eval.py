@@ -1,22 +1,18 @@
 """Text-fidelity benchmark: can the ground station still read the text after compression?
 
 For each annotated image and each target bpp the budget is floor(bpp × W × H / 8) bytes of
-the whole file (the text section of a `.tbx` included). Entrants:
+the whole file (the text section of a `.tbx` included). The entrants (original, AVIF at
+equal bytes, the codec alone, TextBoost with the shipped, the paper's and the word fusion
+block) are in :mod:`textboost.eval.text_entrants`; the tables and the crop grid in
+:mod:`textboost.eval.text_report`.
 
-- ``original``: the source image, uncompressed (the ceiling; one point, no budget);
-- ``avif``: AVIF at equal bytes, the best-PSNR file over quality × downscale that fits
-  (``textboost.eval.budget.search_budgets``, as in the RD benchmark);
-- ``codec``: the project's codec alone, ``encode_to_budget(img, max_bytes=N, text=False)``,
-  decoded without fusion;
-- ``textboost``: the full method, ``encode_to_budget(img, max_bytes=N, text=True)`` (the
-  sender spots, filters and carries the words inside the budget), decoded with fusion when
-  the model has a fusion block (``settings.fusion`` says which).
-
-The same spotter (RapidOCR PP-OCRv4) reads every decoded image at full size; its words
+The same spotter (``default_spotter``) reads every decoded image at full size; its words
 are scored against the ground truth by ``text_match`` (ICDAR 2015 DET and E2E, plate
 exact reads). A budget an entrant cannot meet delivers no image: its ground truth counts
-as missed. For TextBoost the words carried in the text section are scored as well
-(``carried``): what an operator reads before any pixel arrives.
+as missed. PSNR is measured over the image and inside the ground truth's word quads
+(squared errors pooled over the set for the summary). For TextBoost the words carried in
+the text section are scored as well (``carried``): what an operator reads before any
+pixel arrives.
 """
 
 from __future__ import annotations
@@ -28,7 +24,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
@@ -37,8 +33,17 @@ from typing import Any
 import numpy as np
 
 from textboost.codec.image import load_image, psnr_db
-from textboost.eval.budget import DOWNSCALE_DIVISORS, budget_bytes, reconstruct, search_budgets
+from textboost.eval.budget import DOWNSCALE_DIVISORS, budget_bytes
 from textboost.eval.provenance import code_version, library_versions, machine_info
+from textboost.eval.text_entrants import (
+    ENTRANTS,
+    LABELS,
+    MAX_WORKERS,
+    Coded,
+    EntrantOptions,
+    entrant_settings,
+    get_entrant,
+)
 from textboost.eval.text_gt import GtImage, GtWord, load_dataset
 from textboost.eval.text_match import (
     DONT_CARE_AREA,
@@ -50,10 +55,19 @@ from textboost.eval.text_match import (
     plate_read,
     touching,
 )
+from textboost.eval.text_report import (
+    Crop,
+    pick_rows,
+    print_tables,
+    render_grid,
+    round_robin,
+    table_rows,
+)
 from textboost.text.words import Word
 
 __all__ = [
     "DEFAULT_BPP",
+    "DEFAULT_ENTRANTS",
     "ENTRANTS",
     "LABELS",
     "MAX_WORKERS",
@@ -64,21 +78,18 @@ __all__ = [
     "evaluate_image",
     "keep_grid_rows",
     "merge_results",
+    "pick_rows",
+    "print_tables",
+    "render_grid",
     "run_text_eval",
     "summarise_dataset",
+    "table_rows",
     "write_json",
 ]
 
 SCHEMA = "textboost-eval-text/1"
 DEFAULT_BPP: tuple[float, ...] = (0.01, 0.02, 0.03, 0.06)
-ENTRANTS: tuple[str, ...] = ("original", "avif", "codec", "textboost")
-LABELS = {
-    "original": "original (uncompressed)",
-    "avif": "AVIF (libaom), best of quality x downscale",
-    "codec": "codec alone",
-    "textboost": "TextBoost",
-}
-MAX_WORKERS = 2  # the CPU is shared: never more than two processes
+DEFAULT_ENTRANTS: tuple[str, ...] = ("original", "avif", "codec", "paper", "words")
 # Evaluation-only sets are named here so that a training set evaluated by mistake is flagged.
 TRAINING_SETS = ("openalpr_us",)
 
@@ -87,11 +98,13 @@ TRAINING_SETS = ("openalpr_us",)
 class TextEvalConfig:
     """What to run: entrants, target bpps, AVIF downscale divisors, crop-grid budget."""
 
-    entrants: tuple[str, ...] = ENTRANTS
+    entrants: tuple[str, ...] = DEFAULT_ENTRANTS
     bpp_targets: tuple[float, ...] = DEFAULT_BPP
     avif_divisors: tuple[float, ...] = DOWNSCALE_DIVISORS
     grid_bpp: float | None = None  # None: the target closest to 0.03
     workers: int = 1
+    paper_fusion: Path | None = None  # the paper's block (None: the zoo's)
+    word_fusion: Path | None = None  # the word block (None: the shipped file, if of that kind)
 
     def __post_init__(self) -> None:
         if not self.entrants:
@@ -119,186 +132,14 @@ class TextEvalConfig:
             return self.grid_bpp
         return min(self.bpp_targets, key=lambda b: (abs(b - 0.03), b))
 
-
-@dataclass(frozen=True)
-class Coded:
-    """One entrant's file at one budget: its size, text bytes, decoded image and how."""
-
-    n_bytes: int
-    text_bytes: int
-    image: np.ndarray
-    detail: dict[str, Any] = field(default_factory=dict)
-    carried: list[Word] | None = None  # words in the text section (TextBoost)
-
-
-# -- entrants -----------------------------------------------------------------------------
-
-
-class _AvifEntrant:
-    name = "avif"
-
-    def __init__(self, divisors: Sequence[float]) -> None:
-        from textboost.eval.baselines import get_baseline
-
-        self.codec = get_baseline("avif")
-        self.divisors = tuple(divisors)
-
     @property
-    def settings(self) -> dict[str, Any]:
-        return {
-            **self.codec.settings,
-            "downscale_divisors": list(self.divisors),
-            "quality_range": [self.codec.quality_min, self.codec.quality_max],
-            "selection": "best PSNR among the files that fit (textboost.eval.budget)",
-            "resampling": "Lanczos (Pillow) down and up",
-        }
+    def options(self) -> EntrantOptions:
+        return EntrantOptions(self.avif_divisors, self.workers, self.paper_fusion,
+                              self.word_fusion)  # fmt: skip
 
-    def code_all(self, img: np.ndarray, budgets: Sequence[int]) -> list[Coded | None]:
-        h, w = img.shape[:2]
-        search = search_budgets(img, self.codec, budgets, self.divisors)
-        out: list[Coded | None] = []
-        for cand in search.best:
-            if cand is None:
-                out.append(None)
-                continue
-            detail = {
-                "quality": cand.quality,
-                "downscale": cand.divisor,
-                "coded_size": list(cand.coded_size),
-            }
-            out.append(Coded(cand.n_bytes, 0, reconstruct(self.codec, cand, (w, h)), detail))
-        return out
-
-
-_CODEC: Any = None  # one loaded model per process
-
-
-def _load_codec(threads: int) -> Any:
-    global _CODEC
-    if _CODEC is None:
-        import torch
-
-        from textboost.codec.api import Codec
-
-        torch.set_num_threads(threads)
-        _CODEC = Codec.load()
-    return _CODEC
-
-
-def _fusion_file(codec: Any) -> dict[str, Any] | None:
-    """Name and metadata of the fusion weights a codec loaded (None when it has none)."""
-    if getattr(codec, "fusion", None) is None:
-        return None
-    try:
-        from textboost.codec.weights import fusion_path
-        from textboost.fusion.runtime import fusion_metadata
-
-        path = fusion_path(codec.model.path)
-        return {"file": path.name, **fusion_metadata(path)}
-    except (ImportError, OSError, ValueError, AttributeError) as exc:
-        return {"error": str(exc)}
-
-
-class _CodecEntrant:
-    """The project's codec; ``text=True`` is TextBoost (words carried, fused at decode)."""
-
-    def __init__(self, text: bool, threads: int) -> None:
-        self.text = text
-        self.threads = threads
-        self.name = "textboost" if text else "codec"
-        self.codec = _load_codec(threads)
-        self.fusion = bool(text and self.codec.fusion is not None)
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        s: dict[str, Any] = {
-            "library": "textboost",
-            "model_id": self.codec.model_id.hex(),
-            "encode": f"encode_to_budget(img, max_bytes=budget, text={self.text})",
-            "decode": f"decode(data, fusion={self.fusion})",
-            "fusion": self.fusion,
-            "backend": "torch",
-            "device": "cpu",
-            "torch_threads": self.threads,
-        }
-        if self.fusion:
-            s["fusion_file"] = _fusion_file(self.codec)
-        flt = getattr(self.codec, "text_filter", None)
-        if self.text and flt is not None:
-            s["text_filter"] = repr(flt)
-        return s
-
-    def _encode(self, img: np.ndarray, budget: int) -> bytes:
-        data = self.codec.encode_to_budget(img, max_bytes=budget, text=self.text)
-        if len(data) > budget:
-            raise AssertionError(f"encode_to_budget returned {len(data)} B for {budget} B")
-        return data
-
-    def _decode(self, data: bytes) -> np.ndarray:
-        return self.codec.decode(data, fusion=self.fusion)
-
-    def code_all(self, img: np.ndarray, budgets: Sequence[int]) -> list[Coded | None]:
-        from textboost.codec.budget import BudgetError
-        from textboost.codec.container import Container
-        from textboost.codec.exact import RATE_MAX
-
-        out: list[Coded | None] = []
-        for b in budgets:
-            try:
-                data = self._encode(img, b)
-            except BudgetError:
-                out.append(None)
-                continue
-            c = Container.parse(data)
-            hd = c.header
-            detail = {"rate": hd.rate / RATE_MAX, "coded_size": list(hd.coded_size)}
-            carried = self.codec.words(data) if self.text and hasattr(self.codec, "words") else None
-            out.append(Coded(len(data), len(c.text), self._decode(data), detail, carried))
-        return out
-
-
-_ENTRANTS: dict[str, Any] = {}
-
-
-def _entrant(name: str, config: TextEvalConfig) -> Any:
-    if name not in _ENTRANTS:
-        if name == "avif":
-            _ENTRANTS[name] = _AvifEntrant(config.avif_divisors)
-        else:
-            threads = max(1, MAX_WORKERS // config.workers)  # two cores at most in all
-            _ENTRANTS[name] = _CodecEntrant(text=name == "textboost", threads=threads)
-    return _ENTRANTS[name]
-
-
-def entrant_settings(names: Sequence[str], config: TextEvalConfig) -> dict[str, Any]:
-    """Settings of each entrant that can run, and why each other one cannot."""
-    settings: dict[str, Any] = {}
-    for n in names:
-        if n == "original":
-            settings[n] = {"note": "the source file decoded, no compression"}
-            continue
-        try:
-            settings[n] = _entrant(n, config).settings
-        except Exception as exc:  # reported in the result, not fatal
-            settings[n] = {"unavailable": f"{type(exc).__name__}: {exc}"}
-    return settings
 
 
 # -- one image ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Crop:
-    """A grid tile: one ground-truth word of one image as each entrant decoded it."""
-
-    dataset: str
-    file: str
-    gt_text: str
-    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in image pixels
-    tiles: dict[str, np.ndarray]  # entrant -> RGB crop
-    reads: dict[str, str]  # entrant -> what the spotter read there
-    correct: dict[str, bool]
-    carried: dict[str, tuple[str, bool]] = field(default_factory=dict)  # text-section words
 
 
 def _word_record(w: Word) -> list[Any]:
@@ -327,6 +168,7 @@ def _point(
         "bpp": coded.n_bytes * 8 / (w * h),
         "text_bytes": coded.text_bytes,
         "psnr_db": None if target is None else psnr_db(img, coded.image),
+        **({} if target is None else _text_errors(gt, img, coded.image)),
         "det": {"tp": m.det.tp, "n_gt": m.det.n_gt, "n_det": m.det.n_det},
         "e2e": {"tp": m.e2e.tp, "n_gt": m.e2e.n_gt, "n_det": m.e2e.n_det},
         "plate_read": m.plate_read,
@@ -344,6 +186,28 @@ def _point(
             "words": [_word_record(x) for x in coded.carried],
         }
     return p
+
+
+def _text_errors(gt: GtImage, img: np.ndarray, out: np.ndarray) -> dict[str, Any]:
+    """Squared error summed inside the ground truth's care quads, their pixel count (all
+    three channels) and the PSNR there (None without care words)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    m = np.zeros((h, w), np.uint8)
+    for g in gt.care_words:
+        cv2.fillPoly(m, [np.round(g.quad).astype(np.int32)], 1)
+    inside = m > 0
+    n = int(inside.sum()) * 3
+    if not n:
+        return {"text_sse": 0.0, "text_px": 0, "text_psnr_db": None}
+    d = img[inside].astype(np.float64) - out[inside].astype(np.float64)
+    sse = float((d * d).sum())
+    return {"text_sse": sse, "text_px": n, "text_psnr_db": _db(sse, n)}
+
+
+def _db(sse: float, n: int) -> float:
+    return 10 * math.log10(255.0**2 * n / max(sse, 1e-9))
 
 
 def _no_point(gt: GtImage, target: float, budget: int, reason: str) -> dict[str, Any]:
@@ -473,7 +337,7 @@ def evaluate_image(gt: GtImage, config: TextEvalConfig, entrants: Sequence[str])
             }
             keep_tile(name, img, orig_words, orig_match, None)
             continue
-        results = _entrant(name, config).code_all(img, budgets)
+        results = get_entrant(name, config.options).code_all(img, budgets)
         points = []
         for k, (t, b, coded) in enumerate(zip(targets, budgets, results, strict=True)):
             if coded is None:
@@ -489,21 +353,12 @@ def evaluate_image(gt: GtImage, config: TextEvalConfig, entrants: Sequence[str])
     return rec
 
 
-def _round_robin(keys: dict[str, list[str]], n: int) -> list[tuple[str, str]]:
-    queues = [[(name, k) for k in ks] for name, ks in keys.items()]
-    out: list[tuple[str, str]] = []
-    while len(out) < n and any(queues):
-        for q in queues:
-            if q and len(out) < n:
-                out.append(q.pop(0))
-    return out
-
 
 def keep_grid_rows(doc: dict[str, Any], n: int) -> dict[str, Any]:
     """``doc`` with the PNG tiles of only the ``n`` grid rows (the datasets in turn, first
     images first); the other images keep what was read on their word, without pixels."""
     chosen = set(
-        _round_robin(
+        round_robin(
             {
                 name: [r["file"] for r in ds["images"] if r.get("grid")]
                 for name, ds in doc["datasets"].items()
@@ -563,6 +418,12 @@ def _mean(vals: list[float]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def _pooled(points: list[dict[str, Any]]) -> float | None:
+    """PSNR inside the word quads, squared errors pooled over the images that fit."""
+    n = sum(p.get("text_px", 0) for p in points)
+    return _db(sum(p.get("text_sse", 0.0) for p in points), n) if n else None
+
+
 def summarise_dataset(
     images: list[dict[str, Any]], entrants: Sequence[str], kind: str
 ) -> dict[str, list[dict[str, Any]]]:
@@ -584,6 +445,7 @@ def summarise_dataset(
                 "bytes": _mean([p["bytes"] for p in fit]),
                 "text_bytes": _mean([p["text_bytes"] for p in fit]),
                 "psnr_db": _mean([p["psnr_db"] for p in fit if p["psnr_db"] is not None]),
+                "text_psnr_db": _pooled(fit),
                 "det": _sum_counts(pts, "det").as_dict(),
                 "e2e": _sum_counts(pts, "e2e").as_dict(),
                 "plate_read_share": (
@@ -622,7 +484,7 @@ def run_text_eval(
             raise ValueError(f"dataset {name!r} given twice")
         images, skipped = load_dataset(d, limit)
         loaded[name] = (d, images, skipped)
-    settings = entrant_settings(config.entrants, config)
+    settings = entrant_settings(config.entrants, config.options)
     entrants = [e for e in config.entrants if "unavailable" not in settings[e]]
     unavailable = {e: settings[e]["unavailable"] for e in config.entrants if e not in entrants}
     jobs = [(name, gt) for name, (_, images, _) in loaded.items() for gt in images]
@@ -773,155 +635,3 @@ def write_json(doc: dict[str, Any], path: Path) -> None:
 
 
 # -- report -------------------------------------------------------------------------------
-
-
-def _fmt(v: float | None, spec: str) -> str:
-    return "—" if v is None else format(v, spec)
-
-
-def table_rows(doc: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
-    """Per dataset, the printable rows: entrant, target, bpp, text B, PSNR, DET, E2E, plates."""
-    out = []
-    for name, ds in doc["datasets"].items():
-        rows = []
-        for entrant, summary in ds["summary"].items():
-            for r in summary:
-                plate = r["plate_read_share"]
-                row = [
-                    entrant,
-                    _fmt(r["target_bpp"], ".3f"),
-                    f"{r['n_fit']}/{r['n_images']}",
-                    _fmt(r["bpp"], ".4f"),
-                    _fmt(r["text_bytes"], ".0f"),
-                    _fmt(r["psnr_db"], ".2f"),
-                    f"{r['det']['precision']:.2f}/{r['det']['recall']:.2f}/{r['det']['f1']:.3f}",
-                    f"{r['e2e']['precision']:.2f}/{r['e2e']['recall']:.2f}/{r['e2e']['f1']:.3f}",
-                    _fmt(plate, ".2f"),
-                ]
-                carried = r.get("carried")
-                row.append(
-                    "—"
-                    if carried is None
-                    else f"{carried['e2e']['f1']:.3f}"
-                    + (
-                        f" ({carried['plate_read_share']:.2f})"
-                        if carried["plate_read_share"] is not None
-                        else ""
-                    )
-                )
-                rows.append(row)
-        out.append((f"{name} ({len(ds['images'])} images, {ds['kind']})", rows))
-    return out
-
-
-TABLE_HEADER = [
-    "entrant",
-    "target",
-    "fit",
-    "bpp",
-    "text B",
-    "PSNR",
-    "DET P/R/F1",
-    "E2E P/R/F1",
-    "plates",
-    "carried E2E",
-]
-
-
-def print_tables(doc: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=max(Console().width, 132))  # the whole table, even in a pipe
-    for title, rows in table_rows(doc):
-        t = Table(title=title)
-        for h in TABLE_HEADER:
-            t.add_column(h, justify="left" if h == "entrant" else "right")
-        for r in rows:
-            t.add_row(*r)
-        console.print(t)
-    if doc["unavailable"]:
-        for e, why in doc["unavailable"].items():
-            console.print(f"{e}: not run ({why})")
-
-
-def pick_rows(crops: Sequence[Crop], n: int) -> list[Crop]:
-    """Up to ``n`` crops, taking the datasets in turn (first images first)."""
-    by_key = {(c.dataset, c.file): c for c in crops}
-    keys: dict[str, list[str]] = {}
-    for c in crops:
-        keys.setdefault(c.dataset, []).append(c.file)
-    return [by_key[k] for k in _round_robin(keys, n)]
-
-
-def render_grid(
-    crops: Sequence[Crop],
-    entrants: Sequence[str],
-    bpp: float,
-    tile_h: int = 100,
-    max_tile_w: int = 360,
-):
-    """A PNG-ready image: one row per crop, one column per entrant, each tile upscaled
-    (nearest, integer zoom) to about ``tile_h`` px high and captioned with what the spotter
-    read on the matched box (green: E2E-correct, red: wrong or nothing) and, for TextBoost,
-    the word its text section carried there."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default(size=13)
-    small = ImageFont.load_default(size=11)
-    label_w, cap_h, head_h, gap = 190, 18, 22, 6
-    geo = []
-    for c in crops:
-        x0, y0, x1, y1 = c.box
-        cw, ch = x1 - x0, y1 - y0
-        zoom = max(1, round(tile_h / max(ch, 1)))
-        w, h = cw * zoom, ch * zoom
-        if w > max_tile_w:  # a long word: shrink back to the column width
-            h = max(1, round(h * max_tile_w / w))
-            w = max_tile_w
-        geo.append((zoom, w, h))
-    col_w = max([w for _, w, _ in geo], default=max_tile_w)
-    row_hs = [max(h, 3 * cap_h) + 2 * cap_h + gap for _, _, h in geo]
-    width = label_w + len(entrants) * (col_w + gap)
-    height = head_h + sum(row_hs) + gap
-    out = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(out)
-    for k, e in enumerate(entrants):
-        title = "original" if e == "original" else f"{LABELS[e].split(',')[0]} @ {bpp:g} bpp"
-        draw.text((label_w + k * (col_w + gap) + 2, 3), title, fill=(0, 0, 0), font=font)
-    y = head_h
-    for c, (zoom, w, h), rh in zip(crops, geo, row_hs, strict=True):
-        size = f"{c.box[2] - c.box[0]}x{c.box[3] - c.box[1]} px, x{zoom}"
-        label = f"{c.dataset}\n{c.file}\nGT: {c.gt_text}\n{size}"
-        draw.multiline_text((3, y), label, fill=(0, 0, 0), font=small, spacing=1)
-        for k, e in enumerate(entrants):
-            x = label_w + k * (col_w + gap)
-            tile = c.tiles.get(e)
-            if tile is None or tile.size == 0:
-                draw.rectangle([x, y, x + w - 1, y + h - 1], fill=(160, 160, 160))
-                draw.text((x + 3, y + 3), "nothing fits", fill=(0, 0, 0), font=small)
-            else:
-                im = Image.fromarray(tile).resize(
-                    (tile.shape[1] * zoom, tile.shape[0] * zoom), Image.Resampling.NEAREST
-                )
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.Resampling.LANCZOS)
-                out.paste(im, (x, y))
-            read = c.reads.get(e, "")
-            ok = c.correct.get(e, False)
-            draw.text(
-                (x + 2, y + h + 2),
-                f"read: {read!r}" if read else "read: (nothing)",
-                fill=(0, 130, 0) if ok else (200, 0, 0),
-                font=small,
-            )
-            if e in c.carried:
-                text, ok = c.carried[e]
-                draw.text(
-                    (x + 2, y + h + 2 + cap_h - 4),
-                    f"carried: {text!r}" if text else "carried: (nothing)",
-                    fill=(0, 130, 0) if ok else (200, 0, 0),
-                    font=small,
-                )
-        y += rh
-    return out

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from textboost.field.transport_config import TransportSection
 from textboost.field.udp import parse_host_port
 from textboost.protocol.config import LinkConfig
 from textboost.protocol.errors import LocalProtocolError
@@ -136,7 +137,7 @@ class UplinkSection(_Section):
     state_db: Path
     event_log: Path
     bind: str = "0.0.0.0:0"
-    peer: str  # the ground service's downlink.listen, as seen from here
+    peer: str | None = None  # the ground's downlink.listen, as seen from here (not MAVLink)
     rate_bps: float | None = Field(None, gt=0)  # None: as fast as the network takes it
     duty_cycle: float = Field(1.0, gt=0, le=1)  # share of each period the radio may send
     duty_period_s: float = Field(60.0, gt=0)
@@ -154,7 +155,7 @@ class UplinkSection(_Section):
 class DownlinkSection(_Section):
     """The ground service: where it listens, what it writes, where its state lives."""
 
-    listen: str
+    listen: str | None = None  # UDP host:port (udp and ccsds transports; MAVLink: its endpoint)
     out_dir: Path
     state_db: Path
     event_log: Path
@@ -171,8 +172,20 @@ class DownlinkSection(_Section):
 
 class FieldConfig(_Section):
     link: LinkSection = LinkSection()
+    transport: TransportSection = TransportSection()
     uplink: UplinkSection | None = None
     downlink: DownlinkSection | None = None
+
+    @model_validator(mode="after")
+    def _addresses(self) -> FieldConfig:
+        if self.transport.kind != "mavlink":  # UDP datagrams: the addresses are needed
+            if self.uplink is not None and self.uplink.peer is None:
+                raise ValueError(f"uplink.peer (host:port) with transport {self.transport.kind}")
+            if self.downlink is not None and self.downlink.listen is None:
+                raise ValueError(
+                    f"downlink.listen (host:port) with transport {self.transport.kind}"
+                )
+        return self
 
     def link_config(self, source: str = "field.yaml") -> LinkConfig:
         """The protocol config, the key read from ``link.key_file``.
@@ -189,6 +202,14 @@ class FieldConfig(_Section):
                     "write at least 16 random bytes there"
                 ) from None
         fields = s.model_dump(exclude={"key_file"})
+        limit = self.transport.mtu_bytes  # the protocol's MTU follows from the transport
+        if limit is not None and s.mtu_bytes > limit:
+            if "mtu_bytes" in s.model_fields_set:
+                raise ConfigError(
+                    f"{source}: link.mtu_bytes: {s.mtu_bytes} is more than one "
+                    f"{self.transport.kind} message carries ({limit}); set {limit} or less"
+                )
+            fields["mtu_bytes"] = limit
         try:
             return LinkConfig(**fields, auth_key=key)
         except LocalProtocolError as exc:
@@ -198,6 +219,8 @@ class FieldConfig(_Section):
 def _format(source: str, err: dict[str, Any]) -> str:
     key = ".".join(str(p) for p in err["loc"]) or "(top level)"
     kind, msg, got = err["type"], err["msg"], err.get("input")
+    if not err["loc"] and kind == "value_error":  # a rule across sections
+        return f"{source}: expected {msg.removeprefix('Value error, ')}"
     if kind == "extra_forbidden":
         return f"{source}: {key}: unknown key; remove it or check its spelling"
     if kind == "missing":
@@ -217,10 +240,14 @@ def _resolve(doc: dict[str, Any], base: Path) -> dict[str, Any]:
         "codec": ("model", "onnx_dir"),
         "uplink": ("drop_dir", "state_db", "event_log"),
         "downlink": ("out_dir", "state_db", "event_log", "tiles"),
+        "mavlink": ("signing_key_file",),
     }
     subs = [("link", doc.get("link")), ("uplink", doc.get("uplink")),
             ("downlink", doc.get("downlink"))]  # fmt: skip
     subs += [("codec", s.get("codec")) for _, s in subs[1:] if isinstance(s, dict)]
+    transport = doc.get("transport")
+    if isinstance(transport, dict):
+        subs.append(("mavlink", transport.get("mavlink")))
     for section, sub in subs:
         if not isinstance(sub, dict):
             continue

@@ -28,6 +28,7 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "acked": (),  # uplink: FIN received and recorded
     "failed": ("reason",),  # uplink: no FIN after the retries; queued again
     "rejected": ("source", "reason"),  # uplink: a file that is no image nor .tbx
+    "skipped": ("source", "reason"),  # uplink: a queued row found damaged at start
     "text": ("words",),  # downlink: the text section landed
     "group": ("group",),  # downlink: y group k decoded (a preview PNG)
     "delivered": ("sha256",),  # downlink: .tbx and record durable, FIN sent

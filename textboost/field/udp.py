@@ -8,7 +8,6 @@ arrived, and fires the timer when it is due. ``link_sim`` drives the same nodes 
 
 from __future__ import annotations
 
-import selectors
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -90,6 +89,12 @@ class TokenBucket:
         self.tokens -= n_bytes
 
 
+class Waitable(Protocol):
+    """A selector with the driver's socket registered, or a transport (its ``select``)."""
+
+    def select(self, timeout: float) -> object: ...
+
+
 class TimedNode(Protocol):
     def next_timer(self) -> float | None: ...
 
@@ -97,7 +102,7 @@ class TimedNode(Protocol):
 
 
 def wait_and_fire(
-    sel: selectors.BaseSelector,
+    sel: Waitable,
     node: TimedNode,
     elapsed: Callable[[], float],
     tick_s: float,
@@ -107,7 +112,7 @@ def wait_and_fire(
     ``on_readable`` if a datagram came, then fire the node's timer if it is due.
 
     Args:
-        sel: a selector with the driver's socket registered for reading.
+        sel: a selector with the driver's socket registered for reading, or a transport.
         node: the protocol node; its times are ``elapsed()`` seconds.
         elapsed: seconds since the driver started.
         tick_s: the longest wait (keeps the driver's other work going).

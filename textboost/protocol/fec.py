@@ -37,6 +37,7 @@ _codecs: dict[int, reedsolo.RSCodec] = {}
 _PARITY: dict[tuple[int, int], np.ndarray] = {}
 _MUL: np.ndarray | None = None
 _INV: np.ndarray | None = None
+_ROW = struct.Struct(">BH")  # a source row's prefix: flags u8 | payload length u16
 
 
 def _rs(nsym: int) -> reedsolo.RSCodec:
@@ -47,12 +48,15 @@ def _rs(nsym: int) -> reedsolo.RSCodec:
 
 def row_for(flags: int, payload: bytes) -> bytes:
     """The FEC source row of one DATA fragment."""
-    return struct.pack(">BH", flags, len(payload)) + payload
+    return _ROW.pack(flags, len(payload)) + payload
 
 
 def unpack_row(row: bytes) -> tuple[int, bytes]:
-    """Invert :func:`row_for` on a (padded) row. Raises: FrameError if the length is bad."""
-    flags, length = struct.unpack_from(">BH", row)
+    """Invert :func:`row_for` on a (padded) row. Raises: FrameError if the row is shorter
+    than its prefix or its length field points past its end."""
+    if len(row) < _ROW.size:
+        raise FrameError("fec.row_width", len(row), f"at least {_ROW.size} bytes")
+    flags, length = _ROW.unpack_from(row)
     if 3 + length > len(row):
         raise FrameError("fec.row_length", length, f"at most {len(row) - 3}")
     return flags, row[3 : 3 + length]

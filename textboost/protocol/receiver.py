@@ -37,7 +37,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from textboost.protocol import fec
-from textboost.protocol.config import MAX_PACKET_NUMBER, LinkConfig
+from textboost.protocol.config import (
+    FEC_ROW_PREFIX_BYTES,
+    MAX_PACKET_NUMBER,
+    PARITY_PREFIX_BYTES,
+    LinkConfig,
+)
 from textboost.protocol.errors import (
     AuthenticationError,
     CorruptFrameError,
@@ -69,7 +74,7 @@ from textboost.protocol.frames import (
 )
 from textboost.protocol.layout import Layout
 from textboost.protocol.records import ReceiverBundleRecord, ReceiverStats
-from textboost.protocol.replay import ReplayState, ReplayWindow
+from textboost.protocol.replay import KEYLESS_RECOVER_AFTER, ReplayState, ReplayWindow
 
 __all__ = ["Receiver"]
 
@@ -170,7 +175,11 @@ class Receiver:
         self._done: deque[_Key] = deque()  # completed bundles, oldest first
         self._outbox: list[bytes] = []
         self._nak_due: dict[_Key, None] = {}  # bundles with NAKs for the next poll, in order
-        self._window = ReplayWindow(config.replay_window, replay_state)
+        self._window = ReplayWindow(
+            config.replay_window,
+            replay_state,
+            recover_after=None if config.auth_key is not None else KEYLESS_RECOVER_AFTER,
+        )
         self._pn = 0
         self._mem = 0
         # bundles not done (under reassembly or given up), oldest first; at most this many,
@@ -214,13 +223,15 @@ class Receiver:
         if frame is None:
             return []
         verdict = self._window.check(frame.epoch, frame.pn)
+        if verdict == "stale_epoch" and self._window.recover(frame.epoch, frame.pn):
+            verdict = "new_epoch"  # keyless: the real sender, after a forged newer epoch
         if verdict in ("replay", "too_old", "stale_epoch"):
             reason = "replay" if verdict == "replay" else "stale"
             self._drop(now, reason, f"{verdict}: epoch {frame.epoch} packet {frame.pn}", frame)
             return []
         events: list[Event] = []
         if verdict == "new_epoch" and self._window.epoch is not None:
-            self._retire_epochs_before(frame.epoch, now, events)
+            self._retire_other_epochs(frame.epoch, now, events)
         self._window.accept(frame.epoch, frame.pn)
         self.stats.frames_received += 1
         self.stats.bytes_received += len(data)
@@ -285,10 +296,11 @@ class Receiver:
             )
         )
 
-    def _retire_epochs_before(self, epoch: int, now: float, events: list[Event]) -> None:
-        """The sender restarted: its older bundles can never complete; free them."""
+    def _retire_other_epochs(self, epoch: int, now: float, events: list[Event]) -> None:
+        """The sender restarted (or, keyless, a forged newer epoch was left behind): bundles
+        of every other epoch can never complete; free them."""
         for key, b in list(self._bundles.items()):
-            if key[0] >= epoch:
+            if key[0] == epoch:
                 continue
             if not b.done and not b.gave_up:
                 self._give_up(b, now, events)
@@ -296,7 +308,7 @@ class Receiver:
             self._nak_due.pop(key, None)
             self._open.pop(key, None)
             del self._bundles[key]
-        self._done = deque(k for k in self._done if k[0] >= epoch)
+        self._done = deque(k for k in self._done if k[0] == epoch)
 
     def _bundle(self, frame: Frame, now: float) -> _RxBundle | None:
         key = (frame.epoch, frame.bundle_id)
@@ -594,8 +606,15 @@ class Receiver:
         cfg = self.config
         if not cfg.fec:
             raise FrameError("type", "PARITY", "no PARITY frames (FEC is off)")
-        if len(frame.payload) < 3:
-            raise FrameError("parity payload length", len(frame.payload), "at least 3 bytes")
+        # parity index, source frames, then a row as wide as the group's widest source row:
+        # its 3-byte prefix and 1 .. fragment_bytes of payload (a shorter one cannot be parity
+        # of any group, and recovering with it would read rows shorter than their prefix)
+        top = PARITY_PREFIX_BYTES + FEC_ROW_PREFIX_BYTES + cfg.fragment_bytes(b.bundle_id)
+        if not PARITY_PREFIX_BYTES + FEC_ROW_PREFIX_BYTES + 1 <= len(frame.payload) <= top:
+            raise FrameError(
+                "parity payload length", len(frame.payload),
+                f"{PARITY_PREFIX_BYTES + FEC_ROW_PREFIX_BYTES + 1}..{top} bytes",
+            )  # fmt: skip
         p, n_src = frame.payload[0], frame.payload[1]
         if not 1 <= n_src <= cfg.fec_k or p >= cfg.parity_frames(n_src):
             raise FrameError(

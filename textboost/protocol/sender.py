@@ -68,7 +68,7 @@ from textboost.protocol.frames import (
 )
 from textboost.protocol.layout import Layout
 from textboost.protocol.records import SenderBundleRecord, SenderStats
-from textboost.protocol.replay import ReplayState, ReplayWindow
+from textboost.protocol.replay import KEYLESS_RECOVER_AFTER, ReplayState, ReplayWindow
 
 KEEP_DROPS = 1024
 SYNC_INTERVAL = 1 << 14  # frames without news from the receiver before another HELLO
@@ -154,7 +154,11 @@ class Sender:
             raise LocalProtocolError(f"epoch {epoch}: expected 0..{MAX_EPOCH}")
         self.config = config
         self.epoch = epoch
-        self._window = ReplayWindow(config.replay_window, replay_state)
+        self._window = ReplayWindow(
+            config.replay_window,
+            replay_state,
+            recover_after=None if config.auth_key is not None else KEYLESS_RECOVER_AFTER,
+        )
         self._pn = 0
         # The compact header: the receiver holds this epoch once it echoed it in feedback;
         # until then every bundle is preceded by a HELLO. _sync_pn: the packet number of
@@ -472,6 +476,8 @@ class Sender:
         except RemoteProtocolError as e:
             return self._drop(now, "malformed", str(e))
         verdict = self._window.check(frame.epoch, frame.pn)
+        if verdict == "stale_epoch" and self._window.recover(frame.epoch, frame.pn):
+            verdict = "new_epoch"  # keyless: the real receiver, after a forged newer epoch
         if verdict in ("replay", "too_old", "stale_epoch"):
             reason = "replay" if verdict == "replay" else "stale"
             detail = f"{verdict}: epoch {frame.epoch} packet {frame.pn}"

@@ -12,7 +12,16 @@ sees like next to like (``varint`` = unsigned LEB128, ``zz`` = zigzag varint)::
 
 and the section is one byte ``method | version << 2 | (B - 6) << 4`` then the body, raw,
 raw-deflate or brotli, whichever is smallest. No words → an empty section (0 bytes).
-Decoding is bounded (words, string length, decompressed size) and raises
+
+Version 1 (what the encoder writes) appends, after the strings, in the same row order::
+
+    | flags byte × n: confidence q (bits 0-3, score ≈ q/15), styled (bit 4), coloured (bit 5)
+    | per styled word 3 bytes: face | dark << 3 | inset << 4,  stretch | (dx+8) << 4,  dy+8
+    | per coloured word 3 bytes: fg r | fg g << 4,  fg b | bg r << 4,  bg g | bg b << 4
+
+(:class:`textboost.text.style.Style` says what the fields mean). A word without a style
+is drawn as version 0 draws it; a version-0 section still decodes, to words with score 1.0
+and no style. Decoding is bounded (words, string length, decompressed size) and raises
 :class:`BitstreamError` naming the field.
 """
 
@@ -24,12 +33,23 @@ import zlib
 import brotli
 
 from textboost.codec.container import BitstreamError
+from textboost.text.style import FACES, Style
 from textboost.text.words import Word, oriented_rect, rect_quad
 from textboost.varint import varint, zigzag
 
-__all__ = ["MAX_BODY", "MAX_STRING_BYTES", "MAX_WORDS", "decode_words", "encode_words"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_STRING_BYTES",
+    "MAX_WORDS",
+    "decode_words",
+    "encode_words",
+    "quantise_words",
+    "read_words",
+]
 
-VERSION = 0
+VERSION = 1  # what the encoder writes; the decoder reads 0 and 1
+CONF_STEPS = 15
+STYLED, COLOURED = 0x10, 0x20
 RAW, DEFLATE, BROTLI = 0, 1, 2
 MAX_WORDS = 255
 MAX_STRING_BYTES = 255
@@ -43,15 +63,8 @@ def grid_bits(width: int, height: int) -> int:
     return min(MAX_BITS, max(MIN_BITS, math.ceil(math.log2(max(width, height)))))
 
 
-def encode_words(words: list[Word], width: int, height: int, bits: int | None = None) -> bytes:
-    """The text section for ``words`` in a ``width``×``height`` image (b"" for none)."""
-    if not words:
-        return b""
-    if len(words) > MAX_WORDS:
-        raise ValueError(f"{len(words)} words, the text section carries at most {MAX_WORDS}")
-    bits = grid_bits(width, height) if bits is None else bits
-    if not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"grid bits {bits} outside {MIN_BITS}..{MAX_BITS}")
+def _rows(words: list[Word], width: int, height: int, bits: int) -> list[tuple]:
+    """(cy, cx, w, h, angle steps, UTF-8 string, word) on the grid, sorted as written."""
     step = max(width, height) / (1 << bits)
     top = 1 << bits
     rows = []
@@ -68,9 +81,44 @@ def encode_words(words: list[Word], width: int, height: int, bits: int | None = 
                 _clamp(round(rh / step), 1, top),
                 round(ang / (2 * math.pi) * ANGLE_STEPS) % ANGLE_STEPS,
                 s,
+                w,
             )
         )
     rows.sort(key=lambda r: (r[0], r[1]))
+    return rows
+
+
+def _signed_angle(a: int) -> int:
+    return a - ANGLE_STEPS if a >= ANGLE_STEPS // 2 else a
+
+
+def _quad(cy: int, cx: int, w: int, h: int, angle: int, step: float):
+    return rect_quad(cx * step, cy * step, w * step, h * step, angle * 2 * math.pi / ANGLE_STEPS)
+
+
+def quantise_words(
+    words: list[Word], width: int, height: int, bits: int | None = None
+) -> list[Word]:
+    """``words`` as the receiver will see them (quads on the grid, in the section's
+    order), keeping string, score and style: what the sender's matcher must fit."""
+    bits = grid_bits(width, height) if bits is None else bits
+    step = max(width, height) / (1 << bits)
+    return [
+        Word(_quad(*r[:4], _signed_angle(r[4]), step), r[6].text, r[6].score, r[6].style)
+        for r in _rows(words, width, height, bits)
+    ]
+
+
+def encode_words(words: list[Word], width: int, height: int, bits: int | None = None) -> bytes:
+    """The text section for ``words`` in a ``width``×``height`` image (b"" for none)."""
+    if not words:
+        return b""
+    if len(words) > MAX_WORDS:
+        raise ValueError(f"{len(words)} words, the text section carries at most {MAX_WORDS}")
+    bits = grid_bits(width, height) if bits is None else bits
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise ValueError(f"grid bits {bits} outside {MIN_BITS}..{MAX_BITS}")
+    rows = _rows(words, width, height, bits)
     body = bytearray(varint(len(rows)))
     prev_y = prev_x = 0
     for cy, *_ in rows:
@@ -83,12 +131,24 @@ def encode_words(words: list[Word], width: int, height: int, bits: int | None = 
         for r in rows:
             body += varint(r[col])
     for r in rows:
-        a = r[4]
-        body += zigzag(a - ANGLE_STEPS if a >= ANGLE_STEPS // 2 else a)
+        body += zigzag(_signed_angle(r[4]))
     for r in rows:
         body += varint(len(r[5]))
     for r in rows:
         body += r[5]
+    styles = [r[6].style for r in rows]
+    for r, st in zip(rows, styles, strict=True):
+        q = _clamp(round(float(r[6].score) * CONF_STEPS), 0, CONF_STEPS)
+        body.append(q | (STYLED if st else 0) | (COLOURED if st and st.coloured else 0))
+    for st in styles:
+        if st:
+            body += bytes(
+                (st.face | st.dark << 3 | st.inset << 4, st.stretch | (st.dx + 8) << 4, st.dy + 8)
+            )
+    for st in styles:
+        if st and st.fg and st.bg:
+            (fr, fg, fb), (br, bg, bb) = st.fg, st.bg
+            body += bytes((fr | fg << 4, fb | br << 4, bg | bb << 4))
     body = bytes(body)
     candidates = {
         RAW: body,
@@ -105,8 +165,8 @@ def decode_words(section: bytes, width: int, height: int) -> list[Word]:
         return []
     head = section[0]
     method, version, bits = head & 3, (head >> 2) & 3, (head >> 4) + MIN_BITS
-    if version != VERSION:
-        raise BitstreamError(f"text: payload version {version}, this decoder reads {VERSION}")
+    if version > VERSION:
+        raise BitstreamError(f"text: payload version {version}, this decoder reads 0..{VERSION}")
     if bits > MAX_BITS:
         raise BitstreamError(f"text: grid bits {bits} outside {MIN_BITS}..{MAX_BITS}")
     body = _decompress(method, section[1:])
@@ -149,17 +209,48 @@ def decode_words(section: bytes, width: int, height: int) -> list[Word]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             raise BitstreamError(f"text: word {i} string is not UTF-8 ({e.reason})") from e
-        quad = rect_quad(
-            cxs[i] * step,
-            cys[i] * step,
-            ws[i] * step,
-            hs[i] * step,
-            angles[i] * 2 * math.pi / ANGLE_STEPS,
-        )
-        words.append(Word(quad, text))
+        words.append(Word(_quad(cys[i], cxs[i], ws[i], hs[i], angles[i], step), text))
+    if version >= 1:
+        words = _read_styles(r, words)
     if r.pos != len(body):
         raise BitstreamError(f"text: {len(body) - r.pos} unexpected bytes after the last string")
     return words
+
+
+def read_words(section: bytes, width: int, height: int) -> tuple[list[Word], str | None]:
+    """(words, None), or ([], why) for a section that does not decode: the receiver keeps
+    the picture and logs why its words were lost, instead of failing."""
+    try:
+        return decode_words(section, width, height), None
+    except BitstreamError as e:
+        return [], f"text section unreadable, no words drawn: {e}"
+
+
+def _read_styles(r: _Reader, words: list[Word]) -> list[Word]:
+    """The version-1 columns: confidence and flags, styles, colours."""
+    flags = [r.take(1, f"word {i} flags")[0] for i in range(len(words))]
+    styled = [i for i, f in enumerate(flags) if f & STYLED]
+    for i, f in enumerate(flags):
+        if f & 0xC0 or (f & COLOURED and not f & STYLED) or f & 0x0F > CONF_STEPS:
+            raise BitstreamError(f"text: word {i} flags 0x{f:02x} invalid")
+    styles: dict[int, dict] = {}
+    for i in styled:
+        a, b, c = r.take(3, f"word {i} style")
+        face = a & 7
+        if face >= len(FACES) or c > 15:
+            raise BitstreamError(f"text: word {i} style bytes {a:02x}{b:02x}{c:02x} invalid")
+        styles[i] = dict(
+            face=face, dark=bool(a & 8), inset=a >> 4, stretch=b & 15, dx=(b >> 4) - 8, dy=c - 8
+        )
+    for i in styled:
+        if flags[i] & COLOURED:
+            a, b, c = r.take(3, f"word {i} colours")
+            styles[i]["fg"] = (a & 15, a >> 4, b & 15)
+            styles[i]["bg"] = (b >> 4, c & 15, c >> 4)
+    return [
+        Word(w.quad, w.text, (f & 0x0F) / CONF_STEPS, Style(**styles[i]) if i in styles else None)
+        for i, (w, f) in enumerate(zip(words, flags, strict=True))
+    ]
 
 
 def _decompress(method: int, data: bytes) -> bytes:

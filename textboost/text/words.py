@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from textboost.text.style import Style
+
 __all__ = ["Word", "oriented_rect", "reading_order", "rect_quad"]
 
 
@@ -15,13 +17,15 @@ class Word:
 
     ``quad`` is (4, 2) float: x, y of four corners, clockwise from the top-left of the
     text as read (ICDAR 2015 order: p0→p1 runs along the text). ``score`` is the
-    spotter's confidence in [0, 1] (1.0 for words decoded from a payload, which carries
-    no confidence).
+    spotter's confidence in [0, 1] (a version-1 text section carries it in 1/15 steps; a
+    version-0 one carries none: 1.0). ``style``: how the receiver should draw it, chosen by
+    the sender on the original pixels (None: the version-0 rendering).
     """
 
     quad: np.ndarray
     text: str
     score: float = 1.0
+    style: Style | None = None
 
     def __post_init__(self) -> None:
         q = np.asarray(self.quad, dtype=np.float64)

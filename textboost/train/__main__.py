@@ -5,6 +5,11 @@ python -m textboost.train export --checkpoint runs/x/checkpoint.pt --out model.s
 python -m textboost.train pack --out cache/train_data DIR [DIR ...]   # for a GPU machine
 python -m textboost.train stage2 --config FILE.yaml [--minutes M] [--cache-only]
 python -m textboost.train export-fusion --run runs/stage2_cpu --out model.fusion.safetensors
+
+A stage-2 config with ``block: words`` trains the word fusion block
+(:mod:`textboost.train.stage2_words`): the same command builds what is missing of its
+cache for ``--cache-minutes`` (default: the config's ``cache_minutes``), then continues
+training from the run's checkpoint for ``--minutes``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ef.add_argument("--run", required=True, help="stage-2 out_dir (checkpoint.pt, heldout.json)")
     ef.add_argument("--out", required=True, help="e.g. textboost/zoo/<model>.fusion.safetensors")
     ef.add_argument("--codec", help="the codec model file it was trained on (default: shipped)")
+    ef.add_argument(
+        "--best", action="store_true", help="the run's best held-out block (best.pt), not its last"
+    )
     args = p.parse_args(argv)
     if args.cmd == "export":
         return _export(args)
@@ -63,9 +71,96 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _is_words_config(path: str) -> bool:
+    import yaml
+
+    try:
+        from pathlib import Path
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False  # the stage-2 loader reports it
+    return isinstance(data, dict) and data.get("block") == "words"
+
+
+def _stage2_words(args: argparse.Namespace) -> int:
+    """Alternate cache building (``cache_minutes``) and training (``train_minutes``) until
+    ``--minutes`` are spent: one process, so the cache grows while the block trains."""
+    import json
+    import time
+    from pathlib import Path
+
+    from textboost.train.stage2_words import (
+        WordStage2Config,
+        WordTrainer,
+        build_cache,
+        evaluate_heldout,
+        load_samples,
+        split_files,
+    )
+
+    log = lambda m: print(m, flush=True)  # noqa: E731
+    try:
+        cfg = WordStage2Config.from_file(args.config)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cache_minutes = cfg.cache_minutes if args.cache_minutes is None else args.cache_minutes
+    deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
+    trainer, files, heldout, complete = None, None, [], False
+    while True:
+        left = None if deadline is None else (deadline - time.monotonic()) / 60
+        if (cache_minutes > 0 or args.cache_only) and not complete:
+            chunk = cache_minutes if left is None else min(cache_minutes, max(left, 0) / 3)
+            try:
+                info = build_cache(cfg, chunk)
+            except (ValueError, FileNotFoundError, TypeError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            complete = info["complete"]
+            log(f"stage-2 cache {cfg.cache_dir}: {json.dumps(info)}")
+        if args.cache_only:
+            return 0
+        if split_files(cfg) != files:
+            files = split_files(cfg)
+            try:
+                samples = load_samples(files[0])
+                if trainer is None:
+                    trainer = WordTrainer(cfg, samples)
+                else:
+                    trainer.sampler.samples = samples
+            except ValueError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+            heldout = load_samples(files[1])
+            trainer.rescore_best(heldout)
+            log(
+                f"training on {len(samples)} tiles of {len(files[0])} images, {len(heldout)} "
+                f"held-out tiles of {len(files[1])} images, from step {trainer.step}"
+            )
+        left = None if deadline is None else (deadline - time.monotonic()) / 60
+        chunk = cfg.train_minutes if left is None else min(cfg.train_minutes, max(left, 0))
+        if complete or cache_minutes <= 0:
+            chunk = left  # nothing more to cache: train to the end
+        start = trainer.step
+        trainer.run(args.steps, chunk, heldout, log=log)
+        if trainer.step >= cfg.steps or (args.steps is not None and trainer.step > start) or (
+            deadline is not None and time.monotonic() >= deadline
+        ):
+            break
+    if not args.no_eval and heldout:
+        res = evaluate_heldout(trainer.block, heldout)
+        (Path(cfg.out_dir) / "heldout.json").write_text(json.dumps(res, indent=1))
+        log(json.dumps(res))
+    return 0
+
+
 def _stage2(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
+
+    if _is_words_config(args.config):
+        return _stage2_words(args)
 
     from textboost.train.stage2 import Stage2Config, Stage2Trainer, build_cache, run_eval
 
@@ -103,16 +198,24 @@ def _export_fusion(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     try:
-        state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+        ckpt = run / ("best.pt" if args.best else "checkpoint.pt")
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model = ModelFile.load(args.codec)
         held = run / "heldout.json"
         card = {"steps": state["step"], "train_images": state.get("train_images")}
         if held.exists():
-            card["heldout"] = json.loads(held.read_text())["summary"]
+            data = json.loads(held.read_text())
+            card["heldout"] = data.get("summary", data)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    block = FusionBlock(state.get("channels", 16))
+    channels = state.get("channels", 16)
+    if isinstance(channels, list):  # the word block (two widths)
+        from textboost.fusion.word_block import WordFusionNet
+
+        block = WordFusionNet(channels)
+    else:
+        block = FusionBlock(channels)
     block.load_state_dict(state["model"])
     save_fusion(block, args.out, model.model_id, card)
     print(f"wrote {args.out} (codec {model.model_id.hex()}, step {state['step']})")

@@ -107,6 +107,7 @@ class SynthSample:
     words: list[Word]  # one per line of text, quads in ICDAR order
     ink: np.ndarray  # HxW uint8: the drawn glyphs' coverage (not the panels)
     photo: str  # the photo it was drawn on
+    fonts: tuple[str, ...] = ()  # the font files its items were drawn in
 
 
 def text_mask(words: Sequence[Word], width: int, height: int) -> np.ndarray:
@@ -120,10 +121,18 @@ def text_mask(words: Sequence[Word], width: int, height: int) -> np.ndarray:
 class SceneTextGenerator:
     """Draws synthetic scene text onto photos from ``photo_dirs`` (never Kodak)."""
 
-    def __init__(self, photo_dirs: Sequence[str | Path], cfg: SynthConfig | None = None) -> None:
+    def __init__(
+        self,
+        photo_dirs: Sequence[str | Path],
+        cfg: SynthConfig | None = None,
+        fonts: Sequence[Path] = (),
+    ) -> None:
+        """``fonts``: font files to draw every kind of item in, instead of the DejaVu set
+        (training the fusion block on many faces, so that no face means "trust the map")."""
         self.cfg = cfg or SynthConfig()
         self.photos = list_images(photo_dirs)  # refuses Kodak
         self.fonts = font_paths()
+        self.extra_fonts = list(fonts)
 
     def generate(self, seed: int, index: int) -> SynthSample:
         """Sample ``index`` of the stream ``seed``: the same on every call and machine."""
@@ -140,6 +149,7 @@ class SceneTextGenerator:
         ink = np.zeros(img.shape[:2], np.float32)
         busy = np.zeros(img.shape[:2], np.uint8)
         words: list[Word] = []
+        self._used: list[str] = []
         for _ in range(int(rng.integers(self.cfg.items[0], self.cfg.items[1] + 1))):
             u = rng.random()
             kind = "plate" if u < self.cfg.p_plate else (
@@ -150,7 +160,7 @@ class SceneTextGenerator:
         canvas += rng.normal(0.0, rng.uniform(lo, hi), canvas.shape).astype(np.float32)
         image = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
         return SynthSample(image, words, np.clip(ink * 255 + 0.5, 0, 255).astype(np.uint8),
-                           path.name)  # fmt: skip
+                           path.name, tuple(self._used))  # fmt: skip
 
     # -- one text item -----------------------------------------------------------------
 
@@ -160,12 +170,18 @@ class SceneTextGenerator:
     ) -> list[Word]:  # fmt: skip
         lo, hi = self.cfg.cap_px
         cap = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        if kind == "plate":
+        if self.extra_fonts:
+            font = self.extra_fonts[int(rng.integers(len(self.extra_fonts)))]
+            lines = [_plate_string(rng)] if kind == "plate" else (
+                _sign_lines(rng) if kind == "sign" else [_word(rng)]
+            )  # fmt: skip
+        elif kind == "plate":
             font = self.fonts[PLATE_FONTS[int(rng.integers(len(PLATE_FONTS)))]]
             lines = [_plate_string(rng)]
         else:
             font = self.fonts[FONT_FILES[int(rng.integers(len(FONT_FILES)))]]
             lines = _sign_lines(rng) if kind == "sign" else [_word(rng)]
+        self._used.append(font.name)
         layer, quads, strings = _draw_layer(rng, kind, lines, font, cap)
         placed = self._place(rng, layer.shape[1], layer.shape[0], busy)
         if placed is None:

@@ -1,0 +1,189 @@
+"""The word fusion block: applied around carried words only, saved and loaded, decoded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from textboost.fusion.model import FusionBlock
+from textboost.fusion.regions import Tile, pad_tile, region_weight, word_tiles
+from textboost.fusion.runtime import fuse, fusion_metadata, load_fusion, save_fusion
+from textboost.fusion.word_block import WordFusionNet
+from textboost.fusion.word_inputs import (
+    INPUT_CHANNELS,
+    WordStyle,
+    estimate_styles,
+    fuse_words,
+    tile_inputs,
+)
+from textboost.text.words import Word, rect_quad
+
+
+def _noisy_block(seed: int = 0) -> WordFusionNet:
+    """A block whose correction is not zero (the trained tail starts at zero)."""
+    torch.manual_seed(seed)
+    b = WordFusionNet((8, 8))
+    torch.nn.init.normal_(b.tail.weight, std=0.5)
+    return b.eval()
+
+
+def _image(h: int = 120, w: int = 200, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _run(block):
+    def run(x, inp):
+        with torch.inference_mode():
+            return block(torch.from_numpy(x), torch.from_numpy(inp)).numpy()
+
+    return run
+
+
+def _regions(words, w, h) -> np.ndarray:
+    full = Tile(0, 0, w, h, tuple(range(len(words))))
+    return region_weight(words, full) > 0
+
+
+WORDS = [
+    Word(rect_quad(50, 30, 60, 12, 0.0), "EXIT"),
+    Word(rect_quad(140, 80, 70, 14, 0.3), "Main St"),
+]
+
+
+def test_pixels_outside_the_words_are_the_codecs_bit_for_bit():
+    dec = _image()
+    out = fuse(_noisy_block(), dec, WORDS)
+    inside = _regions(WORDS, 200, 120)
+    assert inside.any() and not inside.all()
+    assert np.array_equal(out[~inside], dec[~inside])
+    assert not np.array_equal(out[inside], dec[inside])  # the block did act inside
+
+
+def test_no_words_is_the_codec_alone():
+    dec = _image()
+    assert np.array_equal(fuse(_noisy_block(), dec, []), dec)
+
+
+def test_untrained_block_is_the_identity():
+    dec = _image()
+    out = fuse(WordFusionNet((8, 8)).eval(), dec, WORDS)
+    assert np.array_equal(out, dec)
+
+
+def test_tiles_cover_regions_with_halo_and_do_not_overlap():
+    words = [Word(rect_quad(20 + 30 * i, 20, 20, 8, 0.0), "ab") for i in range(3)]
+    words.append(Word(rect_quad(180, 100, 20, 8, 0.0), "cd"))
+    tiles = word_tiles(words, 200, 120, halo=8)
+    assert sorted(i for t in tiles for i in t.words) == [0, 1, 2, 3]
+    for a in tiles:
+        for b in tiles:
+            if a is not b:
+                assert not (a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1)
+    inside = _regions(words, 200, 120)
+    covered = np.zeros_like(inside)
+    for t in tiles:
+        covered[t.y0 : t.y1, t.x0 : t.x1] = True
+    assert covered[inside].all()
+
+
+def test_region_weight_is_one_on_the_word_and_zero_far_away():
+    w = Word(rect_quad(50, 50, 40, 10, 0.0), "word")
+    wt = region_weight([w], Tile(0, 0, 100, 100, (0,)))
+    assert wt[50, 50] == 1.0 and wt[5, 5] == 0.0
+    assert 0 < wt[58, 50] < 1  # in the margin (the rectangle ends at y = 55)
+
+
+def test_inputs_carry_style_only_when_given():
+    tile = word_tiles(WORDS, 200, 120)[0]
+    plain = tile_inputs(WORDS, tile, None)
+    assert plain.shape == (INPUT_CHANNELS, *tile.shape)
+    assert not plain[1:6].any() and plain[0].any() and plain[6].max() == 1.0
+    styled = tile_inputs(WORDS, tile, [WordStyle(-1, (10, 10, 10), (240, 240, 240))] * 2)
+    assert styled[4].max() == 1.0 and styled[5].min() == -1.0
+    np.testing.assert_array_equal(styled[0], plain[0])
+
+
+def test_estimated_style_finds_dark_ink_on_a_light_ground():
+    img = np.full((40, 100, 3), 230, np.uint8)
+    img[18:22, 20:80] = 20  # a dark stroke across a light panel
+    w = Word(rect_quad(50, 20, 70, 16, 0.0), "x")
+    tile = Tile(0, 0, 100, 40, (0,))
+    (s,) = estimate_styles(img, [w], tile)
+    assert s.polarity == -1 and s.fg[0] < 64 < 200 < s.bg[0]
+
+
+def test_save_load_roundtrip_and_old_files(tmp_path):
+    b = _noisy_block()
+    save_fusion(b, tmp_path / "w.fusion.safetensors", b"\x01" * 4, {"steps": 3})
+    meta = fusion_metadata(tmp_path / "w.fusion.safetensors")
+    assert meta["format"] == "textboost-fusion/2" and meta["block"] == "words"
+    back = load_fusion(tmp_path / "w.fusion.safetensors", b"\x01" * 4)
+    assert isinstance(back, WordFusionNet) and back.channels == (8, 8)
+    dec = _image()
+    assert np.array_equal(fuse(back, dec, WORDS), fuse(b, dec, WORDS))
+    old = FusionBlock()
+    save_fusion(old, tmp_path / "p.fusion.safetensors", b"\x01" * 4)
+    assert fusion_metadata(tmp_path / "p.fusion.safetensors")["format"] == "textboost-fusion/1"
+    assert isinstance(load_fusion(tmp_path / "p.fusion.safetensors"), FusionBlock)
+
+
+def test_pad_tile_to_the_stride():
+    a = np.ones((7, 13, 10), np.float32)
+    p = pad_tile(a)
+    assert p.shape == (7, 16, 12) and p[:, 13:].sum() == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(-40, 240),
+            st.floats(-40, 160),
+            st.floats(0, 90),
+            st.floats(0, 30),
+            st.floats(-3.2, 3.2),
+            st.text(min_size=0, max_size=6),
+        ),
+        max_size=5,
+    )
+)
+def test_any_words_leave_the_outside_untouched(specs):
+    """Words anywhere (off the image, degenerate, overlapping) never touch other pixels."""
+    words = [Word(rect_quad(cx, cy, w, h, a), t) for cx, cy, w, h, a, t in specs]
+    dec = _image(64, 96, seed=len(specs))
+    out = fuse_words(_run(_noisy_block(1)), dec, words)
+    assert out.shape == dec.shape and out.dtype == np.uint8
+    inside = _regions(words, 96, 64)
+    assert np.array_equal(out[~inside], dec[~inside])
+
+
+def test_bad_inputs_are_refused():
+    b = WordFusionNet((8, 8))
+    with pytest.raises(ValueError, match="word inputs"):
+        b(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        fuse_words(_run(b), np.zeros((8, 8), np.uint8), WORDS)
+
+
+def test_onnx_word_block_fuses_as_torch(tmp_path):
+    """The exported graph (dynamic tile sizes) under ONNX Runtime, through the same tiles."""
+    from export.onnx import DEFAULT_OPSET, _export
+    from textboost.codec.exported import OnnxFusion, ort_session
+
+    block = _noisy_block(2)
+    path = tmp_path / "fusion.onnx"
+    axes = {"x": {2: "H", 3: "W"}, "g": {2: "H", 3: "W"}, "fused": {2: "H", 3: "W"}}
+    args = (torch.rand(1, 3, 64, 96), torch.rand(1, INPUT_CHANNELS, 64, 96))
+    _export(block, args, path, ["x", "g"], ["fused"], axes, DEFAULT_OPSET)
+    sess = ort_session(path, ["CPUExecutionProvider"])
+    onnx_block = OnnxFusion.from_session(sess, kind="words")
+    dec = _image()
+    got, want = onnx_block.fuse_words(dec, WORDS), fuse(block, dec, WORDS)
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    inside = _regions(WORDS, 200, 120)
+    assert np.array_equal(got[~inside], dec[~inside])
+    with pytest.raises(Exception, match="word fusion block"):
+        onnx_block.fuse(dec, None)

@@ -1,0 +1,306 @@
+"""The entrants of the text benchmark: how each one turns an image and a byte budget into a
+decoded picture (:class:`Coded`).
+
+- ``original``: the source, uncompressed (handled by the caller);
+- ``avif``: AVIF at equal bytes, the best-PSNR file over quality × downscale that fits;
+- ``codec``: the codec alone, ``encode_to_budget(img, max_bytes=N, text=False)``;
+- ``textboost``: the words carried inside the budget, decoded with the shipped fusion
+  block (whichever kind ships beside the model);
+- ``paper``: the same stream through the paper's block (§4.2) over the whole image
+  (``paper_fusion``: default the ``<model>.paper-fusion.safetensors`` in the zoo, else the
+  shipped file when it is that kind);
+- ``words``: the same stream through the word block, only around the carried words
+  (``word_fusion``: default the shipped file when it is that kind).
+
+The three TextBoost entrants decode one stream per budget (encoded once per image and
+budget), so they differ only in the fusion block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textboost.eval.budget import reconstruct, search_budgets
+from textboost.text.words import Word
+
+__all__ = [
+    "ENTRANTS",
+    "FUSED",
+    "LABELS",
+    "MAX_WORKERS",
+    "Coded",
+    "EntrantOptions",
+    "entrant_settings",
+    "get_entrant",
+]  # fmt: skip
+
+ENTRANTS: tuple[str, ...] = ("original", "avif", "codec", "textboost", "paper", "words")
+FUSED = ("textboost", "paper", "words")  # one stream, three decoders
+LABELS = {
+    "original": "original (uncompressed)",
+    "avif": "AVIF (libaom), best of quality x downscale",
+    "codec": "codec alone",
+    "textboost": "TextBoost",
+    "paper": "TextBoost, paper's block",
+    "words": "TextBoost, word block",
+}
+MAX_WORKERS = 2  # the CPU is shared: never more than two processes
+
+
+@dataclass(frozen=True)
+class EntrantOptions:
+    """What the entrants need beyond their names."""
+
+    avif_divisors: tuple[float, ...]
+    workers: int = 1
+    paper_fusion: Path | None = None
+    word_fusion: Path | None = None
+
+
+@dataclass(frozen=True)
+class Coded:
+    """One entrant's file at one budget: its size, text bytes, decoded image and how."""
+
+    n_bytes: int
+    text_bytes: int
+    image: np.ndarray
+    detail: dict[str, Any] = field(default_factory=dict)
+    carried: list[Word] | None = None  # words in the text section (TextBoost)
+
+
+# -- entrants -----------------------------------------------------------------------------
+
+
+class _AvifEntrant:
+    name = "avif"
+
+    def __init__(self, divisors: Sequence[float]) -> None:
+        from textboost.eval.baselines import get_baseline
+
+        self.codec = get_baseline("avif")
+        self.divisors = tuple(divisors)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {
+            **self.codec.settings,
+            "downscale_divisors": list(self.divisors),
+            "quality_range": [self.codec.quality_min, self.codec.quality_max],
+            "selection": "best PSNR among the files that fit (textboost.eval.budget)",
+            "resampling": "Lanczos (Pillow) down and up",
+        }
+
+    def code_all(self, img: np.ndarray, budgets: Sequence[int]) -> list[Coded | None]:
+        h, w = img.shape[:2]
+        search = search_budgets(img, self.codec, budgets, self.divisors)
+        out: list[Coded | None] = []
+        for cand in search.best:
+            if cand is None:
+                out.append(None)
+                continue
+            detail = {
+                "quality": cand.quality,
+                "downscale": cand.divisor,
+                "coded_size": list(cand.coded_size),
+            }
+            out.append(Coded(cand.n_bytes, 0, reconstruct(self.codec, cand, (w, h)), detail))
+        return out
+
+
+_CODEC: Any = None  # one loaded model per process
+
+
+def _load_codec(threads: int) -> Any:
+    global _CODEC
+    if _CODEC is None:
+        import torch
+
+        from textboost.codec.api import Codec
+
+        torch.set_num_threads(threads)
+        _CODEC = Codec.load()
+    return _CODEC
+
+
+def _fusion_file(path: Path) -> dict[str, Any]:
+    """Name and metadata of a fusion weights file."""
+    from textboost.fusion.runtime import fusion_metadata
+
+    try:
+        return {"file": path.name, **fusion_metadata(path)}
+    except (OSError, ValueError) as exc:
+        return {"file": path.name, "error": str(exc)}
+
+
+def _codec_settings(codec: Any, threads: int, text: bool) -> dict[str, Any]:
+    s: dict[str, Any] = {
+        "library": "textboost",
+        "model_id": codec.model_id.hex(),
+        "encode": f"encode_to_budget(img, max_bytes=budget, text={text})",
+        "backend": "torch",
+        "device": "cpu",
+        "torch_threads": threads,
+    }
+    if text:
+        s["text_filter"] = repr(codec.text_filter)
+    return s
+
+
+class _CodecEntrant:
+    """The codec alone: no words carried, its own output."""
+
+    name = "codec"
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.codec = _load_codec(threads)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {**_codec_settings(self.codec, self.threads, False), "fusion": False,
+                "decode": "decode(data, fusion=False)"}  # fmt: skip
+
+    def code_all(self, img: np.ndarray, budgets: Sequence[int]) -> list[Coded | None]:
+        out: list[Coded | None] = []
+        for b in budgets:
+            s = _stream(self.codec, img, b, text=False)
+            out.append(None if s is None else Coded(s.n_bytes, s.text_bytes, s.plain, s.detail))
+        return out
+
+
+@dataclass(frozen=True)
+class _Stream:
+    n_bytes: int
+    text_bytes: int
+    plain: np.ndarray  # the codec's own output
+    detail: dict[str, Any]
+    words: list[Word]  # carried
+
+
+_STREAMS: dict[tuple, _Stream | None] = {}  # this image's streams, shared by the entrants
+
+
+def _stream(codec: Any, img: np.ndarray, budget: int, text: bool) -> _Stream | None:
+    """The stream of ``img`` at ``budget`` (None: nothing fits), encoded once per image."""
+    import hashlib
+
+    from textboost.codec.budget import BudgetError
+    from textboost.codec.container import Container
+    from textboost.codec.exact import RATE_MAX
+
+    key = (hashlib.sha1(np.ascontiguousarray(img).data).hexdigest(), budget, text)
+    if key not in _STREAMS:
+        if any(k[0] != key[0] for k in _STREAMS):
+            _STREAMS.clear()  # a new image
+        try:
+            data = codec.encode_to_budget(img, max_bytes=budget, text=text)
+        except BudgetError:
+            _STREAMS[key] = None
+            return None
+        if len(data) > budget:
+            raise AssertionError(f"encode_to_budget returned {len(data)} B for {budget} B")
+        c = Container.parse(data)
+        detail = {"rate": c.header.rate / RATE_MAX, "coded_size": list(c.header.coded_size)}
+        words = codec.words(data) if text else []
+        plain = codec.decode(data, fusion=False)
+        _STREAMS[key] = _Stream(len(data), len(c.text), plain, detail, words)
+    return _STREAMS[key]
+
+
+class _FusedEntrant:
+    """TextBoost's stream (words carried) decoded through one fusion block (None: the
+    codec's own output with the words beside it)."""
+
+    def __init__(self, name: str, threads: int, block: Any, source: dict[str, Any] | None):
+        self.name = name
+        self.threads = threads
+        self.codec = _load_codec(threads)
+        self.block = block
+        self.source = source
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        s = _codec_settings(self.codec, self.threads, True)
+        s["fusion"] = self.block is not None
+        s["decode"] = "decode(data, fusion=False), then textboost.fusion.runtime.fuse(block, "
+        s["decode"] += "image, carried words)" if self.block is not None else "nothing)"
+        if self.block is not None:
+            s["fusion_kind"] = getattr(self.block, "kind", "paper")
+            s["fusion_file"] = self.source
+        return s
+
+    def code_all(self, img: np.ndarray, budgets: Sequence[int]) -> list[Coded | None]:
+        from textboost.fusion.runtime import fuse
+
+        out: list[Coded | None] = []
+        for b in budgets:
+            s = _stream(self.codec, img, b, text=True)
+            if s is None:
+                out.append(None)
+                continue
+            image = s.plain if self.block is None else fuse(self.block, s.plain, s.words)
+            out.append(Coded(s.n_bytes, s.text_bytes, image, s.detail, s.words))
+        return out
+
+
+def _fused(name: str, opts: EntrantOptions, threads: int) -> _FusedEntrant:
+    from textboost.codec.weights import fusion_path
+    from textboost.fusion.runtime import fusion_metadata, load_fusion
+
+    codec = _load_codec(threads)
+    shipped = fusion_path(codec.model.path)
+    if name == "textboost":
+        src = _fusion_file(shipped) if codec.fusion is not None else None
+        return _FusedEntrant(name, threads, codec.fusion, src)
+    want = "textboost-fusion/1" if name == "paper" else "textboost-fusion/2"
+    given = opts.paper_fusion if name == "paper" else opts.word_fusion
+    default = shipped.with_name(shipped.name.replace(".fusion.", ".paper-fusion."))
+    candidates = [given] if given is not None else (
+        [default, shipped] if name == "paper" else [shipped]
+    )  # fmt: skip
+    for path in candidates:
+        if path is not None and path.is_file() and fusion_metadata(path)["format"] == want:
+            block = load_fusion(path, model_id=codec.model_id)
+            return _FusedEntrant(name, threads, block, _fusion_file(path))
+    what = "paper's block" if name == "paper" else "word block"
+    raise FileNotFoundError(
+        f"no {what} ({want}) among {[str(p) for p in candidates]}; give "
+        f"--{'paper' if name == 'paper' else 'word'}-fusion FILE"
+    )
+
+
+_ENTRANTS: dict[str, Any] = {}
+
+
+def get_entrant(name: str, opts: EntrantOptions) -> Any:
+    """The entrant ``name`` of this process (built once)."""
+    if name not in _ENTRANTS:
+        threads = max(1, MAX_WORKERS // opts.workers)  # two cores at most in all
+        if name == "avif":
+            _ENTRANTS[name] = _AvifEntrant(opts.avif_divisors)
+        elif name == "codec":
+            _ENTRANTS[name] = _CodecEntrant(threads)
+        elif name in FUSED:
+            _ENTRANTS[name] = _fused(name, opts, threads)
+        else:
+            raise ValueError(f"unknown entrant {name!r}")
+    return _ENTRANTS[name]
+
+
+def entrant_settings(names: Sequence[str], opts: EntrantOptions) -> dict[str, Any]:
+    """Settings of each entrant that can run, and why each other one cannot."""
+    settings: dict[str, Any] = {}
+    for n in names:
+        if n == "original":
+            settings[n] = {"note": "the source file decoded, no compression"}
+            continue
+        try:
+            settings[n] = get_entrant(n, opts).settings
+        except Exception as exc:  # reported in the result, not fatal
+            settings[n] = {"unavailable": f"{type(exc).__name__}: {exc}"}
+    return settings

@@ -1,0 +1,417 @@
+"""Stage 2 for the word fusion block: train on crops around carried words, for hours, resumably.
+
+The codec is frozen, so :mod:`textboost.train.word_cache` codes every training image once
+per product rate and keeps only the tiles the receiver fuses. Training then draws crops
+from those tiles: the block's inputs are built exactly as at the receiver
+(:func:`textboost.fusion.word_inputs.tile_inputs` from the carried words), and the loss is
+Eq. 8 without its constant rate term, λ·(MSE(x, x̂) + α·MSE(m⊙x, m⊙x̂)) with λ = 255², on
+the crop (x̂ = x̃ outside the regions, so only the regions move it); m is the text: the
+ground-truth quads and the carried words' rectangles.
+
+Everything a run needs to continue lives in ``out_dir``: ``checkpoint.pt`` (block, Adam,
+step, learning rate, NumPy and torch RNG states, best held-out score), ``best.pt`` (the
+block at its best held-out score), ``log.csv`` (training loss every 50 steps),
+``eval.csv`` (held-out PSNR gains every ``eval_every`` steps). The same command continues
+where the last one stopped; ``--minutes`` is the wall-time stop.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from textboost.fusion.regions import pad_tile
+from textboost.fusion.word_block import WordFusionNet
+from textboost.fusion.word_inputs import INPUT_CHANNELS, estimate_styles, tile_inputs
+from textboost.train.word_cache import (
+    CacheItem,
+    build_word_cache,
+    cache_items,
+    check_training_dir,
+    is_heldout,
+    load_cached,
+)
+
+__all__ = ["WordStage2Config", "WordTrainer", "build_cache", "evaluate_heldout"]
+
+LMBDA = 255.0**2
+
+
+@dataclass
+class WordStage2Config:
+    out_dir: str
+    cache_dir: str
+    block: str = "words"
+    photo_dirs: list[str] = field(default_factory=list)
+    font_dirs: list[str] = field(default_factory=list)  # "matplotlib": its bundled faces
+    font_exclude: list[str] = field(default_factory=list)
+    real_dirs: list[str] = field(default_factory=list)
+    max_per_set: int | None = None
+    synth_images: int = 0
+    synth_seed: int = 0
+    rates: tuple[float, ...] = (0.02, 0.03, 0.06)
+    max_side: int = 1280
+    codec: str | None = None
+    cache_minutes: float = 0.0  # a run alternates: extend the cache this long, ...
+    train_minutes: float = 30.0  # ... then train this long, until its --minutes are spent
+    heldout_mod: int = 8
+    channels: tuple[int, int] = (16, 24)
+    steps: int = 200_000
+    batch_size: int = 8
+    crop: int = 96
+    lr: float = 3e-4
+    lr_min: float = 3e-5
+    patience: int = 4  # held-out evaluations without a new best before the lr halves
+    alpha: float = 4.0
+    p_style: float = 0.5  # share of training words whose colours/polarity are given
+    clip_grad: float = 1.0
+    threads: int = 1
+    checkpoint_every: int = 200
+    eval_every: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.block != "words":
+            raise ValueError(f"block {self.block!r}: this trainer is for 'words'")
+        self.rates = tuple(float(r) for r in self.rates)
+        self.channels = tuple(int(c) for c in self.channels)
+        for d in [*self.photo_dirs, *self.real_dirs]:
+            check_training_dir(d) if Path(d).exists() else None
+        if not self.rates or any(not 0 < r < 1 for r in self.rates):
+            raise ValueError(f"rates {self.rates}: expected bpp values in (0, 1)")
+        if self.crop < 32 or self.crop % 4:
+            raise ValueError(f"crop {self.crop}: expected a multiple of 4, at least 32")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> WordStage2Config:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"{path}: cannot read stage-2 config: {e}") from e
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of stage-2 settings")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
+        try:
+            return cls(**data)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path}: {e}") from e
+
+    def fonts(self) -> list[Path]:
+        from textboost.train.font_pool import discover_fonts
+
+        dirs = []
+        for d in self.font_dirs:
+            if d == "matplotlib":
+                import matplotlib
+
+                d = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
+            dirs.append(d)
+        return discover_fonts(dirs, self.font_exclude)
+
+    def items(self) -> list[CacheItem]:
+        return cache_items(self.real_dirs, self.synth_images, self.synth_seed, self.max_per_set)
+
+
+def build_cache(cfg: WordStage2Config, minutes: float | None) -> dict:
+    torch.set_num_threads(cfg.threads)
+    fonts = cfg.fonts() if cfg.synth_images else []
+    return build_word_cache(
+        cfg.cache_dir, cfg.items(), cfg.rates, cfg.max_side, cfg.photo_dirs, fonts,
+        cfg.synth_seed, cfg.codec, minutes,
+    )  # fmt: skip
+
+
+# -- samples --------------------------------------------------------------------------
+
+
+@dataclass
+class TileSample:
+    """One tile at one rate, ready to crop: uint8 x, x̃ and float inputs, text mask."""
+
+    name: str
+    real: bool
+    rate: float
+    x: np.ndarray  # (3, h, w) uint8 original
+    xt: np.ndarray  # (3, h, w) uint8 decoded
+    inputs: np.ndarray  # (INPUT_CHANNELS, h, w) float16: guidance, style, region weight
+    inputs_plain: np.ndarray  # the same without style (colours/polarity not carried)
+    text: np.ndarray  # (h, w) uint8: ground-truth quads ∪ carried rectangles
+    region_px: np.ndarray  # flat indices where the region weight is > 0
+
+
+def _text_mask(words, tile, shape) -> np.ndarray:
+    import cv2
+
+    m = np.zeros(shape, np.uint8)
+    for w in words:
+        cv2.fillPoly(m, [np.round(w.quad - [tile.x0, tile.y0]).astype(np.int32)], 1)
+    return m
+
+
+def load_samples(files: list[Path]) -> list[TileSample]:
+    from textboost.fusion.regions import Tile
+    from textboost.text.words import Word, oriented_rect, rect_quad
+
+    out = []
+    for p in files:
+        c = load_cached(p)
+        if not len(c.tiles):
+            continue
+        rects = [Word(rect_quad(*oriented_rect(w.quad)), w.text) for w in c.sent]
+        care = [w for w, k in zip(c.gt, c.gt_care, strict=True) if k]
+        real = not c.source.startswith("synth")
+        for k, (x0, y0, x1, y1) in enumerate(c.tiles):
+            ids = tuple(range(len(c.sent)))
+            tile = Tile(int(x0), int(y0), int(x1), int(y1), ids)
+            orig = c.originals[k]
+            styles = estimate_styles(orig, c.sent, tile)
+            inp = tile_inputs(c.sent, tile, styles)
+            plain = tile_inputs(c.sent, tile, None)
+            text = _text_mask(care + rects, tile, orig.shape[:2])
+            region = np.flatnonzero(inp[-1] > 0)
+            if not len(region):
+                continue
+            for r, decs in enumerate(c.decoded):
+                if decs[k] is None:
+                    continue
+                out.append(
+                    TileSample(
+                        c.name, real, float(c.rates[r]),
+                        np.ascontiguousarray(orig.transpose(2, 0, 1)),
+                        np.ascontiguousarray(decs[k].transpose(2, 0, 1)),
+                        inp.astype(np.float16), plain.astype(np.float16), text, region,
+                    )
+                )  # fmt: skip
+    return out
+
+
+def split_files(cfg: WordStage2Config) -> tuple[list[Path], list[Path]]:
+    files = sorted(p for p in Path(cfg.cache_dir).glob("*.npz") if not p.name.endswith(".tmp.npz"))
+    held = [p for p in files if is_heldout(p.stem, cfg.heldout_mod)]
+    return [p for p in files if p not in held], held
+
+
+class CropSampler:
+    """Batches of crops centred near region pixels (x, x̃, inputs, text mask), as tensors."""
+
+    def __init__(self, samples: list[TileSample], rng: np.random.Generator, p_style: float):
+        if not samples:
+            raise ValueError("no training tiles in the stage-2 cache (build it first)")
+        self.samples = samples
+        self.rng = rng
+        self.p_style = p_style
+
+    def batch(self, size: int, crop: int) -> tuple[torch.Tensor, ...]:
+        xs, xts, ins, ms = [], [], [], []
+        for _ in range(size):
+            s = self.samples[int(self.rng.integers(len(self.samples)))]
+            h, w = s.x.shape[1:]
+            cy, cx = divmod(int(s.region_px[self.rng.integers(len(s.region_px))]), w)
+            ch, cw = min(crop, h), min(crop, w)
+            y0 = int(np.clip(cy - ch // 2 + self.rng.integers(-ch // 4, ch // 4 + 1), 0, h - ch))
+            x0 = int(np.clip(cx - cw // 2 + self.rng.integers(-cw // 4, cw // 4 + 1), 0, w - cw))
+            inp = s.inputs if self.rng.random() < self.p_style else s.inputs_plain
+            sl = (slice(None), slice(y0, y0 + ch), slice(x0, x0 + cw))
+            pad = ((0, 0), (0, crop - ch), (0, crop - cw))  # small tiles: zero-padded, weight 0
+            xs.append(np.pad(s.x[sl], pad))
+            xts.append(np.pad(s.xt[sl], pad))
+            ins.append(np.pad(inp[sl], pad))
+            ms.append(np.pad(s.text[None, y0 : y0 + ch, x0 : x0 + cw], pad))
+        f = lambda a, d: torch.from_numpy(np.stack(a)).float() / d  # noqa: E731
+        return f(xs, 255), f(xts, 255), f(ins, 1), f(ms, 1)
+
+
+# -- training -------------------------------------------------------------------------
+
+
+def word_loss(x_hat, x, m, alpha: float) -> dict[str, torch.Tensor]:
+    mse = ((x_hat - x) ** 2).mean()
+    gc = ((m * (x_hat - x)) ** 2).mean()
+    return {"loss": LMBDA * (mse + alpha * gc), "mse": mse, "gc": gc}
+
+
+class WordTrainer:
+    def __init__(self, cfg: WordStage2Config, samples: list[TileSample] | None = None) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.block = WordFusionNet(cfg.channels)
+        self.opt = torch.optim.Adam(self.block.parameters(), lr=cfg.lr)
+        self.rng = np.random.default_rng(cfg.seed)
+        if samples is None:
+            samples = load_samples(split_files(cfg)[0])
+        self.sampler = CropSampler(samples, self.rng, cfg.p_style)
+        self.step = 0
+        self.lr = cfg.lr
+        self.best = -math.inf
+        self.since_best = 0
+        self.ckpt = self.out / "checkpoint.pt"
+        if self.ckpt.exists():
+            self._load(torch.load(self.ckpt, map_location="cpu", weights_only=False))
+        (self.out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
+
+    def rescore_best(self, heldout: list[TileSample]) -> None:
+        """The held-out set grew: score the best block so far on the new set, so that later
+        blocks are compared with it on the same tiles."""
+        best = self.out / "best.pt"
+        if not heldout or not best.exists():
+            return
+        net = WordFusionNet(self.cfg.channels)
+        net.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["model"])
+        self.best = evaluate_heldout(net, heldout)["text_gain_db"]
+
+    def _load(self, state: dict) -> None:
+        self.block.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step = state["step"]
+        self.lr = state["lr"]
+        self.best = state["best"]
+        self.since_best = state["since_best"]
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+
+    def state(self) -> dict:
+        return {
+            "model": self.block.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "lr": self.lr,
+            "best": self.best,
+            "since_best": self.since_best,
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "channels": list(self.cfg.channels),
+            "train_tiles": len(self.sampler.samples),
+        }
+
+    def save(self, path: Path | None = None) -> None:
+        path = path or self.ckpt
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        tmp.replace(path)
+
+    def train_step(self) -> dict[str, float]:
+        self.block.train()
+        x, xt, inp, m = self.sampler.batch(self.cfg.batch_size, self.cfg.crop)
+        for grp in self.opt.param_groups:
+            grp["lr"] = self.lr
+        x_hat = self.block(xt, inp)
+        terms = word_loss(x_hat, x, m, self.cfg.alpha)
+        self.opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.block.parameters(), self.cfg.clip_grad)
+        self.opt.step()
+        self.step += 1
+        with torch.no_grad():
+            base = word_loss(xt, x, m, self.cfg.alpha)["loss"].item()
+        return {"loss": terms["loss"].item(), "base": base}
+
+    def run(
+        self,
+        steps: int | None = None,
+        minutes: float | None = None,
+        heldout: list[TileSample] | None = None,
+        log=print,
+    ) -> None:
+        """Train ``steps`` more (else to ``cfg.steps``) or until ``minutes`` pass; evaluate
+        ``heldout`` every ``eval_every`` steps, keep the best block, halve the lr after
+        ``patience`` evaluations without a new best."""
+        end = self.cfg.steps if steps is None else self.step + steps
+        deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        log_path, eval_path = self.out / "log.csv", self.out / "eval.csv"
+        new_log, new_eval = not log_path.exists(), not eval_path.exists()
+        with log_path.open("a", newline="") as f, eval_path.open("a", newline="") as fe:
+            w, we = csv.writer(f), csv.writer(fe)
+            if new_log:
+                w.writerow(["step", "time", "loss", "codec_loss", "lr"])
+            if new_eval:
+                we.writerow(["step", "time", "tiles", "region_gain_db", "text_gain_db", "best"])
+            acc: list[dict[str, float]] = []
+            t_last = time.monotonic()
+            while self.step < end:
+                acc.append(self.train_step())
+                if self.step % 50 == 0:
+                    loss = float(np.mean([a["loss"] for a in acc]))
+                    base = float(np.mean([a["base"] for a in acc]))
+                    acc.clear()
+                    w.writerow([self.step, f"{time.time():.0f}", f"{loss:.4f}", f"{base:.4f}",
+                                f"{self.lr:.3g}"])  # fmt: skip
+                    f.flush()
+                    rate = 50 / max(1e-9, time.monotonic() - t_last)
+                    t_last = time.monotonic()
+                    log(f"step {self.step} loss {loss:.3f} (codec {base:.3f}) "
+                        f"lr {self.lr:.3g} {rate:.2f} step/s")  # fmt: skip
+                if heldout and self.step % self.cfg.eval_every == 0:
+                    res = evaluate_heldout(self.block, heldout)
+                    score = res["text_gain_db"]
+                    improved = score > self.best
+                    if improved:
+                        self.best, self.since_best = score, 0
+                        self.save(self.out / "best.pt")
+                    else:
+                        self.since_best += 1
+                        if self.since_best >= self.cfg.patience and self.lr > self.cfg.lr_min:
+                            self.lr = max(self.cfg.lr_min, self.lr / 2)
+                            self.since_best = 0
+                    gains = f"{res['region_gain_db']:.4f}", f"{score:.4f}"
+                    we.writerow([self.step, f"{time.time():.0f}", res["tiles"], *gains,
+                                 int(improved)])  # fmt: skip
+                    fe.flush()
+                    log(f"held-out at step {self.step}: {json.dumps(res)}")
+                done = deadline is not None and time.monotonic() > deadline
+                if self.step % self.cfg.checkpoint_every == 0 or done or self.step == end:
+                    self.save()
+                if done:
+                    break
+        status = {"step": self.step, "lr": self.lr, "best_text_gain_db": self.best}
+        (self.out / "status.json").write_text(json.dumps(status))
+
+
+def evaluate_heldout(block: WordFusionNet, samples: list[TileSample]) -> dict:
+    """PSNR gain of the fused tiles over the codec's, in the regions (weight > 0) and in
+    the text mask, from squared errors summed over every held-out tile (style given)."""
+    block.eval()
+    se = {"reg_c": 0.0, "reg_f": 0.0, "txt_c": 0.0, "txt_f": 0.0}
+    n_reg = n_txt = 0
+    with torch.inference_mode():
+        for s in samples:
+            x = torch.from_numpy(pad_tile(s.x)).float()[None] / 255
+            xt = torch.from_numpy(pad_tile(s.xt)).float()[None] / 255
+            inp = torch.from_numpy(pad_tile(s.inputs.astype(np.float32)))[None]
+            y = block(xt, inp).clamp(0, 1)
+            y = torch.round(y * 255) / 255  # the receiver's 8-bit output
+            reg = (inp[:, -1:] > 0).float()
+            txt = torch.from_numpy(pad_tile(s.text)).float()[None, None]
+            for key, mask in (("reg", reg), ("txt", txt)):
+                se[f"{key}_c"] += float((mask * (xt - x) ** 2).sum())
+                se[f"{key}_f"] += float((mask * (y - x) ** 2).sum())
+            n_reg += int(reg.sum()) * 3
+            n_txt += int(txt.sum()) * 3
+    block.train()
+    db = lambda a, b: 10 * math.log10(max(a, 1e-12) / max(b, 1e-12))  # noqa: E731
+    return {
+        "tiles": len(samples),
+        "region_gain_db": db(se["reg_c"], se["reg_f"]) if n_reg else 0.0,
+        "text_gain_db": db(se["txt_c"], se["txt_f"]) if n_txt else 0.0,
+        "codec_region_psnr": 10 * math.log10(n_reg / max(se["reg_c"], 1e-12)) if n_reg else None,
+    }
+
+
+def _plain(d: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+__all__ += ["INPUT_CHANNELS", "load_samples", "split_files"]
