@@ -36,10 +36,15 @@ __all__ = ["BundleResult", "DownlinkNode", "TextResult", "psnr_db", "read_text",
 
 
 def words_json(words) -> list[dict[str, Any]]:
-    """Words as JSON: ``{"text": str, "quad": [[x, y] x 4]}`` (pixels, clockwise from the
-    top-left of the text as read)."""
+    """Words as JSON: ``{"text": str, "quad": [[x, y] x 4], "score": float}`` (pixels,
+    clockwise from the top-left of the text as read; the spotter's confidence as
+    carried, 1.0 from a stream that carries none)."""
     return [
-        {"text": w.text, "quad": [[round(float(x), 1), round(float(y), 1)] for x, y in w.quad]}
+        {
+            "text": w.text,
+            "quad": [[round(float(x), 1), round(float(y), 1)] for x, y in w.quad],
+            "score": round(float(w.score), 3),
+        }
         for w in words
     ]
 

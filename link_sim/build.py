@@ -16,7 +16,7 @@ from link_sim.contacts import ContactPlan, passes_from_tle
 from link_sim.duty_cycle import DutyCycle
 from link_sim.link import LinkDirection, MessageSessions
 from link_sim.phy import LoraPhy, RatePhy
-from link_sim.scenario import ContactsSpec, Direction, Scenario
+from link_sim.scenario import ContactsSpec, Direction
 from textboost.protocol import LinkConfig
 
 __all__ = [
@@ -24,17 +24,8 @@ __all__ = [
     "build_direction",
     "build_loss",
     "build_phy",
-    "link_config",
     "mean_capacity_Bps",
 ]
-
-
-def link_config(scenario: Scenario) -> LinkConfig:
-    """The protocol section's fields are named as :class:`LinkConfig`'s; ``arq`` defaults
-    by whether there is a reverse link."""
-    p = scenario.protocol
-    same = p.model_dump(exclude={"arq", "fec"})
-    return LinkConfig(**same, arq=scenario.arq, fec_k=p.fec.k, fec_m=p.fec.m)
 
 
 @lru_cache(maxsize=32)

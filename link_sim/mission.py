@@ -32,11 +32,11 @@ import numpy as np
 import simpy
 
 from downlink.node import DownlinkNode
-from link_sim.build import build_contacts, build_direction, link_config, mean_capacity_Bps
+from link_sim.build import build_contacts, build_direction, mean_capacity_Bps
 from link_sim.codec_service import CodecService
 from link_sim.link import LinkDirection, Signal
 from link_sim.records import ImageTrace, MissionResult
-from link_sim.scenario import ContactsSpec, Scenario, image_paths
+from link_sim.scenario import ContactsSpec, Scenario, image_paths, link_config
 from textboost.codec.api import BudgetError
 from textboost.codec.container import Container, SectionKind
 from textboost.codec.rate import ByteBudget, RatePolicy

@@ -107,7 +107,7 @@ def scenario_parameters(
         reverse.append(("half duplex", "yes: one radio channel, data and NAKs take turns"
                         if link.half_duplex else "no"))
     p = s.protocol
-    fec = f"RS k {p.fec.k} m {p.fec.m}" if p.fec.m else "none"
+    fec = f"RS k {p.fec_k} m {p.fec_m}" if p.fec_m else "none"
     protocol: Rows = [
         ("ARQ", s.arq), ("FEC", fec), ("MTU", f"{p.mtu_bytes} B"), ("order", p.policy),
         ("CRC", f"{p.crc_bits} bit"),

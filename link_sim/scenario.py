@@ -1,5 +1,8 @@
-"""Scenario files: a pydantic v2 schema (unknown keys refused) and a loader whose errors
-fit on one line: file, field path, the value found and what was expected.
+"""Scenario files: a pydantic v2 schema (unknown keys refused) read by the project's one
+YAML loader (:mod:`textboost.settings`), whose errors fit on one line: file, key, what was
+expected and the value found. The ``protocol`` section is the one link model
+(:class:`~textboost.settings.link.LinkSettings`) and ``rate`` the one budget model
+(:class:`~textboost.settings.budget.Budget`) that the field file and the CLIs use too.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate, RatePolicy
-from textboost.protocol import LinkConfig, LocalProtocolError
+from textboost.protocol import LinkConfig
+from textboost.settings.budget import Budget
+from textboost.settings.link import LinkSettings
+from textboost.settings.load import ConfigError, StrictModel, parse_yaml, read_yaml, validate
+from textboost.settings.queue import EdgeQueue
 
 __all__ = [
     "SHIPPED_SETS_DIR",
@@ -33,25 +38,20 @@ PosFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError):
     """An unreadable or invalid scenario; the message is one line naming file and field."""
-
-
-class _Strict(BaseModel):
-    # inf/nan are never meaningful here (``interval_s: .inf`` would reach the simulator)
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- images and the sender ------------------------------------------------------------------
 
 
-class CaptureSchedule(_Strict):
+class CaptureSchedule(StrictModel):
     start_s: NonNegFloat = 0.0
     interval_s: PosFloat
     count: Annotated[int, Field(ge=1, le=65535)]
 
 
-class ImageSource(_Strict):
+class ImageSource(StrictModel):
     set: str | None = Field(None, description="a set shipped in link_sim/data/")
     folder: str | None = Field(None, description="a folder of PNG/JPEG images")
     files: list[str] | None = Field(None, description="a subset of the set or folder")
@@ -64,17 +64,16 @@ class ImageSource(_Strict):
         return self
 
 
-class SenderProfile(_Strict):
+class SenderProfile(EdgeQueue):
+    """The modelled device: its encode times, and the edge-queue model (as ``field.yaml``'s
+    ``uplink``) with ``storage_bytes`` stated."""
+
     device: str
     backend: str
     encode_latency_s: dict[str, dict[str, NonNegFloat]] = Field(
         description="backend -> stage -> seconds per image"
     )
     storage_bytes: Annotated[int, Field(gt=0)]
-    drop_policy: Literal["oldest", "lowest_priority"] = "oldest"
-    max_in_flight: Annotated[int, Field(ge=1, le=1000)] = Field(
-        2, description="images handed to the protocol at once; the rest wait in storage"
-    )
 
     @model_validator(mode="after")
     def _backend_known(self) -> SenderProfile:
@@ -90,43 +89,7 @@ class SenderProfile(_Strict):
         return sum(self.encode_latency_s[self.backend].values())
 
 
-class RateSpec(_Strict):
-    """``rate``: the codec's rate knob (0 = smallest stream); ``bpp`` / ``bytes``: the best
-    stream within a budget; ``adaptive``: a byte budget of what the link can carry before
-    the next capture (always-up links) or by the end of the current or next pass, less what
-    storage already holds, within [min_bytes, max_bytes] (chosen by the mission)."""
-
-    policy: Literal["rate", "bpp", "bytes", "adaptive"]
-    rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    bpp: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    max_bytes: Annotated[int, Field(ge=32)] | None = None
-    min_bytes: Annotated[int, Field(ge=32)] | None = None
-
-    @model_validator(mode="after")
-    def _fields_for_policy(self) -> RateSpec:
-        need = {"rate": ("rate",), "bpp": ("bpp",), "bytes": ("max_bytes",),
-                "adaptive": ("min_bytes", "max_bytes")}
-        for name in need[self.policy]:
-            if getattr(self, name) is None:
-                raise ValueError(f"policy {self.policy!r}: expected '{name}' as well")
-        lo, hi = self.min_bytes, self.max_bytes
-        if lo is not None and hi is not None and lo > hi:
-            raise ValueError(f"min_bytes {lo} > max_bytes {hi}: expected min <= max")
-        return self
-
-    def fixed_policy(self) -> RatePolicy | None:
-        """The codec's rate policy; None for ``adaptive`` (a :class:`ByteBudget` the mission
-        chooses at each capture)."""
-        if self.policy == "rate":
-            return FixedRate(self.rate)
-        if self.policy == "bpp":
-            return FixedBpp(self.bpp)
-        if self.policy == "bytes":
-            return ByteBudget(self.max_bytes)
-        return None
-
-
-class ReceiverProfile(_Strict):
+class ReceiverProfile(StrictModel):
     backend: str
     decode_latency_s: NonNegFloat
 
@@ -134,7 +97,7 @@ class ReceiverProfile(_Strict):
 # --- the link -------------------------------------------------------------------------------
 
 
-class BurstLoss(_Strict):
+class BurstLoss(StrictModel):
     """Gilbert–Elliott as netem ``gemodel p r 1-h 1-k``."""
 
     p: Prob
@@ -143,13 +106,13 @@ class BurstLoss(_Strict):
     loss_bad: Prob = 1.0
 
 
-class Station(_Strict):
+class Station(StrictModel):
     lat_deg: Annotated[float, Field(ge=-90.0, le=90.0)]
     lon_deg: Annotated[float, Field(ge=-180.0, le=180.0)]
     alt_m: float = 0.0
 
 
-class ContactsSpec(_Strict):
+class ContactsSpec(StrictModel):
     kind: Literal["always", "windows", "tle", "same_as_forward"]
     windows: list[tuple[NonNegFloat, NonNegFloat]] | None = None
     tle: Annotated[list[str], Field(min_length=2, max_length=2)] | None = None
@@ -180,13 +143,13 @@ class ContactsSpec(_Strict):
         return self
 
 
-class DutyCycleSpec(_Strict):
+class DutyCycleSpec(StrictModel):
     fraction: Annotated[float, Field(gt=0.0, le=1.0)]
     mode: Literal["sliding", "off_time"] = "sliding"
     window_s: PosFloat = 3600.0
 
 
-class LoraSpec(_Strict):
+class LoraSpec(StrictModel):
     spreading_factor: Annotated[int, Field(ge=7, le=12)] = 12
     bandwidth_hz: Literal[125_000, 250_000, 500_000] = 125_000
     coding_rate: Annotated[int, Field(ge=1, le=4)] = 1
@@ -195,12 +158,12 @@ class LoraSpec(_Strict):
     crc: bool = True
 
 
-class SessionSpec(_Strict):
+class SessionSpec(StrictModel):
     setup_s: NonNegFloat
     gap_s: NonNegFloat = 0.0
 
 
-class Direction(_Strict):
+class Direction(StrictModel):
     rate_bps: PosFloat | None = None
     lora: LoraSpec | None = None
     frame_overhead_s: NonNegFloat = 0.0
@@ -219,7 +182,7 @@ class Direction(_Strict):
         return self
 
 
-class LinkSpec(_Strict):
+class LinkSpec(StrictModel):
     forward: Direction
     reverse: Direction | None = Field(None, description="none: one-way link, ARQ off")
     half_duplex: bool = Field(
@@ -237,28 +200,23 @@ class LinkSpec(_Strict):
         return self
 
 
-_LINK = LinkConfig()  # the protocol's defaults are the schema's
+_LINK = LinkConfig()
 
 
-class FecSpec(_Strict):
-    k: Annotated[int, Field(ge=0, le=254)] = _LINK.fec_k
-    m: Annotated[int, Field(ge=0, le=254)] = _LINK.fec_m
+class ProtocolSpec(LinkSettings):
+    """The link model, but ``mtu_bytes`` is stated (it is checked against the modelled radio's)
+    and ``arq`` defaults to what the scenario's link allows (:attr:`Scenario.arq`)."""
 
-
-class ProtocolSpec(_Strict):
     mtu_bytes: Annotated[int, Field(ge=16, le=65535)]
-    arq: Literal["none", "immediate", "deferred"] | None = Field(
+    arq: Literal["immediate", "deferred", "none"] | None = Field(
         None, description=f"default: {_LINK.arq} with a reverse link, none without"
     )
-    fec: FecSpec = FecSpec()
-    policy: Literal["fifo", "priority_interleave"] = _LINK.policy
-    crc_bits: Literal[16, 32] = _LINK.crc_bits
-    rto_s: PosFloat = _LINK.rto_s
-    nak_timeout_s: PosFloat = _LINK.nak_timeout_s
-    max_retries: Annotated[int, Field(ge=0)] = _LINK.max_retries
+
+    def _config(self, key: bytes | None, **changes) -> LinkConfig:
+        return super()._config(key, **{"arq": self.arq or _LINK.arq, **changes})
 
 
-class Targets(_Strict):
+class Targets(StrictModel):
     """What the mission needs; the report judges each figure against it (pass/fail) and
     says "no target" for what is left out."""
 
@@ -288,7 +246,7 @@ class Targets(_Strict):
         return self
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
     seed: Annotated[int, Field(ge=0)]
@@ -296,7 +254,7 @@ class Scenario(_Strict):
     runs: Annotated[int, Field(ge=1)] = 1
     images: ImageSource
     sender: SenderProfile
-    rate: RateSpec
+    rate: Budget
     text_path: bool = Field(
         False,
         description="spot words on the edge and send them in the text section, ahead of the "
@@ -324,12 +282,6 @@ class Scenario(_Strict):
                 f"protocol.arq {self.protocol.arq!r}: expected 'none' without a link.reverse "
                 "(ARQ needs link.reverse: add one)"
             )
-        p = self.protocol
-        try:  # what the protocol itself refuses (e.g. an MTU its own framing fills)
-            LinkConfig(**p.model_dump(exclude={"arq", "fec"}), arq=self.arq, fec_k=p.fec.k,
-                       fec_m=p.fec.m)
-        except LocalProtocolError as exc:
-            raise ValueError(f"protocol: {exc}") from None
         return self
 
     @property
@@ -342,64 +294,44 @@ class Scenario(_Strict):
 # --- loading --------------------------------------------------------------------------------
 
 
-def _format_error(path: str, err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    kind = err["type"]
-    value = err.get("input")
-    if kind == "extra_forbidden":
-        return f"{path}: {loc}: unknown field (value {value!r}); check the spelling"
-    if kind == "missing":
-        return f"{path}: {loc}: missing, a value is required"
-    msg = err["msg"]
-    if kind == "value_error":  # our validators: the message names field, value, expectation
-        return f"{path}: {loc}: {msg.removeprefix('Value error, ')}"
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    msg = msg.removeprefix("Input should be ").removeprefix("input should be ")
-    return f"{path}: {loc} = {shown}: expected {msg[0].lower()}{msg[1:]}"
-
-
 def parse_scenario(raw: Any, source: str) -> Scenario:
     """Validate an already-parsed YAML document; ``source`` names it in errors."""
     if not isinstance(raw, dict):
-        raise ScenarioError(f"{source}: expected a mapping at the top level, got {raw!r:.40}")
-    try:
-        scenario = Scenario.model_validate(raw)
-    except ValidationError as exc:
-        raise ScenarioError(_format_error(source, exc.errors()[0])) from None
+        raise ScenarioError(f"{source}: expected a mapping of scenario fields at the top "
+                            f"level, got {raw!r:.40}")  # fmt: skip
+    scenario = validate(Scenario, raw, source, ScenarioError)
     _check_images(scenario, source)
     return scenario
 
 
 def load_scenario(path: str | Path, overrides: dict[str, str] | None = None) -> Scenario:
-    """Read, override (``{"link.forward.rate_bps": "2400"}``) and validate a scenario."""
+    """Read, override (``{"link.forward.rate_bps": "2400"}``) and validate a scenario.
+    Relative paths (``images.folder``, ``protocol.key_file``) are from the file's folder."""
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(
-            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.end]!r}); "
-            "save the scenario as UTF-8"
-        ) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{path}:{where}: not valid YAML ({problem})") from None
+    raw = read_yaml(path, "scenario fields", ScenarioError)
     if overrides:
         raw = apply_overrides(raw, overrides, str(path))
     scenario = parse_scenario(raw, str(path))
-    if scenario.images.folder is not None and not Path(scenario.images.folder).is_absolute():
-        folder = (path.parent / scenario.images.folder).resolve()
-        images = scenario.images.model_copy(update={"folder": str(folder)})
-        scenario = scenario.model_copy(update={"images": images})
-        _check_images(scenario, str(path))
+    images, protocol = scenario.images, scenario.protocol
+    if images.folder is not None and not Path(images.folder).is_absolute():
+        images = images.model_copy(update={"folder": str((path.parent / images.folder).resolve())})
+    if protocol.key_file is not None and not protocol.key_file.is_absolute():
+        protocol = protocol.model_copy(update={"key_file": path.parent / protocol.key_file})
+    scenario = scenario.model_copy(update={"images": images, "protocol": protocol})
+    _check_images(scenario, str(path))
+    link_config(scenario, str(path))  # the key file, now
     return scenario
+
+
+def link_config(scenario: Scenario, source: str = "scenario") -> LinkConfig:
+    """The protocol config of the scenario's ``protocol`` section (``arq`` as
+    :attr:`Scenario.arq`), its key read from ``protocol.key_file``.
+
+    Raises: ScenarioError naming ``source`` and the key file."""
+    try:
+        return scenario.protocol.link_config(f"{source}: protocol", arq=scenario.arq)
+    except ConfigError as exc:
+        raise ScenarioError(str(exc)) from None
 
 
 def apply_overrides(raw: Any, overrides: dict[str, str], source: str) -> dict:
@@ -416,7 +348,7 @@ def apply_overrides(raw: Any, overrides: dict[str, str], source: str) -> dict:
                     f"{source}: {where}: --param {dotted}: expected an existing section"
                 )
             node = child
-        node[keys[-1]] = yaml.safe_load(text)
+        node[keys[-1]] = parse_yaml(text, f"{source}: --param {dotted}", "", ScenarioError)
     return out
 
 
@@ -432,11 +364,11 @@ def image_paths(scenario: Scenario) -> list[Path]:
 def _check_images(scenario: Scenario, source: str) -> None:
     src = scenario.images
     if src.set is not None:
-        folder = SHIPPED_SETS_DIR / src.set
-        if not folder.is_dir():
-            shipped = sorted(p.name for p in SHIPPED_SETS_DIR.iterdir() if p.is_dir())
+        folder = SHIPPED_SETS_DIR / src.set  # a name, or the set's path (a copied scenario)
+        shipped = sorted(p.name for p in SHIPPED_SETS_DIR.iterdir() if p.is_dir())
+        if not (folder.is_dir() and folder.resolve().parent == SHIPPED_SETS_DIR.resolve()):
             raise ScenarioError(
-                f"{source}: images.set = {src.set!r}: expected a shipped set, one of {shipped}"
+                f"{source}: images.set: expected a shipped set, one of {shipped}, got {src.set!r}"
             )
     else:
         folder = Path(src.folder or "")
@@ -444,12 +376,19 @@ def _check_images(scenario: Scenario, source: str) -> None:
             return  # resolved against the scenario file by load_scenario
         if not folder.is_dir():
             raise ScenarioError(
-                f"{source}: images.folder = {src.folder!r}: expected an existing folder"
+                f"{source}: images.folder: expected an existing folder, got {src.folder!r}"
             )
     for i, name in enumerate(src.files or ()):
-        if not (folder / name).is_file():
+        path = folder / name
+        if Path(name).is_absolute() or ".." in Path(name).parts or path.suffix.lower() not in \
+                IMAGE_SUFFIXES or not path.resolve().is_relative_to(folder.resolve()):
             raise ScenarioError(
-                f"{source}: images.files.{i} = {name!r}: expected a file in {folder}"
+                f"{source}: images.files.{i}: expected a PNG or JPEG file name inside the image "
+                f"set, got {name!r}"
+            )
+        if not path.is_file():
+            raise ScenarioError(
+                f"{source}: images.files.{i}: expected a file in {folder}, got {name!r}"
             )
     if not image_paths(scenario):
         raise ScenarioError(f"{source}: images: no PNG or JPEG files in {folder}")

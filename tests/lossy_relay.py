@@ -23,6 +23,7 @@ class LossyRelay:
         self.passed = {"forward": 0, "reverse": 0}
         self.lost = {"forward": 0, "reverse": 0}
         self.sniffed: list[bytes] = []  # every forward datagram, lost or not
+        self.sniffed_reverse: list[bytes] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -53,8 +54,10 @@ class LossyRelay:
                         self.sniffed.append(data)
                         if self._pass("forward"):
                             self.far.sendto(data, self.to)
-                    elif self.client is not None and self._pass("reverse"):
-                        self.near.sendto(data, self.client)
+                    else:
+                        self.sniffed_reverse.append(data)
+                        if self.client is not None and self._pass("reverse"):
+                            self.near.sendto(data, self.client)
 
     def close(self) -> None:
         self._stop.set()

@@ -18,7 +18,7 @@ def test_progress_sees_every_encode_and_comparison(codec, kodim23):
     an = codec.analyse(img, text=False)
     budget = len(codec.encode_analysis(an, 0)) + 8  # full size just fits: scales compared
     steps: list[SearchStep] = []
-    data = fit_budget(codec, an, budget, progress=steps.append)
+    data = fit_budget(codec, an, budget, progress=steps.append, method="full")
     kinds = [s.kind for s in steps]
     assert {"encode", "compare", "analyse"} <= set(kinds)
     encodes = [s for s in steps if s.kind == "encode"]
@@ -47,7 +47,9 @@ def test_scales_ruled_out_by_bytes_run_no_g_a(codec):
     rng = np.random.default_rng(3)
     img = np.kron(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8), np.ones((64, 64, 1), np.uint8))
     steps: list[SearchStep] = []
-    data = codec.encode_to_budget(img, max_bytes=120, text=False, progress=steps.append)
+    data = codec.encode_to_budget(
+        img, max_bytes=120, text=False, progress=steps.append, method="full"
+    )
     analysed = [s.coded_size for s in steps if s.kind == "analyse"]
     hd = Container.parse(data).header
     assert len(data) <= 120 and hd.coded_size in analysed
@@ -93,7 +95,7 @@ def test_a_winning_start_is_compared_with_larger_scales(codec, kodim23):
     an = codec.analyse(img, scale=10, text=False)
     budget = 2500  # scale 10 fits at the top rate: no smaller scale is tried
     steps: list[SearchStep] = []
-    data = fit_budget(codec, an, budget, progress=steps.append)
+    data = fit_budget(codec, an, budget, progress=steps.append, method="full")
     assert len(data) <= budget
     assert (384, 256) in [s.coded_size for s in steps if s.kind == "analyse"]
     start = fit_budget(codec, an, budget, search=False)

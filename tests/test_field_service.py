@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import sqlite3
 import threading
@@ -61,7 +62,9 @@ def test_config_errors_name_file_key_and_fix(tmp_path, change, message):
     lines = BASE.strip().split("\n")
     for section, item in change.items():
         i = next(k for k, line in enumerate(lines) if line.startswith(section + ":"))
-        lines[i] = lines[i].rstrip("}") + f", {item}}}"
+        key = item.split(":")[0]  # replaced, not given twice (duplicate keys are refused)
+        line = re.sub(rf"\b{key}: [^,}}]*(, )?", "", lines[i]).rstrip("}").rstrip(", ")
+        lines[i] = f"{line}{'' if line.endswith('{') else ', '}{item}}}"
     path = _config(tmp_path, "\n".join(lines))
     with pytest.raises(ConfigError) as info:
         load_field_config(path)

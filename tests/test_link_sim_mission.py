@@ -173,7 +173,7 @@ def test_fec_recovers_losses_on_a_one_way_link(codec):
             "protocol__arq": "none",
             "rate": {"policy": "bpp", "bpp": 0.2}}
     plain = Mission(_scenario(**base), codec).run()
-    fec = Mission(_scenario(**base, protocol__fec={"k": 8, "m": 3}), codec).run()
+    fec = Mission(_scenario(**base, protocol__fec_k=8, protocol__fec_m=3), codec).run()
     assert fec.downlink.receiver.stats.fec_recovered > 0
     assert sum(r.fec_bytes for r in fec.records) > 0
     complete = [sum(r.delivered_s is not None for r in m.records) for m in (plain, fec)]

@@ -4,8 +4,12 @@ for the same seeds, with every stream encoded once for the whole sweep."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+# a cluster on loopback only: without this Ray advertises the machine's own address
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray")
 
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -14,6 +18,7 @@ from link_sim.codec_service import CodecService  # noqa: E402
 from link_sim.runner import run_sweep  # noqa: E402
 from tests.helpers import ROOT  # noqa: E402
 
+LOOPBACK = {"node_ip_address": "127.0.0.1"}
 PARAMS = [("link.forward.rate_bps", ["1200", "4800"]), ("seed", ["1", "2"])]
 
 
@@ -28,12 +33,15 @@ def _sweep(tmp_path, name, ray_address=None):
 
 
 @pytest.mark.slow
-def test_ray_cluster_sweep_equals_process_pool(tmp_path):
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+def test_ray_cluster_sweep_equals_process_pool(tmp_path, monkeypatch):
+    from ray._private import ray_constants
+
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # if ray came in earlier
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, **LOOPBACK})
     try:
-        cluster.add_node(num_cpus=1)  # a second node: tasks leave the head's process tree
+        cluster.add_node(num_cpus=1, **LOOPBACK)  # a second node: its own raylet and workers
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False)
+        ray.init(address=cluster.address, log_to_driver=False, _node_ip_address="127.0.0.1")
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2
         on_ray, ray_codec = _sweep(tmp_path, "ray", cluster.address)
     finally:

@@ -32,9 +32,10 @@ def _scenario(targets, text_path=True, **extra):
 
 @pytest.mark.parametrize(("targets", "text_path", "expected"), [
     ({}, True, "t.yaml: targets: empty: expected at least one of deadline_s"),
-    ({"deadline_s": 0}, True, "t.yaml: targets.deadline_s = 0: expected greater than 0"),
-    ({"min_delivered_share": 1.5}, True, "targets.min_delivered_share = 1.5: expected less"),
-    ({"deadline": 10}, True, "t.yaml: targets.deadline: unknown field"),
+    ({"deadline_s": 0}, True, "t.yaml: targets.deadline_s: expected a number > 0, got 0"),
+    ({"min_delivered_share": 1.5}, True,
+     "targets.min_delivered_share: expected a number <= 1, got 1.5"),
+    ({"deadline": 10}, True, "t.yaml: targets.deadline: unknown key"),
 ])
 def test_bad_targets_are_one_line_errors(targets, text_path, expected):
     with pytest.raises(ScenarioError) as exc:

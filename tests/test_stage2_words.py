@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import REPO
 from textboost.fusion.regions import word_tiles
-from textboost.fusion.word_inputs import estimate_styles, tile_inputs
+from textboost.fusion.word_inputs import tile_inputs
 from textboost.text.words import Word, rect_quad
 from textboost.train.stage2_words import (
     TileSample,
@@ -18,6 +18,7 @@ from textboost.train.stage2_words import (
     WordTrainer,
     evaluate_heldout,
     load_samples,
+    style_variants,
 )
 from textboost.train.word_cache import build_word_cache, cache_items, load_cached
 
@@ -35,8 +36,9 @@ def _samples(n: int = 3, seed: int = 0) -> list[TileSample]:
         words = [Word(rect_quad(80, 48, 104, 18, 0.0), f"W{i}")]
         (tile,) = word_tiles(words, 160, 96)
         sl = (slice(tile.y0, tile.y1), slice(tile.x0, tile.x1))
-        styles = estimate_styles(img[sl], words, tile)
-        inp = tile_inputs(words, tile, styles)
+        variants = tuple(
+            tile_inputs(v, tile).astype(np.float16) for v in style_variants(img[sl], words, tile)
+        )
         text = np.zeros(tile.shape, np.uint8)
         text[48 - 9 - tile.y0 : 48 + 9 - tile.y0, 28 - tile.x0 : 132 - tile.x0] = 1
         out.append(
@@ -44,8 +46,7 @@ def _samples(n: int = 3, seed: int = 0) -> list[TileSample]:
                 f"s{i}", True, 0.03,
                 np.ascontiguousarray(img[sl].transpose(2, 0, 1)),
                 np.ascontiguousarray(dec[sl].transpose(2, 0, 1)),
-                inp.astype(np.float16), tile_inputs(words, tile, None).astype(np.float16),
-                text, np.flatnonzero(inp[-1] > 0),
+                variants, text, np.flatnonzero(variants[0][-1] > 0),
             )
         )  # fmt: skip
     return out

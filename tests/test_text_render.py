@@ -262,3 +262,49 @@ def test_a_bad_text_section_never_costs_the_picture(codec, small_image):
         notes = [str(x.message) for x in caught if issubclass(x.category, TextWarning)]
         assert (warned is None) == (not notes)
         assert warned is None or warned in notes[0]
+
+
+@pytest.fixture(scope="module")
+def bad_streams(codec, small_image, tmp_path_factory):
+    """Issue 22 item 6: an unreadable text section, and a word with line separators."""
+    h, w = small_image.shape[:2]
+    c = Container.parse(codec.encode(small_image, rate=0.3, text=False))
+    folder = tmp_path_factory.mktemp("bad_text")
+    out = {}
+    for name, section in (
+        ("garbage", b"\x07garbage"),
+        (
+            "newline",
+            encode_words([Word(rect_quad(70, 50, 100, 22, 0), "KA\n\u2028551", 0.6)], w, h),
+        ),
+    ):
+        out[name] = folder / f"{name}.tbx"
+        out[name].write_bytes(Container(c.header, section, c.z, c.groups).to_bytes())
+    return out
+
+
+@pytest.mark.parametrize("module", ["textboost", "downlink"])
+@pytest.mark.parametrize("fusion", [True, False])
+def test_decode_commands_write_the_picture_and_the_mask(
+    module, fusion, bad_streams, tmp_path, capsys
+):
+    from PIL import Image
+
+    if module == "textboost":
+        from textboost.__main__ import main
+    else:
+        from downlink.cli import main
+    for name, tbx in bad_streams.items():
+        png, mask = tmp_path / f"{name}.png", tmp_path / f"{name}.mask.png"
+        args = ["decode", str(tbx), str(png), "--mask", str(mask)]
+        assert main(args + ([] if fusion else ["--no-fusion"])) == 0
+        err = capsys.readouterr().err
+        assert Image.open(png).size == (150, 100)
+        m = np.asarray(Image.open(mask))
+        assert m.shape == (100, 150)
+        if name == "garbage" and fusion:
+            assert "text section unreadable" in err
+        if name == "newline" and fusion:
+            assert m.max() == round(0.6 * 15) * 17 and (m > 0).sum() > 1500
+        else:
+            assert not m.any()

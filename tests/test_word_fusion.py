@@ -15,7 +15,7 @@ from textboost.fusion.word_block import WordFusionNet
 from textboost.fusion.word_inputs import (
     INPUT_CHANNELS,
     WordStyle,
-    estimate_styles,
+    carried_style,
     fuse_words,
     tile_inputs,
 )
@@ -106,13 +106,17 @@ def test_inputs_carry_style_only_when_given():
     np.testing.assert_array_equal(styled[0], plain[0])
 
 
-def test_estimated_style_finds_dark_ink_on_a_light_ground():
-    img = np.full((40, 100, 3), 230, np.uint8)
-    img[18:22, 20:80] = 20  # a dark stroke across a light panel
-    w = Word(rect_quad(50, 20, 70, 16, 0.0), "x")
-    tile = Tile(0, 0, 100, 40, (0,))
-    (s,) = estimate_styles(img, [w], tile)
-    assert s.polarity == -1 and s.fg[0] < 64 < 200 < s.bg[0]
+def test_carried_style_becomes_polarity_and_colours():
+    from textboost.text.style import Style
+
+    w = Word(rect_quad(50, 20, 70, 16, 0.0), "EXIT", 1.0, Style(face=1, dark=True))
+    assert carried_style(w) == WordStyle(-1, None, None)
+    c = Word(w.quad, "EXIT", 1.0, Style(face=1, dark=False, fg=(15, 15, 15), bg=(0, 0, 1)))
+    assert carried_style(c) == WordStyle(1, (255, 255, 255), (0, 0, 17))
+    assert carried_style(Word(w.quad, "EXIT")) is None
+    tile = word_tiles([c], 120, 40)[0]
+    inp = tile_inputs([c], tile)
+    assert inp[4].max() == 1.0 and inp[5].max() == 1.0 and inp[1].max() == 1.0
 
 
 def test_save_load_roundtrip_and_old_files(tmp_path):

@@ -34,15 +34,18 @@ import numpy as np
 
 from textboost.cli import (
     SearchProgress,
+    add_budget_arguments,
     add_capture_arguments,
     add_effort_argument,
     add_version,
     meta_from_args,
+    policy_from_args,
     printable,
     prog_name,
 )
 from textboost.codec.container import BitstreamError, Container, section_name
 from textboost.codec.exported import BackendUnavailable
+from textboost.settings.budget import EVAL_BUDGET
 from textboost.text.payload import decode_words
 from textboost.text.render import TextWarning
 
@@ -65,10 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="image → .tbx")
     e.add_argument("input")
     e.add_argument("output")
-    g = e.add_mutually_exclusive_group(required=True)
-    g.add_argument("--rate", type=float, help="rate parameter in [0, 1] (0 = lowest bitrate)")
-    g.add_argument("--bpp", type=float, help="bits-per-pixel budget (whole file)")
-    g.add_argument("--max-bytes", type=int, help="byte budget (whole file)")
+    add_budget_arguments(e, required=True)
     e.add_argument("--no-text", action="store_true", help="carry no spotted words")
     e.add_argument(
         "--psnr", action="store_true",
@@ -95,13 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("input")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     v = sub.add_parser(
-        "eval", help="bytes, bpp, PSNR and MS-SSIM over a folder of images (default --bpp 0.03)"
-    )
+        "eval", help=f"bytes, bpp, PSNR and MS-SSIM over a folder of images (default --bpp "
+        f"{EVAL_BUDGET.bpp})",
+    )  # fmt: skip
     v.add_argument("input", metavar="DIR", help="folder of images (png, jpg, tif, bmp, webp)")
-    g = v.add_mutually_exclusive_group()
-    g.add_argument("--bpp", type=float, help="bits-per-pixel budget per image (0.03)")
-    g.add_argument("--max-bytes", type=int, help="byte budget per image")
-    g.add_argument("--rate", type=float, help="rate parameter in [0, 1]")
+    add_budget_arguments(v, default=f"--bpp {EVAL_BUDGET.bpp}")
     v.add_argument("--no-text", action="store_true", help="carry no spotted words")
     v.add_argument("--json", action="store_true", help="one JSON document on stdout")
     v.add_argument("--progress", action="store_true", help=PROGRESS_HELP)
@@ -109,21 +107,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 PROGRESS_HELP = "draw the budget search's steps on stderr even when it is not a terminal"
-EVAL_BPP = 0.03  # the design's operating point
-
-
 def _check_arguments(args) -> str | None:
     """The first bad option value, as one line (before any file is read)."""
-    from textboost.codec.rate import check_bpp, check_max_bytes, check_rate
-
-    checks = {"rate": check_rate, "bpp": check_bpp, "max_bytes": check_max_bytes}
-    for dest, check in checks.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            try:
-                check(value, "--" + dest.replace("_", "-"))
-            except ValueError as e:
-                return str(e)
+    if hasattr(args, "max_bytes"):
+        try:
+            _policy(args)
+        except ValueError as e:
+            return str(e)
     groups = getattr(args, "groups", None)
     if groups is not None and groups < 0:
         return f"--groups {groups}: expected 0 or more"
@@ -131,13 +121,7 @@ def _check_arguments(args) -> str | None:
 
 
 def _policy(args):
-    from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate
-
-    if args.rate is not None:
-        return FixedRate(args.rate)
-    if args.max_bytes is not None:
-        return ByteBudget(args.max_bytes)
-    return FixedBpp(EVAL_BPP if args.bpp is None else args.bpp)
+    return policy_from_args(args, EVAL_BUDGET)
 
 
 def _quality(img, out) -> dict:

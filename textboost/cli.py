@@ -1,7 +1,8 @@
 """Command-line helpers the project's CLIs share: one-line argparse errors, text made safe
-for a terminal, and the link protocol options of the field CLIs (``python -m uplink`` and
-``python -m downlink`` must be started with equal link options). Defaults come from
-:class:`LinkConfig`, so the CLIs, the scenario schema and the protocol agree.
+for a terminal, the codec and capture options, and the link and budget options, which are
+built from the one link model and the one budget model (:mod:`textboost.settings`) that the
+field file and the scenario file use too: ``python -m uplink`` and ``python -m downlink``
+must be started with equal link options.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import unicodedata
 from pathlib import Path
 from typing import NoReturn
 
-from textboost.protocol.config import LinkConfig
+from textboost.settings.budget import add_budget_arguments, policy_from_args
+from textboost.settings.link import add_link_arguments
+from textboost.settings.link import link_from_args as config_from_args
 
 __all__ = [
     "OneLineArgumentParser",
     "SearchProgress",
+    "add_budget_arguments",
     "add_capture_arguments",
     "add_codec_arguments",
     "add_link_arguments",
@@ -27,14 +31,12 @@ __all__ = [
     "fail",
     "loader_from_args",
     "meta_from_args",
+    "policy_from_args",
     "printable",
     "prog_name",
 ]
 
 USAGE_ERROR = 2
-# options whose destination is the LinkConfig field of the same name
-_SAME_NAMES = ("mtu_bytes", "arq", "policy", "crc_bits", "rto_s", "nak_timeout_s",
-               "max_retries", "tag_bytes", "key_id", "max_bundle_bytes")
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):
@@ -211,51 +213,6 @@ def loader_from_args(args: argparse.Namespace, *, fusion: bool | None = None, ch
     if check:
         loader.check()
     return loader
-
-
-def add_link_arguments(parser: argparse.ArgumentParser) -> None:
-    d = LinkConfig()
-    g = parser.add_argument_group("link protocol (must match on both ends)")
-    g.add_argument("--mtu", dest="mtu_bytes", type=int, default=d.mtu_bytes, metavar="BYTES",
-                   help=f"largest frame ({d.mtu_bytes})")
-    g.add_argument("--arq", choices=["immediate", "deferred", "none"], default=d.arq)
-    g.add_argument("--policy", choices=["fifo", "priority_interleave"], default=d.policy)
-    g.add_argument("--crc-bits", type=int, choices=[16, 32], default=d.crc_bits)
-    g.add_argument("--rto-s", type=float, default=d.rto_s,
-                   help=f"sender EOF re-send timeout ({d.rto_s:g})")
-    g.add_argument("--nak-timeout-s", type=float, default=d.nak_timeout_s,
-                   help=f"receiver re-NAK timeout ({d.nak_timeout_s:g})")
-    g.add_argument("--max-retries", type=int, default=d.max_retries)
-    g.add_argument(
-        "--fec",
-        type=int,
-        nargs=2,
-        metavar=("K", "M"),
-        default=(d.fec_k, d.fec_m),
-        help="Reed-Solomon erasure FEC: M parity frames per K data frames",
-    )
-    g.add_argument("--key-file", type=Path, help="pre-shared key for HMAC-SHA256 frame tags")
-    g.add_argument("--tag-bytes", type=int, default=d.tag_bytes)
-    g.add_argument("--key-id", type=int, default=d.key_id,
-                   help="id of the pre-shared key, 0..255 (a new key gets a new id)")
-    g.add_argument("--max-bundle-bytes", type=int, default=d.max_bundle_bytes,
-                   help=f"largest image stream either end accepts ({d.max_bundle_bytes})")
-    g.add_argument("--epoch", type=int, default=None,
-                   help="this end's session number, never repeated under one key (default: "
-                        "the time in seconds; pass a persisted counter if the clock can go back "
-                        "or the node may restart within a second)")
-
-
-def config_from_args(args: argparse.Namespace) -> LinkConfig:
-    """Raises: ValueError (naming the option) for a bad value or an unreadable key file."""
-    key = None
-    if args.key_file is not None:
-        try:
-            key = args.key_file.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"--key-file {args.key_file}: {exc.strerror}") from None
-    same = {name: getattr(args, name) for name in _SAME_NAMES}
-    return LinkConfig(**same, fec_k=args.fec[0], fec_m=args.fec[1], auth_key=key)
 
 
 def epoch_from_args(args: argparse.Namespace) -> int:

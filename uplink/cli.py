@@ -23,6 +23,7 @@ from pathlib import Path
 
 from textboost.cli import (
     OneLineArgumentParser,
+    add_budget_arguments,
     add_capture_arguments,
     add_codec_arguments,
     add_effort_argument,
@@ -33,10 +34,13 @@ from textboost.cli import (
     fail,
     loader_from_args,
     meta_from_args,
+    policy_from_args,
     printable,
     prog_name,
 )
 from textboost.field.transport_args import add_transport_arguments, link_mtu, transport_from_args
+from textboost.settings.budget import DEFAULT_BUDGET
+from textboost.settings.queue import DEFAULT_STORAGE_BYTES, EdgeQueue
 
 EXAMPLE = """example (field mode, UDP):
   python -m uplink send photos/ --to 192.0.2.10:9000 --max-bytes 1500 --rate-bps 9600 \\
@@ -82,10 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("inputs", nargs="+", type=Path, help="image files, .tbx files or folders")
     s.add_argument("--to", metavar="HOST:PORT", help="ground receiver (UDP, CCSDS)")
-    rate = s.add_mutually_exclusive_group()
-    rate.add_argument("--rate", type=float, help="codec rate 0..1 (default 0.3)")
-    rate.add_argument("--bpp", type=float, help="bits per pixel budget per image")
-    rate.add_argument("--max-bytes", type=int, help="byte budget per image")
+    add_budget_arguments(s, default=f"--max-bytes {DEFAULT_BUDGET.max_bytes}")
     s.add_argument(
         "--no-text",
         action="store_true",
@@ -100,7 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rate-bps", type=float,
                    help="pace the link at this on-air bit rate (with --mavlink: the cap on the "
                    "image traffic, MAVLink framing counted, so telemetry keeps the rest)")
-    s.add_argument("--storage-bytes", type=int, default=16 << 20)
+    queue = EdgeQueue.model_fields
+    s.add_argument("--storage-bytes", type=int, default=DEFAULT_STORAGE_BYTES,
+                   help=f"{queue['storage_bytes'].description} ({DEFAULT_STORAGE_BYTES})")
+    s.add_argument("--drop-policy", choices=["oldest", "lowest_priority"],
+                   default=queue["drop_policy"].default, help=queue["drop_policy"].description)
     s.add_argument(
         "--interval-s",
         type=float,
@@ -122,10 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("input", type=Path, help="image file")
     e.add_argument("output", type=Path, help="the .tbx file to write")
-    rate = e.add_mutually_exclusive_group(required=True)
-    rate.add_argument("--max-bytes", type=int, help="byte budget (whole file, text included)")
-    rate.add_argument("--bpp", type=float, help="bits per pixel budget (whole file)")
-    rate.add_argument("--rate", type=float, help="codec rate 0..1 (0 = smallest)")
+    add_budget_arguments(e, required=True)
     e.add_argument("--no-text", action="store_true", help="carry no words (skip the spotter)")
     e.add_argument("--json", action="store_true", help="machine-readable result")
     add_effort_argument(e)
@@ -139,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     v.add_argument("--image", type=Path, help="image (default: a shipped Kodak image with text)")
-    v.add_argument("--max-bytes", type=int, default=2000, help="byte budget (2000)")
+    v.add_argument("--max-bytes", type=int, default=DEFAULT_BUDGET.max_bytes,
+                   help=f"byte budget ({DEFAULT_BUDGET.max_bytes})")
     v.add_argument("--no-text", action="store_true", help="skip the OCR spotter")
     v.add_argument("--min-psnr", type=float, default=20.0, help="fail below this PSNR (20 dB)")
     v.add_argument("--json", action="store_true", help="machine-readable result")
@@ -164,25 +167,18 @@ def main(argv: list[str] | None = None) -> int:
         from textboost.field.serve import serve
         from uplink.service import UplinkService
 
-        # Pillow warns on stderr for each malformed EXIF tag it skips; the service's event
-        # log says what became of each file instead (a long run's stderr stays readable)
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        # Pillow warns on stderr for each malformed EXIF tag it skips and each header over
+        # its bomb threshold; the service's event log says what became of each file instead
+        # (a long run's stderr stays readable)
+        warnings.filterwarnings("ignore", module=r"PIL\.")
         return serve(PROG, args, "uplink", lambda c, src: UplinkService(c, source=src))
     return _send(args)
 
 
 def _policy(args):
-    """The rate policy of --max-bytes / --bpp / --rate; raises ValueError naming the option
-    (textboost.codec.rate's checks) before anything is loaded."""
-    from textboost.codec.rate import check_bpp, check_max_bytes, check_rate
-    from uplink.encode import ByteBudget, FixedBpp, FixedRate
-
-    effort = getattr(args, "effort", 0)  # encode only
-    if args.max_bytes is not None:
-        return ByteBudget(check_max_bytes(args.max_bytes, "--max-bytes"), effort)
-    if args.bpp is not None:
-        return FixedBpp(check_bpp(args.bpp, "--bpp"), effort)
-    return FixedRate(check_rate(0.3 if args.rate is None else args.rate, "--rate"), effort)
+    """The rate policy of --max-bytes / --bpp / --rate (default: the field service's); raises
+    ValueError naming the option before anything is loaded."""
+    return policy_from_args(args, effort=getattr(args, "effort", 0))  # effort: encode only
 
 
 def _encode(args) -> int:
@@ -259,7 +255,7 @@ def _verify(args) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _message(exc, args.image))
     r.pop("_decoded")
-    r["seconds"]["load"] = round(load_s, 4)
+    r["seconds"]["load"] = r["seconds_first_call"]["load"] = round(load_s, 4)
     if args.json:
         json.dump(r, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -307,6 +303,7 @@ def _send(args) -> int:
         node = UplinkNode(
             config,
             storage_bytes=args.storage_bytes,
+            drop_policy=args.drop_policy,
             pipeline=EncodePipeline(
                 policy, cache, loader, text=not args.no_text, meta=not args.no_meta
             ),
@@ -341,6 +338,7 @@ def _send(args) -> int:
         "fec_bytes": st.fec_bytes,
         "retransmission_bytes": st.retransmission_bytes,
         "efficiency": round(st.efficiency, 4),
+        "transport": link.transport.stats.as_dict(),  # on-air bytes, foreign traffic refused
     }
     if args.manifest is not None:
         paths = {c.image_id: str(c.path.resolve()) for c in captures}

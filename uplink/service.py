@@ -39,7 +39,6 @@ from uplink.state import UplinkState
 __all__ = ["UplinkService"]
 
 TICK_S = 0.02
-UNLIMITED_STORAGE = 1 << 60  # the queue is SQLite's; the node's store never drops
 
 
 class UplinkService:
@@ -67,7 +66,8 @@ class UplinkService:
         self.link = config.link_config(source)
         self.clock = clock
         self.pipeline = pipeline or EncodePipeline(
-            up.budget.policy(), None, up.codec.loader(f"{source}: uplink.codec", fusion=False),
+            up.budget.fixed_policy(), None,
+            up.codec.loader(f"{source}: uplink.codec", fusion=False),
             text=up.text,
         )
         self.log = EventLog(up.event_log, "uplink")
@@ -80,8 +80,8 @@ class UplinkService:
         self.epoch = self.state.new_epoch()
         self.log.write("restart", epoch=self.epoch, **self.state.counts())
         self.node = UplinkNode(
-            self.link, storage_bytes=UNLIMITED_STORAGE, max_in_flight=up.max_in_flight,
-            epoch=self.epoch,
+            self.link, storage_bytes=up.storage_bytes, drop_policy=up.drop_policy,
+            max_in_flight=up.max_in_flight, epoch=self.epoch,
         )  # fmt: skip
         self._tbx: dict[str, bytes] = {}  # unacknowledged images (to retry a failed bundle)
         for q in self.state.pending():
@@ -101,8 +101,13 @@ class UplinkService:
         self.transport = open_transport(config, "uplink", source)  # bound now: fail early
 
     def _queue(self, image_id: str, tbx: bytes, now: float) -> None:
+        """Into the node's store-and-forward queue, whose drop policy (``storage_bytes``,
+        ``drop_policy``) decides what waits: a dropped image leaves SQLite too."""
         self._tbx[image_id] = tbx
-        self.node.store(image_id, tbx, now)
+        for d in self.node.store(image_id, tbx, now):
+            self.state.drop(d.image_id)
+            self._tbx.pop(d.image_id, None)
+            self.log.write("dropped", image=d.image_id, bytes=d.size_bytes, reason=d.reason)
 
     # --- intake -------------------------------------------------------------------------
 

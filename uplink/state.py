@@ -110,6 +110,11 @@ class UplinkState(SqliteStore):
             durable=False,
         )
 
+    def drop(self, image_id: str) -> None:
+        """Forget a queued image the edge queue's drop policy let go (durable on return):
+        its storage is what the policy frees; the ``dropped`` event keeps the record."""
+        self._write("DELETE FROM images WHERE image_id=? AND acked_t IS NULL", (image_id,))
+
     def acked(self, image_id: str) -> None:
         """Record the FIN (durable on return)."""
         self._write("UPDATE images SET acked_t=? WHERE image_id=?", (time.time(), image_id))

@@ -19,6 +19,7 @@ the codec's own output bit for bit.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,7 @@ from textboost.codec.budget import (
     BudgetError,
     Progress,
     SearchStep,
+    first_scale,
     fit_budget,
     start_scale,
 )
@@ -55,12 +57,12 @@ from textboost.codec.image import (
     resize,
     to_rgb8,
 )
-from textboost.codec.params import ExactParams
+from textboost.codec.params import ExactParams, Observer
 from textboost.codec.rate import check_bpp, check_bpp_budget, check_max_bytes, check_rate
 from textboost.codec.refine import check_effort, refine_analysis, refine_to_budget, torch_net
 from textboost.codec.weights import ModelFile, fusion_path
 from textboost.text.filter import TextFilter, select_words
-from textboost.text.payload import decode_words, encode_words
+from textboost.text.payload import decode_words, encode_words, quantise_words
 from textboost.text.words import Word
 
 if TYPE_CHECKING:
@@ -77,6 +79,12 @@ Z_LIMIT = 1 << 14
 # sender takes in (64 MP); g_s itself only ever runs on the coded size, at most
 # MAX_CODED_PIXELS. Per codec: ``Codec.max_pixels``; per call: ``decode(..., max_pixels=)``.
 MAX_DECODE_PIXELS = MAX_IMAGE_PIXELS
+
+
+@functools.cache
+def _spot_worker() -> ThreadPoolExecutor:
+    """One thread that spots words while the caller's thread runs g_a."""
+    return ThreadPoolExecutor(1, thread_name_prefix="spotter")
 
 
 @functools.cache
@@ -127,6 +135,9 @@ class Codec:
         self._spotter = spotter
         self.text_filter = text_filter or TextFilter()
         self.max_pixels = MAX_DECODE_PIXELS  # decode limit on the header's width x height
+        # spot words in a second thread while g_a runs (False: one after the other; the
+        # stream is the same either way)
+        self.overlap_spotting = True
         self.cfg = CodecConfig.from_json(model.config_json)
         self.transforms = transforms
         self.params = ExactParams(model.exact_tables(), self.cfg.groups)
@@ -200,9 +211,18 @@ class Codec:
         return self._spotter
 
     def spot(self, img: np.ndarray) -> list[Word]:
-        """The words this codec's sender would carry for an RGB image (spotted, filtered)."""
+        """The words this codec's sender would carry for an RGB image: spotted, filtered,
+        and (``text_filter.style``) each with the rendering that best fits its glyphs in
+        ``img``, fitted to the quad as the receiver will read it."""
         h, w = img.shape[:2]
-        return select_words(self.spotter.spot(img), w, h, self.text_filter)
+        words = select_words(self.spotter.spot(img), w, h, self.text_filter)
+        if self.text_filter.style and words:
+            from textboost.text.match import match_words
+
+            words = match_words(
+                img, quantise_words(words, w, h), colours=self.text_filter.colours
+            )
+        return words
 
     def analyse(
         self,
@@ -220,9 +240,18 @@ class Codec:
         h, w = a.shape[:2]
         check_size(w, h)
         Header(self.model_id, w, h, 0, self.n_groups, scale)  # validates size and scale
-        words = self.spot(a) if text else []
         coded = a if scale == FULL_SCALE else resize(a, *coded_size(w, h, scale))
-        y, z = self._latents(coded)
+        if text and self.overlap_spotting:
+            # the spotter and g_a read the same image and nothing else: run them at once
+            # (both spend their time in native code that releases the GIL)
+            spotting = _spot_worker().submit(self.spot, a)
+            try:
+                y, z = self._latents(coded)
+            finally:
+                words = spotting.result()
+        else:
+            words = self.spot(a) if text else []
+            y, z = self._latents(coded)
         return Analysis(w, h, y, z, a, scale, encode_words(words, w, h), words, meta, coded)
 
     def analyse_smaller(self, an: Analysis, scale: int) -> Analysis:
@@ -251,10 +280,13 @@ class Codec:
         return self.params.hyper(dequantize_q6(np.zeros_like(z_hat), z_hat, z_step))
 
     @_exact_threads
-    def code_latents(self, an: Analysis, rate_q: int) -> tuple[bytes, list[bytes], np.ndarray]:
+    def code_latents(
+        self, an: Analysis, rate_q: int, observe: Observer | None = None
+    ) -> tuple[bytes, list[bytes], np.ndarray]:
         """Entropy-code z and y at integer rate ``rate_q`` (0..65535).
 
-        Returns the z stream, the y group streams and ŷ (integers in 1/64).
+        Returns the z stream, the y group streams and ŷ (integers in 1/64). ``observe``
+        sees each group's entropy parameters (:meth:`ExactParams.code_group`).
         """
         z_step = self._z_step(rate_q)
         z_hat = np.floor(an.z / (z_step * 2.0**-22) + 0.5)
@@ -277,13 +309,13 @@ class Codec:
                 self.y_tables.encode(enc, sym, idx)
                 return sym
 
-            y_q.append(self.params.code_group(k, hyper, _cat(y_q), gain, symbols))
+            y_q.append(self.params.code_group(k, hyper, _cat(y_q), gain, symbols, observe))
             groups.append(stream_bytes(enc))
         return z_bytes, groups, np.concatenate(y_q, axis=-1)
 
-    def encode_analysis(self, an: Analysis, rate_q: int) -> bytes:
+    def encode_analysis(self, an: Analysis, rate_q: int, observe: Observer | None = None) -> bytes:
         """The `.tbx` bytes of an analysed image at integer rate ``rate_q`` (0..65535)."""
-        z_bytes, groups, _ = self.code_latents(an, rate_q)
+        z_bytes, groups, _ = self.code_latents(an, rate_q, observe)
         header = Header(
             self.model_id, an.width, an.height, rate_q, self.n_groups, an.scale, an.meta
         )
@@ -323,6 +355,7 @@ class Codec:
         meta: CaptureMeta | None = None,
         progress: Progress | None = None,
         effort: int = 0,
+        method: str = "predict",
     ) -> bytes:
         """The best stream whose real bytes, text and metadata included, fit ``max_bytes``
         (or the bytes of ``bpp``, :func:`textboost.codec.rate.budget_bytes`).
@@ -332,6 +365,9 @@ class Codec:
         ``effort`` > 0 refines the latents of the stream the search picked and searches
         the rate again around it on real bytes, keeping whichever decodes better
         (:func:`textboost.codec.refine.refine_to_budget`; needs torch).
+        ``method``: ``"predict"`` (predicted bytes, the scale chosen without decodes) or
+        ``"full"`` (the rate on real bytes alone, scales compared by decoding them), as
+        :func:`textboost.codec.budget.fit_budget`; ``search=False`` compares no scales.
 
         Raises: ValueError for a bad argument or an image too small for ``bpp`` (before
         any work, :mod:`textboost.codec.rate`); :class:`BudgetError` (with the smallest
@@ -349,12 +385,12 @@ class Codec:
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
         budget = max_bytes if max_bytes is not None else check_bpp_budget(bpp, w, h, what)
-        scale = start_scale(w, h, budget)
+        scale = first_scale(w, h, budget, method) if search else start_scale(w, h, budget)
         if progress is not None:
             kind = "spot" if text else "analyse"  # the spotter runs first, on the full image
             progress(SearchStep(kind, coded_size(w, h, scale), budget))
         an = self.analyse(a, scale=scale, text=text, meta=meta)
-        data = fit_budget(self, an, budget, search=search, progress=progress)
+        data = fit_budget(self, an, budget, search=search, progress=progress, method=method)
         if effort == 0:
             return data
         return refine_to_budget(self, an, data, budget, effort, progress)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from textboost.codec.container import FULL_SCALE, Container, coded_size
+from textboost.codec.estimate import RateModel, code_and_model
 from textboost.codec.exact import RATE_MAX
 from textboost.codec.image import psnr_db, resize
 
@@ -37,6 +38,8 @@ __all__ = [
     "BudgetError",
     "Progress",
     "SearchStep",
+    "chosen_scale",
+    "first_scale",
     "fit_budget",
     "start_scale",
 ]
@@ -67,6 +70,18 @@ TOP_FIRST_BPP = 0.05
 # could only be coded near rate 0, where the search goes on to smaller scales and nearly
 # always keeps one: the search starts below it and comes back up only if its start wins.
 TIGHT_START = 0.5
+METHODS = ("predict", "full")  # predicted bytes and cheap scale choice; today's search
+# The predicted-bytes rate search (``method="predict"``, :meth:`_Search.fit_predicted`).
+PREDICTED_CODINGS = 4  # real codings before handing over to bisection on real bytes
+PREDICT_STEEPER = 1.25  # real log bytes move this much faster than one model predicts
+SOLVE_STEPS = 6  # predictions per solve
+SOLVE_TOLERANCE = 0.002  # a predicted rate within 0.2 % of its target bytes is taken
+FIXED_BYTES = 60  # header and section framing, about (for the first guess only)
+FIRST_RATE_BPP0 = 0.019  # bits per coded pixel at rate 0 (first guess)
+FIRST_RATE_SLOPE = 2.35  # d ln(bytes) / d rate (first guess)
+# Bits per coded pixel (framing excluded) at which a scale is coded at a middle rate,
+# ≈ 0.675 by the first guess above: where the full search's winners lie (Kodak).
+TARGET_CODED_BPP = 0.093
 
 
 class BudgetError(ValueError):
@@ -122,12 +137,97 @@ def start_scale(
     return BUDGET_SCALES[-1]
 
 
+def chosen_scale(width: int, height: int, budget: int) -> int:
+    """The ladder scale at which ``budget`` bytes (less the framing) come nearest to
+    ``TARGET_CODED_BPP`` bits per coded pixel, among those within the memory cap whose
+    lowest rate could fit at all.
+
+    Each scale's curve is steep at its lowest rates and flat at its highest, so the best
+    of them at a budget is the one coded at a middle rate (docs/eval.md, "The lowest
+    rates"), i.e. at about the same bits per coded pixel whatever the image: the full
+    search's decodes agreed with this choice on 12 of 16 Kodak cases at 0.03 and 0.06
+    bpp, −0.018 dB on average (benchmarks/budget_search.py).
+    """
+    loose = start_scale(width, height, budget, share=1.0)
+    best, best_gap = loose, math.inf
+    for scale in BUDGET_SCALES:
+        if scale < loose:
+            continue
+        w, h = coded_size(width, height, scale)
+        bpp = 8 * max(budget - FIXED_BYTES, 1) / (w * h)
+        gap = abs(math.log(bpp / TARGET_CODED_BPP))
+        if gap < best_gap:
+            best, best_gap = scale, gap
+    return best
+
+
+def first_scale(width: int, height: int, budget: int, method: str = "predict") -> int:
+    """The scale a budgeted encode analyses first: :func:`chosen_scale` for the
+    predicted search, :func:`start_scale` for the full one."""
+    if method == "predict":
+        return chosen_scale(width, height, budget)
+    return start_scale(width, height, budget)
+
+
+def first_rate(an: Analysis, budget: int) -> int:
+    """A first guess of the rate that meets ``budget``, from the bytes per coded pixel
+    (the shipped model's bytes grow ≈ e^(2.35·rate) from ≈ 0.019 bpp at rate 0, Kodak);
+    the highest rate above ``TOP_FIRST_BPP``, as the full search codes it first."""
+    w, h = coded_size(an.width, an.height, an.scale)
+    if 8 * budget >= TOP_FIRST_BPP * w * h:
+        return RATE_MAX
+    bpp = 8 * max(budget - len(an.text) - FIXED_BYTES, 1) / (w * h)
+    guess = math.log(bpp / FIRST_RATE_BPP0) / FIRST_RATE_SLOPE
+    return round(min(max(guess, 0.0), 1.0) * RATE_MAX)
+
+
+def _solve_rate(model: RateModel, target: float, lo: int, hi: int) -> int:
+    """The rate strictly between a fitting ``lo`` and an overflowing ``hi`` (−1 and
+    ``RATE_MAX`` + 1 when not known) where ``model`` predicts ``target`` bytes: regula
+    falsi (Illinois) on log bytes from the model's anchor, a few predictions."""
+    start = model.anchor_rate_q
+    low, high = max(lo + 1, 0), min(hi - 1, RATE_MAX)
+    f_start = math.log(model.predict(start) / target)
+    if f_start < 0:
+        a, fa, b = start, f_start, high
+    else:
+        a, b, fb = low, start, f_start
+    if f_start < 0:
+        fb = math.log(max(model.predict(b), 1.0) / target)
+        if fb <= 0:
+            return b
+    else:
+        fa = math.log(max(model.predict(a), 1.0) / target)
+        if fa >= 0:
+            return a
+    side = 0
+    for _ in range(SOLVE_STEPS):
+        if b - a <= RATE_RESOLUTION // 2:
+            break
+        c = min(max(a + round(-fa * (b - a) / (fb - fa)), a + 1), b - 1)
+        fc = math.log(max(model.predict(c), 1.0) / target)
+        if abs(fc) < SOLVE_TOLERANCE:
+            return c
+        if fc < 0:
+            a, fa = c, fc
+            if side < 0:
+                fb /= 2
+            side = -1
+        else:
+            b, fb = c, fc
+            if side > 0:
+                fa /= 2
+            side = 1
+    return a
+
+
 def fit_budget(
     codec: Codec,
     an: Analysis,
     budget: int,
     search: bool = True,
     progress: Progress | None = None,
+    method: str = "predict",
 ) -> bytes:
     """The best stream of an analysed image within ``budget`` bytes (g_a already ran).
 
@@ -142,8 +242,24 @@ def fit_budget(
     keep just the first k y groups (a valid, coarser stream; the rest are predicted).
     ``progress`` sees each step (:class:`SearchStep`). Raises :class:`BudgetError` when
     not even header, text and z fit.
+
+    ``method``: ``"full"`` is the search above. ``"predict"`` (default) lands the rate
+    with predicted bytes (:meth:`_Search.fit_predicted`: real codings still decide) and,
+    with ``search``, codes the scale :func:`chosen_scale` names from the budget per
+    coded pixel instead of decoding candidates (one g_a more only when the words'
+    bytes, known after the analysis, move the choice); smaller scales follow only
+    when even rate 0 overflows.
     """
-    s = _Search(codec, budget, progress)
+    if method not in METHODS:
+        raise ValueError(f"method {method!r}: expected one of {', '.join(METHODS)}")
+    predict = method == "predict"
+    s = _Search(codec, budget, progress, predict=predict)
+    if predict and search:
+        pick = chosen_scale(an.width, an.height, budget - len(an.text))
+        if pick != an.scale:
+            s.report("analyse", an, size=coded_size(an.width, an.height, pick))
+            an = codec.analyse_smaller(an, pick)
+        search = False  # no decodes: the scale is chosen
     scales = [sc for sc in BUDGET_SCALES if sc >= an.scale]
     over: tuple[int, int] | None = None  # (rate-0 bytes, coded pixels) of a scale too big
     for i, scale in enumerate(scales):
@@ -182,10 +298,14 @@ def fit_budget(
 class _Search:
     """The encodes and decodes of one budget search, each reported to ``progress``."""
 
-    def __init__(self, codec: Codec, budget: int, progress: Progress | None) -> None:
+    def __init__(
+        self, codec: Codec, budget: int, progress: Progress | None, predict: bool = False
+    ) -> None:
         self.codec = codec
         self.budget = budget
         self.progress = progress
+        self.predict = predict
+        self.codings = 0  # real entropy codings so far (benchmarks/budget_search.py)
         self.decoded: dict[bytes, np.ndarray] = {}  # compared streams at their coded size
 
     def report(self, kind: str, an: Analysis, size: tuple[int, int] | None = None, **kw) -> None:
@@ -196,16 +316,20 @@ class _Search:
     def encode(self, an: Analysis, rate_q: int, keep: int) -> bytes:
         codec = self.codec
         data = codec.encode_analysis(an, rate_q)
+        self.codings += 1
         cut = keep != codec.n_groups
         if cut:
             data = Container.parse(data).truncated(keep).to_bytes()
-        self.report("encode", an, rate=rate_q / RATE_MAX, n_bytes=len(data),
-                    groups=keep if cut else None)
+        self.report(
+            "encode", an, rate=rate_q / RATE_MAX, n_bytes=len(data), groups=keep if cut else None
+        )
         return data
 
     def fit_all_groups(self, an: Analysis) -> tuple[bytes | None, bytes]:
         """(the highest-rate stream of every y group within the budget, or None when
         rate 0 does not fit; the rate-0 stream, or the top one when that fitted first)."""
+        if self.predict:
+            return self.fit_predicted(an)
         n = self.codec.n_groups
         w, h = coded_size(an.width, an.height, an.scale)
         top = None
@@ -218,9 +342,73 @@ class _Search:
             return None, floor
         return self.search_rate(an, n, floor, top), floor
 
-    def search_rate(
-        self, an: Analysis, keep: int, floor: bytes, top: bytes | None = None
-    ) -> bytes:
+    def fit_predicted(self, an: Analysis) -> tuple[bytes | None, bytes]:
+        """:meth:`fit_all_groups` with the rates chosen by predicted bytes.
+
+        Each real coding yields the image's rate model (:mod:`textboost.codec.estimate`),
+        anchored on its real bytes; the next rate is where that model meets the budget
+        (aiming ``CLOSE_ENOUGH / 2`` under it), its slope corrected by how much faster the
+        real bytes moved than the previous model said (``PREDICT_STEEPER`` at first:
+        the contexts of another rate's ŷ predict better or worse than the anchor's).
+        Stops as :meth:`search_rate` does (a fitting stream within ``CLOSE_ENOUGH``, or a
+        bracket ``RATE_RESOLUTION`` wide), and hands over to it after
+        ``PREDICTED_CODINGS`` codings. Rate 0 is coded only to confirm that nothing fits.
+        """
+        budget = self.budget
+        close = budget - CLOSE_ENOUGH * budget
+        aim = budget - CLOSE_ENOUGH * budget / 2
+        lo, hi = -1, RATE_MAX + 1  # highest rate known to fit, lowest known to overflow
+        best: bytes | None = None
+        floor: bytes | None = None
+        steeper = PREDICT_STEEPER
+        rate, prev = first_rate(an, budget), None
+        for _ in range(PREDICTED_CODINGS):
+            data, model = code_and_model(self.codec, an, rate)
+            self.codings += 1
+            self.report("encode", an, rate=rate / RATE_MAX, n_bytes=len(data))
+            n = len(data)
+            if rate == 0:
+                floor = data
+            if n <= budget:
+                lo, best = rate, data
+            else:
+                hi = rate
+            if prev is not None:  # how much steeper the real bytes were than predicted
+                _, p_bytes, p_model = prev
+                said = math.log(max(p_model.predict(rate), 1.0) / p_bytes)
+                if abs(said) > 1e-3:
+                    steeper = min(max(math.log(n / p_bytes) / said, 0.5), 3.0)
+            if lo == RATE_MAX or hi == 0 or hi - lo <= RATE_RESOLUTION:
+                break
+            if best is not None and len(best) >= close:
+                break
+            prev = (rate, n, model)
+            rate = _solve_rate(model, n * (aim / n) ** (1 / steeper), lo, hi)
+        else:
+            if best is not None and hi <= RATE_MAX:  # hand over to the real-bytes search
+                best = self.narrow(an, lo, best, hi)
+        if best is None:
+            if floor is None:
+                floor = self.encode(an, 0, self.codec.n_groups)
+            if len(floor) > budget:
+                return None, floor
+            best = self.narrow(an, 0, floor, hi) if hi <= RATE_MAX else floor
+        return best, floor if floor is not None else best
+
+    def narrow(self, an: Analysis, lo: int, best: bytes, hi: int) -> bytes:
+        """Bisect between a fitting rate ``lo`` (stream ``best``) and an overflowing ``hi``
+        on real bytes, as :meth:`search_rate` stops."""
+        close = self.budget - CLOSE_ENOUGH * self.budget
+        while hi - lo > RATE_RESOLUTION and len(best) < close:
+            mid = (lo + hi) // 2
+            data = self.encode(an, mid, self.codec.n_groups)
+            if len(data) <= self.budget:
+                lo, best = mid, data
+            else:
+                hi = mid
+        return best
+
+    def search_rate(self, an: Analysis, keep: int, floor: bytes, top: bytes | None = None) -> bytes:
         """The highest rate whose stream of ``keep`` groups fits; ``floor`` is the rate-0
         stream of ``keep`` groups, already coded and known to fit (``top``, the rate-max
         one, when already coded).

@@ -25,10 +25,12 @@ from textboost.codec.exact import (
     step_q22,
 )
 
-__all__ = ["Checkerboard", "ExactParams", "SymbolCallback", "anchor_rows"]
+__all__ = ["Checkerboard", "ExactParams", "Observer", "SymbolCallback", "anchor_rows"]
 
 # (group k, rows (B, H, W) bool, mu_q6 (n, g), scale index (n, g), step_q22 (g,)) -> symbols
 SymbolCallback = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+# (group k, flat sites (n,), mu_q6 (n, g), log2 sigma_q6 (n, g)): sees the parameters
+Observer = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
 
 
 def anchor_rows(b: int, h: int, w: int) -> np.ndarray:
@@ -132,8 +134,11 @@ class ExactParams:
         y_prev_q: np.ndarray | None,
         gain_q6: np.ndarray,
         symbols_for: SymbolCallback,
+        observe: Observer | None = None,
     ) -> np.ndarray:
-        """Code group ``k`` (anchors, then non-anchors); returns its ŷ (B, H, W, g) in 1/64."""
+        """Code group ``k`` (anchors, then non-anchors); returns its ŷ (B, H, W, g) in 1/64.
+
+        ``observe`` is shown each half's μ and log2 σ (the sender's rate prediction)."""
         g = self.groups[k]
         start = sum(self.groups[:k])
         b, h, w, _ = hyper.shape
@@ -154,6 +159,8 @@ class ExactParams:
                 mu, logsigma = self._params(k, parts, self.agg_anchor[k])
             else:
                 mu, logsigma = self._params(k, [*parts, self._spatial(k, y_q, grid)])
+            if observe is not None:
+                observe(k, sites, mu, logsigma)
             idx = scale_index(logsigma, gain)
             sym = symbols_for(k, grid.rows[half], mu, idx, step)
             flat[sites] = dequantize_q6(mu, sym, step)

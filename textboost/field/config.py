@@ -12,40 +12,31 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from textboost.field.transport_config import TransportSection
 from textboost.field.udp import parse_host_port
 from textboost.protocol.config import LinkConfig
-from textboost.protocol.errors import LocalProtocolError
+from textboost.settings.budget import DEFAULT_BUDGET, Budget
+from textboost.settings.link import LinkSettings
+from textboost.settings.load import ConfigError, StrictModel, read_yaml, validate
+from textboost.settings.queue import EdgeQueue
 
 __all__ = [
-    "BudgetSection",
     "CodecSection",
     "ConfigError",
     "DownlinkSection",
     "FieldConfig",
-    "LinkSection",
     "UplinkSection",
     "load_field_config",
 ]
-
-
-class ConfigError(ValueError):
-    """A one-line error naming the config file, the key and the fix."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 def _address(value: str | None) -> str | None:
     if value is not None:
         try:
             parse_host_port(value)
         except ValueError:
-            raise ValueError("host:port with a port 1..65535") from None
+            raise ValueError(f"expected host:port with a port 1..65535, got {value!r}") from None
     return value
 
 
@@ -53,56 +44,13 @@ def _bind(value: str) -> str:
     """A local address: port 0 picks a free one."""
     host, sep, port = value.rpartition(":")
     if not (sep and host and port.isdigit() and int(port) < 65536):
-        raise ValueError("host:port with a port 0..65535 (0: any free port)")
+        raise ValueError(
+            f"expected host:port with a port 0..65535 (0: any free port), got {value!r}"
+        )
     return value
 
 
-class LinkSection(_Section):
-    """The protocol's :class:`LinkConfig` (equal at both ends), the key as a file."""
-
-    mtu_bytes: int = Field(256, gt=0)
-    arq: Literal["immediate", "deferred", "none"] = "deferred"
-    policy: Literal["fifo", "priority_interleave"] = "fifo"
-    crc_bits: Literal[16, 32] = 32
-    rto_s: float = Field(10.0, gt=0)
-    nak_timeout_s: float = Field(10.0, gt=0)
-    max_retries: int = Field(8, ge=0)
-    fec_k: int = Field(0, ge=0)
-    fec_m: int = Field(0, ge=0)
-    key_file: Path | None = None  # its bytes are the pre-shared key (as --key-file)
-    key_id: int = Field(0, ge=0, le=255)
-    tag_bytes: int = Field(8, ge=4, le=32)
-    replay_window: int = Field(1024, ge=1, le=1 << 16)
-    max_bundle_bytes: int = Field(1 << 20, gt=0)
-    receiver_memory_bytes: int = Field(16 << 20, gt=0)
-
-
-class BudgetSection(_Section):
-    """The encode rate policy: exactly one of a byte budget, a bpp budget or a codec rate."""
-
-    max_bytes: int | None = Field(None, gt=0)
-    bpp: float | None = Field(None, gt=0, le=24)
-    rate: float | None = Field(None, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _one(self) -> BudgetSection:
-        given = [k for k in ("max_bytes", "bpp", "rate") if getattr(self, k) is not None]
-        if len(given) != 1:  # the message gets ", got {...}" added
-            raise ValueError("exactly one of max_bytes, bpp, rate")
-        return self
-
-    def policy(self):
-        """The :mod:`textboost.codec.rate` policy."""
-        from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate
-
-        if self.max_bytes is not None:
-            return ByteBudget(self.max_bytes)
-        if self.bpp is not None:
-            return FixedBpp(self.bpp)
-        return FixedRate(float(self.rate))  # type: ignore[arg-type]
-
-
-class CodecSection(_Section):
+class CodecSection(StrictModel):
     """Where a service's codec runs (as the CLIs' ``--model/--backend/--onnx-dir/--device``);
     loaded on the first image that needs it, never for `.tbx` files."""
 
@@ -129,8 +77,10 @@ class CodecSection(_Section):
         return loader
 
 
-class UplinkSection(_Section):
-    """The edge service: where images come in, where its state lives, how it sends."""
+class UplinkSection(EdgeQueue):
+    """The edge service: where images come in, where its state lives, how it sends; its
+    queue's limits (``storage_bytes``, ``drop_policy``, ``max_in_flight``) are the edge-queue
+    model's, a scenario's ``sender`` too."""
 
     drop_dir: Path  # a camera writes here (*.tmp then rename; see docs/field.md)
     intake: str | None = None  # loopback HTTP intake host:port (POST /images/NAME), None: off
@@ -141,8 +91,7 @@ class UplinkSection(_Section):
     rate_bps: float | None = Field(None, gt=0)  # None: as fast as the network takes it
     duty_cycle: float = Field(1.0, gt=0, le=1)  # share of each period the radio may send
     duty_period_s: float = Field(60.0, gt=0)
-    max_in_flight: int = Field(2, ge=1)
-    budget: BudgetSection = BudgetSection(max_bytes=2000)
+    budget: Budget = DEFAULT_BUDGET  # {max_bytes: N}, {bpp: B} or {rate: R}
     text: bool = True  # spot words and send them first
     poll_s: float = Field(0.5, gt=0)  # drop folder polling interval
     keep_sources: bool = False  # True: move taken files to drop_dir/taken/, False: delete
@@ -151,8 +100,16 @@ class UplinkSection(_Section):
     _addr = field_validator("intake", "peer")(_address)
     _bind = field_validator("bind")(_bind)
 
+    @field_validator("budget")
+    @classmethod
+    def _fixed(cls, budget: Budget) -> Budget:
+        if budget.policy == "adaptive":  # it is sized from a link model: link_sim's alone
+            raise ValueError("policy 'adaptive': expected max_bytes, bpp or rate (adaptive "
+                             "budgets are the simulator's)")
+        return budget
 
-class DownlinkSection(_Section):
+
+class DownlinkSection(StrictModel):
     """The ground service: where it listens, what it writes, where its state lives."""
 
     listen: str | None = None  # UDP host:port (udp and ccsds transports; MAVLink: its endpoint)
@@ -170,8 +127,8 @@ class DownlinkSection(_Section):
     _addr = field_validator("listen", "web")(_address)
 
 
-class FieldConfig(_Section):
-    link: LinkSection = LinkSection()
+class FieldConfig(StrictModel):
+    link: LinkSettings = LinkSettings()
     transport: TransportSection = TransportSection()
     uplink: UplinkSection | None = None
     downlink: DownlinkSection | None = None
@@ -180,10 +137,12 @@ class FieldConfig(_Section):
     def _addresses(self) -> FieldConfig:
         if self.transport.kind != "mavlink":  # UDP datagrams: the addresses are needed
             if self.uplink is not None and self.uplink.peer is None:
-                raise ValueError(f"uplink.peer (host:port) with transport {self.transport.kind}")
+                raise ValueError(
+                    f"expected uplink.peer (host:port) with transport {self.transport.kind}"
+                )
             if self.downlink is not None and self.downlink.listen is None:
                 raise ValueError(
-                    f"downlink.listen (host:port) with transport {self.transport.kind}"
+                    f"expected downlink.listen (host:port) with transport {self.transport.kind}"
                 )
         return self
 
@@ -192,16 +151,7 @@ class FieldConfig(_Section):
 
         Raises: ConfigError naming the key file or the link field."""
         s = self.link
-        key = None
-        if s.key_file is not None:
-            try:
-                key = s.key_file.read_bytes()
-            except OSError as exc:
-                raise ConfigError(
-                    f"{source}: link.key_file: cannot read {s.key_file} ({exc.strerror}); "
-                    "write at least 16 random bytes there"
-                ) from None
-        fields = s.model_dump(exclude={"key_file"})
+        changes = {}
         limit = self.transport.mtu_bytes  # the protocol's MTU follows from the transport
         if limit is not None and s.mtu_bytes > limit:
             if "mtu_bytes" in s.model_fields_set:
@@ -209,28 +159,8 @@ class FieldConfig(_Section):
                     f"{source}: link.mtu_bytes: {s.mtu_bytes} is more than one "
                     f"{self.transport.kind} message carries ({limit}); set {limit} or less"
                 )
-            fields["mtu_bytes"] = limit
-        try:
-            return LinkConfig(**fields, auth_key=key)
-        except LocalProtocolError as exc:
-            raise ConfigError(f"{source}: link: {exc}") from None
-
-
-def _format(source: str, err: dict[str, Any]) -> str:
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    kind, msg, got = err["type"], err["msg"], err.get("input")
-    if not err["loc"] and kind == "value_error":  # a rule across sections
-        return f"{source}: expected {msg.removeprefix('Value error, ')}"
-    if kind == "extra_forbidden":
-        return f"{source}: {key}: unknown key; remove it or check its spelling"
-    if kind == "missing":
-        return f"{source}: {key}: missing; add it"
-    msg = msg.removeprefix("Value error, ").removeprefix("Input should be ")
-    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        msg = "a number " + msg.replace("greater than or equal to", ">=").replace(
-            "less than or equal to", "<="
-        ).replace("greater than", ">").replace("less than", "<")
-    return f"{source}: {key}: expected {msg}, got {got!r}"
+            changes["mtu_bytes"] = limit
+        return s.link_config(f"{source}: link", **changes)
 
 
 def _resolve(doc: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -272,22 +202,8 @@ def load_field_config(
     """
     path = Path(path)
     source = str(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{source}: not valid YAML{where}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: expected a mapping with link/uplink/downlink, got {doc!r}")
-    try:
-        cfg = FieldConfig.model_validate(_resolve(doc, path.resolve().parent))
-    except ValidationError as exc:
-        raise ConfigError(_format(source, exc.errors()[0])) from None
+    doc = read_yaml(path, "link/uplink/downlink sections")
+    cfg = validate(FieldConfig, _resolve(doc, path.resolve().parent), source)
     if need is not None and getattr(cfg, need) is None:
         raise ConfigError(f"{source}: {need}: missing; add the {need} section")
     cfg.link_config(source)  # the key file and the protocol's own checks, now

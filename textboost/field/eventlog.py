@@ -27,6 +27,7 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "submitted": (),  # uplink: handed to the protocol under (epoch, bundle)
     "acked": (),  # uplink: FIN received and recorded
     "failed": ("reason",),  # uplink: no FIN after the retries; queued again
+    "dropped": ("reason",),  # uplink: the queue's drop policy let a waiting image go
     "rejected": ("source", "reason"),  # uplink: a file that is no image nor .tbx
     "skipped": ("source", "reason"),  # uplink: a queued row found damaged at start
     "text": ("words",),  # downlink: the text section landed

@@ -60,7 +60,7 @@ class UdpEndpoint:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> UdpEndpoint:
+    def __enter__(self) -> UdpEndpoint:  # not typing.Self: the edge runs Python 3.10
         return self
 
     def __exit__(self, *exc: object) -> None:

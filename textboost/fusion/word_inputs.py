@@ -11,10 +11,8 @@ Channels (``INPUT_CHANNELS`` = 7), each (h, w) float32 over the tile:
 6. the region weight (:func:`textboost.fusion.regions.region_weight`): where, and how
    much, the block's correction is applied.
 
-A word's style (polarity, colours) is what the sender chose from the original pixels and
-carried; :func:`estimate_styles` is that choice for the training cache (Otsu's threshold
-inside the rectangle, the minority class taken as ink, colours quantised as the text
-section carries them, 4 bits a channel).
+A word's style (polarity, colours; :func:`carried_style`) is what the sender chose from
+the original pixels (``textboost.text.match``) and the text section carried.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from textboost.fusion.regions import HALO, Tile, pad_tile, region_weight, word_t
 from textboost.text.words import Word, oriented_rect
 
 __all__ = [
-    "INPUT_CHANNELS", "WordStyle", "carried_style", "estimate_styles", "fuse_words", "tile_inputs",
+    "INPUT_CHANNELS", "WordStyle", "carried_style", "fuse_words", "tile_inputs",
 ]  # fmt: skip
 
 INPUT_CHANNELS = 7
@@ -96,50 +94,6 @@ def tile_inputs(
             out[4][inside] = 1.0
     out[6] = region_weight(words, tile)
     return out
-
-
-def _quantise(rgb: np.ndarray) -> tuple[int, int, int]:
-    """As the stream carries a colour: 4 bits a channel, read back as ×17."""
-    from textboost.text.style import quantise_colour
-
-    return tuple(17 * v for v in quantise_colour(tuple(float(c) for c in rgb)))
-
-
-def estimate_styles(
-    original: np.ndarray, words: Sequence[Word], tile: Tile
-) -> list[WordStyle | None]:
-    """Each word of ``tile``'s style from the original tile pixels (HxWx3 uint8), as a
-    sender would choose it; None for words of other tiles or too few pixels."""
-    out: list[WordStyle | None] = [None] * len(words)
-    lum_all = original.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    for i in tile.words:
-        inside = _rect_mask(_shifted(words[i], tile), original.shape[:2])
-        if inside.sum() < 8:
-            continue
-        lum = lum_all[inside]
-        t = _otsu(lum)
-        hi = lum > t
-        if hi.all() or not hi.any():
-            continue
-        ink_is_light = hi.mean() < 0.5  # the ink is the smaller class
-        ink = hi if ink_is_light else ~hi
-        px = original[inside].astype(np.float32)
-        fg, bg = _quantise(px[ink].mean(0)), _quantise(px[~ink].mean(0))
-        out[i] = WordStyle(1 if ink_is_light else -1, fg, bg)
-    return out
-
-
-def _otsu(v: np.ndarray) -> float:
-    hist, edges = np.histogram(v, bins=64, range=(0, 256))
-    p = hist.astype(np.float64) / max(1, hist.sum())
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(p)
-    m0 = np.cumsum(p * centres)
-    mt = m0[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mt * w0 - m0) ** 2 / (w0 * (1 - w0))
-    between[~np.isfinite(between)] = -1
-    return float(edges[int(np.argmax(between)) + 1])
 
 
 def fuse_words(

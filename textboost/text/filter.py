@@ -38,6 +38,10 @@ class TextFilter:
     min_score: float = 0.5  # spotter confidence below this is dropped
     max_words: int = 32  # keep the smallest-text words first when there are more
     max_chars: int = 48  # longer strings are dropped (a spotter run-on, not a word)
+    # the sender fits each carried word's rendering to the original (textboost.text.match):
+    # face, polarity, ink box, ~3 bytes a word; colours add 3 more
+    style: bool = True
+    colours: bool = False
 
     def __post_init__(self) -> None:
         if not self.char_area_full > 0:

@@ -59,6 +59,7 @@ __all__ = [
     "glyph_image",
     "render_guidance",
     "render_words",
+    "resample_matrix",
 ]
 
 FONT_PATH = FONT_DIR / "DejaVuSans-Bold.ttf"
@@ -214,7 +215,7 @@ def _draw(text: str, rect, box, style: Style | None):
     cx, cy, rw, rh, a = rect
     x0, y0, pw, ph = box
     ix0, iy0, ix1, iy1 = ink_box(style, rw, rh)
-    glyphs = glyph_image(style.face, text, max(1.0, iy1 - iy0), max(1.0, ix1 - ix0))
+    glyphs = glyph_image(style.face, text, rh, rw)
     if glyphs is None:
         return None
     ox, oy = cx - rw / 2, cy - rh / 2  # the rectangle's top-left corner, unrotated
@@ -277,16 +278,19 @@ def _glyphs_cached(face: int, text: str, size: int) -> np.ndarray | None:
     return g
 
 
-def glyph_image(face: int, text: str, ink_height: float, ink_width: float) -> np.ndarray | None:
-    """The string in ``face`` cropped to its ink (float32 0..1, read-only), drawn at about
-    ``SUPERSAMPLE`` times the ink box (its height, and its width for a long string),
-    capped at ``MAX_GLYPH_PX``; None when it has no ink."""
-    per_char = SUPERSAMPLE * ink_width / (0.5 * max(1, len(text)))
-    size = int(min(MAX_GLYPH_PX, max(8, round(min(SUPERSAMPLE * ink_height, per_char)))))
+def glyph_image(
+    face: int, text: str, height: float, width: float, supersample: float = SUPERSAMPLE
+) -> np.ndarray | None:
+    """The string in ``face`` cropped to its ink (float32 0..1, read-only), drawn for a
+    ``width``×``height`` px rectangle: at about ``supersample`` times its height (or its
+    width for a long string), capped at ``MAX_GLYPH_PX``; None when it has no ink. The
+    size depends on the rectangle alone, so every style of one word shares one drawing."""
+    per_char = supersample * width / (0.5 * max(1, len(text)))
+    size = int(min(MAX_GLYPH_PX, max(8, round(min(supersample * height, per_char)))))
     return _glyphs_cached(face, text, size)
 
 
-def _resample_matrix(n_out: int, lo: float, hi: float, n_in: int) -> np.ndarray:
+def resample_matrix(n_out: int, lo: float, hi: float, n_in: int) -> np.ndarray:
     """(n_out, n_in): output pixel k's coverage by input sample j when the n_in samples
     span [lo, hi] in output coordinates (exact box overlap)."""
     edges = lo + (hi - lo) * np.arange(n_in + 1, dtype=np.float64) / n_in
@@ -301,8 +305,8 @@ def frame_mask(
     """Glyph coverage on a pixel grid of ``shape`` (h, w): ``glyphs`` stretched onto the
     box ``ink`` = (x0, y0, x1, y1) in that grid's coordinates, exact area resampling."""
     gh, gw = glyphs.shape
-    ry = _resample_matrix(shape[0], ink[1], ink[3], gh)
-    rx = _resample_matrix(shape[1], ink[0], ink[2], gw)
+    ry = resample_matrix(shape[0], ink[1], ink[3], gh)
+    rx = resample_matrix(shape[1], ink[0], ink[2], gw)
     return np.clip((ry @ glyphs) @ rx.T, 0.0, 1.0).astype(np.float32)
 
 

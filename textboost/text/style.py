@@ -39,6 +39,7 @@ __all__ = [
     "Style",
     "font",
     "ink_box",
+    "ink_box_of",
     "quantise_colour",
 ]
 
@@ -129,9 +130,16 @@ def quantise_colour(rgb) -> tuple[int, int, int]:
 def ink_box(style: Style, rw: float, rh: float) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) of the glyphs' ink inside a ``rw``×``rh`` rectangle, in the
     rectangle's own frame (origin at its top-left corner, x along the text)."""
-    m = style.inset * rh / INSET_STEPS
+    return ink_box_of(style.inset, style.stretch, style.dx, style.dy, rw, rh)
+
+
+def ink_box_of(
+    inset: int, stretch: int, dx: int, dy: int, rw: float, rh: float
+) -> tuple[float, float, float, float]:
+    """:func:`ink_box` from the bare fields (the sender's search builds no Style)."""
+    m = inset * rh / INSET_STEPS
     ih = max(rh - 2 * m, 1e-3)
-    iw = max((rw - 2 * m) * (STRETCH_BASE + STRETCH_STEP * style.stretch), 1e-3)
-    cx = rw / 2 + style.dx * SHIFT_STEP * rh
-    cy = rh / 2 + style.dy * SHIFT_STEP * rh
+    iw = max((rw - 2 * m) * (STRETCH_BASE + STRETCH_STEP * stretch), 1e-3)
+    cx = rw / 2 + dx * SHIFT_STEP * rh
+    cy = rh / 2 + dy * SHIFT_STEP * rh
     return cx - iw / 2, cy - ih / 2, cx + iw / 2, cy + ih / 2

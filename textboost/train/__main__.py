@@ -72,15 +72,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_words_config(path: str) -> bool:
-    import yaml
+    from textboost.settings.load import ConfigError, read_yaml
 
     try:
-        from pathlib import Path
-
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = read_yaml(path, "stage-2 settings")
+    except ConfigError:
         return False  # the stage-2 loader reports it
-    return isinstance(data, dict) and data.get("block") == "words"
+    return data.get("block") == "words"
 
 
 def _stage2_words(args: argparse.Namespace) -> int:

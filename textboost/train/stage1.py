@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from textboost.codec.model import CodecConfig, TextBoostNet
 from textboost.codec.weights import ModelFile
+from textboost.settings.load import load
 from textboost.train.data import CropSampler, list_images
 from textboost.train.warm_start import load_model_file
 
@@ -59,20 +60,8 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{path}: cannot read training config: {e}") from e
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of training settings")
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
-        try:
-            return cls(**data)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from e
+        """Raises: ConfigError (a ValueError), one line naming the file and the setting."""
+        return load(path, cls, "training settings")
 
 
 def rd_loss(

@@ -35,6 +35,7 @@ import yaml
 from tqdm import tqdm
 
 from textboost.fusion.model import FusionBlock
+from textboost.settings.load import load
 from textboost.text.words import Word
 
 __all__ = [
@@ -89,20 +90,8 @@ class Stage2Config:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Stage2Config:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{path}: cannot read stage-2 config: {e}") from e
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of stage-2 settings")
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
-        try:
-            return cls(**data)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from e
+        """Raises: ConfigError (a ValueError), one line naming the file and the setting."""
+        return load(path, cls, "stage-2 settings")
 
 
 def is_heldout(name: str, mod: int) -> bool:

@@ -21,6 +21,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,8 +31,10 @@ import yaml
 
 from textboost.fusion.regions import pad_tile
 from textboost.fusion.word_block import WordFusionNet
-from textboost.fusion.word_inputs import INPUT_CHANNELS, estimate_styles, tile_inputs
+from textboost.fusion.word_inputs import INPUT_CHANNELS, tile_inputs
+from textboost.settings.load import load
 from textboost.train.word_cache import (
+    CACHE_HALO,
     CacheItem,
     build_word_cache,
     cache_items,
@@ -71,7 +74,9 @@ class WordStage2Config:
     lr_min: float = 3e-5
     patience: int = 4  # held-out evaluations without a new best before the lr halves
     alpha: float = 4.0
-    p_style: float = 0.5  # share of training words whose colours/polarity are given
+    # crops by what the stream carries: no style (version 0), the sender's style (the
+    # product's default: face, geometry, polarity), the style with its two colours
+    style_mix: tuple[float, float, float] = (0.25, 0.5, 0.25)
     clip_grad: float = 1.0
     threads: int = 1
     checkpoint_every: int = 200
@@ -83,6 +88,9 @@ class WordStage2Config:
             raise ValueError(f"block {self.block!r}: this trainer is for 'words'")
         self.rates = tuple(float(r) for r in self.rates)
         self.channels = tuple(int(c) for c in self.channels)
+        self.style_mix = tuple(float(v) for v in self.style_mix)
+        if len(self.style_mix) != 3 or min(self.style_mix) < 0 or sum(self.style_mix) <= 0:
+            raise ValueError(f"style_mix {self.style_mix}: expected three shares >= 0")
         for d in [*self.photo_dirs, *self.real_dirs]:
             check_training_dir(d) if Path(d).exists() else None
         if not self.rates or any(not 0 < r < 1 for r in self.rates):
@@ -92,20 +100,8 @@ class WordStage2Config:
 
     @classmethod
     def from_file(cls, path: str | Path) -> WordStage2Config:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{path}: cannot read stage-2 config: {e}") from e
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of stage-2 settings")
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}")
-        try:
-            return cls(**data)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{path}: {e}") from e
+        """Raises: ConfigError (a ValueError), one line naming the file and the setting."""
+        return load(path, cls, "stage-2 settings")
 
     def fonts(self) -> list[Path]:
         from textboost.train.font_pool import discover_fonts
@@ -135,19 +131,49 @@ def build_cache(cfg: WordStage2Config, minutes: float | None) -> dict:
 # -- samples --------------------------------------------------------------------------
 
 
+VARIANTS = ("plain", "styled", "colours")  # what the stream carries, as in style_mix
+HELDOUT_VARIANT = 1  # held-out checks use what the product sends by default
+
+
 @dataclass
 class TileSample:
-    """One tile at one rate, ready to crop: uint8 x, x̃ and float inputs, text mask."""
+    """One tile at one rate, ready to crop: uint8 x, x̃, the block's inputs for each of
+    ``VARIANTS`` (float16, shared by a tile's rates), text mask."""
 
     name: str
     real: bool
     rate: float
     x: np.ndarray  # (3, h, w) uint8 original
     xt: np.ndarray  # (3, h, w) uint8 decoded
-    inputs: np.ndarray  # (INPUT_CHANNELS, h, w) float16: guidance, style, region weight
-    inputs_plain: np.ndarray  # the same without style (colours/polarity not carried)
+    variants: tuple[np.ndarray, ...]  # (INPUT_CHANNELS, h, w) float16 each
     text: np.ndarray  # (h, w) uint8: ground-truth quads ∪ carried rectangles
     region_px: np.ndarray  # flat indices where the region weight is > 0
+
+    @property
+    def inputs(self) -> np.ndarray:
+        return self.variants[HELDOUT_VARIANT]
+
+
+def style_variants(original: np.ndarray, words: list, tile) -> tuple[list, list, list]:
+    """The carried words three ways: without style, with the style the sender's matcher
+    picks on the original tile (no colours), and with its colours too."""
+    from dataclasses import replace
+
+    from textboost.text.match import match_words
+    from textboost.text.words import Word
+
+    shift = np.array([tile.x0, tile.y0], np.float64)
+    local = [Word(words[i].quad - shift, words[i].text, words[i].score) for i in tile.words]
+    matched = dict(zip(tile.words, match_words(original, local, colours=True), strict=True))
+    plain = [replace(w, style=None) for w in words]
+    coloured = [
+        replace(w, style=matched[i].style if i in matched else None) for i, w in enumerate(words)
+    ]
+    styled = [
+        replace(w, style=None if w.style is None else replace(w.style, fg=None, bg=None))
+        for w in coloured
+    ]
+    return plain, styled, coloured
 
 
 def _text_mask(words, tile, shape) -> np.ndarray:
@@ -160,7 +186,7 @@ def _text_mask(words, tile, shape) -> np.ndarray:
 
 
 def load_samples(files: list[Path]) -> list[TileSample]:
-    from textboost.fusion.regions import Tile
+    from textboost.fusion.regions import Tile, word_tiles
     from textboost.text.words import Word, oriented_rect, rect_quad
 
     out = []
@@ -171,15 +197,17 @@ def load_samples(files: list[Path]) -> list[TileSample]:
         rects = [Word(rect_quad(*oriented_rect(w.quad)), w.text) for w in c.sent]
         care = [w for w, k in zip(c.gt, c.gt_care, strict=True) if k]
         real = not c.source.startswith("synth")
+        w, h = c.size
+        members = {(t.x0, t.y0, t.x1, t.y1): t.words for t in word_tiles(c.sent, w, h, CACHE_HALO)}
         for k, (x0, y0, x1, y1) in enumerate(c.tiles):
-            ids = tuple(range(len(c.sent)))
-            tile = Tile(int(x0), int(y0), int(x1), int(y1), ids)
+            box = (int(x0), int(y0), int(x1), int(y1))
+            tile = Tile(*box, members.get(box, tuple(range(len(c.sent)))))
             orig = c.originals[k]
-            styles = estimate_styles(orig, c.sent, tile)
-            inp = tile_inputs(c.sent, tile, styles)
-            plain = tile_inputs(c.sent, tile, None)
+            variants = tuple(
+                tile_inputs(v, tile).astype(np.float16) for v in style_variants(orig, c.sent, tile)
+            )
             text = _text_mask(care + rects, tile, orig.shape[:2])
-            region = np.flatnonzero(inp[-1] > 0)
+            region = np.flatnonzero(variants[0][-1] > 0)
             if not len(region):
                 continue
             for r, decs in enumerate(c.decoded):
@@ -190,7 +218,7 @@ def load_samples(files: list[Path]) -> list[TileSample]:
                         c.name, real, float(c.rates[r]),
                         np.ascontiguousarray(orig.transpose(2, 0, 1)),
                         np.ascontiguousarray(decs[k].transpose(2, 0, 1)),
-                        inp.astype(np.float16), plain.astype(np.float16), text, region,
+                        variants, text, region,
                     )
                 )  # fmt: skip
     return out
@@ -205,12 +233,14 @@ def split_files(cfg: WordStage2Config) -> tuple[list[Path], list[Path]]:
 class CropSampler:
     """Batches of crops centred near region pixels (x, x̃, inputs, text mask), as tensors."""
 
-    def __init__(self, samples: list[TileSample], rng: np.random.Generator, p_style: float):
+    def __init__(
+        self, samples: list[TileSample], rng: np.random.Generator, style_mix: Sequence[float]
+    ) -> None:
         if not samples:
             raise ValueError("no training tiles in the stage-2 cache (build it first)")
         self.samples = samples
         self.rng = rng
-        self.p_style = p_style
+        self.mix = np.asarray(style_mix, np.float64) / sum(style_mix)
 
     def batch(self, size: int, crop: int) -> tuple[torch.Tensor, ...]:
         xs, xts, ins, ms = [], [], [], []
@@ -221,7 +251,7 @@ class CropSampler:
             ch, cw = min(crop, h), min(crop, w)
             y0 = int(np.clip(cy - ch // 2 + self.rng.integers(-ch // 4, ch // 4 + 1), 0, h - ch))
             x0 = int(np.clip(cx - cw // 2 + self.rng.integers(-cw // 4, cw // 4 + 1), 0, w - cw))
-            inp = s.inputs if self.rng.random() < self.p_style else s.inputs_plain
+            inp = s.variants[int(self.rng.choice(len(self.mix), p=self.mix))]
             sl = (slice(None), slice(y0, y0 + ch), slice(x0, x0 + cw))
             pad = ((0, 0), (0, crop - ch), (0, crop - cw))  # small tiles: zero-padded, weight 0
             xs.append(np.pad(s.x[sl], pad))
@@ -253,7 +283,7 @@ class WordTrainer:
         self.rng = np.random.default_rng(cfg.seed)
         if samples is None:
             samples = load_samples(split_files(cfg)[0])
-        self.sampler = CropSampler(samples, self.rng, cfg.p_style)
+        self.sampler = CropSampler(samples, self.rng, cfg.style_mix)
         self.step = 0
         self.lr = cfg.lr
         self.best = -math.inf

@@ -1,0 +1,118 @@
+"""The sender's shortcuts keep its streams: spotting beside g_a, and the predicted-bytes
+budget search (its rate model, its fit, its agreement with the full search)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from textboost.codec.budget import (
+    CLOSE_ENOUGH,
+    SearchStep,
+    _Search,
+    chosen_scale,
+    fit_budget,
+    start_scale,
+)
+from textboost.codec.container import FULL_SCALE, Container
+from textboost.codec.estimate import code_and_model
+from textboost.codec.image import load_image
+
+from .conftest import REPO
+
+
+class _ThreadSpotter:
+    """The real spotter, recording the thread it ran in."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.threads: list[str] = []
+
+    def spot(self, img):
+        self.threads.append(threading.current_thread().name)
+        return self.inner.spot(img)
+
+
+def test_spotting_beside_g_a_gives_the_serial_stream(codec):
+    img = load_image(REPO / "link_sim" / "data" / "kodak_text" / "kodim03_text.png")[:256, :384]
+    spotter = codec._spotter
+    recorder = _ThreadSpotter(codec.spotter)
+    codec._spotter = recorder
+    try:
+        streams = {}
+        for overlap in (True, False):
+            codec.overlap_spotting = overlap
+            streams[overlap] = codec.encode_to_budget(img, max_bytes=900)
+    finally:
+        codec._spotter, codec.overlap_spotting = spotter, True
+    assert streams[True] == streams[False]
+    assert Container.parse(streams[True]).text not in (b"", b"\x00")  # words were carried
+    main = threading.current_thread().name
+    assert recorder.threads[0] != main and recorder.threads[1] == main
+
+
+def test_rate_model_is_exact_at_its_anchor_and_close_nearby(codec, kodim23):
+    an = codec.analyse(kodim23[:384, :512], text=False)
+    data, model = code_and_model(codec, an, 30000)
+    assert data == codec.encode_analysis(an, 30000)  # observing changes nothing
+    assert model.predict(30000) == len(data)
+    for rate in (24000, 36000):
+        real = len(codec.encode_analysis(an, rate))
+        assert abs(model.predict(rate) / real - 1) < 0.15
+    assert model.predict(20000) < model.predict(30000) < model.predict(40000)
+
+
+@pytest.mark.parametrize("name", ["kodim07", "kodim12", "kodim20"])
+@pytest.mark.parametrize("bpp", [0.05, 0.12])
+def test_predicted_rate_search_fits_and_agrees_with_the_full_one(codec, name, bpp):
+    """On real bytes every time: the stream fits, and where both searches end on the
+    same rate they return the same bytes."""
+    img = load_image(REPO / "link_sim" / "data" / "kodak" / f"{name}.png")[:256, :384]
+    an = codec.analyse(img, text=False)
+    budget = int(bpp * 384 * 256 / 8)
+    found = {}
+    for predict in (True, False):
+        s = _Search(codec, budget, None, predict=predict)
+        data, _ = s.fit_all_groups(an)
+        found[predict] = (data, s.codings)
+    (fast, n_fast), (full, n_full) = found[True], found[False]
+    assert fast is not None and full is not None
+    assert len(fast) <= budget and len(full) <= budget
+    rates = [Container.parse(d).header.rate for d in (fast, full)]
+    if rates[0] == rates[1]:
+        assert fast == full
+    assert len(fast) >= (1 - 2 * CLOSE_ENOUGH) * len(full)
+    assert n_fast <= n_full + 1
+
+
+def test_predicted_budget_search_fits_every_image_of_a_set(codec):
+    for name in ("kodim03", "kodim16", "kodim23"):
+        img = load_image(REPO / "link_sim" / "data" / "kodak" / f"{name}.png")[::2, ::2]
+        an = codec.analyse(img, text=False)
+        for budget in (300, 700, 1500):
+            data = fit_budget(codec, an, budget)
+            assert len(data) <= budget
+            np.testing.assert_equal(Container.parse(data).header.width, img.shape[1])
+
+
+def test_predicted_search_analyses_only_the_chosen_scale(codec):
+    """A busy 10 MP frame under a tiny budget: the scale comes from the budget per coded
+    pixel, so g_a runs once (the full search walks the ladder on real bytes)."""
+    rng = np.random.default_rng(3)
+    img = np.kron(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8), np.ones((64, 64, 1), np.uint8))
+    steps: list[SearchStep] = []
+    data = codec.encode_to_budget(img, max_bytes=400, text=False, progress=steps.append)
+    analysed = [s.coded_size for s in steps if s.kind == "analyse"]
+    assert len(data) <= 400 and not any(s.kind == "compare" for s in steps)
+    hd = Container.parse(data).header
+    assert analysed == [hd.coded_size] and hd.scale == chosen_scale(3840, 2560, 400)
+
+
+def test_chosen_scale_follows_the_budget_per_coded_pixel():
+    w, h = 768, 512
+    scales = [chosen_scale(w, h, int(bpp * w * h / 8)) for bpp in (0.02, 0.03, 0.06, 0.12, 1)]
+    assert scales == sorted(scales, reverse=True)  # more bytes, larger coded image
+    assert scales[-1] == FULL_SCALE and scales[0] > FULL_SCALE
+    assert chosen_scale(4000, 3000, 1 << 20) == start_scale(4000, 3000)  # memory cap
