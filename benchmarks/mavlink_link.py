@@ -23,6 +23,7 @@ import numpy as np
 
 from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
+from downlink.store import stored
 from tests.lossy_relay import LossyRelay
 from tests.test_field_mavlink import KEY, Foreign, _packer, _tunnel
 from tests.test_field_udp import tbx
@@ -59,8 +60,8 @@ def transfer(args) -> None:
         thread.join(60)
         foreign.close()
         relay.close()
-        identical = sum(
-            (Path(tmp) / f"bundle_{edge.images[n].bundle_id:05d}.tbx").read_bytes() == d
+        identical = sum(  # the ground's layout: NAME.tbx by SHA-256 (downlink/store.py)
+            stored(tmp, d).is_file() and stored(tmp, d).read_bytes() == d
             for n, d in images.items() if edge.images[n].bundle_id is not None
         )
         rx.close()

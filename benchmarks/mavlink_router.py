@@ -21,6 +21,7 @@ import numpy as np
 
 from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
+from downlink.store import stored
 from tests.field_harness import free_port
 from tests.test_field_mavlink import KEY
 from tests.test_field_udp import tbx
@@ -53,8 +54,8 @@ def transfer(n_images: int, master: int, out: int, key: bytes | None) -> None:
             ok = tx.run(60.0)
         wall = time.perf_counter() - t0
         thread.join(60)
-        same = sum(
-            (Path(tmp) / f"bundle_{edge.images[n].bundle_id:05d}.tbx").read_bytes() == d
+        same = sum(  # the ground's layout: NAME.tbx by SHA-256 (downlink/store.py)
+            stored(tmp, d).is_file() and stored(tmp, d).read_bytes() == d
             for n, d in images.items() if edge.images[n].bundle_id is not None
         )
         rx.close()

@@ -18,6 +18,7 @@ from pymavlink.dialects.v20 import common
 
 from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
+from downlink.store import stored
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.mavlink import (
@@ -157,7 +158,7 @@ def test_images_delivered_once_with_loss_and_foreign_traffic(tmp_path, kind, los
     for name, data in images.items():
         bundle_id = edge.images[name].bundle_id
         assert ground.results[bundle_id].complete
-        assert (tmp_path / f"bundle_{bundle_id:05d}.tbx").read_bytes() == data
+        assert stored(tmp_path, data).read_bytes() == data
     stats = ground.receiver.stats
     # nothing foreign reached the protocol: no frame failed its FCS, tag or window
     assert stats.dropped_corrupt == stats.dropped_auth == stats.dropped_replay == 0
@@ -388,9 +389,8 @@ def test_serial_endpoints_through_a_null_modem(tmp_path):
         for master, slave in ptys:
             os.close(master)
             os.close(slave)
-    for name, data in images.items():
-        bundle_id = edge.images[name].bundle_id
-        assert (tmp_path / f"bundle_{bundle_id:05d}.tbx").read_bytes() == data
+    for data in images.values():
+        assert stored(tmp_path, data).read_bytes() == data
     assert g.stats.frames_received > 0 and not g.stats.foreign.get("bad_data")
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from downlink import DownlinkNode
+from downlink.store import stored
 from downlink.udp import UdpDownlink
 from tests.conftest import needs_torch
 from textboost.codec.container import Container, Header
@@ -77,7 +78,8 @@ def test_udp_loopback_transfer(tmp_path, loss):
         bundle_id = edge.images[name].bundle_id
         res = ground.results[bundle_id]
         assert res.complete
-        assert (tmp_path / f"bundle_{bundle_id:05d}.tbx").read_bytes() == data
+        assert Path(res.tbx_path) == stored(tmp_path, data)
+        assert stored(tmp_path, data).read_bytes() == data
         assert edge.images[name].acked_s is not None
     if loss:
         assert edge.sender.stats.retransmitted_frames > 0
