@@ -296,7 +296,8 @@ def _receive(args) -> int:
         link.run(args.timeout_s, idle_timeout_s=args.idle_timeout_s, expect_bundles=args.expect)
     results = [asdict(r) for r in node.results.values()]
     if args.json:
-        json.dump({"results": results, "stats": asdict(node.receiver.stats)}, sys.stdout, indent=1)
+        json.dump({"results": results, "stats": asdict(node.receiver.stats),
+                   "transport": link.transport.stats.as_dict()}, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         for r in results:
@@ -309,6 +310,9 @@ def _receive(args) -> int:
             if r["words"]:
                 text = " | ".join(w["text"] for w in r["words"])
                 print(printable(f"              text: {text}"))
+        foreign = link.transport.stats.foreign
+        if foreign:  # other traffic on the link (telemetry, other APIDs, junk): not ours
+            print("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(foreign.items())))
     return 0
 
 

@@ -1,10 +1,10 @@
 """Hand-off to the tools a rescue team already runs: GeoJSON and KML of what was delivered,
 and Cursor-on-Target (CoT) events for a TAK server (ATAK, WinTAK, WebTAK).
 
-Input is the receiver's output folder: one ``bundle_NNNNN.json`` per image (see
-:mod:`downlink.node`), holding the capture metadata and words as soon as the header and text
-section landed, and the image's result once it was decoded. An image with no position is
-listed nowhere: every format here is a map.
+Input is the receiver's output folder (the one layout of :mod:`downlink.store`, written by
+``downlink receive`` and ``downlink serve`` alike): one ``NAME.json`` per delivered image,
+holding its capture metadata and words, and ``NAME.png`` once it was decoded. An image with
+no position is listed nowhere: every format here is a map.
 
 CoT follows the TAK conventions: ``<event version="2.0">`` with a stable ``uid`` per image
 (so a refined image replaces its marker), ``type`` ``b-i-x-i`` (an image, as ATAK's
@@ -32,7 +32,7 @@ import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -107,46 +107,31 @@ class Delivered:
 
 
 def load_delivered(out_dir: str | Path) -> list[Delivered]:
-    """The images in a receiver's output folder: ``bundle_NNNNN.json`` of ``downlink
-    receive``, or ``NAME.json`` (NAME: 16 hex digits of the `.tbx`'s SHA-256) of ``downlink
-    serve``; other files are not the receiver's and are left alone.
+    """The images in a receiver's output folder: ``NAME.json`` (NAME: 16 hex digits of the
+    `.tbx`'s SHA-256), in the order they came (sender epoch, bundle id); other files are not
+    the receiver's and are left alone.
 
     Raises:
         ValueError: a receiver's JSON that does not parse or lacks its keys, naming it.
     """
     out: list[Delivered] = []
     for path in sorted(Path(out_dir).glob("*.json")):
-        node = path.name.startswith("bundle_")
-        if not node and not _SERVICE_NAME.match(path.name):
+        if not _IMAGE_NAME.match(path.name):
             continue
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            out.append(_from_node(doc, path) if node else from_record(doc, path.parent))
+            out.append(from_record(doc, path.parent))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
                 ValueError) as e:  # fmt: skip
             raise ValueError(f"{path}: not a receiver's image JSON ({e})") from None
-    return out
+    return sorted(out, key=lambda d: tuple(map(int, str(d.name)[1:].split("_b"))))  # eE_bB
 
 
-_SERVICE_NAME = re.compile(r"^[0-9a-f]{16}\.json$")
+_IMAGE_NAME = re.compile(r"^[0-9a-f]{16}\.json$")
 
 
 def _words(doc: dict[str, Any]) -> list[str]:
     return [w["text"] for w in doc.get("words") or [] if isinstance(w, dict) and "text" in w]
-
-
-def _from_node(doc: dict[str, Any], path: Path) -> Delivered:
-    text = doc.get("text") or {}
-    image = doc.get("image") or {}
-    png = image.get("png_path")
-    return Delivered(
-        bundle_id=int(doc["bundle_id"]),
-        capture=text.get("capture") or image.get("capture") or {},
-        strings=_words(text) or _words(image),
-        image=Path(png) if png else None,
-        complete=bool(image.get("complete")),
-        source=path,
-    )
 
 
 def from_record(doc: dict[str, Any], folder: Path, png: bool | None = None) -> Delivered:
@@ -238,7 +223,7 @@ def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def cot_events(
@@ -252,7 +237,7 @@ def cot_events(
     for an image without a position). Each is one UTF-8 XML document."""
     if not d.located:
         return []
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     c = d.capture
     link = _link(d, base_url)
     when = f"taken {c['time']}" if c.get("time") else "capture time unknown"

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from textboost.capture import parse_time
-from textboost.web import ImageCard, image_card, page, text_crops
+from textboost.web import ImageCard, Outline, image_card, page, text_crops
 
 __all__ = ["GroundView", "ImageState", "LiveServer", "receiver_figures"]
 
@@ -255,7 +255,24 @@ class GroundView:
             strings=[w["text"] for w in img.words] if img.text_t or img.words else None,
             crops=self._crops_of(img),
             card_id=f"card-{img.key}",
+            outlines=self._outlines(img),
         )
+
+    @staticmethod
+    def _outlines(img: ImageState) -> list[Outline]:
+        """The carried words' regions over the decoded picture (where the fusion block
+        may have drawn them: the sender's reading, not camera pixels)."""
+        if not img.png or not img.width or not img.height:
+            return []
+        return [
+            Outline(
+                [(x / img.width, y / img.height) for x, y in w["quad"]],
+                str(w.get("text", "")),
+                w.get("score"),
+            )
+            for w in img.words
+            if w.get("quad")
+        ]
 
     def _timing(self, img: ImageState) -> list[tuple[str, str]]:
         """Time to text and to picture, from the capture time when it was sent (what a

@@ -240,12 +240,11 @@ def _sweep(args: argparse.Namespace, console: Console) -> int:
     params = parse_params(args.param)
     scenario = load_scenario(args.scenario)
     runs = args.runs or scenario.runs
-    if not args.synthetic:
-        _codec(args)
+    codec = _codec(args)  # the real one is loaded now, so a missing one fails early
     out_dir = args.out or Path("out") / scenario.name
     points, plot = run_sweep(
         args.scenario, params, runs=runs, cache_dir=args.cache, synthetic=args.synthetic,
-        workers=args.workers, ray_address=args.ray, out_dir=out_dir,
+        workers=args.workers, ray_address=args.ray, out_dir=out_dir, codec=codec,
     )
     (out_dir / "sweep.json").write_text(json.dumps(points, indent=1) + "\n")
     if args.json:
@@ -264,5 +263,9 @@ def _sweep(args: argparse.Namespace, console: Console) -> int:
                 _cell(s["psnr_mean_db"]["mean"], 2),
             )
         console.print(t)
+    console.print(
+        f"{codec.encodes} encodes on the driver (each distinct stream once, the rest from the "
+        f"cache), {sum(p['encodes'] for p in points)} on workers", highlight=False,
+    )  # fmt: skip
     console.print(f"sweep plot: {plot}\nsweep data: {out_dir / 'sweep.json'}", highlight=False)
     return 0

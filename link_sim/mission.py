@@ -239,7 +239,7 @@ class Mission:
             job = yield self._decode_q.get()
             yield env.timeout(self.scenario.receiver.decode_latency_s)
             self.downlink.decode([job])
-            self._take_result(job[0], env.now)
+            self._take_result(job.bundle_id, env.now)
 
     def _take_result(self, bid: int, now: float | None) -> None:
         rec = self._by_bundle[bid]

@@ -364,9 +364,9 @@ def image_paths(scenario: Scenario) -> list[Path]:
 def _check_images(scenario: Scenario, source: str) -> None:
     src = scenario.images
     if src.set is not None:
-        folder = SHIPPED_SETS_DIR / src.set
+        folder = SHIPPED_SETS_DIR / src.set  # a name, or the set's path (a copied scenario)
         shipped = sorted(p.name for p in SHIPPED_SETS_DIR.iterdir() if p.is_dir())
-        if src.set not in shipped:
+        if not (folder.is_dir() and folder.resolve().parent == SHIPPED_SETS_DIR.resolve()):
             raise ScenarioError(
                 f"{source}: images.set: expected a shipped set, one of {shipped}, got {src.set!r}"
             )

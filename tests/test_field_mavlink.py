@@ -18,6 +18,7 @@ from pymavlink.dialects.v20 import common
 
 from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
+from downlink.store import stored
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.mavlink import (
@@ -157,7 +158,7 @@ def test_images_delivered_once_with_loss_and_foreign_traffic(tmp_path, kind, los
     for name, data in images.items():
         bundle_id = edge.images[name].bundle_id
         assert ground.results[bundle_id].complete
-        assert (tmp_path / f"bundle_{bundle_id:05d}.tbx").read_bytes() == data
+        assert stored(tmp_path, data).read_bytes() == data
     stats = ground.receiver.stats
     # nothing foreign reached the protocol: no frame failed its FCS, tag or window
     assert stats.dropped_corrupt == stats.dropped_auth == stats.dropped_replay == 0
@@ -388,7 +389,26 @@ def test_serial_endpoints_through_a_null_modem(tmp_path):
         for master, slave in ptys:
             os.close(master)
             os.close(slave)
-    for name, data in images.items():
-        bundle_id = edge.images[name].bundle_id
-        assert (tmp_path / f"bundle_{bundle_id:05d}.tbx").read_bytes() == data
+    for data in images.values():
+        assert stored(tmp_path, data).read_bytes() == data
     assert g.stats.frames_received > 0 and not g.stats.foreign.get("bad_data")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--to", "127.0.0.1:9", "--mavlink", "udpout:127.0.0.1:9"], "one of them"),
+        (["--mavlink", "udp:nowhere"], "MAVLink endpoint 'udp:nowhere': expected udpin:"),
+        (["--mavlink", "udpout:127.0.0.1:9", "--mtu", "200"], "one mavlink message carries"),
+        (["--mavlink", "udpout:127.0.0.1:9", "--payload-type", "7"], "32768..65535"),
+    ],
+)
+def test_cli_transport_errors_are_one_line(tmp_path, capsys, argv, message):
+    from uplink.cli import main
+
+    (tmp_path / "a.tbx").write_bytes(tbx(np.random.default_rng(0)))
+    with pytest.raises(SystemExit) as e:
+        main(["send", str(tmp_path / "a.tbx"), *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from downlink import DownlinkNode
+from downlink.store import stored
 from downlink.udp import UdpDownlink
 from link_sim.proxy import ProxyDriver
 from link_sim.proxy import main as proxy_main
@@ -247,8 +248,7 @@ def test_twenty_images_through_the_proxy_at_20_percent_bursty_loss_then_replay(t
     # exactly once, bytes identical
     assert sorted(deliveries) == sorted(submitted.values()) and len(deliveries) == 20
     for name, data in images.items():
-        bid = edge.images[name].bundle_id
-        assert (tmp_path / "rx" / f"bundle_{bid:05d}.tbx").read_bytes() == data
+        assert stored(tmp_path / "rx", data).read_bytes() == data
         assert edge.images[name].acked_s is not None
     assert edge.sender.stats.retransmitted_frames > 0
 

@@ -167,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         from textboost.field.serve import serve
         from uplink.service import UplinkService
 
-        # Pillow warns on stderr for each malformed EXIF tag it skips; the service's event
-        # log says what became of each file instead (a long run's stderr stays readable)
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        # Pillow warns on stderr for each malformed EXIF tag it skips and each header over
+        # its bomb threshold; the service's event log says what became of each file instead
+        # (a long run's stderr stays readable)
+        warnings.filterwarnings("ignore", module=r"PIL\.")
         return serve(PROG, args, "uplink", lambda c, src: UplinkService(c, source=src))
     return _send(args)
 
@@ -337,6 +338,7 @@ def _send(args) -> int:
         "fec_bytes": st.fec_bytes,
         "retransmission_bytes": st.retransmission_bytes,
         "efficiency": round(st.efficiency, 4),
+        "transport": link.transport.stats.as_dict(),  # on-air bytes, foreign traffic refused
     }
     if args.manifest is not None:
         paths = {c.image_id: str(c.path.resolve()) for c in captures}
