@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ __all__ = [
     "parse_time",
 ]
 
-TIME_ZERO = datetime(2024, 1, 1, tzinfo=UTC)
+TIME_ZERO = datetime(2024, 1, 1, tzinfo=timezone.utc)
 _TIME_BITS, _LAT_BITS, _LON_BITS, _ALT_BITS, _HDG_BITS, _CAM_BITS = 30, 24, 25, 16, 8, 8
 _LAT_STEP = 180.0 / ((1 << _LAT_BITS) - 1)  # both poles representable
 _LON_STEP = 360.0 / (1 << _LON_BITS)  # wraps: -180 and 180 are one meridian
@@ -194,14 +194,14 @@ class CaptureMeta:
 def parse_time(text: str) -> datetime:
     """ISO 8601 (``2026-12-03T10:15:00Z``; no zone means UTC) or Unix seconds."""
     try:
-        return datetime.fromtimestamp(float(text), UTC)
+        return datetime.fromtimestamp(float(text), timezone.utc)
     except (ValueError, OverflowError, OSError):
         pass
     try:
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise MetaError(f"time {text!r}: expected ISO 8601 or Unix seconds") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
 
 def capture_for(
@@ -290,7 +290,7 @@ def _exif_time(exif, gps) -> datetime | None:
     try:
         if gps.get(29) and gps.get(7):
             h, m, s = (float(v) for v in gps[7])
-            day = datetime.strptime(str(gps[29]).strip(), "%Y:%m:%d").replace(tzinfo=UTC)
+            day = datetime.strptime(str(gps[29]).strip(), "%Y:%m:%d").replace(tzinfo=timezone.utc)
             t = day + timedelta(hours=h, minutes=m, seconds=round(s))
         else:
             sub = exif.get_ifd(0x8769)
@@ -299,7 +299,8 @@ def _exif_time(exif, gps) -> datetime | None:
                 return None
             t = datetime.strptime(str(text).strip(), "%Y:%m:%d %H:%M:%S")
             offset = sub.get(36881)  # OffsetTimeOriginal, "+02:00"
-            t = datetime.fromisoformat(t.isoformat() + (offset or "+00:00")).astimezone(UTC)
+            t = datetime.fromisoformat(t.isoformat() + (offset or "+00:00"))
+            t = t.astimezone(timezone.utc)
     except (TypeError, ValueError):
         return None
     return t if 0 <= (t - TIME_ZERO).total_seconds() < 1 << _TIME_BITS else None
