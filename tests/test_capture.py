@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from textboost.capture import CaptureMeta, MetaError, capture_for, from_exif
-from textboost.codec.container import BitstreamError, Container, Header
+from textboost.bitstream.capture import CaptureMeta, MetaError
+from textboost.bitstream.container import BitstreamError, Container, Header
+from textboost.capture import capture_for, from_exif
 
 T = datetime(2026, 12, 3, 10, 15, 42, tzinfo=UTC)
 HEADER = dict(model_id=b"abcd", width=768, height=512, rate=100, n_groups=4)

@@ -11,7 +11,7 @@ import pytest
 from downlink import DownlinkNode
 from downlink.store import stored
 from downlink.udp import UdpDownlink
-from textboost.codec.container import Container, Header
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig
 from uplink import UplinkNode
 from uplink.udp import UdpUplink, parse_host_port
