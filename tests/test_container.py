@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from textboost.bitstream.container import BitstreamError, Container, Header
 
+pytestmark = pytest.mark.edge
+
 MID = b"\x01\x02\x03\x04"
 
 

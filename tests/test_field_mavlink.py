@@ -401,6 +401,8 @@ def test_serial_endpoints_through_a_null_modem(tmp_path):
         (["--mavlink", "udp:nowhere"], "MAVLink endpoint 'udp:nowhere': expected udpin:"),
         (["--mavlink", "udpout:127.0.0.1:9", "--mtu", "200"], "one mavlink message carries"),
         (["--mavlink", "udpout:127.0.0.1:9", "--payload-type", "7"], "32768..65535"),
+        (["--mavlink", "udpout:127.0.0.1:9", "--ccsds-apid", "5"], "one transport at a time"),
+        (["--to", "127.0.0.1:9", "--ccsds-time"], "give --ccsds-apid too"),
     ],
 )
 def test_cli_transport_errors_are_one_line(tmp_path, capsys, argv, message):

@@ -19,6 +19,8 @@ from textboost.text.words import Word, oriented_rect, reading_order, rect_quad
 
 from .conftest import SHARED
 
+pytestmark = pytest.mark.edge
+
 W, H = 1280, 720
 
 

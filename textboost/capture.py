@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ def _exif_time(exif, gps) -> datetime | None:
     try:
         if gps.get(29) and gps.get(7):
             h, m, s = (float(v) for v in gps[7])
-            day = datetime.strptime(str(gps[29]).strip(), "%Y:%m:%d").replace(tzinfo=UTC)
+            day = datetime.strptime(str(gps[29]).strip(), "%Y:%m:%d").replace(tzinfo=timezone.utc)
             t = day + timedelta(hours=h, minutes=m, seconds=round(s))
         else:
             sub = exif.get_ifd(0x8769)
@@ -119,7 +119,8 @@ def _exif_time(exif, gps) -> datetime | None:
                 return None
             t = datetime.strptime(str(text).strip(), "%Y:%m:%d %H:%M:%S")
             offset = sub.get(36881)  # OffsetTimeOriginal, "+02:00"
-            t = datetime.fromisoformat(t.isoformat() + (offset or "+00:00")).astimezone(UTC)
+            t = datetime.fromisoformat(t.isoformat() + (offset or "+00:00"))
+            t = t.astimezone(timezone.utc)
     except (TypeError, ValueError):
         return None
     return t if representable_time(t) else None

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 __all__ = ["MIN_ALT_M", "TIME_ZERO", "CaptureMeta", "MetaError", "parse_time", "representable_time"]
 
-TIME_ZERO = datetime(2024, 1, 1, tzinfo=UTC)
+TIME_ZERO = datetime(2024, 1, 1, tzinfo=timezone.utc)
 _TIME_BITS, _LAT_BITS, _LON_BITS, _ALT_BITS, _HDG_BITS, _CAM_BITS = 30, 24, 25, 16, 8, 8
 _LAT_STEP = 180.0 / ((1 << _LAT_BITS) - 1)  # both poles representable
 _LON_STEP = 360.0 / (1 << _LON_BITS)  # wraps: -180 and 180 are one meridian
@@ -191,14 +191,14 @@ class CaptureMeta:
 def parse_time(text: str) -> datetime:
     """ISO 8601 (``2026-12-03T10:15:00Z``; no zone means UTC) or Unix seconds."""
     try:
-        return datetime.fromtimestamp(float(text), UTC)
+        return datetime.fromtimestamp(float(text), timezone.utc)
     except (ValueError, OverflowError, OSError):
         pass
     try:
         t = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise MetaError(f"time {text!r}: expected ISO 8601 or Unix seconds") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
 
 def _check(name: str, value: float | None, lo: float, hi: float) -> None:
