@@ -48,7 +48,7 @@ def transfer(args) -> None:
         ground = DownlinkNode(cfg, out_dir=Path(tmp), codec_factory=None)
         rx = FieldDownlink(ground, g)
         thread = threading.Thread(target=rx.run, kwargs={"timeout_s": 600.0,
-                                                         "expect_bundles": len(images)})
+                                                         "idle_timeout_s": 3.0})
         thread.start()
         stop = threading.Event()
         sent = {"apid": 0, "junk": 0}
@@ -68,7 +68,8 @@ def transfer(args) -> None:
             edge.store(name, data, 0.0)
         t0 = time.perf_counter()
         with FieldUplink(edge, v, rate_bps=args.rate_bps) as tx:
-            ok = tx.run(timeout_s=600.0)
+            tx.run(timeout_s=600.0)
+            acked = sum(r.acked_s is not None for r in edge.images.values())
         wall = time.perf_counter() - t0
         thread.join(60)
         stop.set()
@@ -83,7 +84,7 @@ def transfer(args) -> None:
         junk.close()
     print(f"transfer: {len(images)} images, {sum(map(len, images.values()))} B, loss "
           f"{args.loss} each way, TM with CDS time code, paced at {args.rate_bps:g} bit/s; "
-          f"all acked: {ok} in {wall:.1f} s")
+          f"acked {acked}/{len(images)} in {wall:.1f} s")
     print(f"  delivered byte-identical: {identical}/{len(images)}; complete at the ground: "
           f"{ground.bundles_complete}; relay lost {relay.lost}")
     print(f"  ground refused {dict(g.stats.foreign)} (sent: other APID {sent['apid']}, "

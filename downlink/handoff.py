@@ -32,7 +32,7 @@ import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -223,7 +223,7 @@ def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def cot_events(
@@ -237,7 +237,7 @@ def cot_events(
     for an image without a position). Each is one UTF-8 XML document."""
     if not d.located:
         return []
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     c = d.capture
     link = _link(d, base_url)
     when = f"taken {c['time']}" if c.get("time") else "capture time unknown"

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +12,8 @@ import pytest
 
 from downlink import DownlinkNode, psnr_db
 from tests.helpers import run_module
-from textboost.capture import CaptureMeta
-from textboost.codec.container import Container, Header
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig, Sender
 
 
@@ -90,7 +90,7 @@ def test_words_reach_the_json_before_the_image(tmp_path):
         Word(np.array([[10, 10], [50, 10], [50, 20], [10, 20]], float), "EXIT"),
         Word(np.array([[60, 40], [90, 40], [90, 50], [60, 50]], float), "Zone 7 — Nord"),
     ]
-    when = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+    when = datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc)
     meta = CaptureMeta(time=when, lat=-12.5, lon=130.8, heading_deg=90.0)
     header = Header(model_id=b"TST1", width=96, height=64, rate=1000, n_groups=4, meta=meta)
     data = Container(

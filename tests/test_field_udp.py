@@ -11,10 +11,13 @@ import pytest
 from downlink import DownlinkNode
 from downlink.store import stored
 from downlink.udp import UdpDownlink
-from textboost.codec.container import Container, Header
+from tests.conftest import needs_torch
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig
 from uplink import UplinkNode
 from uplink.udp import UdpUplink, parse_host_port
+
+pytestmark = pytest.mark.edge
 
 
 def tbx(rng: np.random.Generator, n_groups: int = 3) -> bytes:
@@ -82,6 +85,7 @@ def test_udp_loopback_transfer(tmp_path, loss):
         assert edge.sender.stats.retransmitted_frames > 0
 
 
+@needs_torch  # the nodes' default backend; torch-free: tests/test_node_backends.py
 @pytest.mark.parametrize("transport", ["udp", "mavlink", "ccsds"])
 def test_cli_pair_over_udp(tmp_path, transport):
     """``python -m downlink receive`` and ``python -m uplink send`` as two processes, frames

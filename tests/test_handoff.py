@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from xml.dom import minidom
 
@@ -27,13 +27,13 @@ from downlink.handoff import (
     to_geojson,
     to_kml,
 )
-from textboost.capture import CaptureMeta
-from textboost.codec.container import Container, Header
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig, Sender
 from textboost.text.payload import encode_words
 from textboost.text.words import Word
 
-WHEN = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+WHEN = datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc)
 KML = "{http://www.opengis.net/kml/2.2}"
 
 
@@ -108,7 +108,7 @@ def test_geojson_and_kml_list_the_located_images(received, tmp_path):
 def test_cot_events_follow_the_tak_conventions():
     d = Delivered(7, {"time": "2026-12-03T09:30:00Z", "lat": 1.5, "lon": 2.5,
                       "heading_deg": 45.0}, ["B-AB 123"], Path("out/bundle_00007.png"))  # fmt: skip
-    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
     photo, text = (ET.fromstring(x) for x in cot_events(d, now, 600, "http://ground:8080/"))
     assert photo.get("version") == "2.0" and photo.get("type") == "b-i-x-i"
     assert photo.get("uid") == "textboost-00007" and photo.get("how") == "m-g"

@@ -11,13 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textboost.codec.container import BitstreamError
+from textboost.bitstream.container import BitstreamError
 from textboost.text.filter import TextFilter, select_words
 from textboost.text.payload import MAX_BODY, decode_words, encode_words, grid_bits
 from textboost.text.render import render_guidance
 from textboost.text.words import Word, oriented_rect, reading_order, rect_quad
 
 from .conftest import SHARED
+
+pytestmark = pytest.mark.edge
 
 W, H = 1280, 720
 

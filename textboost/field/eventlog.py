@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from textboost.protocol.events import FrameDropped
 
@@ -97,7 +97,7 @@ class EventLog:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> EventLog:
         return self
 
     def __exit__(self, *exc: object) -> None:

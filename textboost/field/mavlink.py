@@ -291,10 +291,10 @@ class MavlinkTransport:
             except OSError:
                 self.stats.foreign["io_error"] += 1
                 break
-            if not data:
+            if not data:  # b"" or "" (pymavlink's "nothing waiting")
                 break
             self.stats.wire_bytes_received += len(data)
-            frames += self.feed(bytes(data, "latin-1") if isinstance(data, str) else data)
+            frames += self.feed(bytes(data))
             if self._datagrams:
                 self._end_datagram()
         return frames
