@@ -38,12 +38,19 @@ from downlink.node import BundleResult, Delivery, DownlinkNode, TextResult, Whol
 from downlink.state import DownlinkState
 from downlink.store import GroundStore
 from downlink.web import GroundView, LiveServer, receiver_figures
-from textboost.codec.container import BitstreamError, Container
+from textboost.bitstream.container import BitstreamError, Container
 from textboost.field.config import FieldConfig
 from textboost.field.eventlog import EventLog
 from textboost.field.transport_config import open_transport
 from textboost.field.udp import parse_host_port, wait_and_fire
-from textboost.protocol import Event, FrameType, Receiver, ReplayState, frame_info
+from textboost.protocol import (
+    Event,
+    FrameType,
+    Receiver,
+    ReceiverGaveUp,
+    ReplayState,
+    frame_info,
+)
 
 __all__ = ["DownlinkService"]
 
@@ -252,7 +259,7 @@ class DownlinkService:
         under reassembly is kept for a restart. Returns: whether the frame was accepted
         (checked, authentic, new)."""
         before = self.rx.stats.frames_received
-        self.node.receive(data, now)
+        self._forget_given_up(self.node.receive(data, now))
         accepted = self.rx.stats.frames_received != before
         if accepted:
             info = frame_info(data)
@@ -267,7 +274,14 @@ class DownlinkService:
         return self.rx.next_timer()
 
     def handle_timeout(self, now: float) -> list[Event]:
-        return self.node.handle_timeout(now)
+        return self._forget_given_up(self.node.handle_timeout(now))
+
+    def _forget_given_up(self, events: list[Event]) -> list[Event]:
+        """A bundle the receiver gave up on gets no more previews."""
+        for e in events:
+            if isinstance(e, ReceiverGaveUp):
+                self._latest.pop((e.epoch, e.bundle_id), None)
+        return events
 
     def run(self, stop: threading.Event, max_s: float | None = None) -> None:
         """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textboost.codec.container import BitstreamError, Container
+from textboost.bitstream.container import BitstreamError, Container
 from textboost.text.payload import (
     MAX_STRING_BYTES,
     decode_words,
