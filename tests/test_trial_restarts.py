@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from downlink.service import DownlinkService
 from downlink.web import GroundView
@@ -24,8 +25,8 @@ from textboost.protocol import Sender
 class Ground:
     """The ground service on a thread (it owns its SQLite state)."""
 
-    def __init__(self, config: Path) -> None:
-        self.svc = DownlinkService(load_field_config(config, need="downlink"))
+    def __init__(self, config: Path, web: str | None = None) -> None:
+        self.svc = DownlinkService(load_field_config(config, need="downlink"), web=web)
         self.stop_ev = threading.Event()
         self.thread = threading.Thread(target=self.svc.run, args=(self.stop_ev, 60.0))
         self.thread.start()
@@ -141,3 +142,53 @@ def test_restarts_leave_one_card_per_photo_no_partial_files_and_no_false_loss(tm
     # the frames sent while the ground was down are not this link's loss
     assert "recent loss</div><div class='tb-value'>0.0 %" in link, link
     assert "s ago" in link and "frames received since" in link
+
+
+@pytest.mark.slow
+def test_page_after_a_vehicle_restart_shows_one_card_per_photo_and_no_loss(
+    tmp_path, browser_page
+):
+    """The live page in Chromium, open before anything is sent, through a vehicle restart
+    mid-transfer and a resent copy: one card, no ghost, loss 0 %, without a reload."""
+    rng = np.random.default_rng(26)
+    photo = tbx(rng)
+    ground = Ground(write_config(tmp_path), web=f"127.0.0.1:{_free_tcp_port()}")
+    page = browser_page
+    try:
+        page.goto(ground.svc.web.url)
+        assert "no frame yet" in page.locator("#link").inner_text()
+        addr = ground.svc.cfg.listen.rsplit(":", 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.05)
+            s.connect((addr[0], int(addr[1])))
+            s7 = Sender(ground.svc.link, epoch=7)
+            s7.submit(0, Container.parse(photo).to_sections(), 0.0)
+            frames = s7.poll_transmit(0.0)
+            _send(s, frames[: len(frames) // 2])
+            page.wait_for_selector("#card-e7_b0", timeout=10_000)  # words landed
+            for epoch in (8, 9):  # a restart mid-transfer, then one before the FIN counted
+                sender = Sender(ground.svc.link, epoch=epoch)
+                sender.submit(0, Container.parse(photo).to_sections(), 0.0)
+                _send(s, sender.poll_transmit(0.0))
+                _until_acked(s, sender)
+        page.wait_for_function(
+            "document.querySelector('#cards').textContent.includes('resent copies')",
+            timeout=10_000,
+        )
+        page.wait_for_timeout(500)  # a late update would show here
+        cards = page.locator(".tb-card")
+        assert cards.count() == 1
+        text = cards.first.inner_text()
+        assert "arriving" not in text and "picture on its way" not in text
+        assert page.locator("#card-e7_b0").count() == 0
+        link = page.locator("#link").inner_text()
+        assert "images delivered\n1" in link and "under reassembly\n0" in link
+        assert "recent loss\n0.0 %" in link and "no frame yet" not in link
+        page.screenshot(path=str(tmp_path / "after_restart.png"), full_page=True)
+    finally:
+        ground.stop()
+
+
+def _free_tcp_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        return s.getsockname()[1]
