@@ -83,3 +83,28 @@ def _in_section_0(cfg: LinkConfig, frames: list[bytes], k: int) -> bool:
     return not done and any(
         isinstance(e, SectionProgress | SectionDelivered) for e in r.receive(frames[k], 0.0)
     )
+
+
+@pytest.mark.parametrize("policy", ["fifo", "priority_interleave", "words_first"])
+def test_words_first_sends_every_queued_photos_words_then_pictures_in_order(policy):
+    cfg = LinkConfig(mtu_bytes=64, arq="none", policy=policy)
+    s, r = Sender(cfg), Receiver(cfg)
+    for b in range(3):
+        s.submit(b, _sections(), 0.0)
+    order = [
+        (e.bundle_id, e.index)
+        for f in s.poll_transmit(0.0)
+        for e in r.receive(f, 0.0)
+        if isinstance(e, SectionDelivered)
+    ]
+    assert sorted(order) == [(b, k) for b in range(3) for k in range(4)]
+    words = [order.index((b, 0)) for b in range(3)]
+    pictures = [order.index((b, 1)) for b in range(3)]  # z: the first picture
+    if policy == "fifo":  # bundle by bundle: photo 2's words wait for photo 1's picture
+        assert words[1] > order.index((0, 3))
+    else:  # every photo's words before any picture
+        assert max(words) < min(pictures)
+    if policy == "words_first":  # pictures do not overtake each other
+        assert order.index((0, 3)) < pictures[1] and order.index((1, 3)) < pictures[2]
+    if policy == "priority_interleave":  # every z before photo 1's y groups
+        assert max(pictures) < order.index((0, 2))
