@@ -37,14 +37,21 @@ import numpy as np
 from downlink.handoff import cot_events, from_record, parse_cot_url, send_cot
 from downlink.node import BundleResult, Delivery, DownlinkNode, TextResult, WholeBundle
 from downlink.state import DownlinkState
-from downlink.store import GroundStore
+from downlink.store import GroundStore, parse_partial_stem
 from downlink.web import GroundView, LiveServer, receiver_figures
 from textboost.bitstream.container import BitstreamError, Container
 from textboost.field.config import FieldConfig
 from textboost.field.eventlog import EventLog
 from textboost.field.transport_config import open_transport
 from textboost.field.udp import parse_host_port, wait_and_fire
-from textboost.protocol import Event, FrameType, Receiver, ReplayState, frame_info
+from textboost.protocol import (
+    Event,
+    FrameType,
+    Receiver,
+    ReceiverGaveUp,
+    ReplayState,
+    frame_info,
+)
 
 __all__ = ["DownlinkService"]
 
@@ -108,13 +115,17 @@ class DownlinkService:
                 restored += 1
         self.rx.take_drops()  # restored frames of since-finished bundles: not news
         self._log("restart", epoch=self.epoch, frames_restored=restored, **self.state.counts())
+        self._sweep_partial()
+        self.started_t = time.time()
+        self.last_frame_t: float | None = None  # wall time of the last accepted frame
+        self._loss_base: tuple[int, int] | None = None  # (epoch, first packet number) seen
         for img in self.state.not_decoded():
             self._decode_stored(img.name, img.sha256)
         self._t0 = clock()
         self.transport = open_transport(config, "downlink", source)  # bound now: fail early
         self.web: LiveServer | None = None
         if web or dn.web:  # bound now too; serves from run()
-            view = GroundView(self.out, dn.event_log, link_stats=lambda: receiver_figures(self.rx))
+            view = GroundView(self.out, dn.event_log, link_stats=self.link_figures)
             self.web = LiveServer(view, parse_host_port(web or dn.web), tiles=dn.tiles)
 
     def _handoff(self, record: dict[str, Any], png: bool = False) -> None:
@@ -254,11 +265,15 @@ class DownlinkService:
         under reassembly is kept for a restart. Returns: whether the frame was accepted
         (checked, authentic, new)."""
         before = self.rx.stats.frames_received
-        self.node.receive(data, now)
+        self._gave_up(self.node.receive(data, now))
         accepted = self.rx.stats.frames_received != before
         if accepted:
             info = frame_info(data)
-            epoch = self.rx.replay_state.epoch  # an accepted frame's epoch is the window's
+            st = self.rx.replay_state
+            epoch = st.epoch  # an accepted frame's epoch is the window's
+            self.last_frame_t = time.time()
+            if self._loss_base is None or self._loss_base[0] != epoch:
+                self._loss_base = (st.epoch, st.top)  # the first number of this epoch we saw
             keep = info.type in (FrameType.DATA, FrameType.PARITY) and epoch is not None
             if keep and not self.rx.is_complete(info.bundle_id, epoch):
                 self._batch.append((epoch, info.bundle_id, bytes(data)))
@@ -269,7 +284,47 @@ class DownlinkService:
         return self.rx.next_timer()
 
     def handle_timeout(self, now: float) -> list[Event]:
-        return self.node.handle_timeout(now)
+        events = self.node.handle_timeout(now)
+        self._gave_up(events)
+        return events
+
+    def _gave_up(self, events: list[Event]) -> None:
+        """A bundle that can no longer complete: the sender restarted (it resends the image
+        under its new epoch) or stopped answering NAKs (it queues the image again). Either
+        way the image comes again as a new bundle: its partial files and its card go."""
+        for e in events:
+            if isinstance(e, ReceiverGaveUp):
+                key = (e.epoch, e.bundle_id)
+                self._latest.pop(key, None)
+                self.store.drop_partial(key)
+                restarted = e.epoch != self.rx.replay_state.epoch
+                self._log("abandoned", epoch=e.epoch, bundle=e.bundle_id,
+                          sections=e.delivered_sections,
+                          reason="sender restarted" if restarted else "sender silent")  # fmt: skip
+
+    def _sweep_partial(self) -> None:
+        """At start: partial files of bundles no longer under reassembly (given up, or of
+        an older sender epoch, while this service was down) go, each with an ``abandoned``
+        event so the page drops its card."""
+        open_keys = {
+            (r.epoch, b) for b, r in self.rx.records.items()
+            if r.delivered_s is None and r.gave_up_s is None
+        }  # fmt: skip
+        stale: set[tuple[int, int]] = set()
+        for path in self.store.partial.iterdir():
+            key = parse_partial_stem(path.name.split(".", 1)[0])
+            if key is not None and key not in open_keys:
+                stale.add(key)
+        for key in sorted(stale):
+            self.store.drop_partial(key)
+            self._log("abandoned", epoch=key[0], bundle=key[1], reason="not in flight at start")
+
+    def link_figures(self) -> dict[str, Any]:
+        """The link block's live figures (:func:`~downlink.web.receiver_figures`)."""
+        base = self._loss_base
+        first = base[1] if base is not None and base[0] == self.rx.replay_state.epoch else None
+        return receiver_figures(self.rx, first_pn=first, started_t=self.started_t,
+                                last_frame_t=self.last_frame_t)  # fmt: skip
 
     def run(self, stop: threading.Event, max_s: float | None = None) -> None:
         """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""

@@ -83,7 +83,7 @@ class GroundView:
         self.images: dict[str, ImageState] = {}
         self._by_name: dict[str, str] = {}
         self.drops: dict[str, int] = {}
-        self.last_event_t: float | None = None
+        self.last_frame_t: float | None = None  # the newest event a frame caused
         self.started_t: float | None = None
         self._offset = 0
         self._partial = b""
@@ -142,7 +142,6 @@ class GroundView:
 
     def _apply(self, ev: dict[str, Any]) -> list[str]:
         kind, t = ev.get("event"), float(ev.get("t", 0.0))
-        self.last_event_t = t
         if kind == "restart":
             self.started_t = t
             return ["link"]
@@ -150,9 +149,16 @@ class GroundView:
             reason = str(ev.get("reason"))
             self.drops[reason] = self.drops.get(reason, 0) + 1
             return ["link"]
+        if kind in ("text", "group", "delivered", "duplicate"):
+            self.last_frame_t = t
+        if kind == "abandoned":  # it comes again as a new bundle: its card goes
+            key = f"e{ev.get('epoch')}_b{ev.get('bundle')}"
+            return [f"card:{key}", "map"] if self.images.pop(key, None) else []
         img = self._image(ev)
         if img is None:
             return []
+        if kind == "duplicate":
+            return self._duplicate(img, ev)
         parts = [f"card:{img.key}"]
         if kind == "text":
             img.text_t = t
@@ -175,8 +181,6 @@ class GroundView:
             self._by_name[str(img.name)] = img.key
             self._take_doc(img, self._read_json(self.out / f"{img.name}.json"))
             parts.append("map")
-        elif kind == "duplicate":
-            img.duplicates += 1
         elif kind == "decoded":
             if ev.get("png"):
                 img.decoded_t, img.png, img.error = t, Path(ev["png"]).name, None
@@ -184,6 +188,26 @@ class GroundView:
                 img.error = ev.get("error")
         img.version += 1
         return parts
+
+    def _duplicate(self, img: ImageState, ev: dict[str, Any]) -> list[str]:
+        """A resent copy of a stored image: counted on that image's card; the copy's own
+        card (its words landed before the bundle was recognised) goes."""
+        name = str(ev.get("image"))
+        first = self.images.get(self._by_name.get(name, ""))
+        if first is not None and first is not img:
+            first.duplicates += 1
+            first.version += 1
+            del self.images[img.key]
+            return [f"card:{img.key}", f"card:{first.key}", "map"]
+        # the stored copy's card is not in this log: this card stands for the image
+        img.duplicates += 1
+        img.name, img.delivered_t = name, img.delivered_t or float(ev.get("t", 0.0))
+        self._by_name[name] = img.key
+        self._take_doc(img, self._read_json(self.out / f"{name}.json"))
+        if (self.out / f"{name}.png").exists():
+            img.png, img.decoded_t = f"{name}.png", img.delivered_t
+        img.version += 1
+        return [f"card:{img.key}", "map"]
 
     @staticmethod
     def _read_json(path: Path) -> dict[str, Any]:
@@ -307,8 +331,10 @@ class GroundView:
             now = self.clock()
             images = list(self.images.values())
             rows: list[tuple[str, str]] = []
-            last = "never" if self.last_event_t is None else f"{now - self.last_event_t:.0f} s ago"
-            rows.append(("last contact", last))
+            stats = dict(self.link_stats()) if self.link_stats else {}
+            last = stats.pop("last_frame_t", self.last_frame_t)
+            rows.append(("last contact", "no frame yet" if last is None
+                         else f"{max(0.0, now - last):.0f} s ago"))  # fmt: skip
             delivered = [i for i in images if i.delivered_t is not None]
             rows.append(("images delivered", str(len(delivered))))
             rows.append(("under reassembly", str(len(images) - len(delivered))))
@@ -317,7 +343,6 @@ class GroundView:
                 rows.append(("bytes per image", f"{mean:.0f}"))
             rows.append(("frames dropped", ", ".join(f"{k} {v}" for k, v in
                                                      sorted(self.drops.items())) or "0"))
-            stats = self.link_stats() if self.link_stats else {}
         rows += [(k.replace("_", " "), str(v)) for k, v in stats.items()]
         cells = "".join(
             f"<div class='tb-check'><div class='tb-label'>{escape(k)}</div>"
@@ -337,21 +362,33 @@ class GroundView:
         return _map_svg(pts, width, height, tiles)
 
 
-def receiver_figures(rx: Any) -> dict[str, Any]:
+def receiver_figures(
+    rx: Any,
+    first_pn: int | None = None,
+    started_t: float | None = None,
+    last_frame_t: float | None = None,
+) -> dict[str, Any]:
     """A :class:`~textboost.protocol.Receiver`'s live figures for the link block. The recent
     loss is read off the replay window: the sender numbers every frame it sends (resends
-    too), so the share of the last ``replay_window`` numbers never accepted is the forward
-    link's loss over them (frames still in flight or reordered count as lost for now)."""
+    too), so the share of the last numbers never accepted is the forward link's loss over
+    them (frames still in flight or reordered count as lost for now). Only numbers from
+    ``first_pn`` on count — the first this receiver accepted in the sender's current epoch
+    since it started — so frames sent before a restart of either side (to a ground that was
+    down, or under an older epoch) are not counted as lost. ``last_frame_t`` (wall time of
+    the last accepted frame) gives ``last contact``; counters run from ``started_t``."""
     st = rx.stats
     win = rx.replay_state
+    since = "" if started_t is None else " since " + time.strftime(
+        "%H:%M:%S", time.localtime(started_t))  # fmt: skip
     out: dict[str, Any] = {
-        "frames received": st.frames_received,
-        "bytes received": st.bytes_received,
+        "last_frame_t": last_frame_t,
+        f"frames received{since}": st.frames_received,
+        f"bytes received{since}": st.bytes_received,
         "NAK frames sent": st.nak_frames,
         "FIN frames sent": st.fin_frames,
     }
-    if win.epoch is not None:
-        span = min(rx.config.replay_window, win.top + 1)
+    if win.epoch is not None and first_pn is not None and win.top >= first_pn:
+        span = min(rx.config.replay_window, win.top - first_pn + 1)
         got = bin(win.seen & ((1 << span) - 1)).count("1")
         out["recent loss"] = f"{100 * (1 - got / span):.1f} % of the last {span} frames"
         out["sender epoch"] = win.epoch
@@ -451,10 +488,11 @@ const es = new EventSource('/events?since=' + document.body.dataset.seq);
 async function swap(part) {
   const url = part.startsWith('card:') ? '/card/' + part.slice(5) : '/' + part;
   const r = await fetch(url, {cache: 'no-store'});
-  if (!r.ok) return;
-  const html = await r.text();
   const id = part.startsWith('card:') ? 'card-' + part.slice(5) : part;
   const old = document.getElementById(id);
+  if (r.status === 404 && old) old.remove();  // given up or merged: the image comes again
+  if (!r.ok) return;
+  const html = await r.text();
   const tmp = document.createElement('div'); tmp.innerHTML = html;
   const node = tmp.firstElementChild;
   if (old) old.replaceWith(node);

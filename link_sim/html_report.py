@@ -17,6 +17,7 @@ from link_sim.parameters import duration
 from textboost.web import (
     Check,
     ImageCard,
+    Outline,
     image_card,
     page,
     params_table,
@@ -176,11 +177,29 @@ def _cards(rows: list[dict[str, Any]], originals: dict[str, Path], hrefs: dict[i
             crops=crops,
             card_id=f"image-{r['index']}",
             text_path=text_path,
+            outlines=_outlines(words, dec) if text_path and words and dec else (),
         )))
     more = len(rows) - _MAX_CARDS
     tail = (f"<p class='tb-muted'>{more} more photos: every decoded image is in "
             f"<code>{DECODED_DIR}/</code>.</p>" if more > 0 else "")
     return f"<div class='tb-cards' id='gallery'>{''.join(out)}</div>{tail}"
+
+
+def _outlines(words: list[dict[str, Any]], decoded: str) -> list[Outline]:
+    """The carried words' regions over the decoded picture (quads in the original's pixels,
+    the decoded picture at the original's size)."""
+    from PIL import Image
+
+    try:
+        with Image.open(decoded) as im:
+            w, h = im.size
+    except OSError:
+        return []
+    return [
+        Outline([(x / w, y / h) for x, y in wd["quad"]], str(wd["text"]), wd.get("score"))
+        for wd in words
+        if wd.get("quad")
+    ]
 
 
 def write_html(

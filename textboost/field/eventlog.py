@@ -34,6 +34,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "group": ("group",),  # downlink: y group k decoded (a preview PNG)
     "delivered": ("sha256",),  # downlink: .tbx and record durable, FIN sent
     "duplicate": ("sha256",),  # downlink: an image already stored, FINed again, not written
+    "abandoned": ("reason", "sections"),  # downlink: a bundle that cannot complete (it comes
+    # again as a new bundle): its partial files removed
     "decoded": ("png",),  # downlink: the full image decoded to PNG
     "handoff": ("to", "events", "error"),  # downlink: CoT events sent to a TAK server
     "frame_dropped": ("reason", "detail"),  # either: a frame dropped by the protocol
