@@ -6,7 +6,8 @@ transport (UDP, MAVLink, CCSDS), answers with NAKs and FINs, and adds what a lon
 service needs. For each image:
 
 - the text section lands: the node writes ``out_dir/partial/eEPOCH_bBUNDLE.json`` with the
-  words; a ``text`` event;
+  words; a ``text`` event (before it, one each time a frame adds whole words: ``complete``
+  false);
 - each y group lands: a preview ``partial/eEPOCH_bBUNDLE.png`` decoded from the groups so
   far (on a worker thread), a ``group`` event;
 - the bundle is whole: the node writes its `.tbx` and ``NAME.json`` durably, the service
@@ -174,8 +175,9 @@ class DownlinkService:
         key = (res.epoch, res.bundle_id)
         doc = {"epoch": key[0], "bundle": key[1], **res.record()}
         self._log("text", epoch=key[0], bundle=key[1], bytes=res.section_bytes,
-                  words=res.strings)  # fmt: skip
-        self._handoff(doc)  # the words and the place reach TAK before the picture
+                  words=res.strings, complete=res.complete)  # fmt: skip
+        if res.complete:  # first words come early, frame by frame; TAK gets the checked set
+            self._handoff(doc)  # the words and the place reach TAK before the picture
 
     def _on_group(self, key: _Key, sections: list[bytes]) -> None:
         self._latest[key] = len(sections)

@@ -47,7 +47,8 @@ ONE_RUN_NOTE = ("One run: no confidence interval (--runs N, or the scenario's 'r
 # per-image table: (column, header, decimals); text columns drop out when every cell is empty
 _COLUMNS = (
     ("index", "#", 0), ("image", "image", 0), ("status", "status", 0),
-    ("capture_s", "captured", 1), ("time_to_text_s", "to words", 1),
+    ("capture_s", "captured", 1), ("time_to_first_word_s", "to 1st word", 1),
+    ("time_to_text_s", "to all words", 1),
     ("time_to_first_image_s", "to 1st image", 1), ("time_to_image_s", "to complete", 1),
     ("latency_s", "to decoded", 1), ("groups", "groups", 0), ("codec_bytes", "codec B", 0),
     ("codec_bpp", "codec bpp", 4), ("on_air_bpp", "on-air bpp", 4), ("psnr_db", "PSNR dB", 2),
@@ -154,8 +155,10 @@ def _cards(rows: list[dict[str, Any]], originals: dict[str, Path], hrefs: dict[i
                 ("codec", f"{_fmt(r['codec_bytes'], 0)} B, {_fmt(r['codec_bpp'], 4)} bpp")]
         if r["psnr_db"] is not None:
             meta.append(("PSNR", f"{r['psnr_db']:.2f} dB"))
+        if r["time_to_first_word_s"] is not None:
+            meta.append(("first word at", duration(r["time_to_first_word_s"])))
         if r["time_to_text_s"] is not None:
-            meta.append(("words at", duration(r["time_to_text_s"])))
+            meta.append(("all words at", duration(r["time_to_text_s"])))
         if r["latency_s"] is not None:
             meta.append(("decoded at", f"{duration(r['latency_s'])} after capture"))
         words = r.get("text_words") or []

@@ -50,12 +50,14 @@ __all__ = [
 def text_settings(text: bool) -> str:
     """The text part of an encode cache key: ``text=off``, or ``text=on`` with a digest of
     the default :class:`~textboost.text.filter.TextFilter` thresholds (what the shipped
-    codec's sender keeps), so changing them never serves stale words."""
+    codec's sender keeps) and the text section's payload version, so changing either never
+    serves stale words."""
     if not text:
         return "text=off"
     from textboost.text.filter import TextFilter
+    from textboost.text.payload import VERSION
 
-    flt = json.dumps(TextFilter().to_dict(), sort_keys=True)
+    flt = json.dumps({**TextFilter().to_dict(), "payload": VERSION}, sort_keys=True)
     return f"text=on/{hashlib.sha256(flt.encode()).hexdigest()[:8]}"
 
 
