@@ -271,7 +271,7 @@ class GroundView:
         if img.error:
             meta.append(("error", img.error))
         return ImageCard(
-            title=f"bundle {img.bundle} · " + (f"image {img.name}" if img.name else "arriving"),
+            title=self._title(img),
             thumb_src=src,
             href=src,
             status=status,
@@ -281,6 +281,15 @@ class GroundView:
             card_id=f"card-{img.key}",
             outlines=self._outlines(img),
         )
+
+    @staticmethod
+    def _title(img: ImageState) -> str:
+        """The camera's file name when the sender carried it, then the photo's one id: the
+        stored image's name (its content hash) once delivered, its key until then (both
+        unique across restarts; bundle numbers restart with each vehicle epoch)."""
+        source = (img.capture or {}).get("name")
+        ident = f"image {img.name}" if img.name else f"{img.key} · arriving"
+        return f"{source} · {ident}" if source else ident
 
     @staticmethod
     def _outlines(img: ImageState) -> list[Outline]:

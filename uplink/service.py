@@ -68,7 +68,7 @@ class UplinkService:
         self.pipeline = pipeline or EncodePipeline(
             up.budget.fixed_policy(), None,
             up.codec.loader(f"{source}: uplink.codec", fusion=False),
-            text=up.text,
+            text=up.text, name=up.send_name,
         )
         self.log = EventLog(up.event_log, "uplink")
         self.state = UplinkState(up.state_db)

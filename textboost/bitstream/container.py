@@ -261,6 +261,9 @@ def _read_header(r: _Reader, data: bytes, model_id: bytes | None) -> tuple[Heade
         except MetaError as e:
             raise BitstreamError(f"header: metadata {e}") from None
         meta_bytes = bytes([mask]) + r.take(size - 1, "header", f"{size}-byte metadata")
+        if mask & 0x20:  # the source file's name: a length byte, then UTF-8
+            n = r.u8("header", "metadata name length")
+            meta_bytes += bytes([n]) + r.take(n, "header", f"{n}-byte metadata name")
     crc_end = r.pos
     (crc,) = struct.unpack("<I", r.take(4, "header", "CRC32"))
     if zlib.crc32(data[:crc_end]) != crc:
