@@ -11,13 +11,16 @@
    (styled, coloured, rotated words): each goes through ``read_words`` and
    ``render_words`` as ``Codec.decode`` does (half the seeds are re-wrapped raw, so
    that mutations reach the fields rather than the decompressor); any exception is
-   counted as a failure and printed. Reports the slowest case.
+   counted as a failure and printed. Each also goes, cut at a random byte, through
+   ``read_prefix`` (the ground's first words, frame by frame): only ``BitstreamError``
+   may come out. Reports the slowest case.
 CPU time is process time (one thread).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import random
 import time
@@ -26,7 +29,8 @@ import zlib
 
 import brotli
 
-from textboost.text.payload import encode_words, read_words
+from textboost.bitstream import BitstreamError
+from textboost.text.payload import encode_words, read_prefix, read_words
 from textboost.text.render import MAX_RENDER_PIXELS, render_words
 from textboost.text.style import FACES, Style
 from textboost.text.words import Word, rect_quad
@@ -135,6 +139,8 @@ def main() -> None:
         try:
             words, problem = read_words(data, w, h)
             g = render_words(words, w, h)
+            with contextlib.suppress(BitstreamError):
+                read_prefix(data[: rng.randrange(len(data) + 1)], w, h)
         except Exception:  # the finding this benchmark exists to catch
             failures += 1
             print(f"FAIL on {data.hex()}:\n{traceback.format_exc()}")
