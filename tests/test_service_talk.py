@@ -66,7 +66,8 @@ def test_services_say_what_they_do_and_status_reads_their_state(tmp_path):
     cfg = load_field_config(config)
     listen = cfg.downlink.listen
     text, doc = _status("downlink", config)
-    assert "service: not detected" in text and "never ran" in text
+    assert f"service: not running (downlink.listen {listen} free)" in text
+    assert "never ran" in text and doc["running"] is False
     ground = Serve("downlink", config)
     try:
         line = ground.expect("serving")
@@ -109,7 +110,7 @@ def test_services_say_what_they_do_and_status_reads_their_state(tmp_path):
         ground.expect("SIGTERM: stopping")
         ground.expect("stopped")
         assert ground.p.wait(10) == 0
-    assert _status("downlink", config)[1]["running"] is None  # its address is free again
+    assert _status("downlink", config)[1]["running"] is False  # its address is free again
 
 
 def test_status_of_a_vehicle_whose_ground_is_down(tmp_path):
@@ -117,3 +118,4 @@ def test_status_of_a_vehicle_whose_ground_is_down(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM):
         text, doc = _status("uplink", config)
     assert "never ran" in doc["state"] and "ground: no FIN yet" in text
+    assert "service: unknown (no fixed address" in text  # uplink.bind port 0, no intake

@@ -24,7 +24,10 @@ from typing import Any, Literal
 from textboost.cli import fail
 from textboost.field.config import FieldConfig, load_field_config
 
-__all__ = ["SAY", "add_serve_parser", "addresses_in_use", "serve", "start_line", "status"]
+__all__ = [
+    "SAY", "add_serve_parser", "addresses_in_use", "fixed_addresses", "serve", "start_line",
+    "status",
+]  # fmt: skip
 
 # the events a running service prints, one line each (the JSONL log has them all)
 SAY = {
@@ -162,8 +165,8 @@ def start_line(node: str, config: FieldConfig, service: Any, source: str) -> str
             f"to {to}; log {up.event_log}; Ctrl-C or SIGTERM stops")  # fmt: skip
 
 
-def addresses_in_use(node: str, config: FieldConfig) -> list[str]:
-    """The configured addresses of ``node`` another process holds now (``key host:port``)."""
+def fixed_addresses(node: str, config: FieldConfig) -> list[tuple[str, str, int]]:
+    """``node``'s configured addresses with a fixed port: ``(key, host:port, socket type)``."""
     cands: list[tuple[str, str | None, int]] = []
     if node == "downlink" and config.downlink is not None:
         dn = config.downlink
@@ -174,13 +177,14 @@ def addresses_in_use(node: str, config: FieldConfig) -> list[str]:
         up = config.uplink
         cands.append(("uplink.bind", up.bind, socket.SOCK_DGRAM))
         cands.append(("uplink.intake", up.intake, socket.SOCK_STREAM))
+    return [(k, a, t) for k, a, t in cands if a and int(a.rpartition(":")[2]) != 0]
+
+
+def addresses_in_use(node: str, config: FieldConfig) -> list[str]:
+    """The configured addresses of ``node`` another process holds now (``key host:port``)."""
     busy = []
-    for key, addr, kind in cands:
-        if not addr:
-            continue
+    for key, addr, kind in fixed_addresses(node, config):
         host, _, port = addr.rpartition(":")
-        if int(port) == 0:
-            continue
         with socket.socket(socket.AF_INET, kind) as s:
             try:
                 s.bind((host, int(port)))

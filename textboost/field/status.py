@@ -60,11 +60,15 @@ def field_status(
     node: Literal["uplink", "downlink"], config: FieldConfig, now: float | None = None
 ) -> dict[str, Any]:
     """The figures :func:`format_status` prints, as a dict (``--json``)."""
-    from textboost.field.serve import addresses_in_use
+    from textboost.field.serve import addresses_in_use, fixed_addresses
 
     now = time.time() if now is None else now
     held = addresses_in_use(node, config)
-    out: dict[str, Any] = {"node": node, "running": bool(held) or None, "holds": held}
+    checked = [f"{k} {a}" for k, a, _ in fixed_addresses(node, config)]
+    # running: True (holds its addresses), False (they are free), None (none to check)
+    running = True if held else (False if checked else None)
+    out: dict[str, Any] = {"node": node, "running": running, "holds": held,
+                           "checked": checked}  # fmt: skip
     if node == "uplink":
         up = config.uplink
         assert up is not None
@@ -142,8 +146,11 @@ def format_status(st: dict[str, Any], now: float | None = None) -> str:
     lines = []
     if st["holds"]:
         lines.append(f"service: running (holds {', '.join(st['holds'])})")
+    elif st["checked"]:
+        lines.append(f"service: not running ({', '.join(st['checked'])} free)")
     else:
-        lines.append("service: not detected (its fixed addresses are free)")
+        lines.append("service: unknown (no fixed address to check: see the event log's last "
+                     "lines)")
     lines.append(f"state: {st['state']}")
     if st["node"] == "uplink":
         if "waiting" in st:
