@@ -103,6 +103,8 @@ class DownlinkService:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self._cot = ThreadPoolExecutor(1, thread_name_prefix="cot")
         self._decoding: list[Future] = []
+        self._finals = 0  # complete pictures queued for the worker: previews wait for them
+        self._finals_lock = threading.Lock()
         self._latest: dict[_Key, int] = {}  # newest preview asked for, per bundle
         self._batch: list[tuple[int, int, bytes]] = []  # accepted frames not yet kept
         self._saved_window = replay  # the window as on disk
@@ -192,6 +194,8 @@ class DownlinkService:
         self._log("duplicate" if d.duplicate else "delivered", image=d.image, epoch=epoch,
                   bundle=bundle, bytes=d.n_bytes, sha256=d.sha256, name=name)  # fmt: skip
         for whole in self.node.take_complete():  # the PNG, on the worker
+            with self._finals_lock:
+                self._finals += 1
             self._decoding.append(self._worker.submit(self._decode_final, whole, d.sha256))
 
     # --- decoding (worker thread) -------------------------------------------------------
@@ -199,6 +203,9 @@ class DownlinkService:
     def _preview(self, key: _Key, sections: list[bytes]) -> None:
         if self._latest.get(key, 0) != len(sections):
             return  # a newer preview is queued, or the bundle is delivered (the full PNG comes)
+        if self._finals:  # a complete picture waits: it goes first, this preview after it
+            self._decoding.append(self._worker.submit(self._preview, key, sections))
+            return
         path = self.store.partial_path(key, ".png")
         group = Container.groups_in(len(sections))
         try:
@@ -223,12 +230,18 @@ class DownlinkService:
             self._decoding.append(self._worker.submit(job))
 
     def _decode_final(self, whole: WholeBundle, sha: str) -> tuple[str, BundleResult]:
-        (res,) = self.node.decode([whole])
+        try:
+            (res,) = self.node.decode([whole])
+        finally:
+            with self._finals_lock:
+                self._finals -= 1
         return sha, res
 
     def _collect_decoded(self) -> None:
         for f in [f for f in self._decoding if f.done()]:
             self._decoding.remove(f)
+            if f.cancelled():  # a stop: a stored image not decoded is redone at the start
+                continue
             result = f.result()
             if result is None:  # a preview
                 continue

@@ -20,7 +20,7 @@ from tests.field_harness import tbx, write_config
 from textboost.bitstream.container import Container
 from textboost.field.config import load_field_config
 from textboost.field.eventlog import read_events
-from textboost.protocol import Sender
+from textboost.protocol import Sender, frame_info
 
 
 class Ground:
@@ -213,3 +213,42 @@ def test_a_vehicle_clock_ahead_of_the_ground_is_a_warning_not_a_negative_time(tm
     assert meta["clock warning"].startswith("taken 28 s after it arrived")
     assert not any(v.startswith("-") for v in meta.values())
     assert "text after first section" not in meta  # 0.0 s by definition: not shown
+
+
+@pytest.mark.slow
+def test_a_complete_picture_is_decoded_before_a_queued_preview(tmp_path, codec, small_image):
+    """The decode worker is busy; a preview of photo B is queued, then photo A arrives whole:
+    A's full picture is decoded first, B's preview after it (it is not wasted either)."""
+    from textboost.bitstream.container import Container as C
+
+    config = write_config(tmp_path)
+    text = config.read_text().replace("decode: false", "decode: true")
+    config.write_text(text.replace("mtu_bytes: 200", "mtu_bytes: 64"))  # many frames a photo
+    svc = DownlinkService(load_field_config(config, need="downlink"), loader=lambda: codec)
+    try:
+        gate = threading.Event()
+        svc._worker.submit(gate.wait, 30)  # the worker busy with an earlier decode
+        photo_a = codec.encode(small_image, rate=0.3, text=False)
+        photo_b = codec.encode(small_image[:, ::-1].copy(), rate=1.0, text=False)
+        sender = Sender(svc.link, epoch=4)
+        sender.submit(1, C.parse(photo_b).to_sections(), 0.0)
+        for f in sender.poll_transmit(0.0):  # B: up to its first y group, no further
+            svc.receive(f, 0.0)
+            if svc._latest.get((4, 1)):
+                break
+        sender.submit(0, C.parse(photo_a).to_sections(), 0.0)
+        for f in sender.poll_transmit(0.0):  # A: whole
+            if frame_info(f).bundle_id == 0:
+                svc.receive(f, 0.0)
+        assert svc._finals == 1  # A's picture queued behind B's preview
+        gate.set()
+        _wait(lambda: all(f.done() for f in svc._decoding), 120)
+        svc._collect_decoded()
+    finally:
+        svc.close()
+    decoded = [e for e in read_events(tmp_path / "downlink.jsonl") if e["event"] == "decoded"]
+    previews = [e for e in read_events(tmp_path / "downlink.jsonl") if e["event"] == "group"]
+    assert len(decoded) == 1 and decoded[0]["png"].endswith(".png")
+    assert len(previews) == 1 and previews[0]["png"] == "partial/e4_b1.png"  # not wasted
+    full = (tmp_path / "out" / decoded[0]["png"]).stat().st_mtime_ns
+    assert full < (tmp_path / "out" / "partial" / "e4_b1.png").stat().st_mtime_ns
