@@ -175,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "decode":
         return _decode(args)
+    if args.command == "status":
+        from textboost.field.serve import status
+
+        return status(PROG, args, "downlink")
     if args.command == "serve":
         from downlink.service import DownlinkService
         from textboost.field.serve import serve

@@ -186,12 +186,11 @@ class DownlinkService:
     def _on_delivered(self, d: Delivery) -> None:
         self._latest.pop(d.key, None)
         epoch, bundle = d.key
-        if d.duplicate:
-            self._log("duplicate", image=d.image, epoch=epoch, bundle=bundle, bytes=d.n_bytes,
-                      sha256=d.sha256)  # fmt: skip
-        else:
-            self._log("delivered", image=d.image, epoch=epoch, bundle=bundle, bytes=d.n_bytes,
-                      sha256=d.sha256)  # fmt: skip
+        text = self.node.texts.get(bundle)
+        same = text is not None and text.epoch == epoch
+        name = (text.capture or {}).get("name") if same and text is not None else None
+        self._log("duplicate" if d.duplicate else "delivered", image=d.image, epoch=epoch,
+                  bundle=bundle, bytes=d.n_bytes, sha256=d.sha256, name=name)  # fmt: skip
         for whole in self.node.take_complete():  # the PNG, on the worker
             self._decoding.append(self._worker.submit(self._decode_final, whole, d.sha256))
 
@@ -351,11 +350,18 @@ class DownlinkService:
                     self.log.drops(drops)
         self._keep_frames()
 
-    def close(self) -> None:
+    def busy(self) -> str | None:
+        """The work a stop would cut short (None: none): decodes not yet done; a stored
+        image not decoded is decoded again at the next start."""
+        n = sum(not f.done() for f in self._decoding)
+        return f"{n} decode{'s' if n > 1 else ''} of stored images" if n else None
+
+    def close(self, wait: bool = True) -> None:
+        """``wait``: let the decodes queued finish (else they are redone at the next start)."""
         if self.web is not None:
             self.web.close()
         self.transport.close()
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._worker.shutdown(wait=wait, cancel_futures=True)
         self._cot.shutdown(wait=True)
         self._collect_decoded()
         self.state.close()

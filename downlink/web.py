@@ -36,6 +36,7 @@ from textboost.web import ImageCard, Outline, image_card, page, text_crops
 __all__ = ["GroundView", "ImageState", "LiveServer", "receiver_figures"]
 
 POLL_S = 0.2  # how often the event log is read
+CLOCK_SLACK_S = 2.0  # capture-time rounding (1 s) and log timing: less is not a clock fault
 PAGE_CARDS = 200  # newest images on a freshly loaded page (later ones arrive live)
 KEEP_CHANGES = 10_000  # change records kept for SSE clients that fall behind
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -314,7 +315,14 @@ class GroundView:
         if img.capture and img.capture.get("time"):
             t0, since = parse_time(img.capture["time"]).timestamp(), "capture"
         out = []
-        if img.text_t is not None:
+        first = img.text_t if img.text_t is not None else img.first_t
+        if since == "capture" and first < t0 - CLOCK_SLACK_S:
+            # arrived before it was taken: the vehicle's clock runs ahead of the ground's
+            out.append(("clock warning", f"taken {t0 - first:.0f} s after it arrived: the "
+                        "vehicle's clock is ahead of the ground's; times from capture are "
+                        "not reliable"))  # fmt: skip
+            t0, since = img.first_t, "first section"
+        if img.text_t is not None and since == "capture":
             out.append((f"text after {since}", f"{img.text_t - t0:.1f} s"))
         done = img.decoded_t or img.delivered_t
         if done is not None:

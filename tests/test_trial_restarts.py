@@ -8,6 +8,7 @@ import contextlib
 import socket
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,23 @@ def test_page_after_a_vehicle_restart_shows_one_card_per_photo_and_no_loss(
 def _free_tcp_port() -> int:
     with socket.create_server(("127.0.0.1", 0)) as s:
         return s.getsockname()[1]
+
+
+def test_a_vehicle_clock_ahead_of_the_ground_is_a_warning_not_a_negative_time(tmp_path):
+    import json
+
+    out = tmp_path / "out"
+    (out / "partial").mkdir(parents=True)
+    taken = "2026-12-07T03:00:30Z"  # 27.6 s after the words arrived, by the vehicle's clock
+    arrived = datetime.fromisoformat("2026-12-07T03:00:02.4+00:00").timestamp()
+    (out / "partial" / "e5_b0.json").write_text(json.dumps({"capture": {"time": taken}}))
+    log = tmp_path / "down.jsonl"
+    log.write_text(json.dumps({"t": arrived, "node": "downlink", "event": "text", "epoch": 5,
+                               "bundle": 0, "bytes": 40, "words": []}) + "\n")  # fmt: skip
+    view = GroundView(out, log)
+    view.refresh()
+    meta = dict(view._card(view.images["e5_b0"]).meta)
+    assert "vehicle's clock is ahead" in meta["clock warning"]
+    assert meta["clock warning"].startswith("taken 28 s after it arrived")
+    assert not any(v.startswith("-") for v in meta.values())
+    assert "text after first section" not in meta  # 0.0 s by definition: not shown

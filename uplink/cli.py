@@ -167,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         return _encode(args)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "status":
+        from textboost.field.serve import status
+
+        return status(PROG, args, "uplink")
     if args.command == "serve":
         from textboost.field.serve import serve
         from uplink.service import UplinkService
