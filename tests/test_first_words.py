@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from downlink import DownlinkNode
+from downlink.node import read_first_words
+from textboost.bitstream import BitstreamError
 from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig, Receiver, SectionDelivered, SectionProgress, Sender
 from textboost.text.payload import encode_words
@@ -108,3 +112,22 @@ def test_words_first_sends_every_queued_photos_words_then_pictures_in_order(poli
         assert order.index((0, 3)) < pictures[1] and order.index((1, 3)) < pictures[2]
     if policy == "priority_interleave":  # every z before photo 1's y groups
         assert max(pictures) < order.index((0, 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=120), st.integers(0, 400))
+def test_parse_head_of_any_bytes_or_prefix_is_none_a_prefix_or_a_bitstream_error(junk, cut):
+    head = _sections()[0]
+    text = Container.parse(head).text
+    got = Container.parse_head(head[:cut])
+    if got is not None:  # the header is whole: the text's leading bytes follow it
+        header, lead = got
+        assert (header.width, header.height) == (W, H) and text.startswith(lead)
+    for data in (junk, head[:cut] + junk):
+        try:
+            got = Container.parse_head(data)
+            res = read_first_words(3, data, 0.0)
+        except BitstreamError:
+            continue
+        assert got is None or isinstance(got[1], bytes)
+        assert res is None or (not res.complete and res.words)
