@@ -1,10 +1,10 @@
 """Hand-off to the tools a rescue team already runs: GeoJSON and KML of what was delivered,
 and Cursor-on-Target (CoT) events for a TAK server (ATAK, WinTAK, WebTAK).
 
-Input is the receiver's output folder: one ``bundle_NNNNN.json`` per image (see
-:mod:`downlink.node`), holding the capture metadata and words as soon as the header and text
-section landed, and the image's result once it was decoded. An image with no position is
-listed nowhere: every format here is a map.
+Input is the receiver's output folder (the one layout of :mod:`downlink.store`, written by
+``downlink receive`` and ``downlink serve`` alike): one ``NAME.json`` per delivered image,
+holding its capture metadata and words, and ``NAME.png`` once it was decoded. An image with
+no position is listed nowhere: every format here is a map.
 
 CoT follows the TAK conventions: ``<event version="2.0">`` with a stable ``uid`` per image
 (so a refined image replaces its marker), ``type`` ``b-i-x-i`` (an image, as ATAK's
@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -101,52 +102,45 @@ class Delivered:
         return "lat" in self.capture and "lon" in self.capture
 
     @property
+    def title(self) -> str:
+        """The photo as people name it: its source file's name when the sender carried it
+        (``capture.name``), and its key (unique across restarts): ``eu5.jpg e7_b0``."""
+        key = self.name or f"b{self.bundle_id}"
+        name = self.capture.get("name")
+        return f"{name} {key}" if name else f"image {key}"
+
+    @property
     def uid(self) -> str:
         """Stable while the image refines, so TAK replaces the marker instead of adding one."""
         return f"textboost-{self.name or f'{self.bundle_id:05d}'}"
 
 
 def load_delivered(out_dir: str | Path) -> list[Delivered]:
-    """The images in a receiver's output folder: ``bundle_NNNNN.json`` of ``downlink
-    receive``, or ``NAME.json`` (NAME: 16 hex digits of the `.tbx`'s SHA-256) of ``downlink
-    serve``; other files are not the receiver's and are left alone.
+    """The images in a receiver's output folder: ``NAME.json`` (NAME: 16 hex digits of the
+    `.tbx`'s SHA-256), in the order they came (sender epoch, bundle id); other files are not
+    the receiver's and are left alone.
 
     Raises:
         ValueError: a receiver's JSON that does not parse or lacks its keys, naming it.
     """
     out: list[Delivered] = []
     for path in sorted(Path(out_dir).glob("*.json")):
-        node = path.name.startswith("bundle_")
-        if not node and not _SERVICE_NAME.match(path.name):
+        if not _IMAGE_NAME.match(path.name):
             continue
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            out.append(_from_node(doc, path) if node else from_record(doc, path.parent))
+            out.append(from_record(doc, path.parent))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
                 ValueError) as e:  # fmt: skip
             raise ValueError(f"{path}: not a receiver's image JSON ({e})") from None
-    return out
+    return sorted(out, key=lambda d: tuple(map(int, str(d.name)[1:].split("_b"))))  # eE_bB
 
 
-_SERVICE_NAME = re.compile(r"^[0-9a-f]{16}\.json$")
+_IMAGE_NAME = re.compile(r"^[0-9a-f]{16}\.json$")
 
 
 def _words(doc: dict[str, Any]) -> list[str]:
     return [w["text"] for w in doc.get("words") or [] if isinstance(w, dict) and "text" in w]
-
-
-def _from_node(doc: dict[str, Any], path: Path) -> Delivered:
-    text = doc.get("text") or {}
-    image = doc.get("image") or {}
-    png = image.get("png_path")
-    return Delivered(
-        bundle_id=int(doc["bundle_id"]),
-        capture=text.get("capture") or image.get("capture") or {},
-        strings=_words(text) or _words(image),
-        image=Path(png) if png else None,
-        complete=bool(image.get("complete")),
-        source=path,
-    )
 
 
 def from_record(doc: dict[str, Any], folder: Path, png: bool | None = None) -> Delivered:
@@ -168,15 +162,24 @@ def from_record(doc: dict[str, Any], folder: Path, png: bool | None = None) -> D
     )
 
 
-def _link(d: Delivered, base_url: str | None) -> str | None:
+def _link(d: Delivered, base_url: str | None, from_dir: Path | None = None) -> str | None:
+    """The picture's link: under ``base_url`` (the live page serves ``/files/NAME.png``), else
+    relative to ``from_dir`` (where the export is written), else the bare file name."""
     if d.image is None:
         return None
-    return f"{base_url.rstrip('/')}/{d.image.name}" if base_url else d.image.name
+    if base_url:
+        return f"{base_url.rstrip('/')}/{d.image.name}"
+    if from_dir is not None:
+        return Path(os.path.relpath(d.image.resolve(), Path(from_dir).resolve())).as_posix()
+    return d.image.name
 
 
-def to_geojson(images: Iterable[Delivered], base_url: str | None = None) -> dict[str, Any]:
+def to_geojson(
+    images: Iterable[Delivered], base_url: str | None = None, from_dir: Path | None = None
+) -> dict[str, Any]:
     """A FeatureCollection of Points (RFC 7946: lon, lat[, alt]) with the capture time, the
-    strings read and a link to the decoded picture (relative unless ``base_url``)."""
+    strings read and a link to the decoded picture (under ``base_url``, else relative to
+    ``from_dir``, the folder the export is written to)."""
     features = []
     for d in images:
         if not d.located:
@@ -184,11 +187,13 @@ def to_geojson(images: Iterable[Delivered], base_url: str | None = None) -> dict
         c = d.capture
         coords = [c["lon"], c["lat"]] + ([c["alt_m"]] if "alt_m" in c else [])
         props: dict[str, Any] = {
+            "name": c.get("name"),
+            "title": d.title,
             "bundle_id": d.bundle_id,
             "time": c.get("time"),
             "strings": d.strings,
             "text": " | ".join(d.strings),
-            "image": _link(d, base_url),
+            "image": _link(d, base_url, from_dir),
             "complete": d.complete,
         }
         for key in ("heading_deg", "camera"):
@@ -205,7 +210,9 @@ def to_geojson(images: Iterable[Delivered], base_url: str | None = None) -> dict
     return _safe_json({"type": "FeatureCollection", "features": features})
 
 
-def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
+def to_kml(
+    images: Iterable[Delivered], base_url: str | None = None, from_dir: Path | None = None
+) -> str:
     """A KML 2.2 document: a Placemark per located image, with its time stamp, the strings
     and the picture in the balloon."""
     ET.register_namespace("", KML_NS)
@@ -218,10 +225,10 @@ def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
         c = d.capture
         pm = ET.SubElement(doc, f"{{{KML_NS}}}Placemark", id=d.uid)
         ET.SubElement(pm, f"{{{KML_NS}}}name").text = (
-            " | ".join(d.strings) if d.strings else f"image {d.bundle_id}"
+            " | ".join(d.strings) if d.strings else d.title
         )
-        link = _link(d, base_url)
-        lines = [f"bundle {d.bundle_id}"] + [f"text: {s}" for s in d.strings]
+        link = _link(d, base_url, from_dir)
+        lines = [d.title] + [f"text: {s}" for s in d.strings]
         html = "<br/>".join(escape(x) for x in lines)
         if link:
             html += f'<br/><img src="{escape(link)}" width="320"/>'
@@ -238,7 +245,7 @@ def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return t.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def cot_events(
@@ -252,19 +259,19 @@ def cot_events(
     for an image without a position). Each is one UTF-8 XML document."""
     if not d.located:
         return []
-    now = now or datetime.now(UTC)
+    now = now or datetime.now(timezone.utc)
     c = d.capture
     link = _link(d, base_url)
     when = f"taken {c['time']}" if c.get("time") else "capture time unknown"
     said = f"; text: {' | '.join(d.strings)}" if d.strings else ""
     events = [
-        _event(d.uid, "b-i-x-i", c, now, stale_s, f"{callsign}-{d.bundle_id}",
-               f"TextBoost image {d.bundle_id}, {when}{said}", link)
+        _event(d.uid, "b-i-x-i", c, now, stale_s, f"{callsign} {d.title}",
+               f"TextBoost {d.title}, {when}{said}", link)
     ]  # fmt: skip
     for i, s in enumerate(d.strings):
         events.append(
             _event(f"{d.uid}-text-{i}", "b-m-p-s-m", c, now, stale_s, s,
-                   f"read in image {d.bundle_id} ({when}): {s}", link, parent=d.uid)
+                   f"read in {d.title} ({when}): {s}", link, parent=d.uid)
         )  # fmt: skip
     return events
 

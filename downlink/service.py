@@ -1,19 +1,20 @@
 """``python -m downlink serve``: the ground node as a long-running service.
 
-It drives a :class:`~textboost.protocol.Receiver` (``fin_on_delivery=False``) over the
-configured transport (UDP, MAVLink, CCSDS),
-answers with NAKs and FINs, and for each image:
+It drives a :class:`~downlink.node.DownlinkNode` (the receiver ``downlink receive`` and the
+simulator run, with its one output layout, :mod:`downlink.store`) over the configured
+transport (UDP, MAVLink, CCSDS), answers with NAKs and FINs, and adds what a long-running
+service needs. For each image:
 
-- the text section lands: ``out_dir/partial/eEPOCH_bBUNDLE.json`` with the words, a
-  ``text`` event;
+- the text section lands: the node writes ``out_dir/partial/eEPOCH_bBUNDLE.json`` with the
+  words; a ``text`` event (before it, one each time a frame adds whole words: ``complete``
+  false);
 - each y group lands: a preview ``partial/eEPOCH_bBUNDLE.png`` decoded from the groups so
   far (on a worker thread), a ``group`` event;
-- the bundle is whole: its `.tbx` and ``NAME.json`` (words, epoch, bundle, SHA-256) are
-  written and fsynced, the image row committed (:mod:`downlink.state`), and only then is
-  the FIN queued (``acknowledge``), a ``delivered`` event; ``NAME.png`` follows from the
-  worker. ``NAME`` is the first 16 hex digits of the `.tbx`'s SHA-256, so an image the
-  sender resends after a restart (new epoch, new bundle id, same bytes) is recognised: it
-  is FINed again, logged as ``duplicate`` and written nowhere.
+- the bundle is whole: the node writes its `.tbx` and ``NAME.json`` durably, the service
+  commits the image row (:mod:`downlink.state`, the node's ledger), and only then does the
+  node queue the FIN; a ``delivered`` event; ``NAME.png`` follows from the worker. An
+  image the sender resends after a restart (new epoch, new bundle id, same bytes) is
+  recognised by its SHA-256: it is FINed again, logged as ``duplicate`` and written nowhere.
 
 At start it restores the receiver: the persisted replay window, the delivered bundles of the
 window's sender epoch (``restore_delivered``: their EOFs get a FIN, their frames are not
@@ -23,34 +24,32 @@ Images whose PNG was not written before a crash are decoded again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from downlink.handoff import cot_events, from_record, parse_cot_url, send_cot
-from downlink.node import read_text
+from downlink.node import BundleResult, Delivery, DownlinkNode, TextResult, WholeBundle
 from downlink.state import DownlinkState
+from downlink.store import GroundStore, parse_partial_stem
 from downlink.web import GroundView, LiveServer, receiver_figures
-from textboost.codec.container import BitstreamError, Container, SectionKind
+from textboost.bitstream.container import BitstreamError, Container
 from textboost.field.config import FieldConfig
-from textboost.field.durable import write_durably
 from textboost.field.eventlog import EventLog
 from textboost.field.transport_config import open_transport
 from textboost.field.udp import parse_host_port, wait_and_fire
 from textboost.protocol import (
-    BundleDelivered,
     Event,
     FrameType,
     Receiver,
     ReceiverGaveUp,
     ReplayState,
-    SectionDelivered,
     frame_info,
 )
 
@@ -58,21 +57,6 @@ __all__ = ["DownlinkService"]
 
 TICK_S = 0.05
 _Key = tuple[int, int]  # (sender epoch, bundle id)
-
-
-@dataclass(slots=True)
-class _Open:
-    """What the service knows of a bundle under reassembly."""
-
-    sections: list[bytes] = field(default_factory=list)  # the delivered in-order prefix
-    text: dict[str, Any] | None = None  # header size and words, once section 0 landed
-
-
-def _read_text(section: bytes) -> dict[str, Any]:
-    """Image size, words and capture metadata of a bundle's first section (``error`` set if
-    unreadable), as the JSON record holds them."""
-    res = asdict(read_text(0, section, 0.0))
-    return {k: res[k] for k in ("width", "height", "text_bytes", "words", "capture", "error")}
 
 
 class DownlinkService:
@@ -104,39 +88,46 @@ class DownlinkService:
         self.loader = loader if dn.decode else None
         self.clock = clock
         self.out = Path(dn.out_dir)
-        self.partial = self.out / "partial"
-        self.partial.mkdir(parents=True, exist_ok=True)
         self.log = EventLog(dn.event_log, "downlink")
         self.log_lock = threading.Lock()
         self.state = DownlinkState(dn.state_db)
         self.epoch = self.state.new_epoch()  # durable before our first NAK or FIN
         replay = ReplayState.from_bytes(self.state.replay_state())
-        self.rx = Receiver(self.link, self.epoch, replay, fin_on_delivery=False)
+        self.node = DownlinkNode(
+            self.link, out_dir=self.out, codec_factory=self.loader, defer_decode=True,
+            max_pixels=dn.max_pixels, ledger=self, on_text=self._on_text,
+            on_group=self._on_group if self.loader is not None and dn.progressive else None,
+            on_delivered=self._on_delivered, epoch=self.epoch, replay_state=replay,
+        )  # fmt: skip
+        self.store: GroundStore = self.node.store  # type: ignore[assignment]
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self._cot = ThreadPoolExecutor(1, thread_name_prefix="cot")
         self._decoding: list[Future] = []
+        self._finals = 0  # complete pictures queued for the worker: previews wait for them
+        self._finals_lock = threading.Lock()
         self._latest: dict[_Key, int] = {}  # newest preview asked for, per bundle
-        self._open: dict[_Key, _Open] = {}
         self._batch: list[tuple[int, int, bytes]] = []  # accepted frames not yet kept
         self._saved_window = replay  # the window as on disk
-        self._restoring = True
         restored = 0
         if replay.epoch is not None:
             for bundle in self.state.delivered(replay.epoch):
                 self.rx.restore_delivered(bundle, replay.epoch)
             for data in self.state.frames(replay.epoch):
-                self._on_events(self.rx.restore_frame(data, 0.0), 0.0)
+                self.node.restore_frame(data)
                 restored += 1
-        self._restoring = False
         self.rx.take_drops()  # restored frames of since-finished bundles: not news
         self._log("restart", epoch=self.epoch, frames_restored=restored, **self.state.counts())
+        self._sweep_partial()
+        self.started_t = time.time()
+        self.last_frame_t: float | None = None  # wall time of the last accepted frame
+        self._loss_base: tuple[int, int] | None = None  # (epoch, first packet number) seen
         for img in self.state.not_decoded():
-            self._decode_final(img.sha256, img.name)
+            self._decode_stored(img.name, img.sha256)
         self._t0 = clock()
         self.transport = open_transport(config, "downlink", source)  # bound now: fail early
         self.web: LiveServer | None = None
         if web or dn.web:  # bound now too; serves from run()
-            view = GroundView(self.out, dn.event_log, link_stats=lambda: receiver_figures(self.rx))
+            view = GroundView(self.out, dn.event_log, link_stats=self.link_figures)
             self.web = LiveServer(view, parse_host_port(web or dn.web), tiles=dn.tiles)
 
     def _handoff(self, record: dict[str, Any], png: bool = False) -> None:
@@ -162,107 +153,66 @@ class DownlinkService:
         with self.log_lock:
             self.log.write(event, **kw)
 
-    # --- protocol events ----------------------------------------------------------------
+    @property
+    def rx(self) -> Receiver:
+        return self.node.receiver
 
-    def _on_events(self, events: list[Event], now: float) -> None:
-        for e in events:
-            key = (e.epoch, e.bundle_id)
-            if isinstance(e, SectionDelivered):
-                self._section(key, e)
-            elif isinstance(e, BundleDelivered):
-                self._deliver(key, list(e.sections))
-            elif isinstance(e, ReceiverGaveUp):
-                self._open.pop(key, None)
-                self._latest.pop(key, None)
-                if e.epoch != self.rx.replay_state.epoch:  # the sender restarted: it resends
-                    for suffix in (".json", ".png"):
-                        (self.partial / f"{self._stem(key)}{suffix}").unlink(missing_ok=True)
+    # --- the node's ledger: what survives a restart --------------------------------------
 
-    def _stem(self, key: _Key) -> str:
-        return f"e{key[0]}_b{key[1]}"
+    def known(self, sha256: str) -> str | None:
+        img = self.state.image(sha256)
+        return None if img is None else img.name
 
-    def _section(self, key: _Key, e: SectionDelivered) -> None:
-        b = self._open.setdefault(key, _Open())
-        b.sections.append(e.data)
-        if e.index == SectionKind.TEXT:
-            b.text = _read_text(e.data)
-            if self._restoring:
-                return
-            doc = {"epoch": key[0], "bundle": key[1], **b.text}
-            path = self.partial / f"{self._stem(key)}.json"
-            write_durably(path, (json.dumps(doc, indent=1) + "\n").encode(), fsync=False)
-            self._log("text", epoch=key[0], bundle=key[1], bytes=len(e.data),
-                      words=[w["text"] for w in b.text["words"]])  # fmt: skip
-            self._handoff(doc)  # the words and the place reach TAK before the picture
-        elif (
-            e.index >= Container.IMAGE_SECTIONS
-            and self.loader is not None
-            and self.cfg.progressive
-            and not self._restoring
-        ):
-            self._latest[key] = len(b.sections)
-            self._decoding.append(
-                self._worker.submit(self._preview, key, list(b.sections))
-            )
-
-    def _deliver(self, key: _Key, sections: list[bytes]) -> None:
-        """Store the image durably (or recognise it), then FIN it."""
-        epoch, bundle = key
-        opened = self._open.pop(key, None)
-        self._latest.pop(key, None)
-        try:
-            data = Container.from_sections(sections).to_bytes()
-            error = None
-        except (BitstreamError, ValueError) as exc:  # a sender bug: keep the bytes anyway
-            data, error = b"".join(sections), f"{type(exc).__name__}: {exc}"
-        sha = hashlib.sha256(data).hexdigest()
+    def delivered(self, key: _Key, sha256: str, name: str, n_bytes: int,
+                  duplicate: bool) -> None:  # fmt: skip
+        """The image row and the window, committed before the node queues the FIN."""
         self._keep_frames()  # this bundle's frames are in before deliver() deletes them
-        replay = self.rx.replay_state.to_bytes()
-        known = self.state.image(sha)
-        if known is not None:
-            self.state.deliver(epoch, bundle, sha, None, len(data), replay)
-            self.rx.acknowledge(bundle, epoch)
-            self._log("duplicate", image=known.name, epoch=epoch, bundle=bundle,
-                      bytes=len(data), sha256=sha)  # fmt: skip
-        else:
-            name = sha[:16]
-            text = opened.text if opened and opened.text else _read_text(sections[0])
-            record = {
-                "image": name, "sha256": sha, "bytes": len(data), "epoch": epoch,
-                "bundle": bundle, "delivered_t": round(time.time(), 6),
-                **text, "strings": [w["text"] for w in text["words"]],
-                "error": error or text["error"],
-            }  # fmt: skip
-            write_durably(self.out / f"{name}.tbx", data)
-            write_durably(self.out / f"{name}.json", (json.dumps(record, indent=1) + "\n").encode())
-            self.state.deliver(epoch, bundle, sha, name, len(data), replay)
-            self.rx.acknowledge(bundle, epoch)
-            self._log("delivered", image=name, epoch=epoch, bundle=bundle, bytes=len(data),
-                      sha256=sha)  # fmt: skip
-            if not self._restoring:
-                self._decode_final(sha, name)
-        for suffix in (".json", ".png"):
-            (self.partial / f"{self._stem(key)}{suffix}").unlink(missing_ok=True)
+        epoch, bundle = key
+        stored = None if duplicate else name
+        self.state.deliver(epoch, bundle, sha256, stored, n_bytes, self.rx.replay_state.to_bytes())
+
+    # --- the node's events ---------------------------------------------------------------
+
+    def _on_text(self, res: TextResult) -> None:
+        key = (res.epoch, res.bundle_id)
+        doc = {"epoch": key[0], "bundle": key[1], **res.record()}
+        self._log("text", epoch=key[0], bundle=key[1], bytes=res.section_bytes,
+                  words=res.strings, complete=res.complete)  # fmt: skip
+        if res.complete:  # first words come early, frame by frame; TAK gets the checked set
+            self._handoff(doc)  # the words and the place reach TAK before the picture
+
+    def _on_group(self, key: _Key, sections: list[bytes]) -> None:
+        self._latest[key] = len(sections)
+        self._decoding.append(self._worker.submit(self._preview, key, sections))
+
+    def _on_delivered(self, d: Delivery) -> None:
+        self._latest.pop(d.key, None)
+        epoch, bundle = d.key
+        text = self.node.texts.get(bundle)
+        same = text is not None and text.epoch == epoch
+        name = (text.capture or {}).get("name") if same and text is not None else None
+        self._log("duplicate" if d.duplicate else "delivered", image=d.image, epoch=epoch,
+                  bundle=bundle, bytes=d.n_bytes, sha256=d.sha256, name=name)  # fmt: skip
+        for whole in self.node.take_complete():  # the PNG, on the worker
+            with self._finals_lock:
+                self._finals += 1
+            self._decoding.append(self._worker.submit(self._decode_final, whole, d.sha256))
 
     # --- decoding (worker thread) -------------------------------------------------------
-
-    def _decode_png(self, data: bytes, path: Path) -> None:
-        import numpy as np
-        from PIL import Image
-
-        assert self.loader is not None
-        img = np.asarray(self.loader().decode(data, max_pixels=self.cfg.max_pixels))
-        tmp = path.with_name(path.name + ".part.png")
-        Image.fromarray(img).save(tmp)
-        tmp.replace(path)
 
     def _preview(self, key: _Key, sections: list[bytes]) -> None:
         if self._latest.get(key, 0) != len(sections):
             return  # a newer preview is queued, or the bundle is delivered (the full PNG comes)
-        path = self.partial / f"{self._stem(key)}.png"
+        if self._finals:  # a complete picture waits: it goes first, this preview after it
+            self._decoding.append(self._worker.submit(self._preview, key, sections))
+            return
+        path = self.store.partial_path(key, ".png")
         group = Container.groups_in(len(sections))
         try:
-            self._decode_png(Container.from_sections(sections).to_bytes(), path)
+            assert self.loader is not None
+            data = Container.from_sections(sections).to_bytes()
+            img = self.loader().decode(data, max_pixels=self.cfg.max_pixels)
+            GroundStore.write_png(np.asarray(img), path)
             png: str | None = f"partial/{path.name}"
             if key not in self._latest:  # delivered meanwhile: the full PNG replaces it
                 path.unlink(missing_ok=True)
@@ -273,28 +223,32 @@ class DownlinkService:
             self._log("group", epoch=key[0], bundle=key[1], group=group,
                       error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
-    def _decode_final(self, sha: str, name: str) -> None:
-        if self.loader is None:
-            return
+    def _decode_stored(self, name: str, sha: str) -> None:
+        """A restart: an image stored before whose PNG was not written."""
+        if self.loader is not None:
+            job = lambda: (sha, self.node.decode_stored(name))  # noqa: E731
+            self._decoding.append(self._worker.submit(job))
 
-        def job() -> tuple[str, str, str | None]:
-            path = self.out / f"{name}.png"
-            try:
-                self._decode_png((self.out / f"{name}.tbx").read_bytes(), path)
-                return sha, name, None
-            except (BitstreamError, ValueError, OSError, RuntimeError) as exc:
-                return sha, name, f"{type(exc).__name__}: {exc}"
-
-        self._decoding.append(self._worker.submit(job))
+    def _decode_final(self, whole: WholeBundle, sha: str) -> tuple[str, BundleResult]:
+        try:
+            (res,) = self.node.decode([whole])
+        finally:
+            with self._finals_lock:
+                self._finals -= 1
+        return sha, res
 
     def _collect_decoded(self) -> None:
         for f in [f for f in self._decoding if f.done()]:
             self._decoding.remove(f)
+            if f.cancelled():  # a stop: a stored image not decoded is redone at the start
+                continue
             result = f.result()
             if result is None:  # a preview
                 continue
-            sha, name, error = result
+            sha, res = result
+            name = res.image
             self.state.decoded(sha)
+            error = None if res.decoded else res.error or "not decoded"
             extra = {"error": error} if error else {"png": f"{name}.png"}
             self._log("decoded", image=name, sha256=sha, **extra)
             if error is None and self.cfg.cot is not None:
@@ -323,15 +277,18 @@ class DownlinkService:
         under reassembly is kept for a restart. Returns: whether the frame was accepted
         (checked, authentic, new)."""
         before = self.rx.stats.frames_received
-        events = self.rx.receive(data, now)
+        self._gave_up(self.node.receive(data, now))
         accepted = self.rx.stats.frames_received != before
         if accepted:
             info = frame_info(data)
-            epoch = self.rx.replay_state.epoch  # an accepted frame's epoch is the window's
+            st = self.rx.replay_state
+            epoch = st.epoch  # an accepted frame's epoch is the window's
+            self.last_frame_t = time.time()
+            if self._loss_base is None or self._loss_base[0] != epoch:
+                self._loss_base = (st.epoch, st.top)  # the first number of this epoch we saw
             keep = info.type in (FrameType.DATA, FrameType.PARITY) and epoch is not None
             if keep and not self.rx.is_complete(info.bundle_id, epoch):
                 self._batch.append((epoch, info.bundle_id, bytes(data)))
-        self._on_events(events, now)
         return accepted
 
     # the TimedNode interface for wait_and_fire
@@ -339,9 +296,47 @@ class DownlinkService:
         return self.rx.next_timer()
 
     def handle_timeout(self, now: float) -> list[Event]:
-        events = self.rx.handle_timeout(now)
-        self._on_events(events, now)
+        events = self.node.handle_timeout(now)
+        self._gave_up(events)
         return events
+
+    def _gave_up(self, events: list[Event]) -> None:
+        """A bundle that can no longer complete: the sender restarted (it resends the image
+        under its new epoch) or stopped answering NAKs (it queues the image again). Either
+        way the image comes again as a new bundle: its partial files and its card go."""
+        for e in events:
+            if isinstance(e, ReceiverGaveUp):
+                key = (e.epoch, e.bundle_id)
+                self._latest.pop(key, None)
+                self.store.drop_partial(key)
+                restarted = e.epoch != self.rx.replay_state.epoch
+                self._log("abandoned", epoch=e.epoch, bundle=e.bundle_id,
+                          sections=e.delivered_sections,
+                          reason="sender restarted" if restarted else "sender silent")  # fmt: skip
+
+    def _sweep_partial(self) -> None:
+        """At start: partial files of bundles no longer under reassembly (given up, or of
+        an older sender epoch, while this service was down) go, each with an ``abandoned``
+        event so the page drops its card."""
+        open_keys = {
+            (r.epoch, b) for b, r in self.rx.records.items()
+            if r.delivered_s is None and r.gave_up_s is None
+        }  # fmt: skip
+        stale: set[tuple[int, int]] = set()
+        for path in self.store.partial.iterdir():
+            key = parse_partial_stem(path.name.split(".", 1)[0])
+            if key is not None and key not in open_keys:
+                stale.add(key)
+        for key in sorted(stale):
+            self.store.drop_partial(key)
+            self._log("abandoned", epoch=key[0], bundle=key[1], reason="not in flight at start")
+
+    def link_figures(self) -> dict[str, Any]:
+        """The link block's live figures (:func:`~downlink.web.receiver_figures`)."""
+        base = self._loss_base
+        first = base[1] if base is not None and base[0] == self.rx.replay_state.epoch else None
+        return receiver_figures(self.rx, first_pn=first, started_t=self.started_t,
+                                last_frame_t=self.last_frame_t)  # fmt: skip
 
     def run(self, stop: threading.Event, max_s: float | None = None) -> None:
         """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""
@@ -368,11 +363,18 @@ class DownlinkService:
                     self.log.drops(drops)
         self._keep_frames()
 
-    def close(self) -> None:
+    def busy(self) -> str | None:
+        """The work a stop would cut short (None: none): decodes not yet done; a stored
+        image not decoded is decoded again at the next start."""
+        n = sum(not f.done() for f in self._decoding)
+        return f"{n} decode{'s' if n > 1 else ''} of stored images" if n else None
+
+    def close(self, wait: bool = True) -> None:
+        """``wait``: let the decodes queued finish (else they are redone at the next start)."""
         if self.web is not None:
             self.web.close()
         self.transport.close()
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._worker.shutdown(wait=wait, cancel_futures=True)
         self._cot.shutdown(wait=True)
         self._collect_decoded()
         self.state.close()

@@ -6,15 +6,16 @@
       wheels/textboost_link-*.whl   the project (no torch in its requirements)
       model/<model>.safetensors     the codec (+ its card, + fusion weights if any)
       onnx/                     sender.onnx, receiver.onnx[, fusion.onnx], textboost-onnx.json
-      requirements-jetson.txt   what pip installs on JetPack 6 (aarch64, Python 3.10)
-      install.sh                venv, constriction, the wheel
+      requirements-jetson-cp310.txt, -cp311, -cp312   pinned aarch64 wheels for JetPack 6
+                                (Python 3.10), Debian 12 (3.11) and JetPack 7 (3.12)
+      install.sh                venv, the pinned wheels, the link key, field.yaml, the unit
+      field.yaml                the field service's config (uplink section), a template
+      textboost-uplink.service  systemd unit: ``uplink serve --config field.yaml``
+      verify.sh                 ``uplink verify``: stage times, PSNR, the ONNX Runtime used
       build_engines.sh          TensorRT engines on the device (python -m export trt)
-      verify.sh                 python -m export verify on ONNX Runtime (CPU unless told)
-      textboost-sender.service  systemd unit for the sender
-      sender.env                its configuration (link, budget, backend, folders)
 
 Engines are never shipped: they belong to one GPU and TensorRT version
-(``build_engines.sh`` makes them on the device).
+(``build_engines.sh`` makes them on the device). docs/deploy.md is the owner's guide.
 """
 
 from __future__ import annotations
@@ -33,23 +34,32 @@ from pathlib import Path
 from textboost.codec.exported import META_FILE, export_command, read_export
 from textboost.codec.weights import ModelFile, fusion_path
 
-__all__ = ["TARGETS", "build_bundle", "build_wheel"]
+__all__ = ["TARGETS", "build_bundle", "build_wheel", "lock_path", "requirements"]
 
 TARGETS = ("jetson",)
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("textboost", "uplink", "downlink", "link_sim", "export")
-INSTALL_ROOT = "/opt/textboost"
+INSTALL_ROOT = "/opt/textboost"  # install.sh's default PREFIX (root); PREFIX=... moves it
+STATE_ROOT = "/var/lib/textboost"  # the unit's StateDirectory=textboost
+UNIT = "textboost-uplink.service"
+# what the edge does not install from pyproject's dependencies (see REQUIREMENTS_HEAD)
+EDGE_EXCLUDED = ("constriction", "torch")
+LOCK_DIR = REPO / "export" / "jetson"
+PYTHONS = ("3.10", "3.11", "3.12")  # JetPack 6, Debian 12 (the emulated rehearsal), JetPack 7
 
 REQUIREMENTS_HEAD = """\
-# JetPack 6 (Ubuntu 22.04, aarch64, Python 3.10): `bash install.sh` installs these, then
-# the project wheel without its dependencies. No torch: the sender runs the ONNX graphs.
+# JetPack 6 (Ubuntu 22.04, aarch64, Python 3.10) or JetPack 7 (Python 3.12): install.sh
+# installs the file for its Python with --no-deps (this is the whole closure), then the
+# project wheel. No torch: the sender runs the ONNX graphs. Pinned: resolved for aarch64
+# (manylinux2014 .. manylinux_2_28) by benchmarks/jetson_lock.py from pyproject.toml.
 #
-# ONNX Runtime: the PyPI wheel for aarch64 is CPU only. For the Jetson GPU, install
-# NVIDIA's build of onnxruntime-gpu for your JetPack (the Jetson AI Lab pip index / the
-# Jetson Zoo list NVIDIA's wheels), then run verify.sh with DEVICE=cuda.
-# TensorRT: comes with JetPack (apt: python3-libnvinfer, nvidia-tensorrt); it is not on
-# PyPI for aarch64. The venv is made with --system-site-packages so that it sees it.
-# cuda-python (pip) is needed for the TensorRT backend's memory copies.
+# ONNX Runtime: the PyPI wheel for aarch64 is CPU only. For the Jetson GPU, NVIDIA's
+# onnxruntime-gpu wheel for your JetPack: `ORT=gpu ORT_GPU_WHEEL=... install.sh` installs
+# it *instead of* the onnxruntime line below (never both: they share the module), and
+# `verify.sh DEVICE=cuda` reports the provider that ran.
+# TensorRT: comes with JetPack (apt: python3-libnvinfer); it is not on PyPI for aarch64.
+# The venv is made with --system-site-packages so that it sees it; `TENSORRT=1 install.sh`
+# adds cuda-python, which the TensorRT backend needs for its memory copies.
 #
 # constriction (the entropy coder) is not listed: it has x86_64 wheels only and no source
 # archive on PyPI. install.sh installs its wheel where there is one, builds it from
@@ -58,48 +68,142 @@ REQUIREMENTS_HEAD = """\
 """
 
 
-def requirements() -> str:
-    """The project's runtime dependencies (pyproject.toml) less constriction, with notes."""
-    import tomllib
+def lock_path(python: str) -> Path:
+    """The recorded aarch64 resolution for ``python`` ("3.10" or "3.12")."""
+    return LOCK_DIR / f"requirements-cp{python.replace('.', '')}.txt"
 
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    keep = [d for d in deps if not d.lower().startswith(("constriction", "torch"))]
-    return REQUIREMENTS_HEAD + "\n".join(keep) + "\n"
+
+def requirements(python: str) -> str:
+    """requirements-jetson-cp3XX.txt: the recorded lock (benchmarks/jetson_lock.py), with notes."""
+    return REQUIREMENTS_HEAD + lock_path(python).read_text()
 
 
 INSTALL_SH = """\
 #!/usr/bin/env bash
-# Install the sender into $PREFIX/venv (default {root}). Run from the bundle folder.
-# SKIP_CONSTRICTION=1 installs no constriction (as on aarch64 without a source build).
+# Install the TextBoost sender, the field service `uplink serve`, from this bundle.
+#
+#   sudo bash install.sh                      # into {root}: needs root (it also adds the
+#                                             # system user textboost and the systemd unit)
+#   PREFIX=$HOME/textboost bash install.sh    # a user install: no root, no unit
+#
+# Environment:
+#   PYTHON=python3       3.10 (JetPack 6), 3.11 or 3.12 (JetPack 7): picks requirements-jetson-cp3XX
+#   ORT=cpu              onnxruntime: cpu (PyPI's wheel, in the requirements) or gpu, with
+#   ORT_GPU_WHEEL=W      NVIDIA's onnxruntime_gpu wheel (file or URL) for this JetPack;
+#                        one of the two is installed, never both (docs/deploy.md)
+#   TENSORRT=1           also cuda-python ($CUDA_PYTHON) for the TensorRT backend
+#   KEY_FILE=F           use this link key (e.g. the ground's) instead of generating one
+#   SKIP_CONSTRICTION=1  no constriction (the portable coder writes the same bitstream)
+#   VENV_FLAGS=...       python -m venv flags (default --system-site-packages: JetPack's TensorRT)
+#   SYSTEM_INSTALL=0     as root, still a user install (no system user, no unit)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-PREFIX="${{PREFIX:-{root}}}"
+DEFAULT_PREFIX={root}
+PREFIX="${{PREFIX:-$DEFAULT_PREFIX}}"
 PYTHON="${{PYTHON:-python3}}"
+ORT="${{ORT:-cpu}}"
+CUDA_PYTHON="${{CUDA_PYTHON:-cuda-python>=12.2,<13}}"
+say() {{ echo "install.sh: $*"; }}
+die() {{ echo "install.sh: $*" >&2; exit 2; }}
+
+SYSTEM="${{SYSTEM_INSTALL:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}}"
+if [ "$SYSTEM" = 1 ]; then
+  STATE_DIR={state}
+else
+  [ "$PREFIX" != "$DEFAULT_PREFIX" ] || die "$PREFIX and the systemd unit need root: \\
+sudo bash install.sh; or a user install without the unit: PREFIX=\\$HOME/textboost bash install.sh"
+  STATE_DIR="$PREFIX/state"
+fi
+case "$ORT" in
+  cpu) ;;
+  gpu) [ -n "${{ORT_GPU_WHEEL:-}}" ] || die "ORT=gpu needs ORT_GPU_WHEEL=<NVIDIA's \\
+onnxruntime_gpu wheel for your JetPack> (docs/deploy.md)" ;;
+  *) die "ORT=$ORT: expected cpu or gpu" ;;
+esac
+PYV="$("$PYTHON" -c 'import sys; print("%d%d" % sys.version_info[:2])')"
+REQ="$HERE/requirements-jetson-cp$PYV.txt"
+[ -f "$REQ" ] || die "$PYTHON is Python $PYV; expected 3.10 (JetPack 6), 3.11 or 3.12 (JetPack 7)"
+
 mkdir -p "$PREFIX"
 "$PYTHON" -m venv ${{VENV_FLAGS---system-site-packages}} "$PREFIX/venv"
-PIP="$PREFIX/venv/bin/pip"
-"$PIP" install -q -r "$HERE/requirements-jetson.txt"
-if [ -n "${{SKIP_CONSTRICTION:-}}" ]; then
-  echo "constriction: skipped; the portable coder codes the same bitstream"
-elif "$PIP" install -q --only-binary :all: "constriction>=0.4,<0.6"; then
-  echo "constriction: wheel installed"
-elif [ -n "${{CONSTRICTION_SRC:-}}" ]; then
-  "$PIP" install -q maturin && "$PIP" install --no-build-isolation "$CONSTRICTION_SRC"
+PY="$PREFIX/venv/bin/python"
+PIP=("$PY" -m pip)
+# the pinned closure, without resolving again; the GPU build replaces the onnxruntime line
+if [ "$ORT" = gpu ]; then
+  grep -v '^onnxruntime==' "$REQ" > "$PREFIX/requirements.txt"
 else
-  echo "constriction: no wheel for $(uname -m); the portable coder codes the same bitstream"
+  cp "$REQ" "$PREFIX/requirements.txt"
 fi
-"$PIP" install -q --no-deps "$HERE"/wheels/*.whl
+"${{PIP[@]}}" install -q --no-deps -r "$PREFIX/requirements.txt"
+if [ "$ORT" = gpu ]; then
+  "${{PIP[@]}}" uninstall -q -y onnxruntime >/dev/null 2>&1 || true
+  "${{PIP[@]}}" install -q --no-deps "$ORT_GPU_WHEEL"
+else
+  "${{PIP[@]}}" uninstall -q -y onnxruntime-gpu >/dev/null 2>&1 || true
+fi
+say "onnxruntime: $ORT build"
+if [ -n "${{TENSORRT:-}}" ]; then
+  "${{PIP[@]}}" install -q "$CUDA_PYTHON"
+  say "cuda-python installed for the TensorRT backend ($CUDA_PYTHON)"
+fi
+if [ -n "${{SKIP_CONSTRICTION:-}}" ]; then
+  say "constriction: skipped; the portable coder codes the same bitstream"
+elif "${{PIP[@]}}" install -q --only-binary :all: "constriction>=0.4,<0.6" 2>/dev/null; then
+  say "constriction: wheel installed"
+elif [ -n "${{CONSTRICTION_SRC:-}}" ]; then
+  "${{PIP[@]}}" install -q maturin && "${{PIP[@]}}" install --no-build-isolation "$CONSTRICTION_SRC"
+else
+  say "constriction: no wheel for $(uname -m); the portable coder codes the same bitstream"
+fi
+"${{PIP[@]}}" install -q --no-deps --force-reinstall "$HERE"/wheels/*.whl
+rm -rf "$PREFIX/model" "$PREFIX/onnx"
 cp -r "$HERE/model" "$HERE/onnx" "$PREFIX/"
-echo "installed into $PREFIX; next: bash $HERE/verify.sh"
+
+# the link key: pre-shared with the ground station (its link.key_file, the same key_id)
+KEY="$PREFIX/link.key"
+if [ -n "${{KEY_FILE:-}}" ]; then
+  install -m 600 "$KEY_FILE" "$KEY"
+  say "link key: $KEY from $KEY_FILE"
+elif [ ! -s "$KEY" ]; then
+  (umask 077; "$PY" -c "import secrets; print(secrets.token_hex(32))" > "$KEY")
+  say "link key: generated $KEY; copy it to the ground station (link.key_file there)"
+fi
+# field.yaml: written once; an operator's edited file is kept
+if [ ! -f "$PREFIX/field.yaml" ]; then
+  sed -e "s#{root}/#$PREFIX/#g" -e "s#{state}/#$STATE_DIR/#g" "$HERE/field.yaml" \\
+    > "$PREFIX/field.yaml"
+  say "wrote $PREFIX/field.yaml: set uplink.peer to the ground station"
+else
+  say "kept $PREFIX/field.yaml"
+fi
+"$PY" -c "import sys; from textboost.field.config import load_field_config as f; \\
+f(sys.argv[1], need='uplink')" "$PREFIX/field.yaml" || die "fix $PREFIX/field.yaml"
+
+if [ "$SYSTEM" = 1 ]; then
+  id -u textboost >/dev/null 2>&1 || useradd --system --home-dir {state} \\
+    --shell /usr/sbin/nologin textboost
+  chown root:textboost "$KEY" && chmod 640 "$KEY"
+  mkdir -p /etc/systemd/system
+  sed -e "s#{root}/#$PREFIX/#g" "$HERE/{unit}" > /etc/systemd/system/{unit}
+  if command -v systemctl >/dev/null && systemctl daemon-reload 2>/dev/null; then
+    say "unit installed; start it: systemctl enable --now {unit}"
+  else
+    say "unit written to /etc/systemd/system/{unit} (no running systemd here)"
+  fi
+else
+  mkdir -p "$STATE_DIR"
+  say "run it: $PY -m uplink serve --config $PREFIX/field.yaml"
+fi
+say "installed into $PREFIX; check it: bash $HERE/verify.sh"
 """
 
 VERIFY_SH = """\
 #!/usr/bin/env bash
-# Encode and decode a shipped image on the device; prints stage times and the PSNR.
+# Encode and decode a shipped image with text on this device: stage times, the PSNR, and
+# which ONNX Runtime build and execution providers ran (DEVICE=cuda: the GPU build).
 set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
 PREFIX="${{PREFIX:-{root}}}"
-exec "$PREFIX/venv/bin/python" -m export verify --model "$PREFIX/model/{model}" \\
+exec "$PREFIX/venv/bin/python" -m uplink verify --model "$PREFIX/model/{model}" \\
   --onnx-dir "$PREFIX/onnx" --backend "${{BACKEND:-onnxruntime}}" --device "${{DEVICE:-cpu}}" "$@"
 """
 
@@ -116,40 +220,62 @@ exec "$PREFIX/venv/bin/python" -m export trt --model "$PREFIX/model/{model}" \\
 #  --saveEngine=sender-fp16.engine)
 """
 
-SENDER_ENV = """\
-# textboost-sender configuration (EnvironmentFile of textboost-sender.service)
-TEXTBOOST_MODEL={root}/model/{model}
-TEXTBOOST_ONNX_DIR={root}/onnx
-TEXTBOOST_BACKEND=onnxruntime
-TEXTBOOST_DEVICE=cpu
-# the ground receiver and the link
-GROUND=192.0.2.10:9000
-MAX_BYTES=1500
-RATE_BPS=9600
-# folders
-INBOX=/var/lib/textboost/inbox
-CACHE_DIR=/var/lib/textboost/cache
-TEXTBOOST_CACHE=/var/lib/textboost/cache
-TEXTBOOST_ORT_THREADS=2
+FIELD_YAML = """\
+# field.yaml of the vehicle: `python -m uplink serve --config field.yaml` (docs/field.md has
+# every key). install.sh writes it to PREFIX once (your edits are kept) with its paths.
+# Before the first start: set uplink.peer to the ground station, and copy link.key there
+# (its link.key_file, the same key_id): the link section must equal the ground's.
+link:
+  mtu_bytes: 256
+  arq: deferred
+  rto_s: 10.0               # > round trip + time to drain the NAKed frames at rate_bps
+  nak_timeout_s: 10.0
+  max_retries: 8
+  key_file: {root}/link.key   # made by install.sh (or KEY_FILE=...)
+  key_id: 1
+  tag_bytes: 8
+
+uplink:
+  drop_dir: {state}/drop       # the camera writes NAME.tmp, then renames it to NAME.jpg
+  intake: 127.0.0.1:8470       # or HTTP POST /images/NAME (loopback only; null: off)
+  state_db: {state}/uplink.db  # the queue: survives a kill or power cut
+  event_log: {state}/uplink.jsonl
+  peer: 192.0.2.10:9000        # CHANGE: the ground's downlink.listen, as seen from here
+  rate_bps: 9600
+  budget: {{max_bytes: 2000}}    # or {{bpp: 0.05}} or {{rate: 0.3}}
+  text: true
+  codec:
+    model: {root}/model/{model}
+    backend: onnxruntime       # tensorrt after build_engines.sh (TENSORRT=1 install.sh)
+    onnx_dir: {root}/onnx
+    device: cpu                # cuda with NVIDIA's onnxruntime-gpu (ORT=gpu install.sh)
 """
 
 SERVICE = """\
 [Unit]
-Description=TextBoost edge sender (images with small text over a narrow link)
+Description=TextBoost uplink: the edge field service (drop folder to the narrow link)
 After=network-online.target
 Wants=network-online.target
 
 [Service]
 Type=simple
-EnvironmentFile={root}/sender.env
-WorkingDirectory=/var/lib/textboost
-ExecStartPre=/bin/mkdir -p ${{INBOX}} ${{CACHE_DIR}}
-ExecStart={root}/venv/bin/python -m uplink send ${{INBOX}} --to ${{GROUND}} \\
-  --max-bytes ${{MAX_BYTES}} --rate-bps ${{RATE_BPS}} --cache-dir ${{CACHE_DIR}} \\
-  --model ${{TEXTBOOST_MODEL}} --backend ${{TEXTBOOST_BACKEND}} \\
-  --onnx-dir ${{TEXTBOOST_ONNX_DIR}} --device ${{TEXTBOOST_DEVICE}}
-Restart=on-failure
-RestartSec=10
+User=textboost
+Group=textboost
+# {state}: created (owned by textboost) at start; queue, event log, drop folder, cache
+StateDirectory=textboost
+StateDirectoryMode=0770
+# group-writable drop folder: add the camera's user to group textboost
+UMask=0007
+WorkingDirectory={state}
+Environment=TEXTBOOST_CACHE={state}/cache
+Environment=TEXTBOOST_ORT_THREADS=4
+ExecStart={root}/venv/bin/python -m uplink serve --config {root}/field.yaml
+Restart=always
+RestartSec=5
+# exit 2 is a bad field.yaml or a missing model/graph (one line in the journal): fix it,
+# then systemctl restart; anything else (a crash, a kill) restarts
+RestartPreventExitStatus=2
+TimeoutStopSec=30
 
 [Install]
 WantedBy=multi-user.target
@@ -160,23 +286,27 @@ README = """\
 
 Model `{model}` (id `{model_id}`), ONNX opset {opset}, built {built}.
 
-On the device (JetPack 6, Python 3.10):
+On the device (JetPack 6: Python 3.10; JetPack 7: Python 3.12):
 
-    bash install.sh                  # venv in {root}, constriction, the project wheel
-    bash verify.sh                   # encode + decode a shipped image: stage times, PSNR
-    bash build_engines.sh            # optional: TensorRT engines for this GPU
-    BACKEND=tensorrt DEVICE=cuda bash verify.sh
-    sudo cp textboost-sender.service /etc/systemd/system/ && sudo cp sender.env {root}/
-    sudo systemctl enable --now textboost-sender
+    sudo bash install.sh             # venv in {root}, link.key, field.yaml, the unit
+    sudo nano {root}/field.yaml      # uplink.peer: the ground station; copy link.key there
+    bash verify.sh                   # encode + decode a shipped image: times, PSNR, provider
+    sudo systemctl enable --now {unit}
+    journalctl -u {unit} -f          # and {state}/uplink.jsonl, the event log
 
-See requirements-jetson.txt for where the GPU onnxruntime, TensorRT and constriction
-come from on aarch64. Without constriction the codec codes with its portable coder (the
-same bytes, in pure Python).
+Without root: `PREFIX=$HOME/textboost bash install.sh` (no unit; it prints the command).
+GPU: `sudo ORT=gpu ORT_GPU_WHEEL=<NVIDIA's onnxruntime_gpu wheel> bash install.sh`, then
+`DEVICE=cuda bash verify.sh` and `device: cuda` in field.yaml. TensorRT: `TENSORRT=1` at
+install (cuda-python), then `bash build_engines.sh` and `backend: tensorrt`.
 
-Checked where the bundle was built (x86_64): the install into a fresh venv without torch
-and without constriction, and `verify` on ONNX Runtime CPU. Not checked there: an aarch64
-device, onnxruntime-gpu, TensorRT, and systemd itself (the unit's `uplink send` options
-`--model/--backend/--onnx-dir/--device` are tested against the uplink command line).
+The camera writes each photo as `{state}/drop/NAME.tmp` and renames it to `NAME.jpg`
+when complete (or POSTs it to http://127.0.0.1:8470/images/NAME.jpg); a sidecar
+`NAME.json` written before the image (`{{"time": ..., "lat": ..., "lon": ...}}`) or the
+photo's EXIF GPS gives each image its place and time. docs/deploy.md says more.
+
+Checked where the bundle was built (x86_64): the install into a fresh Python 3.10 venv
+without torch and without constriction, and `verify` on ONNX Runtime CPU. Not checked: a
+real Jetson, onnxruntime-gpu, TensorRT, and systemd running the unit.
 """
 
 
@@ -244,14 +374,15 @@ def build_bundle(
     if constriction_src is not None:
         ignore = shutil.ignore_patterns(".git", "target", "__pycache__")
         shutil.copytree(constriction_src, out / "constriction-src", ignore=ignore)
-    fmt = {"root": INSTALL_ROOT, "model": model.path.name}
+    fmt = {"root": INSTALL_ROOT, "state": STATE_ROOT, "unit": UNIT, "model": model.path.name}
     files = {
-        "requirements-jetson.txt": requirements(),
+        **{f"requirements-jetson-cp{py.replace('.', '')}.txt": requirements(py)
+           for py in PYTHONS},
         "install.sh": INSTALL_SH.format(**fmt),
         "verify.sh": VERIFY_SH.format(**fmt),
         "build_engines.sh": ENGINES_SH.format(**fmt),
-        "sender.env": SENDER_ENV.format(**fmt),
-        "textboost-sender.service": SERVICE.format(**fmt),
+        "field.yaml": FIELD_YAML.format(**fmt),
+        UNIT: SERVICE.format(**fmt),
         "README.md": README.format(
             target=target, model_id=model.model_id.hex(), opset=meta["opset"],
             built=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), **fmt,

@@ -220,7 +220,8 @@ def _print_text(report: dict[str, Any], console: Console) -> None:
     if not any(r["text_bytes"] or r["det_f1"] is not None for r in rows):
         return
     t = Table(title="text (run 0): seconds after capture", header_style="bold")
-    for col in ("#", "image", "text B", "to text s", "to 1st image s", "to image s",
+    for col in ("#", "image", "text B", "to 1st word s", "to all words s", "to 1st image s",
+                "to image s",
                 "DET F1", "E2E F1", "E2E F1 orig", "E2E F1 words", "words delivered"):
         t.add_column(col, justify="left" if col in ("image", "words delivered") else "right",
                      overflow="fold")
@@ -228,7 +229,8 @@ def _print_text(report: dict[str, Any], console: Console) -> None:
         words = r["text_strings"]
         t.add_row(
             str(r["index"]), r["image"].rsplit(".", 1)[0], _cell(r["text_bytes"]),
-            _cell(r["time_to_text_s"]), _cell(r["time_to_first_image_s"]),
+            _cell(r["time_to_first_word_s"]), _cell(r["time_to_text_s"]),
+            _cell(r["time_to_first_image_s"]),
             _cell(r["time_to_image_s"]), _cell(r["det_f1"], 2), _cell(r["e2e_f1"], 2),
             _cell(r["e2e_f1_original"], 2), _cell(r["e2e_f1_words"], 2),
             "–" if words is None else (" | ".join(words) or "(none)"),
@@ -240,12 +242,11 @@ def _sweep(args: argparse.Namespace, console: Console) -> int:
     params = parse_params(args.param)
     scenario = load_scenario(args.scenario)
     runs = args.runs or scenario.runs
-    if not args.synthetic:
-        _codec(args)
+    codec = _codec(args)  # the real one is loaded now, so a missing one fails early
     out_dir = args.out or Path("out") / scenario.name
     points, plot = run_sweep(
         args.scenario, params, runs=runs, cache_dir=args.cache, synthetic=args.synthetic,
-        workers=args.workers, ray_address=args.ray, out_dir=out_dir,
+        workers=args.workers, ray_address=args.ray, out_dir=out_dir, codec=codec,
     )
     (out_dir / "sweep.json").write_text(json.dumps(points, indent=1) + "\n")
     if args.json:
@@ -264,5 +265,9 @@ def _sweep(args: argparse.Namespace, console: Console) -> int:
                 _cell(s["psnr_mean_db"]["mean"], 2),
             )
         console.print(t)
+    console.print(
+        f"{codec.encodes} encodes on the driver (each distinct stream once, the rest from the "
+        f"cache), {sum(p['encodes'] for p in points)} on workers", highlight=False,
+    )  # fmt: skip
     console.print(f"sweep plot: {plot}\nsweep data: {out_dir / 'sweep.json'}", highlight=False)
     return 0

@@ -14,7 +14,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import numpy as np
 from sgp4.api import Satrec, jday
@@ -151,7 +151,7 @@ def passes_from_tle(
 ) -> ContactPlan:
     """Windows in ``[0, duration_s]`` (seconds after ``start_utc``) above ``mask_deg``."""
     sat = Satrec.twoline2rv(tle[0], tle[1])
-    start = start_utc.astimezone(UTC)
+    start = start_utc.astimezone(timezone.utc)
     jd0, fr0 = jday(
         start.year, start.month, start.day, start.hour, start.minute,
         start.second + start.microsecond * 1e-6,

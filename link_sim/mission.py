@@ -37,14 +37,15 @@ from link_sim.codec_service import CodecService
 from link_sim.link import LinkDirection, Signal
 from link_sim.records import ImageTrace, MissionResult
 from link_sim.scenario import ContactsSpec, Scenario, image_paths, link_config
+from textboost.bitstream.container import Container, SectionKind
 from textboost.codec.api import BudgetError
-from textboost.codec.container import Container, SectionKind
 from textboost.codec.rate import ByteBudget, RatePolicy
 from textboost.protocol import (
     BundleDelivered,
     BundleFailed,
     ReceiverGaveUp,
     SectionDelivered,
+    SectionProgress,
     frame_info,
 )
 from textboost.text.words import Word
@@ -215,13 +216,19 @@ class Mission:
 
     def _on_receiver_event(self, ev) -> None:
         rec = self._by_bundle[ev.bundle_id]
-        if isinstance(ev, SectionDelivered):
+        if isinstance(ev, SectionProgress):  # the first words, read frame by frame
+            text = self.downlink.texts.get(ev.bundle_id)
+            if text is not None and text.words and rec.first_word_s is None:
+                rec.first_word_s = self.env.now
+        elif isinstance(ev, SectionDelivered):
             rec.section_delivered_s[ev.index] = self.env.now
             self._sections.setdefault(ev.bundle_id, []).append(ev.data)
             text = self.downlink.texts.get(ev.bundle_id)
             if ev.index == SectionKind.TEXT and text is not None:
                 rec.text_strings, rec.text_error = text.strings, text.error
                 rec.text_words = text.words
+                if text.words and rec.first_word_s is None:
+                    rec.first_word_s = self.env.now
         elif isinstance(ev, BundleDelivered):
             rec.delivered_s = self.env.now
         elif isinstance(ev, ReceiverGaveUp):
@@ -239,7 +246,7 @@ class Mission:
             job = yield self._decode_q.get()
             yield env.timeout(self.scenario.receiver.decode_latency_s)
             self.downlink.decode([job])
-            self._take_result(job[0], env.now)
+            self._take_result(job.bundle_id, env.now)
 
     def _take_result(self, bid: int, now: float | None) -> None:
         rec = self._by_bundle[bid]

@@ -1,7 +1,12 @@
-"""Shared fixtures: the shipped codec and small real images from ../shared (Kodak)."""
+"""Shared fixtures: the shipped codec and small real images from ../shared (Kodak).
+
+Edge tests (``pytest.mark.edge``) also run on a torch-free Python 3.10 (``.ci/run``): there
+``codec`` and ``onnx_dir`` use the graphs in ``$TEXTBOOST_TEST_ONNX_DIR`` (exported once by
+an interpreter with torch) on ONNX Runtime, and whatever needs torch itself skips."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,6 +19,9 @@ from tests.browser import browser, browser_page  # noqa: F401 - pytest fixtures
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 KODAK = SHARED / "data" / "kodak"
+TORCH = importlib.util.find_spec("torch") is not None
+ONNX_ENV = "TEXTBOOST_TEST_ONNX_DIR"
+needs_torch = pytest.mark.skipif(not TORCH, reason="torch is not installed (the edge run)")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,10 +39,34 @@ def _user_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def codec():
+def onnx_dir(tmp_path_factory) -> Path:
+    """The shipped model's ONNX graphs: ``$TEXTBOOST_TEST_ONNX_DIR`` if set, else exported
+    here with torch (parity on one small crop), else the test skips."""
+    if env := os.environ.get(ONNX_ENV):
+        return Path(env)
+    if not TORCH:
+        pytest.skip(f"no torch to export the graphs and {ONNX_ENV} is not set")
+    from PIL import Image
+
+    from export.onnx import export_onnx
+    from textboost.codec.image import load_image
+
+    root = tmp_path_factory.mktemp("onnx")
+    crop = root / "crop.png"
+    Image.fromarray(load_image(KODAK / "kodim23.png")[200:296, 300:460]).save(crop)
+    export_onnx(None, root / "onnx", images=[crop])
+    return root / "onnx"
+
+
+@pytest.fixture(scope="session")
+def codec(request):
+    """The shipped codec on torch (the reference), or on ONNX Runtime where torch is absent:
+    both write the same streams (results/cross_backend_cpu.json)."""
     from textboost import Codec
 
-    return Codec.load()
+    if TORCH:
+        return Codec.load()
+    return Codec.load(backend="onnxruntime", onnx_dir=request.getfixturevalue("onnx_dir"))
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 
 import pytest
@@ -11,10 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from textboost.capture import CaptureMeta, MetaError, capture_for, from_exif
-from textboost.codec.container import BitstreamError, Container, Header
+from tests.conftest import needs_torch
+from textboost.bitstream.capture import CaptureMeta, MetaError
+from textboost.bitstream.container import BitstreamError, Container, Header
+from textboost.capture import capture_for, from_exif
 
-T = datetime(2026, 12, 3, 10, 15, 42, tzinfo=UTC)
+pytestmark = pytest.mark.edge
+
+T = datetime(2026, 12, 3, 10, 15, 42, tzinfo=timezone.utc)
 HEADER = dict(model_id=b"abcd", width=768, height=512, rate=100, n_groups=4)
 
 
@@ -44,7 +48,7 @@ def test_common_case_is_twelve_bytes_and_round_trips_to_the_grid():
 def test_any_record_round_trips_within_its_quantisation(t, lat, lon, alt, hdg, cam, mask):
     kw = {}
     if mask & 1:
-        kw["time"] = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=t)
+        kw["time"] = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=t)
     if mask & 2:
         kw["lat"], kw["lon"] = lat, lon
     if mask & 4:
@@ -78,7 +82,7 @@ def test_any_record_round_trips_within_its_quantisation(t, lat, lon, alt, hdg, c
         ({"lat": 0.0, "lon": float("nan")}, "longitude nan"),
         ({"heading_deg": 400.0}, "heading 400.0"),
         ({"camera": 300}, "camera 300: expected an integer 0..255"),
-        ({"time": datetime(2020, 1, 1, tzinfo=UTC)}, "expected 2024-01-01 .. 2058"),
+        ({"time": datetime(2020, 1, 1, tzinfo=timezone.utc)}, "expected 2024-01-01 .. 2058"),
         ({"time": datetime(2026, 1, 1)}, "expected a timezone"),
     ],
 )
@@ -163,6 +167,7 @@ def test_sidecar_and_overrides_stack_over_exif(tmp_path):
         capture_for(path)
 
 
+@needs_torch  # python -m textboost encode on its default backend
 def test_codec_carries_metadata_inside_the_budget(codec, small_image, tmp_path):
     meta = CaptureMeta(time=T, lat=47.3769, lon=8.5417, heading_deg=45.0)
     h, w = small_image.shape[:2]

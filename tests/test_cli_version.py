@@ -10,13 +10,17 @@ import pytest
 
 import textboost
 
+from .conftest import needs_torch
 from .helpers import run_module
+
+pytestmark = pytest.mark.edge
 
 
 @pytest.mark.parametrize(
     "module",
-    ["textboost", "link_sim", "uplink", "downlink", "export", "textboost.eval", "textboost.train"],
-)
+    ["textboost", "link_sim", "uplink", "downlink", "export", "textboost.eval",
+     pytest.param("textboost.train", marks=needs_torch)],
+)  # fmt: skip
 def test_version(module):
     r = run_module(module, "--version", timeout=120)
     assert r.returncode == 0, r.stderr

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from textboost.codec.coder import TableSet, quantize_pmf, range_decoder, stream_bytes
 from textboost.codec.weights import gaussian_tables
 
+pytestmark = pytest.mark.edge
+
 TABLES = gaussian_tables()
 
 

@@ -1,9 +1,10 @@
-"""The ground node: reassembly from in-order prefixes, partial results, metrics, CLI."""
+"""The ground node: reassembly from in-order prefixes, partial results, the output layout
+(downlink/store.py), CLI."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,8 @@ import pytest
 
 from downlink import DownlinkNode, psnr_db
 from tests.helpers import run_module
-from textboost.capture import CaptureMeta
-from textboost.codec.container import Container, Header
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig, Sender
 
 
@@ -24,7 +25,7 @@ def tbx(rng: np.random.Generator) -> bytes:
 
 def test_partial_bundle_is_reassembled_from_its_prefix(tmp_path):
     """The link dies after header, text, z and one y group: the ground keeps a valid
-    container with one group and writes a metrics record for it."""
+    container with one group and writes its prefix under partial/."""
     rng = np.random.default_rng(1)
     data = tbx(rng)
     cfg = LinkConfig(mtu_bytes=64, arq="none")
@@ -44,8 +45,8 @@ def test_partial_bundle_is_reassembled_from_its_prefix(tmp_path):
     assert not res.complete and res.sections_delivered == 3 and res.groups_delivered == 1
     assert res.n_sections == 6 and res.bytes_delivered == total
     assert Path(res.tbx_path).read_bytes() == Container.parse(data).truncated(1).to_bytes()
-    line = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
-    assert line["bundle_id"] == 3 and line["groups_delivered"] == 1
+    assert Path(res.tbx_path) == tmp_path / "partial" / "e0_b3.tbx"
+    assert res.bundle_id == 3 and res.image is None and not list(tmp_path.glob("*.json"))
 
 
 def test_psnr():
@@ -79,8 +80,8 @@ def test_cli_help_shows_field_example():
 
 def test_words_reach_the_json_before_the_image(tmp_path):
     """The first section (header and text) lands first: the words are published (callback
-    and ``bundle_NNNNN.json``) while the image is still on its way; the finished JSON keeps
-    them beside the image's result."""
+    and ``partial/eE_bB.json``) while the image is still on its way; the image's record
+    ``NAME.json`` keeps them, and the partial file goes."""
     from textboost.text.payload import encode_words
     from textboost.text.words import Word
 
@@ -89,7 +90,7 @@ def test_words_reach_the_json_before_the_image(tmp_path):
         Word(np.array([[10, 10], [50, 10], [50, 20], [10, 20]], float), "EXIT"),
         Word(np.array([[60, 40], [90, 40], [90, 50], [60, 50]], float), "Zone 7 — Nord"),
     ]
-    when = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+    when = datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc)
     meta = CaptureMeta(time=when, lat=-12.5, lon=130.8, heading_deg=90.0)
     header = Header(model_id=b"TST1", width=96, height=64, rate=1000, n_groups=4, meta=meta)
     data = Container(
@@ -107,22 +108,23 @@ def test_words_reach_the_json_before_the_image(tmp_path):
     for k, f in enumerate(s.poll_transmit(0.0)):
         node.receive(f, float(k))
         if seen and early is None:
-            early = json.loads((tmp_path / "bundle_00005.json").read_text())
+            early = json.loads((tmp_path / "partial" / "e0_b5.json").read_text())
             assert not node.results  # the image is not complete yet
     assert early is not None and "image" not in early
-    assert [w["text"] for w in early["text"]["words"]] == ["EXIT", "Zone 7 — Nord"]
-    assert np.allclose(early["text"]["words"][0]["quad"], words[0].quad, atol=1)
-    capture = early["text"]["capture"]  # where and when, with the words, before the image
+    assert [w["text"] for w in early["words"]] == ["EXIT", "Zone 7 — Nord"]
+    assert np.allclose(early["words"][0]["quad"], words[0].quad, atol=1)
+    capture = early["capture"]  # where and when, with the words, before the image
     assert capture["time"] == "2026-12-03T09:30:00Z" and capture["heading_deg"] == 90.0
     assert (capture["lat"], capture["lon"]) == pytest.approx((-12.5, 130.8), abs=1e-5)
     (text,) = seen
     assert text.strings == ["EXIT", "Zone 7 — Nord"] and text.error is None
     res = node.results[5]
     assert res.complete and res.text_s == text.time_s < res.time_s
-    final = json.loads((tmp_path / "bundle_00005.json").read_text())
-    assert final["image"]["complete"] and final["text"]["words"] == early["text"]["words"]
+    final = json.loads((tmp_path / f"{res.image}.json").read_text())
+    assert final["bundle"] == 5 and final["words"] == early["words"]
+    assert not (tmp_path / "partial" / "e0_b5.json").exists()
     assert [w["text"] for w in res.words] == ["EXIT", "Zone 7 — Nord"]
-    assert res.capture == capture and final["image"]["capture"] == capture
+    assert res.capture == capture and final["capture"] == capture
 
 
 def test_unreadable_text_section_is_noted_not_raised(tmp_path):

@@ -24,12 +24,16 @@ from spacepackets.ccsds.time.cds import CdsShortTimestamp
 
 from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
+from downlink.store import stored
+from tests.conftest import needs_torch
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.ccsds import CcsdsSettings, CcsdsTransport
 from textboost.protocol import LinkConfig
 from uplink import UplinkNode
 from uplink.driver import FieldUplink
+
+pytestmark = pytest.mark.edge  # the vehicle's transports also run on Python 3.10
 
 APID = 0x1B0
 
@@ -74,9 +78,8 @@ def test_images_in_space_packets_through_loss(tmp_path, time_code):
         rx.close()
         other.close()
         foreign.close()
-    for name, data in images.items():
-        bundle_id = edge.images[name].bundle_id
-        assert (tmp_path / f"bundle_{bundle_id:05d}.tbx").read_bytes() == data
+    for data in images.values():
+        assert stored(tmp_path, data).read_bytes() == data
     assert ground.bundles_complete == len(images)
     assert g.stats.foreign["apid"] == 1 and g.stats.foreign["short"] == 1
     assert 0 < g.lost_packets <= relay.lost["forward"]  # gaps in the sequence count
@@ -121,3 +124,27 @@ def test_fuzz_packet_intake(data, frame, time_code):
 def test_settings_checked():
     with pytest.raises(ValueError, match=r"0\.\.2046"):
         CcsdsSettings(True, 2047, 1)
+
+
+@needs_torch  # the services load the default (torch) codec at start
+def test_field_services_over_ccsds(tmp_path):
+    """``uplink serve`` and ``downlink serve`` as processes, field.yaml ``transport.kind:
+    ccsds`` with a time code and its own telecommand APID."""
+    from tests.field_harness import Trial, write_config
+
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + "transport:\n  kind: ccsds\n  ccsds: "
+                      "{apid: 300, reverse_apid: 301, time_code: true}\n")  # fmt: skip
+    trial = Trial(tmp_path, config)
+    rng = np.random.default_rng(6)
+    for i in range(3):
+        trial.drop(f"c{i}.tbx", tbx(rng))
+    trial.start("downlink")
+    trial.start("uplink")
+    try:
+        assert trial.wait_acked(3, timeout_s=60)
+    finally:
+        errors = trial.stop_all()
+    assert errors == ""
+    audit = trial.audit()
+    assert audit["lost"] == audit["duplicated"] == 0

@@ -18,6 +18,8 @@ from pymavlink.dialects.v20 import common
 
 from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
+from downlink.store import stored
+from tests.conftest import needs_torch
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.mavlink import (
@@ -33,6 +35,8 @@ from textboost.field.transport import WireBucket
 from textboost.protocol import LinkConfig
 from uplink import UplinkNode
 from uplink.driver import FieldUplink
+
+pytestmark = pytest.mark.edge  # the vehicle's transports also run on Python 3.10
 
 KEY = b"mavlink-signing-key-32-bytes-ok!"
 assert len(KEY) == 32
@@ -157,7 +161,7 @@ def test_images_delivered_once_with_loss_and_foreign_traffic(tmp_path, kind, los
     for name, data in images.items():
         bundle_id = edge.images[name].bundle_id
         assert ground.results[bundle_id].complete
-        assert (tmp_path / f"bundle_{bundle_id:05d}.tbx").read_bytes() == data
+        assert stored(tmp_path, data).read_bytes() == data
     stats = ground.receiver.stats
     # nothing foreign reached the protocol: no frame failed its FCS, tag or window
     assert stats.dropped_corrupt == stats.dropped_auth == stats.dropped_replay == 0
@@ -313,6 +317,7 @@ def test_field_yaml_mavlink_section(tmp_path):
         load_field_config(tmp_path / "f2.yaml")
 
 
+@needs_torch  # the services load the default (torch) codec at start
 def test_field_services_over_mavlink(tmp_path):
     """``uplink serve`` and ``downlink serve`` as processes, MAVLink 2 signed, capped."""
     from tests.field_harness import Trial
@@ -340,3 +345,77 @@ def test_example_mavlink_config_loads():
     cfg = load_field_config(ROOT / "configs" / "field-mavlink.yaml")
     assert cfg.transport.kind == "mavlink" and cfg.transport.mavlink.cap == 16000
     assert cfg.link_config().mtu_bytes == 128 and cfg.uplink.peer is None
+
+
+def test_serial_endpoints_through_a_null_modem(tmp_path):
+    """pymavlink's serial ports at both ends (two pseudo-terminals joined by a thread, as a
+    null-modem cable or a pair of transparent radios): a byte stream, not datagrams."""
+    import os
+    import selectors
+
+    pytest.importorskip("serial")
+    ptys = [os.openpty() for _ in range(2)]
+    stop = threading.Event()
+
+    def cable() -> None:
+        (a, _), (b, _) = ptys
+        with selectors.DefaultSelector() as sel:
+            sel.register(a, selectors.EVENT_READ, b)
+            sel.register(b, selectors.EVENT_READ, a)
+            while not stop.is_set():
+                for key, _ in sel.select(0.05):
+                    try:
+                        os.write(key.data, os.read(key.fd, 4096))
+                    except OSError:
+                        return
+
+    wire = threading.Thread(target=cable, daemon=True)
+    wire.start()
+    v = _vehicle(f"{os.ttyname(ptys[0][1])},115200")
+    g = _ground(f"{os.ttyname(ptys[1][1])},115200")
+    cfg = LinkConfig(mtu_bytes=128, arq="immediate", rto_s=0.3, nak_timeout_s=0.3)
+    images = {f"s{i}.tbx": tbx(np.random.default_rng(i)) for i in range(2)}
+    ground = DownlinkNode(cfg, out_dir=tmp_path, codec_factory=None)
+    rx = FieldDownlink(ground, g)
+    thread = threading.Thread(target=rx.run, kwargs={"timeout_s": 60.0, "expect_bundles": 2})
+    thread.start()
+    try:
+        edge = UplinkNode(cfg)
+        for name, data in images.items():
+            edge.store(name, data, 0.0)
+        with FieldUplink(edge, v, rate_bps=200_000) as tx:
+            assert tx.run(timeout_s=60.0)
+    finally:
+        thread.join(60)
+        rx.close()
+        stop.set()
+        wire.join(5)
+        for master, slave in ptys:
+            os.close(master)
+            os.close(slave)
+    for data in images.values():
+        assert stored(tmp_path, data).read_bytes() == data
+    assert g.stats.frames_received > 0 and not g.stats.foreign.get("bad_data")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--to", "127.0.0.1:9", "--mavlink", "udpout:127.0.0.1:9"], "one of them"),
+        (["--mavlink", "udp:nowhere"], "MAVLink endpoint 'udp:nowhere': expected udpin:"),
+        (["--mavlink", "udpout:127.0.0.1:9", "--mtu", "200"], "one mavlink message carries"),
+        (["--mavlink", "udpout:127.0.0.1:9", "--payload-type", "7"], "32768..65535"),
+        (["--mavlink", "udpout:127.0.0.1:9", "--ccsds-apid", "5"], "one transport at a time"),
+        (["--to", "127.0.0.1:9", "--ccsds-time"], "give --ccsds-apid too"),
+    ],
+)
+@needs_torch  # send checks its (default torch) codec before it opens the transport
+def test_cli_transport_errors_are_one_line(tmp_path, capsys, argv, message):
+    from uplink.cli import main
+
+    (tmp_path / "a.tbx").write_bytes(tbx(np.random.default_rng(0)))
+    with pytest.raises(SystemExit) as e:
+        main(["send", str(tmp_path / "a.tbx"), *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

@@ -9,11 +9,15 @@ import numpy as np
 import pytest
 
 from downlink import DownlinkNode
+from downlink.store import stored
 from downlink.udp import UdpDownlink
-from textboost.codec.container import Container, Header
+from tests.conftest import needs_torch
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig
 from uplink import UplinkNode
 from uplink.udp import UdpUplink, parse_host_port
+
+pytestmark = pytest.mark.edge
 
 
 def tbx(rng: np.random.Generator, n_groups: int = 3) -> bytes:
@@ -74,14 +78,18 @@ def test_udp_loopback_transfer(tmp_path, loss):
         bundle_id = edge.images[name].bundle_id
         res = ground.results[bundle_id]
         assert res.complete
-        assert (tmp_path / f"bundle_{bundle_id:05d}.tbx").read_bytes() == data
+        assert Path(res.tbx_path) == stored(tmp_path, data)
+        assert stored(tmp_path, data).read_bytes() == data
         assert edge.images[name].acked_s is not None
     if loss:
         assert edge.sender.stats.retransmitted_frames > 0
 
 
-def test_cli_pair_over_udp(tmp_path):
-    """``python -m downlink receive`` and ``python -m uplink send`` as two processes."""
+@needs_torch  # the nodes' default backend; torch-free: tests/test_node_backends.py
+@pytest.mark.parametrize("transport", ["udp", "mavlink", "ccsds"])
+def test_cli_pair_over_udp(tmp_path, transport):
+    """``python -m downlink receive`` and ``python -m uplink send`` as two processes, frames
+    in UDP datagrams, MAVLink 2 TUNNEL messages or CCSDS space packets."""
     import json
     import socket
     import subprocess
@@ -98,16 +106,22 @@ def test_cli_pair_over_udp(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     link = ["--mtu", "120", "--arq", "deferred", "--rto-s", "0.3", "--nak-timeout-s", "0.3"]
+    at_ground = ["--bind", "127.0.0.1", "--port", str(port)]
+    at_edge = ["--to", f"127.0.0.1:{port}"]
+    if transport == "mavlink":
+        pytest.importorskip("pymavlink")
+        at_ground, at_edge = (["--mavlink", f"{m}:127.0.0.1:{port}"] for m in ("udpin", "udpout"))
+    elif transport == "ccsds":
+        pytest.importorskip("spacepackets")
+        ccsds = ["--ccsds-apid", "432", "--ccsds-time"]
+        at_ground, at_edge = [*at_ground, *ccsds], [*at_edge, *ccsds]
     ground = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "downlink",
             "receive",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
+            *at_ground,
             "--out",
             str(tmp_path / "rx"),
             "--expect",
@@ -131,8 +145,7 @@ def test_cli_pair_over_udp(tmp_path):
                 "uplink",
                 "send",
                 str(src),
-                "--to",
-                f"127.0.0.1:{port}",
+                *at_edge,
                 "--timeout-s",
                 "30",
                 "--json",
@@ -155,6 +168,7 @@ def test_cli_pair_over_udp(tmp_path):
     manifest = json.loads((tmp_path / "sent.json").read_text())
     results = json.loads(out)["results"]
     assert len(results) == 2 and all(r["complete"] for r in results)
+    assert sent["transport"]["frames_sent"] >= json.loads(out)["transport"]["frames_received"] > 0
     for r in results:
         original = Path(manifest[str(r["bundle_id"])]).read_bytes()
         assert Path(r["tbx_path"]).read_bytes() == original

@@ -18,7 +18,7 @@ from downlink import DownlinkNode
 from downlink.service import DownlinkService
 from downlink.udp import UdpDownlink
 from tests.field_harness import Trial, tbx, write_config
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.field.config import load_field_config
 from textboost.field.eventlog import read_events
 from textboost.protocol import Frame, FrameType, LinkConfig, Sender, encode_frame, frame_info
@@ -216,3 +216,35 @@ def test_a_forged_epoch_saved_by_a_keyless_ground_does_not_block_the_sender(tmp_
             _stop(svc, stop, thread)
     events = list(read_events(tmp_path / "downlink.jsonl"))
     assert [e["epoch"] for e in events if e["event"] == "delivered"] == [1_796_000_000]
+
+
+@pytest.mark.parametrize("kind", ["udp", "ccsds"])
+def test_a_ground_transport_answers_only_the_confirmed_source(kind):
+    """The transports' own rule, on real sockets: a datagram from a junk socket (wrapped in
+    a well-formed space packet of the vehicle's APID for CCSDS) never becomes the peer; the
+    source of the frame the driver confirmed does."""
+    from textboost.field.ccsds import CcsdsSettings, CcsdsTransport
+    from textboost.field.transport import UdpTransport
+
+    def transport(telemetry: bool, peer=None):
+        if kind == "udp":
+            return UdpTransport(("127.0.0.1", 0), peer)
+        return CcsdsTransport(("127.0.0.1", 0), peer, CcsdsSettings(telemetry, 5, 5))
+
+    ground = transport(False)
+    to = ("127.0.0.1", ground.port)
+    vehicle, junk = transport(True, to), transport(True, to)
+    try:
+        vehicle.send(b"valid frame")
+        junk.send(b"junk")
+        time.sleep(0.1)
+        frames = ground.receive()
+        assert [bytes(f) for f in frames] == [b"valid frame", b"junk"]
+        assert ground.send(b"nobody confirmed yet") == 0
+        ground.confirm(frames[0])  # the receiver accepted the first one only
+        assert ground.send(b"NAK") > 0
+        time.sleep(0.1)
+        assert [bytes(f) for f in vehicle.receive()] == [b"NAK"] and junk.receive() == []
+    finally:
+        for t in (ground, vehicle, junk):
+            t.close()

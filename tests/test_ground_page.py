@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,8 @@ import pytest
 
 from downlink.service import DownlinkService
 from downlink.web import GroundView, LiveServer
-from textboost.capture import CaptureMeta
-from textboost.codec.container import Container
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import Container
 from textboost.field.config import load_field_config
 from textboost.text.payload import encode_words
 from textboost.text.words import Word
@@ -39,7 +39,7 @@ def _tbx(codec, img: np.ndarray, lat: float, lon: float, strings: list[str]) -> 
     """A real stream of the shipped codec carrying these words and this capture record (as
     a sender that spotted them would write it)."""
     h, w = img.shape[:2]
-    meta = CaptureMeta(time=datetime.now(UTC).replace(microsecond=0), lat=lat, lon=lon)
+    meta = CaptureMeta(time=datetime.now(timezone.utc).replace(microsecond=0), lat=lat, lon=lon)
     c = Container.parse(codec.encode(img, rate=0.4, text=False, meta=meta))
     words = [
         Word(np.array([[8, 8 + 20 * i], [90, 8 + 20 * i], [90, 22 + 20 * i],

@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from xml.dom import minidom
 
@@ -27,13 +27,13 @@ from downlink.handoff import (
     to_geojson,
     to_kml,
 )
-from textboost.capture import CaptureMeta
-from textboost.codec.container import Container, Header
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig, Sender
 from textboost.text.payload import encode_words
 from textboost.text.words import Word
 
-WHEN = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
+WHEN = datetime(2026, 12, 3, 9, 30, tzinfo=timezone.utc)
 KML = "{http://www.opengis.net/kml/2.2}"
 
 
@@ -78,8 +78,8 @@ def test_delivered_images_are_read_from_the_receivers_folder(received):
     assert images[1].strings == ["KA 4711", "EXIT"] and images[1].located
     assert images[1].capture["time"] == "2026-12-03T09:30:00Z"
     assert not images[2].located and images[2].strings == ["NO FIX"]
-    (received / "bundle_00009.json").write_text("{not json")
-    with pytest.raises(ValueError, match=r"bundle_00009\.json: not a receiver's image JSON"):
+    (received / "0123456789abcdef.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"0123456789abcdef\.json: not a receiver.s image JSON"):
         load_delivered(received)
 
 
@@ -97,7 +97,8 @@ def test_geojson_and_kml_list_the_located_images(received, tmp_path):
     assert len(by_id[3]["geometry"]["coordinates"]) == 2
     root = ET.fromstring(kml.read_text())
     marks = root.findall(f"{KML}Document/{KML}Placemark")
-    assert [m.get("id") for m in marks] == ["textboost-00001", "textboost-00003"]
+    # the marker's name is the card's, eEPOCH_bBUNDLE (one layout: downlink/store.py)
+    assert sorted(m.get("id") for m in marks) == ["textboost-e0_b1", "textboost-e0_b3"]
     assert marks[0].findtext(f"{KML}name") == "KA 4711 | EXIT"
     assert marks[0].findtext(f"{KML}TimeStamp/{KML}when") == "2026-12-03T09:30:00Z"
     lon_k, lat_k, _ = map(float, marks[0].findtext(f"{KML}Point/{KML}coordinates").split(","))
@@ -107,7 +108,7 @@ def test_geojson_and_kml_list_the_located_images(received, tmp_path):
 def test_cot_events_follow_the_tak_conventions():
     d = Delivered(7, {"time": "2026-12-03T09:30:00Z", "lat": 1.5, "lon": 2.5,
                       "heading_deg": 45.0}, ["B-AB 123"], Path("out/bundle_00007.png"))  # fmt: skip
-    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
     photo, text = (ET.fromstring(x) for x in cot_events(d, now, 600, "http://ground:8080/"))
     assert photo.get("version") == "2.0" and photo.get("type") == "b-i-x-i"
     assert photo.get("uid") == "textboost-00007" and photo.get("how") == "m-g"
@@ -133,8 +134,8 @@ def test_cot_reaches_udp_and_tcp_listeners_on_loopback(received):
     assert main(["cot", str(received), "--to", f"udp://127.0.0.1:{udp.getsockname()[1]}"]) == 0
     got = [ET.fromstring(udp.recv(65536)) for _ in range(4)]  # 1: photo + 2 strings; 3: photo
     udp.close()
-    assert [e.get("uid") for e in got] == [
-        "textboost-00001", "textboost-00001-text-0", "textboost-00001-text-1", "textboost-00003"
+    assert [e.get("uid") for e in got] == [  # named as the live page's cards (eE_bB)
+        "textboost-e0_b1", "textboost-e0_b1-text-0", "textboost-e0_b1-text-1", "textboost-e0_b3"
     ]
     srv = socket.create_server(("127.0.0.1", 0))
     chunks: list[bytes] = []

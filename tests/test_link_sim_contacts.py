@@ -4,7 +4,7 @@ Earth-fixed conversion (IAU 1982 GMST written out here)."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from tests.helpers import ROOT
 CUBESAT = yaml.safe_load((ROOT / "scenarios/cubesat_uhf.yaml").read_text())
 TLE = CUBESAT["link"]["forward"]["contacts"]["tle"]
 LAT, LON, ALT = 48.15, 11.57, 520.0
-START = datetime(2026, 11, 25, tzinfo=UTC)
+START = datetime(2026, 11, 25, tzinfo=timezone.utc)
 MASK = 10.0
 
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from downlink import DownlinkNode
+from downlink.store import stored
 from downlink.udp import UdpDownlink
 from link_sim.proxy import ProxyDriver
 from link_sim.proxy import main as proxy_main
@@ -23,7 +24,7 @@ from link_sim.replay import LogError, read_logs, replay, summarize
 from link_sim.replay import main as replay_main
 from link_sim.scenario import load_scenario
 from tests.helpers import ROOT, run_module
-from textboost.codec.container import Container, Header
+from textboost.bitstream.container import Container, Header
 from textboost.field.eventlog import EventLog
 from textboost.protocol import BundleDelivered, LinkConfig, SectionDelivered
 from uplink import UplinkNode
@@ -247,8 +248,7 @@ def test_twenty_images_through_the_proxy_at_20_percent_bursty_loss_then_replay(t
     # exactly once, bytes identical
     assert sorted(deliveries) == sorted(submitted.values()) and len(deliveries) == 20
     for name, data in images.items():
-        bid = edge.images[name].bundle_id
-        assert (tmp_path / "rx" / f"bundle_{bid:05d}.tbx").read_bytes() == data
+        assert stored(tmp_path / "rx", data).read_bytes() == data
         assert edge.images[name].acked_s is not None
     assert edge.sender.stats.retransmitted_frames > 0
 

@@ -9,6 +9,8 @@ import pytest
 from textboost.codec import portable_coder as pc
 from textboost.codec.coder import quantize_pmf
 
+pytestmark = pytest.mark.edge
+
 constriction = pytest.importorskip("constriction")
 
 
@@ -130,7 +132,7 @@ def test_the_codec_on_the_portable_coder_reproduces_the_reference_stream():
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.conftest import REPO, TORCH
 
     env = {**os.environ, "TEXTBOOST_CODER": "portable"}
     r = subprocess.run(
@@ -139,4 +141,4 @@ def test_the_codec_on_the_portable_coder_reproduces_the_reference_stream():
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:]
-    assert "3 passed" in r.stdout
+    assert ("3 passed" if TORCH else "2 passed, 1 skipped") in r.stdout  # pixels need torch

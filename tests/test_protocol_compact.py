@@ -30,6 +30,8 @@ from textboost.protocol import (
 from textboost.protocol.errors import AuthenticationError, UnsyncedFrameError, VersionError
 from textboost.protocol.frames import Flag, reconstruct_pn, seal
 
+pytestmark = pytest.mark.edge
+
 KEY = bytes(range(32))
 CFG = LinkConfig(mtu_bytes=64)
 CFG_KEY = LinkConfig(mtu_bytes=64, auth_key=KEY, key_id=5, tag_bytes=8)

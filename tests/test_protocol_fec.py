@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from textboost.protocol import FrameError
 from textboost.protocol.fec import decode_group, encode_group, row_for, unpack_row
 
+pytestmark = pytest.mark.edge
+
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=12), st.integers(1, 5))

@@ -29,6 +29,8 @@ from textboost.protocol import (
 )
 from textboost.protocol.frames import Descriptor, Flag, NakRange, decode_nak, encode_nak, seal
 
+pytestmark = pytest.mark.edge
+
 CFG = LinkConfig(mtu_bytes=64)
 KEY = bytes(range(32))
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from textboost.protocol import BundleDelivered, LinkConfig, Receiver, Sender
 from textboost.protocol.frames import Descriptor
 from textboost.protocol.layout import Layout
+
+pytestmark = pytest.mark.edge
 
 
 def test_fifo_packs_one_segment_interleave_one_per_class():

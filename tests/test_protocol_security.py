@@ -41,6 +41,8 @@ from textboost.protocol.frames import (
     seal,
 )
 
+pytestmark = pytest.mark.edge
+
 KEY = bytes(range(32))
 CFG_KEY = LinkConfig(mtu_bytes=128, auth_key=KEY, key_id=3)
 CFG_OPEN = LinkConfig(mtu_bytes=128)

@@ -25,6 +25,8 @@ from textboost.protocol import (
 from textboost.protocol.frames import Flag
 from textboost.protocol.replay import ReplayState
 
+pytestmark = pytest.mark.edge
+
 PEER = ReplayState(epoch=0, top=0)  # what a receiver holds after the sender's HELLO (epoch 0)
 
 

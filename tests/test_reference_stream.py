@@ -10,6 +10,12 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import needs_torch
+
+pytestmark = pytest.mark.edge
+
 DATA = Path(__file__).resolve().parent / "data"
 META = json.loads((DATA / "reference.json").read_text())
 
@@ -40,6 +46,7 @@ def test_encoder_reproduces_the_reference_stream(codec):
     )
 
 
+@needs_torch  # the recorded pixels are torch's g_s; ONNX Runtime's differ in float bits
 def test_decoder_reproduces_the_reference_pixels(codec):
     pixels = codec.decode((DATA / "reference.tbx").read_bytes(), fusion=False)
     assert list(pixels.shape) == META["decoded_shape"]

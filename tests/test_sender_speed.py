@@ -7,16 +7,19 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from textboost.bitstream.container import FULL_SCALE, Container
 from textboost.codec.budget import (
     CLOSE_ENOUGH,
+    BudgetError,
     SearchStep,
     _Search,
     chosen_scale,
     fit_budget,
     start_scale,
 )
-from textboost.codec.container import FULL_SCALE, Container
 from textboost.codec.estimate import code_and_model
 from textboost.codec.image import load_image
 
@@ -116,3 +119,64 @@ def test_chosen_scale_follows_the_budget_per_coded_pixel():
     assert scales == sorted(scales, reverse=True)  # more bytes, larger coded image
     assert scales[-1] == FULL_SCALE and scales[0] > FULL_SCALE
     assert chosen_scale(4000, 3000, 1 << 20) == start_scale(4000, 3000)  # memory cap
+
+
+def test_a_sender_loads_its_models_once_for_many_images(tmp_path, kodim23):
+    """`uplink send` and `uplink serve` encode through one pipeline: one codec, one
+    spotter, whatever the number of images."""
+    from PIL import Image
+
+    from textboost.codec.api import Codec
+    from textboost.codec.loader import CodecLoader
+    from textboost.codec.rate import ByteBudget
+    from uplink.encode import EncodePipeline
+
+    loads = []
+
+    def load():
+        loads.append(Codec.load(fusion=False))
+        return loads[-1]
+
+    pipe = EncodePipeline(ByteBudget(600), None, CodecLoader(factory=load), meta=False)
+    spotters = []
+    for i in range(3):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(kodim23[64 * i : 64 * i + 128, :192]).save(path)
+        assert len(pipe.encode(path).data) <= 600
+        spotters.append(pipe.codec._spotter)
+    assert len(loads) == 1 and spotters[0] is not None
+    assert all(s is spotters[0] for s in spotters)
+
+
+def test_a_chosen_scale_that_cannot_spend_the_budget_is_coded_larger(codec):
+    """A smooth image whose chosen scale fits at its highest rate with bytes to spare goes
+    up the ladder until the budget is spent or the full size is reached."""
+    ramp = np.linspace(60, 190, 384).astype(np.uint8)
+    img = np.ascontiguousarray(np.broadcast_to(ramp[None, :, None], (256, 384, 3)))
+    h, w = img.shape[:2]
+    n = int(0.03 * w * h / 8)
+    assert chosen_scale(w, h, n) > FULL_SCALE
+    data = codec.encode_to_budget(img, max_bytes=n, text=False)
+    hd = Container.parse(data).header
+    assert len(data) <= n and hd.scale < chosen_scale(w, h, n)
+    assert hd.scale == FULL_SCALE or len(data) >= (1 - CLOSE_ENOUGH) * n or hd.rate < 65535
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(budget=st.integers(32, 4000), x=st.integers(0, 400), y=st.integers(0, 300))
+def test_predicted_search_never_exceeds_any_budget(codec, kodim23, budget, x, y):
+    img = kodim23[y : y + 160, x : x + 224]
+    try:
+        data = codec.encode_to_budget(img, max_bytes=budget, text=False)
+    except BudgetError as e:
+        assert "below the smallest stream" in str(e)
+        return
+    assert len(data) <= budget
+    assert Container.parse(data).header.width == img.shape[1]
+
+
+def test_an_unknown_search_method_is_one_clear_error(codec, small_image):
+    with pytest.raises(ValueError, match=r"method 'fast': expected one of predict, full"):
+        codec.encode_to_budget(small_image, max_bytes=500, text=False, method="fast")

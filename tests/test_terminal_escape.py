@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import ROOT, run_module
+from textboost.bitstream.container import Container, Header
 from textboost.cli import printable
-from textboost.codec.container import Container, Header
 from textboost.text.payload import encode_words
 from textboost.text.words import Word
 
@@ -75,20 +75,17 @@ def test_textboost_info_escapes_the_words(tmp_path):
     assert_escaped(r.stdout)
 
 
-def test_downlink_decode_escapes_the_words(tmp_path, codec, small_image):
+def test_downlink_decode_escapes_the_words(tmp_path, codec, small_image, capsys):
     """A real stream with the hostile words in its text section, decoded by the real codec."""
+    from downlink.cli import main
+
     real = Container.parse(codec.encode(small_image, rate=0.5))
     h = real.header
     text = hostile_words(h.width, h.height)
     tbx = tmp_path / "hostile.tbx"
     tbx.write_bytes(Container(header=h, text=text, z=real.z, groups=real.groups).to_bytes())
-    out = subprocess.run(
-        [sys.executable, "-m", "downlink", "decode", str(tbx), str(tmp_path / "o.png"),
-         "--no-fusion"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
-    assert_escaped(out.stdout)
+    assert main(["decode", str(tbx), str(tmp_path / "o.png"), "--no-fusion"]) == 0
+    assert_escaped(capsys.readouterr().out)
 
 
 def test_downlink_receive_escapes_the_words(tmp_path):

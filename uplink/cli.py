@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send no capture metadata (default: each image's EXIF and IMAGE.json sidecar)",
     )
+    s.add_argument(
+        "--no-name", action="store_true",
+        help="do not carry each file's name (default: its first 32 bytes, in the header)",
+    )  # fmt: skip
     s.add_argument("--cache-dir", type=Path, help="encode cache directory")
     s.add_argument("--rate-bps", type=float,
                    help="pace the link at this on-air bit rate (with --mavlink: the cap on the "
@@ -163,13 +167,18 @@ def main(argv: list[str] | None = None) -> int:
         return _encode(args)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "status":
+        from textboost.field.serve import status
+
+        return status(PROG, args, "uplink")
     if args.command == "serve":
         from textboost.field.serve import serve
         from uplink.service import UplinkService
 
-        # Pillow warns on stderr for each malformed EXIF tag it skips; the service's event
-        # log says what became of each file instead (a long run's stderr stays readable)
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        # Pillow warns on stderr for each malformed EXIF tag it skips and each header over
+        # its bomb threshold; the service's event log says what became of each file instead
+        # (a long run's stderr stays readable)
+        warnings.filterwarnings("ignore", module=r"PIL\.")
         return serve(PROG, args, "uplink", lambda c, src: UplinkService(c, source=src))
     return _send(args)
 
@@ -181,7 +190,7 @@ def _policy(args):
 
 
 def _encode(args) -> int:
-    from textboost.codec.container import Container
+    from textboost.bitstream.container import Container
     from textboost.text.payload import decode_words
     from uplink.encode import EncodePipeline
 
@@ -194,7 +203,7 @@ def _encode(args) -> int:
         fail(PROG, _message(exc))
     try:
         meta = meta_from_args(args, args.input)
-        pipe = EncodePipeline(policy, None, loader, text=not args.no_text, meta=False)
+        pipe = EncodePipeline(policy, None, loader, text=not args.no_text, meta=False, name=False)
         enc = pipe.encode(args.input, meta=meta)
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _message(exc, args.input))
@@ -304,7 +313,8 @@ def _send(args) -> int:
             storage_bytes=args.storage_bytes,
             drop_policy=args.drop_policy,
             pipeline=EncodePipeline(
-                policy, cache, loader, text=not args.no_text, meta=not args.no_meta
+                policy, cache, loader, text=not args.no_text, meta=not args.no_meta,
+                name=not (args.no_meta or args.no_name),
             ),
             epoch=epoch_from_args(args),
         )
@@ -337,6 +347,7 @@ def _send(args) -> int:
         "fec_bytes": st.fec_bytes,
         "retransmission_bytes": st.retransmission_bytes,
         "efficiency": round(st.efficiency, 4),
+        "transport": link.transport.stats.as_dict(),  # on-air bytes, foreign traffic refused
     }
     if args.manifest is not None:
         paths = {c.image_id: str(c.path.resolve()) for c in captures}

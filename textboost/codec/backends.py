@@ -164,6 +164,11 @@ class OnnxTransforms:
             )
         return self._sessions[role]
 
+    def providers_used(self) -> list[str]:
+        """The execution providers of the sessions built so far (what ONNX Runtime gave,
+        which ``uplink verify`` reports)."""
+        return sorted({p for s in self._sessions.values() for p in s.get_providers()})
+
     @property
     def has_fusion(self) -> bool:
         return "fusion" in self.meta["paths"]

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from textboost.codec.container import FULL_SCALE, Container, coded_size
+from textboost.bitstream.container import FULL_SCALE, Container, coded_size
 from textboost.codec.estimate import RateModel, code_and_model
 from textboost.codec.exact import RATE_MAX
 from textboost.codec.image import psnr_db, resize
@@ -254,12 +254,13 @@ def fit_budget(
         raise ValueError(f"method {method!r}: expected one of {', '.join(METHODS)}")
     predict = method == "predict"
     s = _Search(codec, budget, progress, predict=predict)
+    saturated = False  # the chosen scale's highest rate fits with bytes to spare
     if predict and search:
         pick = chosen_scale(an.width, an.height, budget - len(an.text))
         if pick != an.scale:
             s.report("analyse", an, size=coded_size(an.width, an.height, pick))
             an = codec.analyse_smaller(an, pick)
-        search = False  # no decodes: the scale is chosen
+        search, saturated = False, True  # no decodes: the scale is chosen
     scales = [sc for sc in BUDGET_SCALES if sc >= an.scale]
     over: tuple[int, int] | None = None  # (rate-0 bytes, coded pixels) of a scale too big
     for i, scale in enumerate(scales):
@@ -272,6 +273,8 @@ def fit_budget(
             an = codec.analyse_smaller(an, scale)
         data, floor = s.fit_all_groups(an)
         if data is not None:
+            if saturated and i == 0:
+                return s.fill_larger(an, data)
             best = data
             if search and Container.parse(data).header.rate < SEARCH_BELOW_RATE:
                 best = s.search_scales(an, data, scales[i + 1 :])
@@ -394,6 +397,26 @@ class _Search:
                 return None, floor
             best = self.narrow(an, 0, floor, hi) if hi <= RATE_MAX else floor
         return best, floor if floor is not None else best
+
+    def fill_larger(self, an: Analysis, data: bytes) -> bytes:
+        """``data``, or when its highest rate leaves more than ``CLOSE_ENOUGH`` of the
+        budget unused, the stream of the nearest larger scale that fits (and so on up
+        while the top rate still fits): an image that the chosen scale cannot spend the
+        budget on is coded larger, as the full search's comparisons would."""
+        loose = start_scale(an.width, an.height, self.budget, share=1.0)
+        larger = [sc for sc in BUDGET_SCALES if loose <= sc < an.scale][::-1]
+        close = self.budget - CLOSE_ENOUGH * self.budget
+        for scale in larger:
+            hd = Container.parse(data).header
+            if hd.rate < RATE_MAX or len(data) >= close:
+                break
+            self.report("analyse", an, size=coded_size(an.width, an.height, scale))
+            up = self.codec.analyse_smaller(an, scale)
+            cand, _ = self.fit_all_groups(up)
+            if cand is None:
+                break
+            data, an = cand, up
+        return data
 
     def narrow(self, an: Analysis, lo: int, best: bytes, hi: int) -> bytes:
         """Bisect between a fitting rate ``lo`` (stream ``best``) and an overflowing ``hi``

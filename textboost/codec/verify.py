@@ -150,6 +150,7 @@ def verify(
         "backend": backend,
         "device": device,
         "entropy_coder": "portable" if coder.PORTABLE else "constriction",
+        **runtime_info(codec.transforms),
         "model_id": codec.model_id.hex(),
         "image": f"{w}x{h}",
         "bytes": len(data),
@@ -163,6 +164,27 @@ def verify(
         "seconds_first_call": {k: round(v, 4) for k, v in first.items()},
         "_decoded": np.asarray(out),
     }
+
+
+def runtime_info(transforms: Any) -> dict:
+    """Which ONNX Runtime ran (its version, the installed packages that provide the module:
+    more than one means the CPU and GPU builds overwrite each other) and the execution
+    providers its sessions got; empty for the other backends."""
+    used = getattr(transforms, "providers_used", None)
+    if used is None:
+        return {}
+    from importlib import metadata
+
+    import onnxruntime as ort
+
+    packages = sorted(
+        f"{d.metadata['Name']} {d.version}"
+        for d in metadata.distributions()
+        if "onnxruntime" in (d.read_text("top_level.txt") or "").split()
+        or any(str(f).startswith("onnxruntime/__init__") for f in d.files or ())
+    )
+    return {"onnxruntime": ort.__version__, "onnxruntime_packages": packages,
+            "providers": used()}  # fmt: skip
 
 
 class _TimedSpotter:
@@ -237,6 +259,12 @@ def format_verify(r: dict) -> list[str]:
         f"image {r['image']}: {r['bytes']} bytes ({r['bpp']:.4f} bpp), {r['words']} words, "
         f"PSNR {r['psnr_db']:.2f} dB ({fused}; codec alone {r['psnr_db_codec_only']:.2f})"
     ]
+    if "providers" in r:
+        pkgs, used = ", ".join(r["onnxruntime_packages"]), ", ".join(r["providers"])
+        lines.append(f"  ONNX Runtime {r['onnxruntime']} from {pkgs}; providers {used}")
+        if len(r["onnxruntime_packages"]) > 1:
+            lines.append("  WARNING: more than one package provides onnxruntime; keep one "
+                         "(pip uninstall the other)")  # fmt: skip
     first = r.get("seconds_first_call", {})
     lines.append(f"  {'stage':26s} {'steady state':>15s} {'first call':>12s}")
     lines += [

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -326,7 +326,7 @@ def run_rd(
                 progress(done, len(jobs), f"{c} {p.name} {results[c][p.name]['wall_s']:.1f}s")
     wall_s = time.perf_counter() - t0
     run = {
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_s": wall_s,
         "workers": config.workers,
         "machine": machine_info(),

@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from textboost.field.transport import TransportStats, _SelectOne
+from textboost.field.transport import FdWaiter, TransportStats
 
 __all__ = [
     "DEFAULT_PAYLOAD_TYPE",
@@ -202,7 +202,7 @@ class MavlinkTransport:
             self.conn = mavutil.mavlink_connection(s.endpoint, **kw)
         except ImportError as exc:  # pyserial for a serial device
             raise ValueError(f"MAVLink endpoint {s.endpoint!r}: {exc}") from None
-        self._waiter = _SelectOne()
+        self._waiter = FdWaiter()
         self._next_heartbeat = 0.0
         self._datagrams = s.endpoint.startswith("udp")  # else a byte stream (TCP, serial)
 
@@ -291,10 +291,10 @@ class MavlinkTransport:
             except OSError:
                 self.stats.foreign["io_error"] += 1
                 break
-            if not data:
+            if not data:  # b"" or "" (pymavlink's "nothing waiting")
                 break
             self.stats.wire_bytes_received += len(data)
-            frames += self.feed(bytes(data, "latin-1") if isinstance(data, str) else data)
+            frames += self.feed(bytes(data))
             if self._datagrams:
                 self._end_datagram()
         return frames

@@ -131,7 +131,7 @@ def pace_rate(rate_bps: float | None, cap_bps: float | None) -> float | None:
     return min(rates) if rates else None
 
 
-class _SelectOne:
+class FdWaiter:
     """Waits on one file descriptor that may change (a TCP server's accepted client)."""
 
     def __init__(self) -> None:
@@ -177,7 +177,7 @@ class UdpTransport(UdpEndpoint):
         self.peer = peer
         self.fixed_peer = peer is not None
         self.stats = TransportStats()
-        self._waiter = _SelectOne()
+        self._waiter = FdWaiter()
 
     def select(self, timeout: float) -> bool:
         return self._waiter.wait(self.sock.fileno(), timeout)

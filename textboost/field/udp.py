@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol, Self
+from typing import Protocol
 
 __all__ = ["TimedNode", "TokenBucket", "UdpEndpoint", "parse_host_port", "wait_and_fire"]
 
@@ -60,7 +60,7 @@ class UdpEndpoint:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> UdpEndpoint:  # not typing.Self: the edge runs Python 3.10
         return self
 
     def __exit__(self, *exc: object) -> None:

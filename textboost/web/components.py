@@ -18,6 +18,7 @@ __all__ = [
     "CSS",
     "Check",
     "ImageCard",
+    "Outline",
     "TextCrop",
     "image_card",
     "mark",
@@ -82,6 +83,12 @@ td.tb-wrap{overflow-wrap:anywhere;text-align:left;min-width:6em}
 .tb-crops th,.tb-crops td{text-align:left;overflow-wrap:anywhere}
 .tb-crops img{height:28px;max-width:100%;object-fit:contain;object-position:left;
  display:block}
+.tb-over{position:relative}
+.tb-over svg{position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none}
+.tb-over polygon{fill:none;stroke:#ffb000;stroke-width:2;pointer-events:stroke}
+.tb-over polygon.tb-low{stroke-dasharray:4 3}
+.tb-pics:has(.tb-ol:not(:checked)) .tb-outline{display:none}
+.tb-toggle{display:block;font-size:12px;margin:.1em 0 .3em}
 figure.tb-plot{display:inline-block;margin:4px;max-width:100%;text-align:center;
  font-size:12px}
 figure.tb-plot img{max-width:100%}
@@ -220,6 +227,20 @@ class TextCrop:
 
 
 @dataclass(frozen=True, slots=True)
+class Outline:
+    """A region of the decoded picture drawn from a carried word (the sender's reading,
+    not the camera's pixels): its quad in fractions of the image's width and height, the
+    string, and the spotter's confidence (None: not carried)."""
+
+    quad: Sequence[tuple[float, float]]
+    text: str
+    score: float | None = None
+
+
+LOW_CONFIDENCE = 0.8  # outlines of words read with less confidence are dashed
+
+
+@dataclass(frozen=True, slots=True)
 class ImageCard:
     """One image as the ground has it. ``strings`` None: the text section has not landed;
     an empty list: it landed without words; ``text_path`` False: no words line at all."""
@@ -234,12 +255,31 @@ class ImageCard:
     crops: Sequence[TextCrop] = field(default_factory=tuple)
     card_id: str | None = None
     text_path: bool = True  # False: no words are ever carried, so none are awaited
+    outlines: Sequence[Outline] = ()  # over the thumbnail, with a toggle
 
 
 def _img(src: str | None, alt: str) -> str:
     if src is None:
         return "<span class='tb-muted'>–</span>"
     return f"<img src='{escape(src)}' alt='{escape(alt)}'>"
+
+
+def _outlines(outlines: Sequence[Outline]) -> str:
+    """An SVG over the thumbnail (coordinates in fractions of the image), a polygon and a
+    tooltip a word: the string and the spotter's confidence."""
+    polys = []
+    for o in outlines:
+        pts = " ".join(f"{float(x):.4f},{float(y):.4f}" for x, y in o.quad)
+        conf = "" if o.score is None else f" · spotter confidence {o.score:.2f}"
+        low = " class='tb-low'" if o.score is not None and o.score < LOW_CONFIDENCE else ""
+        polys.append(
+            f"<polygon{low} points='{pts}' vector-effect='non-scaling-stroke'>"
+            f"<title>carried: {escape(o.text)}{conf} (the sender's reading)</title></polygon>"
+        )
+    return (
+        "<svg class='tb-outline' viewBox='0 0 1 1' preserveAspectRatio='none'>"
+        f"{''.join(polys)}</svg>"
+    )
 
 
 def image_card(card: ImageCard) -> str:
@@ -252,6 +292,13 @@ def image_card(card: ImageCard) -> str:
             cap = "decoded (click: full size)"
         else:
             cap = "decoded"
+        if card.outlines:
+            pics.append(
+                "<label class='tb-toggle'><input type='checkbox' class='tb-ol' checked> "
+                "outline the words drawn from the carried text</label>"
+            )
+            img = f"<div class='tb-over'>{img}{_outlines(card.outlines)}</div>"
+            cap += "; outlined: drawn from the sender's reading, not camera pixels"
         pics.append(f"<figure>{img}<figcaption>{cap}</figcaption></figure>")
     else:
         pics.append("<p class='tb-muted'>no decoded image yet</p>")
