@@ -200,8 +200,7 @@ def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image)
     import shutil
     import warnings
 
-    from textboost.codec.container import Container
-
+    from textboost.bitstream.container import Container
     from textboost.codec.api import Codec
     from textboost.codec.weights import ModelFile, fusion_path
     from textboost.text.payload import encode_words
