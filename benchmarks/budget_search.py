@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from textboost import Codec
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.codec.image import load_image, psnr_db
 from textboost.codec.rate import budget_bytes
 from textboost.codec.verify import _Timed

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from textboost import Codec
+from textboost.bitstream.container import FULL_SCALE, Container
 from textboost.codec.budget import BudgetError, fit_budget
-from textboost.codec.container import FULL_SCALE, Container
 from textboost.codec.image import load_image, psnr_db
 from textboost.codec.rate import bpp_of, budget_bytes
 

@@ -30,7 +30,7 @@ PHOTO = ROOT / "link_sim" / "data" / "kodak_text" / "kodim23_text.png"
 CHILD = r"""
 import json, resource, sys, time
 from textboost import Codec
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 t0 = time.perf_counter()
 codec = Codec.load()
 t1, c1 = time.perf_counter(), time.process_time()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from textboost import Codec
-from textboost.codec.container import Container, coded_size
+from textboost.bitstream.container import Container, coded_size
 from textboost.codec.image import load_image, psnr_db
 
 KODAK = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kodak"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from textboost import Codec
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.codec.image import load_image, psnr_db
 from textboost.codec.rate import budget_bytes
 from textboost.codec.refine import EFFORT_ITERATIONS

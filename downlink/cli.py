@@ -195,7 +195,7 @@ def _decode(args) -> int:
     from PIL import Image
 
     from downlink.node import words_json
-    from textboost.codec.container import Container
+    from textboost.bitstream.container import Container
     from textboost.text.payload import read_words
     from textboost.text.render import TextWarning
 

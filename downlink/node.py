@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from downlink.store import GroundStore, image_name
-from textboost.codec.container import BitstreamError, Container, SectionKind
+from textboost.bitstream.container import BitstreamError, Container, SectionKind
 from textboost.codec.image import load_image, psnr_db
 from textboost.codec.loader import CodecLoader
 from textboost.protocol import (

@@ -38,7 +38,7 @@ from downlink.node import BundleResult, Delivery, DownlinkNode, TextResult, Whol
 from downlink.state import DownlinkState
 from downlink.store import GroundStore
 from downlink.web import GroundView, LiveServer, receiver_figures
-from textboost.codec.container import BitstreamError, Container
+from textboost.bitstream.container import BitstreamError, Container
 from textboost.field.config import FieldConfig
 from textboost.field.eventlog import EventLog
 from textboost.field.transport_config import open_transport

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from textboost.capture import parse_time
+from textboost.bitstream.capture import parse_time
 from textboost.web import ImageCard, Outline, image_card, page, text_crops
 
 __all__ = ["GroundView", "ImageState", "LiveServer", "receiver_figures"]

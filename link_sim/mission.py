@@ -37,8 +37,8 @@ from link_sim.codec_service import CodecService
 from link_sim.link import LinkDirection, Signal
 from link_sim.records import ImageTrace, MissionResult
 from link_sim.scenario import ContactsSpec, Scenario, image_paths, link_config
+from textboost.bitstream.container import Container, SectionKind
 from textboost.codec.api import BudgetError
-from textboost.codec.container import Container, SectionKind
 from textboost.codec.rate import ByteBudget, RatePolicy
 from textboost.protocol import (
     BundleDelivered,

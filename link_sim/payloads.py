@@ -7,7 +7,7 @@ import hashlib
 
 import numpy as np
 
-from textboost.codec.container import Container, Header
+from textboost.bitstream.container import Container, Header
 
 __all__ = ["SYNTHETIC_MODEL_ID", "synthetic_container"]
 

@@ -9,7 +9,7 @@ from downlink.node import DownlinkNode
 from link_sim.contacts import ContactPlan
 from link_sim.link import LinkDirection
 from link_sim.scenario import Scenario
-from textboost.codec.container import SectionKind
+from textboost.bitstream.container import SectionKind
 from textboost.codec.rate import bpp_of
 from uplink.node import UplinkNode
 

@@ -38,8 +38,8 @@ from link_sim.mission import Mission
 from link_sim.payloads import synthetic_container
 from link_sim.records import ImageTrace
 from link_sim.scenario import Scenario, ScenarioError, load_scenario
+from textboost.bitstream.container import SectionKind
 from textboost.cli import add_version, prog_name
-from textboost.codec.container import SectionKind
 
 __all__ = ["LogError", "TrialImage", "main", "read_logs", "replay", "summarize"]
 

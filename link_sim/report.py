@@ -18,7 +18,7 @@ from link_sim.parameters import scenario_parameters
 from link_sim.records import ImageTrace, MissionResult
 from link_sim.scenario import image_paths
 from link_sim.verdict import judge
-from textboost.codec.container import Container, SectionKind
+from textboost.bitstream.container import Container, SectionKind
 
 __all__ = [
     "image_rows",

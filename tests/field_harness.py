@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textboost.codec.container import Container, Header
+from textboost.bitstream.container import Container, Header
 from textboost.field.eventlog import read_events
 
 ROOT = Path(__file__).resolve().parents[1]

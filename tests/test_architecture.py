@@ -10,12 +10,11 @@ from collections import defaultdict
 from tests.helpers import ROOT
 
 TOPS = ("textboost", "uplink", "downlink", "link_sim", "export")
-# codec <-> text and codec <-> fusion: the codec package still composes the method (spotting
-# in encode_to_budget, render and fuse in decode); eval <-> train: the word cache reads
+# codec <-> fusion: the codec package still composes the method (render and fuse in decode)
+# and the fusion block takes the codec's layers; eval <-> train: the word cache reads
 # eval.text_gt, the evaluation draws train.synth_text's scenes. docs/architecture.md,
 # "still to do"
-KNOWN_TIES = {("textboost.codec", "textboost.text"), ("textboost.codec", "textboost.fusion"),
-              ("textboost.eval", "textboost.train")}  # fmt: skip
+KNOWN_TIES = {("textboost.codec", "textboost.fusion"), ("textboost.eval", "textboost.train")}
 
 
 def _unit(module: str) -> str | None:
@@ -65,8 +64,19 @@ def test_the_nodes_meet_only_through_packets():
 def test_foundations_import_nothing_of_the_method():
     method = {"textboost.codec", "textboost.text", "textboost.fusion", "textboost.train",
               "textboost.eval", "uplink", "downlink", "link_sim", "export"}  # fmt: skip
-    for low in ("textboost.varint", "textboost.capture", "textboost.protocol"):
+    for low in ("textboost.bitstream", "textboost.capture", "textboost.protocol"):
         assert not _imports(low) & method, (low, _imports(low))
+
+
+def test_the_bytes_format_stands_alone():
+    """textboost/bitstream imports nothing of the project but itself, and no torch or numpy:
+    a node reads a header without loading the method."""
+    assert not _imports("textboost.bitstream")
+    for path in (ROOT / "textboost" / "bitstream").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])  # fmt: skip
+            assert not {n.split(".")[0] for n in names} & {"torch", "numpy", "PIL"}, path
 
 
 def test_settings_are_below_the_nodes_and_the_simulator():

@@ -7,9 +7,9 @@ import io
 
 import numpy as np
 
+from textboost.bitstream.container import Container, coded_size
 from textboost.cli import SearchProgress
 from textboost.codec.budget import BUDGET_SCALES, SearchStep, fit_budget
-from textboost.codec.container import Container, coded_size
 from textboost.codec.image import psnr_db, resize
 
 

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.conftest import needs_torch
-from textboost.capture import CaptureMeta, MetaError, capture_for, from_exif
-from textboost.codec.container import BitstreamError, Container, Header
+from textboost.bitstream.capture import CaptureMeta, MetaError
+from textboost.bitstream.container import BitstreamError, Container, Header
+from textboost.capture import capture_for, from_exif
 
 pytestmark = pytest.mark.edge
 

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from textboost import BitstreamError
+from textboost.bitstream.container import Container
 from textboost.codec.budget import BudgetError, fit_budget
-from textboost.codec.container import Container
 from textboost.codec.image import psnr_db
 
 

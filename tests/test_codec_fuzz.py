@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from textboost.bitstream.container import BitstreamError, Container
 from textboost.codec.api import MAX_DECODE_PIXELS
-from textboost.codec.container import BitstreamError, Container
 
 SECTION_NAMES = ("header", "text", "z", "y group")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from textboost import BitstreamError
+from textboost.bitstream.container import Container, Header, coded_size
 from textboost.codec.budget import MAX_CODED_PIXELS, start_scale
-from textboost.codec.container import Container, Header, coded_size
 from textboost.codec.image import MAX_IMAGE_PIXELS, load_image
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textboost.codec.container import BitstreamError, Container, Header
+from textboost.bitstream.container import BitstreamError, Container, Header
 
 pytestmark = pytest.mark.edge
 

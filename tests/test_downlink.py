@@ -12,8 +12,8 @@ import pytest
 
 from downlink import DownlinkNode, psnr_db
 from tests.helpers import run_module
-from textboost.capture import CaptureMeta
-from textboost.codec.container import Container, Header
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig, Sender
 
 

@@ -25,12 +25,15 @@ from spacepackets.ccsds.time.cds import CdsShortTimestamp
 from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
 from downlink.store import stored
+from tests.conftest import needs_torch
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.ccsds import CcsdsSettings, CcsdsTransport
 from textboost.protocol import LinkConfig
 from uplink import UplinkNode
 from uplink.driver import FieldUplink
+
+pytestmark = pytest.mark.edge  # the vehicle's transports also run on Python 3.10
 
 APID = 0x1B0
 
@@ -123,6 +126,7 @@ def test_settings_checked():
         CcsdsSettings(True, 2047, 1)
 
 
+@needs_torch  # the services load the default (torch) codec at start
 def test_field_services_over_ccsds(tmp_path):
     """``uplink serve`` and ``downlink serve`` as processes, field.yaml ``transport.kind:
     ccsds`` with a time code and its own telecommand APID."""

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from downlink import DownlinkNode
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.protocol import LinkConfig, SectionDelivered
 from uplink import Capture, EncodeCache, EncodePipeline, FixedRate, UplinkNode
 

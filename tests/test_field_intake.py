@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from tests.field_harness import Trial, tbx
 from tests.intake_inputs import jpeg_with_gps_time, png_header, seeds, webp_with_bad_exif
-from textboost.capture import MetaError, capture_for
+from textboost.bitstream.capture import MetaError
+from textboost.capture import capture_for
 from textboost.codec.image import load_image
 from textboost.field.eventlog import read_events
 from uplink.intake import MAX_CONNECTIONS, MAX_FILE_BYTES, DropFolder, HttpIntake

@@ -19,6 +19,7 @@ from pymavlink.dialects.v20 import common
 from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
 from downlink.store import stored
+from tests.conftest import needs_torch
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.mavlink import (
@@ -34,6 +35,8 @@ from textboost.field.transport import WireBucket
 from textboost.protocol import LinkConfig
 from uplink import UplinkNode
 from uplink.driver import FieldUplink
+
+pytestmark = pytest.mark.edge  # the vehicle's transports also run on Python 3.10
 
 KEY = b"mavlink-signing-key-32-bytes-ok!"
 assert len(KEY) == 32
@@ -314,6 +317,7 @@ def test_field_yaml_mavlink_section(tmp_path):
         load_field_config(tmp_path / "f2.yaml")
 
 
+@needs_torch  # the services load the default (torch) codec at start
 def test_field_services_over_mavlink(tmp_path):
     """``uplink serve`` and ``downlink serve`` as processes, MAVLink 2 signed, capped."""
     from tests.field_harness import Trial
@@ -401,8 +405,11 @@ def test_serial_endpoints_through_a_null_modem(tmp_path):
         (["--mavlink", "udp:nowhere"], "MAVLink endpoint 'udp:nowhere': expected udpin:"),
         (["--mavlink", "udpout:127.0.0.1:9", "--mtu", "200"], "one mavlink message carries"),
         (["--mavlink", "udpout:127.0.0.1:9", "--payload-type", "7"], "32768..65535"),
+        (["--mavlink", "udpout:127.0.0.1:9", "--ccsds-apid", "5"], "one transport at a time"),
+        (["--to", "127.0.0.1:9", "--ccsds-time"], "give --ccsds-apid too"),
     ],
 )
+@needs_torch  # send checks its (default torch) codec before it opens the transport
 def test_cli_transport_errors_are_one_line(tmp_path, capsys, argv, message):
     from uplink.cli import main
 

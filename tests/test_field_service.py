@@ -18,7 +18,7 @@ import pytest
 
 from downlink.service import DownlinkService
 from tests.field_harness import KEY, Trial, tbx, write_config
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.field.config import ConfigError, load_field_config
 from textboost.field.eventlog import read_events
 from textboost.protocol import LinkConfig, Sender

@@ -12,7 +12,7 @@ from downlink import DownlinkNode
 from downlink.store import stored
 from downlink.udp import UdpDownlink
 from tests.conftest import needs_torch
-from textboost.codec.container import Container, Header
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig
 from uplink import UplinkNode
 from uplink.udp import UdpUplink, parse_host_port

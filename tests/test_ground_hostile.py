@@ -18,7 +18,7 @@ from downlink import DownlinkNode
 from downlink.service import DownlinkService
 from downlink.udp import UdpDownlink
 from tests.field_harness import Trial, tbx, write_config
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.field.config import load_field_config
 from textboost.field.eventlog import read_events
 from textboost.protocol import Frame, FrameType, LinkConfig, Sender, encode_frame, frame_info

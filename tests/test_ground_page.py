@@ -16,8 +16,8 @@ import pytest
 
 from downlink.service import DownlinkService
 from downlink.web import GroundView, LiveServer
-from textboost.capture import CaptureMeta
-from textboost.codec.container import Container
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import Container
 from textboost.field.config import load_field_config
 from textboost.text.payload import encode_words
 from textboost.text.words import Word

@@ -27,8 +27,8 @@ from downlink.handoff import (
     to_geojson,
     to_kml,
 )
-from textboost.capture import CaptureMeta
-from textboost.codec.container import Container, Header
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import Container, Header
 from textboost.protocol import LinkConfig, Sender
 from textboost.text.payload import encode_words
 from textboost.text.words import Word

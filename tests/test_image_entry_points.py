@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from textboost.codec.container import Container, Header
+from textboost.bitstream.container import Container, Header
 
 SIDE = 192  # at least the evaluation's MS-SSIM minimum (176 px)
 

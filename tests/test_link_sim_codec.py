@@ -14,7 +14,7 @@ from link_sim.codec_service import CodecService, psnr_db
 from link_sim.mission import Mission
 from link_sim.scenario import parse_scenario
 from tests.helpers import ROOT
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.codec.image import load_image
 from textboost.codec.rate import FixedBpp
 

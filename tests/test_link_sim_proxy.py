@@ -24,7 +24,7 @@ from link_sim.replay import LogError, read_logs, replay, summarize
 from link_sim.replay import main as replay_main
 from link_sim.scenario import load_scenario
 from tests.helpers import ROOT, run_module
-from textboost.codec.container import Container, Header
+from textboost.bitstream.container import Container, Header
 from textboost.field.eventlog import EventLog
 from textboost.protocol import BundleDelivered, LinkConfig, SectionDelivered
 from uplink import UplinkNode

@@ -124,7 +124,7 @@ def test_uplink_encode_bpp_and_no_text(onnx_dir, images, tmp_path):
     assert main(["encode", str(images["plain"]), str(out), "--bpp", "0.3", "--no-text",
                  *_ort(onnx_dir)]) == 0  # fmt: skip
     assert out.stat().st_size <= 0.3 * 128 * 96 / 8
-    from textboost.codec.container import Container
+    from textboost.bitstream.container import Container
 
     assert Container.parse(out.read_bytes()).text in (b"", b"\x00")
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from textboost.bitstream.container import Container
 from textboost.codec.budget import _Search, fit_budget
-from textboost.codec.container import Container
 from textboost.codec.exact import dequantize_q6, interp_gain_q6, scale_index
 from textboost.codec.image import psnr_db
 from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate

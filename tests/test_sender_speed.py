@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 
+from textboost.bitstream.container import FULL_SCALE, Container
 from textboost.codec.budget import (
     CLOSE_ENOUGH,
     SearchStep,
@@ -16,7 +17,6 @@ from textboost.codec.budget import (
     fit_budget,
     start_scale,
 )
-from textboost.codec.container import FULL_SCALE, Container
 from textboost.codec.estimate import code_and_model
 from textboost.codec.image import load_image
 

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import ROOT, run_module
+from textboost.bitstream.container import Container, Header
 from textboost.cli import printable
-from textboost.codec.container import Container, Header
 from textboost.text.payload import encode_words
 from textboost.text.words import Word
 

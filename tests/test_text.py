@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textboost.codec.container import BitstreamError
+from textboost.bitstream.container import BitstreamError
 from textboost.text.filter import TextFilter, select_words
 from textboost.text.payload import MAX_BODY, decode_words, encode_words, grid_bits
 from textboost.text.render import render_guidance

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.codec.image import load_image
 
 from .conftest import SHARED

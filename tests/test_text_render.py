@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textboost.codec.container import BitstreamError, Container
+from textboost.bitstream.container import BitstreamError, Container
 from textboost.text.payload import (
     MAX_STRING_BYTES,
     decode_words,
@@ -171,6 +171,7 @@ def test_control_and_separator_characters_are_cleaned(text):
     for style in (None, Style(face=2)):
         g = render_words([Word(rect_quad(160, 100, 200, 40, 0.2), text, 1.0, style)], W, H)
         assert not g.dropped and g.map.max() > 0.5
+        assert g.cleaned == [(0, len(text) - len(clean_text(text)))]
         assert g.words[0].text == clean_text(text)
         assert all(c.isprintable() or c == " " for c in g.words[0].text)
 
@@ -249,7 +250,10 @@ def test_a_bad_text_section_never_costs_the_picture(codec, small_image):
     plain = codec.decode(data, fusion=False)
     cases = [
         (encode_words(bomb_words(max(w, h)), w, h), None),  # the bomb, scaled: drawn
-        (encode_words([Word(rect_quad(40, 30, 60, 14, 0), "KA\n\u20285510")], w, h), None),
+        (
+            encode_words([Word(rect_quad(40, 30, 60, 14, 0), "KA\n\u20285510")], w, h),
+            "drawn without 2 control or separator characters",
+        ),
         (b"\x07garbage", "unreadable"),  # version 1, compression method 3
     ]
     for section, warned in cases:
@@ -304,6 +308,8 @@ def test_decode_commands_write_the_picture_and_the_mask(
         assert m.shape == (100, 150)
         if name == "garbage" and fusion:
             assert "text section unreadable" in err
+        if name == "newline" and fusion:
+            assert "word 0 drawn without 2 control or separator characters" in err
         if name == "newline" and fusion:
             assert m.max() == round(0.6 * 15) * 17 and (m > 0).sum() > 1500
         else:

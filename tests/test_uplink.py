@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import ROOT, run_module
-from textboost.codec.container import BitstreamError, Container, Header
+from textboost.bitstream.container import BitstreamError, Container, Header
 from textboost.protocol import BundleState, LinkConfig, Receiver
 from uplink import (
     ByteBudget,

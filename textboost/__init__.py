@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from textboost.codec.container import BitstreamError
+from textboost.bitstream.container import BitstreamError
 
 if TYPE_CHECKING:
     from textboost.codec.api import Codec
@@ -17,7 +17,7 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 
 
 def __getattr__(name: str):
-    # Lazy so that `import textboost.codec.container` stays light on the edge.
+    # Lazy so that `import textboost.bitstream.container` stays light on the edge.
     if name == "Codec":
         from textboost.codec.api import Codec
 

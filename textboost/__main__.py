@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textboost.bitstream.container import BitstreamError, Container, section_name
 from textboost.cli import (
     SearchProgress,
     add_budget_arguments,
@@ -43,7 +44,6 @@ from textboost.cli import (
     printable,
     prog_name,
 )
-from textboost.codec.container import BitstreamError, Container, section_name
 from textboost.codec.exported import BackendUnavailable
 from textboost.settings.budget import EVAL_BUDGET
 from textboost.text.payload import decode_words

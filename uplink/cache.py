@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from textboost.codec.container import BitstreamError, Container
+from textboost.bitstream.container import BitstreamError, Container
 
 __all__ = ["EncodeCache", "file_sha256"]
 

@@ -182,7 +182,7 @@ def _policy(args):
 
 
 def _encode(args) -> int:
-    from textboost.codec.container import Container
+    from textboost.bitstream.container import Container
     from textboost.text.payload import decode_words
     from uplink.encode import EncodePipeline
 

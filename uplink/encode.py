@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from textboost.capture import CaptureMeta, capture_for
-from textboost.codec.container import Container
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import Container
+from textboost.capture import capture_for
 from textboost.codec.image import load_image
 from textboost.codec.loader import CodecLoader
 from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate, RatePolicy, bpp_of

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.protocol import (
     MAX_BUNDLE_ID,
     BundleAcked,

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from textboost.capture import CaptureMeta
+from textboost.bitstream.capture import CaptureMeta
+from textboost.bitstream.container import FULL_SCALE, BitstreamError, Container, Header, coded_size
 from textboost.codec.backends import Transforms, make_transforms
 from textboost.codec.budget import (
     MAX_CODED_PIXELS,
@@ -40,7 +41,6 @@ from textboost.codec.budget import (
 )
 from textboost.codec.coder import new_range_encoder, range_decoder, stream_bytes
 from textboost.codec.config import Z_STRIDE, CodecConfig
-from textboost.codec.container import FULL_SCALE, BitstreamError, Container, Header, coded_size
 from textboost.codec.exact import (
     LATENT_FRAC,
     PARAM_FRAC,

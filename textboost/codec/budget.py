@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from textboost.codec.container import FULL_SCALE, Container, coded_size
+from textboost.bitstream.container import FULL_SCALE, Container, coded_size
 from textboost.codec.estimate import RateModel, code_and_model
 from textboost.codec.exact import RATE_MAX
 from textboost.codec.image import psnr_db, resize

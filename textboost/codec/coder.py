@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from textboost.bitstream.container import BitstreamError
 from textboost.codec import portable_coder
-from textboost.codec.container import BitstreamError
 
 try:
     import constriction

@@ -26,7 +26,7 @@ from textboost.codec.budget import BudgetError
 from textboost.codec.refine import check_effort
 
 if TYPE_CHECKING:
-    from textboost.capture import CaptureMeta
+    from textboost.bitstream.capture import CaptureMeta
     from textboost.codec.api import Codec
 
 __all__ = [

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from textboost.bitstream.container import Container
 from textboost.codec.budget import CLOSE_ENOUGH, RATE_RESOLUTION, Progress, _Search
-from textboost.codec.container import Container
 from textboost.codec.exact import LATENT_FRAC, PARAM_FRAC, RATE_MAX, interp_gain_q6
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.codec.image import check_size, load_image
 from textboost.codec.rate import FixedBpp, FixedRate, RatePolicy, bpp_of
 from textboost.eval.metrics import quality

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from textboost.codec.container import Container
+from textboost.bitstream.container import Container
 from textboost.codec.exact import RATE_MAX
 from textboost.codec.image import psnr_db
 from textboost.codec.rate import bpp_of

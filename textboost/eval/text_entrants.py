@@ -189,8 +189,8 @@ def _stream(codec: Any, img: np.ndarray, budget: int, text: bool) -> _Stream | N
     """The stream of ``img`` at ``budget`` (None: nothing fits), encoded once per image."""
     import hashlib
 
+    from textboost.bitstream.container import Container
     from textboost.codec.budget import BudgetError
-    from textboost.codec.container import Container
     from textboost.codec.exact import RATE_MAX
 
     key = (hashlib.sha1(np.ascontiguousarray(img).data).hexdigest(), budget, text)

@@ -66,6 +66,12 @@ def transport_from_args(
 ) -> Transport:  # fmt: skip
     """The transport the options name; ``bind``/``peer`` are the UDP addresses (unused with
     MAVLink). Raises ValueError naming the option, OSError if it cannot be opened."""
+    if args.mavlink is not None and args.ccsds_apid is not None:
+        raise ValueError("--mavlink and --ccsds-apid: one transport at a time")
+    if args.mavlink is None and args.mavlink_key is not None:
+        raise ValueError("--mavlink-key signs MAVLink messages: give --mavlink ENDPOINT too")
+    if args.ccsds_apid is None and args.ccsds_time:
+        raise ValueError("--ccsds-time is the space packets' time code: give --ccsds-apid too")
     if args.mavlink is not None:
         from textboost.field.mavlink import MavlinkSettings, MavlinkTransport
         from textboost.field.transport_config import mavlink_key

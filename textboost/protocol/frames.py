@@ -56,6 +56,7 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 
+from textboost.bitstream.varint import varint
 from textboost.protocol.config import (
     MAX_BUNDLE_ID,
     MAX_EPOCH,
@@ -71,7 +72,6 @@ from textboost.protocol.errors import (
     VersionError,
 )
 from textboost.protocol.replay import ReplayState
-from textboost.varint import varint
 
 __all__ = [
     "Descriptor",

@@ -32,10 +32,10 @@ import zlib
 
 import brotli
 
-from textboost.codec.container import BitstreamError
+from textboost.bitstream.container import BitstreamError
+from textboost.bitstream.varint import varint, zigzag
 from textboost.text.style import FACES, Style
 from textboost.text.words import Word, oriented_rect, rect_quad
-from textboost.varint import varint, zigzag
 
 __all__ = [
     "MAX_BODY",

@@ -110,6 +110,7 @@ class Guidance:
     map: np.ndarray
     words: list[RenderedWord] = field(default_factory=list)
     dropped: list[tuple[int, str]] = field(default_factory=list)
+    cleaned: list[tuple[int, int]] = field(default_factory=list)  # (index, characters removed)
 
     def region_map(self, confidence: bool = False) -> np.ndarray:
         """(H, W) float32: every drawn word's rectangle (weighted by its spotter
@@ -129,8 +130,14 @@ class Guidance:
         return np.where(inside, np.clip(np.round(conf * 255), 1, 255), 0).astype(np.uint8)
 
     def notes(self) -> list[str]:
-        """One line per word not drawn: ``word 3 dropped: <reason>``."""
-        return [f"word {i} dropped: {why}" for i, why in self.dropped]
+        """One line per word not drawn (``word 3 dropped: <reason>``) or drawn without
+        characters a line cannot hold (``word 2 drawn without 1 control character``)."""
+        out = [f"word {i} dropped: {why}" for i, why in self.dropped]
+        out += [
+            f"word {i} drawn without {n} control or separator character{'s' * (n > 1)}"
+            for i, n in self.cleaned
+        ]
+        return out
 
 
 def render_guidance(words: list[Word], width: int, height: int) -> np.ndarray:
@@ -158,6 +165,8 @@ def render_words(words: list[Word], width: int, height: int) -> Guidance:
         if not text.strip():
             out.dropped.append((i, "no printable characters"))
             continue
+        if len(text) != len(w.text):
+            out.cleaned.append((i, len(w.text) - len(text)))
         cx, cy, rw, rh, angle = oriented_rect(w.quad)
         if not all(map(math.isfinite, (cx, cy, rw, rh, angle))):
             out.dropped.append((i, "rectangle not finite"))

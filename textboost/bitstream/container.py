@@ -44,8 +44,8 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import ClassVar
 
-from textboost.capture import CaptureMeta, MetaError
-from textboost.varint import varint
+from textboost.bitstream.capture import CaptureMeta, MetaError
+from textboost.bitstream.varint import varint
 
 __all__ = [
     "FORMAT_VERSION",
