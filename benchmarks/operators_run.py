@@ -3,12 +3,14 @@
 The uplink service (``python -m uplink serve``'s class) takes photos with text from its drop
 folder, each with a sidecar capture record, spots and encodes them to a byte budget and sends
 them at a radio's bit rate; the ground service decodes them and serves the live page, which
-headless Chromium watches. Per image it prints the time from capture to the words on the
-ground, to the first picture (y group 1) and to the full picture, from the services' event
-logs, and it saves screenshots of the page along the way.
+headless Chromium watches. Per image it prints the time from capture to the first word on
+the ground, to all its words, to the first picture (y group 1) and to the full picture, from
+the services' event logs, and how late the words were against their own air time after the
+encode; it saves screenshots of the page along the way.
 
     python benchmarks/operators_run.py --rate-bps 2400 --budget 2000 --images 4 \
         --shots docs/img          # writes ground_station.png there
+    python benchmarks/operators_run.py --no-browser --policy fifo --max-in-flight 2  # before
 
 Needs Debian's chromium (``apt-get install chromium``) for the screenshots; without it, the
 figures are still measured (``--no-browser``).
@@ -47,6 +49,11 @@ def main() -> None:
     ap.add_argument("--rate-bps", type=float, default=2400.0)
     ap.add_argument("--budget", type=int, default=2000, help="bytes per image")
     ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--policy", default="words_first",
+                    choices=("fifo", "priority_interleave", "words_first"))
+    ap.add_argument("--max-in-flight", type=int, default=8,
+                    help="photos handed to the protocol at once (its words can overtake only "
+                    "those)")
     ap.add_argument("--shots", type=Path, help="folder for the screenshots")
     ap.add_argument("--no-browser", action="store_true")
     ap.add_argument("--timeout-s", type=float, default=600.0)
@@ -62,7 +69,7 @@ def main() -> None:
     (tmp / "drop").mkdir()
     cfg_path = tmp / "field.yaml"
     cfg_path.write_text(f"""
-link: {{mtu_bytes: 128, arq: deferred, rto_s: 4.0, nak_timeout_s: 2.0}}
+link: {{mtu_bytes: 128, arq: deferred, rto_s: 4.0, nak_timeout_s: 2.0, policy: {args.policy}}}
 uplink:
   drop_dir: drop
   state_db: up.db
@@ -70,6 +77,7 @@ uplink:
   peer: 127.0.0.1:{(udp := _port(socket.SOCK_DGRAM))}
   rate_bps: {args.rate_bps}
   budget: {{max_bytes: {args.budget}}}
+  max_in_flight: {args.max_in_flight}
   poll_s: 0.2
 downlink:
   listen: 127.0.0.1:{udp}
@@ -154,8 +162,10 @@ downlink:
 
 
 def _report(args, captured: dict[str, float], up: list[dict], down: list[dict]) -> None:
-    """Per image: seconds from capture to encoded (edge), words on the ground, the first
-    picture (y group 1) and the full picture; then the medians."""
+    """Per image: seconds from capture to encoded (edge), the first word and all words on
+    the ground, the first picture (y group 1) and the full picture; the words' delay after
+    the encode beyond their own air time (header and text section at the link rate); then
+    the medians."""
     name_of = {(e["epoch"], e["bundle"]): Path(e["image"]).stem
                for e in up if e["event"] == "submitted"}  # fmt: skip
     delivered = {e["image"]: name_of.get((e["epoch"], e["bundle"]))
@@ -165,6 +175,7 @@ def _report(args, captured: dict[str, float], up: list[dict], down: list[dict]) 
         if e["event"] == "encoded":
             first.setdefault((Path(e["image"]).stem, "encoded"), e["t"])
     words: dict[str | None, int] = {}
+    text_bytes: dict[str | None, int] = {}
     for e in down:
         name = name_of.get((e.get("epoch"), e.get("bundle"))) or delivered.get(e.get("image"))
         kind = e["event"]
@@ -173,11 +184,16 @@ def _report(args, captured: dict[str, float], up: list[dict], down: list[dict]) 
         first.setdefault((name, kind), e["t"])
         if kind == "text":
             words[name] = len(e.get("words") or [])
+            if e.get("complete", True):
+                first.setdefault((name, "all words"), e["t"])
+                text_bytes[name] = int(e.get("bytes") or 0)
     print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} cores, "
-          f"torch CPU; link {args.rate_bps:g} bit/s, {args.budget} B per image, MTU 128")
-    print(f"{'image':<16}{'words':>6}{'encoded s':>11}{'words s':>9}{'group 1 s':>11}"
-          f"{'picture s':>11}")
-    cols = ("encoded", "text", "group", "decoded")
+          f"torch CPU; link {args.rate_bps:g} bit/s, {args.budget} B per image, MTU 128, "
+          f"policy {args.policy}, max_in_flight {args.max_in_flight}; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"{'image':<16}{'words':>6}{'encoded s':>11}{'1st word s':>11}{'all words s':>12}"
+          f"{'group 1 s':>11}{'picture s':>11}{'words late s':>13}")
+    cols = ("encoded", "text", "all words", "group", "decoded")
     per: dict[str, list[float]] = {c: [] for c in cols}
     for name, t_cap in captured.items():
         cells = []
@@ -186,8 +202,12 @@ def _report(args, captured: dict[str, float], up: list[dict], down: list[dict]) 
             cells.append("-" if t is None else f"{t - t_cap:.1f}")
             if t is not None:
                 per[c].append(t - t_cap)
-        print(f"{name:<16}{words.get(name, 0):>6}{cells[0]:>11}{cells[1]:>9}{cells[2]:>11}"
-              f"{cells[3]:>11}")
+        late = "-"
+        if (name, "all words") in first and (name, "encoded") in first:
+            air = text_bytes.get(name, 0) * 8 / args.rate_bps
+            late = f"{first[(name, 'all words')] - first[(name, 'encoded')] - air:.1f}"
+        print(f"{name:<16}{words.get(name, 0):>6}{cells[0]:>11}{cells[1]:>11}{cells[2]:>12}"
+              f"{cells[3]:>11}{cells[4]:>11}{late:>13}")
     if per["text"] and per["decoded"]:
         text, pic = statistics.median(per["text"]), statistics.median(per["decoded"])
         after = {c: statistics.median(

@@ -46,10 +46,12 @@ EXAMPLE = """example (field mode, UDP):
   on a GPU ground station: add --backend onnxruntime --device cuda (or tensorrt)
 """
 
-EXPORT_EXAMPLE = """examples:
-  python -m downlink export received/ --geojson images.geojson --kml images.kml
+EXPORT_EXAMPLE = """examples (FOLDER: the receiver's --out, or downlink.out_dir of field.yaml):
+  python -m downlink export --config configs/field.yaml --geojson images.geojson --kml images.kml
+  python -m downlink export received/ --geojson images.geojson     (links relative to the file)
   python -m downlink cot received/ --to udp://239.2.3.1:6969      (TAK SA multicast)
-  python -m downlink cot received/ --to tcp://takserver:8087 --base-url http://ground:8080/
+  python -m downlink cot received/ --to tcp://takserver:8087 --base-url http://ground:8080/files/
+  (--base-url: where the pictures are served; the live page serves them at /files/NAME.png)
 """
 
 SERVE_EXAMPLE = """example (a field trial; configs/field.yaml runs on loopback):
@@ -135,10 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXPORT_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    x.add_argument("folder", type=Path, help="the receiver's output folder")
+    x.add_argument("folder", type=Path, nargs="?", help="the receiver's output folder")
+    x.add_argument("--config", type=Path, help="field.yaml: read downlink.out_dir (no FOLDER)")
     x.add_argument("--geojson", type=Path, help="GeoJSON file to write")
     x.add_argument("--kml", type=Path, help="KML file to write")
-    x.add_argument("--base-url", help="prefix for picture links (default: file names)")
+    x.add_argument("--base-url", help="prefix for picture links, e.g. http://ground:8080/files/ "
+                   "(default: paths relative to the written file)")
 
     c = sub.add_parser(
         "cot",
@@ -146,11 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXPORT_EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    c.add_argument("folder", type=Path, help="the receiver's output folder")
+    c.add_argument("folder", type=Path, nargs="?", help="the receiver's output folder")
+    c.add_argument("--config", type=Path, help="field.yaml: read downlink.out_dir (no FOLDER)")
     c.add_argument("--to", required=True, metavar="URL", help="udp://HOST:PORT or tcp://HOST:PORT")
     c.add_argument("--stale-s", type=float, default=3600.0, help="events go stale after (3600)")
     c.add_argument("--callsign", default="TEXTBOOST", help="callsign of the image markers")
-    c.add_argument("--base-url", help="prefix for picture links (default: file names)")
+    c.add_argument("--base-url", help="prefix for picture links: the live page's "
+                   "http://HOST:PORT/files/ (default: bare file names)")
 
     from textboost.field.serve import add_serve_parser
 
@@ -169,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "decode":
         return _decode(args)
+    if args.command == "status":
+        from textboost.field.serve import status
+
+        return status(PROG, args, "downlink")
     if args.command == "serve":
         from downlink.service import DownlinkService
         from textboost.field.serve import serve
@@ -185,6 +195,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("export", "cot"):
         return _handoff(args)
     return _receive(args)
+
+
+def _handoff_folder(args) -> Path:
+    """FOLDER, or ``downlink.out_dir`` of ``--config``; a missing folder is an error that
+    names the folder the field config writes to (``configs/field.yaml`` when present)."""
+    from textboost.field.config import ConfigError, load_field_config
+
+    cfg_path = args.config
+    if args.folder is not None and cfg_path is not None:
+        fail(PROG, f"{args.command}: give FOLDER or --config, not both")
+    if cfg_path is None and Path("configs/field.yaml").is_file():
+        cfg_path_hint: Path | None = Path("configs/field.yaml")
+    else:
+        cfg_path_hint = cfg_path
+    out = None
+    if cfg_path_hint is not None:
+        try:
+            dn = load_field_config(cfg_path_hint, need="downlink").downlink
+            out = dn.out_dir if dn is not None else None
+        except ConfigError as exc:
+            if args.folder is None:
+                fail(PROG, _one_line(exc))
+    folder = args.folder if args.folder is not None else out
+    if folder is None:
+        fail(PROG, f"{args.command}: give the receiver's output folder or --config field.yaml")
+    if not folder.is_dir():
+        hint = (f"; {cfg_path_hint} writes to downlink.out_dir {out}"
+                if out is not None and Path(out) != folder else "")  # fmt: skip
+        fail(PROG, f"{folder}: not a folder (the receiver's --out, or downlink.out_dir){hint}")
+    return folder
 
 
 def _one_line(exc: Exception) -> str:
@@ -319,8 +359,7 @@ def _receive(args) -> int:
 def _handoff(args) -> int:
     from downlink import handoff
 
-    if not args.folder.is_dir():
-        fail(PROG, f"{args.folder}: not a folder (the receiver's --out)")
+    args.folder = _handoff_folder(args)
     try:
         images = handoff.load_delivered(args.folder)
     except ValueError as exc:
@@ -329,15 +368,21 @@ def _handoff(args) -> int:
     if args.command == "export":
         if args.geojson is None and args.kml is None:
             fail(PROG, "export: give --geojson FILE and/or --kml FILE")
+        written = []
         try:
             if args.geojson is not None:
-                doc = handoff.to_geojson(located, args.base_url)
+                doc = handoff.to_geojson(located, args.base_url, args.geojson.parent)
                 args.geojson.write_text(json.dumps(doc, indent=1) + "\n")
+                written.append(str(args.geojson))
             if args.kml is not None:
-                args.kml.write_text(handoff.to_kml(located, args.base_url))
+                args.kml.write_text(handoff.to_kml(located, args.base_url, args.kml.parent))
+                written.append(str(args.kml))
         except OSError as exc:
             fail(PROG, f"{exc.filename}: {exc.strerror}")
-        print(f"{len(located)} of {len(images)} images have a position: written")
+        skipped = [d.title for d in images if not d.located]
+        print(f"{len(located)} of {len(images)} images have a position"
+              + (f" (no position, left out: {', '.join(skipped)})" if skipped else "")
+              + f"; wrote {' and '.join(written)}")  # fmt: skip
         return 0
     if args.stale_s <= 0:
         fail(PROG, f"--stale-s {args.stale_s}: expected a positive number of seconds")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import socket
 import xml.etree.ElementTree as ET
@@ -101,6 +102,14 @@ class Delivered:
         return "lat" in self.capture and "lon" in self.capture
 
     @property
+    def title(self) -> str:
+        """The photo as people name it: its source file's name when the sender carried it
+        (``capture.name``), and its key (unique across restarts): ``eu5.jpg e7_b0``."""
+        key = self.name or f"b{self.bundle_id}"
+        name = self.capture.get("name")
+        return f"{name} {key}" if name else f"image {key}"
+
+    @property
     def uid(self) -> str:
         """Stable while the image refines, so TAK replaces the marker instead of adding one."""
         return f"textboost-{self.name or f'{self.bundle_id:05d}'}"
@@ -153,15 +162,24 @@ def from_record(doc: dict[str, Any], folder: Path, png: bool | None = None) -> D
     )
 
 
-def _link(d: Delivered, base_url: str | None) -> str | None:
+def _link(d: Delivered, base_url: str | None, from_dir: Path | None = None) -> str | None:
+    """The picture's link: under ``base_url`` (the live page serves ``/files/NAME.png``), else
+    relative to ``from_dir`` (where the export is written), else the bare file name."""
     if d.image is None:
         return None
-    return f"{base_url.rstrip('/')}/{d.image.name}" if base_url else d.image.name
+    if base_url:
+        return f"{base_url.rstrip('/')}/{d.image.name}"
+    if from_dir is not None:
+        return Path(os.path.relpath(d.image.resolve(), Path(from_dir).resolve())).as_posix()
+    return d.image.name
 
 
-def to_geojson(images: Iterable[Delivered], base_url: str | None = None) -> dict[str, Any]:
+def to_geojson(
+    images: Iterable[Delivered], base_url: str | None = None, from_dir: Path | None = None
+) -> dict[str, Any]:
     """A FeatureCollection of Points (RFC 7946: lon, lat[, alt]) with the capture time, the
-    strings read and a link to the decoded picture (relative unless ``base_url``)."""
+    strings read and a link to the decoded picture (under ``base_url``, else relative to
+    ``from_dir``, the folder the export is written to)."""
     features = []
     for d in images:
         if not d.located:
@@ -169,11 +187,13 @@ def to_geojson(images: Iterable[Delivered], base_url: str | None = None) -> dict
         c = d.capture
         coords = [c["lon"], c["lat"]] + ([c["alt_m"]] if "alt_m" in c else [])
         props: dict[str, Any] = {
+            "name": c.get("name"),
+            "title": d.title,
             "bundle_id": d.bundle_id,
             "time": c.get("time"),
             "strings": d.strings,
             "text": " | ".join(d.strings),
-            "image": _link(d, base_url),
+            "image": _link(d, base_url, from_dir),
             "complete": d.complete,
         }
         for key in ("heading_deg", "camera"):
@@ -190,7 +210,9 @@ def to_geojson(images: Iterable[Delivered], base_url: str | None = None) -> dict
     return _safe_json({"type": "FeatureCollection", "features": features})
 
 
-def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
+def to_kml(
+    images: Iterable[Delivered], base_url: str | None = None, from_dir: Path | None = None
+) -> str:
     """A KML 2.2 document: a Placemark per located image, with its time stamp, the strings
     and the picture in the balloon."""
     ET.register_namespace("", KML_NS)
@@ -203,10 +225,10 @@ def to_kml(images: Iterable[Delivered], base_url: str | None = None) -> str:
         c = d.capture
         pm = ET.SubElement(doc, f"{{{KML_NS}}}Placemark", id=d.uid)
         ET.SubElement(pm, f"{{{KML_NS}}}name").text = (
-            " | ".join(d.strings) if d.strings else f"image {d.bundle_id}"
+            " | ".join(d.strings) if d.strings else d.title
         )
-        link = _link(d, base_url)
-        lines = [f"bundle {d.bundle_id}"] + [f"text: {s}" for s in d.strings]
+        link = _link(d, base_url, from_dir)
+        lines = [d.title] + [f"text: {s}" for s in d.strings]
         html = "<br/>".join(escape(x) for x in lines)
         if link:
             html += f'<br/><img src="{escape(link)}" width="320"/>'
@@ -243,13 +265,13 @@ def cot_events(
     when = f"taken {c['time']}" if c.get("time") else "capture time unknown"
     said = f"; text: {' | '.join(d.strings)}" if d.strings else ""
     events = [
-        _event(d.uid, "b-i-x-i", c, now, stale_s, f"{callsign}-{d.bundle_id}",
-               f"TextBoost image {d.bundle_id}, {when}{said}", link)
+        _event(d.uid, "b-i-x-i", c, now, stale_s, f"{callsign} {d.title}",
+               f"TextBoost {d.title}, {when}{said}", link)
     ]  # fmt: skip
     for i, s in enumerate(d.strings):
         events.append(
             _event(f"{d.uid}-text-{i}", "b-m-p-s-m", c, now, stale_s, s,
-                   f"read in image {d.bundle_id} ({when}): {s}", link, parent=d.uid)
+                   f"read in {d.title} ({when}): {s}", link, parent=d.uid)
         )  # fmt: skip
     return events
 

@@ -9,7 +9,10 @@ returns on the reverse link — the same interface as :class:`~textboost.protoco
 Text first: the first section of a bundle is the header and the text section, so the words
 are known as soon as it lands, long before the image: the node makes a :class:`TextResult`
 (``texts``, the ``on_text`` callback) and, with an ``out_dir``, writes
-``partial/eEPOCH_bBUNDLE.json`` (:mod:`downlink.store` holds the layout).
+``partial/eEPOCH_bBUNDLE.json`` (:mod:`downlink.store` holds the layout). Sooner still: the
+text section is a prefix code (most valuable words first), so as the first section's bytes
+arrive frame by frame (:class:`~textboost.protocol.SectionProgress`) each new whole word is
+handed out the same way, in a result with ``complete=False``, before the section's check.
 
 A whole bundle is parsed once into its `.tbx` bytes; with an ``out_dir`` its ``NAME.tbx`` and
 ``NAME.json`` are written durably, and only then is its FIN queued (the Receiver runs with
@@ -45,12 +48,13 @@ from textboost.protocol import (
     ReceiverGaveUp,
     ReplayState,
     SectionDelivered,
+    SectionProgress,
 )
-from textboost.text.payload import decode_words
+from textboost.text.payload import decode_words, read_prefix
 
 __all__ = [
     "BundleResult", "Delivery", "DownlinkNode", "Ledger", "TextResult", "WholeBundle", "psnr_db",
-    "read_text", "words_json",
+    "read_first_words", "read_text", "words_json",
 ]  # fmt: skip
 
 Key = tuple[int, int]  # (sender epoch, bundle id)
@@ -84,6 +88,8 @@ class TextResult:
     error: str | None = None
     epoch: int = 0  # the sender's
     section_bytes: int = 0  # of the first section (header and text)
+    complete: bool = True  # False: the first words only, read before the section's check
+    total_words: int | None = None  # words the whole section holds (None: not known yet)
 
     @property
     def strings(self) -> list[str]:
@@ -151,10 +157,35 @@ def read_text(bundle_id: int, section: bytes, now: float, epoch: int = 0) -> Tex
         res.width, res.height = c.header.width, c.header.height
         res.text_bytes = len(c.text)
         res.words = words_json(decode_words(c.text, res.width, res.height))
+        res.total_words = len(res.words)
         if c.header.meta is not None:
             res.capture = c.header.meta.to_json()
     except (BitstreamError, ValueError) as exc:
         res.error = f"{type(exc).__name__}: {exc}"
+    return res
+
+
+def read_first_words(
+    bundle_id: int, prefix: bytes, now: float, epoch: int = 0
+) -> TextResult | None:
+    """The header and the whole words in the leading bytes of a bundle's first section
+    (``complete=False``); None while no word is readable yet or the bytes are malformed
+    (the whole section, checked, decides then)."""
+    try:
+        head = Container.parse_head(prefix)
+        if head is None:
+            return None
+        header, text = head
+        words, total = read_prefix(text, header.width, header.height)
+    except BitstreamError:
+        return None
+    if not words:
+        return None
+    res = TextResult(bundle_id, now, header.width, header.height, len(text), epoch=epoch,
+                     section_bytes=len(prefix), complete=False, total_words=total)  # fmt: skip
+    res.words = words_json(words)
+    if header.meta is not None:
+        res.capture = header.meta.to_json()
     return res
 
 
@@ -216,7 +247,9 @@ class DownlinkNode:
         epoch: int = 0,
         replay_state: ReplayState | None = None,
     ) -> None:
-        self.receiver = Receiver(config, epoch, replay_state, fin_on_delivery=False)
+        self.receiver = Receiver(
+            config, epoch, replay_state, fin_on_delivery=False, progress=True
+        )
         self.fusion = fusion
         self.max_pixels = max_pixels
         self.ledger = ledger
@@ -260,6 +293,8 @@ class DownlinkNode:
             key = (e.epoch, e.bundle_id)
             if isinstance(e, SectionDelivered):
                 self._section(key, e, now)
+            elif isinstance(e, SectionProgress):
+                self._first_words(e, now)
             elif isinstance(e, BundleDelivered):
                 self._deliver(key, list(e.sections), now)
             elif isinstance(e, ReceiverGaveUp):
@@ -282,6 +317,22 @@ class DownlinkNode:
         return sum(r.delivered_s is not None for r in self.receiver.records.values())
 
     # --- text first, and each group ------------------------------------------------------
+
+    def _first_words(self, e: SectionProgress, now: float) -> None:
+        if self._restoring:
+            return
+        res = read_first_words(e.bundle_id, e.data, now, e.epoch)
+        old = self.texts.get(e.bundle_id)
+        if res is None or (
+            old is not None and old.epoch == e.epoch and len(old.words) >= len(res.words)
+        ):
+            return  # nothing new
+        self.texts[e.bundle_id] = res
+        if self.store is not None:
+            doc = {"epoch": e.epoch, "bundle": e.bundle_id, **res.record()}
+            self.store.write_text((e.epoch, e.bundle_id), doc)
+        if self.on_text is not None:
+            self.on_text(res)
 
     def _section(self, key: Key, e: SectionDelivered, now: float) -> None:
         sections = self._prefix.setdefault(key, [])

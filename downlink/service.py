@@ -6,7 +6,8 @@ transport (UDP, MAVLink, CCSDS), answers with NAKs and FINs, and adds what a lon
 service needs. For each image:
 
 - the text section lands: the node writes ``out_dir/partial/eEPOCH_bBUNDLE.json`` with the
-  words; a ``text`` event;
+  words; a ``text`` event (before it, one each time a frame adds whole words: ``complete``
+  false);
 - each y group lands: a preview ``partial/eEPOCH_bBUNDLE.png`` decoded from the groups so
   far (on a worker thread), a ``group`` event;
 - the bundle is whole: the node writes its `.tbx` and ``NAME.json`` durably, the service
@@ -36,14 +37,21 @@ import numpy as np
 from downlink.handoff import cot_events, from_record, parse_cot_url, send_cot
 from downlink.node import BundleResult, Delivery, DownlinkNode, TextResult, WholeBundle
 from downlink.state import DownlinkState
-from downlink.store import GroundStore
+from downlink.store import GroundStore, parse_partial_stem
 from downlink.web import GroundView, LiveServer, receiver_figures
 from textboost.bitstream.container import BitstreamError, Container
 from textboost.field.config import FieldConfig
 from textboost.field.eventlog import EventLog
 from textboost.field.transport_config import open_transport
 from textboost.field.udp import parse_host_port, wait_and_fire
-from textboost.protocol import Event, FrameType, Receiver, ReplayState, frame_info
+from textboost.protocol import (
+    Event,
+    FrameType,
+    Receiver,
+    ReceiverGaveUp,
+    ReplayState,
+    frame_info,
+)
 
 __all__ = ["DownlinkService"]
 
@@ -95,6 +103,8 @@ class DownlinkService:
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self._cot = ThreadPoolExecutor(1, thread_name_prefix="cot")
         self._decoding: list[Future] = []
+        self._finals = 0  # complete pictures queued for the worker: previews wait for them
+        self._finals_lock = threading.Lock()
         self._latest: dict[_Key, int] = {}  # newest preview asked for, per bundle
         self._batch: list[tuple[int, int, bytes]] = []  # accepted frames not yet kept
         self._saved_window = replay  # the window as on disk
@@ -107,13 +117,17 @@ class DownlinkService:
                 restored += 1
         self.rx.take_drops()  # restored frames of since-finished bundles: not news
         self._log("restart", epoch=self.epoch, frames_restored=restored, **self.state.counts())
+        self._sweep_partial()
+        self.started_t = time.time()
+        self.last_frame_t: float | None = None  # wall time of the last accepted frame
+        self._loss_base: tuple[int, int] | None = None  # (epoch, first packet number) seen
         for img in self.state.not_decoded():
             self._decode_stored(img.name, img.sha256)
         self._t0 = clock()
         self.transport = open_transport(config, "downlink", source)  # bound now: fail early
         self.web: LiveServer | None = None
         if web or dn.web:  # bound now too; serves from run()
-            view = GroundView(self.out, dn.event_log, link_stats=lambda: receiver_figures(self.rx))
+            view = GroundView(self.out, dn.event_log, link_stats=self.link_figures)
             self.web = LiveServer(view, parse_host_port(web or dn.web), tiles=dn.tiles)
 
     def _handoff(self, record: dict[str, Any], png: bool = False) -> None:
@@ -163,8 +177,9 @@ class DownlinkService:
         key = (res.epoch, res.bundle_id)
         doc = {"epoch": key[0], "bundle": key[1], **res.record()}
         self._log("text", epoch=key[0], bundle=key[1], bytes=res.section_bytes,
-                  words=res.strings)  # fmt: skip
-        self._handoff(doc)  # the words and the place reach TAK before the picture
+                  words=res.strings, complete=res.complete)  # fmt: skip
+        if res.complete:  # first words come early, frame by frame; TAK gets the checked set
+            self._handoff(doc)  # the words and the place reach TAK before the picture
 
     def _on_group(self, key: _Key, sections: list[bytes]) -> None:
         self._latest[key] = len(sections)
@@ -173,13 +188,14 @@ class DownlinkService:
     def _on_delivered(self, d: Delivery) -> None:
         self._latest.pop(d.key, None)
         epoch, bundle = d.key
-        if d.duplicate:
-            self._log("duplicate", image=d.image, epoch=epoch, bundle=bundle, bytes=d.n_bytes,
-                      sha256=d.sha256)  # fmt: skip
-        else:
-            self._log("delivered", image=d.image, epoch=epoch, bundle=bundle, bytes=d.n_bytes,
-                      sha256=d.sha256)  # fmt: skip
+        text = self.node.texts.get(bundle)
+        same = text is not None and text.epoch == epoch
+        name = (text.capture or {}).get("name") if same and text is not None else None
+        self._log("duplicate" if d.duplicate else "delivered", image=d.image, epoch=epoch,
+                  bundle=bundle, bytes=d.n_bytes, sha256=d.sha256, name=name)  # fmt: skip
         for whole in self.node.take_complete():  # the PNG, on the worker
+            with self._finals_lock:
+                self._finals += 1
             self._decoding.append(self._worker.submit(self._decode_final, whole, d.sha256))
 
     # --- decoding (worker thread) -------------------------------------------------------
@@ -187,6 +203,9 @@ class DownlinkService:
     def _preview(self, key: _Key, sections: list[bytes]) -> None:
         if self._latest.get(key, 0) != len(sections):
             return  # a newer preview is queued, or the bundle is delivered (the full PNG comes)
+        if self._finals:  # a complete picture waits: it goes first, this preview after it
+            self._decoding.append(self._worker.submit(self._preview, key, sections))
+            return
         path = self.store.partial_path(key, ".png")
         group = Container.groups_in(len(sections))
         try:
@@ -211,12 +230,18 @@ class DownlinkService:
             self._decoding.append(self._worker.submit(job))
 
     def _decode_final(self, whole: WholeBundle, sha: str) -> tuple[str, BundleResult]:
-        (res,) = self.node.decode([whole])
+        try:
+            (res,) = self.node.decode([whole])
+        finally:
+            with self._finals_lock:
+                self._finals -= 1
         return sha, res
 
     def _collect_decoded(self) -> None:
         for f in [f for f in self._decoding if f.done()]:
             self._decoding.remove(f)
+            if f.cancelled():  # a stop: a stored image not decoded is redone at the start
+                continue
             result = f.result()
             if result is None:  # a preview
                 continue
@@ -252,11 +277,15 @@ class DownlinkService:
         under reassembly is kept for a restart. Returns: whether the frame was accepted
         (checked, authentic, new)."""
         before = self.rx.stats.frames_received
-        self.node.receive(data, now)
+        self._gave_up(self.node.receive(data, now))
         accepted = self.rx.stats.frames_received != before
         if accepted:
             info = frame_info(data)
-            epoch = self.rx.replay_state.epoch  # an accepted frame's epoch is the window's
+            st = self.rx.replay_state
+            epoch = st.epoch  # an accepted frame's epoch is the window's
+            self.last_frame_t = time.time()
+            if self._loss_base is None or self._loss_base[0] != epoch:
+                self._loss_base = (st.epoch, st.top)  # the first number of this epoch we saw
             keep = info.type in (FrameType.DATA, FrameType.PARITY) and epoch is not None
             if keep and not self.rx.is_complete(info.bundle_id, epoch):
                 self._batch.append((epoch, info.bundle_id, bytes(data)))
@@ -267,7 +296,47 @@ class DownlinkService:
         return self.rx.next_timer()
 
     def handle_timeout(self, now: float) -> list[Event]:
-        return self.node.handle_timeout(now)
+        events = self.node.handle_timeout(now)
+        self._gave_up(events)
+        return events
+
+    def _gave_up(self, events: list[Event]) -> None:
+        """A bundle that can no longer complete: the sender restarted (it resends the image
+        under its new epoch) or stopped answering NAKs (it queues the image again). Either
+        way the image comes again as a new bundle: its partial files and its card go."""
+        for e in events:
+            if isinstance(e, ReceiverGaveUp):
+                key = (e.epoch, e.bundle_id)
+                self._latest.pop(key, None)
+                self.store.drop_partial(key)
+                restarted = e.epoch != self.rx.replay_state.epoch
+                self._log("abandoned", epoch=e.epoch, bundle=e.bundle_id,
+                          sections=e.delivered_sections,
+                          reason="sender restarted" if restarted else "sender silent")  # fmt: skip
+
+    def _sweep_partial(self) -> None:
+        """At start: partial files of bundles no longer under reassembly (given up, or of
+        an older sender epoch, while this service was down) go, each with an ``abandoned``
+        event so the page drops its card."""
+        open_keys = {
+            (r.epoch, b) for b, r in self.rx.records.items()
+            if r.delivered_s is None and r.gave_up_s is None
+        }  # fmt: skip
+        stale: set[tuple[int, int]] = set()
+        for path in self.store.partial.iterdir():
+            key = parse_partial_stem(path.name.split(".", 1)[0])
+            if key is not None and key not in open_keys:
+                stale.add(key)
+        for key in sorted(stale):
+            self.store.drop_partial(key)
+            self._log("abandoned", epoch=key[0], bundle=key[1], reason="not in flight at start")
+
+    def link_figures(self) -> dict[str, Any]:
+        """The link block's live figures (:func:`~downlink.web.receiver_figures`)."""
+        base = self._loss_base
+        first = base[1] if base is not None and base[0] == self.rx.replay_state.epoch else None
+        return receiver_figures(self.rx, first_pn=first, started_t=self.started_t,
+                                last_frame_t=self.last_frame_t)  # fmt: skip
 
     def run(self, stop: threading.Event, max_s: float | None = None) -> None:
         """Serve until ``stop`` is set (or ``max_s`` seconds passed)."""
@@ -294,11 +363,18 @@ class DownlinkService:
                     self.log.drops(drops)
         self._keep_frames()
 
-    def close(self) -> None:
+    def busy(self) -> str | None:
+        """The work a stop would cut short (None: none): decodes not yet done; a stored
+        image not decoded is decoded again at the next start."""
+        n = sum(not f.done() for f in self._decoding)
+        return f"{n} decode{'s' if n > 1 else ''} of stored images" if n else None
+
+    def close(self, wait: bool = True) -> None:
+        """``wait``: let the decodes queued finish (else they are redone at the next start)."""
         if self.web is not None:
             self.web.close()
         self.transport.close()
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._worker.shutdown(wait=wait, cancel_futures=True)
         self._cot.shutdown(wait=True)
         self._collect_decoded()
         self.state.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from textboost.field.durable import write_durably
 
-__all__ = ["GroundStore", "image_name", "partial_stem", "stored"]
+__all__ = ["GroundStore", "image_name", "parse_partial_stem", "partial_stem", "stored"]
 
 Key = tuple[int, int]  # (sender epoch, bundle id)
 
@@ -45,6 +46,15 @@ def stored(out_dir: str | Path, data: bytes) -> Path:
 
 def partial_stem(key: Key) -> str:
     return f"e{key[0]}_b{key[1]}"
+
+
+_STEM = re.compile(r"^e(\d+)_b(\d+)$")
+
+
+def parse_partial_stem(stem: str) -> Key | None:
+    """``eEPOCH_bBUNDLE`` back to its key (None: not a partial file's stem)."""
+    m = _STEM.match(stem)
+    return None if m is None else (int(m[1]), int(m[2]))
 
 
 class GroundStore:

@@ -36,6 +36,7 @@ from textboost.web import ImageCard, Outline, image_card, page, text_crops
 __all__ = ["GroundView", "ImageState", "LiveServer", "receiver_figures"]
 
 POLL_S = 0.2  # how often the event log is read
+CLOCK_SLACK_S = 2.0  # capture-time rounding (1 s) and log timing: less is not a clock fault
 PAGE_CARDS = 200  # newest images on a freshly loaded page (later ones arrive live)
 KEEP_CHANGES = 10_000  # change records kept for SSE clients that fall behind
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -83,7 +84,7 @@ class GroundView:
         self.images: dict[str, ImageState] = {}
         self._by_name: dict[str, str] = {}
         self.drops: dict[str, int] = {}
-        self.last_event_t: float | None = None
+        self.last_frame_t: float | None = None  # the newest event a frame caused
         self.started_t: float | None = None
         self._offset = 0
         self._partial = b""
@@ -142,7 +143,6 @@ class GroundView:
 
     def _apply(self, ev: dict[str, Any]) -> list[str]:
         kind, t = ev.get("event"), float(ev.get("t", 0.0))
-        self.last_event_t = t
         if kind == "restart":
             self.started_t = t
             return ["link"]
@@ -150,9 +150,16 @@ class GroundView:
             reason = str(ev.get("reason"))
             self.drops[reason] = self.drops.get(reason, 0) + 1
             return ["link"]
+        if kind in ("text", "group", "delivered", "duplicate"):
+            self.last_frame_t = t
+        if kind == "abandoned":  # it comes again as a new bundle: its card goes
+            key = f"e{ev.get('epoch')}_b{ev.get('bundle')}"
+            return [f"card:{key}", "map"] if self.images.pop(key, None) else []
         img = self._image(ev)
         if img is None:
             return []
+        if kind == "duplicate":
+            return self._duplicate(img, ev)
         parts = [f"card:{img.key}"]
         if kind == "text":
             img.text_t = t
@@ -175,8 +182,6 @@ class GroundView:
             self._by_name[str(img.name)] = img.key
             self._take_doc(img, self._read_json(self.out / f"{img.name}.json"))
             parts.append("map")
-        elif kind == "duplicate":
-            img.duplicates += 1
         elif kind == "decoded":
             if ev.get("png"):
                 img.decoded_t, img.png, img.error = t, Path(ev["png"]).name, None
@@ -184,6 +189,26 @@ class GroundView:
                 img.error = ev.get("error")
         img.version += 1
         return parts
+
+    def _duplicate(self, img: ImageState, ev: dict[str, Any]) -> list[str]:
+        """A resent copy of a stored image: counted on that image's card; the copy's own
+        card (its words landed before the bundle was recognised) goes."""
+        name = str(ev.get("image"))
+        first = self.images.get(self._by_name.get(name, ""))
+        if first is not None and first is not img:
+            first.duplicates += 1
+            first.version += 1
+            del self.images[img.key]
+            return [f"card:{img.key}", f"card:{first.key}", "map"]
+        # the stored copy's card is not in this log: this card stands for the image
+        img.duplicates += 1
+        img.name, img.delivered_t = name, img.delivered_t or float(ev.get("t", 0.0))
+        self._by_name[name] = img.key
+        self._take_doc(img, self._read_json(self.out / f"{name}.json"))
+        if (self.out / f"{name}.png").exists():
+            img.png, img.decoded_t = f"{name}.png", img.delivered_t
+        img.version += 1
+        return [f"card:{img.key}", "map"]
 
     @staticmethod
     def _read_json(path: Path) -> dict[str, Any]:
@@ -247,7 +272,7 @@ class GroundView:
         if img.error:
             meta.append(("error", img.error))
         return ImageCard(
-            title=f"bundle {img.bundle} · " + (f"image {img.name}" if img.name else "arriving"),
+            title=self._title(img),
             thumb_src=src,
             href=src,
             status=status,
@@ -257,6 +282,15 @@ class GroundView:
             card_id=f"card-{img.key}",
             outlines=self._outlines(img),
         )
+
+    @staticmethod
+    def _title(img: ImageState) -> str:
+        """The camera's file name when the sender carried it, then the photo's one id: the
+        stored image's name (its content hash) once delivered, its key until then (both
+        unique across restarts; bundle numbers restart with each vehicle epoch)."""
+        source = (img.capture or {}).get("name")
+        ident = f"image {img.name}" if img.name else f"{img.key} · arriving"
+        return f"{source} · {ident}" if source else ident
 
     @staticmethod
     def _outlines(img: ImageState) -> list[Outline]:
@@ -281,7 +315,14 @@ class GroundView:
         if img.capture and img.capture.get("time"):
             t0, since = parse_time(img.capture["time"]).timestamp(), "capture"
         out = []
-        if img.text_t is not None:
+        first = img.text_t if img.text_t is not None else img.first_t
+        if since == "capture" and first < t0 - CLOCK_SLACK_S:
+            # arrived before it was taken: the vehicle's clock runs ahead of the ground's
+            out.append(("clock warning", f"taken {t0 - first:.0f} s after it arrived: the "
+                        "vehicle's clock is ahead of the ground's; times from capture are "
+                        "not reliable"))  # fmt: skip
+            t0, since = img.first_t, "first section"
+        if img.text_t is not None and since == "capture":
             out.append((f"text after {since}", f"{img.text_t - t0:.1f} s"))
         done = img.decoded_t or img.delivered_t
         if done is not None:
@@ -307,8 +348,10 @@ class GroundView:
             now = self.clock()
             images = list(self.images.values())
             rows: list[tuple[str, str]] = []
-            last = "never" if self.last_event_t is None else f"{now - self.last_event_t:.0f} s ago"
-            rows.append(("last contact", last))
+            stats = dict(self.link_stats()) if self.link_stats else {}
+            last = stats.pop("last_frame_t", self.last_frame_t)
+            rows.append(("last contact", "no frame yet" if last is None
+                         else f"{max(0.0, now - last):.0f} s ago"))  # fmt: skip
             delivered = [i for i in images if i.delivered_t is not None]
             rows.append(("images delivered", str(len(delivered))))
             rows.append(("under reassembly", str(len(images) - len(delivered))))
@@ -317,7 +360,6 @@ class GroundView:
                 rows.append(("bytes per image", f"{mean:.0f}"))
             rows.append(("frames dropped", ", ".join(f"{k} {v}" for k, v in
                                                      sorted(self.drops.items())) or "0"))
-            stats = self.link_stats() if self.link_stats else {}
         rows += [(k.replace("_", " "), str(v)) for k, v in stats.items()]
         cells = "".join(
             f"<div class='tb-check'><div class='tb-label'>{escape(k)}</div>"
@@ -337,21 +379,33 @@ class GroundView:
         return _map_svg(pts, width, height, tiles)
 
 
-def receiver_figures(rx: Any) -> dict[str, Any]:
+def receiver_figures(
+    rx: Any,
+    first_pn: int | None = None,
+    started_t: float | None = None,
+    last_frame_t: float | None = None,
+) -> dict[str, Any]:
     """A :class:`~textboost.protocol.Receiver`'s live figures for the link block. The recent
     loss is read off the replay window: the sender numbers every frame it sends (resends
-    too), so the share of the last ``replay_window`` numbers never accepted is the forward
-    link's loss over them (frames still in flight or reordered count as lost for now)."""
+    too), so the share of the last numbers never accepted is the forward link's loss over
+    them (frames still in flight or reordered count as lost for now). Only numbers from
+    ``first_pn`` on count — the first this receiver accepted in the sender's current epoch
+    since it started — so frames sent before a restart of either side (to a ground that was
+    down, or under an older epoch) are not counted as lost. ``last_frame_t`` (wall time of
+    the last accepted frame) gives ``last contact``; counters run from ``started_t``."""
     st = rx.stats
     win = rx.replay_state
+    since = "" if started_t is None else " since " + time.strftime(
+        "%H:%M:%S", time.localtime(started_t))  # fmt: skip
     out: dict[str, Any] = {
-        "frames received": st.frames_received,
-        "bytes received": st.bytes_received,
+        "last_frame_t": last_frame_t,
+        f"frames received{since}": st.frames_received,
+        f"bytes received{since}": st.bytes_received,
         "NAK frames sent": st.nak_frames,
         "FIN frames sent": st.fin_frames,
     }
-    if win.epoch is not None:
-        span = min(rx.config.replay_window, win.top + 1)
+    if win.epoch is not None and first_pn is not None and win.top >= first_pn:
+        span = min(rx.config.replay_window, win.top - first_pn + 1)
         got = bin(win.seen & ((1 << span) - 1)).count("1")
         out["recent loss"] = f"{100 * (1 - got / span):.1f} % of the last {span} frames"
         out["sender epoch"] = win.epoch
@@ -451,10 +505,11 @@ const es = new EventSource('/events?since=' + document.body.dataset.seq);
 async function swap(part) {
   const url = part.startsWith('card:') ? '/card/' + part.slice(5) : '/' + part;
   const r = await fetch(url, {cache: 'no-store'});
-  if (!r.ok) return;
-  const html = await r.text();
   const id = part.startsWith('card:') ? 'card-' + part.slice(5) : part;
   const old = document.getElementById(id);
+  if (r.status === 404 && old) old.remove();  // given up or merged: the image comes again
+  if (!r.ok) return;
+  const html = await r.text();
   const tmp = document.createElement('div'); tmp.innerHTML = html;
   const node = tmp.firstElementChild;
   if (old) old.replaceWith(node);

@@ -220,7 +220,8 @@ def _print_text(report: dict[str, Any], console: Console) -> None:
     if not any(r["text_bytes"] or r["det_f1"] is not None for r in rows):
         return
     t = Table(title="text (run 0): seconds after capture", header_style="bold")
-    for col in ("#", "image", "text B", "to text s", "to 1st image s", "to image s",
+    for col in ("#", "image", "text B", "to 1st word s", "to all words s", "to 1st image s",
+                "to image s",
                 "DET F1", "E2E F1", "E2E F1 orig", "E2E F1 words", "words delivered"):
         t.add_column(col, justify="left" if col in ("image", "words delivered") else "right",
                      overflow="fold")
@@ -228,7 +229,8 @@ def _print_text(report: dict[str, Any], console: Console) -> None:
         words = r["text_strings"]
         t.add_row(
             str(r["index"]), r["image"].rsplit(".", 1)[0], _cell(r["text_bytes"]),
-            _cell(r["time_to_text_s"]), _cell(r["time_to_first_image_s"]),
+            _cell(r["time_to_first_word_s"]), _cell(r["time_to_text_s"]),
+            _cell(r["time_to_first_image_s"]),
             _cell(r["time_to_image_s"]), _cell(r["det_f1"], 2), _cell(r["e2e_f1"], 2),
             _cell(r["e2e_f1_original"], 2), _cell(r["e2e_f1_words"], 2),
             "–" if words is None else (" | ".join(words) or "(none)"),

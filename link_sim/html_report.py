@@ -17,6 +17,7 @@ from link_sim.parameters import duration
 from textboost.web import (
     Check,
     ImageCard,
+    Outline,
     image_card,
     page,
     params_table,
@@ -46,7 +47,8 @@ ONE_RUN_NOTE = ("One run: no confidence interval (--runs N, or the scenario's 'r
 # per-image table: (column, header, decimals); text columns drop out when every cell is empty
 _COLUMNS = (
     ("index", "#", 0), ("image", "image", 0), ("status", "status", 0),
-    ("capture_s", "captured", 1), ("time_to_text_s", "to words", 1),
+    ("capture_s", "captured", 1), ("time_to_first_word_s", "to 1st word", 1),
+    ("time_to_text_s", "to all words", 1),
     ("time_to_first_image_s", "to 1st image", 1), ("time_to_image_s", "to complete", 1),
     ("latency_s", "to decoded", 1), ("groups", "groups", 0), ("codec_bytes", "codec B", 0),
     ("codec_bpp", "codec bpp", 4), ("on_air_bpp", "on-air bpp", 4), ("psnr_db", "PSNR dB", 2),
@@ -153,8 +155,10 @@ def _cards(rows: list[dict[str, Any]], originals: dict[str, Path], hrefs: dict[i
                 ("codec", f"{_fmt(r['codec_bytes'], 0)} B, {_fmt(r['codec_bpp'], 4)} bpp")]
         if r["psnr_db"] is not None:
             meta.append(("PSNR", f"{r['psnr_db']:.2f} dB"))
+        if r["time_to_first_word_s"] is not None:
+            meta.append(("first word at", duration(r["time_to_first_word_s"])))
         if r["time_to_text_s"] is not None:
-            meta.append(("words at", duration(r["time_to_text_s"])))
+            meta.append(("all words at", duration(r["time_to_text_s"])))
         if r["latency_s"] is not None:
             meta.append(("decoded at", f"{duration(r['latency_s'])} after capture"))
         words = r.get("text_words") or []
@@ -173,11 +177,29 @@ def _cards(rows: list[dict[str, Any]], originals: dict[str, Path], hrefs: dict[i
             crops=crops,
             card_id=f"image-{r['index']}",
             text_path=text_path,
+            outlines=_outlines(words, dec) if text_path and words and dec else (),
         )))
     more = len(rows) - _MAX_CARDS
     tail = (f"<p class='tb-muted'>{more} more photos: every decoded image is in "
             f"<code>{DECODED_DIR}/</code>.</p>" if more > 0 else "")
     return f"<div class='tb-cards' id='gallery'>{''.join(out)}</div>{tail}"
+
+
+def _outlines(words: list[dict[str, Any]], decoded: str) -> list[Outline]:
+    """The carried words' regions over the decoded picture (quads in the original's pixels,
+    the decoded picture at the original's size)."""
+    from PIL import Image
+
+    try:
+        with Image.open(decoded) as im:
+            w, h = im.size
+    except OSError:
+        return []
+    return [
+        Outline([(x / w, y / h) for x, y in wd["quad"]], str(wd["text"]), wd.get("score"))
+        for wd in words
+        if wd.get("quad")
+    ]
 
 
 def write_html(

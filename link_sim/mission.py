@@ -45,6 +45,7 @@ from textboost.protocol import (
     BundleFailed,
     ReceiverGaveUp,
     SectionDelivered,
+    SectionProgress,
     frame_info,
 )
 from textboost.text.words import Word
@@ -215,13 +216,19 @@ class Mission:
 
     def _on_receiver_event(self, ev) -> None:
         rec = self._by_bundle[ev.bundle_id]
-        if isinstance(ev, SectionDelivered):
+        if isinstance(ev, SectionProgress):  # the first words, read frame by frame
+            text = self.downlink.texts.get(ev.bundle_id)
+            if text is not None and text.words and rec.first_word_s is None:
+                rec.first_word_s = self.env.now
+        elif isinstance(ev, SectionDelivered):
             rec.section_delivered_s[ev.index] = self.env.now
             self._sections.setdefault(ev.bundle_id, []).append(ev.data)
             text = self.downlink.texts.get(ev.bundle_id)
             if ev.index == SectionKind.TEXT and text is not None:
                 rec.text_strings, rec.text_error = text.strings, text.error
                 rec.text_words = text.words
+                if text.words and rec.first_word_s is None:
+                    rec.first_word_s = self.env.now
         elif isinstance(ev, BundleDelivered):
             rec.delivered_s = self.env.now
         elif isinstance(ev, ReceiverGaveUp):

@@ -48,6 +48,7 @@ class ImageTrace:
     # spotter on the decoded image and on the original, and of the words carried (None: no
     # ground truth, nothing decoded or carried, or synthetic payloads)
     text_bytes: int | None = None
+    first_word_s: float | None = None  # the first whole word read, before the section's check
     text_strings: list[str] | None = None
     text_words: list[dict] | None = None  # {text, quad} in the original's pixels
     text_error: str | None = None
@@ -99,8 +100,13 @@ class ImageTrace:
 
     @property
     def time_to_text_s(self) -> float | None:
-        """Capture → the words at the ground."""
+        """Capture → all the words at the ground (the text section checked)."""
         return self._since_capture(self.text_delivered_s)
+
+    @property
+    def time_to_first_word_s(self) -> float | None:
+        """Capture → the first (most valuable) word readable at the ground."""
+        return self._since_capture(self.first_word_s)
 
     @property
     def time_to_first_image_s(self) -> float | None:

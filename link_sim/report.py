@@ -110,6 +110,7 @@ def image_rows(result: MissionResult) -> list[dict[str, Any]]:
                 "decoded_groups": Container.groups_in(r.decoded_sections),
                 "n_groups": Container.groups_in(len(r.section_bytes)),
                 "latency_s": _r(r.latency_s),
+                "time_to_first_word_s": _r(r.time_to_first_word_s),
                 "time_to_text_s": _r(r.time_to_text_s),
                 "time_to_first_image_s": _r(r.time_to_first_image_s),
                 "time_to_image_s": _r(r.time_to_image_s),
@@ -177,12 +178,15 @@ def run_metrics(result: MissionResult) -> dict[str, float]:
     if s.targets is not None and s.targets.deadline_s is not None:
         m["images_on_time"] = sum(x <= s.targets.deadline_s for x in lat)
     to_text = [t for r in recs if (t := r.time_to_text_s) is not None]
+    to_word = [t for r in recs if (t := r.time_to_first_word_s) is not None]
     to_first = [t for r in recs if (t := r.time_to_first_image_s) is not None]
     to_image = [t for r in recs if (t := r.time_to_image_s) is not None]
     m |= {
         "text_latency_mean_s": mean(to_text),
         "text_latency_p50_s": _percentile(to_text, 50),
         "text_latency_p95_s": _percentile(to_text, 95),
+        "first_word_latency_p50_s": _percentile(to_word, 50),
+        "first_word_latency_p95_s": _percentile(to_word, 95),
         "first_image_latency_p50_s": _percentile(to_first, 50),
         "image_latency_p50_s": _percentile(to_image, 50),
         "text_bytes_mean": mean([r.text_bytes for r in encoded if r.text_bytes is not None]),

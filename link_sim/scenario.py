@@ -224,9 +224,13 @@ class Targets(StrictModel):
         None, description="each photo decoded at the ground within this long after capture "
         "(judged on the p95 latency of every run)"
     )
+    first_word_deadline_s: PosFloat | None = Field(
+        None, description="the first (most valuable) word readable at the ground within this "
+        "long after capture (p95, every run; missed without text_path)"
+    )
     text_deadline_s: PosFloat | None = Field(
-        None, description="the words at the ground within this long after capture (p95, every "
-        "run; missed without text_path)"
+        None, description="all the words at the ground within this long after capture (p95, "
+        "every run; missed without text_path)"
     )
     min_delivered_share: Prob | None = Field(
         None, description="share of captured photos delivered (within deadline_s if set), "

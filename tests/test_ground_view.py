@@ -37,7 +37,7 @@ def test_an_image_goes_from_words_to_picture(tmp_path):
     log = EventLog(log_path, "downlink", clock=clock)
     view = GroundView(out, log_path, clock=clock)
     assert view.refresh() == [] and view.images == {}
-    capture = {"time": "2026-12-03T09:00:00Z", "lat": 46.5197, "lon": 6.6323}
+    capture = {"time": "2026-11-30T00:50:00Z", "lat": 46.5197, "lon": 6.6323}  # before the log
     words = [{"text": "VD 12345", "quad": [[4, 4], [60, 4], [60, 18], [4, 18]]}]
     _write_partial(out, "e7_b0", {"width": 96, "height": 64, "words": words, "capture": capture})
     log.write("restart", epoch=3)

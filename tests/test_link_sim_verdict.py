@@ -46,6 +46,7 @@ def test_bad_targets_are_one_line_errors(targets, text_path, expected):
 def _run(delivered, p95, text_p95=5.0, words=0.6, on_time=None):
     m = {"images_captured": 10, "images_delivered": delivered, "latency_p50_s": p95 / 2,
          "latency_p95_s": p95, "text_latency_p50_s": 4.0, "text_latency_p95_s": text_p95,
+         "first_word_latency_p50_s": 2.0, "first_word_latency_p95_s": text_p95 / 2,
          "text_e2e_f1_words": words, "text_e2e_f1": 0.4, "text_det_f1": 0.7,
          "text_e2e_f1_original": 0.8}
     if on_time is not None:
@@ -55,14 +56,14 @@ def _run(delivered, p95, text_p95=5.0, words=0.6, on_time=None):
 
 def test_the_worst_run_decides():
     s = _scenario({"deadline_s": 60, "min_delivered_share": 0.9, "text_deadline_s": 10,
-                   "min_words_f1": 0.5})
+                   "first_word_deadline_s": 5, "min_words_f1": 0.5})
     good = judge(s, [_run(10, 40, on_time=10), _run(10, 50, on_time=9)])
-    assert good["ok"] is True and [c["ok"] for c in good["checks"]] == [True] * 4
+    assert good["ok"] is True and [c["ok"] for c in good["checks"]] == [True] * 5
     # the value is what the target judges: photos decoded within the deadline
     assert good["checks"][0]["value"] == "9–10 / 10 within 60.0 s"
     assert "delivered at all: 10 / 10 (in every run)" in good["checks"][0]["detail"]
     bad = judge(s, [_run(10, 40, on_time=10), _run(9, 70, text_p95=12, words=0.4, on_time=8)])
-    assert bad["ok"] is False and [c["ok"] for c in bad["checks"]] == [False] * 4
+    assert bad["ok"] is False and [c["ok"] for c in bad["checks"]] == [False] * 5
     assert bad["checks"][0]["value"] == "8–10 / 10 within 60.0 s"  # integers, worst–best
     assert "delivered at all: 9–10 / 10 (worst–best of 2 runs)" in bad["checks"][0]["detail"]
     assert "worst run p95 70.0 s" in bad["checks"][1]["detail"]
@@ -117,7 +118,7 @@ def test_parameters_of_a_lora_preset_and_a_pass_plan():
     fwd = dict(groups["Forward link"])
     assert fwd["PHY"] == "LoRa SF12 / 125 kHz, CR 4/5"
     assert fwd["duty cycle"] == "1.0% (off after each frame for 99× its airtime)"
-    assert fwd["contacts"] == "always up" and "Targets" not in groups
+    assert fwd["contacts"] == "always up" and "Targets" in groups
     hf = load_scenario(ROOT / "scenarios/hf_ale.yaml")
     windows = [(0.0, 600.0), (3600.0, 4200.0)]
     fwd = dict(dict(scenario_parameters(hf, windows))["Forward link"])

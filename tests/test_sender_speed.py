@@ -7,10 +7,13 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from textboost.bitstream.container import FULL_SCALE, Container
 from textboost.codec.budget import (
     CLOSE_ENOUGH,
+    BudgetError,
     SearchStep,
     _Search,
     chosen_scale,
@@ -157,3 +160,23 @@ def test_a_chosen_scale_that_cannot_spend_the_budget_is_coded_larger(codec):
     hd = Container.parse(data).header
     assert len(data) <= n and hd.scale < chosen_scale(w, h, n)
     assert hd.scale == FULL_SCALE or len(data) >= (1 - CLOSE_ENOUGH) * n or hd.rate < 65535
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(budget=st.integers(32, 4000), x=st.integers(0, 400), y=st.integers(0, 300))
+def test_predicted_search_never_exceeds_any_budget(codec, kodim23, budget, x, y):
+    img = kodim23[y : y + 160, x : x + 224]
+    try:
+        data = codec.encode_to_budget(img, max_bytes=budget, text=False)
+    except BudgetError as e:
+        assert "below the smallest stream" in str(e)
+        return
+    assert len(data) <= budget
+    assert Container.parse(data).header.width == img.shape[1]
+
+
+def test_an_unknown_search_method_is_one_clear_error(codec, small_image):
+    with pytest.raises(ValueError, match=r"method 'fast': expected one of predict, full"):
+        codec.encode_to_budget(small_image, max_bytes=500, text=False, method="fast")

@@ -114,14 +114,30 @@ def test_cache_of_one_real_image_round_trips(tmp_path):
     if not plates.is_dir():
         pytest.skip(f"{plates} not present")
     (item,) = cache_items([plates], 0, 0, max_per_set=1)
-    info = build_word_cache(tmp_path, [item], (0.06,), max_side=480, log=lambda m: None)
+    info = build_word_cache(tmp_path, [item], (0.06,), max_side=1024, log=lambda m: None)
     assert info["made"] == 1 and info["complete"]
     c = load_cached(tmp_path / f"{item.name}.npz")
-    assert c.size[0] == 480 and len(c.gt) == 1 and c.bpp[0] <= 0.06
+    assert c.size[0] == 1024 and len(c.gt) == 1 and len(c.sent) >= 1 and c.bpp[0] <= 0.06
     assert len(c.streams[0]) == int(c.bpp[0] * c.size[0] * c.size[1] / 8 + 0.5)
     for k, (x0, y0, x1, y1) in enumerate(c.tiles):
         assert c.originals[k].shape == (y1 - y0, x1 - x0, 3)
         assert c.decoded[0][k].shape == c.originals[k].shape
-    assert build_word_cache(tmp_path, [item], (0.06,), 480, log=lambda m: None)["made"] == 0
+    assert build_word_cache(tmp_path, [item], (0.06,), 1024, log=lambda m: None)["made"] == 0
     samples = load_samples([tmp_path / f"{item.name}.npz"])
     assert len(samples) == len(c.tiles)
+
+
+def test_augmentation_moves_picture_inputs_and_mask_together():
+    from textboost.train.stage2_words import CropSampler
+
+    s = _samples(1)[0]
+    s.xt = s.x.copy()  # a perfect codec: x̃ must stay equal to x under every augmentation
+    s.text = (s.variants[2][-1] > 0.5).astype(np.uint8)  # the mask follows the region
+    sampler = CropSampler([s], np.random.default_rng(0), (0, 0, 1), augment=True)
+    for _ in range(6):
+        x, xt, inp, m = sampler.batch(4, 32)
+        assert torch.equal(x, xt)
+        assert torch.equal(m[:, 0] > 0, inp[:, -1] > 0.5)
+        assert set(inp[:, 5].unique().tolist()) <= {-1.0, 0.0, 1.0}
+        assert inp[:, 1:4].min() >= 0 and inp[:, 1:4].max() <= 1
+        assert torch.equal(inp[:, 1:4] * (1 - inp[:, 4:5]), torch.zeros_like(inp[:, 1:4]))

@@ -66,6 +66,7 @@ def test_no_words_is_empty_section():
 
 
 def test_payload_smaller_than_gzip_of_the_same_words():
+    # version 2 is raw (a prefix is whole words): 89 bytes here, version 1 (brotli) took 66
     words = [
         _rect_word(400 + 60 * i, 100 + 30 * i, 90, 18, 0, t)
         for i, t in enumerate(["Carpark", "EXIT", "62-03", "Genaxis Theatre", "M5 XSX"])
@@ -73,7 +74,7 @@ def test_payload_smaller_than_gzip_of_the_same_words():
     import gzip
 
     text = "\n".join(",".join(str(round(v)) for v in w.quad.ravel()) + "," + w.text for w in words)
-    assert len(encode_words(words, W, H)) < 0.6 * len(gzip.compress(text.encode()))
+    assert len(encode_words(words, W, H)) < 0.7 * len(gzip.compress(text.encode()))
 
 
 def _section(body: bytes, method: int, bits: int = 11) -> bytes:
@@ -86,7 +87,8 @@ def _section(body: bytes, method: int, bits: int = 11) -> bytes:
         (_section(b"\x05\x00", 0), "truncated at word 1 centre y"),
         (_section(b"\xff\xff\xff\xff\x01", 0), "word count varint longer"),
         (_section(bytes([0xFF, 0x03]), 0), "word count 511 exceeds"),
-        (bytes([8]) + b"\x00", "payload version 2"),
+        (bytes([12]) + b"\x00", "payload version 3"),
+        (bytes([9]) + b"\x00", "version 2 with compression method 1"),
         (bytes([3]) + b"\x00", "compression method 3"),
         (_section(b"\x01\x00\x00\x02\x02\x00\x02\xff\xfe", 0), "not UTF-8"),
         (_section(b"\x01\x00\x00\x02\x02\x00\x01AB", 0), "1 unexpected bytes"),

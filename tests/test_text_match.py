@@ -15,6 +15,8 @@ from textboost.text.words import Word, rect_quad
 
 from .conftest import SHARED
 
+pytestmark = pytest.mark.edge  # the sender's search runs on the edge (Python 3.10, no torch)
+
 W, H = 320, 120
 
 

@@ -134,7 +134,8 @@ def test_sidecar_metadata_goes_into_the_header_and_the_cache_key(tmp_path):
     codec = CountingCodec()
     cache = EncodeCache(tmp_path / "cache")
     pipe = EncodePipeline(FixedRate(0.5), cache, codec_factory=lambda: codec)
-    assert Container.parse(pipe.encode(img_path).data).header.meta is None
+    # no EXIF, no sidecar: the record carries the file's name alone
+    assert Container.parse(pipe.encode(img_path).data).header.meta.to_json() == {"name": "img.png"}
     side = tmp_path / "img.json"
     side.write_text('{"time": "2026-12-03T10:00:00Z", "lat": 52.5, "lon": 13.4}')
     meta = Container.parse(pipe.encode(img_path).data).header.meta
@@ -232,7 +233,8 @@ def test_cache_hit_does_not_load_the_codec(tmp_path):
     code = (
         "import sys\n"
         "from uplink import EncodeCache, EncodePipeline, FixedRate\n"
-        f"pipe = EncodePipeline(FixedRate(0.5), EncodeCache({str(tmp_path / 'cache')!r}))\n"
+        f"pipe = EncodePipeline(FixedRate(0.5), EncodeCache({str(tmp_path / 'cache')!r}), "
+        "name=False)\n"
         f"enc = pipe.encode({str(img_path)!r})\n"
         "print(enc.cached, pipe.loader.loaded, 'torch' in sys.modules)\n"
     )

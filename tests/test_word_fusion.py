@@ -191,3 +191,43 @@ def test_onnx_word_block_fuses_as_torch(tmp_path):
     assert np.array_equal(got[~inside], dec[~inside])
     with pytest.raises(Exception, match="word fusion block"):
         onnx_block.fuse(dec, None)
+
+
+def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image):
+    """A model with word-block weights beside it: ``decode`` fuses around the carried words
+    only (the rest is ``decode(fusion=False)`` bit for bit), old and styled streams alike;
+    an unreadable text section is a warning and the codec's own picture."""
+    import shutil
+    import warnings
+
+    from textboost.bitstream.container import Container
+    from textboost.codec.api import Codec
+    from textboost.codec.weights import ModelFile, fusion_path
+    from textboost.text.payload import encode_words
+    from textboost.text.render import TextWarning
+    from textboost.text.style import Style
+
+    shipped = ModelFile.load(None)
+    model = tmp_path / shipped.path.name
+    shutil.copy(shipped.path, model)
+    save_fusion(_noisy_block(3), fusion_path(model), shipped.model_id)
+    codec = Codec.load(model, spotter=None)
+    assert codec.fusion.kind == "words"
+    h, w = small_image.shape[:2]
+    plain_stream = codec.encode(small_image, rate=0.3, text=False)
+    c = Container.parse(plain_stream)
+    plain = codec.decode(plain_stream, fusion=False)
+    assert np.array_equal(codec.decode(plain_stream), plain)  # no words: nothing runs
+    words = [Word(rect_quad(w / 2, h / 3, w / 3, h / 10, 0.1), "EXIT 12")]
+    styled = [Word(words[0].quad, "EXIT 12", 1.0, Style(face=1, dark=False))]
+    for ws in (words, styled):
+        data = Container(c.header, encode_words(ws, w, h), c.z, c.groups).to_bytes()
+        fused = codec.decode(data)
+        inside = _regions(codec.words(data), w, h)
+        assert np.array_equal(fused[~inside], plain[~inside])
+        assert not np.array_equal(fused[inside], plain[inside])
+    bad = Container(c.header, b"\x07garbage", c.z, c.groups).to_bytes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TextWarning)
+        assert np.array_equal(codec.decode(bad), plain)
+    assert any("unreadable" in str(x.message) for x in caught)

@@ -15,13 +15,22 @@ from textboost.bitstream.capture import (
     MIN_ALT_M,
     CaptureMeta,
     MetaError,
+    fit_name,
     parse_time,
     representable_time,
 )
 
-__all__ = ["MAX_SIDECAR_BYTES", "capture_for", "from_exif", "from_sidecar"]
+__all__ = ["MAX_SIDECAR_BYTES", "capture_for", "from_exif", "from_sidecar", "with_name"]
 
 MAX_SIDECAR_BYTES = 64 << 10  # a sidecar JSON is a few hundred bytes; more is not one
+
+
+def with_name(meta: CaptureMeta | None, image_path: str | Path) -> CaptureMeta:
+    """``meta`` carrying the image's file name (shortened to fit: :func:`fit_name`), so the
+    ground can show the photo as the camera named it."""
+    from dataclasses import replace
+
+    return replace(meta or CaptureMeta(), name=fit_name(Path(image_path).name))
 
 
 def capture_for(

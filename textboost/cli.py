@@ -99,6 +99,10 @@ def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--no-meta", action="store_true", help="send no capture metadata (saves up to 14 bytes)"
     )
+    g.add_argument(
+        "--no-name", action="store_true",
+        help="do not carry the file's name (default: its first 32 bytes, 2 + length bytes)",
+    )  # fmt: skip
 
 
 def meta_from_args(args: argparse.Namespace, image_path: str | Path):
@@ -107,7 +111,7 @@ def meta_from_args(args: argparse.Namespace, image_path: str | Path):
     Raises:
         textboost.capture.MetaError: a bad value, naming the field.
     """
-    from textboost.capture import capture_for
+    from textboost.capture import capture_for, with_name
 
     if args.no_meta:
         return None
@@ -115,7 +119,8 @@ def meta_from_args(args: argparse.Namespace, image_path: str | Path):
         "time": args.time, "lat": args.lat, "lon": args.lon, "alt_m": args.alt,
         "heading_deg": args.heading, "camera": args.camera,
     }  # fmt: skip
-    return capture_for(image_path, overrides)
+    meta = capture_for(image_path, overrides)
+    return meta if args.no_name else with_name(meta, image_path)
 
 
 class SearchProgress:

@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send no capture metadata (default: each image's EXIF and IMAGE.json sidecar)",
     )
+    s.add_argument(
+        "--no-name", action="store_true",
+        help="do not carry each file's name (default: its first 32 bytes, in the header)",
+    )  # fmt: skip
     s.add_argument("--cache-dir", type=Path, help="encode cache directory")
     s.add_argument("--rate-bps", type=float,
                    help="pace the link at this on-air bit rate (with --mavlink: the cap on the "
@@ -163,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         return _encode(args)
     if args.command == "verify":
         return _verify(args)
+    if args.command == "status":
+        from textboost.field.serve import status
+
+        return status(PROG, args, "uplink")
     if args.command == "serve":
         from textboost.field.serve import serve
         from uplink.service import UplinkService
@@ -195,7 +203,7 @@ def _encode(args) -> int:
         fail(PROG, _message(exc))
     try:
         meta = meta_from_args(args, args.input)
-        pipe = EncodePipeline(policy, None, loader, text=not args.no_text, meta=False)
+        pipe = EncodePipeline(policy, None, loader, text=not args.no_text, meta=False, name=False)
         enc = pipe.encode(args.input, meta=meta)
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _message(exc, args.input))
@@ -305,7 +313,8 @@ def _send(args) -> int:
             storage_bytes=args.storage_bytes,
             drop_policy=args.drop_policy,
             pipeline=EncodePipeline(
-                policy, cache, loader, text=not args.no_text, meta=not args.no_meta
+                policy, cache, loader, text=not args.no_text, meta=not args.no_meta,
+                name=not (args.no_meta or args.no_name),
             ),
             epoch=epoch_from_args(args),
         )

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from textboost.bitstream.capture import CaptureMeta
 from textboost.bitstream.container import Container
-from textboost.capture import capture_for
+from textboost.capture import capture_for, with_name
 from textboost.codec.image import load_image
 from textboost.codec.loader import CodecLoader
 from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate, RatePolicy, bpp_of
@@ -50,12 +50,14 @@ __all__ = [
 def text_settings(text: bool) -> str:
     """The text part of an encode cache key: ``text=off``, or ``text=on`` with a digest of
     the default :class:`~textboost.text.filter.TextFilter` thresholds (what the shipped
-    codec's sender keeps), so changing them never serves stale words."""
+    codec's sender keeps) and the text section's payload version, so changing either never
+    serves stale words."""
     if not text:
         return "text=off"
     from textboost.text.filter import TextFilter
+    from textboost.text.payload import VERSION
 
-    flt = json.dumps(TextFilter().to_dict(), sort_keys=True)
+    flt = json.dumps({**TextFilter().to_dict(), "payload": VERSION}, sort_keys=True)
     return f"text=on/{hashlib.sha256(flt.encode()).hexdigest()[:8]}"
 
 
@@ -85,6 +87,8 @@ class EncodePipeline:
         text: spot words and carry them in the text section (default); False: none.
         meta: read each image's capture metadata from its EXIF and sidecar JSON
             (default); False: send none unless :meth:`encode` is handed a record.
+        name: with ``meta``, carry the image file's name in the record (default; at most
+            32 bytes of UTF-8, counted in the budget with the header); False: none.
     """
 
     def __init__(
@@ -95,11 +99,13 @@ class EncodePipeline:
         *,
         text: bool = True,
         meta: bool = True,
+        name: bool = True,
     ) -> None:
         self.policy = policy
         self.cache = cache
         self.text = text
         self.meta = meta
+        self.name = name
         self.settings = f"{policy.settings};{text_settings(text)}"  # the cache key
         if codec_factory is None:
             codec_factory = CodecLoader()
@@ -128,6 +134,8 @@ class EncodePipeline:
             return Encoded(path, data, h.width, h.height, 0.0, cached=False)
         if meta is None and self.meta:
             meta = capture_for(path)
+        if self.name and self.meta:
+            meta = with_name(meta, path)
         settings = self.settings
         if meta is not None:
             settings += f";meta={meta.to_bytes().hex()}"

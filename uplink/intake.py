@@ -43,8 +43,6 @@ __all__ = [
     "MAX_CONNECTIONS",
     "MAX_FILE_BYTES",
     "MAX_NAME_BYTES",
-    "MAX_POST_BYTES",
-    "MAX_SIDECAR_BYTES",
     "REQUEST_DEADLINE_S",
     "DropFolder",
     "HttpIntake",
@@ -52,7 +50,6 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 64 << 20  # an image or .tbx file (a 64 MP JPEG is ~20-40 MB)
-MAX_POST_BYTES = MAX_FILE_BYTES
 MAX_NAME_BYTES = 250  # a file system's 255, less room for the ".json" of a sidecar
 MAX_CONNECTIONS = 8
 IDLE_TIMEOUT_S = 10.0
@@ -361,7 +358,7 @@ class HttpIntake:
                 name, error = self._name()
                 if name is None:
                     return self._answer(400, {"error": error})
-                limit = MAX_SIDECAR_BYTES if name.lower().endswith(".json") else MAX_POST_BYTES
+                limit = MAX_SIDECAR_BYTES if name.lower().endswith(".json") else MAX_FILE_BYTES
                 if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                     return self._answer(400, {"error": "chunked body: send Content-Length"})
                 try:

@@ -68,7 +68,7 @@ class UplinkService:
         self.pipeline = pipeline or EncodePipeline(
             up.budget.fixed_policy(), None,
             up.codec.loader(f"{source}: uplink.codec", fusion=False),
-            text=up.text,
+            text=up.text, name=up.send_name,
         )
         self.log = EventLog(up.event_log, "uplink")
         self.state = UplinkState(up.state_db)
@@ -138,6 +138,7 @@ class UplinkService:
                 continue
             future = self._worker.submit(self.pipeline.encode, path)
             self._encoding[path] = (future, sha, sidecar, time.time())
+            self.log.write("encoding", image=path.name, queued=len(self._encoding) - 1)
 
     def _reject(self, path: Path, reason: str) -> None:
         """Log the ``rejected`` event and move the file to ``rejected/``; a file that cannot
@@ -271,9 +272,16 @@ class UplinkService:
     def send_errors(self) -> int:
         return self.transport.stats.send_errors
 
-    def close(self) -> None:
+    def busy(self) -> str | None:
+        """The work a stop would cut short (None: none): encodes not yet stored; their
+        files stay in the drop folder and are encoded again at the next start."""
+        n = sum(not f.done() for f, *_ in self._encoding.values())
+        return f"{n} encode{'s' if n > 1 else ''} in progress" if n else None
+
+    def close(self, wait: bool = True) -> None:
+        """``wait``: let an encode in progress finish (its result is not stored either way)."""
         self.transport.close()
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._worker.shutdown(wait=wait, cancel_futures=True)
         if self.intake is not None:
             self.intake.close()
         self.state.close()

@@ -13,8 +13,12 @@ every field is quantised to what the sensor resolves and bit-packed::
     bit 2  altitude  16 bits  metres above mean sea level + 1000 (-1000 .. 64535 m)
     bit 3  heading    8 bits  degrees true in 1/256 turn (1.4°)
     bit 4  camera     8 bits  camera id 0..255
+    bit 5  name       after the packed fields: u8 length + the source file's name, UTF-8,
+                      1..32 bytes (:func:`fit_name` shortens a longer one)
 
-Time, position and heading, the common case, cost 12 bytes with the mask; altitude adds 2.
+Time, position and heading, the common case, cost 12 bytes with the mask; altitude adds 2;
+a name ``eu5.jpg`` adds 8. A record without a name is laid out as before bit 5 existed, so
+older streams read unchanged.
 The quantisation error is below a GNSS fix's own error (a few metres), and the decoder
 returns the grid value, so a record decoded and re-encoded gives the same bytes.
 """
@@ -26,14 +30,33 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["MIN_ALT_M", "TIME_ZERO", "CaptureMeta", "MetaError", "parse_time", "representable_time"]
+__all__ = [
+    "MAX_NAME_BYTES", "MIN_ALT_M", "TIME_ZERO", "CaptureMeta", "MetaError", "fit_name",
+    "parse_time", "representable_time",
+]  # fmt: skip
 
 TIME_ZERO = datetime(2024, 1, 1, tzinfo=timezone.utc)
 _TIME_BITS, _LAT_BITS, _LON_BITS, _ALT_BITS, _HDG_BITS, _CAM_BITS = 30, 24, 25, 16, 8, 8
 _LAT_STEP = 180.0 / ((1 << _LAT_BITS) - 1)  # both poles representable
 _LON_STEP = 360.0 / (1 << _LON_BITS)  # wraps: -180 and 180 are one meridian
 _ALT_OFFSET = 1000
-_FIELDS = ("time", "position", "altitude", "heading", "camera")
+_FIELDS = ("time", "position", "altitude", "heading", "camera", "name")
+_NAME_BIT = 1 << 5
+MAX_NAME_BYTES = 32  # a camera's file name fits; a long one is shortened by fit_name
+
+
+def fit_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
+    """``name`` in at most ``limit`` bytes of UTF-8: a longer stem is cut (at a character)
+    and the extension kept when it is short, so ``IMG_…_0042.jpg`` stays recognisable."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext.encode()) > 8:
+        stem, ext = name, ""
+    tail = f"~.{ext}" if ext else "~"
+    room = limit - len(tail.encode())
+    cut = stem.encode()[:room].decode("utf-8", "ignore")
+    return cut + tail
 
 
 MIN_ALT_M = -_ALT_OFFSET  # the lowest altitude a record carries
@@ -62,6 +85,7 @@ class CaptureMeta:
     alt_m: float | None = None
     heading_deg: float | None = None
     camera: int | None = None
+    name: str | None = None  # the source file's name (1..32 bytes of UTF-8)
 
     def __post_init__(self) -> None:
         if (self.lat is None) != (self.lon is None):
@@ -80,6 +104,10 @@ class CaptureMeta:
             isinstance(self.camera, int) and 0 <= self.camera < 1 << _CAM_BITS
         ):
             raise MetaError(f"camera {self.camera!r}: expected an integer 0..255")
+        if self.name is not None and not _name_ok(self.name):
+            raise MetaError(
+                f"name {self.name!r}: expected 1..{MAX_NAME_BYTES} bytes of UTF-8 (fit_name)"
+            )
 
     @property
     def empty(self) -> bool:
@@ -104,18 +132,24 @@ class CaptureMeta:
         if self.camera is not None:
             mask |= 16
             bits.put(self.camera, _CAM_BITS)
-        return bytes([mask]) + bits.to_bytes()
+        tail = b""
+        if self.name is not None:
+            mask |= _NAME_BIT
+            raw = self.name.encode()
+            tail = bytes([len(raw)]) + raw
+        return bytes([mask]) + bits.to_bytes() + tail
 
     @staticmethod
     def packed_size(mask: int) -> int:
-        """Bytes of a record with this mask byte, the mask included.
+        """Bytes of a record with this mask byte, the mask included, up to the name (with
+        bit 5 set, a length byte and the name follow).
 
         Raises:
             MetaError: unknown bits in the mask (a newer format, or corruption).
         """
         if mask >> len(_FIELDS):
-            raise MetaError(f"mask 0x{mask:02x}: unknown field bits (expected 0x00..0x1f)")
-        widths = (_TIME_BITS, _LAT_BITS + _LON_BITS, _ALT_BITS, _HDG_BITS, _CAM_BITS)
+            raise MetaError(f"mask 0x{mask:02x}: unknown field bits (expected 0x00..0x3f)")
+        widths = (_TIME_BITS, _LAT_BITS + _LON_BITS, _ALT_BITS, _HDG_BITS, _CAM_BITS, 0)
         n = sum(w for i, w in enumerate(widths) if mask >> i & 1)
         return 1 + -(-n // 8)
 
@@ -125,11 +159,22 @@ class CaptureMeta:
         if not data:
             raise MetaError("record: empty, expected a mask byte")
         mask = data[0]
-        if len(data) != cls.packed_size(mask):
-            raise MetaError(
-                f"record: {len(data)} bytes, mask 0x{mask:02x} needs {cls.packed_size(mask)}"
-            )
-        bits, kw = _Bits(data[1:]), {}
+        size = cls.packed_size(mask)
+        kw: dict[str, Any] = {}
+        if mask & _NAME_BIT:
+            if len(data) <= size:
+                raise MetaError("name: bit 5 set but no name follows")
+            raw = data[size + 1 :]
+            if len(raw) != data[size]:
+                raise MetaError(f"name: {len(raw)} bytes, its length byte says {data[size]}")
+            try:
+                kw["name"] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise MetaError(f"name: not UTF-8 ({raw[:32].hex()})") from None
+            data = data[:size]
+        if len(data) != size:
+            raise MetaError(f"record: {len(data)} bytes, mask 0x{mask:02x} needs {size}")
+        bits = _Bits(data[1:])
         if mask & 1:
             seconds = bits.get(_TIME_BITS)
             kw["time"] = TIME_ZERO + timedelta(seconds=seconds)
@@ -161,6 +206,8 @@ class CaptureMeta:
             out["heading_deg"] = round(self.heading_deg, 2)
         if self.camera is not None:
             out["camera"] = self.camera
+        if self.name is not None:
+            out["name"] = self.name
         return out
 
     @classmethod
@@ -169,7 +216,7 @@ class CaptureMeta:
         JSON); unknown keys and bad values raise :class:`MetaError` naming ``where``."""
         if not isinstance(obj, dict):
             raise MetaError(f"{where}: expected an object, got {type(obj).__name__}")
-        known = {"time", "lat", "lon", "alt_m", "heading_deg", "camera"}
+        known = {"time", "lat", "lon", "alt_m", "heading_deg", "camera", "name"}
         if extra := sorted(set(obj) - known):
             raise MetaError(f"{where}: unknown key {extra[0]!r} (expected {sorted(known)})")
         kw: dict[str, Any] = {}
@@ -183,9 +230,18 @@ class CaptureMeta:
                     kw[key] = float(value)
             if obj.get("camera") is not None:
                 kw["camera"] = obj["camera"]
+            if obj.get("name") is not None:
+                kw["name"] = obj["name"]
             return cls(**kw)
         except (MetaError, ValueError, TypeError) as e:
             raise MetaError(f"{where}: {e}") from None
+
+
+def _name_ok(name: object) -> bool:
+    try:
+        return isinstance(name, str) and 1 <= len(name.encode()) <= MAX_NAME_BYTES
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
 
 
 def parse_time(text: str) -> datetime:

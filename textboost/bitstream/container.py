@@ -199,46 +199,7 @@ class Container:
         """Parse and verify a stream; ``model_id`` (if given) must match the header's."""
         data = bytes(data)
         r = _Reader(data)
-        magic = r.take(2, "header", "magic")
-        if magic != MAGIC:
-            raise BitstreamError(f"header: bad magic {magic!r}, expected {MAGIC!r} (not a .tbx)")
-        version = r.u8("header", "format version")
-        if version not in READ_VERSIONS:
-            raise BitstreamError(
-                f"header: format version {version}, this decoder reads versions "
-                f"{', '.join(map(str, READ_VERSIONS))}"
-            )
-        mid = r.take(4, "header", "model id")
-        width = r.varint("header", "width")
-        height = r.varint("header", "height")
-        scale, rate, n_groups, n_sections = struct.unpack(
-            "<BHBB", r.take(5, "header", "scale/rate/groups")
-        )
-        meta_bytes = b""
-        if version >= 3:
-            mask = r.u8("header", "metadata mask")
-            try:
-                size = CaptureMeta.packed_size(mask)
-            except MetaError as e:
-                raise BitstreamError(f"header: metadata {e}") from None
-            meta_bytes = bytes([mask]) + r.take(size - 1, "header", f"{size}-byte metadata")
-        crc_end = r.pos
-        (crc,) = struct.unpack("<I", r.take(4, "header", "CRC32"))
-        if zlib.crc32(data[:crc_end]) != crc:
-            raise BitstreamError("header: CRC32 mismatch (header bytes corrupt)")
-        if not (0 < width < MAX_DIM and 0 < height < MAX_DIM):
-            raise BitstreamError(f"header: image size {width}x{height} outside 1..{MAX_DIM - 1}")
-        if scale < FULL_SCALE:
-            raise BitstreamError(f"header: scale {scale}/8 below 1 (expected {FULL_SCALE}..255)")
-        if n_groups < 1 or not 2 <= n_sections <= 2 + n_groups:
-            raise BitstreamError(
-                f"header: {n_sections} sections for {n_groups} y groups, expected 2..{2 + n_groups}"
-            )
-        if model_id is not None and mid != model_id:
-            raise BitstreamError(
-                f"header: model id {mid.hex()} but this codec's model is {model_id.hex()} "
-                "(stream from another model)"
-            )
+        header, n_sections = _read_header(r, data, model_id)
         payloads = []
         for i in range(n_sections):
             name = section_name(i)
@@ -252,17 +213,87 @@ class Container:
             raise BitstreamError(
                 f"trailer: {len(data) - r.pos} unexpected bytes after the last section"
             )
-        try:
-            meta = CaptureMeta.from_bytes(meta_bytes) if meta_bytes else None
-        except MetaError as e:
-            raise BitstreamError(f"header: metadata {e}") from None
-        header = Header(
-            model_id=mid, width=width, height=height, rate=rate, n_groups=n_groups,
-            scale=scale, meta=meta,
-        )
         return cls(header=header, text=payloads[0], z=payloads[1], groups=tuple(payloads[2:]))
 
+    @staticmethod
+    def parse_head(data: bytes) -> tuple[Header, bytes] | None:
+        """The header and the leading bytes of the text section from the first bytes of a
+        stream (or of bundle section 0), before the text's CRC can be checked: the text
+        section is a prefix code, so its first words are read early. None until the header
+        and the text's length and CRC fields are in.
 
+        Raises:
+            BitstreamError: the header is complete but bad (CRC, version, fields).
+        """
+        data = bytes(data)
+        r = _Reader(data)
+        try:
+            header, _ = _read_header(r, data, None)
+            length = r.varint("text", "length")
+            r.take(4, "text", "CRC32")
+        except _Truncated:
+            return None
+        return header, data[r.pos : r.pos + length]
+
+
+def _read_header(r: _Reader, data: bytes, model_id: bytes | None) -> tuple[Header, int]:
+    """The header and the number of sections that follow it, verified."""
+    magic = r.take(2, "header", "magic")
+    if magic != MAGIC:
+        raise BitstreamError(f"header: bad magic {magic!r}, expected {MAGIC!r} (not a .tbx)")
+    version = r.u8("header", "format version")
+    if version not in READ_VERSIONS:
+        raise BitstreamError(
+            f"header: format version {version}, this decoder reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))}"
+        )
+    mid = r.take(4, "header", "model id")
+    width = r.varint("header", "width")
+    height = r.varint("header", "height")
+    scale, rate, n_groups, n_sections = struct.unpack(
+        "<BHBB", r.take(5, "header", "scale/rate/groups")
+    )
+    meta_bytes = b""
+    if version >= 3:
+        mask = r.u8("header", "metadata mask")
+        try:
+            size = CaptureMeta.packed_size(mask)
+        except MetaError as e:
+            raise BitstreamError(f"header: metadata {e}") from None
+        meta_bytes = bytes([mask]) + r.take(size - 1, "header", f"{size}-byte metadata")
+        if mask & 0x20:  # the source file's name: a length byte, then UTF-8
+            n = r.u8("header", "metadata name length")
+            meta_bytes += bytes([n]) + r.take(n, "header", f"{n}-byte metadata name")
+    crc_end = r.pos
+    (crc,) = struct.unpack("<I", r.take(4, "header", "CRC32"))
+    if zlib.crc32(data[:crc_end]) != crc:
+        raise BitstreamError("header: CRC32 mismatch (header bytes corrupt)")
+    if not (0 < width < MAX_DIM and 0 < height < MAX_DIM):
+        raise BitstreamError(f"header: image size {width}x{height} outside 1..{MAX_DIM - 1}")
+    if scale < FULL_SCALE:
+        raise BitstreamError(f"header: scale {scale}/8 below 1 (expected {FULL_SCALE}..255)")
+    if n_groups < 1 or not 2 <= n_sections <= 2 + n_groups:
+        raise BitstreamError(
+            f"header: {n_sections} sections for {n_groups} y groups, expected 2..{2 + n_groups}"
+        )
+    if model_id is not None and mid != model_id:
+        raise BitstreamError(
+            f"header: model id {mid.hex()} but this codec's model is {model_id.hex()} "
+            "(stream from another model)"
+        )
+    try:
+        meta = CaptureMeta.from_bytes(meta_bytes) if meta_bytes else None
+    except MetaError as e:
+        raise BitstreamError(f"header: metadata {e}") from None
+    header = Header(
+        model_id=mid, width=width, height=height, rate=rate, n_groups=n_groups,
+        scale=scale, meta=meta,
+    )  # fmt: skip
+    return header, n_sections
+
+
+class _Truncated(BitstreamError):
+    """The stream ends inside a field."""
 
 
 class _Reader:
@@ -272,7 +303,7 @@ class _Reader:
 
     def take(self, n: int, section: str, what: str) -> bytes:
         if self.pos + n > len(self.data):
-            raise BitstreamError(
+            raise _Truncated(
                 f"{section}: truncated, expected {what} at byte {self.pos} but the stream "
                 f"has {len(self.data)} bytes"
             )

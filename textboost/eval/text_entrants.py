@@ -46,8 +46,8 @@ LABELS = {
     "avif": "AVIF (libaom), best of quality x downscale",
     "codec": "codec alone",
     "textboost": "TextBoost",
-    "paper": "TextBoost, paper's block",
-    "words": "TextBoost, word block",
+    "paper": "TextBoost with the paper's block",
+    "words": "TextBoost with the word block",
 }
 MAX_WORKERS = 2  # the CPU is shared: never more than two processes
 

@@ -93,6 +93,7 @@ class UplinkSection(EdgeQueue):
     duty_period_s: float = Field(60.0, gt=0)
     budget: Budget = DEFAULT_BUDGET  # {max_bytes: N}, {bpp: B} or {rate: R}
     text: bool = True  # spot words and send them first
+    send_name: bool = True  # carry each file's name (<= 32 bytes, in the header's record)
     poll_s: float = Field(0.5, gt=0)  # drop folder polling interval
     keep_sources: bool = False  # True: move taken files to drop_dir/taken/, False: delete
     codec: CodecSection = CodecSection()

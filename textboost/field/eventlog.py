@@ -23,6 +23,7 @@ __all__ = ["EVENTS", "EventLog", "read_events"]
 EVENTS: dict[str, tuple[str, ...]] = {
     "restart": ("epoch",),  # a service started (its own epoch in "epoch")
     "captured": ("source",),  # uplink: an image taken from the drop folder or the intake
+    "encoding": (),  # uplink: an image handed to the encoder (it may wait behind others)
     "encoded": ("bpp", "sha256"),  # uplink: its .tbx committed to the queue
     "submitted": (),  # uplink: handed to the protocol under (epoch, bundle)
     "acked": (),  # uplink: FIN received and recorded
@@ -34,6 +35,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "group": ("group",),  # downlink: y group k decoded (a preview PNG)
     "delivered": ("sha256",),  # downlink: .tbx and record durable, FIN sent
     "duplicate": ("sha256",),  # downlink: an image already stored, FINed again, not written
+    "abandoned": ("reason", "sections"),  # downlink: a bundle that cannot complete (it comes
+    # again as a new bundle): its partial files removed
     "decoded": ("png",),  # downlink: the full image decoded to PNG
     "handoff": ("to", "events", "error"),  # downlink: CoT events sent to a TAK server
     "frame_dropped": ("reason", "detail"),  # either: a frame dropped by the protocol
@@ -52,6 +55,7 @@ class EventLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.node = node
         self.clock = clock
+        self.echo: Callable[[dict[str, Any]], None] | None = None  # sees each event written
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held until close()
 
     def write(
@@ -81,6 +85,8 @@ class EventLog:
         }
         self._f.write(json.dumps(doc, separators=(",", ":")) + "\n")
         self._f.flush()
+        if self.echo is not None:
+            self.echo(doc)
         return doc
 
     def drops(self, drops: Iterable[FrameDropped]) -> int:

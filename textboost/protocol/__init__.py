@@ -30,6 +30,7 @@ from textboost.protocol.events import (
     FrameDropped,
     ReceiverGaveUp,
     SectionDelivered,
+    SectionProgress,
 )
 from textboost.protocol.frames import (
     Frame,
@@ -76,6 +77,7 @@ __all__ = [
     "ReplayState",
     "ReplayWindow",
     "SectionDelivered",
+    "SectionProgress",
     "Sender",
     "SenderBundleRecord",
     "SenderStats",

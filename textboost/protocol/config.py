@@ -45,7 +45,7 @@ FEC_ROW_PREFIX_BYTES = 3  # each FEC source row: flags u8 | payload length u16
 MIN_PAYLOAD_BYTES = 8  # smallest fragment payload worth a frame (and room for a NAK range)
 
 ArqMode = Literal["immediate", "deferred", "none"]
-Policy = Literal["fifo", "priority_interleave"]
+Policy = Literal["fifo", "priority_interleave", "words_first"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +60,9 @@ class LinkConfig:
         policy: ``"fifo"``: bundles go in submit order, each as one segment (its sections
             back to back, sharing frames); ``"priority_interleave"``: one segment per
             priority class, and the highest class of every queued bundle goes before any
-            lower class.
+            lower class; ``"words_first"``: class 0 (the header and the words) of every
+            queued bundle goes first, then the rest bundle by bundle as with ``"fifo"``
+            (two segments: words overtake pictures, pictures do not overtake each other).
         crc_bits: 32 (CRC-32) or 16 (CRC-16/CCITT). CRC-16 is for MTUs of a few dozen
             bytes whose radio already checks a CRC (LoRa's PHY CRC-16, SBD's checksum):
             there the protocol CRC only has to catch what slips past, and 2 bytes are 4 %
@@ -112,9 +114,10 @@ class LinkConfig:
             raise LocalProtocolError(
                 f"arq {self.arq!r}: expected 'immediate', 'deferred' or 'none'"
             )
-        if self.policy not in ("fifo", "priority_interleave"):
+        if self.policy not in ("fifo", "priority_interleave", "words_first"):
             raise LocalProtocolError(
-                f"policy {self.policy!r}: expected 'fifo' or 'priority_interleave'"
+                f"policy {self.policy!r}: expected 'fifo', 'priority_interleave' or "
+                "'words_first'"
             )
         if self.crc_bits not in (16, 32):
             raise LocalProtocolError(f"crc_bits {self.crc_bits!r}: expected 16 or 32")

@@ -12,6 +12,7 @@ __all__ = [
     "FrameDropped",
     "ReceiverGaveUp",
     "SectionDelivered",
+    "SectionProgress",
 ]
 
 
@@ -34,6 +35,15 @@ class SectionDelivered(Event):
     (sections are handed out as an in-order prefix, so a partial image can be decoded)."""
 
     index: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SectionProgress(Event):
+    """Receiver (``progress=True``): the leading bytes of section 0 held so far, each from a
+    frame that passed its check; the section's own check is still to come. Sent each time
+    they grow, until :class:`SectionDelivered` hands out the whole, verified section."""
+
     data: bytes
 
 

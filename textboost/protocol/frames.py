@@ -37,7 +37,8 @@ the version 2 check is dropped with reason ``version``.
 
 A bundle is sent as byte *segments*: segment 0 opens with the bundle's descriptor, and
 each segment carries consecutive sections back to back (``policy="fifo"``: the whole
-bundle is one segment; ``"priority_interleave"``: one segment per priority class), so small
+bundle is one segment; ``"priority_interleave"``: one segment per priority class;
+``"words_first"``: class 0 and the rest), so small
 sections share frames instead of each paying a frame header.
 
 Frame types: DATA (a fragment of a segment), PARITY (FEC parity over a group of DATA

@@ -3,7 +3,8 @@
 Both ends compute the same layout from the descriptor and the policy. Sections go in
 (class, index) order. With ``policy="fifo"`` they form one segment; with
 ``"priority_interleave"`` each priority class forms its own segment, so the scheduler can
-send class 0 of every bundle before class 1 of any. Segment 0 opens with the descriptor.
+send class 0 of every bundle before class 1 of any; with ``"words_first"`` class 0 forms
+one segment and every other class a second one. Segment 0 opens with the descriptor.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Layout:
         order = sorted(range(len(classes)), key=lambda i: (classes[i], i))
         groups: list[list[int]] = []
         for i in order:
-            if groups and (policy == "fifo" or classes[groups[-1][-1]] == classes[i]):
+            if groups and _same_segment(policy, classes[groups[-1][-1]], classes[i]):
                 groups[-1].append(i)
             else:
                 groups.append([i])
@@ -64,3 +65,12 @@ class Layout:
             tuple(spans[i] for i in range(len(classes))),
             tuple(tuple(g) for g in groups),
         )
+
+
+def _same_segment(policy: str, a: int, b: int) -> bool:
+    """Do sections of classes ``a`` and ``b`` (in that order) share a segment?"""
+    if policy == "fifo":
+        return True
+    if policy == "words_first":
+        return (a == 0) == (b == 0)
+    return a == b

@@ -8,7 +8,10 @@ fragments covering it are present and its bytes match length and check value; a 
 discards those fragments so ARQ fetches them again. Complete sections are handed out as an
 in-order prefix (:class:`SectionDelivered`), so the driver can decode a partial image from
 header, z and the first groups; when all are in, :class:`BundleDelivered` follows and a FIN
-is queued.
+is queued. With ``progress=True`` the first section's leading bytes are handed out as they
+grow (:class:`SectionProgress`: the text section is a prefix code, so its first words are
+read before the rest lands); each of those bytes passed its frame's check, the section's
+own check comes with :class:`SectionDelivered`.
 
 Gaps: the receiver tracks the furthest first-pass position of each bundle (frames flagged
 RETX do not move it). ``arq="immediate"`` NAKs a fragment the first time it is seen to be
@@ -58,6 +61,7 @@ from textboost.protocol.events import (
     FrameDropped,
     ReceiverGaveUp,
     SectionDelivered,
+    SectionProgress,
 )
 from textboost.protocol.frames import (
     MAX_SECTIONS,
@@ -101,6 +105,7 @@ class _RxBundle:
     last: dict[int, int] = field(default_factory=dict)  # segment -> index of LAST fragment
     complete: dict[int, bytes] = field(default_factory=dict)  # verified sections
     prefix: int = 0
+    progress: int = 0  # bytes of section 0 last handed out in a SectionProgress
     done: bool = False
     acked: bool = False  # FIN allowed (at once, or once the driver acknowledged)
     gave_up: bool = False
@@ -149,6 +154,7 @@ class Receiver:
         fin_on_delivery: True: FIN a bundle as soon as it is whole; False: only once the
             driver calls :meth:`acknowledge` (after it made the bundle durable), so a crash
             between delivery and storage never loses an image the sender counts as sent.
+        progress: emit :class:`SectionProgress` as section 0's leading bytes grow.
 
     Attributes:
         stats: counters over all bundles (:class:`ReceiverStats`).
@@ -163,11 +169,13 @@ class Receiver:
         replay_state: ReplayState | None = None,
         *,
         fin_on_delivery: bool = True,
+        progress: bool = False,
     ) -> None:
         if not 0 <= epoch <= 0xFFFF_FFFF:
             raise LocalProtocolError(f"epoch {epoch}: expected 0..2^32-1")
         self.config = config
         self.fin_on_delivery = fin_on_delivery
+        self.progress = progress
         self.epoch = epoch
         self.stats = ReceiverStats()
         self.records: dict[int, ReceiverBundleRecord] = {}
@@ -475,6 +483,19 @@ class Receiver:
         for k in b.layout.members[g]:
             if k not in b.complete and i in b.layout.spans[k].fragments(size, seg_len):
                 self._try_section(b, k, now, events)
+        if g == b.layout.spans[0].segment:
+            self._progress(b, now, events)
+
+    def _progress(self, b: _RxBundle, now: float, events: list[Event]) -> None:
+        """Section 0's contiguous leading bytes grew (before it is whole): say so."""
+        if not self.progress or b.layout is None or 0 in b.complete:
+            return
+        data = self.section_prefix(b.bundle_id, 0, b.epoch)
+        if len(data) > b.progress:
+            b.progress = len(data)
+            events.append(
+                SectionProgress(bundle_id=b.bundle_id, time_s=now, epoch=b.epoch, data=data)
+            )
 
     def _try_descriptor(self, b: _RxBundle, now: float, events: list[Event]) -> None:
         frags = b.fragments.get(0, {})
@@ -518,6 +539,7 @@ class Receiver:
             b.hwm = None
         for k in range(len(d.lengths)):
             self._try_section(b, k, now, events)
+        self._progress(b, now, events)
 
     def _try_section(self, b: _RxBundle, k: int, now: float, events: list[Event]) -> None:
         d, layout = b.descriptor, b.layout
@@ -823,6 +845,29 @@ class Receiver:
         if b is None:
             return []
         return [b.complete[k] for k in range(b.prefix)]
+
+    def section_prefix(self, bundle_id: int, index: int, epoch: int | None = None) -> bytes:
+        """The leading bytes of section ``index`` held so far: the section once verified,
+        else its bytes in the contiguous run of fragments that arrived, each of which passed
+        the frame check but not yet the section's (b"" before the descriptor is known).
+        For sections coded as a prefix code (the text section), so their first bytes can be
+        read before the rest lands."""
+        b = self._lookup(bundle_id, epoch)
+        if b is None or b.layout is None or not 0 <= index < len(b.layout.spans):
+            return b""
+        if index in b.complete:
+            return b.complete[index]
+        size = self.config.fragment_bytes(b.bundle_id)
+        span = b.layout.spans[index]
+        frags = b.fragments.get(span.segment, {})
+        idx = span.fragments(size, b.layout.segment_lengths[span.segment])
+        held = bytearray()
+        for f in idx:
+            if f not in frags:
+                break
+            held += frags[f]
+        start = span.offset - (idx.start * size if len(idx) else 0)
+        return bytes(held[start : start + span.length])
 
     def is_complete(self, bundle_id: int, epoch: int | None = None) -> bool:
         b = self._lookup(bundle_id, epoch)

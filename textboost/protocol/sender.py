@@ -3,17 +3,18 @@
 Theory of operation. ``submit`` turns a bundle (a list of sections with priority classes)
 into its first-pass frames: the sections in (class, index) order are laid out in segments
 (:mod:`~textboost.protocol.layout`: the whole bundle with ``fifo``, one per class with
-``priority_interleave``), segment 0 opening with the descriptor (length, class and check of
-every section); each segment is cut to the MTU, each FEC group followed by its parity
-frames, then comes EOF (ARQ modes) or, one-way without FEC, the descriptor's frames again
-(without it nothing of the bundle can be verified). ``poll_transmit`` hands out
-frames up to a byte budget from three tiers: re-sent EOFs first, then retransmissions, then
-first-pass frames ordered by the policy (``fifo``: bundle by bundle; ``priority_interleave``:
-class by class across all queued bundles). A NAK queues the listed fragments for
-retransmission; a FIN completes the bundle. When a bundle's last frame has gone out the
-sender waits ``rto_s`` for news; silence re-sends EOF (the receiver answers an EOF with NAKs
-or FIN, so a lost NAK or FIN costs one timeout), and after ``max_retries`` re-sends the
-bundle fails.
+``priority_interleave``, class 0 and the rest with ``words_first``), segment 0 opening with
+the descriptor (length, class and check of every section); each segment is cut to the MTU,
+each FEC group followed by its parity frames, then comes EOF (ARQ modes) or, one-way without
+FEC, the descriptor's frames again (without it nothing of the bundle can be verified).
+``poll_transmit`` hands out frames up to a byte budget from three tiers: re-sent EOFs first,
+then retransmissions, then first-pass frames ordered by the policy (``fifo``: bundle by
+bundle; ``priority_interleave``: class by class across all queued bundles; ``words_first``:
+class 0 of every queued bundle, then the rest bundle by bundle). A NAK queues the listed
+fragments for retransmission; a FIN completes the bundle. When a bundle's last frame has
+gone out the sender waits ``rto_s`` for news; silence re-sends EOF (the receiver answers an
+EOF with NAKs or FIN, so a lost NAK or FIN costs one timeout), and after ``max_retries``
+re-sends the bundle fails.
 
 The sender never reads a clock: times come in as ``now`` (float seconds) and leave as
 :meth:`Sender.next_timer`.
@@ -332,7 +333,10 @@ class Sender:
 
     def _push(self, tier: int, bundle: _TxBundle, unit: int) -> None:
         u = bundle.units[unit]
-        klass = u.klass if self.config.policy == "priority_interleave" else 0
+        policy = self.config.policy
+        klass = u.klass if policy == "priority_interleave" else (
+            min(u.klass, 1) if policy == "words_first" else 0
+        )
         key = (tier, klass, bundle.order, unit, next(self._counter))
         heapq.heappush(self._heap, (key, bundle.bundle_id, unit))
 

@@ -35,8 +35,9 @@ class LinkSettings(StrictModel):
     arq: Literal["immediate", "deferred", "none"] = Field(
         _D.arq, description="NAK gaps at once, at the EOF, or never (one-way link)"
     )
-    policy: Literal["fifo", "priority_interleave"] = Field(
-        _D.policy, description="bundles in order, or every bundle's first sections first"
+    policy: Literal["fifo", "priority_interleave", "words_first"] = Field(
+        _D.policy, description="bundles in order, every bundle's first sections first, or "
+        "every bundle's words first and then the pictures in order"
     )
     crc_bits: Literal[16, 32] = Field(_D.crc_bits, description="frame CRC width")
     rto_s: float = Field(_D.rto_s, gt=0, description="sender EOF re-send timeout, s")

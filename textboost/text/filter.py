@@ -13,21 +13,31 @@ smaller and coding most frames at half size below 0.03 bpp, does not: on OpenALP
 European set a plate (≈ 800 px² a character at 1000×750) was read on 0 of 5 images by the
 codec alone at 0.03 bpp (``results/text_eval.json``), and the paper's T dropped it. A plate
 costs about 10 bytes of text section.
+
+The words kept go in order of value (:func:`word_rank`), which is also their order in the
+text section, so a link that delivers only its first bytes delivers the most useful words:
+plate-like strings first (letters and digits mixed, 4-10 of them once spaces and dashes are
+dropped: plates, call signs, unit and tail numbers), then short signs (at most 8
+characters: exits, numbers, names), then the rest; within each tier the smallest text
+first (the filter's own criterion: what the codec loses first), then the more confident.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
 from textboost.text.words import Word
 
-__all__ = ["TextFilter", "select_words"]
+__all__ = ["TextFilter", "select_words", "word_rank"]
 
 CROP_PIXELS, CROP_T = 256 * 256, 150.0
 FULL_PIXELS, FULL_T = 1280 * 720, 800.0  # the paper's two points fix the exponent
 T_EXPONENT = math.log(FULL_T / CROP_T) / math.log(FULL_PIXELS / CROP_PIXELS)
 DEFAULT_T = 2 * FULL_T
+SHORT_SIGN = 8  # characters: a short sign ranks above longer text
+_PLATE = re.compile(r"(?=[^\W_]*\d)(?=[^\W_]*[^\W\d_])[^\W_]{4,10}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +46,7 @@ class TextFilter:
 
     char_area_full: float = DEFAULT_T  # T in px² at FULL_PIXELS; scaled with the image's pixels
     min_score: float = 0.5  # spotter confidence below this is dropped
-    max_words: int = 32  # keep the smallest-text words first when there are more
+    max_words: int = 32  # keep the most valuable first (word_rank) when there are more
     max_chars: int = 48  # longer strings are dropped (a spotter run-on, not a word)
     # the sender fits each carried word's rendering to the original (textboost.text.match):
     # face, polarity, ink box, ~3 bytes a word; colours add 3 more
@@ -61,13 +71,27 @@ class TextFilter:
         return asdict(self)
 
 
+def word_rank(w: Word) -> tuple[int, float, float]:
+    """Sort key of a word's value to an operator (smallest first): tier, then average
+    character area, then confidence; see the module docstring."""
+    compact = re.sub(r"[\s\-.]", "", w.text)
+    if _PLATE.fullmatch(compact):
+        tier = 0
+    elif len(w.text.strip()) <= SHORT_SIGN:
+        tier = 1
+    else:
+        tier = 2
+    return (tier, w.char_area, -w.score)
+
+
 def select_words(words: list[Word], width: int, height: int, flt: TextFilter) -> list[Word]:
-    """The words the sender carries: confident, small, at most ``max_words`` (smallest first)."""
+    """The words the sender carries: confident, small, at most ``max_words``, most valuable
+    first (:func:`word_rank`)."""
     t = flt.threshold(width, height)
     kept = [
         w
         for w in words
         if w.score >= flt.min_score and 0 < len(w.text.strip()) <= flt.max_chars and w.char_area < t
     ]
-    kept.sort(key=lambda w: w.char_area)
+    kept.sort(key=word_rank)
     return kept[: flt.max_words]

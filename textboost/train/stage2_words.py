@@ -77,6 +77,7 @@ class WordStage2Config:
     # crops by what the stream carries: no style (version 0), the sender's style (the
     # product's default: face, geometry, polarity), the style with its two colours
     style_mix: tuple[float, float, float] = (0.25, 0.5, 0.25)
+    augment: bool = True  # mirror, colour permutation, inversion (CropSampler._augment)
     clip_grad: float = 1.0
     threads: int = 1
     checkpoint_every: int = 200
@@ -234,13 +235,18 @@ class CropSampler:
     """Batches of crops centred near region pixels (x, x̃, inputs, text mask), as tensors."""
 
     def __init__(
-        self, samples: list[TileSample], rng: np.random.Generator, style_mix: Sequence[float]
+        self,
+        samples: list[TileSample],
+        rng: np.random.Generator,
+        style_mix: Sequence[float],
+        augment: bool = False,
     ) -> None:
         if not samples:
             raise ValueError("no training tiles in the stage-2 cache (build it first)")
         self.samples = samples
         self.rng = rng
         self.mix = np.asarray(style_mix, np.float64) / sum(style_mix)
+        self.augment = augment
 
     def batch(self, size: int, crop: int) -> tuple[torch.Tensor, ...]:
         xs, xts, ins, ms = [], [], [], []
@@ -254,12 +260,34 @@ class CropSampler:
             inp = s.variants[int(self.rng.choice(len(self.mix), p=self.mix))]
             sl = (slice(None), slice(y0, y0 + ch), slice(x0, x0 + cw))
             pad = ((0, 0), (0, crop - ch), (0, crop - cw))  # small tiles: zero-padded, weight 0
-            xs.append(np.pad(s.x[sl], pad))
-            xts.append(np.pad(s.xt[sl], pad))
-            ins.append(np.pad(inp[sl], pad))
-            ms.append(np.pad(s.text[None, y0 : y0 + ch, x0 : x0 + cw], pad))
+            x, xt = np.pad(s.x[sl], pad), np.pad(s.xt[sl], pad)
+            inp = np.pad(inp[sl], pad).astype(np.float32)
+            m = np.pad(s.text[None, y0 : y0 + ch, x0 : x0 + cw], pad)
+            if self.augment:
+                x, xt, inp, m = self._augment(x, xt, inp, m)
+            xs.append(x)
+            xts.append(xt)
+            ins.append(inp)
+            ms.append(m)
         f = lambda a, d: torch.from_numpy(np.stack(a)).float() / d  # noqa: E731
         return f(xs, 255), f(xts, 255), f(ins, 1), f(ms, 1)
+
+    def _augment(self, x, xt, inp, m):
+        """Mirror left–right, permute the colour channels, invert the grey levels: each
+        applied to the picture, its decoded copy and the carried style alike (an inverted
+        word has the other polarity and the inverted colours), so the block sees many
+        more looks of the few words it has."""
+        if self.rng.random() < 0.5:
+            x, xt, inp, m = x[..., ::-1], xt[..., ::-1], inp[..., ::-1], m[..., ::-1]
+        perm = self.rng.permutation(3)
+        x, xt = x[perm], xt[perm]
+        inp = np.concatenate([inp[:1], inp[1:4][perm], inp[4:]])
+        if self.rng.random() < 0.3:
+            x, xt = 255 - x, 255 - xt
+            flag = inp[4:5]
+            inp = np.concatenate([inp[:1], flag * (1 - inp[1:4]), flag, -inp[5:6], inp[6:]])
+        return (np.ascontiguousarray(x), np.ascontiguousarray(xt), np.ascontiguousarray(inp),
+                np.ascontiguousarray(m))  # fmt: skip
 
 
 # -- training -------------------------------------------------------------------------
@@ -283,7 +311,7 @@ class WordTrainer:
         self.rng = np.random.default_rng(cfg.seed)
         if samples is None:
             samples = load_samples(split_files(cfg)[0])
-        self.sampler = CropSampler(samples, self.rng, cfg.style_mix)
+        self.sampler = CropSampler(samples, self.rng, cfg.style_mix, cfg.augment)
         self.step = 0
         self.lr = cfg.lr
         self.best = -math.inf

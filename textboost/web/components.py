@@ -277,8 +277,8 @@ def _outlines(outlines: Sequence[Outline]) -> str:
             f"<title>carried: {escape(o.text)}{conf} (the sender's reading)</title></polygon>"
         )
     return (
-        "<svg class='tb-outline' viewBox='0 0 1 1' preserveAspectRatio='none' "
-        f"xmlns='http://www.w3.org/2000/svg'>{''.join(polys)}</svg>"
+        "<svg class='tb-outline' viewBox='0 0 1 1' preserveAspectRatio='none'>"
+        f"{''.join(polys)}</svg>"
     )
 
 
