@@ -73,7 +73,7 @@ def plan_streams(
     for p, path, policy in tqdm(jobs, unit="image", leave=False, desc="encode",
                                 disable=not progress or None):  # fmt: skip
         text = p.scenario.text_path
-        settings = EncodePipeline(policy, None, codec.loader, text=text).settings
+        _, settings = EncodePipeline(policy, None, codec.loader, text=text).record_and_key(path)
         if path not in shas:
             shas[path] = file_sha256(path)
         key = (shas[path], settings, codec.model_id)

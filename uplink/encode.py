@@ -117,6 +117,20 @@ class EncodePipeline:
     def codec(self) -> Codec:
         return self.loader()
 
+    def record_and_key(
+        self, path: Path, meta: CaptureMeta | None = None
+    ) -> tuple[CaptureMeta | None, str]:
+        """The capture record an image is sent with and the encode cache's settings key
+        for it (the record is part of the stream, so it is part of the key)."""
+        if meta is None and self.meta:
+            meta = capture_for(path)
+        if self.name and self.meta:
+            meta = with_name(meta, path)
+        settings = self.settings
+        if meta is not None:
+            settings += f";meta={meta.to_bytes().hex()}"
+        return meta, settings
+
     def encode(self, path: str | Path, meta: CaptureMeta | None = None) -> Encoded:
         """``meta``: the capture record to send (default: the file's EXIF and sidecar,
         when the pipeline reads them).
@@ -132,13 +146,7 @@ class EncodePipeline:
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from None
             return Encoded(path, data, h.width, h.height, 0.0, cached=False)
-        if meta is None and self.meta:
-            meta = capture_for(path)
-        if self.name and self.meta:
-            meta = with_name(meta, path)
-        settings = self.settings
-        if meta is not None:
-            settings += f";meta={meta.to_bytes().hex()}"
+        meta, settings = self.record_and_key(path, meta)
         sha = ""
         if self.cache is not None:
             sha = file_sha256(path)
