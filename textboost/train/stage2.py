@@ -37,6 +37,7 @@ from tqdm import tqdm
 from textboost.fusion.model import FusionBlock
 from textboost.settings.load import load
 from textboost.text.words import Word
+from textboost.train.word_cache import words_arrays
 
 __all__ = [
     "Stage2Config", "Stage2Trainer", "build_cache", "cache_files", "evaluate", "fusion_loss",
@@ -139,23 +140,6 @@ def _scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.nda
     return img, [Word(wd.quad * [sx, sy], wd.text, wd.score) for wd in words]
 
 
-def _words_arrays(prefix: str, words: list[Word]) -> dict[str, np.ndarray]:
-    return {
-        f"{prefix}_quads": np.array([w.quad for w in words], np.float32).reshape(-1, 4, 2),
-        f"{prefix}_text": np.array([w.text for w in words], dtype=str),
-        f"{prefix}_score": np.array([w.score for w in words], np.float32),
-    }
-
-
-def words_from(npz, prefix: str) -> list[Word]:
-    return [
-        Word(q.astype(np.float64), str(t), float(s))
-        for q, t, s in zip(
-            npz[f"{prefix}_quads"], npz[f"{prefix}_text"], npz[f"{prefix}_score"], strict=True
-        )
-    ]
-
-
 def build_cache(cfg: Stage2Config, minutes: float | None = None, progress: bool = True) -> dict:
     """Encode, decode, spot and render every training image once; resumes and time-boxes."""
     from textboost.codec.api import BudgetError, Codec
@@ -222,8 +206,8 @@ def build_cache(cfg: Stage2Config, minutes: float | None = None, progress: bool 
                 "psnr": np.float32(psnr_db(dec, img)),
                 "source": np.array(source),
                 "rate_index": np.int32(j),
-                **_words_arrays("gt", gt),
-                **_words_arrays("sent", sent),
+                **words_arrays("gt", gt),
+                **words_arrays("sent", sent),
             }
             tmp = p.with_suffix(".tmp.npz")
             np.savez_compressed(tmp, **arrays)

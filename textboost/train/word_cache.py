@@ -137,7 +137,7 @@ class _SpotOnce:
         return self.words
 
 
-def _words_arrays(prefix: str, words: Sequence[Word]) -> dict[str, np.ndarray]:
+def words_arrays(prefix: str, words: Sequence[Word]) -> dict[str, np.ndarray]:
     return {
         f"{prefix}_quads": np.array([w.quad for w in words], np.float32).reshape(-1, 4, 2),
         f"{prefix}_text": np.array([w.text for w in words], dtype=str),
@@ -226,8 +226,8 @@ def build_word_cache(
             "psnr": np.array(psnrs, np.float32),
             "tiles": np.array([[t.x0, t.y0, t.x1, t.y1] for t in tiles], np.int32).reshape(-1, 4),
             "gt_care": np.array(care, bool),
-            **_words_arrays("gt", gt),
-            **_words_arrays("sent", sent),
+            **words_arrays("gt", gt),
+            **words_arrays("sent", sent),
         }
         for r, data in enumerate(streams):  # no streams: nothing was carried
             arrays[f"tbx_{r}"] = np.frombuffer(data, np.uint8)
