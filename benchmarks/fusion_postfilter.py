@@ -19,7 +19,8 @@ import torch
 
 from textboost import Codec
 from textboost.codec.image import load_image, psnr_db
-from textboost.fusion.runtime import apply_fusion, fusion_path, load_fusion
+from textboost.codec.weights import fusion_path
+from textboost.fusion.runtime import apply_fusion, load_fusion
 
 KODAK = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kodak"
 

@@ -29,9 +29,9 @@ MODEL_NAME = DEFAULT_MODEL.name
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict:
     """A model copy with trained-looking fusion weights beside it, exported by the CLI."""
-    from textboost.codec.weights import ModelFile
+    from textboost.codec.weights import ModelFile, fusion_path
     from textboost.fusion.model import FusionBlock
-    from textboost.fusion.runtime import fusion_path, save_fusion
+    from textboost.fusion.runtime import save_fusion
 
     root = tmp_path_factory.mktemp("export")
     model_path = root / MODEL_NAME

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from textboost.bitstream.container import Container
-from textboost.codec.budget import _Search, fit_budget
-from textboost.codec.exact import dequantize_q6, interp_gain_q6, scale_index
+from textboost.codec.budget import BudgetSearch, fit_budget
+from textboost.codec.exact import dequantize_q6, interp_gain_q6, scale_index, step_q22
 from textboost.codec.image import psnr_db
 from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate
 from textboost.codec.refine import (
@@ -84,9 +84,9 @@ def test_refined_stream_parameters_match_torch_float64(codec, refined):
 
     _, ref = refined
     seen: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
-    z_step = codec._z_step(RATE_Q)
-    z_hat = np.clip(np.floor(ref.z / (z_step * 2.0**-22) + 0.5), -(1 << 14), 1 << 14)
-    hyper = codec._hyper(z_hat.astype(np.int64), z_step)
+    z_hat = codec.quantise_z(ref.z, RATE_Q)
+    z_step = step_q22(interp_gain_q6(codec.z_gain_anchors_q6, RATE_Q))
+    hyper = codec.hyper(z_hat, RATE_Q)
     _, y_dec = codec.decode_latents(codec.encode_analysis(ref, RATE_Q))
     gain = interp_gain_q6(codec.gain_anchors_q6, RATE_Q)
     starts = np.cumsum([0, *codec.cfg.groups])
@@ -157,10 +157,10 @@ def test_overflowing_refined_stream_steps_the_rate_down(codec, refined, monkeypa
     # streams grow in 4-byte words: a bracket wide enough to reach a smaller stream
     monkeypatch.setattr(refine, "RATE_BRACKET", 6000)
     budget = len(at_rate) - 1
-    data = _fit_near(_Search(codec, budget, None), ref, RATE_Q)
+    data = _fit_near(BudgetSearch(codec, budget, None), ref, RATE_Q)
     assert data is not None and len(data) <= budget
     assert Container.parse(data).header.rate < RATE_Q
-    assert _fit_near(_Search(codec, 40, None), ref, RATE_Q) is None  # nothing near fits
+    assert _fit_near(BudgetSearch(codec, 40, None), ref, RATE_Q) is None  # nothing near fits
 
 
 def test_encode_to_budget_with_effort_keeps_the_budget(codec, crop):

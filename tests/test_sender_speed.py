@@ -14,8 +14,8 @@ from textboost.bitstream.container import FULL_SCALE, Container
 from textboost.codec.budget import (
     CLOSE_ENOUGH,
     BudgetError,
+    BudgetSearch,
     SearchStep,
-    _Search,
     chosen_scale,
     fit_budget,
     start_scale,
@@ -77,7 +77,7 @@ def test_predicted_rate_search_fits_and_agrees_with_the_full_one(codec, name, bp
     budget = int(bpp * 384 * 256 / 8)
     found = {}
     for predict in (True, False):
-        s = _Search(codec, budget, None, predict=predict)
+        s = BudgetSearch(codec, budget, None, predict=predict)
         data, _ = s.fit_all_groups(an)
         found[predict] = (data, s.codings)
     (fast, n_fast), (full, n_full) = found[True], found[False]

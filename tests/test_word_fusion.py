@@ -175,7 +175,8 @@ def test_bad_inputs_are_refused():
 def test_onnx_word_block_fuses_as_torch(tmp_path):
     """The exported graph (dynamic tile sizes) under ONNX Runtime, through the same tiles."""
     from export.onnx import DEFAULT_OPSET, _export
-    from textboost.codec.exported import OnnxFusion, ort_session
+    from textboost.codec.exported import ort_session
+    from textboost.fusion.exported import OnnxFusion
 
     block = _noisy_block(2)
     path = tmp_path / "fusion.onnx"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ from threadpoolctl import ThreadpoolController
 
 from textboost.bitstream.capture import CaptureMeta
 from textboost.bitstream.container import FULL_SCALE, BitstreamError, Container, Header, coded_size
+from textboost.codec.analysis import Analysis
 from textboost.codec.backends import Transforms, make_transforms
 from textboost.codec.budget import (
     MAX_CODED_PIXELS,
@@ -103,24 +104,6 @@ def _exact_threads(fn):
     return wrapper
 
 
-@dataclass
-class Analysis:
-    """Sender-side latents of one image, reusable across rates (budget search)."""
-
-    width: int  # the image's size; the latents code it at ``scale`` eighths smaller
-    height: int
-    y: np.ndarray  # (1, h, w, M) float64
-    z: np.ndarray  # (1, hz, wz, Cz) float64
-    image: np.ndarray  # the source RGB, kept so that a budget can re-analyse it smaller
-    scale: int = FULL_SCALE
-    text: bytes = b""  # the text section, spotted once on the full-size image
-    words: list[Word] = field(default_factory=list)  # the words it carries
-    meta: CaptureMeta | None = None  # capture metadata, carried in the header
-    # the image at the coded size, what g_a saw: smaller scales are resampled from it, not
-    # from the source (a 12 MP frame is read once), and the budget search compares there
-    coded: np.ndarray | None = None
-
-
 class Codec:
     def __init__(
         self,
@@ -174,10 +157,12 @@ class Codec:
         model = ModelFile.load(path)
         if backend != "torch":
             from textboost.codec.backends import load_backend
+            from textboost.fusion.exported import OnnxFusion
 
-            transforms, block = load_backend(
+            transforms, graph = load_backend(
                 model, backend, device, onnx_dir=onnx_dir, fusion=fusion
             )
+            block = None if graph is None else OnnxFusion(*graph)
             return cls(model, transforms, block, spotter, text_filter)
         block = None
         if fusion is not False:
@@ -252,7 +237,7 @@ class Codec:
         else:
             words = self.spot(a) if text else []
             y, z = self._latents(coded)
-        return Analysis(w, h, y, z, a, scale, encode_words(words, w, h), words, meta, coded)
+        return Analysis(w, h, y, z, a, scale, encode_words(words, w, h), meta, coded)
 
     def analyse_smaller(self, an: Analysis, scale: int) -> Analysis:
         """The same image analysed at another scale, keeping its words.
@@ -275,8 +260,16 @@ class Codec:
         """Per-channel quantisation step of z at this rate, in units of 2^-22."""
         return step_q22(interp_gain_q6(self.z_gain_anchors_q6, rate_q))
 
-    def _hyper(self, z_hat: np.ndarray, z_step: np.ndarray) -> np.ndarray:
-        """h_s of ẑ dequantised with the rate's z step, exactly."""
+    def quantise_z(self, z: np.ndarray, rate_q: int) -> np.ndarray:
+        """ẑ (int64 symbols) of g_a/h_a's z at integer rate ``rate_q``, as the stream
+        carries it."""
+        z_hat = np.floor(z / (self._z_step(rate_q) * 2.0**-22) + 0.5)
+        return np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.int64)
+
+    def hyper(self, z_hat: np.ndarray, rate_q: int) -> np.ndarray:
+        """h_s of ẑ dequantised with the rate's z step, exactly (NHWC): what both ends
+        derive the entropy parameters of y from."""
+        z_step = self._z_step(rate_q)
         return self.params.hyper(dequantize_q6(np.zeros_like(z_hat), z_hat, z_step))
 
     @_exact_threads
@@ -288,13 +281,11 @@ class Codec:
         Returns the z stream, the y group streams and ŷ (integers in 1/64). ``observe``
         sees each group's entropy parameters (:meth:`ExactParams.code_group`).
         """
-        z_step = self._z_step(rate_q)
-        z_hat = np.floor(an.z / (z_step * 2.0**-22) + 0.5)
-        z_hat = np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.int64)
+        z_hat = self.quantise_z(an.z, rate_q)
         enc = new_range_encoder()
         self.z_tables.encode(enc, z_hat, _channel_index(z_hat.shape))
         z_bytes = stream_bytes(enc)
-        hyper = self._hyper(z_hat, z_step)
+        hyper = self.hyper(z_hat, rate_q)
         gain = interp_gain_q6(self.gain_anchors_q6, rate_q)
         groups: list[bytes] = []
         y_q: list[np.ndarray] = []
@@ -433,7 +424,7 @@ class Codec:
             lambda: self.z_tables.decode(range_decoder(c.z), _channel_index(shape)), "z"
         )
         np.clip(z_hat, -Z_LIMIT, Z_LIMIT, out=z_hat)  # as the encoder does
-        hyper = self._hyper(z_hat, self._z_step(hd.rate))
+        hyper = self.hyper(z_hat, hd.rate)
         gain = interp_gain_q6(self.gain_anchors_q6, hd.rate)
         n = len(c.groups) if groups is None else min(groups, len(c.groups))
         y_q: list[np.ndarray] = []

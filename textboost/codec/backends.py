@@ -16,9 +16,10 @@ import numpy as np
 from textboost.codec.exported import (
     BackendUnavailable,
     ExportError,
-    OnnxFusion,
+    FusionGraph,
     default_onnx_dir,
     export_command,
+    fusion_kind,
     ort_providers,
     ort_session,
     read_export,
@@ -173,14 +174,13 @@ class OnnxTransforms:
     def has_fusion(self) -> bool:
         return "fusion" in self.meta["paths"]
 
-    def fusion(self) -> OnnxFusion:
-        """The exported fusion block; its session, too, is built on first use."""
+    def fusion(self) -> FusionGraph:
+        """The exported fusion block's graph; its session, too, is built on first use."""
 
         def run(x: np.ndarray, g: np.ndarray) -> np.ndarray:
             return self.session("fusion").run(None, {"x": x, "g": g})[0]
 
-        kind = self.meta.get("fusion_block", "paper")
-        return OnnxFusion(run, self.meta.get("model_id"), kind)
+        return FusionGraph(run, self.meta.get("model_id"), fusion_kind(self.meta))
 
     def analysis(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y, z = self.session("sender").run(None, {"x": np.ascontiguousarray(x, np.float32)})
@@ -217,10 +217,13 @@ class TensorRTTransforms:
     def has_fusion(self) -> bool:
         return "fusion" in self._runners
 
-    def fusion(self) -> OnnxFusion:
+    def fusion(self) -> FusionGraph:
         runner = self._runners["fusion"]
-        kind = self.meta.get("fusion_block", "paper")
-        return OnnxFusion(lambda x, g: runner.run({"x": x, "g": g})["fused"], None, kind)
+
+        def run(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+            return runner.run({"x": x, "g": g})["fused"]
+
+        return FusionGraph(run, None, fusion_kind(self.meta))
 
     def analysis(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._runners["sender"].run({"x": np.ascontiguousarray(x, np.float32)})
@@ -260,12 +263,12 @@ def load_backend(
     onnx_dir: str | Path | None = None,
     fusion: bool | None = None,
     precision: str = "fp16",
-) -> tuple[Transforms, Any]:
-    """Transforms and fusion block (or None) for an exported backend (not torch).
+) -> tuple[Transforms, FusionGraph | None]:
+    """Transforms and the fusion block's graph (or None) for an exported backend (not torch).
 
-    ``fusion`` as in :meth:`Codec.load`: None uses the exported block when the model has
-    fusion weights, True requires it, False leaves it out. The fusion object has
-    ``fuse(decoded, guidance)``, the call of ``apply_fusion``.
+    ``fusion``: None uses the exported block when the model has fusion weights, True
+    requires it, False leaves it out. The graph is wrapped by the fusion package
+    (:class:`textboost.fusion.exported.OnnxFusion`).
     """
     if backend == "torch":
         raise ValueError("load_backend is for exported backends; torch loads in Codec.load")
