@@ -34,9 +34,9 @@ from PIL import Image
 
 from link_sim.payloads import SYNTHETIC_MODEL_ID, synthetic_container
 from textboost.codec.image import load_image, psnr_db
-from textboost.codec.loader import CodecLoader
 from textboost.codec.rate import RatePolicy, budget_bytes
 from textboost.codec.weights import DEFAULT_MODEL, fusion_path
+from textboost.pipeline.loader import PipelineLoader
 from textboost.text.words import Word
 from textboost.user_cache import cache_root
 from uplink.cache import EncodeCache, file_sha256
@@ -95,7 +95,7 @@ class CachedDecoder:
     (the codec is loaded on the first miss). ``tag`` names what else the pixels depend on
     (the fusion weights) and is part of the key."""
 
-    def __init__(self, loader: CodecLoader, cache_dir: Path, tag: str = "") -> None:
+    def __init__(self, loader: PipelineLoader, cache_dir: Path, tag: str = "") -> None:
         self.loader = loader
         self.cache_dir = cache_dir
         self.tag = tag
@@ -155,9 +155,9 @@ class CodecService:
         # told what the codec is about to do ("encoding a.png"), for a progress display
         self.activity: Callable[[str], None] | None = None
         self.loader = (
-            CodecLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
+            PipelineLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
             if synthetic
-            else CodecLoader(model)
+            else PipelineLoader(model)
         )
 
     @contextlib.contextmanager

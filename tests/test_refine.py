@@ -42,7 +42,7 @@ def crop(kodim23) -> np.ndarray:
 @pytest.fixture(scope="module")
 def refined(codec, crop):
     torch.set_num_threads(1)
-    an = codec.analyse(crop, text=False)
+    an = codec.analyse(crop)
     return an, refine_analysis(codec, an, RATE_Q, 1)
 
 
@@ -54,10 +54,10 @@ def test_check_effort():
 
 
 def test_effort_zero_is_todays_encoder(codec, crop):
-    an = codec.analyse(crop, text=False)
+    an = codec.analyse(crop)
     assert refine_analysis(codec, an, RATE_Q, 0) is an
-    data = codec.encode(crop, rate=RATE_Q / 65535, text=False)
-    assert codec.encode(crop, rate=RATE_Q / 65535, text=False, effort=0) == data
+    data = codec.encode(crop, rate=RATE_Q / 65535)
+    assert codec.encode(crop, rate=RATE_Q / 65535, effort=0) == data
     assert data == codec.encode_analysis(an, RATE_Q)
 
 
@@ -136,7 +136,7 @@ def _z_q6(z_hat: np.ndarray, z_step: np.ndarray) -> np.ndarray:
 
 def test_budget_refinement_fits_and_never_decodes_worse(codec, crop):
     torch.set_num_threads(1)
-    an = codec.analyse(crop, text=False)
+    an = codec.analyse(crop)
     budget = 140
     data0 = fit_budget(codec, an, budget, search=False)
     steps = []
@@ -164,9 +164,9 @@ def test_overflowing_refined_stream_steps_the_rate_down(codec, refined, monkeypa
 
 
 def test_encode_to_budget_with_effort_keeps_the_budget(codec, crop):
-    data = codec.encode_to_budget(crop, max_bytes=150, text=False, effort=1)
+    data = codec.encode_to_budget(crop, max_bytes=150, effort=1)
     assert len(data) <= 150
-    assert codec.decode(data, fusion=False).shape == crop.shape
+    assert codec.decode(data).shape == crop.shape
 
 
 def test_policies_carry_effort_in_their_cache_key():

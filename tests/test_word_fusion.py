@@ -202,8 +202,8 @@ def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image)
     import warnings
 
     from textboost.bitstream.container import Container
-    from textboost.codec.api import Codec
     from textboost.codec.weights import ModelFile, fusion_path
+    from textboost.pipeline.api import Pipeline
     from textboost.text.payload import encode_words
     from textboost.text.render import TextWarning
     from textboost.text.style import Style
@@ -212,7 +212,7 @@ def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image)
     model = tmp_path / shipped.path.name
     shutil.copy(shipped.path, model)
     save_fusion(_noisy_block(3), fusion_path(model), shipped.model_id)
-    codec = Codec.load(model, spotter=None)
+    codec = Pipeline.load(model, spotter=None)
     assert codec.fusion.kind == "words"
     h, w = small_image.shape[:2]
     plain_stream = codec.encode(small_image, rate=0.3, text=False)

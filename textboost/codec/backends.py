@@ -34,7 +34,7 @@ __all__ = [
     "TensorRTTransforms",
     "TorchTransforms",
     "Transforms",
-    "load_backend",
+    "exported_fusion",
     "load_torch_net",
     "make_transforms",
 ]
@@ -255,33 +255,28 @@ def make_transforms(
     raise ValueError(f"backend {backend!r} unknown; expected one of: {', '.join(BACKENDS)}")
 
 
-def load_backend(
-    model: ModelFile,
-    backend: str,
-    device: str = "cpu",
-    *,
-    onnx_dir: str | Path | None = None,
-    fusion: bool | None = None,
-    precision: str = "fp16",
-) -> tuple[Transforms, FusionGraph | None]:
-    """Transforms and the fusion block's graph (or None) for an exported backend (not torch).
+def exported_fusion(
+    model: ModelFile, transforms: Transforms, fusion: bool | None = None
+) -> FusionGraph | None:
+    """The fusion block's graph (or None) beside exported transforms (not torch's).
 
     ``fusion``: None uses the exported block when the model has fusion weights, True
-    requires it, False leaves it out. The graph is wrapped by the fusion package
+    requires it, False leaves it out. An export that lacks or predates the weights beside
+    the model is refused (:class:`ExportError`). The fusion package wraps the graph
     (:class:`textboost.fusion.exported.OnnxFusion`).
     """
-    if backend == "torch":
-        raise ValueError("load_backend is for exported backends; torch loads in Codec.load")
-    t = make_transforms(model, backend, device, onnx_dir=onnx_dir, precision=precision)
     if fusion is False:
-        return t, None
+        return None
+    t: Any = transforms
+    if not hasattr(t, "meta"):
+        raise ValueError("exported_fusion is for exported backends; torch loads the block")
     _check_fusion_current(model, t.meta)
     if t.has_fusion:
-        return t, t.fusion()
+        return t.fusion()
     if fusion:
         raise ExportError(
             f"{t.dir / 'fusion.onnx'}: no exported fusion block (is "
             f"{fusion_path(model.path).name} beside the model?); run "
             f"`{export_command(model.path, t.dir)}`"
         )
-    return t, None
+    return None

@@ -167,15 +167,16 @@ def build_word_cache(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Code, decode and crop every item not yet cached, until done or ``minutes`` pass."""
-    from textboost.codec.api import BudgetError, Codec
+    from textboost.codec.api import BudgetError
     from textboost.codec.image import psnr_db
+    from textboost.pipeline.api import Pipeline
     from textboost.text.spotter import default_spotter
     from textboost.train.synth_text import SceneTextGenerator, SynthConfig
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     spot = _SpotOnce(default_spotter())
-    codec = Codec.load(codec_path, fusion=False, spotter=spot)
+    codec = Pipeline.load(codec_path, fusion=False, spotter=spot)
     gen = None
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     made = skipped = 0
