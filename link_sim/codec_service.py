@@ -244,7 +244,7 @@ class CodecService:
     def ground_truth(self, original: Path):
         """The ICDAR 2015 ground truth beside an original (``gt_<stem>.txt``), or None."""
         if original not in self._gt:
-            from textboost.eval.text_gt import read_gt
+            from textboost.scenetext.gt import read_gt
 
             self._gt[original] = read_gt(original)
         return self._gt[original]
@@ -253,12 +253,12 @@ class CodecService:
         self, original: Path, words: list[Word]
     ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
         """DET and E2E counts (tp, n_gt, n_det) of ``words`` against the ground truth of
-        ``original`` (None without one), by ``textboost.eval.text_match.match_image``
+        ``original`` (None without one), by ``textboost.scenetext.match.match_image``
         (ICDAR 2015 protocol)."""
         gt = self.ground_truth(original)
         if gt is None:
             return None
-        from textboost.eval.text_match import match_image
+        from textboost.scenetext.match import match_image
 
         m = match_image(gt.words, words, ignore_unannotated=gt.kind == "plate")
         return (m.det.tp, m.det.n_gt, m.det.n_det), (m.e2e.tp, m.e2e.n_gt, m.e2e.n_det)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from textboost.eval.text_gt import (
+from textboost.scenetext.gt import (
     GtWord,
     load_dataset,
     load_sets,
@@ -18,7 +18,7 @@ from textboost.eval.text_gt import (
     parse_openalpr,
     read_gt,
 )
-from textboost.eval.text_match import (
+from textboost.scenetext.match import (
     Counts,
     match_image,
     normalise_plate,

@@ -81,7 +81,7 @@ ALPR_US = SHARED / "data" / "scenetext" / "openalpr_us"
 @pytest.mark.skipif(not ALPR_US.is_dir(), reason="../shared scene-text set absent")
 def test_real_plates_fit_better_than_version0():
     from textboost.codec.image import load_image
-    from textboost.eval.text_gt import load_dataset
+    from textboost.scenetext.gt import load_dataset
 
     images, _ = load_dataset(ALPR_US, 4)
     before, after = [], []
@@ -98,7 +98,7 @@ def test_the_sender_carries_a_style_for_every_word(codec):
     from dataclasses import replace
 
     from textboost.codec.image import load_image
-    from textboost.eval.text_gt import load_dataset
+    from textboost.scenetext.gt import load_dataset
     from textboost.text.filter import TextFilter
     from textboost.text.payload import decode_words
 

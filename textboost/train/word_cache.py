@@ -74,7 +74,7 @@ def cache_items(
     max_per_set: int | None = None,
 ) -> list[CacheItem]:
     """Every source's items, interleaved round-robin (synthetic first)."""
-    from textboost.eval.text_gt import IMAGE_SUFFIXES, read_gt
+    from textboost.scenetext.gt import IMAGE_SUFFIXES, read_gt
 
     synth = [CacheItem(f"synth{synth_seed}_{k:05d}", "synth", synth_index=k)
              for k in range(synth_images)]  # fmt: skip
@@ -111,7 +111,7 @@ def _scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.nda
 
 def _load_real(path: Path) -> tuple[np.ndarray, list[Word], list[bool]]:
     from textboost.codec.image import load_image
-    from textboost.eval.text_gt import read_gt
+    from textboost.scenetext.gt import read_gt
 
     gt = read_gt(path)
     assert gt is not None
