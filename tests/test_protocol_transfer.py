@@ -114,7 +114,7 @@ def delivered(events: list[Event]) -> dict[int, tuple[bytes, ...]]:
 
 
 @pytest.mark.parametrize("arq", ["immediate", "deferred"])
-@pytest.mark.parametrize("policy", ["fifo", "priority_interleave"])
+@pytest.mark.parametrize("policy", ["fifo", "priority_interleave", "words_first"])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_bundle_delivered_byte_exact_under_loss(arq, policy, seed):
     rng = np.random.default_rng(seed)
@@ -163,6 +163,47 @@ def test_small_message_links(mtu, crc_bits):
     assert delivered(rx) == {b: tuple(v) for b, v in data.items()}
     assert max(len(f) for f in wire.sent) <= mtu
     assert all(len(f) <= mtu for f in r.poll_transmit(0.0))
+
+
+@pytest.mark.parametrize("arq", ["immediate", "deferred"])
+@pytest.mark.parametrize("loser", [0, 1])
+def test_words_first_resends_a_lost_last_word_frame_before_the_pictures(arq, loser):
+    """words_first: the last frame of a photo's words is lost. The first frame of a picture
+    closes every queued photo's words, so the frame is NAKed and re-sent then, one picture
+    frame later, not after the photo's picture and EOF."""
+    cfg = LinkConfig(mtu_bytes=64, arq=arq, policy="words_first")
+    rng = np.random.default_rng(4)
+    data = {b: [rng.bytes(150), rng.bytes(300), rng.bytes(1200)] for b in (0, 1)}
+    s, r = Sender(cfg), Receiver(cfg)
+    for b, sections in data.items():
+        s.submit(b, sections, 0.0)
+    lost = False
+    pictures_before = None  # picture frames on the air when the loser's words were whole
+    sent_pictures = 0
+    rx: list[Event] = []
+    t = 0.0
+    while s.active_bundles and t < 1000:
+        for f in s.poll_transmit(t, cfg.mtu_bytes):  # one frame at a time
+            k = decode_frame(f, cfg, PEER)
+            if k.type is FrameType.DATA and k.segment > 0 and not k.flags & Flag.RETX:
+                sent_pictures += 1
+            last_words = k.type is FrameType.DATA and k.segment == 0 and k.flags & Flag.LAST
+            if last_words and k.bundle_id == loser and not lost:
+                lost = True
+                continue
+            for e in r.receive(f, t):
+                rx.append(e)
+                if isinstance(e, SectionDelivered) and (e.bundle_id, e.index) == (loser, 0):
+                    pictures_before = sent_pictures
+        for f in r.poll_transmit(t):
+            s.receive(f, t)
+        t += 1.0
+        for end, events in ((s, []), (r, rx)):
+            if end.next_timer() is not None and end.next_timer() <= t:
+                events += end.handle_timeout(t)
+    assert lost and delivered(rx) == {b: tuple(v) for b, v in data.items()}
+    assert pictures_before == 1  # of 2 x 27 picture frames: re-sent after the first one
+    assert s.records[loser].section_retransmissions[0] == 1
 
 
 def first_nak_and_eof(cfg: LinkConfig) -> tuple[int, int, int]:
