@@ -139,7 +139,7 @@ downlink:
             page.screenshot(path=str(path), full_page=True)
             shots.append((time.time(), path))
             text = page.locator("#cards").inner_text()
-            if mid is None and "complete" in text and ("on its way" in text or "refining" in text):
+            if mid is None and "complete" in text and ("on its way" in text or "sharpen" in text):
                 mid = path  # a picture done, another's words already there: the page's point
         if len(done) >= len(sources):
             break
