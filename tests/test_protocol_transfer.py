@@ -167,11 +167,13 @@ def test_small_message_links(mtu, crc_bits):
 
 @pytest.mark.parametrize("arq", ["immediate", "deferred"])
 @pytest.mark.parametrize("loser", [0, 1])
-def test_words_first_resends_a_lost_last_word_frame_before_the_pictures(arq, loser):
+@pytest.mark.parametrize("nak_lost", [False, True])
+def test_words_first_resends_a_lost_last_word_frame_before_the_pictures(arq, loser, nak_lost):
     """words_first: the last frame of a photo's words is lost. The first frame of a picture
     closes every queued photo's words, so the frame is NAKed and re-sent then, one picture
-    frame later, not after the photo's picture and EOF."""
-    cfg = LinkConfig(mtu_bytes=64, arq=arq, policy="words_first")
+    frame later, not after the photo's picture and EOF; if that NAK is lost too, the re-NAK
+    after ``nak_timeout_s`` asks for it again."""
+    cfg = LinkConfig(mtu_bytes=64, arq=arq, policy="words_first", nak_timeout_s=5.0)
     rng = np.random.default_rng(4)
     data = {b: [rng.bytes(150), rng.bytes(300), rng.bytes(1200)] for b in (0, 1)}
     s, r = Sender(cfg), Receiver(cfg)
@@ -196,13 +198,16 @@ def test_words_first_resends_a_lost_last_word_frame_before_the_pictures(arq, los
                 if isinstance(e, SectionDelivered) and (e.bundle_id, e.index) == (loser, 0):
                     pictures_before = sent_pictures
         for f in r.poll_transmit(t):
+            if nak_lost and r.stats.nak_frames == 1 and decode_frame(f, cfg).type is FrameType.NAK:
+                continue
             s.receive(f, t)
         t += 1.0
         for end, events in ((s, []), (r, rx)):
             if end.next_timer() is not None and end.next_timer() <= t:
                 events += end.handle_timeout(t)
     assert lost and delivered(rx) == {b: tuple(v) for b, v in data.items()}
-    assert pictures_before == 1  # of 2 x 27 picture frames: re-sent after the first one
+    # of 2 x 27 picture frames: re-sent after the first one, or one NAK timeout later
+    assert pictures_before == (1 + 5 if nak_lost else 1)
     assert s.records[loser].section_retransmissions[0] == 1
 
 
