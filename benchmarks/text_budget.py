@@ -1,23 +1,28 @@
 """Whole-image PSNR at equal total bytes with words carried: where the loss comes from.
 
     OMP_NUM_THREADS=1 python benchmarks/text_budget.py [--bpp 0.02 0.03 0.06]
-        [--limit N] [--sets icdar,br,eu,kodak_signs] [--out FILE.json]
+        [--limit N] [--sets icdar,br,kodak_signs,eu] [--out FILE.json]
 
 For each image of the text evaluation sets and each budget, in one process, the codec's
 own output (no fusion: the word block changes only the pixels around carried words) of
 
 - ``codec``: ``encode_to_budget(text=False)`` (the predicted search, the default);
-- ``codec_full``: the same with ``method="full"`` (scales compared by decoding);
 - ``text``: words carried (the default: styled words, predicted search);
-- ``text_full``: words carried, ``method="full"``;
 - ``text_plain``: words carried without their style bytes (``TextFilter(style=False)``,
-  the version-0 rendering at the receiver), predicted search.
+  the version-0 rendering at the receiver), predicted search;
+
+and where the words' bytes move the predicted search's scale (``chosen_scale`` of the
+budget less the words names another scale than of the whole budget: a *flip*), also
+
+- ``text_full``: words carried, ``method="full"`` (scales compared by decoding);
+- ``text_scale0``: words carried, the predicted search with the scale chosen for the
+  whole budget (as the codec alone's), everything else as the default.
 
 Each row has the bytes, the coded scale, the PSNR over the image, and the text section's
 bytes split into what the words cost without style and what the style adds. The summary
-separates the two parts of ``text − codec``: the scale choice (``text − text_full`` against
-``codec − codec_full``) and the bytes the words take from the pixels. The spotter runs
-once per image (its words are cached), so every variant carries the same words.
+gives ``text − codec`` over all cases and, over the flips, what the scale choice costs.
+The spotter runs once per image (its words are cached), so every variant carries the
+same words. The Kodak sign set is the one ``benchmarks/text_matrix.py`` draws.
 """
 
 from __future__ import annotations
@@ -36,15 +41,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import textboost.codec.budget as budget_mod  # noqa: E402
 from benchmarks.text_matrix import SETS, set_images  # noqa: E402
 from textboost import Codec  # noqa: E402
 from textboost.bitstream.container import Container  # noqa: E402
+from textboost.codec.budget import chosen_scale, fit_budget  # noqa: E402
 from textboost.codec.image import load_image, psnr_db  # noqa: E402
 from textboost.codec.rate import budget_bytes  # noqa: E402
 from textboost.text.filter import TextFilter  # noqa: E402
 from textboost.text.payload import encode_words  # noqa: E402
 
-VARIANTS = ("codec", "codec_full", "text", "text_full", "text_plain")
+ALWAYS = ("codec", "text", "text_plain")
+ON_FLIP = ("text_full", "text_scale0")
 
 
 class CachedSpotter:
@@ -58,20 +66,35 @@ class CachedSpotter:
         self.words: list = []
 
     def spot(self, img: np.ndarray) -> list:
-        key = np.ascontiguousarray(img).tobytes()[:: 997] + bytes(str(img.shape), "ascii")
+        key = np.ascontiguousarray(img).tobytes()[::997] + bytes(str(img.shape), "ascii")
         if key != self.key:
             self.key, self.words = key, self.inner.spot(img)
         return list(self.words)
 
 
-def case(codec: Codec, plain: Codec, img: np.ndarray, budget: int) -> dict:
+def _encode(c: Codec, img: np.ndarray, budget: int, v: str) -> bytes:
+    if v != "text_scale0":
+        method = "full" if v == "text_full" else "predict"
+        return c.encode_to_budget(img, max_bytes=budget, text=v != "codec", method=method)
+    h, w = img.shape[:2]
+    whole = chosen_scale(w, h, budget)
+    keep = budget_mod.chosen_scale
+    budget_mod.chosen_scale = lambda *_: whole  # the pick inside fit_budget: the whole budget
+    try:
+        return fit_budget(c, c.analyse(img, scale=whole, text=True), budget)
+    finally:
+        budget_mod.chosen_scale = keep
+
+
+def case(codec: Codec, plain: Codec, img: np.ndarray, budget: int) -> tuple[dict, bool]:
     out: dict = {}
-    for v in VARIANTS:
+    h, w = img.shape[:2]
+    variants = list(ALWAYS)
+    flip = False
+    for v in variants:
         c = plain if v == "text_plain" else codec
-        method = "full" if v.endswith("_full") else "predict"
         t = time.process_time()
-        data = c.encode_to_budget(img, max_bytes=budget, text=v != "codec" and v != "codec_full",
-                                  method=method)  # fmt: skip
+        data = _encode(c, img, budget, v)
         cpu = time.process_time() - t
         box = Container.parse(data)
         row = {
@@ -83,51 +106,52 @@ def case(codec: Codec, plain: Codec, img: np.ndarray, budget: int) -> dict:
             "cpu_s": round(cpu, 3),
         }
         if box.text:
-            h, w = img.shape[:2]
             words = c.words(data)
             row["n_words"] = len(words)
             row["unstyled_bytes"] = len(encode_words([replace(x, style=None) for x in words], w, h))
         out[v] = row
-    return out
+        if v == "text_plain":
+            text = out["text"]["text_bytes"]
+            flip = chosen_scale(w, h, budget - text) != chosen_scale(w, h, budget)
+            if flip:
+                variants += ON_FLIP
+    return out, flip
 
 
 def summarise(cases: list[dict]) -> dict:
-    def mean(f) -> float | None:
-        vals = [f(c["variants"]) for c in cases]
+    def mean(f, among: list[dict]) -> float | None:
+        vals = [f(c["variants"]) for c in among]
         return round(statistics.fmean(vals), 4) if vals else None
 
-    d = {
+    def diff(a: str, b: str, among: list[dict]) -> float | None:
+        return mean(lambda v: v[a]["psnr_db"] - v[b]["psnr_db"], among)
+
+    flips = [c for c in cases if c["flip"]]
+    return {
         "n": len(cases),
-        "text_minus_codec_db": mean(lambda v: v["text"]["psnr_db"] - v["codec"]["psnr_db"]),
-        "text_full_minus_codec_full_db": mean(
-            lambda v: v["text_full"]["psnr_db"] - v["codec_full"]["psnr_db"]
-        ),
-        "text_minus_text_full_db": mean(lambda v: v["text"]["psnr_db"] - v["text_full"]["psnr_db"]),
-        "codec_minus_codec_full_db": mean(
-            lambda v: v["codec"]["psnr_db"] - v["codec_full"]["psnr_db"]
-        ),
-        "text_plain_minus_codec_db": mean(
-            lambda v: v["text_plain"]["psnr_db"] - v["codec"]["psnr_db"]
-        ),
-        "text_minus_text_plain_db": mean(
-            lambda v: v["text"]["psnr_db"] - v["text_plain"]["psnr_db"]
-        ),
-        "text_bytes": mean(lambda v: v["text"]["text_bytes"]),
+        "text_minus_codec_db": diff("text", "codec", cases),
+        "text_plain_minus_codec_db": diff("text_plain", "codec", cases),
+        "text_minus_text_plain_db": diff("text", "text_plain", cases),
+        "text_bytes": mean(lambda v: v["text"]["text_bytes"], cases),
         "style_bytes": mean(
-            lambda v: v["text"]["text_bytes"] - v["text"].get("unstyled_bytes", 0)
+            lambda v: v["text"]["text_bytes"] - v["text"].get("unstyled_bytes", 0), cases
         ),
-        "words": mean(lambda v: v["text"].get("n_words", 0)),
-        "same_scale_text": sum(
-            c["variants"]["text"]["scale"] == c["variants"]["text_full"]["scale"] for c in cases
+        "words": mean(lambda v: v["text"].get("n_words", 0), cases),
+        "text_share_of_file": mean(lambda v: v["text"]["text_bytes"] / v["text"]["bytes"], cases),
+        "same_scale_text_codec": sum(
+            c["variants"]["text"]["scale"] == c["variants"]["codec"]["scale"] for c in cases
         ),
-        "same_scale_codec": sum(
-            c["variants"]["codec"]["scale"] == c["variants"]["codec_full"]["scale"] for c in cases
-        ),
-        "text_scale_differs_from_codec": sum(
-            c["variants"]["text"]["scale"] != c["variants"]["codec"]["scale"] for c in cases
+        "no_flip_text_minus_codec_db": diff("text", "codec", [c for c in cases if not c["flip"]]),
+        "flips": len(flips),
+        "flip_text_minus_codec_db": diff("text", "codec", flips),
+        "flip_text_minus_text_full_db": diff("text", "text_full", flips),
+        "flip_text_scale0_minus_text_db": diff("text_scale0", "text", flips),
+        "flip_text_scale0_minus_codec_db": diff("text_scale0", "codec", flips),
+        "flip_full_on_whole_budget_scale": sum(
+            c["variants"]["text_full"]["scale"] == c["variants"]["text_scale0"]["scale"]
+            for c in flips
         ),
     }
-    return d
 
 
 def main() -> int:
@@ -146,7 +170,20 @@ def main() -> int:
     codec = Codec.load(spotter=spotter)
     plain = Codec.load(spotter=spotter, text_filter=TextFilter(style=False))
     cases: list[dict] = []
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
+
+    def document() -> dict:
+        groups = {"all": cases}
+        for b in args.bpp:
+            groups[f"@{b:g}"] = [c for c in cases if c["bpp"] == b]
+        for n in names:
+            groups[n] = [c for c in cases if c["set"] == n]
+        summary = {k: summarise(v) for k, v in groups.items() if v}
+        run = {"wall_s": round(time.time() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
+               "loadavg": os.getloadavg(), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+               "sets": names, "limit": args.limit, "bpp": args.bpp}  # fmt: skip
+        return {"run": run, "summary": summary, "cases": cases}
+
     for name in names:
         paths = [g.image for g in set_images(name, args.work)]
         if args.limit:
@@ -157,35 +194,18 @@ def main() -> int:
             h, w = img.shape[:2]
             for bpp in args.bpp:
                 b = budget_bytes(bpp, w, h)
-                v = case(codec, plain, img, b)
+                v, flip = case(codec, plain, img, b)
                 cases.append({"set": name, "file": path.name, "size": [w, h], "bpp": bpp,
-                              "budget": b, "variants": v})  # fmt: skip
-                t, f = v["text"], v["text_full"]
-                print(
-                    f"{name}/{path.name} {bpp}: codec {v['codec']['psnr_db']:.2f} "
-                    f"(1/{v['codec']['scale'] / 8:.3g}) text {t['psnr_db']:.2f} (1/"
-                    f"{t['scale'] / 8:.3g}, {t['text_bytes']} B, style "
-                    f"{t['text_bytes'] - t.get('unstyled_bytes', 0)}) full {f['psnr_db']:.2f} "
-                    f"(1/{f['scale'] / 8:.3g}) codec_full {v['codec_full']['psnr_db']:.2f} "
-                    f"plain {v['text_plain']['psnr_db']:.2f}",
-                    flush=True,
-                )
-    summary = {
-        "all": summarise(cases),
-        **{
-            f"{n}@{b}": summarise([c for c in cases if c["set"] == n and c["bpp"] == b])
-            for n in names
-            for b in args.bpp
-        },
-        **{f"@{b}": summarise([c for c in cases if c["bpp"] == b]) for b in args.bpp},
-    }
-    summary = {k: v for k, v in summary.items() if v["n"]}
-    run = {"wall_s": round(time.time() - t0, 1), "loadavg": os.getloadavg(),
-           "omp_threads": os.environ.get("OMP_NUM_THREADS")}  # fmt: skip
-    print(json.dumps({"run": run, "summary": summary}, indent=1))
+                              "budget": b, "flip": flip, "variants": v})  # fmt: skip
+                print(f"{name}/{path.name} {bpp}{' flip' if flip else ''}: " + ", ".join(
+                    f"{k} {r['psnr_db']:.2f} dB 1/{r['scale'] / 8:g} {r['bytes']} B"
+                    f" ({r['text_bytes']} text)" for k, r in v.items()), flush=True)  # fmt: skip
+            if args.out:
+                args.out.write_text(json.dumps(document(), indent=1) + "\n")
+    doc = document()
+    print(json.dumps({"run": doc["run"], "summary": doc["summary"]}, indent=1))
     if args.out:
-        args.out.write_text(json.dumps({"run": run, "summary": summary, "cases": cases},
-                                       indent=1) + "\n")  # fmt: skip
+        args.out.write_text(json.dumps(doc, indent=1) + "\n")
     return 0
 
 
