@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from textboost.codec.image import load_image, resize
-from textboost.eval.text_gt import load_dataset
+from textboost.eval.text_gt import load_sets
 from textboost.eval.text_match import Counts, match_image
 from textboost.text.spotter import PpOcrV6Spotter, RapidOcrSpotter
 
@@ -42,8 +42,7 @@ def main() -> None:
         "PP-OCRv6s": PpOcrV6Spotter(threads=args.threads),
     }
     summary: dict = {}
-    for name in args.sets:
-        images, _ = load_dataset(SCENETEXT / name, args.limit or None)
+    for name, images in load_sets(SCENETEXT, args.sets, args.limit):
         acc = {
             e: {"det": Counts(0, 0, 0), "e2e": Counts(0, 0, 0), "read": 0, "wall": [], "cpu": []}
             for e in engines

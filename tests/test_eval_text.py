@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from textboost.eval.text_gt import GtWord, load_dataset, parse_icdar2015, parse_openalpr, read_gt
+from textboost.eval.text_gt import (
+    GtWord,
+    load_dataset,
+    load_sets,
+    parse_icdar2015,
+    parse_openalpr,
+    read_gt,
+)
 from textboost.eval.text_match import (
     Counts,
     match_image,
@@ -194,6 +201,18 @@ def test_load_dataset_pairs_images_with_either_format(tmp_path):
     (tmp_path / "b.txt").write_text("other.png\t1\t2\t3\t4\tAB12\n")
     with pytest.raises(ValueError, match=r"annotates 'other\.png'"):
         read_gt(tmp_path / "b.png")
+
+
+def test_load_sets_reads_each_named_set_in_turn():
+    sets = list(load_sets(SCENETEXT, ["openalpr_eu", "icdar2015_mmocr_toy"], limit=2))
+    assert [(name, len(images)) for name, images in sets] == [
+        ("openalpr_eu", 2),
+        ("icdar2015_mmocr_toy", 2),
+    ]
+    assert {g.kind for g in sets[0][1]} == {"plate"} and sets[1][1][0].kind == "icdar2015"
+    assert len(next(load_sets(SCENETEXT, ["openalpr_eu"]))[1]) > 2  # 0: every image
+    with pytest.raises(FileNotFoundError, match="no_such_set"):
+        next(load_sets(SCENETEXT, ["no_such_set"]))
 
 
 def test_real_ground_truth_files():

@@ -208,11 +208,16 @@ def test_a_vehicle_clock_ahead_of_the_ground_is_a_warning_not_a_negative_time(tm
                                "bundle": 0, "bytes": 40, "words": []}) + "\n")  # fmt: skip
     view = GroundView(out, log)
     view.refresh()
-    meta = dict(view._card(view.images["e5_b0"]).meta)
-    assert "vehicle's clock is ahead" in meta["clock warning"]
-    assert meta["clock warning"].startswith("taken 28 s after it arrived")
+    card = view._card(view.images["e5_b0"])
+    (warning,) = card.warnings
+    assert warning.startswith("clock: taken 28 s after it arrived") and "ahead" in warning
+    meta = dict(card.meta)
     assert not any(v.startswith("-") for v in meta.values())
-    assert "text after first section" not in meta  # 0.0 s by definition: not shown
+    assert "text after capture" not in meta and "text after first section" not in meta
+    assert dict(card.details)["arrival minus capture time"] == "-27.6 s"  # for a technician
+    html = view.card_html("e5_b0")  # the warning is marked, the figure folded away
+    assert "tb-warn'>⚠ clock: taken 28 s" in html
+    assert html.index("<details") < html.index("-27.6 s")
 
 
 @pytest.mark.slow

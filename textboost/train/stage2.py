@@ -21,22 +21,28 @@ constant and drops out), so the logged loss reads in squared levels.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from textboost.fusion.model import FusionBlock
 from textboost.settings.load import load
 from textboost.text.words import Word
+from textboost.train.run_state import (
+    csv_log,
+    load_checkpoint,
+    restore_rngs,
+    rng_states,
+    save_checkpoint,
+    write_settings,
+    write_status,
+)
 from textboost.train.word_cache import words_arrays
 
 __all__ = [
@@ -319,27 +325,23 @@ class Stage2Trainer:
         self.step = 0
         self.ckpt = self.out / "checkpoint.pt"
         if self.ckpt.exists():
-            state = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+            state = load_checkpoint(self.ckpt)
             self.block.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
             self.step = state["step"]
-            self.rng.bit_generator.state = state["numpy_rng"]
-            torch.set_rng_state(state["torch_rng"])
-        (self.out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
+            restore_rngs(state, self.rng)
+        write_settings(self.out, cfg)
 
     def save(self) -> None:
         state = {
             "model": self.block.state_dict(),
             "optimizer": self.opt.state_dict(),
             "step": self.step,
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
+            **rng_states(self.rng),
             "channels": self.cfg.channels,
             "train_images": len(self.sampler.images),
         }
-        tmp = self.ckpt.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.ckpt)
+        save_checkpoint(state, self.ckpt)
 
     def _lr(self) -> float:
         return self.cfg.lr * (0.1 if self.step >= self.cfg.lr_drop_at * self.cfg.steps else 1.0)
@@ -363,15 +365,11 @@ class Stage2Trainer:
         """Train to the configured total, or ``steps`` more, or for ``minutes`` of wall time."""
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
         deadline = None if minutes is None else time.monotonic() + 60 * minutes
-        log_path = self.out / "log.csv"
-        new_log = not log_path.exists()
+        header = ["step", "time", "loss", "gain_db", "text_gain_db", "lr"]
         with (
-            log_path.open("a", newline="") as f,
+            csv_log(self.out / "log.csv", header) as log_row,
             tqdm(total=end, initial=self.step, desc="stage2", dynamic_ncols=True) as bar,
         ):
-            w = csv.writer(f)
-            if new_log:
-                w.writerow(["step", "time", "loss", "gain_db", "text_gain_db", "lr"])
             acc: list[dict[str, float]] = []
             while self.step < end:
                 acc.append(self.train_step())
@@ -384,7 +382,7 @@ class Stage2Trainer:
                         gain=f"{avg['gain']:+.3f}",
                         text=f"{avg['text_gain']:+.3f}",
                     )
-                    w.writerow(
+                    log_row(
                         [
                             self.step,
                             f"{time.time():.0f}",
@@ -392,12 +390,11 @@ class Stage2Trainer:
                             self._lr(),
                         ]
                     )
-                    f.flush()
                 if deadline is not None and time.monotonic() > deadline:
                     end = self.step
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                     self.save()
-        (self.out / "status.json").write_text(json.dumps({"step": self.step}))
+        write_status(self.out, {"step": self.step})
 
 
 # -- held-out measurement -----------------------------------------------------------------
@@ -451,7 +448,3 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def _db(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
-
-
-def _plain(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

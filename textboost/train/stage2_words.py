@@ -17,22 +17,29 @@ where the last one stopped; ``--minutes`` is the wall-time stop.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from textboost.fusion.regions import pad_tile
 from textboost.fusion.word_block import WordFusionNet
 from textboost.fusion.word_inputs import INPUT_CHANNELS, tile_inputs
 from textboost.settings.load import load
+from textboost.train.run_state import (
+    csv_log,
+    load_checkpoint,
+    restore_rngs,
+    rng_states,
+    save_checkpoint,
+    write_settings,
+    write_status,
+)
 from textboost.train.word_cache import (
     CACHE_HALO,
     CacheItem,
@@ -331,8 +338,8 @@ class WordTrainer:
         self.since_best = 0
         self.ckpt = self.out / "checkpoint.pt"
         if self.ckpt.exists():
-            self._load(torch.load(self.ckpt, map_location="cpu", weights_only=False))
-        (self.out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
+            self._load(load_checkpoint(self.ckpt))
+        write_settings(self.out, cfg)
 
     def rescore_best(self, heldout: list[TileSample]) -> None:
         """The held-out set grew: score the best block so far on the new set, so that later
@@ -341,7 +348,7 @@ class WordTrainer:
         if not heldout or not best.exists():
             return
         net = WordFusionNet(self.cfg.channels)
-        net.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["model"])
+        net.load_state_dict(load_checkpoint(best)["model"])
         self.best = evaluate_heldout(net, heldout)["text_gain_db"]
 
     def _load(self, state: dict) -> None:
@@ -351,8 +358,7 @@ class WordTrainer:
         self.lr = state["lr"]
         self.best = state["best"]
         self.since_best = state["since_best"]
-        self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        restore_rngs(state, self.rng)
 
     def state(self) -> dict:
         return {
@@ -362,17 +368,13 @@ class WordTrainer:
             "lr": self.lr,
             "best": self.best,
             "since_best": self.since_best,
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
+            **rng_states(self.rng),
             "channels": list(self.cfg.channels),
             "train_tiles": len(self.sampler.samples),
         }
 
     def save(self, path: Path | None = None) -> None:
-        path = path or self.ckpt
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)
+        save_checkpoint(self.state(), path or self.ckpt)
 
     def train_step(self) -> dict[str, float]:
         self.block.train()
@@ -402,14 +404,13 @@ class WordTrainer:
         ``patience`` evaluations without a new best."""
         end = self.cfg.steps if steps is None else self.step + steps
         deadline = None if minutes is None else time.monotonic() + 60 * minutes
-        log_path, eval_path = self.out / "log.csv", self.out / "eval.csv"
-        new_log, new_eval = not log_path.exists(), not eval_path.exists()
-        with log_path.open("a", newline="") as f, eval_path.open("a", newline="") as fe:
-            w, we = csv.writer(f), csv.writer(fe)
-            if new_log:
-                w.writerow(["step", "time", "loss", "codec_loss", "lr"])
-            if new_eval:
-                we.writerow(["step", "time", "tiles", "region_gain_db", "text_gain_db", "best"])
+        with (
+            csv_log(self.out / "log.csv", ["step", "time", "loss", "codec_loss", "lr"]) as log_row,
+            csv_log(
+                self.out / "eval.csv",
+                ["step", "time", "tiles", "region_gain_db", "text_gain_db", "best"],
+            ) as eval_row,
+        ):
             acc: list[dict[str, float]] = []
             t_last = time.monotonic()
             while self.step < end:
@@ -418,9 +419,8 @@ class WordTrainer:
                     loss = float(np.mean([a["loss"] for a in acc]))
                     base = float(np.mean([a["base"] for a in acc]))
                     acc.clear()
-                    w.writerow([self.step, f"{time.time():.0f}", f"{loss:.4f}", f"{base:.4f}",
-                                f"{self.lr:.3g}"])  # fmt: skip
-                    f.flush()
+                    log_row([self.step, f"{time.time():.0f}", f"{loss:.4f}", f"{base:.4f}",
+                             f"{self.lr:.3g}"])  # fmt: skip
                     rate = 50 / max(1e-9, time.monotonic() - t_last)
                     t_last = time.monotonic()
                     log(f"step {self.step} loss {loss:.3f} (codec {base:.3f}) "
@@ -438,17 +438,15 @@ class WordTrainer:
                             self.lr = max(self.cfg.lr_min, self.lr / 2)
                             self.since_best = 0
                     gains = f"{res['region_gain_db']:.4f}", f"{score:.4f}"
-                    we.writerow([self.step, f"{time.time():.0f}", res["tiles"], *gains,
-                                 int(improved)])  # fmt: skip
-                    fe.flush()
+                    eval_row([self.step, f"{time.time():.0f}", res["tiles"], *gains,
+                              int(improved)])  # fmt: skip
                     log(f"held-out at step {self.step}: {json.dumps(res)}")
                 done = deadline is not None and time.monotonic() > deadline
                 if self.step % self.cfg.checkpoint_every == 0 or done or self.step == end:
                     self.save()
                 if done:
                     break
-        status = {"step": self.step, "lr": self.lr, "best_text_gain_db": self.best}
-        (self.out / "status.json").write_text(json.dumps(status))
+        write_status(self.out, {"step": self.step, "lr": self.lr, "best_text_gain_db": self.best})
 
 
 def evaluate_heldout(block: WordFusionNet, samples: list[TileSample]) -> dict:
@@ -479,10 +477,6 @@ def evaluate_heldout(block: WordFusionNet, samples: list[TileSample]) -> dict:
         "text_gain_db": db(se["txt_c"], se["txt_f"]) if n_txt else 0.0,
         "codec_region_psnr": 10 * math.log10(n_reg / max(se["reg_c"], 1e-12)) if n_reg else None,
     }
-
-
-def _plain(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 __all__ += ["INPUT_CHANNELS", "load_samples", "split_files"]
