@@ -179,11 +179,15 @@ class _CodecEntrant:
 
 @dataclass(frozen=True)
 class _Stream:
-    n_bytes: int
+    data: bytes
     text_bytes: int
     plain: np.ndarray  # the codec's own output
     detail: dict[str, Any]
     words: list[Word]  # carried
+
+    @property
+    def n_bytes(self) -> int:
+        return len(self.data)
 
 
 _STREAMS: dict[tuple, _Stream | None] = {}  # this image's streams, shared by the entrants
@@ -194,7 +198,7 @@ def _stream(
 ) -> _Stream | None:
     """The stream of ``img`` at ``budget`` (None: nothing fits), encoded once per image
     (and once in all with ``stream_dir``: a stream coded before is read from there; a
-    budget nothing fits is remembered as an empty file)."""
+    budget nothing fits is kept as an empty file)."""
     import hashlib
 
     from textboost.bitstream.container import Container
@@ -202,37 +206,35 @@ def _stream(
     from textboost.codec.exact import RATE_MAX
 
     key = (hashlib.sha1(np.ascontiguousarray(img).data).hexdigest(), budget, text)
+    kept = None
+    if stream_dir is not None:
+        tag = "words" if text else "plain"
+        kept = stream_dir / f"{codec.model_id.hex()[:12]}-{key[0][:20]}-{budget}-{tag}.tbx"
     if key not in _STREAMS:
         if any(k[0] != key[0] for k in _STREAMS):
             _STREAMS.clear()  # a new image
-        kept = None
-        if stream_dir is not None:
-            tag = "words" if text else "plain"
-            kept = stream_dir / f"{codec.model_id.hex()[:12]}-{key[0][:20]}-{budget}-{tag}.tbx"
         if kept is not None and kept.is_file():
             data = kept.read_bytes()
-            if not data:
-                _STREAMS[key] = None
-                return None
         else:
             try:
                 data = codec.encode_to_budget(img, max_bytes=budget, text=text)
             except BudgetError:
                 data = b""
-            if kept is not None:
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                kept.write_bytes(data)
-            if not data:
-                _STREAMS[key] = None
-                return None
         if len(data) > budget:
             raise AssertionError(f"encode_to_budget returned {len(data)} B for {budget} B")
-        c = Container.parse(data)
-        detail = {"rate": c.header.rate / RATE_MAX, "coded_size": list(c.header.coded_size)}
-        words = codec.words(data) if text else []
-        plain = codec.decode(data, fusion=False)
-        _STREAMS[key] = _Stream(len(data), len(c.text), plain, detail, words)
-    return _STREAMS[key]
+        stream = None
+        if data:
+            c = Container.parse(data)
+            detail = {"rate": c.header.rate / RATE_MAX, "coded_size": list(c.header.coded_size)}
+            words = codec.words(data) if text else []
+            plain = codec.decode(data, fusion=False)
+            stream = _Stream(data, len(c.text), plain, detail, words)
+        _STREAMS[key] = stream
+    stream = _STREAMS[key]
+    if kept is not None and not kept.is_file():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(b"" if stream is None else stream.data)
+    return stream
 
 
 class _FusedEntrant:
@@ -305,22 +307,23 @@ def _fused(name: str, opts: EntrantOptions, threads: int) -> _FusedEntrant:
     )
 
 
-_ENTRANTS: dict[str, Any] = {}
+_ENTRANTS: dict[tuple[str, EntrantOptions], Any] = {}
 
 
 def get_entrant(name: str, opts: EntrantOptions) -> Any:
-    """The entrant ``name`` of this process (built once)."""
-    if name not in _ENTRANTS:
+    """The entrant ``name`` of this process with these options (built once)."""
+    key = (name, opts)
+    if key not in _ENTRANTS:
         threads = max(1, MAX_WORKERS // opts.workers)  # two cores at most in all
         if name == "avif":
-            _ENTRANTS[name] = _AvifEntrant(opts.avif_divisors)
+            _ENTRANTS[key] = _AvifEntrant(opts.avif_divisors)
         elif name == "codec":
-            _ENTRANTS[name] = _CodecEntrant(threads, opts.stream_dir)
+            _ENTRANTS[key] = _CodecEntrant(threads, opts.stream_dir)
         elif name in FUSED:
-            _ENTRANTS[name] = _fused(name, opts, threads)
+            _ENTRANTS[key] = _fused(name, opts, threads)
         else:
             raise ValueError(f"unknown entrant {name!r}")
-    return _ENTRANTS[name]
+    return _ENTRANTS[key]
 
 
 def entrant_settings(names: Sequence[str], opts: EntrantOptions) -> dict[str, Any]:
