@@ -1,9 +1,11 @@
-"""The timed transfer the transport benchmarks share (``mavlink_link.py``, ``ccsds_link.py``):
-images from an edge node to a ground node over two field transports, the ground running
-until its link has been idle for 3 s."""
+"""What the transport benchmarks share (``mavlink_link.py``, ``ccsds_link.py``): their
+command line, and the timed transfer of images from an edge node to a ground node over two
+field transports, the ground running until its link has been idle for 3 s."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import tempfile
 import threading
 import time
@@ -18,6 +20,20 @@ from textboost.field.transport import Transport
 from textboost.protocol import LinkConfig
 from uplink import UplinkNode
 from uplink.driver import FieldUplink
+
+
+def link_args(doc: str, rate_option: str, rate_default: float) -> argparse.Namespace:
+    """``--images --loss --fuzz --seed`` and the link's ``rate_option`` (bit/s), parsed; the
+    machine and its load printed first."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--images", type=int, default=30)
+    p.add_argument("--loss", type=float, default=0.1)
+    p.add_argument(rate_option, type=float, default=rate_default)
+    p.add_argument("--fuzz", type=int, default=200_000)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    print(f"2-core x86 shared with other jobs; load average {os.getloadavg()[0]:.1f}")
+    return args
 
 
 @dataclass(frozen=True)

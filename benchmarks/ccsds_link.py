@@ -9,8 +9,6 @@ real packets mutated (bit flips, cuts, splices) and random bytes, given to
 
 from __future__ import annotations
 
-import argparse
-import os
 import socket
 import sys
 import threading
@@ -21,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._field_transfer import run_transfer
+from benchmarks._field_transfer import link_args, run_transfer
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.ccsds import CcsdsSettings, CcsdsTransport
@@ -100,14 +98,7 @@ def fuzz(args) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=30)
-    p.add_argument("--loss", type=float, default=0.1)
-    p.add_argument("--rate-bps", type=float, default=200_000)
-    p.add_argument("--fuzz", type=int, default=200_000)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    print(f"2-core x86 shared with other jobs; load average {os.getloadavg()[0]:.1f}")
+    args = link_args(__doc__, "--rate-bps", 200_000)
     transfer(args)
     fuzz(args)
 

@@ -25,12 +25,25 @@ import yaml
 __all__ = [
     "csv_log",
     "load_checkpoint",
+    "open_run",
     "restore_rngs",
     "rng_states",
     "save_checkpoint",
     "write_settings",
     "write_status",
 ]
+
+
+def open_run(out_dir: str | Path, threads: int, seed: int) -> Path:
+    """The run's folder (made if new), with torch on ``threads`` threads (0: torch's default)
+    and seeded with ``seed``: call it before building the model, whose initial weights then
+    follow from the settings."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    return out
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:

@@ -24,16 +24,8 @@ from tqdm import tqdm
 from textboost.codec.model import CodecConfig, TextBoostNet
 from textboost.codec.weights import ModelFile
 from textboost.settings.load import load
+from textboost.train import run_state
 from textboost.train.data import CropSampler, list_images
-from textboost.train.run_state import (
-    csv_log,
-    load_checkpoint,
-    restore_rngs,
-    rng_states,
-    save_checkpoint,
-    write_settings,
-    write_status,
-)
 from textboost.train.warm_start import load_model_file
 
 __all__ = ["TrainConfig", "Trainer", "rd_loss"]
@@ -88,11 +80,7 @@ def rd_loss(
 class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
+        self.out = run_state.open_run(cfg.out_dir, cfg.threads, cfg.seed)
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.allow_tf32 = False
@@ -113,25 +101,25 @@ class Trainer:
             self._load(self.weights)
         elif cfg.init_from:
             load_model_file(self.net, ModelFile.load(cfg.init_from))
-        write_settings(self.out, cfg)
+        run_state.write_settings(self.out, cfg)
 
     def _load(self, path: Path) -> None:
-        state = load_checkpoint(path)
+        state = run_state.load_checkpoint(path)
         self.net.load_state_dict(state["model"])
         if "optimizer" in state:
             self.opt.load_state_dict(state["optimizer"])
         self.step = state["step"]
-        restore_rngs(state, self.rng)
+        run_state.restore_rngs(state, self.rng)
 
     def save(self) -> None:
         state = {
             "model": self.net.state_dict(),
             "step": self.step,
-            **rng_states(self.rng),
+            **run_state.rng_states(self.rng),
             "model_config": self.net.cfg.to_json(),
         }
-        save_checkpoint(state, self.weights)
-        save_checkpoint({**state, "optimizer": self.opt.state_dict()}, self.ckpt)
+        run_state.save_checkpoint(state, self.weights)
+        run_state.save_checkpoint({**state, "optimizer": self.opt.state_dict()}, self.ckpt)
 
     def _lr(self) -> float:
         return self.cfg.lr * (0.1 if self.step >= self.cfg.lr_drop_at * self.cfg.steps else 1.0)
@@ -157,8 +145,9 @@ class Trainer:
         """Train to the configured total, or ``steps`` more, or for ``minutes`` of wall time."""
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
         deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        header = ["step", "time", "loss", "bpp", "psnr", "lr"]
         with (
-            csv_log(self.out / "log.csv", ["step", "time", "loss", "bpp", "psnr", "lr"]) as log_row,
+            run_state.csv_log(self.out / "log.csv", header) as log_row,
             tqdm(total=end, initial=self.step, desc="stage1", dynamic_ncols=True) as bar,
         ):
             acc: list[dict[str, torch.Tensor]] = []
@@ -189,7 +178,7 @@ class Trainer:
                     end = self.step
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                     self.save()
-        write_status(self.out, {"step": self.step})
+        run_state.write_status(self.out, {"step": self.step})
 
 
 def _tuples(model: dict) -> dict:

@@ -34,16 +34,8 @@ from tqdm import tqdm
 from textboost.fusion.model import FusionBlock
 from textboost.settings.load import load
 from textboost.text.words import Word
-from textboost.train.run_state import (
-    csv_log,
-    load_checkpoint,
-    restore_rngs,
-    rng_states,
-    save_checkpoint,
-    write_settings,
-    write_status,
-)
-from textboost.train.word_cache import words_arrays
+from textboost.train import run_state
+from textboost.train.word_cache import scale_to, words_arrays
 
 __all__ = [
     "Stage2Config", "Stage2Trainer", "build_cache", "cache_files", "evaluate", "fusion_loss",
@@ -133,19 +125,6 @@ def _read_plate(txt: Path) -> tuple[np.ndarray, list[Word]]:
     return load_image(txt.with_name(rows[0][0])), words
 
 
-def _scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.ndarray, list[Word]]:
-    from textboost.codec.image import resize
-
-    h, w = img.shape[:2]
-    if max(h, w) <= max_side:
-        return img, words
-    s = max_side / max(h, w)
-    nw, nh = round(w * s), round(h * s)
-    sx, sy = nw / w, nh / h
-    img = resize(img, nw, nh)
-    return img, [Word(wd.quad * [sx, sy], wd.text, wd.score) for wd in words]
-
-
 def build_cache(cfg: Stage2Config, minutes: float | None = None, progress: bool = True) -> dict:
     """Encode, decode, spot and render every training image once; resumes and time-boxes."""
     from textboost.codec.api import BudgetError, Codec
@@ -188,7 +167,7 @@ def build_cache(cfg: Stage2Config, minutes: float | None = None, progress: bool 
             img, gt, source = s.image, s.words, f"synth:{s.photo}"
         else:
             img, gt = _read_plate(src)
-            img, gt = _scale_to(img, gt, cfg.max_side)
+            img, gt = scale_to(img, gt, cfg.max_side)
             source = f"plate:{src.parent.name}/{src.stem}"
         h, w = img.shape[:2]
         mask = text_mask(select_words(gt, w, h, flt), w, h)  # the paper's T-filtered boxes
@@ -312,10 +291,7 @@ class CacheSampler:
 class Stage2Trainer:
     def __init__(self, cfg: Stage2Config) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
+        self.out = run_state.open_run(cfg.out_dir, cfg.threads, cfg.seed)
         self.block = FusionBlock(cfg.channels)
         self.opt = torch.optim.Adam(self.block.parameters(), lr=cfg.lr)
         self.rng = np.random.default_rng(cfg.seed)
@@ -325,23 +301,23 @@ class Stage2Trainer:
         self.step = 0
         self.ckpt = self.out / "checkpoint.pt"
         if self.ckpt.exists():
-            state = load_checkpoint(self.ckpt)
+            state = run_state.load_checkpoint(self.ckpt)
             self.block.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
             self.step = state["step"]
-            restore_rngs(state, self.rng)
-        write_settings(self.out, cfg)
+            run_state.restore_rngs(state, self.rng)
+        run_state.write_settings(self.out, cfg)
 
     def save(self) -> None:
         state = {
             "model": self.block.state_dict(),
             "optimizer": self.opt.state_dict(),
             "step": self.step,
-            **rng_states(self.rng),
+            **run_state.rng_states(self.rng),
             "channels": self.cfg.channels,
             "train_images": len(self.sampler.images),
         }
-        save_checkpoint(state, self.ckpt)
+        run_state.save_checkpoint(state, self.ckpt)
 
     def _lr(self) -> float:
         return self.cfg.lr * (0.1 if self.step >= self.cfg.lr_drop_at * self.cfg.steps else 1.0)
@@ -367,7 +343,7 @@ class Stage2Trainer:
         deadline = None if minutes is None else time.monotonic() + 60 * minutes
         header = ["step", "time", "loss", "gain_db", "text_gain_db", "lr"]
         with (
-            csv_log(self.out / "log.csv", header) as log_row,
+            run_state.csv_log(self.out / "log.csv", header) as log_row,
             tqdm(total=end, initial=self.step, desc="stage2", dynamic_ncols=True) as bar,
         ):
             acc: list[dict[str, float]] = []
@@ -394,7 +370,7 @@ class Stage2Trainer:
                     end = self.step
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                     self.save()
-        write_status(self.out, {"step": self.step})
+        run_state.write_status(self.out, {"step": self.step})
 
 
 # -- held-out measurement -----------------------------------------------------------------

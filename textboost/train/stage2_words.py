@@ -31,15 +31,7 @@ from textboost.fusion.regions import pad_tile
 from textboost.fusion.word_block import WordFusionNet
 from textboost.fusion.word_inputs import INPUT_CHANNELS, tile_inputs
 from textboost.settings.load import load
-from textboost.train.run_state import (
-    csv_log,
-    load_checkpoint,
-    restore_rngs,
-    rng_states,
-    save_checkpoint,
-    write_settings,
-    write_status,
-)
+from textboost.train import run_state
 from textboost.train.word_cache import (
     CACHE_HALO,
     CacheItem,
@@ -322,10 +314,7 @@ def word_loss(x_hat, x, m, alpha: float) -> dict[str, torch.Tensor]:
 class WordTrainer:
     def __init__(self, cfg: WordStage2Config, samples: list[TileSample] | None = None) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
+        self.out = run_state.open_run(cfg.out_dir, cfg.threads, cfg.seed)
         self.block = WordFusionNet(cfg.channels)
         self.opt = torch.optim.Adam(self.block.parameters(), lr=cfg.lr)
         self.rng = np.random.default_rng(cfg.seed)
@@ -338,8 +327,8 @@ class WordTrainer:
         self.since_best = 0
         self.ckpt = self.out / "checkpoint.pt"
         if self.ckpt.exists():
-            self._load(load_checkpoint(self.ckpt))
-        write_settings(self.out, cfg)
+            self._load(run_state.load_checkpoint(self.ckpt))
+        run_state.write_settings(self.out, cfg)
 
     def rescore_best(self, heldout: list[TileSample]) -> None:
         """The held-out set grew: score the best block so far on the new set, so that later
@@ -348,7 +337,7 @@ class WordTrainer:
         if not heldout or not best.exists():
             return
         net = WordFusionNet(self.cfg.channels)
-        net.load_state_dict(load_checkpoint(best)["model"])
+        net.load_state_dict(run_state.load_checkpoint(best)["model"])
         self.best = evaluate_heldout(net, heldout)["text_gain_db"]
 
     def _load(self, state: dict) -> None:
@@ -358,7 +347,7 @@ class WordTrainer:
         self.lr = state["lr"]
         self.best = state["best"]
         self.since_best = state["since_best"]
-        restore_rngs(state, self.rng)
+        run_state.restore_rngs(state, self.rng)
 
     def state(self) -> dict:
         return {
@@ -368,13 +357,13 @@ class WordTrainer:
             "lr": self.lr,
             "best": self.best,
             "since_best": self.since_best,
-            **rng_states(self.rng),
+            **run_state.rng_states(self.rng),
             "channels": list(self.cfg.channels),
             "train_tiles": len(self.sampler.samples),
         }
 
     def save(self, path: Path | None = None) -> None:
-        save_checkpoint(self.state(), path or self.ckpt)
+        run_state.save_checkpoint(self.state(), path or self.ckpt)
 
     def train_step(self) -> dict[str, float]:
         self.block.train()
@@ -404,12 +393,11 @@ class WordTrainer:
         ``patience`` evaluations without a new best."""
         end = self.cfg.steps if steps is None else self.step + steps
         deadline = None if minutes is None else time.monotonic() + 60 * minutes
+        log_header = ["step", "time", "loss", "codec_loss", "lr"]
+        eval_header = ["step", "time", "tiles", "region_gain_db", "text_gain_db", "best"]
         with (
-            csv_log(self.out / "log.csv", ["step", "time", "loss", "codec_loss", "lr"]) as log_row,
-            csv_log(
-                self.out / "eval.csv",
-                ["step", "time", "tiles", "region_gain_db", "text_gain_db", "best"],
-            ) as eval_row,
+            run_state.csv_log(self.out / "log.csv", log_header) as log_row,
+            run_state.csv_log(self.out / "eval.csv", eval_header) as eval_row,
         ):
             acc: list[dict[str, float]] = []
             t_last = time.monotonic()
@@ -446,7 +434,8 @@ class WordTrainer:
                     self.save()
                 if done:
                     break
-        write_status(self.out, {"step": self.step, "lr": self.lr, "best_text_gain_db": self.best})
+        status = {"step": self.step, "lr": self.lr, "best_text_gain_db": self.best}
+        run_state.write_status(self.out, status)
 
 
 def evaluate_heldout(block: WordFusionNet, samples: list[TileSample]) -> dict:
