@@ -55,6 +55,7 @@ class WordStage2Config:
     photo_dirs: list[str] = field(default_factory=list)
     font_dirs: list[str] = field(default_factory=list)  # "matplotlib": its bundled faces
     font_exclude: list[str] = field(default_factory=list)
+    min_fonts: int = 0  # fewer usable faces than this: a one-line warning (font_warning)
     real_dirs: list[str] = field(default_factory=list)
     max_per_set: int | None = None
     synth_images: int = 0
@@ -103,9 +104,7 @@ class WordStage2Config:
         """Raises: ConfigError (a ValueError), one line naming the file and the setting."""
         return load(path, cls, "stage-2 settings")
 
-    def fonts(self) -> list[Path]:
-        from textboost.train.font_pool import discover_fonts
-
+    def font_dirs_resolved(self) -> list[str]:
         dirs = []
         for d in self.font_dirs:
             if d == "matplotlib":
@@ -113,7 +112,21 @@ class WordStage2Config:
 
                 d = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
             dirs.append(d)
-        return discover_fonts(dirs, self.font_exclude)
+        return dirs
+
+    def fonts(self) -> list[Path]:
+        from textboost.train.font_pool import discover_fonts
+
+        return discover_fonts(self.font_dirs_resolved(), self.font_exclude)
+
+    def font_warning(self) -> str | None:
+        """The line that says the machine lacks the training faces (None: enough, or no
+        synthetic images to draw)."""
+        from textboost.train.font_pool import shortfall
+
+        if not self.synth_images or not self.min_fonts:
+            return None
+        return shortfall(len(self.fonts()), self.font_dirs, self.min_fonts)
 
     def items(self) -> list[CacheItem]:
         return cache_items(self.real_dirs, self.synth_images, self.synth_seed, self.max_per_set)
