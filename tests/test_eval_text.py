@@ -417,7 +417,6 @@ def test_matrix_units_are_ordered_rate_by_rate_original_first():
 @pytest.mark.slow
 def test_matrix_resumes_per_unit_and_reuses_streams(tmp_path):
     from textboost.eval.text_eval import TextEvalConfig
-    from textboost.eval.text_gt import load_dataset
     from textboost.eval.text_matrix import (
         MatrixSet,
         Unit,
@@ -426,6 +425,7 @@ def test_matrix_resumes_per_unit_and_reuses_streams(tmp_path):
         run_unit,
         unit_file,
     )
+    from textboost.scenetext.gt import load_dataset
 
     folder = _small_set(tmp_path)
     if folder is None:

@@ -256,15 +256,15 @@ def _candidate_fusion():
 @pytest.mark.parametrize("which", ["shipped", "candidate"])
 def test_receiver_fusion_cost_grows_with_the_words_not_the_megapixels(which, tmp_path, request):
     """The same three words on a 320×240 and a 640×480 frame: the fusion block, as
-    ``Codec.decode`` runs it, sees the same pixels on both, a small share of the frame,
+    ``Pipeline.decode`` runs it, sees the same pixels on both, a small share of the frame,
     and every other pixel is the codec's own. Run on the shipped file and on the
     candidate word block (docs/text.md, "Shipping the word block"); while the paper's
     block ships (it runs over the whole frame), the shipped case must fail."""
     import shutil
 
     from textboost.bitstream.container import Container
-    from textboost.codec.api import Codec
     from textboost.codec.weights import ModelFile, fusion_path
+    from textboost.pipeline.api import Pipeline
     from textboost.text.payload import encode_words
 
     path = _shipped_fusion() if which == "shipped" else _candidate_fusion()
@@ -278,7 +278,7 @@ def test_receiver_fusion_cost_grows_with_the_words_not_the_megapixels(which, tmp
     model = tmp_path / shipped.path.name
     shutil.copy(shipped.path, model)
     shutil.copy(path, fusion_path(model))
-    codec = Codec.load(model, spotter=None)
+    codec = Pipeline.load(model, spotter=None)
     seen: list[int] = []
     forward = codec.fusion.forward
 
