@@ -707,9 +707,11 @@ class Receiver:
         """Missing fragments as ranges in sending order; a range whose stop is None runs
         to the end of a segment whose length is not known yet."""
         out: list[_Range] = []
-        if behind_hwm and b.hwm is None:
-            return out
         hwm = b.hwm if behind_hwm else None
+        if behind_hwm and b.words_checked:  # segment 0's first pass is over (words_first)
+            hwm = max(hwm or (1, 0), (1, 0))
+        if behind_hwm and hwm is None:
+            return out
         layout = b.layout
         if layout is not None:
             segments = list(range(len(layout.segment_lengths)))
