@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from textboost.protocol import (
     BundleAcked,
@@ -22,7 +24,7 @@ from textboost.protocol import (
     Sender,
     decode_frame,
 )
-from textboost.protocol.frames import Descriptor, Flag
+from textboost.protocol.frames import Descriptor, Flag, decode_feedback, decode_nak
 from textboost.protocol.layout import Layout
 from textboost.protocol.replay import ReplayState
 
@@ -209,6 +211,62 @@ def test_words_first_resends_a_lost_last_word_frame_before_the_pictures(arq, los
     # of 2 x 27 picture frames: re-sent after the first one, or one NAK timeout later
     assert pictures_before == (1 + 5 if nak_lost else 1)
     assert s.records[loser].section_retransmissions[0] == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arq=st.sampled_from(["immediate", "deferred"]),
+    fec=st.booleans(),
+    sizes=st.lists(
+        st.tuples(st.integers(0, 160), st.integers(1, 400), st.integers(0, 400)),
+        min_size=2, max_size=5,
+    ),
+    gaps=st.lists(st.integers(0, 30), min_size=5, max_size=5),
+    seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_words_first_naks_only_word_frames_already_sent(arq, fec, sizes, gaps, seed):
+    """The receiver's inference "this photo's words segment is over" is sound: photos
+    submitted while others are on the air, random losses both ways, FEC or not, budget of
+    one frame a step; every segment-0 fragment any NAK names has gone out before."""
+    fec_km = {"fec_k": 3, "fec_m": 1} if fec else {}
+    cfg = LinkConfig(mtu_bytes=64, arq=arq, policy="words_first", rto_s=4.0,
+                     nak_timeout_s=4.0, max_retries=40, **fec_km)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    data = {b: [rng.bytes(n) for n in three] for b, three in enumerate(sizes)}
+    due = dict(zip(data, np.cumsum(gaps[: len(data)]), strict=True))  # submit times
+    words = {  # fragments of each photo's segment 0: descriptor and section 0
+        b: cfg.n_fragments(len(Descriptor.of(v, [0, 1, 2], 32).to_bytes(32)) + len(v[0]), b)
+        for b, v in data.items()
+    }
+    s, r = Sender(cfg), Receiver(cfg)
+    sent: set[tuple[int, int, int]] = set()  # (bundle, segment, fragment) first-pass DATA
+    rx: list[Event] = []
+    t = 0.0
+    while (due or s.active_bundles) and t < 3000:
+        for b in [b for b, at in due.items() if at <= t]:
+            s.submit(b, data[b], t)
+            del due[b]
+        for f in s.poll_transmit(t, cfg.mtu_bytes):
+            k = decode_frame(f, cfg, PEER)
+            if k.type is FrameType.DATA:
+                sent.add((k.bundle_id, k.segment, k.index))
+            if rng.random() >= 0.2:
+                rx += r.receive(f, t)
+        for f in r.poll_transmit(t):
+            k = decode_frame(f, cfg)
+            if k.type is FrameType.NAK:
+                for g in decode_nak(decode_feedback(k.payload)[1]):
+                    if g.segment != 0:
+                        continue
+                    stop = g.start + g.count if g.count else words[k.bundle_id]
+                    assert all((k.bundle_id, 0, i) in sent for i in range(g.start, stop)), g
+            if rng.random() >= 0.2:
+                s.receive(f, t)
+        t += 1.0
+        for end, events in ((s, []), (r, rx)):
+            if end.next_timer() is not None and end.next_timer() <= t:
+                events += end.handle_timeout(t)
+    assert delivered(rx) == {b: tuple(v) for b, v in data.items()}
 
 
 def first_nak_and_eof(cfg: LinkConfig) -> tuple[int, int, int]:
