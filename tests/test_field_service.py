@@ -30,6 +30,11 @@ uplink: {drop_dir: d, state_db: u.db, event_log: u.jsonl, peer: "127.0.0.1:9"}
 downlink: {listen: "127.0.0.1:9", out_dir: o, state_db: d.db, event_log: d.jsonl}
 """
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
 
 def _config(tmp_path: Path, text: str) -> Path:
     (tmp_path / "key").write_bytes(KEY)

@@ -164,7 +164,7 @@ def test_a_vehicle_clock_ahead_of_the_ground_is_a_warning_not_a_negative_time(tm
 
 
 @pytest.mark.slow
-def test_a_complete_picture_is_decoded_before_a_queued_preview(tmp_path, codec, small_image):
+def test_a_complete_picture_is_decoded_before_a_queued_preview(tmp_path, pipeline, small_image):
     """The decode worker is busy; a preview of photo B is queued, then photo A arrives whole:
     A's full picture is decoded first, B's preview after it (it is not wasted either)."""
     from textboost.bitstream.container import Container as C
@@ -172,12 +172,12 @@ def test_a_complete_picture_is_decoded_before_a_queued_preview(tmp_path, codec, 
     config = write_config(tmp_path)
     text = config.read_text().replace("decode: false", "decode: true")
     config.write_text(text.replace("mtu_bytes: 200", "mtu_bytes: 64"))  # many frames a photo
-    svc = DownlinkService(load_field_config(config, need="downlink"), loader=lambda: codec)
+    svc = DownlinkService(load_field_config(config, need="downlink"), loader=lambda: pipeline)
     try:
         gate = threading.Event()
         svc._worker.submit(gate.wait, 30)  # the worker busy with an earlier decode
-        photo_a = codec.encode(small_image, rate=0.3, text=False)
-        photo_b = codec.encode(small_image[:, ::-1].copy(), rate=1.0, text=False)
+        photo_a = pipeline.encode(small_image, rate=0.3, text=False)
+        photo_b = pipeline.encode(small_image[:, ::-1].copy(), rate=1.0, text=False)
         sender = Sender(svc.link, epoch=4)
         sender.submit(1, C.parse(photo_b).to_sections(), 0.0)
         for f in sender.poll_transmit(0.0):  # B: up to its first y group, no further
