@@ -1,14 +1,17 @@
-"""PP-OCRv4 (rapidocr-onnxruntime) against PP-OCRv6 small (rapidocr 3.x) on the originals.
+"""The spotters on the originals: PP-OCRv4 (rapidocr-onnxruntime) with its crops read at
+their own widths (the default), PP-OCRv4 with the wheel's padded batches, PP-OCRv6 small
+(rapidocr 3.x).
 
     python benchmarks/spotter_compare.py [--sets openalpr_eu openalpr_br openalpr_us
-        icdar2015_mmocr_toy] [--limit N] [--threads 1] [--json out.json]
+        icdar2015_mmocr_toy] [--engines PP-OCRv4 PP-OCRv4-wheel PP-OCRv6s] [--limit N]
+        [--threads 1] [--json out.json]
 
 Per set: plates read exactly (OpenALPR: the detections touching the plate read it, alone
 or joined), DET and E2E F1 (ICDAR 2015 protocol of ``textboost.eval.text_match``; plate
 sets ignore detections that touch no annotated plate), and the time per image with the
 image resized to 1024×768: wall and CPU time (process time) of one ``spot`` call, ONNX
-Runtime on ``--threads`` intra-op threads. Both engines run on the same images in one
-process, alternating per image, so machine load affects both alike.
+Runtime on ``--threads`` intra-op threads. The engines run on the same images in one
+process, alternating per image, so machine load affects them alike.
 """
 
 from __future__ import annotations
@@ -28,19 +31,22 @@ from textboost.text.spotter import PpOcrV6Spotter, RapidOcrSpotter
 
 SCENETEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "scenetext"
 SETS = ("openalpr_eu", "openalpr_br", "openalpr_us", "icdar2015_mmocr_toy")
+ENGINES = {
+    "PP-OCRv4": lambda threads: RapidOcrSpotter(threads=threads),
+    "PP-OCRv4-wheel": lambda threads: RapidOcrSpotter(threads=threads, rec_batching="wheel"),
+    "PP-OCRv6s": lambda threads: PpOcrV6Spotter(threads=threads),
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--engines", nargs="+", choices=list(ENGINES), default=list(ENGINES))
     ap.add_argument("--limit", type=int, default=0, help="images per set (0: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
-    engines = {
-        "PP-OCRv4": RapidOcrSpotter(threads=args.threads),
-        "PP-OCRv6s": PpOcrV6Spotter(threads=args.threads),
-    }
+    engines = {e: ENGINES[e](args.threads) for e in args.engines}
     summary: dict = {}
     for name in args.sets:
         images, _ = load_dataset(SCENETEXT / name, args.limit or None)
