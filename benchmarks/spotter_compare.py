@@ -7,7 +7,7 @@ their own widths (the default), PP-OCRv4 with the wheel's padded batches, PP-OCR
         [--threads 1] [--json out.json]
 
 Per set: plates read exactly (OpenALPR: the detections touching the plate read it, alone
-or joined), DET and E2E F1 (ICDAR 2015 protocol of ``textboost.eval.text_match``; plate
+or joined), DET and E2E F1 (ICDAR 2015 protocol of ``textboost.scenetext.match``; plate
 sets ignore detections that touch no annotated plate), and the time per image with the
 image resized to 1024×768: wall and CPU time (process time) of one ``spot`` call, ONNX
 Runtime on ``--threads`` intra-op threads. The engines run on the same images in one
@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from textboost.codec.image import load_image, resize
-from textboost.eval.text_gt import load_dataset
-from textboost.eval.text_match import Counts, match_image
+from textboost.scenetext.gt import load_sets
+from textboost.scenetext.match import Counts, match_image
 from textboost.text.spotter import PpOcrV6Spotter, RapidOcrSpotter
 
 SCENETEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "scenetext"
@@ -48,8 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     engines = {e: ENGINES[e](args.threads) for e in args.engines}
     summary: dict = {}
-    for name in args.sets:
-        images, _ = load_dataset(SCENETEXT / name, args.limit or None)
+    for name, images in load_sets(SCENETEXT, args.sets, args.limit):
         acc = {
             e: {"det": Counts(0, 0, 0), "e2e": Counts(0, 0, 0), "read": 0, "wall": [], "cpu": []}
             for e in engines

@@ -34,7 +34,7 @@ import numpy as np
 from textboost import Codec
 from textboost.codec.tiled import synthesis_tiled
 backend, onnx_dir, latents, tile, out = sys.argv[1:6]
-codec = Codec.load(backend=backend, onnx_dir=onnx_dir or None, fusion=False)
+codec = Codec.load(backend=backend, onnx_dir=onnx_dir or None)
 y = np.load(latents)
 tile = int(tile)
 t, c = time.perf_counter(), time.process_time()
@@ -64,13 +64,13 @@ def main() -> None:
     from textboost.codec.exact import LATENT_FRAC
     from textboost.codec.image import load_image, resize
 
-    codec = Codec.load(fusion=False)
+    codec = Codec.load()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             w, h = (int(v) for v in size.lower().split("x"))
             img = resize(load_image(IMAGE), w, h)
-            data = codec.encode(img, rate=0.3, text=False)
+            data = codec.encode(img, rate=0.3)
             _, y_q = codec.decode_latents(data)
             latents = Path(tmp) / "y.npy"
             np.save(latents, (y_q * 2.0**-LATENT_FRAC).astype(np.float32))

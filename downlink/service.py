@@ -36,7 +36,7 @@ import numpy as np
 
 from downlink.handoff import cot_events, from_record, parse_cot_url, send_cot
 from downlink.node import BundleResult, Delivery, DownlinkNode, TextResult, WholeBundle
-from downlink.state import DownlinkState
+from downlink.state import DownlinkState, SeenMarks
 from downlink.store import GroundStore, parse_partial_stem
 from downlink.web import GroundView, LiveServer, receiver_figures
 from textboost.bitstream.container import BitstreamError, Container
@@ -127,8 +127,12 @@ class DownlinkService:
         self.transport = open_transport(config, "downlink", source)  # bound now: fail early
         self.web: LiveServer | None = None
         if web or dn.web:  # bound now too; serves from run()
-            view = GroundView(self.out, dn.event_log, link_stats=self.link_figures)
+            self.marks = SeenMarks(dn.state_db)
+            view = GroundView(self.out, dn.event_log, link_stats=self.link_figures,
+                              marks=self.marks)  # fmt: skip
             self.web = LiveServer(view, parse_host_port(web or dn.web), tiles=dn.tiles)
+            if self.web.tiles_error is not None:  # the page goes on without a basemap
+                self._log("basemap", error=f"downlink.tiles: {self.web.tiles_error}")
 
     def _handoff(self, record: dict[str, Any], png: bool = False) -> None:
         """Cursor-on-Target of one image to ``downlink.cot`` (on a thread of its own: a slow
@@ -373,6 +377,7 @@ class DownlinkService:
         """``wait``: let the decodes queued finish (else they are redone at the next start)."""
         if self.web is not None:
             self.web.close()
+            self.marks.close()
         self.transport.close()
         self._worker.shutdown(wait=wait, cancel_futures=True)
         self._cot.shutdown(wait=True)

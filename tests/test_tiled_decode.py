@@ -54,7 +54,7 @@ def test_real_g_s_in_tiles_matches_the_whole_image(codec, kodim23):
     from textboost.codec.exact import LATENT_FRAC
 
     img = kodim23[:384, :640]
-    _, y_q = codec.decode_latents(codec.encode(img, rate=0.3, text=False))
+    _, y_q = codec.decode_latents(codec.encode(img, rate=0.3))
     y = y_q * 2.0**-LATENT_FRAC
     whole = codec.transforms.synthesis(y)
     tiled = synthesis_tiled(codec.transforms.synthesis, y, tile=16)

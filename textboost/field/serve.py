@@ -155,6 +155,8 @@ def start_line(node: str, config: FieldConfig, service: Any, source: str) -> str
         where = dn.listen if kind != "mavlink" else "the MAVLink endpoint"
         web = getattr(service, "web", None)
         page = f"; live page {web.url}" if web is not None else ""
+        if web is not None and web.tiles_error is not None:
+            page += f" (no basemap: downlink.tiles: {web.tiles_error})"
         return (f"serving {source}: listening on {kind} {where}; writing {dn.out_dir}, "
                 f"log {dn.event_log}{page}; Ctrl-C or SIGTERM stops")  # fmt: skip
     up = config.uplink
