@@ -1,9 +1,7 @@
-"""The spotters on the originals: PP-OCRv4 (rapidocr-onnxruntime) with its crops read at
-their own widths (the default), PP-OCRv4 with the wheel's padded batches, PP-OCRv6 small
-(rapidocr 3.x).
+"""PP-OCRv4 (rapidocr-onnxruntime) against PP-OCRv6 small (rapidocr 3.x) on the originals.
 
     python benchmarks/spotter_compare.py [--sets openalpr_eu openalpr_br openalpr_us
-        icdar2015_mmocr_toy] [--engines PP-OCRv4 PP-OCRv4-wheel PP-OCRv6s] [--limit N]
+        icdar2015_mmocr_toy] [--engines PP-OCRv4 PP-OCRv6s] [--limit N]
         [--threads 1] [--json out.json]
 
 Per set: plates read exactly (OpenALPR: the detections touching the plate read it, alone
@@ -33,7 +31,6 @@ SCENETEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / 
 SETS = ("openalpr_eu", "openalpr_br", "openalpr_us", "icdar2015_mmocr_toy")
 ENGINES = {
     "PP-OCRv4": lambda threads: RapidOcrSpotter(threads=threads),
-    "PP-OCRv4-wheel": lambda threads: RapidOcrSpotter(threads=threads, rec_batching="wheel"),
     "PP-OCRv6s": lambda threads: PpOcrV6Spotter(threads=threads),
 }
 

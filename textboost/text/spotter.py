@@ -33,11 +33,6 @@ class RapidOcrSpotter:
     so one thread is the default: at 1024×768 on two loaded cores the wheel's default (a
     spinning thread per core) cost 1.40 CPU seconds a spot against 0.78 for one thread.
 
-    ``rec_batching``: ``"wheel"`` (default) runs the wheel's batches of 6, each padded to
-    its widest crop and to at least 320 px (PaddleOCR's reference); ``"own"`` reads each
-    crop at its own width, ≈ 40 % less recogniser work on scene text but a different
-    reading (``benchmarks/spotter_compare.py``: OpenALPR EU plates read 55/72 against
-    53/72, ICDAR 2015 toy E2E F1 0.138 against 0.308), so it is not the default.
     ``det_max_side``: a longer image side is resized to this before detection (the wheel's
     2000); recognition crops come from that resized image.
     """
@@ -46,7 +41,6 @@ class RapidOcrSpotter:
         self,
         threads: int = 1,
         text_score: float = 0.5,
-        rec_batching: str = "wheel",
         det_max_side: int = 2000,
     ) -> None:
         try:
@@ -55,12 +49,9 @@ class RapidOcrSpotter:
             raise ImportError(
                 "the text path needs rapidocr-onnxruntime (pip install rapidocr-onnxruntime)"
             ) from e
-        if rec_batching not in ("own", "wheel"):
-            raise ValueError(f"rec_batching {rec_batching!r}: expected 'own' or 'wheel'")
         if det_max_side < 64:
             raise ValueError(f"det_max_side {det_max_side}: expected >= 64 px")
         self.text_score = text_score
-        self.rec_batching = rec_batching
         self._engine = RapidOCR(
             use_cls=False,
             text_score=text_score,
@@ -68,12 +59,12 @@ class RapidOcrSpotter:
             inter_op_num_threads=1,
             max_side_len=det_max_side,
         )
-        # the wheel's sessions let idle intra-op threads spin, which on a shared CPU burns
-        # the time other work (g_a beside it) needs: the same models, spinning off
         # the detector's normalisation of each byte value, per channel (256, 3) float32
         values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)[np.newaxis]
         pre = self._engine.text_det.get_preprocess(0)
         self._det_table = pre.normalize(values)[0].astype(np.float32)
+        # the wheel's sessions let idle intra-op threads spin, which on a shared CPU burns
+        # the time other work (g_a beside it) needs: the same models, spinning off
         paths = _model_paths()
         self._engine.text_det.infer.session = _session(paths["Det"], threads)
         self._engine.text_rec.session.session = _session(paths["Rec"], threads)
@@ -91,10 +82,12 @@ class RapidOcrSpotter:
         if not len(boxes):
             return []
         crops = e.get_crop_img_list(bgr, boxes)
-        reads = self._recognise(crops)
+        # the wheel's batches of 6, padded to the widest crop and to 320 px: reading each crop
+        # at its own width is ≈ 40 % less work but reads worse (OpenALPR US plates 94/148
+        # against 104/148, ICDAR 2015 toy E2E F1 0.138 against 0.308)
+        reads = [(t, s) for t, s, *_ in e.text_rec(crops)[0]]
         words = []
-        # back to the input's pixels as the wheel does it (float32), so both batchings
-        # give the same quads
+        # back to the input's pixels as the wheel does it (in float32: the same quads)
         quads = np.array(boxes, dtype=np.float32)
         quads[..., 1] -= record["padding_1"]["top"]
         quads[..., 0] *= ratio_w
@@ -118,18 +111,6 @@ class RapidOcrSpotter:
         boxes, _ = det.postprocess_op(det.infer(np.ascontiguousarray(x))[0], bgr.shape[:2])
         boxes = det.filter_tag_det_res(boxes, bgr.shape[:2])
         return self._engine.sorted_boxes(boxes) if len(boxes) else []
-
-    def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
-        rec = self._engine.text_rec
-        if self.rec_batching == "wheel":
-            return [(t, s) for t, s, *_ in rec(crops)[0]]
-        reads = []
-        for crop in crops:
-            h, w = crop.shape[:2]
-            x = rec.resize_norm_img(crop, w / h)[np.newaxis]
-            text, score, *_ = rec.postprocess_op(rec.session(x)[0])[0]
-            reads.append((text, score))
-        return reads
 
 
 def _model_paths() -> dict[str, str]:
