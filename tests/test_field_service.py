@@ -18,6 +18,7 @@ import pytest
 
 from downlink.service import DownlinkService
 from tests.field_harness import KEY, Trial, tbx, write_config
+from tests.ground_service import Ground, send, submitted, until_acked, wait_for
 from textboost.bitstream.container import Container
 from textboost.field.config import ConfigError, load_field_config
 from textboost.field.eventlog import read_events
@@ -199,31 +200,15 @@ def test_kill9_of_either_side_loses_and_duplicates_nothing(tmp_path):
     assert audit["restarts"] == 12  # every kill hit a running service
 
 
-def _service(config: Path) -> tuple[DownlinkService, threading.Event, threading.Thread]:
-    cfg = load_field_config(config, need="downlink")
-    svc = DownlinkService(cfg)
-    stop = threading.Event()
-    thread = threading.Thread(target=svc.run, args=(stop, 30.0))
-    thread.start()
-    return svc, stop, thread
-
-
-def _stop(svc: DownlinkService, stop: threading.Event, thread: threading.Thread) -> None:
-    stop.set()
-    thread.join(10)
-    svc.close()
-
-
 def test_replays_after_a_restart_are_dropped_and_counted(tmp_path):
     """Frames recorded from a delivered bundle, and from one half sent, replayed to the
     restarted ground: dropped (replay/stale), counted, logged; nothing delivered again; the
     half-sent bundle's kept frames survive the restart and the rest completes it."""
     rng = np.random.default_rng(5)
     config = write_config(tmp_path)
-    svc, stop, thread = _service(config)
-    cfg = svc.link
-    addr = svc.cfg.listen.rsplit(":", 1)
-    dest = (addr[0], int(addr[1]))
+    ground = Ground(config, run_s=30.0)
+    cfg = ground.svc.link
+    dest = ground.address
     sender = Sender(cfg, epoch=7)
     whole, half = tbx(rng), tbx(rng)
     sender.submit(0, Container.parse(whole).to_sections(), 0.0)
@@ -235,20 +220,20 @@ def test_replays_after_a_restart_are_dropped_and_counted(tmp_path):
         for f in first[:cut]:
             s.sendto(f, dest)
             time.sleep(0.002)
-        _wait(lambda: _stored(tmp_path) == 1)
+        wait_for(lambda: _stored(tmp_path) == 1)
         time.sleep(0.3)
-        _stop(svc, stop, thread)
-        svc, stop, thread = _service(config)  # the restart
-        assert svc.rx.memory_bytes > 0  # bundle 1's kept frames are back
+        ground.stop()
+        ground = Ground(config, run_s=30.0)  # the restart
+        assert ground.svc.rx.memory_bytes > 0  # bundle 1's kept frames are back
         for f in first[:cut]:  # replayed
             s.sendto(f, dest)
         time.sleep(0.5)
         for f in first[cut:]:  # the rest of bundle 1, first sent now
             s.sendto(f, dest)
-        _wait(lambda: _stored(tmp_path) == 2)
+        wait_for(lambda: _stored(tmp_path) == 2)
         time.sleep(0.3)
-        dropped = svc.rx.stats.dropped_replay + svc.rx.stats.dropped_stale
-        _stop(svc, stop, thread)
+        dropped = ground.svc.rx.stats.dropped_replay + ground.svc.rx.stats.dropped_stale
+        ground.stop()
     assert dropped == cut
     sha = {hashlib.sha256(d).hexdigest() for d in (whole, half)}
     assert {p.read_bytes() and hashlib.sha256(p.read_bytes()).hexdigest()
@@ -262,13 +247,6 @@ def test_replays_after_a_restart_are_dropped_and_counted(tmp_path):
 def _stored(folder: Path) -> int:
     with sqlite3.connect(folder / "downlink.db") as db:
         return db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
-
-
-def _wait(cond, timeout_s: float = 20.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.05)
 
 
 def test_link_config_from_field_yaml_equals_protocol_defaults(tmp_path):
@@ -301,11 +279,11 @@ def test_real_codec_encode_and_progressive_decode(tmp_path, codec, kodim23):
     for t in threads:
         t.start()
     try:
-        _wait(lambda: ground.previews.warm, timeout_s=120)  # its codec loaded
+        wait_for(lambda: ground.previews.warm, timeout_s=120)  # its codec loaded
         Image.fromarray(image).save(tmp_path / "drop" / "sign.png.tmp", format="PNG")
         (tmp_path / "drop" / "sign.png.tmp").rename(tmp_path / "drop" / "sign.png")
         log = tmp_path / "downlink.jsonl"
-        _wait(lambda: any(e["event"] == "decoded" for e in read_events(log)), timeout_s=60)
+        wait_for(lambda: any(e["event"] == "decoded" for e in read_events(log)), timeout_s=60)
     finally:
         for stop in stops:
             stop.set()
@@ -336,27 +314,15 @@ def test_an_image_resent_under_a_new_epoch_is_fined_not_stored_again(tmp_path):
     epoch with a new bundle id. The ground FINs it, logs a duplicate, writes nothing."""
     rng = np.random.default_rng(8)
     config = write_config(tmp_path)
-    svc, stop, thread = _service(config)
-    addr = svc.cfg.listen.rsplit(":", 1)
+    ground = Ground(config, run_s=30.0)
     image = tbx(rng)
     acked = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.05)
-        s.connect((addr[0], int(addr[1])))
+    with ground.vehicle_socket() as s:
         for epoch, bundle in ((7, 0), (8, 3)):
-            sender = Sender(svc.link, epoch=epoch)
-            sender.submit(bundle, Container.parse(image).to_sections(), 0.0)
-            for f in sender.poll_transmit(0.0):
-                s.send(f)
-            end = time.monotonic() + 10
-            while sender.active_bundles and time.monotonic() < end:
-                try:
-                    acked += sender.receive(s.recv(2048), 0.0)
-                except TimeoutError:
-                    sender.handle_timeout(1e9)  # re-send EOF now: its answer is the FIN
-                    for f in sender.poll_transmit(0.0):
-                        s.send(f)
-    _stop(svc, stop, thread)
+            sender, frames = submitted(ground.svc.link, epoch, bundle, image)
+            send(s, frames)
+            acked += until_acked(s, sender, timeout_s=10)
+    ground.stop()
     assert [(a.bundle_id) for a in acked] == [0, 3]
     assert len(list((tmp_path / "out").glob("*.tbx"))) == 1
     events = [e["event"] for e in read_events(tmp_path / "downlink.jsonl")]
@@ -398,7 +364,7 @@ def test_uplink_duty_cycle_and_a_failed_bundle_queued_again(tmp_path):
     del trial.sent["notes.png"], trial.sent["huge.tbx"]
     trial.start("uplink")
     log = tmp_path / "uplink.jsonl"
-    _wait(lambda: log.exists() and any(e["event"] == "failed" for e in read_events(log)))
+    wait_for(lambda: log.exists() and any(e["event"] == "failed" for e in read_events(log)))
     trial.start("downlink")
     assert trial.wait_acked(1, timeout_s=30)
     assert trial.stop_all() == ""

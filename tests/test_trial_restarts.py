@@ -4,12 +4,10 @@ card per photo, no partial files left behind, and link figures that do not alarm
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,53 +15,11 @@ import pytest
 from downlink.service import DownlinkService
 from downlink.web import GroundView
 from tests.field_harness import tbx, write_config
+from tests.ground_service import Ground, send, submitted, until_acked, wait_for
 from textboost.bitstream.container import Container
 from textboost.field.config import load_field_config
 from textboost.field.eventlog import read_events
 from textboost.protocol import Sender, frame_info
-
-
-class Ground:
-    """The ground service on a thread (it owns its SQLite state)."""
-
-    def __init__(self, config: Path, web: str | None = None) -> None:
-        self.svc = DownlinkService(load_field_config(config, need="downlink"), web=web)
-        self.stop_ev = threading.Event()
-        self.thread = threading.Thread(target=self.svc.run, args=(self.stop_ev, 60.0))
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_ev.set()
-        self.thread.join(10)
-        self.svc.close()
-
-
-def _send(s: socket.socket, frames: list[bytes]) -> None:
-    for f in frames:
-        with contextlib.suppress(ConnectionRefusedError):  # the ground down: lost, as over the air
-            s.send(f)
-        time.sleep(0.001)
-
-
-def _until_acked(s: socket.socket, sender: Sender, timeout_s: float = 15.0) -> list:
-    """Answer NAKs and re-send EOFs until the sender has nothing in flight."""
-    acked: list = []
-    end = time.monotonic() + timeout_s
-    while sender.active_bundles and time.monotonic() < end:
-        try:
-            acked += [e for e in sender.receive(s.recv(2048), 0.0) if hasattr(e, "bundle_id")]
-        except (TimeoutError, ConnectionRefusedError):
-            sender.handle_timeout(1e9)  # re-send EOF now: its answer is a NAK or the FIN
-        _send(s, sender.poll_transmit(0.0))
-    assert not sender.active_bundles, "not acknowledged in time"
-    return acked
-
-
-def _wait(cond, timeout_s: float = 10.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.02)
 
 
 def _cards(view: GroundView) -> dict[str, tuple[str | None, int]]:
@@ -84,22 +40,16 @@ def test_restarts_leave_one_card_per_photo_no_partial_files_and_no_false_loss(tm
     ground = Ground(config)
     view = GroundView(out, tmp_path / "downlink.jsonl", link_stats=ground.svc.link_figures)
     assert "last contact</div><div class='tb-value'>no frame yet" in _link(view)
-    addr = ground.svc.cfg.listen.rsplit(":", 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.05)
-        s.connect((addr[0], int(addr[1])))
+    with ground.vehicle_socket() as s:
         # the vehicle sends half of photo A, then restarts (a new epoch) and sends it again
-        s7 = Sender(ground.svc.link, epoch=7)
-        s7.submit(0, Container.parse(photo_a).to_sections(), 0.0)
-        frames = s7.poll_transmit(0.0)
-        _send(s, frames[: len(frames) // 2])
-        _wait(lambda: (out / "partial" / "e7_b0.json").exists())
+        _, frames = submitted(ground.svc.link, 7, 0, photo_a)
+        send(s, frames[: len(frames) // 2])
+        wait_for(lambda: (out / "partial" / "e7_b0.json").exists(), 10)
         assert list(_cards(view)) == ["e7_b0"]
-        s8 = Sender(ground.svc.link, epoch=8)
-        s8.submit(0, Container.parse(photo_a).to_sections(), 0.0)
-        _send(s, s8.poll_transmit(0.0))
-        _until_acked(s, s8)
-        _wait(lambda: len(list(out.glob("*.tbx"))) == 1)
+        s8, frames = submitted(ground.svc.link, 8, 0, photo_a)
+        send(s, frames)
+        until_acked(s, s8)
+        wait_for(lambda: len(list(out.glob("*.tbx"))) == 1, 10)
         time.sleep(0.2)
         name = next(out.glob("*.tbx")).stem
         assert _cards(view) == {"e8_b0": (name, 0)}  # no "arriving" ghost beside it
@@ -108,30 +58,29 @@ def test_restarts_leave_one_card_per_photo_no_partial_files_and_no_false_loss(tm
         assert "recent loss</div><div class='tb-value'>0.0 %" in _link(view)
 
         # it restarts again before it recorded the FIN: the resent copy is recognised
-        s9 = Sender(ground.svc.link, epoch=9)
-        s9.submit(0, Container.parse(photo_a).to_sections(), 0.0)
-        _send(s, s9.poll_transmit(0.0))
-        _until_acked(s, s9)
-        _wait(lambda: any(e["event"] == "duplicate"
-                          for e in read_events(tmp_path / "downlink.jsonl")))  # fmt: skip
+        s9, frames = submitted(ground.svc.link, 9, 0, photo_a)
+        send(s, frames)
+        until_acked(s, s9)
+        wait_for(lambda: any(e["event"] == "duplicate"
+                             for e in read_events(tmp_path / "downlink.jsonl")), 10)  # fmt: skip
         assert _cards(view) == {"e8_b0": (name, 1)}  # counted on the photo's one card
 
         # photo B half sent; the ground stops; the vehicle goes on sending into the void
         s9.submit(1, Container.parse(photo_b).to_sections(), 0.0)
         frames = s9.poll_transmit(0.0)
-        _send(s, frames[: len(frames) // 2])
-        _wait(lambda: (out / "partial" / "e9_b1.json").exists())
+        send(s, frames[: len(frames) // 2])
+        wait_for(lambda: (out / "partial" / "e9_b1.json").exists(), 10)
         time.sleep(0.2)
         ground.stop()
-        _send(s, frames[len(frames) // 2 :])  # lost: nobody listens
+        send(s, frames[len(frames) // 2 :])  # lost: nobody listens
         (out / "partial" / "e3_b4.json").write_text("{}")  # left by an older ground
         ground = Ground(config)
         view = GroundView(out, tmp_path / "downlink.jsonl", link_stats=ground.svc.link_figures)
         assert not (out / "partial" / "e3_b4.json").exists()  # not in flight: swept
         assert (out / "partial" / "e9_b1.json").exists()  # in flight: kept
         assert "no frame yet" in _link(view)
-        _until_acked(s, s9)  # the EOF re-sent, the lost half NAKed and sent again
-        _wait(lambda: len(list(out.glob("*.tbx"))) == 2)
+        until_acked(s, s9)  # the EOF re-sent, the lost half NAKed and sent again
+        wait_for(lambda: len(list(out.glob("*.tbx"))) == 2, 10)
         time.sleep(0.2)
         link = _link(view)
         ground.stop()
@@ -158,20 +107,14 @@ def test_page_after_a_vehicle_restart_shows_one_card_per_photo_and_no_loss(
     try:
         page.goto(ground.svc.web.url)
         assert "no frame yet" in page.locator("#link").inner_text()
-        addr = ground.svc.cfg.listen.rsplit(":", 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.05)
-            s.connect((addr[0], int(addr[1])))
-            s7 = Sender(ground.svc.link, epoch=7)
-            s7.submit(0, Container.parse(photo).to_sections(), 0.0)
-            frames = s7.poll_transmit(0.0)
-            _send(s, frames[: len(frames) // 2])
+        with ground.vehicle_socket() as s:
+            _, frames = submitted(ground.svc.link, 7, 0, photo)
+            send(s, frames[: len(frames) // 2])
             page.wait_for_selector("#card-e7_b0", timeout=10_000)  # words landed
             for epoch in (8, 9):  # a restart mid-transfer, then one before the FIN counted
-                sender = Sender(ground.svc.link, epoch=epoch)
-                sender.submit(0, Container.parse(photo).to_sections(), 0.0)
-                _send(s, sender.poll_transmit(0.0))
-                _until_acked(s, sender)
+                sender, frames = submitted(ground.svc.link, epoch, 0, photo)
+                send(s, frames)
+                until_acked(s, sender)
         page.wait_for_function(
             "document.querySelector('#cards').textContent.includes('resent copies')",
             timeout=10_000,
@@ -253,10 +196,10 @@ def test_a_preview_made_useless_by_the_complete_picture_is_killed(tmp_path, kodi
         assert rest, "the photo completed before its first preview started"
         pid = svc.previews.pid
         _feed(svc, rest)  # the photo whole while its preview decodes
-        _wait(lambda: any(e["event"] == "preview_dropped" and e["ran_s"] > 0
-                          for e in read_events(log)), 30)  # fmt: skip
+        wait_for(lambda: any(e["event"] == "preview_dropped" and e["ran_s"] > 0
+                             for e in read_events(log)), 30)  # fmt: skip
         assert svc.previews.pid != pid and svc.previews.started == 2  # killed, a fresh one
-        _wait(lambda: not svc._decoding or all(f.done() for f in svc._decoding), 120)
+        wait_for(lambda: not svc._decoding or all(f.done() for f in svc._decoding), 120)
         svc._collect_decoded()
         events = list(read_events(log))
         dropped = [e for e in events if e["event"] == "preview_dropped"]  # queued ones ran 0 s
@@ -282,9 +225,9 @@ def test_a_preview_made_useless_by_the_complete_picture_is_killed(tmp_path, kodi
         time.sleep(1.0)
         assert svc.previews.running is None  # held: A's picture goes first
         gate.set()
-        _wait(lambda: any(e["event"] == "group" and e["bundle"] == 3 for e in read_events(log)),
-              120)  # fmt: skip
-        _wait(lambda: all(f.done() for f in svc._decoding), 120)
+        wait_for(lambda: any(e["event"] == "group" and e["bundle"] == 3
+                             for e in read_events(log)), 120)  # fmt: skip
+        wait_for(lambda: all(f.done() for f in svc._decoding), 120)
         svc._collect_decoded()
     finally:
         svc.close()

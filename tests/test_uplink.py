@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from tests.helpers import ROOT, run_module
@@ -71,6 +73,41 @@ def test_storage_drops_with_records_never_silently():
     oldest.push(StoredImage("y", bytes(400), 1.0))
     assert [d.image_id for d in oldest.push(StoredImage("z", bytes(100), 2.0))] == ["x"]
     assert len(store.dropped) == 2 and len(oldest.dropped) == 1
+
+
+_QUEUE_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("push"),
+            st.sampled_from("abc"),  # ids repeat: a resend of one name
+            st.integers(0, 700),  # bytes (some over the capacity: refused)
+            st.integers(-2, 2),  # priority
+        ),
+        st.tuples(st.just("pop")),
+        st.tuples(st.just("release"), st.sampled_from("abcd")),
+    ),
+    max_size=60,
+)
+
+
+@given(
+    policy=st.sampled_from(["oldest", "lowest_priority"]),
+    capacity=st.integers(1, 1500),
+    ops=_QUEUE_OPS,
+)
+def test_storage_running_total_equals_the_sum(policy, capacity, ops):
+    """The running total ``used_bytes`` is the sum of what waits and what is in flight
+    after any sequence of pushes, pops, releases and the drops they cause."""
+    store = StoreAndForward(capacity, policy)
+    for t, op in enumerate(ops):
+        if op[0] == "push":
+            store.push(StoredImage(op[1], bytes(op[2]), float(t), priority=op[3]))
+        elif op[0] == "pop":
+            store.pop_next()
+        else:
+            store.release(op[1])
+        held = sum(len(i.data) for i in store.waiting) + sum(store.in_flight.values())
+        assert store.used_bytes == held <= capacity
 
 
 class CountingCodec:

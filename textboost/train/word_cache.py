@@ -37,6 +37,8 @@ __all__ = [
     "cache_items",
     "is_heldout",
     "load_cached",
+    "scale_to",
+    "words_arrays",
 ]
 
 CACHE_HALO = 32  # context kept around the regions: more than the receiver's HALO, for crops
@@ -97,7 +99,8 @@ def cache_items(
     return out
 
 
-def _scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.ndarray, list[Word]]:
+def scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.ndarray, list[Word]]:
+    """``img`` shrunk to ``max_side`` pixels at most on its longer side, ``words`` with it."""
     from textboost.codec.image import resize
 
     h, w = img.shape[:2]
@@ -195,7 +198,7 @@ def build_word_cache(
             source = f"synth:{s.photo}:{s.fonts}"
         else:
             img, gt, care = _load_real(it.path)
-            img, gt = _scale_to(img, gt, max_side)
+            img, gt = scale_to(img, gt, max_side)
             source = f"{it.kind}:{it.path.name}"
         h, w = img.shape[:2]
         streams, decoded, bpps, psnrs = [], [], [], []
