@@ -34,8 +34,8 @@ from collections import Counter
 from pathlib import Path
 
 from textboost.codec.image import load_image
-from textboost.eval.text_gt import load_sets
-from textboost.eval.text_match import match_image
+from textboost.scenetext.gt import load_sets
+from textboost.scenetext.match import match_image
 from textboost.text.match import glyph_iou, match_word
 from textboost.text.payload import encode_words, quantise_words
 from textboost.text.spotter import default_spotter

@@ -4,7 +4,7 @@
         icdar2015_mmocr_toy] [--limit N] [--threads 1] [--json out.json]
 
 Per set: plates read exactly (OpenALPR: the detections touching the plate read it, alone
-or joined), DET and E2E F1 (ICDAR 2015 protocol of ``textboost.eval.text_match``; plate
+or joined), DET and E2E F1 (ICDAR 2015 protocol of ``textboost.scenetext.match``; plate
 sets ignore detections that touch no annotated plate), and the time per image with the
 image resized to 1024×768: wall and CPU time (process time) of one ``spot`` call, ONNX
 Runtime on ``--threads`` intra-op threads. Both engines run on the same images in one
@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from textboost.codec.image import load_image, resize
-from textboost.eval.text_gt import load_sets
-from textboost.eval.text_match import Counts, match_image
+from textboost.scenetext.gt import load_sets
+from textboost.scenetext.match import Counts, match_image
 from textboost.text.spotter import PpOcrV6Spotter, RapidOcrSpotter
 
 SCENETEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "scenetext"

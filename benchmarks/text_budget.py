@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import textboost.codec.budget as budget_mod  # noqa: E402
 from benchmarks.text_matrix import SETS, set_images  # noqa: E402
-from textboost import Codec  # noqa: E402
+from textboost import Pipeline  # noqa: E402
 from textboost.bitstream.container import Container  # noqa: E402
 from textboost.codec.budget import chosen_scale, fit_budget  # noqa: E402
 from textboost.codec.image import load_image, psnr_db  # noqa: E402
@@ -72,7 +72,7 @@ class CachedSpotter:
         return list(self.words)
 
 
-def _encode(c: Codec, img: np.ndarray, budget: int, v: str) -> bytes:
+def _encode(c: Pipeline, img: np.ndarray, budget: int, v: str) -> bytes:
     if v != "text_scale0":
         method = "full" if v == "text_full" else "predict"
         return c.encode_to_budget(img, max_bytes=budget, text=v != "codec", method=method)
@@ -81,12 +81,12 @@ def _encode(c: Codec, img: np.ndarray, budget: int, v: str) -> bytes:
     keep = budget_mod.chosen_scale
     budget_mod.chosen_scale = lambda *_: whole  # the pick inside fit_budget: the whole budget
     try:
-        return fit_budget(c, c.analyse(img, scale=whole, text=True), budget)
+        return fit_budget(c.codec, c.analyse(img, scale=whole, text=True), budget)
     finally:
         budget_mod.chosen_scale = keep
 
 
-def case(codec: Codec, plain: Codec, img: np.ndarray, budget: int) -> tuple[dict, bool]:
+def case(codec: Pipeline, plain: Pipeline, img: np.ndarray, budget: int) -> tuple[dict, bool]:
     out: dict = {}
     h, w = img.shape[:2]
     variants = list(ALWAYS)
@@ -167,8 +167,8 @@ def main() -> int:
         if n not in SETS:
             p.error(f"--sets: unknown set {n!r}: expected some of {', '.join(SETS)}")
     spotter = CachedSpotter()
-    codec = Codec.load(spotter=spotter)
-    plain = Codec.load(spotter=spotter, text_filter=TextFilter(style=False))
+    codec = Pipeline.load(spotter=spotter)
+    plain = Pipeline.load(spotter=spotter, text_filter=TextFilter(style=False))
     cases: list[dict] = []
     t0, c0 = time.time(), time.process_time()
 

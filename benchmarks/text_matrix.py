@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 from textboost.eval.budget import DOWNSCALE_DIVISORS  # noqa: E402
 from textboost.eval.text_entrants import ENTRANTS  # noqa: E402
 from textboost.eval.text_eval import TextEvalConfig  # noqa: E402
-from textboost.eval.text_gt import GtImage, load_dataset  # noqa: E402
 from textboost.eval.text_matrix import (  # noqa: E402
     MatrixSet,
     assemble,
@@ -39,6 +38,7 @@ from textboost.eval.text_matrix import (  # noqa: E402
     plan_units,
     run_unit,
 )
+from textboost.scenetext.gt import GtImage, load_dataset  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 SETS = {

@@ -90,7 +90,7 @@ def _serve(loader: Callable[[], Any], conn: Connection) -> None:
 class Previewer:
     """Args:
     loader: builds the codec in the preview process (sent there by pickling: a
-        :class:`~textboost.codec.loader.CodecLoader`, which crosses unloaded).
+        :class:`~textboost.pipeline.loader.PipelineLoader`, which crosses unloaded).
     on_done: called with each :class:`PreviewDone`, on the preview thread.
     max_pixels: the decoder's limit (None: the codec's).
     hold: while it returns True no preview starts (a complete picture waits).
@@ -111,7 +111,7 @@ class Previewer:
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise ValueError(
                 "progressive previews are decoded in a process of their own, which builds its "
-                f"codec from the loader: a CodecLoader (this one cannot be sent: {exc})"
+                f"codec from the loader: a PipelineLoader (this one cannot be sent: {exc})"
             ) from None
         self.loader, self.on_done, self.max_pixels, self.hold = loader, on_done, max_pixels, hold
         self._ctx = mp.get_context("spawn")  # no fork of a process holding threads

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from textboost.eval.text_gt import (
+from textboost.scenetext.gt import (
     GtWord,
     load_dataset,
     load_sets,
@@ -18,7 +18,7 @@ from textboost.eval.text_gt import (
     parse_openalpr,
     read_gt,
 )
-from textboost.eval.text_match import (
+from textboost.scenetext.match import (
     Counts,
     match_image,
     normalise_plate,
@@ -417,7 +417,6 @@ def test_matrix_units_are_ordered_rate_by_rate_original_first():
 @pytest.mark.slow
 def test_matrix_resumes_per_unit_and_reuses_streams(tmp_path):
     from textboost.eval.text_eval import TextEvalConfig
-    from textboost.eval.text_gt import load_dataset
     from textboost.eval.text_matrix import (
         MatrixSet,
         Unit,
@@ -426,6 +425,7 @@ def test_matrix_resumes_per_unit_and_reuses_streams(tmp_path):
         run_unit,
         unit_file,
     )
+    from textboost.scenetext.gt import load_dataset
 
     folder = _small_set(tmp_path)
     if folder is None:

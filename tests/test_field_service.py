@@ -30,6 +30,11 @@ uplink: {drop_dir: d, state_db: u.db, event_log: u.jsonl, peer: "127.0.0.1:9"}
 downlink: {listen: "127.0.0.1:9", out_dir: o, state_db: d.db, event_log: d.jsonl}
 """
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
 
 def _config(tmp_path: Path, text: str) -> Path:
     (tmp_path / "key").write_bytes(KEY)
@@ -259,7 +264,7 @@ def test_real_codec_encode_and_progressive_decode(tmp_path, codec, kodim23):
     preview per y group, then the whole image (both services in threads)."""
     from PIL import Image
 
-    from textboost.codec.loader import CodecLoader
+    from textboost.pipeline.loader import PipelineLoader
     from uplink.encode import EncodePipeline, FixedRate
     from uplink.service import UplinkService
 
@@ -267,7 +272,7 @@ def test_real_codec_encode_and_progressive_decode(tmp_path, codec, kodim23):
     text = config.read_text().replace("decode: false", "decode: true")
     config.write_text(text.replace("mtu_bytes: 200", "mtu_bytes: 80"))
     cfg = load_field_config(config)
-    ground = DownlinkService(cfg, loader=CodecLoader())  # previews: in a process of their own
+    ground = DownlinkService(cfg, loader=PipelineLoader())  # previews: in a process of their own
     edge = UplinkService(cfg, pipeline=EncodePipeline(FixedRate(0.3), None, lambda: codec))
     image = kodim23[100:292, 200:456]  # 256x192: a few hundred bytes, groups apart
     codec.decode(codec.encode(image, rate=0.3))  # warm: previews keep up with the link

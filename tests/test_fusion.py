@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from textboost.codec.weights import fusion_path
 from textboost.fusion import stripes
 from textboost.fusion.model import FusionBlock
-from textboost.fusion.runtime import (
-    apply_fusion,
-    fusion_metadata,
-    fusion_path,
-    load_fusion,
-    save_fusion,
-)
+from textboost.fusion.runtime import apply_fusion, fusion_metadata, load_fusion, save_fusion
 from textboost.train.stage2 import (
     Stage2Config,
     Stage2Trainer,

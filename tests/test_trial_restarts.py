@@ -179,12 +179,12 @@ def test_a_preview_made_useless_by_the_complete_picture_is_killed(tmp_path, kodi
     its photo arrives whole is stopped (its process killed, a fresh one started), none is
     logged after the delivery, no partial file stays; a preview queued while a complete
     picture waits for its decode starts only after it."""
-    from textboost.codec.loader import CodecLoader
+    from textboost.pipeline.loader import PipelineLoader
 
     config = write_config(tmp_path)
     text = config.read_text().replace("decode: false", "decode: true")
     config.write_text(text.replace("mtu_bytes: 200", "mtu_bytes: 64"))  # many frames a photo
-    svc = DownlinkService(load_field_config(config, need="downlink"), loader=CodecLoader())
+    svc = DownlinkService(load_field_config(config, need="downlink"), loader=PipelineLoader())
     log = tmp_path / "downlink.jsonl"
     try:
         codec = svc.loader()

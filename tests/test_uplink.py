@@ -254,12 +254,12 @@ def test_cli_help_shows_field_example():
 def test_cache_hit_does_not_load_the_codec(tmp_path):
     """The codec (and torch) load on the first encode that misses the cache, never for a
     hit: the model id a cache key needs comes from the model file."""
-    from textboost.codec.loader import CodecLoader
+    from textboost.pipeline.loader import PipelineLoader
     from uplink.cache import file_sha256
 
     img_path = tmp_path / "img.png"
     Image.fromarray(np.full((8, 12, 3), 77, np.uint8)).save(img_path)
-    model_id = CodecLoader().model_id
+    model_id = PipelineLoader().model_id
     policy = FixedRate(0.5)
     cache = EncodeCache(tmp_path / "cache")
     h = Header(model_id=model_id, width=12, height=8, rate=1000, n_groups=5)
@@ -282,7 +282,7 @@ def test_cache_hit_does_not_load_the_codec(tmp_path):
 
 
 def test_codec_factory_runs_once_and_only_on_a_miss(tmp_path):
-    from textboost.codec.loader import CodecLoader
+    from textboost.pipeline.loader import PipelineLoader
 
     img_path = tmp_path / "img.png"
     Image.fromarray(np.full((8, 12, 3), 77, np.uint8)).save(img_path)
@@ -293,11 +293,11 @@ def test_codec_factory_runs_once_and_only_on_a_miss(tmp_path):
         return CountingCodec()
 
     cache = EncodeCache(tmp_path / "cache")
-    loader = CodecLoader(factory=factory)
+    loader = PipelineLoader(factory=factory)
     first = EncodePipeline(FixedRate(0.5), cache, loader).encode(img_path)
     EncodePipeline(FixedRate(0.25), cache, loader).encode(img_path)
     assert len(calls) == 1 and not first.cached  # one load serves every pipeline
-    fresh = CodecLoader(factory=factory, model_id=CountingCodec.model_id)
+    fresh = PipelineLoader(factory=factory, model_id=CountingCodec.model_id)
     hit = EncodePipeline(FixedRate(0.5), cache, fresh).encode(img_path)
     assert hit.cached and not fresh.loaded and len(calls) == 1
 

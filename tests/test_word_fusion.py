@@ -175,7 +175,8 @@ def test_bad_inputs_are_refused():
 def test_onnx_word_block_fuses_as_torch(tmp_path):
     """The exported graph (dynamic tile sizes) under ONNX Runtime, through the same tiles."""
     from export.onnx import DEFAULT_OPSET, _export
-    from textboost.codec.exported import OnnxFusion, ort_session
+    from textboost.codec.exported import ort_session
+    from textboost.fusion.exported import OnnxFusion
 
     block = _noisy_block(2)
     path = tmp_path / "fusion.onnx"
@@ -201,8 +202,8 @@ def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image)
     import warnings
 
     from textboost.bitstream.container import Container
-    from textboost.codec.api import Codec
     from textboost.codec.weights import ModelFile, fusion_path
+    from textboost.pipeline.api import Pipeline
     from textboost.text.payload import encode_words
     from textboost.text.render import TextWarning
     from textboost.text.style import Style
@@ -211,7 +212,7 @@ def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image)
     model = tmp_path / shipped.path.name
     shutil.copy(shipped.path, model)
     save_fusion(_noisy_block(3), fusion_path(model), shipped.model_id)
-    codec = Codec.load(model, spotter=None)
+    codec = Pipeline.load(model, spotter=None)
     assert codec.fusion.kind == "words"
     h, w = small_image.shape[:2]
     plain_stream = codec.encode(small_image, rate=0.3, text=False)
@@ -255,15 +256,15 @@ def _candidate_fusion():
 @pytest.mark.parametrize("which", ["shipped", "candidate"])
 def test_receiver_fusion_cost_grows_with_the_words_not_the_megapixels(which, tmp_path, request):
     """The same three words on a 320×240 and a 640×480 frame: the fusion block, as
-    ``Codec.decode`` runs it, sees the same pixels on both, a small share of the frame,
+    ``Pipeline.decode`` runs it, sees the same pixels on both, a small share of the frame,
     and every other pixel is the codec's own. Run on the shipped file and on the
     candidate word block (docs/text.md, "Shipping the word block"); while the paper's
     block ships (it runs over the whole frame), the shipped case must fail."""
     import shutil
 
     from textboost.bitstream.container import Container
-    from textboost.codec.api import Codec
     from textboost.codec.weights import ModelFile, fusion_path
+    from textboost.pipeline.api import Pipeline
     from textboost.text.payload import encode_words
 
     path = _shipped_fusion() if which == "shipped" else _candidate_fusion()
@@ -277,7 +278,7 @@ def test_receiver_fusion_cost_grows_with_the_words_not_the_megapixels(which, tmp
     model = tmp_path / shipped.path.name
     shutil.copy(shipped.path, model)
     shutil.copy(path, fusion_path(model))
-    codec = Codec.load(model, spotter=None)
+    codec = Pipeline.load(model, spotter=None)
     seen: list[int] = []
     forward = codec.fusion.forward
 

@@ -123,10 +123,10 @@ def _load_codec(threads: int) -> Any:
     if _CODEC is None:
         import torch
 
-        from textboost.codec.api import Codec
+        from textboost.pipeline.api import Pipeline
 
         torch.set_num_threads(threads)
-        _CODEC = Codec.load()
+        _CODEC = Pipeline.load()
     return _CODEC
 
 

@@ -44,8 +44,16 @@ from textboost.eval.text_entrants import (
     entrant_settings,
     get_entrant,
 )
-from textboost.eval.text_gt import GtImage, GtWord, load_dataset
-from textboost.eval.text_match import (
+from textboost.eval.text_report import (
+    Crop,
+    pick_rows,
+    print_tables,
+    render_grid,
+    round_robin,
+    table_rows,
+)
+from textboost.scenetext.gt import GtImage, GtWord, load_dataset
+from textboost.scenetext.match import (
     DONT_CARE_AREA,
     IOU_THRESHOLD,
     SPECIAL_CHARACTERS,
@@ -54,14 +62,6 @@ from textboost.eval.text_match import (
     match_image,
     plate_read,
     touching,
-)
-from textboost.eval.text_report import (
-    Crop,
-    pick_rows,
-    print_tables,
-    render_grid,
-    round_robin,
-    table_rows,
 )
 from textboost.text.words import Word
 

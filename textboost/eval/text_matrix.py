@@ -31,7 +31,7 @@ from textboost.eval.text_eval import (
     render_grid,
     summarise_dataset,
 )
-from textboost.eval.text_gt import GtImage
+from textboost.scenetext.gt import GtImage
 
 __all__ = [
     "DEFAULT_RATES",

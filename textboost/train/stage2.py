@@ -127,8 +127,9 @@ def _read_plate(txt: Path) -> tuple[np.ndarray, list[Word]]:
 
 def build_cache(cfg: Stage2Config, minutes: float | None = None, progress: bool = True) -> dict:
     """Encode, decode, spot and render every training image once; resumes and time-boxes."""
-    from textboost.codec.api import BudgetError, Codec
+    from textboost.codec.api import BudgetError
     from textboost.codec.image import psnr_db
+    from textboost.pipeline.api import Pipeline
     from textboost.text.filter import select_words
     from textboost.text.render import render_guidance
     from textboost.train.synth_text import SceneTextGenerator, SynthConfig, text_mask
@@ -136,7 +137,7 @@ def build_cache(cfg: Stage2Config, minutes: float | None = None, progress: bool 
     torch.set_num_threads(cfg.threads)
     cache = Path(cfg.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    codec = Codec.load(cfg.codec, fusion=False)
+    codec = Pipeline.load(cfg.codec, fusion=False)
     flt = codec.text_filter
     gen = (
         SceneTextGenerator(cfg.photo_dirs, SynthConfig(max_side=cfg.max_side))

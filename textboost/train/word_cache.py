@@ -76,7 +76,7 @@ def cache_items(
     max_per_set: int | None = None,
 ) -> list[CacheItem]:
     """Every source's items, interleaved round-robin (synthetic first)."""
-    from textboost.eval.text_gt import IMAGE_SUFFIXES, read_gt
+    from textboost.scenetext.gt import IMAGE_SUFFIXES, read_gt
 
     synth = [CacheItem(f"synth{synth_seed}_{k:05d}", "synth", synth_index=k)
              for k in range(synth_images)]  # fmt: skip
@@ -114,7 +114,7 @@ def scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.ndar
 
 def _load_real(path: Path) -> tuple[np.ndarray, list[Word], list[bool]]:
     from textboost.codec.image import load_image
-    from textboost.eval.text_gt import read_gt
+    from textboost.scenetext.gt import read_gt
 
     gt = read_gt(path)
     assert gt is not None
@@ -170,15 +170,16 @@ def build_word_cache(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Code, decode and crop every item not yet cached, until done or ``minutes`` pass."""
-    from textboost.codec.api import BudgetError, Codec
+    from textboost.codec.api import BudgetError
     from textboost.codec.image import psnr_db
+    from textboost.pipeline.api import Pipeline
     from textboost.text.spotter import default_spotter
     from textboost.train.synth_text import SceneTextGenerator, SynthConfig
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     spot = _SpotOnce(default_spotter())
-    codec = Codec.load(codec_path, fusion=False, spotter=spot)
+    codec = Pipeline.load(codec_path, fusion=False, spotter=spot)
     gen = None
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     made = skipped = 0
