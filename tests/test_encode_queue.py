@@ -20,10 +20,10 @@ from uplink.encode import EncodePipeline, FixedRate
 from uplink.service import UplinkService
 
 
-def test_encode_queue_and_times_in_the_log_status_and_printed_lines(tmp_path, codec, kodim23):
+def test_encode_queue_and_times_in_the_log_status_and_printed_lines(tmp_path, pipeline, kodim23):
     config = write_config(tmp_path)  # no ground: the photos only queue up
     cfg = load_field_config(config, need="uplink")
-    edge = UplinkService(cfg, pipeline=EncodePipeline(FixedRate(0.3), None, lambda: codec))
+    edge = UplinkService(cfg, pipeline=EncodePipeline(FixedRate(0.3), None, lambda: pipeline))
     drop = tmp_path / "drop"
     drop.mkdir(exist_ok=True)
     for i in range(3):  # three photos at once: one is encoded, two wait
