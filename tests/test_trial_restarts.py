@@ -163,40 +163,75 @@ def test_a_vehicle_clock_ahead_of_the_ground_is_a_warning_not_a_negative_time(tm
     assert html.index("<details") < html.index("-27.6 s")
 
 
+def _feed(svc: DownlinkService, frames: list[bytes], until=lambda: False) -> list[bytes]:
+    """Frames straight into the ground service, up to the first one after which ``until()``;
+    returns the rest."""
+    for i, f in enumerate(frames):
+        svc.receive(f, 0.0)
+        if until():
+            return frames[i + 1 :]
+    return []
+
+
 @pytest.mark.slow
-def test_a_complete_picture_is_decoded_before_a_queued_preview(tmp_path, pipeline, small_image):
-    """The decode worker is busy; a preview of photo B is queued, then photo A arrives whole:
-    A's full picture is decoded first, B's preview after it (it is not wasted either)."""
-    from textboost.bitstream.container import Container as C
+def test_a_preview_made_useless_by_the_complete_picture_is_killed(tmp_path, kodim23):
+    """Issue 25 item 6, on a real receiver with the real codec: a preview still decoding when
+    its photo arrives whole is stopped (its process killed, a fresh one started), none is
+    logged after the delivery, no partial file stays; a preview queued while a complete
+    picture waits for its decode starts only after it."""
+    from textboost.pipeline.loader import PipelineLoader
 
     config = write_config(tmp_path)
     text = config.read_text().replace("decode: false", "decode: true")
     config.write_text(text.replace("mtu_bytes: 200", "mtu_bytes: 64"))  # many frames a photo
-    svc = DownlinkService(load_field_config(config, need="downlink"), loader=lambda: pipeline)
+    svc = DownlinkService(load_field_config(config, need="downlink"), loader=PipelineLoader())
+    log = tmp_path / "downlink.jsonl"
     try:
-        gate = threading.Event()
-        svc._worker.submit(gate.wait, 30)  # the worker busy with an earlier decode
-        photo_a = pipeline.encode(small_image, rate=0.3, text=False)
-        photo_b = pipeline.encode(small_image[:, ::-1].copy(), rate=1.0, text=False)
+        codec = svc.loader()
+        big = codec.encode(kodim23, rate=0.6, text=False)  # 768x512: a preview takes a while
         sender = Sender(svc.link, epoch=4)
-        sender.submit(1, C.parse(photo_b).to_sections(), 0.0)
-        for f in sender.poll_transmit(0.0):  # B: up to its first y group, no further
-            svc.receive(f, 0.0)
-            if svc._latest.get((4, 1)):
-                break
-        sender.submit(0, C.parse(photo_a).to_sections(), 0.0)
-        for f in sender.poll_transmit(0.0):  # A: whole
-            if frame_info(f).bundle_id == 0:
-                svc.receive(f, 0.0)
-        assert svc._finals == 1  # A's picture queued behind B's preview
+        sender.submit(1, Container.parse(big).to_sections(), 0.0)
+        frames = sender.poll_transmit(0.0)
+        rest = _feed(svc, frames, until=lambda: svc.previews.running == (4, 1))
+        assert rest, "the photo completed before its first preview started"
+        pid = svc.previews.pid
+        _feed(svc, rest)  # the photo whole while its preview decodes
+        wait_for(lambda: any(e["event"] == "preview_dropped" and e["ran_s"] > 0
+                             for e in read_events(log)), 30)  # fmt: skip
+        assert svc.previews.pid != pid and svc.previews.started == 2  # killed, a fresh one
+        wait_for(lambda: not svc._decoding or all(f.done() for f in svc._decoding), 120)
+        svc._collect_decoded()
+        events = list(read_events(log))
+        dropped = [e for e in events if e["event"] == "preview_dropped"]  # queued ones ran 0 s
+        assert {(e["bundle"], e["reason"]) for e in dropped} == {(1, "complete picture available")}
+        assert sum(e["ran_s"] > 0 for e in dropped) == 1  # the one decoding: cut short
+        delivered = next(i for i, e in enumerate(events) if e["event"] == "delivered")
+        assert not [e for e in events[delivered:] if e["event"] == "group"]
+        assert [e["event"] for e in events if e["event"] == "decoded"] == ["decoded"]
+        assert sorted(p.name for p in (tmp_path / "out" / "partial").iterdir()) == []
+
+        # a complete picture waiting for the decode worker holds the next preview back
+        gate = threading.Event()
+        svc._worker.submit(gate.wait, 60)  # the worker busy with an earlier decode
+        photo_a = codec.encode(kodim23[:192, :256], rate=0.3, text=False)
+        photo_b = codec.encode(kodim23[192:384, 256:512], rate=1.0, text=False)
+        sender.submit(2, Container.parse(photo_a).to_sections(), 0.0)
+        sender.submit(3, Container.parse(photo_b).to_sections(), 0.0)
+        frames = sender.poll_transmit(0.0)
+        _feed(svc, [f for f in frames if frame_info(f).bundle_id == 2])  # A: whole
+        assert svc._finals == 1
+        _feed(svc, [f for f in frames if frame_info(f).bundle_id == 3],
+              until=lambda: (4, 3) in svc._useful)  # B: up to its first y group  # fmt: skip
+        time.sleep(1.0)
+        assert svc.previews.running is None  # held: A's picture goes first
         gate.set()
+        wait_for(lambda: any(e["event"] == "group" and e["bundle"] == 3
+                             for e in read_events(log)), 120)  # fmt: skip
         wait_for(lambda: all(f.done() for f in svc._decoding), 120)
         svc._collect_decoded()
     finally:
         svc.close()
-    decoded = [e for e in read_events(tmp_path / "downlink.jsonl") if e["event"] == "decoded"]
-    previews = [e for e in read_events(tmp_path / "downlink.jsonl") if e["event"] == "group"]
-    assert len(decoded) == 1 and decoded[0]["png"].endswith(".png")
-    assert len(previews) == 1 and previews[0]["png"] == "partial/e4_b1.png"  # not wasted
-    full = (tmp_path / "out" / decoded[0]["png"]).stat().st_mtime_ns
-    assert full < (tmp_path / "out" / "partial" / "e4_b1.png").stat().st_mtime_ns
+    events = list(read_events(log))
+    name_a = next(e["image"] for e in events if e["event"] == "delivered" and e["bundle"] == 2)
+    preview_b = tmp_path / "out" / "partial" / "e4_b3.png"  # made, not wasted
+    assert (tmp_path / "out" / f"{name_a}.png").stat().st_mtime_ns < preview_b.stat().st_mtime_ns

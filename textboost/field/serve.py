@@ -143,6 +143,11 @@ def _event_line(doc: dict[str, Any]) -> str:
     for key in ("reason", "error", "png"):
         if doc.get(key):
             parts.append(f"{key}: {doc[key]}")
+    if doc.get("encode_s") is not None:
+        parts.append(f"in {doc['encode_s']} s (waited {doc.get('waited_s')} s)")
+    if doc.get("queued") is not None:  # encoding: ahead of it; encoded: left behind it
+        ahead = doc["event"] == "encoding"
+        parts.append(f"{doc['queued']} {'ahead' if ahead else 'left'} in the encode queue")
     return " ".join(parts)
 
 

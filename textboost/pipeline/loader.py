@@ -64,6 +64,11 @@ class PipelineLoader:
         self._codec: Any = None
         self._model_id = model_id
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Sent to another process unloaded: it loads its own codec there (the ground's
+        preview process, :mod:`downlink.preview`)."""
+        return {**self.__dict__, "_codec": None}
+
     @property
     def loaded(self) -> bool:
         return self._codec is not None
