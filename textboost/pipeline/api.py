@@ -235,10 +235,7 @@ class Pipeline:
         h, w = out.shape[:2]
         words, problem = read_words(c.text, w, h)
         if getattr(self.fusion, "kind", "paper") == "words":  # around the words only
-            if problem:
-                from textboost.text.render import TextWarning
-
-                warnings.warn(problem, TextWarning, stacklevel=2)
+            _render(words, problem, w, h)  # the same warnings as the paper's block gives
             if hasattr(self.fusion, "fuse_words"):  # exported (textboost.fusion.exported)
                 return self.fusion.fuse_words(out, words)
             from textboost.fusion.runtime import fuse
