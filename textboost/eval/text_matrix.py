@@ -150,8 +150,9 @@ def run_unit(
     return len(todo)
 
 
-def _merge(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """One image's records of several units as one record of the text benchmark."""
+def _merge(records: list[dict[str, Any]], not_run: Sequence[str] = ()) -> dict[str, Any]:
+    """One image's records of several units as one record of the text benchmark; the
+    grid marks the entrants ``not_run`` on it yet."""
     first = records[0]
     rec = {k: v for k, v in first.items() if k not in ("entrants", "grid", "wall_s")}
     rec["entrants"] = {}
@@ -161,6 +162,9 @@ def _merge(records: list[dict[str, Any]]) -> dict[str, Any]:
             g = rec.setdefault("grid", {**r["grid"], "tiles": {}})
             if g["box"] == r["grid"]["box"]:
                 g["tiles"].update(r["grid"]["tiles"])
+    for e in not_run:
+        if "grid" in rec:
+            rec["grid"]["tiles"][e] = {"read": "", "correct": False, "note": "not run yet"}
     return rec
 
 
@@ -186,7 +190,10 @@ def assemble(
                 g for g in ds.images if core and all(g.image.name in held[e] for e in core)
             ]
             images = [
-                _merge([held[e][g.image.name] for e in present if g.image.name in held[e]])
+                _merge(
+                    [held[e][g.image.name] for e in present if g.image.name in held[e]],
+                    [e for e in present if g.image.name not in held[e]],
+                )
                 for g in common
             ]
             done = {e: len(held[e]) for e in entrants}
