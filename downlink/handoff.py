@@ -26,6 +26,7 @@ word never makes an image's TAK event, or the whole KML export, unparseable.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -396,6 +397,10 @@ def send_cot(events: Iterable[bytes], url: str, timeout_s: float = 5.0, ttl: int
               tls_context(url).wrap_socket(raw, server_hostname=host) as s):  # fmt: skip
             for ev in events:
                 s.sendall(ev)
+            # close_notify, reading what the server sent meanwhile (TLS 1.3 session tickets):
+            # a close with unread data is a reset, which can discard the last events unread
+            with contextlib.suppress(OSError):
+                s.unwrap()
     return len(events)
 
 
