@@ -62,6 +62,7 @@ from textboost.codec.image import (
 from textboost.codec.params import ExactParams, Observer
 from textboost.codec.rate import check_bpp, check_bpp_budget, check_max_bytes, check_rate
 from textboost.codec.refine import check_effort, refine_analysis, refine_to_budget, torch_net
+from textboost.codec.tiled import synthesis_tiled
 from textboost.codec.weights import ModelFile
 
 __all__ = ["Analyser", "Analysis", "BudgetError", "Codec", "SearchStep"]
@@ -394,7 +395,8 @@ class Codec:
         """The codec's own output at the coded size (header, HxWx3 uint8): no resampling
         to the image size and no fusion; what the budget search compares."""
         hd, y_q = self.decode_latents(data, groups, max_pixels)
-        x = self.transforms.synthesis(y_q * 2.0**-LATENT_FRAC)
+        # in tiles: a 2 MP coded image's g_s would otherwise hold ~1 GB of activations
+        x = synthesis_tiled(self.transforms.synthesis, y_q * 2.0**-LATENT_FRAC)
         cw, ch = hd.coded_size
         x = x[0, :, :ch, :cw].transpose(1, 2, 0)
         return hd, (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
