@@ -2,9 +2,12 @@
 
 A coordinator watches it: each image appears when its text section lands (the strings and
 where and when it was taken, before the picture), its preview sharpens as y groups arrive,
-and the link's state sits on top. Everything is served by the receiver itself from the
-package (no CDN, no map tiles from the Internet: capture positions are drawn on a lat/lon
-grid, over the operator's own XYZ tile folder when given).
+and the link's state sits on top; the link's own terms wait in each card's details view. A
+search box finds photos by carried word, plate or file name (:meth:`GroundView.search`), a
+button marks a photo seen (kept in the ground's state: :class:`~downlink.state.SeenMarks`).
+Everything is served by the receiver itself from the package (no CDN, no map tiles from the
+Internet: capture positions are drawn on a lat/lon grid, over an offline basemap when given:
+:mod:`downlink.tiles`).
 
 :class:`GroundView` builds the state from what the service already writes, so the page
 adds no coupling to the protocol: the JSONL event log (:mod:`textboost.field.eventlog`)
