@@ -333,11 +333,11 @@ def parse_cot_url(url: str) -> tuple[str, str, int]:
     Raises:
         ValueError: naming the URL (or the file) and what was expected.
     """
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:
-        port = None
+    except ValueError:  # e.g. an unclosed "[": the message below names the URL
+        parts, port = urlsplit(""), None
     if parts.scheme not in ("udp", "tcp", "tls") or not parts.hostname or port is None:
         raise ValueError(
             f"CoT destination {url!r}: expected udp://HOST:PORT, tcp://HOST:PORT or "

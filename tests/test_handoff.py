@@ -214,6 +214,19 @@ def test_cot_over_tls_with_a_client_certificate(received, tmp_path):
         parse_cot_url(f"tcp://localhost:{port}?cert=x")
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80) | st.builds(
+    lambda scheme, rest: f"{scheme}://{rest}", st.sampled_from(["udp", "tcp", "tls", "http"]),
+    st.text(max_size=60)))  # fmt: skip
+def test_any_cot_destination_parses_or_is_one_line(url):
+    try:
+        scheme, host, port = parse_cot_url(url)
+    except ValueError as exc:
+        assert "\n" not in str(exc) and "CoT destination" in str(exc)
+    else:
+        assert scheme in ("udp", "tcp", "tls") and host and 0 <= port < 65536
+
+
 @pytest.mark.parametrize("url", ["http://x:1", "udp://host", "tcp://:80", "udp://h:99999"])
 def test_bad_cot_destination_is_named(url, received, capsys):
     with pytest.raises(ValueError, match="expected udp://HOST:PORT, tcp://HOST:PORT or tls://"):
