@@ -237,8 +237,6 @@ def _decode(args) -> int:
     from PIL import Image
 
     from downlink.node import words_json
-    from textboost.bitstream.container import Container
-    from textboost.text.payload import read_words
     from textboost.text.render import TextWarning
 
     try:
@@ -251,17 +249,16 @@ def _decode(args) -> int:
         loader = loader_from_args(args, fusion=False if args.no_fusion else None)
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _one_line(exc))
-    codec = loader()
-    fused = codec.fusion is not None and not args.no_fusion
+    pipe = loader()
     try:
         # The words never cost the picture: an unreadable text section or a word that
-        # cannot be drawn is a warning (TextWarning), and the image is written.
+        # cannot be drawn is a warning (TextWarning), and the image is written. One parse,
+        # one reading of the words (Pipeline.receive).
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TextWarning)
-            img = codec.decode(data, groups=args.groups, fusion=False if args.no_fusion else None)
-            guidance = codec.guidance(data) if args.mask and fused else None
-        c = Container.parse(data)
-        words = words_json(read_words(c.text, c.header.width, c.header.height)[0])
+            got = pipe.receive(data, groups=args.groups,
+                               fusion=False if args.no_fusion else None, guidance=bool(args.mask))
+        img, fused, guidance, words = got.image, got.fused, got.guidance, words_json(got.words)
     except (ValueError, OSError, RuntimeError) as exc:  # BitstreamError is a ValueError
         msg = _one_line(exc)
         fail(PROG, msg if msg.startswith(str(args.input)) else f"{args.input}: {msg}")
@@ -273,7 +270,7 @@ def _decode(args) -> int:
     try:
         Image.fromarray(img).save(args.output)
         if args.mask:
-            mask = guidance.restored_mask() if fused else np.zeros(img.shape[:2], np.uint8)
+            mask = guidance.restored_mask() if guidance else np.zeros(img.shape[:2], np.uint8)
             Image.fromarray(mask).save(args.mask)
     except (OSError, ValueError) as exc:  # ValueError: an unknown image extension
         fail(PROG, f"{args.mask if args.mask else args.output}: {_one_line(exc)}")
