@@ -9,6 +9,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.field_harness import write_config
@@ -20,6 +21,7 @@ from uplink.encode import EncodePipeline, FixedRate
 from uplink.service import UplinkService
 
 
+@pytest.mark.slow
 def test_encode_queue_and_times_in_the_log_status_and_printed_lines(tmp_path, pipeline, kodim23):
     config = write_config(tmp_path)  # no ground: the photos only queue up
     cfg = load_field_config(config, need="uplink")
