@@ -310,6 +310,19 @@ def _not_mbtiles(folder: Path) -> dict[str, Path]:
     return cases
 
 
+def test_metadata_in_bytes_that_are_not_utf8_still_opens(tmp_path):
+    """Found by benchmarks/fuzz_ground_page.py: a metadata value that is not UTF-8 raised
+    UnicodeDecodeError out of the check."""
+    pkg = area_package(tmp_path / "a.mbtiles", *HERE, range(14, 15), radius=0)
+    db = sqlite3.connect(pkg)
+    db.execute("UPDATE metadata SET value = CAST(x'c4ff' AS TEXT) WHERE name = 'name'")
+    db.commit()
+    db.close()
+    tiles = open_tiles(pkg)
+    assert tiles.name == "\ufffd\ufffd" and tiles.get(14, *xyz(*HERE, 14)) is not None
+    tiles.close()
+
+
 def test_a_damaged_or_foreign_tile_file_is_one_line_and_the_page_works_without_it(tmp_path):
     photos = Photos(tmp_path)
     photos.arrive(0, ["A"], picture=False)
