@@ -643,6 +643,7 @@ cards.addEventListener('click', async (e) => {
   const r = await fetch('/seen', {method: 'POST',
     body: new URLSearchParams({card: card, seen: b.dataset.seen})});
   if (r.ok) swap('card:' + card);
+  else b.textContent = 'not stored (' + r.status + '): try again';
 });
 """
 _CSS = """
