@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -642,6 +643,7 @@ cards.addEventListener('click', async (e) => {
   const r = await fetch('/seen', {method: 'POST',
     body: new URLSearchParams({card: card, seen: b.dataset.seen})});
   if (r.ok) swap('card:' + card);
+  else b.textContent = 'not stored (' + r.status + '): try again';
 });
 """
 _CSS = """
@@ -795,7 +797,13 @@ class LiveServer:
                     card, seen = form.get("card", [""])[0], form.get("seen", [""])[0]
                     if seen not in ("0", "1"):
                         self._send(400, b"seen: expected 0 or 1", "text/plain")
-                    elif server.view.mark_seen(card, seen == "1"):
+                        return
+                    try:
+                        found = server.view.mark_seen(card, seen == "1")
+                    except sqlite3.Error as exc:  # the state file busy or failing: not marked
+                        self._send(503, f"not stored: {exc}".encode(), "text/plain")
+                        return
+                    if found:
                         self._send(200, b"ok", "text/plain")
                     else:
                         self._send(404, b"no such card", "text/plain")

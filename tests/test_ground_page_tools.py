@@ -234,6 +234,28 @@ def test_seen_requests_out_of_bounds(live):
     assert _get(f"{server.url}seen")[0] == 404
 
 
+def test_a_seen_mark_on_a_state_file_held_by_another_writer_is_refused_not_half_made(tmp_path):
+    photos = Photos(tmp_path)
+    key = photos.arrive(0, ["A"], picture=False)
+    DownlinkState(tmp_path / "down.db").close()
+    marks = SeenMarks(tmp_path / "down.db", timeout_s=0.2)
+    server = LiveServer(GroundView(photos.out, photos.log_path, marks=marks), ("127.0.0.1", 0))
+    server.start()
+    other = sqlite3.connect(tmp_path / "down.db", isolation_level=None)
+    try:
+        server.view.refresh()
+        other.execute("BEGIN IMMEDIATE")  # the service mid-transaction
+        assert _post(f"{server.url}seen", f"card={key}&seen=1".encode()) == 503
+        assert not server.view.images[key].seen  # not shown as marked when not stored
+        other.execute("COMMIT")
+        assert _post(f"{server.url}seen", f"card={key}&seen=1".encode()) == 200
+        assert marks.all() == {key}
+    finally:
+        other.close()
+        server.close()
+        marks.close()
+
+
 def test_a_seen_mark_survives_a_ground_restart(tmp_path):
     """The mark goes to the ground's SQLite state: a photo marked seen, the ground service
     restarted, the page built again from its event log shows it seen."""
