@@ -112,14 +112,18 @@ def step_q22(log2_gain_q6: np.ndarray) -> np.ndarray:
 
 def scale_index(logsigma_q6: np.ndarray, log2_gain_q6: np.ndarray) -> np.ndarray:
     """Scale-table index of σ_symbol = σ_y · gain, from log2 values in 1/64 units."""
-    level = np.floor_divide(logsigma_q6.astype(np.int64) + log2_gain_q6 + 4, 8)
-    return np.clip(level - SCALE_MIN_LEVEL, np.int64(0), np.int64(N_SCALES - 1))
+    level = logsigma_q6.astype(np.int64) + log2_gain_q6
+    level += 4 - 8 * SCALE_MIN_LEVEL
+    level >>= 3  # floor division by 8
+    return np.clip(level, np.int64(0), np.int64(N_SCALES - 1))
 
 
 def dequantize_q6(mu_q6: np.ndarray, symbols: np.ndarray, step: np.ndarray) -> np.ndarray:
     """ŷ in 1/64 units: μ + s·Δ, rounded, clamped to int16 (step from :func:`step_q22`)."""
-    y = mu_q6.astype(np.int64) + ((symbols.astype(np.int64) * step + (1 << 15)) >> 16)
-    return np.clip(y, np.int64(-PARAM_MAX), np.int64(PARAM_MAX))
+    s = symbols.astype(np.int64) * step
+    s += 1 << 15
+    s >>= 16
+    return np.clip(s + mu_q6, np.int64(-PARAM_MAX), np.int64(PARAM_MAX))
 
 
 F32_EXACT = float(1 << 24)  # float32 holds every integer below this exactly
