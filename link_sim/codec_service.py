@@ -228,12 +228,15 @@ class CodecService:
             self._quality[key] = psnr_db(self.reference(path), img)
         return self._quality[key], self.decoder.path_of(data)
 
-    def encode(self, path: Path, policy: RatePolicy, text: bool = True) -> bytes:
-        """``text``: spot and carry words (False: no text section).
+    def encode(
+        self, path: Path, policy: RatePolicy, text: bool = True, name: bool = True
+    ) -> bytes:
+        """``text``: spot and carry words (False: no text section); ``name``: the file's
+        name in the capture record (the field's ``uplink.send_name``).
 
         Raises: ``textboost.codec.api.BudgetError`` when no stream fits the budget."""
-        pipe = EncodePipeline(policy, self._encode_cache, self.loader, text=text)
-        key = (path, pipe.settings)
+        pipe = EncodePipeline(policy, self._encode_cache, self.loader, text=text, name=name)
+        key = (path, pipe.settings, name)
         if key not in self._encoded:
             with self._doing(f"encoding {path.name}"):
                 enc = pipe.encode(path)
