@@ -266,11 +266,10 @@ class Pipeline:
         if fusion is False or self.fusion is None:
             return Received(out, words, fused=False)
         if getattr(self.fusion, "kind", "paper") == "words":  # around the words only
-            if problem:
-                from textboost.text.render import TextWarning
-
-                warnings.warn(problem, TextWarning, stacklevel=3)
-            g = _render(words, None, w, h) if guidance else None
+            # rendered for its warnings too (a word cleaned or dropped is told as with the
+            # paper's block); the map is allocated lazily, so this costs O(words)
+            g = _render(words, problem, w, h)
+            g = g if guidance else None
             if hasattr(self.fusion, "fuse_words"):  # exported (textboost.fusion.exported)
                 return Received(self.fusion.fuse_words(out, words), words, True, g)
             from textboost.fusion.runtime import fuse
