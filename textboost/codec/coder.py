@@ -104,7 +104,9 @@ class TableSet:
         order = np.argsort(idx, kind="stable")  # radix sort for small integer types
         counts = np.bincount(idx, minlength=len(self.pmfs))
         ends = np.cumsum(counts)
-        runs = [(int(u), int(ends[u] - counts[u]), int(ends[u])) for u in np.nonzero(counts)[0]]
+        used = np.flatnonzero(counts)
+        starts = (ends - counts)[used].tolist()
+        runs = list(zip(used.tolist(), starts, ends[used].tolist(), strict=True))
         return order, runs
 
     def encode(

@@ -51,7 +51,7 @@ class Checkerboard:
 
     rows: tuple[np.ndarray, np.ndarray]  # (B, H, W) bool: anchors, non-anchors
     sites: tuple[np.ndarray, np.ndarray]  # flat indexes of each half, C order
-    cross: tuple[np.ndarray, ...]  # per CROSS_TAPS: flat indexes into the 1-padded grid
+    cross: np.ndarray  # (n, 4): per CROSS_TAPS, flat indexes into the 1-padded grid
 
     @staticmethod
     @functools.lru_cache(maxsize=16)
@@ -60,8 +60,9 @@ class Checkerboard:
         rows = (anchors, ~anchors)
         sites = tuple(np.flatnonzero(r) for r in rows)
         bi, i, j = np.unravel_index(sites[1], (b, h, w))
-        cross = tuple(
-            np.ravel_multi_index((bi, i + ky, j + kx), (b, h + 2, w + 2)) for ky, kx in CROSS_TAPS
+        padded = (b, h + 2, w + 2)
+        cross = np.stack(
+            [np.ravel_multi_index((bi, i + ky, j + kx), padded) for ky, kx in CROSS_TAPS], axis=1
         )
         return Checkerboard(rows, sites, cross)
 
@@ -115,7 +116,7 @@ class ExactParams:
         a0 = first or a0
         cols = np.concatenate(parts, axis=1, dtype=a0.dtype_for(ACT_MAX))
         hidden = a0.matmul(cols)
-        out = a1.matmul(hidden.astype(a1.dtype_for(ACT_MAX)))
+        out = a1.matmul(hidden.astype(a1.dtype_for(ACT_MAX), copy=False))
         g = self.groups[k]
         return out[:, :g].astype(np.int64), out[:, g:].astype(np.int64)
 
@@ -123,9 +124,11 @@ class ExactParams:
         """The spatial context at the non-anchors, from the anchors' ŷ in ``y_q``."""
         conv = self.sp_cross[k]
         x_max = float(np.abs(y_q).max()) if y_q.size else 0.0
-        yp = np.pad(y_q, ((0, 0), (1, 1), (1, 1), (0, 0))).astype(conv.dtype_for(x_max))
-        yp = yp.reshape(-1, y_q.shape[-1])
-        return conv.matmul(np.concatenate([yp[t] for t in grid.cross], axis=1))
+        b, h, w, g = y_q.shape
+        yp = np.zeros((b, h + 2, w + 2, g), conv.dtype_for(x_max))
+        yp[:, 1:-1, 1:-1] = y_q
+        # one gather of the four taps, (n, 4, g) → (n, 4g): tap-major like the weights
+        return conv.matmul(yp.reshape(-1, g)[grid.cross].reshape(-1, 4 * g))
 
     def code_group(
         self,

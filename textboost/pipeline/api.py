@@ -29,6 +29,7 @@ from textboost.codec.analysis import Analysis
 from textboost.codec.api import Analyser, Codec
 from textboost.codec.budget import Progress
 from textboost.codec.weights import ModelFile, fusion_path
+from textboost.pipeline.parsed import Parsed
 from textboost.text.filter import TextFilter, select_words
 from textboost.text.payload import decode_words, encode_words, quantise_words, read_words
 from textboost.text.words import Word
@@ -223,7 +224,7 @@ class Pipeline:
 
     def decode(
         self,
-        data: bytes,
+        data: bytes | Parsed,
         groups: int | None = None,
         fusion: bool | None = None,
         max_pixels: int | None = None,
@@ -233,14 +234,15 @@ class Pipeline:
 
     def receive(
         self,
-        data: bytes,
+        data: bytes | Parsed,
         groups: int | None = None,
         fusion: bool | None = None,
         max_pixels: int | None = None,
         guidance: bool = False,
     ) -> Received:
         """The picture and the words of a stream; ``groups=k`` uses only the first k y
-        groups.
+        groups; ``data``: the stream, or a :class:`Parsed` one (its container and the words
+        a receiver already read, parsed and read no second time).
 
         With the fusion block (``fusion`` None: if loaded; True: required) the carried
         words are rendered into a guidance map (all zero without words) and fused with
@@ -253,10 +255,14 @@ class Pipeline:
         """
         if fusion and self.fusion is None:
             raise ValueError(f"{self.model.path.name}: codec loaded without its fusion block")
-        c = self.codec.parse(data)
+        parsed = data if isinstance(data, Parsed) else None
+        c = self.codec.parse(data if parsed is None else parsed.container)
         out = self.codec.decode(c, groups, max_pixels)
-        h, w = out.shape[:2]
-        words, problem = read_words(c.text, w, h)
+        h, w = out.shape[:2]  # the header's size
+        if parsed is None or parsed.words is None:
+            words, problem = read_words(c.text, w, h)
+        else:
+            words, problem = parsed.words, None
         if fusion is False or self.fusion is None:
             return Received(out, words, fused=False)
         if getattr(self.fusion, "kind", "paper") == "words":  # around the words only
