@@ -222,9 +222,9 @@ def assemble(
             crops = crops_from_doc(one, shown)[:grid_rows]
             if crops:
                 render_grid(crops, shown, bpp).save(out / f"grid_{ds.name}_{bpp:g}.png")
-    for doc in docs.values():  # pixels only of the crops the grids show
+    for doc in docs.values():  # the crops' pixels are in the grids and the unit files
         for ds in doc["datasets"].values():
-            for r in ds["images"][grid_rows:]:
+            for r in ds["images"]:
                 for t in r.get("grid", {}).get("tiles", {}).values():
                     t.pop("png", None)
     settings = {}
