@@ -215,10 +215,13 @@ def assemble(
             "datasets": datasets,
         }
         for ds in sets:
+            shown = [e for e in entrants if e in datasets[ds.name]["summary"]]
+            if set(shown) <= {"original"}:
+                continue  # nothing coded at this rate yet
             one = {**docs[f"{bpp:g}"], "datasets": {ds.name: datasets[ds.name]}}
-            crops = crops_from_doc(one, entrants)[:grid_rows]
+            crops = crops_from_doc(one, shown)[:grid_rows]
             if crops:
-                render_grid(crops, entrants, bpp).save(out / f"grid_{ds.name}_{bpp:g}.png")
+                render_grid(crops, shown, bpp).save(out / f"grid_{ds.name}_{bpp:g}.png")
     for doc in docs.values():  # pixels only of the crops the grids show
         for ds in doc["datasets"].values():
             for r in ds["images"][grid_rows:]:
