@@ -264,6 +264,26 @@ def sysroot_links(root: Path, dest: Path) -> Path:
     return dest
 
 
+def ffi_include_dir(tree: Path, root: Path) -> None:
+    """Point the build at the root's ffi.h, which Debian keeps in the multiarch folder
+    (usr/include/aarch64-linux-gnu): configure takes pkg-config's usr/include, where setup.py
+    finds no ffi.h and builds _ctypes without libffi (``undefined symbol: ffi_prep_cif``)."""
+    ffi_h = next(iter(sorted((root / "usr/include").glob("**/ffi.h"))), None)
+    makefile = tree / "Makefile"
+    if ffi_h is None:
+        raise SystemExit(f"no ffi.h under {root}/usr/include: apt-get install libffi-dev there")
+    lines = makefile.read_text().splitlines(keepends=True)
+    want = f"LIBFFI_INCLUDEDIR=\t{ffi_h.parent}\n"
+    at = next(i for i, line in enumerate(lines) if line.startswith("LIBFFI_INCLUDEDIR="))
+    if lines[at] != want:
+        lines[at] = want
+        makefile.write_text("".join(lines))
+        # the build's sysconfig data and _ctypes are made again from the corrected Makefile
+        (tree / "pybuilddir.txt").unlink(missing_ok=True)
+        for built in tree.glob("build/lib.*/_ctypes*.so"):
+            built.unlink()
+
+
 def ensure_python310(ch: Chroot, src: Path | None) -> dict:
     """CPython 3.10 in the root at PY310 (JetPack 6's Python; Debian packages none):
     cross-compiled on this host, once, with Debian's gcc-aarch64-linux-gnu against the root's
@@ -315,6 +335,8 @@ def ensure_python310(ch: Chroot, src: Path | None) -> dict:
     if (tree / "Makefile").is_file() and (tree / "textboost-configure.log").is_file():
         del steps["configure"]  # configured by an earlier run: make goes on from there
     for name, step in steps.items():
+        if name == "make":
+            ffi_include_dir(tree, root)
         log = tree / f"textboost-{name}.log"
         with log.open("w") as f:
             r = subprocess.run(["nice", "-n", "10", *step], cwd=tree, env=env, stdout=f,
@@ -322,6 +344,7 @@ def ensure_python310(ch: Chroot, src: Path | None) -> dict:
         if r.returncode != 0:
             raise SystemExit(f"CPython cross build failed ({' '.join(step)}): see {log}\n"
                              + log.read_text()[-3000:])  # fmt: skip
+    stdlib_check(ch, f"{PY310}/bin/python3.10")  # a module left out is a failed build
     gcc = run([cc, "--version"]).stdout.splitlines()[0]
     digest = hashlib.sha256(src.read_bytes()).hexdigest() if src.is_file() else None
     info = {"version": version, "source": str(src), "source_sha256": digest, "prefix": PY310,
