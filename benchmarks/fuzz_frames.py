@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the frame parser, the Receiver and Sender.receive with atheris.
 
-    pip install atheris          # benchmark-only (a binary wheel for CPython 3.11 on x86-64)
+    pip install -e '.[fuzz]'     # atheris (wheels for CPython 3.10-3.12 on Linux x86-64)
     python benchmarks/fuzz_frames.py --runs 1000000
     python benchmarks/fuzz_frames.py --runs 200000 -- -max_len=300   # extra libFuzzer flags
     python benchmarks/fuzz_frames.py --runs 1000000 --fec-only       # the FEC links alone
@@ -45,7 +45,7 @@ from pathlib import Path
 try:
     import atheris
 except ImportError:  # pragma: no cover - a benchmark-only dependency
-    sys.exit("atheris is not installed: pip install atheris")
+    sys.exit("atheris is not installed: pip install -e '.[fuzz]' (see pyproject.toml)")
 
 with atheris.instrument_imports(include=["textboost.protocol"]):  # coverage of these only
     from textboost.protocol import (

@@ -80,9 +80,9 @@ echo "updated the project wheel, model and graphs in {prefix} (pins as installed
 
 
 def _codec(model: str, onnx_dir: str):
-    from textboost import Codec
+    from textboost import Pipeline
 
-    return Codec.load(model, backend="onnxruntime", device="cpu", onnx_dir=onnx_dir)
+    return Pipeline.load(model, backend="onnxruntime", device="cpu", onnx_dir=onnx_dir)
 
 
 def worker_encode(args) -> dict:
@@ -116,7 +116,7 @@ def worker_decode(args) -> dict:
     for tbx in sorted(Path(args.inputs).glob("*.tbx")):
         data = tbx.read_bytes()
         w0, c0 = time.perf_counter(), time.process_time()
-        _, y = codec.decode_latents(data)
+        _, y = codec.codec.decode_latents(data)
         pixels = codec.decode(data)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         np.save(out / f"{tbx.stem}.npy", pixels)

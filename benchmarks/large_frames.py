@@ -29,10 +29,10 @@ PHOTO = ROOT / "link_sim" / "data" / "kodak_text" / "kodim23_text.png"
 
 CHILD = r"""
 import json, resource, sys, time
-from textboost import Codec
+from textboost import Pipeline
 from textboost.bitstream.container import Container
 t0 = time.perf_counter()
-codec = Codec.load()
+codec = Pipeline.load()
 t1, c1 = time.perf_counter(), time.process_time()
 mode, src, dst, budget, text = sys.argv[1:6]
 if mode == "encode":

@@ -39,7 +39,7 @@ import numpy as np
 from downlink.store import GroundStore, image_name
 from textboost.bitstream.container import BitstreamError, Container, SectionKind
 from textboost.codec.image import load_image, psnr_db
-from textboost.codec.loader import CodecLoader
+from textboost.pipeline.loader import PipelineLoader
 from textboost.protocol import (
     BundleDelivered,
     Event,
@@ -207,7 +207,7 @@ class WholeBundle:
         return self.key[1]
 
 
-_SHIPPED = object()  # codec_factory default: the shipped model, through a CodecLoader
+_SHIPPED = object()  # codec_factory default: the shipped model, through a PipelineLoader
 
 
 class DownlinkNode:
@@ -217,7 +217,7 @@ class DownlinkNode:
     replay_state: the persisted replay window of a restarted receiver.
     out_dir: where the layout of :mod:`downlink.store` goes (None: no files).
     references: original image (file or HxWx3 uint8 array) per bundle id, for PSNR.
-    codec_factory: a :class:`CodecLoader` or a callable that builds the decoder on first
+    codec_factory: a :class:`PipelineLoader` or a callable that builds the decoder on first
         use (default: the shipped model); None reassembles without decoding.
     defer_decode: queue complete bundles for :meth:`decode_pending` instead of decoding
         inside :meth:`receive` (a field driver sends the FIN first, then decodes).
@@ -236,7 +236,7 @@ class DownlinkNode:
         *,
         out_dir: str | Path | None = None,
         references: Mapping[int, str | Path | np.ndarray] | None = None,
-        codec_factory: CodecLoader | Callable[[], Any] | None = _SHIPPED,  # type: ignore[assignment]
+        codec_factory: PipelineLoader | Callable[[], Any] | None = _SHIPPED,  # type: ignore[assignment]
         defer_decode: bool = False,
         fusion: bool | None = None,
         max_pixels: int | None = None,
@@ -261,10 +261,10 @@ class DownlinkNode:
         self.out_dir = self.store.out if self.store is not None else None
         self.references = dict(references or {})
         if codec_factory is _SHIPPED:
-            codec_factory = CodecLoader()
-        elif codec_factory is not None and not isinstance(codec_factory, CodecLoader):
-            codec_factory = CodecLoader(factory=codec_factory)
-        self.loader: CodecLoader | None = codec_factory
+            codec_factory = PipelineLoader()
+        elif codec_factory is not None and not isinstance(codec_factory, PipelineLoader):
+            codec_factory = PipelineLoader(factory=codec_factory)
+        self.loader: PipelineLoader | None = codec_factory
         self.results: dict[int, BundleResult] = {}
         self._prefix: dict[Key, list[bytes]] = {}
         self._restoring = False

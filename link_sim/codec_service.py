@@ -34,9 +34,9 @@ from PIL import Image
 
 from link_sim.payloads import SYNTHETIC_MODEL_ID, synthetic_container
 from textboost.codec.image import load_image, psnr_db
-from textboost.codec.loader import CodecLoader
 from textboost.codec.rate import RatePolicy, budget_bytes
 from textboost.codec.weights import DEFAULT_MODEL, fusion_path
+from textboost.pipeline.loader import PipelineLoader
 from textboost.text.words import Word
 from textboost.user_cache import cache_root
 from uplink.cache import EncodeCache, file_sha256
@@ -95,7 +95,7 @@ class CachedDecoder:
     (the codec is loaded on the first miss). ``tag`` names what else the pixels depend on
     (the fusion weights) and is part of the key."""
 
-    def __init__(self, loader: CodecLoader, cache_dir: Path, tag: str = "") -> None:
+    def __init__(self, loader: PipelineLoader, cache_dir: Path, tag: str = "") -> None:
         self.loader = loader
         self.cache_dir = cache_dir
         self.tag = tag
@@ -155,9 +155,9 @@ class CodecService:
         # told what the codec is about to do ("encoding a.png"), for a progress display
         self.activity: Callable[[str], None] | None = None
         self.loader = (
-            CodecLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
+            PipelineLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
             if synthetic
-            else CodecLoader(model)
+            else PipelineLoader(model)
         )
 
     @contextlib.contextmanager
@@ -244,7 +244,7 @@ class CodecService:
     def ground_truth(self, original: Path):
         """The ICDAR 2015 ground truth beside an original (``gt_<stem>.txt``), or None."""
         if original not in self._gt:
-            from textboost.eval.text_gt import read_gt
+            from textboost.scenetext.gt import read_gt
 
             self._gt[original] = read_gt(original)
         return self._gt[original]
@@ -253,12 +253,12 @@ class CodecService:
         self, original: Path, words: list[Word]
     ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
         """DET and E2E counts (tp, n_gt, n_det) of ``words`` against the ground truth of
-        ``original`` (None without one), by ``textboost.eval.text_match.match_image``
+        ``original`` (None without one), by ``textboost.scenetext.match.match_image``
         (ICDAR 2015 protocol)."""
         gt = self.ground_truth(original)
         if gt is None:
             return None
-        from textboost.eval.text_match import match_image
+        from textboost.scenetext.match import match_image
 
         m = match_image(gt.words, words, ignore_unannotated=gt.kind == "plate")
         return (m.det.tp, m.det.n_gt, m.det.n_det), (m.e2e.tp, m.e2e.n_gt, m.e2e.n_det)

@@ -17,6 +17,12 @@ from textboost.protocol import LinkConfig, SectionDelivered
 from uplink import Capture, EncodeCache, EncodePipeline, FixedRate, UplinkNode
 
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
+
 @pytest.fixture
 def crop(tmp_path, kodim23) -> tuple[Path, np.ndarray]:
     """A 128×128 crop of Kodak 23 (conftest's ``kodim23``), also as a PNG file."""

@@ -40,7 +40,7 @@ def _tbx(codec, img: np.ndarray, lat: float, lon: float, strings: list[str]) -> 
     a sender that spotted them would write it)."""
     h, w = img.shape[:2]
     meta = CaptureMeta(time=datetime.now(timezone.utc).replace(microsecond=0), lat=lat, lon=lon)
-    c = Container.parse(codec.encode(img, rate=0.4, text=False, meta=meta))
+    c = Container.parse(codec.encode(img, rate=0.4, meta=meta))
     words = [
         Word(np.array([[8, 8 + 20 * i], [90, 8 + 20 * i], [90, 22 + 20 * i],
                        [8, 22 + 20 * i]], float), s)

@@ -68,8 +68,8 @@ def test_text_path_with_the_real_codec_scores_the_decoded_image(codec):
     """kodak_text with ground truth: the words the ground read are the stream's, they land
     before the image, and DET/E2E are the ICDAR matcher's on the decoded image (spotted once:
     a second mission is served from the cache)."""
-    from textboost.eval.text_gt import read_gt
-    from textboost.eval.text_match import match_image
+    from textboost.scenetext.gt import read_gt
+    from textboost.scenetext.match import match_image
 
     image = ROOT / "link_sim/data/kodak_text/kodim03_text.png"
     raw = copy.deepcopy(RESCUE)

@@ -263,13 +263,13 @@ def main(argv: list[str] | None = None) -> int:
                     (x, y), *_ = w["quad"]
                     print(printable(f"  word at ({x:.0f}, {y:.0f}): {w['text']}"))
             return 0
-        from textboost.codec.api import Codec
         from textboost.codec.image import load_image
+        from textboost.pipeline.api import Pipeline
 
-        def load_codec(**kw) -> Codec:
+        def load_codec(**kw) -> Pipeline:
             nonlocal current
             before, current = current, args.model or "model"
-            codec = Codec.load(args.model, **kw, **_backend(args))
+            codec = Pipeline.load(args.model, **kw, **_backend(args))
             current = before
             return codec
 

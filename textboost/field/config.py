@@ -60,13 +60,13 @@ class CodecSection(StrictModel):
     device: str = "cpu"
 
     def loader(self, where: str, *, fusion: bool | None = None):
-        """The :class:`~textboost.codec.loader.CodecLoader`, checked (model file, runtime,
+        """The :class:`~textboost.pipeline.loader.PipelineLoader`, checked (model file, runtime,
         exported graphs) but nothing loaded yet.
 
         Raises: ConfigError naming ``where`` (e.g. ``field.yaml: uplink.codec``)."""
-        from textboost.codec.loader import CodecLoader
+        from textboost.pipeline.loader import PipelineLoader
 
-        loader = CodecLoader(
+        loader = PipelineLoader(
             self.model, backend=self.backend, device=self.device, onnx_dir=self.onnx_dir,
             fusion=fusion,
         )  # fmt: skip

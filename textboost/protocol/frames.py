@@ -24,9 +24,10 @@ any frame it has accepted before, any frame older than its window, and any frame
 older epoch. The packet number is truncated as QUIC does (RFC 9000 §17.1, A.3): the
 receiver takes the value nearest to one above the highest number it accepted, so a short
 frame decodes correctly while fewer than 32 768 frames in a row are lost or reordered. A
-sender uses the long form (epoch and full number) for its HELLO frames (one before each
-bundle until the other end has echoed its epoch, and every 16 384 frames without news; on
-one-way links before each bundle and every 16 frames) and for EOFs that are re-sent or sent
+sender uses the long form (epoch and full number) for its HELLO frames (until the other end
+has echoed its epoch, which one-way links never do, one before each bundle's segment 0, one
+before its other segments and one every 16 frames; after it, every 16 384 frames without
+news) and for EOFs that are re-sent or sent
 before that echo; the receiver sends all its NAKs and FINs in the long form. A lost sync
 therefore heals at the next long frame, and a receiver holds the short frames that came
 before the first long one and reads them then.

@@ -16,6 +16,12 @@ own check comes with :class:`SectionDelivered`.
 Gaps: the receiver tracks the furthest first-pass position of each bundle (frames flagged
 RETX do not move it). ``arq="immediate"`` NAKs a fragment the first time it is seen to be
 missing behind that position; ``"deferred"`` waits for EOF and NAKs everything missing.
+With ``policy="words_first"`` the end of the words comes first in both: the sender sends
+segment 0 (header and words) of every queued bundle before any later segment, so a
+first-pass frame of a later segment shows that the segment 0 of its own bundle, and of every
+bundle whose segment-0 frames carry lower packet numbers, has gone out; what is missing of
+those (a lost last word frame too) is NAKed then, not at the bundle's EOF after its picture,
+and the sender re-sends it before any first-pass frame.
 Both answer every EOF (including re-sent ones) with NAKs or FIN, and re-NAK what is still
 missing every ``nak_timeout_s`` up to ``max_retries`` times. ``"none"`` sends nothing.
 NAKs found between two polls go out merged in as few frames as fit. Missing fragments are
@@ -111,6 +117,8 @@ class _RxBundle:
     gave_up: bool = False
     hwm: tuple[int, int] | None = None  # furthest first-pass (segment, fragment) seen
     eof_seen: bool = False
+    words_pn: int = -1  # the highest packet number of a first-pass frame of segment 0
+    words_checked: bool = False  # words_first: segment 0's first pass known to be over
     nak_mark: tuple[int, int] | None = None  # gaps before it NAKed since the last timeout
     nak_pending: list[_Range] = field(default_factory=list)  # to go in the next poll
     nak_deadline_s: float | None = None
@@ -196,6 +204,8 @@ class Receiver:
         self.max_open_bundles = max(16, config.receiver_memory_bytes // 4096)
         self._drops: deque[FrameDropped] = deque(maxlen=KEEP_DROPS)
         self._unsynced: deque[bytes] = deque()  # see UNSYNCED_KEEP
+        # words_first: bundles whose segment-0 frames came and whose end is not yet known
+        self._words_open: dict[_Key, None] = {}
 
     @property
     def replay_state(self) -> ReplayState:
@@ -315,6 +325,7 @@ class Receiver:
             self._free(b)
             self._nak_due.pop(key, None)
             self._open.pop(key, None)
+            self._words_open.pop(key, None)
             del self._bundles[key]
         self._done = deque(k for k in self._done if k[0] == epoch)
 
@@ -342,6 +353,7 @@ class Receiver:
             if b.gave_up:
                 self._free(b)
                 del self._bundles[key], self._open[key]
+                self._words_open.pop(key, None)
                 if b.prefix == 0 and self.records.get(b.bundle_id) is b.record:
                     del self.records[b.bundle_id]
                 return True
@@ -373,6 +385,8 @@ class Receiver:
             self._on_parity(b, frame, now, events)
         else:
             self._on_data(b, frame, now, events)
+        if self.config.policy == "words_first" and not frame.flags & Flag.RETX:
+            self._words_checkpoint(b, frame, now)
         if self.config.arq == "immediate" and not b.done:
             self._nak(b, now, behind_hwm=True, only_new=True)
 
@@ -571,6 +585,7 @@ class Receiver:
         if b.prefix == len(d.lengths):
             b.done = True
             self._open.pop(b.key, None)
+            self._words_open.pop(b.key, None)
             b.record.delivered_s = now
             b.nak_deadline_s = None
             b.nak_pending.clear()
@@ -619,6 +634,7 @@ class Receiver:
         if old is not None:
             self._free(old)
             self._open.pop(key, None)
+            self._words_open.pop(key, None)
         self._bundles[key] = b
         self._remember_done(b)
 
@@ -691,9 +707,11 @@ class Receiver:
         """Missing fragments as ranges in sending order; a range whose stop is None runs
         to the end of a segment whose length is not known yet."""
         out: list[_Range] = []
-        if behind_hwm and b.hwm is None:
-            return out
         hwm = b.hwm if behind_hwm else None
+        if behind_hwm and b.words_checked:  # segment 0's first pass is over (words_first)
+            hwm = max(hwm or (1, 0), (1, 0))
+        if behind_hwm and hwm is None:
+            return out
         layout = b.layout
         if layout is not None:
             segments = list(range(len(layout.segment_lengths)))
@@ -713,6 +731,40 @@ class Receiver:
             if n is None and (hwm is None or g < hwm[0]):
                 out.append((g, top, None))
         return out
+
+    def _words_checkpoint(self, b: _RxBundle, frame: Frame, now: float) -> None:
+        """words_first: a first-pass frame of segment 0 opens its bundle's words; one of a
+        later segment closes the words of its own bundle and of every bundle of the same epoch
+        whose segment-0 frames it follows (the sender's order, module docstring)."""
+        if frame.segment == 0:
+            if not b.done and not b.words_checked:
+                b.words_pn = max(b.words_pn, frame.pn)
+                self._words_open[b.key] = None
+            return
+        closed = [b] if not b.words_checked else []
+        for key in list(self._words_open):
+            other = self._bundles.get(key)
+            if other is None:
+                del self._words_open[key]
+            elif other is not b and key[0] == frame.epoch and other.words_pn < frame.pn:
+                closed.append(other)
+        for c in closed:
+            self._nak_words(c, now)
+
+    def _nak_words(self, b: _RxBundle, now: float) -> None:
+        """NAK what is missing of segment 0 (its first pass is over), once."""
+        b.words_checked = True
+        self._words_open.pop(b.key, None)
+        if self.config.arq == "none" or b.done or b.gave_up:
+            return
+        missing = [r for r in self._missing(b, behind_hwm=False) if r[0] == 0]
+        b.nak_mark = max(b.nak_mark or (0, 0), (1, 0))  # immediate: these gaps are NAKed
+        if not missing:
+            return
+        b.nak_pending += missing
+        self._nak_due[b.key] = None
+        if b.nak_deadline_s is None:
+            b.nak_deadline_s = now + self.config.nak_timeout_s
 
     def _nak(self, b: _RxBundle, now: float, behind_hwm: bool, only_new: bool) -> None:
         if self.config.arq == "none" or b.done:

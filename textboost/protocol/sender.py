@@ -22,8 +22,9 @@ The sender never reads a clock: times come in as ``now`` (float seconds) and lea
 Every frame it hands out is stamped with the sender's epoch (given by the driver, never
 repeated under one key) and the next packet number of that epoch, covered by FCS and tag; on
 the air DATA and PARITY frames carry only the number's low 16 bits (the compact header,
-:mod:`~textboost.protocol.frames`), and a long-form HELLO goes before each bundle until a
-NAK or FIN has echoed the epoch (EOFs are long until then and when re-sent after silence,
+:mod:`~textboost.protocol.frames`), and until a NAK or FIN has echoed the epoch a long-form
+HELLO goes before each bundle's segment 0, before its other segments and every 16 frames
+(EOFs are long until then and when re-sent after silence,
 so a receiver that lost track is back in step). NAK and FIN frames pass the FCS,
 the tag and a replay window over the receiver's ``(epoch, packet number)``, and must echo
 this sender's epoch, so feedback recorded before a restart of either end never acknowledges
@@ -127,7 +128,9 @@ class _TxBundle:
     retx_queued: set[tuple[int, int]] = field(default_factory=set)
     deadline_s: float | None = None
     retries: int = 0
-    hello_sent: bool = False  # a HELLO (or a long-form frame) went out for this bundle
+    # parts of the bundle (0: segment 0, the header and words; 1: the rest) a HELLO (or a
+    # long-form frame) went before
+    hello_parts: set[int] = field(default_factory=set)
 
     def fire(self, event: str) -> None:
         self.state = _TRANSITIONS[(self.state, event)]
@@ -366,7 +369,8 @@ class Sender:
             # track) and EOFs before the receiver echoed this epoch; DATA and PARITY are
             # always short, preceded by a HELLO when the receiver may not hold the epoch.
             long = u.kind == "eof" and (tier == _TIER_EOF or not self._confirmed)
-            if not long and self._hello_due(bundle):
+            part = min(u.frame.segment, 1)
+            if not long and self._hello_due(bundle, part):
                 hello = encode_frame(
                     Frame(
                         type=FrameType.HELLO,
@@ -379,7 +383,7 @@ class Sender:
                 )
                 if budget_bytes is not None and used + len(hello) > budget_bytes:
                     break
-                self._sent_long(bundle)
+                self._sent_long(bundle, part)
                 used += len(hello)
                 out.append(hello)
                 self.stats.frames_sent += 1
@@ -392,7 +396,7 @@ class Sender:
             if budget_bytes is not None and used + len(data) > budget_bytes:
                 break
             if long:
-                self._sent_long(bundle)
+                self._sent_long(bundle, part)
             else:
                 self._pn += 1
             heapq.heappop(self._heap)
@@ -401,15 +405,21 @@ class Sender:
             self._account(bundle, unit, tier, len(data), now)
         return out
 
-    def _hello_due(self, bundle: _TxBundle) -> bool:
-        """Must a HELLO go before this bundle's next short-form frame?"""
-        if not self._confirmed and not bundle.hello_sent:
-            return True
-        one_way = self.config.arq == "none"
-        return self._pn - self._sync_pn >= (ONE_WAY_SYNC_INTERVAL if one_way else SYNC_INTERVAL)
+    def _hello_due(self, bundle: _TxBundle, part: int) -> bool:
+        """Must a HELLO go before this bundle's next short-form frame (of ``part``: 0 for
+        segment 0, 1 for the others)? Until the receiver has echoed this epoch (never, one
+        way), before each part of a bundle and every ONE_WAY_SYNC_INTERVAL frames: a lost
+        HELLO then keeps the words unread only until the first frame of the picture, and at
+        most that many frames wait in the receiver's store; after the echo, every
+        SYNC_INTERVAL frames."""
+        if not self._confirmed:
+            if part not in bundle.hello_parts:
+                return True
+            return self._pn - self._sync_pn >= ONE_WAY_SYNC_INTERVAL
+        return self._pn - self._sync_pn >= SYNC_INTERVAL
 
-    def _sent_long(self, bundle: _TxBundle) -> None:
-        bundle.hello_sent = True
+    def _sent_long(self, bundle: _TxBundle, part: int) -> None:
+        bundle.hello_parts.add(part)
         self._sync_pn = self._pn
         self._pn += 1
 
