@@ -180,13 +180,15 @@ def build_root(root: Path) -> None:
 
 
 class Chroot:
-    """/proc, /dev and the resolver inside the root while it is used; unmounted after."""
+    """/proc, /dev, /sys and the resolver inside the root while it is used; unmounted after.
+    /sys as on a device: onnxruntime 1.23 (the cp310 pin) aborts at its first session where
+    cpuinfo cannot read /sys/devices/system/cpu/possible ("Attempt to use DefaultLogger")."""
 
     def __init__(self, root: Path) -> None:
         self.root, self.mounted = root, []
 
     def __enter__(self) -> Chroot:
-        for src, kind in (("/proc", "proc"), ("/dev", "bind")):
+        for src, kind in (("/proc", "proc"), ("/dev", "bind"), ("/sys", "bind")):
             dst = self.root / src.lstrip("/")
             dst.mkdir(exist_ok=True)
             if kind == "proc":
