@@ -213,6 +213,19 @@ def _report(args, captured: dict[str, float], up: list[dict], down: list[dict]) 
             late = f"{first[(name, 'all words')] - first[(name, 'encoded')] - air:.1f}"
         print(f"{name:<16}{words.get(name, 0):>6}{cells[0]:>11}{cells[1]:>11}{cells[2]:>12}"
               f"{cells[3]:>11}{cells[4]:>11}{late:>13}")
+    # the work the trial's services did for nothing, and the vehicle's encode queue
+    done_at = {(e["epoch"], e["bundle"]): e["t"] for e in down if e["event"] == "delivered"}
+    made = [e for e in down if e["event"] == "group" and not e.get("error")]
+    late = [e for e in made if e["t"] > done_at.get((e["epoch"], e["bundle"]), float("inf"))]
+    dropped = [e for e in down if e["event"] == "preview_dropped"]
+    cut = [e["ran_s"] for e in dropped if e["ran_s"] > 0]
+    print(f"previews: {len(made)} made ({len(late)} finished after their photo was delivered), "
+          f"{len(cut)} stopped mid-decode (after {sum(cut):.1f} s in all), "
+          f"{len(dropped) - len(cut)} skipped before they started")
+    enc = [e for e in up if e["event"] == "encoded" and e.get("encode_s") is not None]
+    if enc:
+        print("vehicle encodes (s): " + ", ".join(
+            f"{e.get('name')} {e['encode_s']} (waited {e['waited_s']})" for e in enc))
     if per["text"] and per["decoded"]:
         text, pic = statistics.median(per["text"]), statistics.median(per["decoded"])
         after = {c: statistics.median(

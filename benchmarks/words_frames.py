@@ -7,7 +7,8 @@ word, all words and the picture; the descriptor, header and word bytes before th
 word; and the times under a per-frame off-time duty cycle (each frame followed by
 ``airtime * (1/d - 1)`` of silence), where time is proportional to air time, so the ratio
 of all words to the picture cannot go below the share of air time the word frames take.
-Variants: the file name left out of the capture record; ``policy: fifo``.
+Variants: the file name left out of the capture record (the scenario's ``send_name:
+false``, the field's ``uplink.send_name``); ``policy: fifo``.
 
     python benchmarks/words_frames.py                       # scenarios/lora_eu868.yaml
     python benchmarks/words_frames.py scenarios/iridium_sbd.yaml --images 3
@@ -61,15 +62,6 @@ def milestones(frames: list[bytes], cfg: LinkConfig, n_words: int) -> tuple[int,
     return first, every, whole
 
 
-def without_name(data: bytes) -> bytes:
-    c = Container.parse(data)
-    meta = c.header.meta
-    if meta is None:
-        return data
-    meta = dataclasses.replace(meta, name=None)
-    return dataclasses.replace(c, header=dataclasses.replace(c.header, meta=meta)).to_bytes()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("scenario", nargs="?", type=Path, default=ROOT / "scenarios/lora_eu868.yaml")
@@ -92,8 +84,10 @@ def main() -> None:
           f"{'head':>5}{'1st word@':>10}{'frames 1st/all/pic':>20}{'1st word':>9}"
           f"{'all words':>10}{'air share':>10}")
     for path in image_paths(scenario)[: args.images]:
-        data = codec.encode(path, policy, text=True)
-        variants = {"as sent": (data, base), "no name": (without_name(data), base),
+        data = codec.encode(path, policy, text=True, name=scenario.send_name)
+        other = codec.encode(path, policy, text=True, name=not scenario.send_name)
+        variants = {"as sent": (data, base), "no name" if scenario.send_name else "name":
+                    (other, base),
                     "fifo": (data, dataclasses.replace(base, policy="fifo"))}
         for name, (stream, cfg) in variants.items():
             c = Container.parse(stream)

@@ -218,6 +218,7 @@ class DownlinkService:
             self.previews.cancel(key, reason)
 
     def _on_delivered(self, d: Delivery) -> None:
+        # first: from here no preview of it is logged or kept (its drop is logged before it)
         self._useless(d.key, "complete picture available")
         epoch, bundle = d.key
         text = self.node.texts.get(bundle)

@@ -134,10 +134,10 @@ class SeenMarks:
     (created by :class:`DownlinkState` first). A connection of its own, locked: the page's
     request threads use it while the service's thread uses the state."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, timeout_s: float = 5.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=5.0,
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=timeout_s,
                                   check_same_thread=False)  # fmt: skip
 
     def all(self) -> set[str]:

@@ -78,9 +78,10 @@ class MBTiles:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         except sqlite3.Error as exc:
             raise TileError(f"{path}: cannot open it as SQLite ({exc})") from None
+        self.db.text_factory = lambda b: b.decode("utf-8", "replace")  # names in any bytes
         try:
             self._check()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
             self.db.close()
             raise TileError(f"{path}: damaged MBTiles ({exc})") from None
         except TileError:
@@ -116,7 +117,7 @@ class MBTiles:
                 row = self.db.execute(
                     "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? "
                     "AND tile_row=?", (z, x, (1 << z) - 1 - y)).fetchone()  # fmt: skip
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError, OverflowError):
             return None
         if row is None or not isinstance(row[0], bytes):
             return None

@@ -2,9 +2,12 @@
 
 A coordinator watches it: each image appears when its text section lands (the strings and
 where and when it was taken, before the picture), its preview sharpens as y groups arrive,
-and the link's state sits on top. Everything is served by the receiver itself from the
-package (no CDN, no map tiles from the Internet: capture positions are drawn on a lat/lon
-grid, over the operator's own XYZ tile folder when given).
+and the link's state sits on top; the link's own terms wait in each card's details view. A
+search box finds photos by carried word, plate or file name (:meth:`GroundView.search`), a
+button marks a photo seen (kept in the ground's state: :class:`~downlink.state.SeenMarks`).
+Everything is served by the receiver itself from the package (no CDN, no map tiles from the
+Internet: capture positions are drawn on a lat/lon grid, over an offline basemap when given:
+:mod:`downlink.tiles`).
 
 :class:`GroundView` builds the state from what the service already writes, so the page
 adds no coupling to the protocol: the JSONL event log (:mod:`textboost.field.eventlog`)
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -416,31 +420,38 @@ class GroundView:
         return crops
 
     def link_html(self) -> str:
+        """The link block: what a coordinator reads (last contact, photos delivered and
+        arriving, marked seen, recent loss) on top; the counters a technician reads (bytes
+        per image, drops by reason, frames, NAKs, FINs, sender epoch) under "link details"."""
         with self._lock:
             now = self.clock()
             images = list(self.images.values())
-            rows: list[tuple[str, str]] = []
+            main: _Rows = []
+            details: _Rows = []
             stats = dict(self.link_stats()) if self.link_stats else {}
             last = stats.pop("last_frame_t", self.last_frame_t)
-            rows.append(("last contact", "no frame yet" if last is None
+            main.append(("last contact", "no frame yet" if last is None
                          else f"{max(0.0, now - last):.0f} s ago"))  # fmt: skip
             delivered = [i for i in images if i.delivered_t is not None]
-            rows.append(("images delivered", str(len(delivered))))
-            rows.append(("under reassembly", str(len(images) - len(delivered))))
-            rows.append(("marked seen", f"{sum(i.seen for i in images)} of {len(images)}"))
+            main.append(("images delivered", str(len(delivered))))
+            main.append(("under reassembly", str(len(images) - len(delivered))))
+            main.append(("marked seen", f"{sum(i.seen for i in images)} of {len(images)}"))
             if delivered:
                 mean = sum(i.bytes for i in delivered) / len(delivered)
-                rows.append(("bytes per image", f"{mean:.0f}"))
-            rows.append(("frames dropped", ", ".join(f"{k} {v}" for k, v in
-                                                     sorted(self.drops.items())) or "0"))
-        rows += [(k.replace("_", " "), str(v)) for k, v in stats.items()]
-        cells = "".join(
-            f"<div class='tb-check'><div class='tb-label'>{escape(k)}</div>"
-            f"<div class='tb-value'>{escape(v)}</div></div>"
-            for k, v in rows
-        )
-        return (f"<section class='tb-verdict' id='link'><div class='tb-checks'>{cells}</div>"
-                "</section>")
+                details.append(("bytes per image", f"{mean:.0f}"))
+            details.append(("frames dropped", ", ".join(f"{k} {v}" for k, v in
+                                                        sorted(self.drops.items())) or "0"))
+        if "recent loss" in stats:
+            main.append(("recent loss", str(stats.pop("recent loss"))))
+        details += [(k.replace("_", " "), str(v)) for k, v in stats.items()]
+
+        def cells(rows: _Rows) -> str:
+            return "".join(f"<div class='tb-check'><div class='tb-label'>{escape(k)}</div>"
+                           f"<div class='tb-value'>{escape(v)}</div></div>" for k, v in rows)
+
+        return (f"<section class='tb-verdict' id='link'><div class='tb-checks'>{cells(main)}"
+                "</div><details class='tb-details'><summary>link details</summary>"
+                f"<div class='tb-checks'>{cells(details)}</div></details></section>")
 
     def map_svg(
         self, zooms: tuple[int, int] | None = None, width: int = 640, height: int = 360
@@ -632,6 +643,7 @@ cards.addEventListener('click', async (e) => {
   const r = await fetch('/seen', {method: 'POST',
     body: new URLSearchParams({card: card, seen: b.dataset.seen})});
   if (r.ok) swap('card:' + card);
+  else b.textContent = 'not stored (' + r.status + '): try again';
 });
 """
 _CSS = """
@@ -785,7 +797,13 @@ class LiveServer:
                     card, seen = form.get("card", [""])[0], form.get("seen", [""])[0]
                     if seen not in ("0", "1"):
                         self._send(400, b"seen: expected 0 or 1", "text/plain")
-                    elif server.view.mark_seen(card, seen == "1"):
+                        return
+                    try:
+                        found = server.view.mark_seen(card, seen == "1")
+                    except sqlite3.Error as exc:  # the state file busy or failing: not marked
+                        self._send(503, f"not stored: {exc}".encode(), "text/plain")
+                        return
+                    if found:
                         self._send(200, b"ok", "text/plain")
                     else:
                         self._send(404, b"no such card", "text/plain")

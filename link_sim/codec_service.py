@@ -37,6 +37,7 @@ from textboost.codec.image import load_image, psnr_db
 from textboost.codec.rate import RatePolicy, budget_bytes
 from textboost.codec.weights import DEFAULT_MODEL, fusion_path
 from textboost.pipeline.loader import PipelineLoader
+from textboost.pipeline.parsed import Parsed
 from textboost.text.words import Word
 from textboost.user_cache import cache_root
 from uplink.cache import EncodeCache, file_sha256
@@ -92,8 +93,9 @@ class SyntheticCodec:
 
 class CachedDecoder:
     """``decode(data)`` as the codec's, answered from memory or disk when seen before
-    (the codec is loaded on the first miss). ``tag`` names what else the pixels depend on
-    (the fusion weights) and is part of the key."""
+    (the codec is loaded on the first miss). The key is the stream's bytes (a
+    :class:`Parsed` stream's too: its container and words go to the codec on a miss) and
+    ``tag``, what else the pixels depend on (the fusion weights)."""
 
     def __init__(self, loader: PipelineLoader, cache_dir: Path, tag: str = "") -> None:
         self.loader = loader
@@ -110,12 +112,13 @@ class CachedDecoder:
         return self.cache_dir / key[:2] / f"{key}.png"
 
     def decode(
-        self, data: bytes, groups: int | None = None, fusion: bool | None = None
+        self, stream: bytes | Parsed, groups: int | None = None, fusion: bool | None = None
     ) -> np.ndarray:
         if groups is not None:
             raise ValueError("CachedDecoder decodes what arrived; pass a truncated container")
         if fusion is not None:
             raise ValueError("CachedDecoder decodes as its codec does (fusion when shipped)")
+        data = stream.data if isinstance(stream, Parsed) else stream
         key = self._key(data)
         if key in self._memory:
             return self._memory[key]
@@ -124,7 +127,7 @@ class CachedDecoder:
             img = load_image(path)
         else:
             self.misses += 1
-            img = np.asarray(self.loader().decode(data), dtype=np.uint8)
+            img = np.asarray(self.loader().decode(stream), dtype=np.uint8)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{id(self)}.part.png")
             Image.fromarray(img).save(tmp)
@@ -228,12 +231,15 @@ class CodecService:
             self._quality[key] = psnr_db(self.reference(path), img)
         return self._quality[key], self.decoder.path_of(data)
 
-    def encode(self, path: Path, policy: RatePolicy, text: bool = True) -> bytes:
-        """``text``: spot and carry words (False: no text section).
+    def encode(
+        self, path: Path, policy: RatePolicy, text: bool = True, name: bool = True
+    ) -> bytes:
+        """``text``: spot and carry words (False: no text section); ``name``: the file's
+        name in the capture record (the field's ``uplink.send_name``).
 
         Raises: ``textboost.codec.api.BudgetError`` when no stream fits the budget."""
-        pipe = EncodePipeline(policy, self._encode_cache, self.loader, text=text)
-        key = (path, pipe.settings)
+        pipe = EncodePipeline(policy, self._encode_cache, self.loader, text=text, name=name)
+        key = (path, pipe.settings, name)
         if key not in self._encoded:
             with self._doing(f"encoding {path.name}"):
                 enc = pipe.encode(path)

@@ -270,6 +270,12 @@ class Scenario(StrictModel):
         description="spot words on the edge and send them in the text section, ahead of the "
         "image (false: the codec alone, no text section)",
     )
+    send_name: bool = Field(
+        True,
+        description="carry each image file's name in the header's capture record, as the "
+        "field's uplink.send_name (false: leave it out; the first word comes up to 32 bytes "
+        "sooner)",
+    )
     link: LinkSpec
     protocol: ProtocolSpec
     receiver: ReceiverProfile

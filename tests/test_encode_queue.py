@@ -9,6 +9,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.field_harness import write_config
@@ -20,6 +21,7 @@ from uplink.encode import EncodePipeline, FixedRate
 from uplink.service import UplinkService
 
 
+@pytest.mark.slow
 def test_encode_queue_and_times_in_the_log_status_and_printed_lines(tmp_path, pipeline, kodim23):
     config = write_config(tmp_path)  # no ground: the photos only queue up
     cfg = load_field_config(config, need="uplink")
@@ -64,7 +66,7 @@ def test_encode_queue_and_times_in_the_log_status_and_printed_lines(tmp_path, pi
     assert f"encoder: idle; last encode {done[2]['encode_s']} s (p2.png" in final
     assert "mean" in final and "over 3" in final
     printed = _event_line(done[1])
-    assert printed.startswith(f"encoded {done[1]['image']} (p1.png)")
+    assert printed.startswith(f"encoded p1.png {done[1]['bytes']} B in ")  # id = file name here
     assert f"in {done[1]['encode_s']} s (waited {done[1]['waited_s']} s)" in printed
     assert printed.endswith("1 left in the encode queue")
     assert _event_line(handed[2]).endswith("2 ahead in the encode queue")

@@ -140,6 +140,9 @@ def test_live_page_shows_text_then_picture_with_positions(
     )
     link = page.locator("#link").inner_text()
     assert "images delivered\n2" in link and "recent loss" in link
+    assert "sender epoch" not in link and "NAK frames" not in link  # a technician's: folded
+    page.locator("#link summary").click()
+    assert page.locator("#link details").inner_text().count("sender epoch") == 1
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(tmp_path / "ground_page.png"), full_page=True)
     # the words reached the ground before the pictures did

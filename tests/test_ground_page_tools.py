@@ -234,6 +234,28 @@ def test_seen_requests_out_of_bounds(live):
     assert _get(f"{server.url}seen")[0] == 404
 
 
+def test_a_seen_mark_on_a_state_file_held_by_another_writer_is_refused_not_half_made(tmp_path):
+    photos = Photos(tmp_path)
+    key = photos.arrive(0, ["A"], picture=False)
+    DownlinkState(tmp_path / "down.db").close()
+    marks = SeenMarks(tmp_path / "down.db", timeout_s=0.2)
+    server = LiveServer(GroundView(photos.out, photos.log_path, marks=marks), ("127.0.0.1", 0))
+    server.start()
+    other = sqlite3.connect(tmp_path / "down.db", isolation_level=None)
+    try:
+        server.view.refresh()
+        other.execute("BEGIN IMMEDIATE")  # the service mid-transaction
+        assert _post(f"{server.url}seen", f"card={key}&seen=1".encode()) == 503
+        assert not server.view.images[key].seen  # not shown as marked when not stored
+        other.execute("COMMIT")
+        assert _post(f"{server.url}seen", f"card={key}&seen=1".encode()) == 200
+        assert marks.all() == {key}
+    finally:
+        other.close()
+        server.close()
+        marks.close()
+
+
 def test_a_seen_mark_survives_a_ground_restart(tmp_path):
     """The mark goes to the ground's SQLite state: a photo marked seen, the ground service
     restarted, the page built again from its event log shows it seen."""
@@ -308,6 +330,19 @@ def _not_mbtiles(folder: Path) -> dict[str, Path]:
     write_mbtiles(cases["vector"], {(14, 1, 1): b"\x1a\x00"}, fmt="pbf")
     write_mbtiles(cases["bare"], {})
     return cases
+
+
+def test_metadata_in_bytes_that_are_not_utf8_still_opens(tmp_path):
+    """Found by benchmarks/fuzz_ground_page.py: a metadata value that is not UTF-8 raised
+    UnicodeDecodeError out of the check."""
+    pkg = area_package(tmp_path / "a.mbtiles", *HERE, range(14, 15), radius=0)
+    db = sqlite3.connect(pkg)
+    db.execute("UPDATE metadata SET value = CAST(x'c4ff' AS TEXT) WHERE name = 'name'")
+    db.commit()
+    db.close()
+    tiles = open_tiles(pkg)
+    assert tiles.name == "\ufffd\ufffd" and tiles.get(14, *xyz(*HERE, 14)) is not None
+    tiles.close()
 
 
 def test_a_damaged_or_foreign_tile_file_is_one_line_and_the_page_works_without_it(tmp_path):

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.protocol_link import exchange
+from textboost.bitstream.varint import varint
 from textboost.protocol import (
     BundleDelivered,
     Frame,
@@ -23,7 +24,7 @@ from textboost.protocol import (
     decode_frame,
     encode_frame,
 )
-from textboost.protocol.frames import Flag
+from textboost.protocol.frames import PN_SEGMENT, Flag, NakRange, encode_feedback
 
 KEY = bytes(range(32))
 FEC_OPEN = LinkConfig(mtu_bytes=128, fec_k=3, fec_m=1, arq="none", max_bundle_bytes=4096,
@@ -98,10 +99,18 @@ def forged(kinds: list[FrameType], payload: st.SearchStrategy[bytes]) -> st.Sear
     )
 
 
+packet_nak = st.builds(  # the echoed epoch, a range of packet numbers, then anything
+    lambda start, count, tail: (4).to_bytes(4, "big") + bytes([PN_SEGMENT]) + varint(start)
+    + varint(count) + tail,
+    st.one_of(st.integers(0, 40), st.integers(0, 1 << 33)),
+    st.one_of(st.integers(0, 40), st.integers(0, 1 << 17)),
+    st.binary(max_size=6),
+)  # fmt: skip
 any_frame = forged(list(FrameType), st.one_of(
     st.binary(max_size=80),
     parity_prefixed,
     st.builds(lambda body: (4).to_bytes(4, "big") + body, st.binary(max_size=12)),  # feedback
+    packet_nak,
 ))  # fmt: skip
 parity_frame = forged([FrameType.PARITY], parity_prefixed)
 
@@ -150,6 +159,37 @@ def test_every_frame_kind_with_any_fields_never_raises(k, ops):
             assert len(f) <= cfg.mtu_bytes
     r.handle_timeout(1e9)
     s.handle_timeout(1e9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ranges=st.lists(st.tuples(st.integers(0, 90), st.integers(1, 120)), min_size=1, max_size=6))
+def test_a_nak_of_any_packet_numbers_resends_the_words_among_them_only(ranges):
+    """A NAK of packet numbers (sent for a gap that may hide a words segment lost whole)
+    re-sends exactly the words frames among those numbers, once each, and nothing else:
+    not picture frames, HELLOs or EOFs, not numbers never used."""
+    cfg = LinkConfig(mtu_bytes=64, nak_timeout_s=1.0)  # words_first, deferred
+    s = Sender(cfg, epoch=4)
+    for b in range(3):
+        s.submit(b, [bytes(range(120)), bytes(300)], 0.0)
+    words: dict[int, tuple[int, int]] = {}  # packet number -> (bundle, fragment)
+    top = 0
+    for f in s.poll_transmit(0.0):
+        k = decode_frame(f, cfg, ReplayState(epoch=4, top=top))
+        top = k.pn
+        if k.type is FrameType.DATA and k.segment == 0:
+            words[k.pn] = (k.bundle_id, k.index)
+    assert len(words) >= 6 and top > len(words)  # pictures, HELLOs and EOFs besides
+    body = b"".join(NakRange(PN_SEGMENT, a, n).to_bytes() for a, n in ranges)
+    nak = Frame(type=FrameType.NAK, bundle_id=0, payload=encode_feedback(4, body), epoch=8, pn=0)
+    s.receive(encode_frame(nak, cfg, long=True), 1.0)
+    again = []
+    for f in s.poll_transmit(1.0):
+        k = decode_frame(f, cfg, ReplayState(epoch=4, top=top))
+        top = k.pn
+        assert k.type is FrameType.DATA and k.segment == 0 and k.flags & Flag.RETX
+        again.append((k.bundle_id, k.index))
+    asked = {p for a, n in ranges for p in range(a, a + n)}
+    assert sorted(again) == sorted(v for p, v in words.items() if p in asked)
 
 
 # --- a forged epoch on a keyless link (issue 22 item 8) -------------------------------------

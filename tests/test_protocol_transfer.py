@@ -24,7 +24,13 @@ from textboost.protocol import (
     Sender,
     decode_frame,
 )
-from textboost.protocol.frames import Descriptor, Flag, decode_feedback, decode_nak
+from textboost.protocol.frames import (
+    PN_SEGMENT,
+    Descriptor,
+    Flag,
+    decode_feedback,
+    decode_nak,
+)
 from textboost.protocol.layout import Layout
 from textboost.protocol.replay import ReplayState
 
@@ -184,6 +190,7 @@ def test_words_first_resends_a_lost_last_word_frame_before_the_pictures(arq, los
     lost = False
     pictures_before = None  # picture frames on the air when the loser's words were whole
     sent_pictures = 0
+    naks_dropped = False
     rx: list[Event] = []
     t = 0.0
     while s.active_bundles and t < 1000:
@@ -199,9 +206,12 @@ def test_words_first_resends_a_lost_last_word_frame_before_the_pictures(arq, los
                 rx.append(e)
                 if isinstance(e, SectionDelivered) and (e.bundle_id, e.index) == (loser, 0):
                     pictures_before = sent_pictures
-        for f in r.poll_transmit(t):
-            if nak_lost and r.stats.nak_frames == 1 and decode_frame(f, cfg).type is FrameType.NAK:
-                continue
+        feedback = r.poll_transmit(t)
+        naks = [f for f in feedback if decode_frame(f, cfg).type is FrameType.NAK]
+        if nak_lost and naks and not naks_dropped:  # the first NAKs (fragments, packets)
+            naks_dropped = True
+            feedback = [f for f in feedback if f not in naks]
+        for f in feedback:
             s.receive(f, t)
         t += 1.0
         for end, events in ((s, []), (r, rx)):
@@ -211,6 +221,83 @@ def test_words_first_resends_a_lost_last_word_frame_before_the_pictures(arq, los
     # of 2 x 27 picture frames: re-sent after the first one, or one NAK timeout later
     assert pictures_before == (1 + 5 if nak_lost else 1)
     assert s.records[loser].section_retransmissions[0] == 1
+
+
+def _words_lost_whole(cfg: LinkConfig, loser: int, losses: list[bool] | None = None):
+    """Three photos, words_first, one frame a step: every frame of photo ``loser`` before
+    the first picture frame (its HELLO, words and parity) is lost, and (``losses``) the
+    n-th forward frame if entry n is True. Returns the receiver's events, picture frames
+    on the air when the loser's words were whole, each packet-number NAK range with the
+    highest packet number sent before it, and the sender."""
+    rng = np.random.default_rng(5)
+    data = {b: [rng.bytes(150), rng.bytes(300), rng.bytes(1200)] for b in (0, 1, 2)}
+    s, r = Sender(cfg), Receiver(cfg)
+    for b, sections in data.items():
+        s.submit(b, sections, 0.0)
+    pictures, pictures_before, top_pn, n = 0, None, -1, 0
+    asked: list[tuple[int, int, int]] = []  # (first, count, highest pn sent by then)
+    rx: list[Event] = []
+    t = 0.0
+    while s.active_bundles and t < 2000:
+        for f in s.poll_transmit(t, cfg.mtu_bytes):
+            k = decode_frame(f, cfg, ReplayState(epoch=0, top=max(top_pn, 0)))
+            top_pn = max(top_pn, k.pn)
+            n += 1
+            lose = losses is not None and n <= len(losses) and losses[n - 1]
+            if k.type in (FrameType.DATA, FrameType.PARITY) and k.segment > 0:
+                pictures += not k.flags & Flag.RETX
+            if (k.bundle_id == loser and pictures == 0) or lose:
+                continue
+            for e in r.receive(f, t):
+                rx.append(e)
+                if isinstance(e, SectionDelivered) and (e.bundle_id, e.index) == (loser, 0):
+                    pictures_before = pictures
+        for f in r.poll_transmit(t):
+            k = decode_frame(f, cfg)
+            if k.type is FrameType.NAK:
+                for g in decode_nak(decode_feedback(k.payload)[1]):
+                    if g.segment == PN_SEGMENT:
+                        asked.append((g.start, g.count, top_pn))
+            s.receive(f, t)
+        t += 1.0
+        for end, events in ((s, []), (r, rx)):
+            if end.next_timer() is not None and end.next_timer() <= t:
+                events += end.handle_timeout(t)
+    assert delivered(rx) == {b: tuple(v) for b, v in data.items()}
+    return rx, pictures_before, asked, s
+
+
+@pytest.mark.parametrize("arq", ["immediate", "deferred"])
+@pytest.mark.parametrize("fec", [None, (4, 1)])
+@pytest.mark.parametrize("loser", [0, 1, 2])
+def test_words_first_resends_a_words_segment_lost_whole(arq, fec, loser):
+    """words_first: every frame of a photo's words segment is lost, so the ground knows
+    nothing of the photo. The first picture frame shows a gap in the sender's packet
+    numbers; the receiver NAKs those numbers and the sender re-sends the words among them,
+    one picture frame later, not at the photo's own picture (27 frames per photo)."""
+    fec_kw = {"fec_k": fec[0], "fec_m": fec[1]} if fec else {}
+    cfg = LinkConfig(mtu_bytes=64, arq=arq, policy="words_first", nak_timeout_s=5.0, **fec_kw)
+    _, pictures_before, asked, s = _words_lost_whole(cfg, loser)
+    assert pictures_before == 1
+    assert asked and s.records[loser].section_retransmissions[0] >= 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.booleans(), min_size=1, max_size=60),
+    st.sampled_from(["immediate", "deferred"]),
+    st.booleans(),
+    st.integers(0, 2),
+)
+def test_receiver_never_naks_a_packet_number_not_yet_sent(losses, arq, fec, loser):
+    """Whatever frames are lost, a packet-number NAK names only numbers the sender has
+    already used (below the highest one sent), and the photos still arrive whole."""
+    fec_kw = {"fec_k": 4, "fec_m": 1} if fec else {}
+    cfg = LinkConfig(
+        mtu_bytes=64, arq=arq, policy="words_first", nak_timeout_s=5.0, max_retries=50, **fec_kw
+    )
+    _, _, asked, _ = _words_lost_whole(cfg, loser, losses)
+    assert asked and all(count >= 1 and first + count - 1 < top for first, count, top in asked)
 
 
 @settings(max_examples=40, deadline=None)

@@ -232,6 +232,14 @@ def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image)
         warnings.simplefilter("always", TextWarning)
         assert np.array_equal(codec.decode(bad), plain)
     assert any("unreadable" in str(x.message) for x in caught)
+    # a word cleaned or dropped by the renderer is told as with the paper's block
+    odd = [Word(rect_quad(w / 2, h / 3, w / 3, h / 10, 0.0), "KA\n\u20285510")]
+    cleaned = Container(c.header, encode_words(odd, w, h), c.z, c.groups).to_bytes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TextWarning)
+        codec.decode(cleaned)
+    notes = [str(x.message) for x in caught if issubclass(x.category, TextWarning)]
+    assert notes == ["word 0 drawn without 2 control or separator characters"]
 
 
 # -- shipping: whichever block ships beside the model, the receiver's cost follows the words

@@ -309,13 +309,12 @@ def main(argv: list[str] | None = None) -> int:
             codec = load_codec(fusion=False if args.no_fusion else None)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", TextWarning)
-                img = codec.decode(data, groups=args.groups)
-                mask = None
+                got = codec.receive(data, groups=args.groups, guidance=bool(args.mask))
+                img, mask = got.image, None
                 if args.mask:
-                    fused = codec.fusion is not None and not args.no_fusion
                     mask = (
-                        codec.guidance(data).restored_mask()
-                        if fused
+                        got.guidance.restored_mask()
+                        if got.guidance is not None
                         else np.zeros(img.shape[:2], np.uint8)
                     )
             notes = (str(w.message) for w in caught if issubclass(w.category, TextWarning))

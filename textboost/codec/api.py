@@ -223,8 +223,12 @@ class Codec:
             yk = an.y[..., starts[k] : starts[k + 1]]
 
             def symbols(k, rows, mu, idx, step, enc=enc, yk=yk):
-                u = (yk[rows] - mu * 2.0**-PARAM_FRAC) / (step * 2.0**-22)
-                sym = np.floor(u + 0.5).astype(np.int64)
+                # (y − μ) / Δ + 0.5 in float64, floored: in place in the gathered copy
+                u = yk[rows].astype(np.float64, copy=False)
+                u -= mu * 2.0**-PARAM_FRAC
+                u /= step * 2.0**-22
+                u += 0.5
+                sym = np.floor(u, out=u).astype(np.int64)
                 self.y_tables.encode(enc, sym, idx)
                 return sym
 

@@ -10,7 +10,10 @@ shapes (measured in ``benchmarks/tiled_decode.py``). Tiles that touch the image'
 the same zero padding there as the whole image does.
 
 The latents, and so everything the entropy decoder does, are the same either way; only
-g_s, a float transform that already differs between backends and machines, is tiled.
+g_s, a float transform that already differs between backends and machines, is tiled. On
+the largest coded size (1920×1080, torch) tiles of 64 cells cut the decoding process's
+peak from 877 to 506 MiB for 22 % more g_s time, and 73 of 6.3 M uint8 values differ from
+the whole-image g_s, by one level; a 1024×768 coded image is a single call.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ __all__ = ["HALO", "REACH", "TILE", "synthesis_tiled"]
 
 REACH = 7  # latent cells an output pixel of g_s depends on, each side
 HALO = 8  # latent cells of context decoded around each tile (≥ REACH)
-TILE = 48  # latent cells a side of a tile's own area (768 px; tiles are near equal)
+TILE = 64  # latent cells a side of a tile's own area (1024 px; tiles are near equal)
 STRIDE = 16  # output pixels a latent cell
 
 

@@ -414,6 +414,7 @@ def crops_from_doc(doc: dict[str, Any], entrants: Sequence[str] | None = None) -
                     {e: t["read"] for e, t in tiles.items()},
                     {e: t["correct"] for e, t in tiles.items()},
                     {e: tuple(t["carried"]) for e, t in tiles.items() if "carried" in t},
+                    {e: t["note"] for e, t in g["tiles"].items() if "note" in t},
                 )
             )
     return out

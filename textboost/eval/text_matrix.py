@@ -150,8 +150,9 @@ def run_unit(
     return len(todo)
 
 
-def _merge(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """One image's records of several units as one record of the text benchmark."""
+def _merge(records: list[dict[str, Any]], not_run: Sequence[str] = ()) -> dict[str, Any]:
+    """One image's records of several units as one record of the text benchmark; the
+    grid marks the entrants ``not_run`` on it yet."""
     first = records[0]
     rec = {k: v for k, v in first.items() if k not in ("entrants", "grid", "wall_s")}
     rec["entrants"] = {}
@@ -161,6 +162,9 @@ def _merge(records: list[dict[str, Any]]) -> dict[str, Any]:
             g = rec.setdefault("grid", {**r["grid"], "tiles": {}})
             if g["box"] == r["grid"]["box"]:
                 g["tiles"].update(r["grid"]["tiles"])
+    for e in not_run:
+        if "grid" in rec:
+            rec["grid"]["tiles"][e] = {"read": "", "correct": False, "note": "not run yet"}
     return rec
 
 
@@ -178,18 +182,27 @@ def assemble(
         for ds in sets:
             units = [Unit(ds.name, None if e == "original" else bpp, e) for e in entrants]
             held = {u.entrant: _done(unit_file(out, u)) for u in units}
-            images = []
-            for gt in ds.images:
-                recs = [held[e][gt.image.name] for e in entrants if gt.image.name in held[e]]
-                if recs:
-                    images.append(_merge(recs))
             present = [e for e in entrants if held[e]]
+            # a run stopped part way: the entrants are summarised on the images all of them
+            # have, AVIF (the slowest by far) on those of these it has
+            core = [e for e in present if e != "avif"] or present
+            common = [
+                g for g in ds.images if core and all(g.image.name in held[e] for e in core)
+            ]
+            images = [
+                _merge(
+                    [held[e][g.image.name] for e in present if g.image.name in held[e]],
+                    [e for e in present if g.image.name not in held[e]],
+                )
+                for g in common
+            ]
             done = {e: len(held[e]) for e in entrants}
             datasets[ds.name] = {
                 "path": str(ds.folder),
                 "kind": ds.kind,
                 "n_images": len(ds.images),
                 "images_done": done,
+                "n_common": len(common),
                 "images": images,
                 "summary": summarise_dataset(images, present, ds.kind),
             }
@@ -202,10 +215,13 @@ def assemble(
             "datasets": datasets,
         }
         for ds in sets:
+            shown = [e for e in entrants if e in datasets[ds.name]["summary"]]
+            if set(shown) <= {"original"}:
+                continue  # nothing coded at this rate yet
             one = {**docs[f"{bpp:g}"], "datasets": {ds.name: datasets[ds.name]}}
-            crops = crops_from_doc(one, entrants)[:grid_rows]
+            crops = crops_from_doc(one, shown)[:grid_rows]
             if crops:
-                render_grid(crops, entrants, bpp).save(out / f"grid_{ds.name}_{bpp:g}.png")
+                render_grid(crops, shown, bpp).save(out / f"grid_{ds.name}_{bpp:g}.png")
     for doc in docs.values():  # pixels only of the crops the grids show
         for ds in doc["datasets"].values():
             for r in ds["images"][grid_rows:]:
@@ -244,8 +260,10 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def markdown(doc: dict[str, Any]) -> str:
-    """The matrix as markdown: one table a set (entrant × rate), then the issue's targets
-    at the rate nearest 0.03 bpp."""
+    """The matrix as markdown: one table a set (entrant × rate; "images": those every
+    entrant but AVIF at that rate has, AVIF's of those, then in brackets how many more
+    this one has), then the issue's targets at the rate nearest 0.03 bpp (against AVIF on
+    the images both have)."""
     lines: list[str] = []
     entrants = doc["entrants"]
     first = next(iter(doc["docs"].values()))
@@ -270,9 +288,12 @@ def markdown(doc: dict[str, Any]) -> str:
                 carried = "—" if c is None else f"{c['e2e']['f1']:.3f}" + (
                     f" ({c['plate_read_share']:.2f})" if c["plate_read_share"] is not None else ""
                 )
+                n = r["n_images"]
+                more = ds["images_done"][e] - n
                 lines.append(
                     f"| {'—' if e == 'original' else key} | {e} | "
-                    f"{ds['images_done'][e]}/{ds['n_images']} | {_f(r['bpp'], '.4f')} | "
+                    f"{n}/{ds['n_images']}{f' (+{more})' if more else ''} | "
+                    f"{_f(r['bpp'], '.4f')} | "
                     f"{_f(r['text_bytes'], '.0f')} | {_f(r['psnr_db'], '.2f')} | "
                     f"{_f(r['text_psnr_db'], '.2f')} | {r['det']['f1']:.3f} | "
                     f"{r['e2e']['f1']:.3f} | {_f(r['plate_read_share'], '.2f')} | {carried} |"
@@ -302,9 +323,14 @@ def markdown(doc: dict[str, Any]) -> str:
             return "—" if a is None or b is None else f"{a - b:+.2f}"
 
         plates = _ratio(get("words", "plate_read_share"), get("original", "plate_read_share", o))
+        ds = doc["docs"][key]["datasets"][name]
+        both = [r for r in ds["images"] if {"words", "avif"} <= set(r["entrants"])]
+        pair = summarise_dataset(both, ["words", "avif"], ds["kind"]) if both else {}
+        avif = _ratio(get("words", "e2e", pair), get("avif", "e2e", pair))
         lines.append(
             f"| {name} | {_ratio(get('words', 'e2e'), get('codec', 'e2e'))} | "
-            f"{_ratio(get('words', 'e2e'), get('avif', 'e2e'))} | {plates} | "
+            f"{avif}{f' ({len(both)} images)' if both and len(both) < len(ds['images']) else ''} | "
+            f"{plates} | "
             f"{diff('psnr_db')} | {diff('text_psnr_db')} |"
         )
     lines.append("")

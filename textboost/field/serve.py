@@ -134,7 +134,7 @@ def _event_line(doc: dict[str, Any]) -> str:
     parts = [str(doc["event"])]
     if doc.get("image"):
         parts.append(str(doc["image"]))
-    if doc.get("name"):
+    if doc.get("name") and doc["name"] != doc.get("image"):
         parts.append(f"({doc['name']})")
     if doc.get("epoch") is not None and doc.get("bundle") is not None:
         parts.append(f"e{doc['epoch']}_b{doc['bundle']}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from textboost.codec.analysis import Analysis
 from textboost.codec.api import Analyser, Codec
 from textboost.codec.budget import Progress
 from textboost.codec.weights import ModelFile, fusion_path
+from textboost.pipeline.parsed import Parsed
 from textboost.text.filter import TextFilter, select_words
 from textboost.text.payload import decode_words, encode_words, quantise_words, read_words
 from textboost.text.words import Word
@@ -36,7 +38,17 @@ if TYPE_CHECKING:
     from textboost.text.render import Guidance
     from textboost.text.spotter import Spotter
 
-__all__ = ["Pipeline"]
+__all__ = ["Pipeline", "Received"]
+
+
+@dataclass(frozen=True)
+class Received:
+    """What the receiver makes of one stream (:meth:`Pipeline.receive`)."""
+
+    image: np.ndarray  # HxWx3 uint8: fused when ``fused``, else the codec's own output
+    words: list[Word]  # the carried words, in image pixels ([] when the section is unreadable)
+    fused: bool
+    guidance: Guidance | None = None  # the rendered words, when fusing rendered them
 
 
 @functools.cache
@@ -212,44 +224,63 @@ class Pipeline:
 
     def decode(
         self,
-        data: bytes,
+        data: bytes | Parsed,
         groups: int | None = None,
         fusion: bool | None = None,
         max_pixels: int | None = None,
     ) -> np.ndarray:
-        """Decode to an HxWx3 uint8 image; ``groups=k`` uses only the first k y groups.
+        """Decode to an HxWx3 uint8 image: :meth:`receive`'s picture."""
+        return self.receive(data, groups, fusion, max_pixels).image
+
+    def receive(
+        self,
+        data: bytes | Parsed,
+        groups: int | None = None,
+        fusion: bool | None = None,
+        max_pixels: int | None = None,
+        guidance: bool = False,
+    ) -> Received:
+        """The picture and the words of a stream; ``groups=k`` uses only the first k y
+        groups; ``data``: the stream, or a :class:`Parsed` one (its container and the words
+        a receiver already read, parsed and read no second time).
 
         With the fusion block (``fusion`` None: if loaded; True: required) the carried
         words are rendered into a guidance map (all zero without words) and fused with
-        the decoded image; ``fusion=False`` returns the codec's own output. The stream is
+        the decoded image; ``fusion=False`` keeps the codec's own output. The stream is
         parsed once and its words read once; an unreadable text section or a word not
-        drawn is a :class:`~textboost.text.render.TextWarning`, never an error.
-        ``max_pixels``: as :meth:`Codec.decode`.
+        drawn is a :class:`~textboost.text.render.TextWarning` when fusing, never an
+        error. ``guidance``: render the words for the fused picture's mask even when the
+        block does not need the map (the word block). ``max_pixels``: as
+        :meth:`Codec.decode`.
         """
         if fusion and self.fusion is None:
             raise ValueError(f"{self.model.path.name}: codec loaded without its fusion block")
-        c = self.codec.parse(data)
+        parsed = data if isinstance(data, Parsed) else None
+        c = self.codec.parse(data if parsed is None else parsed.container)
         out = self.codec.decode(c, groups, max_pixels)
+        h, w = out.shape[:2]  # the header's size
+        if parsed is None or parsed.words is None:
+            words, problem = read_words(c.text, w, h)
+        else:
+            words, problem = parsed.words, None
         if fusion is False or self.fusion is None:
-            return out
-        h, w = out.shape[:2]
-        words, problem = read_words(c.text, w, h)
+            return Received(out, words, fused=False)
         if getattr(self.fusion, "kind", "paper") == "words":  # around the words only
-            if problem:
-                from textboost.text.render import TextWarning
-
-                warnings.warn(problem, TextWarning, stacklevel=2)
+            # rendered for its warnings too (a word cleaned or dropped is told as with the
+            # paper's block); the map is allocated lazily, so this costs O(words)
+            g = _render(words, problem, w, h)
+            g = g if guidance else None
             if hasattr(self.fusion, "fuse_words"):  # exported (textboost.fusion.exported)
-                return self.fusion.fuse_words(out, words)
+                return Received(self.fusion.fuse_words(out, words), words, True, g)
             from textboost.fusion.runtime import fuse
 
-            return fuse(self.fusion, out, words)
-        guidance = _render(words, problem, w, h).map
+            return Received(fuse(self.fusion, out, words), words, True, g)
+        g = _render(words, problem, w, h)
         if hasattr(self.fusion, "fuse"):  # exported (textboost.fusion.exported)
-            return self.fusion.fuse(out, guidance)
+            return Received(self.fusion.fuse(out, g.map), words, True, g)
         from textboost.fusion.runtime import apply_fusion
 
-        return apply_fusion(self.fusion, out, guidance)
+        return Received(apply_fusion(self.fusion, out, g.map), words, True, g)
 
     def words(self, data: bytes) -> list[Word]:
         """The words a stream carries (its text section), in image pixels."""
@@ -275,5 +306,5 @@ def _render(words: list[Word], problem: str | None, w: int, h: int) -> Guidance:
 
     g = render_words(words, w, h)
     for note in ([problem] if problem else []) + g.notes():
-        warnings.warn(note, TextWarning, stacklevel=3)
+        warnings.warn(note, TextWarning, stacklevel=4)
     return g

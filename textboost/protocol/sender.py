@@ -14,7 +14,10 @@ class 0 of every queued bundle, then the rest bundle by bundle). A NAK queues th
 fragments for retransmission; a FIN completes the bundle. When a bundle's last frame has
 gone out the sender waits ``rto_s`` for news; silence re-sends EOF (the receiver answers an
 EOF with NAKs or FIN, so a lost NAK or FIN costs one timeout), and after ``max_retries``
-re-sends the bundle fails.
+re-sends the bundle fails. With ``words_first`` the sender also remembers which of its
+recent packet numbers carried words (segment-0 DATA frames, as many as the replay window is
+wide): a NAK of packet numbers (``PN_SEGMENT``; the receiver sends it for a gap that may
+hide a words segment lost whole, of a bundle it has never heard of) re-sends those.
 
 The sender never reads a clock: times come in as ``now`` (float seconds) and leave as
 :meth:`Sender.next_timer`.
@@ -59,6 +62,7 @@ from textboost.protocol.events import BundleAcked, BundleFailed, Event, FrameDro
 from textboost.protocol.frames import (
     MAX_SECTION_BYTES,
     MAX_SECTIONS,
+    PN_SEGMENT,
     Descriptor,
     Flag,
     Frame,
@@ -175,6 +179,9 @@ class Sender:
         self._bundles: dict[int, _TxBundle] = {}  # bundles in flight only
         self._finished: dict[int, BundleState] = {}  # DONE / FAILED, by id
         self._heap: list[tuple] = []
+        # words_first: packet number -> (bundle id, bundle order, unit) of the recent
+        # segment-0 DATA frames, oldest first, at most replay_window of them
+        self._words_pns: dict[int, tuple[int, int, int]] = {}
         self._counter = itertools.count()
         self._order = itertools.count()
 
@@ -398,6 +405,8 @@ class Sender:
             if long:
                 self._sent_long(bundle, part)
             else:
+                if u.kind == "data" and u.frame.segment == 0:
+                    self._remember_words(bundle, unit)
                 self._pn += 1
             heapq.heappop(self._heap)
             used += len(data)
@@ -417,6 +426,14 @@ class Sender:
                 return True
             return self._pn - self._sync_pn >= ONE_WAY_SYNC_INTERVAL
         return self._pn - self._sync_pn >= SYNC_INTERVAL
+
+    def _remember_words(self, bundle: _TxBundle, unit: int) -> None:
+        cfg = self.config
+        if cfg.policy != "words_first" or cfg.arq == "none":
+            return
+        self._words_pns[self._pn] = (bundle.bundle_id, bundle.order, unit)
+        if len(self._words_pns) > cfg.replay_window:
+            del self._words_pns[next(iter(self._words_pns))]
 
     def _sent_long(self, bundle: _TxBundle, part: int) -> None:
         bundle.hello_parts.add(part)
@@ -537,6 +554,10 @@ class Sender:
         self.stats.frames_received += 1
         self._confirmed = True  # authentic feedback about this epoch: the receiver holds it
         self._sync_pn = self._pn
+        ranges = decode_nak(body) if frame.type is FrameType.NAK else []
+        for r in ranges:
+            if r.segment == PN_SEGMENT:
+                self._resend_words(r.start, r.start + r.count)
         bundle = self._bundles.get(frame.bundle_id)
         if bundle is None or bundle.state is _S.QUEUED:
             return []  # late feedback about a finished bundle, or a confused peer
@@ -546,7 +567,9 @@ class Sender:
             bundle.record.acked_s = now
             return [BundleAcked(bundle_id=bundle.bundle_id, time_s=now)]
         queued = False
-        for r in decode_nak(body):
+        for r in ranges:
+            if r.segment == PN_SEGMENT:
+                continue
             n = bundle.n_fragments.get(r.segment)
             if n is None:
                 raise RemoteProtocolError(
@@ -554,15 +577,33 @@ class Sender:
                 )
             stop = n if r.count == 0 else min(n, r.start + r.count)
             for i in range(r.start, stop):
-                k = bundle.by_fragment[(r.segment, i)]
-                if (r.segment, i) in bundle.retx_queued or k not in bundle.sent_units:
-                    continue  # already queued, or its first transmission is still to come
-                bundle.retx_queued.add((r.segment, i))
-                self._push(_TIER_RETX, bundle, k)
-                queued = True
+                queued |= self._queue_retx(bundle, bundle.by_fragment[(r.segment, i)])
         if queued:
             bundle.deadline_s = None  # re-armed when the last retransmission has gone out
         return []
+
+    def _queue_retx(self, bundle: _TxBundle, k: int) -> bool:
+        """Queue unit ``k`` (a DATA frame) for re-sending; False if it is already queued or
+        its first transmission is still to come."""
+        f = bundle.units[k].frame
+        if (f.segment, f.index) in bundle.retx_queued or k not in bundle.sent_units:
+            return False
+        bundle.retx_queued.add((f.segment, f.index))
+        self._push(_TIER_RETX, bundle, k)
+        return True
+
+    def _resend_words(self, start: int, stop: int) -> None:
+        """Re-send the words frames among packet numbers ``start .. stop-1`` (a NAK of
+        packet numbers); numbers that carried anything else, or are forgotten, are ignored."""
+        if stop - start <= len(self._words_pns):
+            pns = [p for p in range(start, stop) if p in self._words_pns]
+        else:
+            pns = [p for p in self._words_pns if start <= p < stop]
+        for p in pns:
+            bundle_id, order, k = self._words_pns.pop(p)
+            bundle = self._bundles.get(bundle_id)
+            if bundle is not None and bundle.order == order and self._queue_retx(bundle, k):
+                bundle.deadline_s = None
 
     def _finish(self, bundle: _TxBundle, event: str) -> None:
         bundle.fire(event)
