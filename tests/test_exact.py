@@ -108,7 +108,7 @@ def test_numpy_and_torch_exact_paths_are_bit_identical(nets, codec):
             )
         parts = [hyp, sp_t] if ch_t is None else [hyp, ch_t, sp_t]
         flat = [p.reshape(-1, p.shape[-1]) for p in parts]
-        mu_n, ls_n = ex._params(k, flat)
+        mu_n, ls_n = ex._params(k, ex.agg[k][0].product(np.concatenate(flat, axis=1)))
         assert np.array_equal(mu_n, _nhwc(mu_t).reshape(-1, g))
         assert np.array_equal(ls_n, _nhwc(ls_t).reshape(-1, g))
         start += g

@@ -226,7 +226,17 @@ class IntConv:
 
         float32 ``cols`` are multiplied in float32: the caller chose that dtype with
         :meth:`dtype_for` from a bound on their magnitude."""
-        acc = cols @ (self.weight32 if cols.dtype == np.float32 else self.weight)
+        return self.requantise(self.product(cols))
+
+    def product(self, cols: np.ndarray) -> np.ndarray:
+        """The accumulator ``cols @ weight`` (integers; in float32 for float32 ``cols``).
+
+        Sums of products over disjoint input columns add up to the whole product exactly:
+        every partial sum is bounded as the whole one is (:meth:`dtype_for`)."""
+        return cols @ (self.weight32 if cols.dtype == np.float32 else self.weight)
+
+    def requantise(self, acc: np.ndarray) -> np.ndarray:
+        """(n, O) accumulator → the layer's outputs, float32 (see :meth:`matmul`)."""
         # ((acc + bias) · mult + half) / 2^shift in float64 (exact, see __post_init__),
         # floored into float32: integers beyond 2^24 may round there, but monotonically,
         # so they stay beyond [lo, hi] and the clamp gives the same integer.

@@ -89,15 +89,22 @@ class ExactParams:
             [layer(f"scctx.agg.{k}.0"), layer(f"scctx.agg.{k}.1", signed=True)] for k in range(n)
         ]
         # What the coding loop multiplies: the spatial context at non-anchors over its four
-        # non-zero taps (columns tap-major), and the anchors' first aggregation layer
-        # without the spatial-context inputs (all zero there). Same sums, fewer products.
+        # non-zero taps (columns tap-major), and the first aggregation layer in two: over
+        # the hyper and channel-context inputs, once for every site (the anchors' whole
+        # sum: their spatial context is zero), and over the non-anchors' spatial context.
+        # Same sums, fewer products, no gathered copies of the wide inputs.
         self.sp_cross = [
             conv.select_inputs([(ky * 3 + kx) * g + c for ky, kx in CROSS_TAPS for c in range(g)])
             for conv, g in zip(self.sp_ctx, self.groups, strict=True)
         ]
-        self.agg_anchor = [
-            a0.select_inputs(slice(0, a0.weight.shape[0] - 2 * g))
-            for (a0, _), g in zip(self.agg, self.groups, strict=True)
+        # (hyper, channel context or None for group 0, spatial context) columns of agg.k.0
+        self.agg_parts = [
+            (
+                a0.select_inputs(slice(0, 2 * g)),
+                a0.select_inputs(slice(2 * g, -2 * g)) if k else None,
+                a0.select_inputs(slice(-2 * g, None)),
+            )
+            for k, ((a0, _), g) in enumerate(zip(self.agg, self.groups, strict=True))
         ]
 
     def hyper(self, z_q: np.ndarray) -> np.ndarray:
@@ -107,15 +114,10 @@ class ExactParams:
         x = pixel_shuffle_nhwc(self.hs[2](x), 2)
         return self.hs[3](x)
 
-    def _params(
-        self, k: int, parts: list[np.ndarray], first: IntConv | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """μ and log2 σ (int64, 1/64) from the aggregation's inputs (hidden activations,
-        0..ACT_MAX); ``first`` replaces the first layer (the anchors' narrower one)."""
+    def _params(self, k: int, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """μ and log2 σ (int64, 1/64) from the first aggregation layer's accumulator."""
         a0, a1 = self.agg[k]
-        a0 = first or a0
-        cols = np.concatenate(parts, axis=1, dtype=a0.dtype_for(ACT_MAX))
-        hidden = a0.matmul(cols)
+        hidden = a0.requantise(acc)
         out = a1.matmul(hidden.astype(a1.dtype_for(ACT_MAX), copy=False))
         g = self.groups[k]
         return out[:, :g].astype(np.int64), out[:, g:].astype(np.int64)
@@ -152,16 +154,22 @@ class ExactParams:
         if k > 0:
             c0, c1 = self.ch_ctx[k - 1]
             ch = c1(c0(y_prev_q)).reshape(b * h * w, -1)
+        # the first aggregation layer's sum over the hyper and channel context, everywhere
+        dt = self.agg[k][0].dtype_for(ACT_MAX)
+        hyper_part, channel_part, spatial_part = self.agg_parts[k]
+        context = hyper_part.product(hyp.astype(dt, copy=False))
+        if ch is not None:
+            context += channel_part.product(ch.astype(dt, copy=False))
         grid = Checkerboard.of(b, h, w)
         y_q = np.zeros((b, h, w, g), dtype=np.int64)
         flat = y_q.reshape(-1, g)
         for half in (0, 1):
             sites = grid.sites[half]
-            parts = [hyp[sites]] if ch is None else [hyp[sites], ch[sites]]
-            if half == 0:
-                mu, logsigma = self._params(k, parts, self.agg_anchor[k])
-            else:
-                mu, logsigma = self._params(k, [*parts, self._spatial(k, y_q, grid)])
+            acc = context[sites]
+            if half == 1:
+                sp = self._spatial(k, y_q, grid).astype(dt, copy=False)
+                acc += spatial_part.product(sp)
+            mu, logsigma = self._params(k, acc)
             if observe is not None:
                 observe(k, sites, mu, logsigma)
             idx = scale_index(logsigma, gain)
