@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SCENARIO ?= scenarios/rescue.yaml
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean training-fonts
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/codec_speed.py
+
+# Stage 2's training-time faces (Debian packages, apt-get; docs/text.md): not needed by `test`.
+training-fonts:
+	sh scripts/install-training-fonts.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -26,7 +26,7 @@ from textboost import Codec
 from textboost.bitstream.container import Container
 from textboost.codec.image import load_image, psnr_db
 from textboost.codec.rate import budget_bytes
-from textboost.codec.verify import _Timed
+from textboost.pipeline.verify import TimedTransforms
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -50,7 +50,7 @@ def images(args) -> list[Path]:
 
 
 def run(codec: Codec, img, n_bytes: int, method: str) -> dict:
-    timed = _Timed(codec.transforms)
+    timed = TimedTransforms(codec.transforms)
     inner, codec.transforms = codec.transforms, timed
     codings = 0
     encode = codec.encode_analysis
@@ -63,7 +63,7 @@ def run(codec: Codec, img, n_bytes: int, method: str) -> dict:
     codec.encode_analysis = counted
     try:
         t, c = time.perf_counter(), time.process_time()
-        data = codec.encode_to_budget(img, max_bytes=n_bytes, text=False, method=method)
+        data = codec.encode_to_budget(img, max_bytes=n_bytes, method=method)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
     finally:
         codec.transforms = inner
@@ -73,7 +73,7 @@ def run(codec: Codec, img, n_bytes: int, method: str) -> dict:
         "bytes": len(data),
         "scale": hd.scale,
         "rate": hd.rate,
-        "psnr_db": float(psnr_db(codec.decode(data, fusion=False), img)),
+        "psnr_db": float(psnr_db(codec.decode(data), img)),
         "cpu_s": cpu,
         "wall_s": wall,
         "g_a": timed.calls["analysis"],

@@ -9,25 +9,21 @@ real packets mutated (bit flips, cuts, splices) and random bytes, given to
 
 from __future__ import annotations
 
-import argparse
-import os
 import socket
-import tempfile
+import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from downlink import DownlinkNode
-from downlink.driver import FieldDownlink
-from downlink.store import stored
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._field_transfer import link_args, run_transfer
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.ccsds import CcsdsSettings, CcsdsTransport
 from textboost.protocol import LinkConfig
-from uplink import UplinkNode
-from uplink.driver import FieldUplink
 
 APID = 0x1B0
 
@@ -44,49 +40,26 @@ def transfer(args) -> None:
     other = CcsdsTransport(("127.0.0.1", 0), ("127.0.0.1", g.port),
                            CcsdsSettings(True, APID + 1, APID, True))  # fmt: skip
     junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with tempfile.TemporaryDirectory() as tmp:
-        ground = DownlinkNode(cfg, out_dir=Path(tmp), codec_factory=None)
-        rx = FieldDownlink(ground, g)
-        thread = threading.Thread(target=rx.run, kwargs={"timeout_s": 600.0,
-                                                         "idle_timeout_s": 3.0})
-        thread.start()
-        stop = threading.Event()
-        sent = {"apid": 0, "junk": 0}
+    sent = {"apid": 0, "junk": 0}
 
-        def noise() -> None:
-            while not stop.is_set() and thread.is_alive():
-                other.send(rng.bytes(40))
-                junk.sendto(rng.bytes(int(rng.integers(1, 60))), ("127.0.0.1", g.port))
-                sent["apid"] += 1
-                sent["junk"] += 1
-                time.sleep(0.02)
+    def noise(ground: threading.Thread) -> None:
+        while ground.is_alive():
+            other.send(rng.bytes(40))
+            junk.sendto(rng.bytes(int(rng.integers(1, 60))), ("127.0.0.1", g.port))
+            sent["apid"] += 1
+            sent["junk"] += 1
+            time.sleep(0.02)
 
-        noisy = threading.Thread(target=noise, daemon=True)
-        noisy.start()
-        edge = UplinkNode(cfg, max_in_flight=2)
-        for name, data in images.items():
-            edge.store(name, data, 0.0)
-        t0 = time.perf_counter()
-        with FieldUplink(edge, v, rate_bps=args.rate_bps) as tx:
-            tx.run(timeout_s=600.0)
-            acked = sum(r.acked_s is not None for r in edge.images.values())
-        wall = time.perf_counter() - t0
-        thread.join(60)
-        stop.set()
-        noisy.join(5)
-        relay.close()
-        identical = sum(  # the ground's layout: NAME.tbx by SHA-256 (downlink/store.py)
-            stored(tmp, d).is_file() and stored(tmp, d).read_bytes() == d
-            for n, d in images.items() if edge.images[n].bundle_id is not None
-        )
-        rx.close()
-        other.close()
-        junk.close()
+    r = run_transfer(cfg, g, v, images, rate_bps=args.rate_bps, traffic=noise)
+    relay.close()
+    other.close()
+    junk.close()
     print(f"transfer: {len(images)} images, {sum(map(len, images.values()))} B, loss "
           f"{args.loss} each way, TM with CDS time code, paced at {args.rate_bps:g} bit/s; "
-          f"acked {acked}/{len(images)} in {wall:.1f} s")
-    print(f"  delivered byte-identical: {identical}/{len(images)}; complete at the ground: "
-          f"{ground.bundles_complete}; relay lost {relay.lost}")
+          f"acked {r.acked}/{len(images)} in {r.wall_s:.1f} s (this process's CPU "
+          f"{r.cpu_s:.1f} s)")
+    print(f"  delivered byte-identical: {r.identical}/{len(images)}; complete at the ground: "
+          f"{r.ground.bundles_complete}; relay lost {relay.lost}")
     print(f"  ground refused {dict(g.stats.foreign)} (sent: other APID {sent['apid']}, "
           f"junk {sent['junk']}); sequence gaps seen {g.lost_packets}")
 
@@ -125,14 +98,7 @@ def fuzz(args) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=30)
-    p.add_argument("--loss", type=float, default=0.1)
-    p.add_argument("--rate-bps", type=float, default=200_000)
-    p.add_argument("--fuzz", type=int, default=200_000)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    print(f"2-core x86 shared with other jobs; load average {os.getloadavg()[0]:.1f}")
+    args = link_args(__doc__, "--rate-bps", 200_000)
     transfer(args)
     fuzz(args)
 

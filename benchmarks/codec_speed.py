@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from textboost import Codec
+from textboost import Pipeline
 from textboost.codec.exact import interp_gain_q6
 from textboost.codec.image import load_image
 
@@ -53,7 +53,8 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
-    codec = Codec.load()
+    pipe = Pipeline.load()
+    codec = pipe.codec
     img = load_image(args.image)
     h, w = img.shape[:2]
     mpix = h * w / 1e6
@@ -70,13 +71,12 @@ def main() -> None:
         return out
 
     stage("g_a + h_a (torch)", lambda: codec.transforms.analysis(x))
-    an = codec.analyse(img, text=False)
-    z_step = codec._z_step(rate_q)
-    z_hat = np.floor(an.z / (z_step / 2**22) + 0.5).astype(np.int64)
+    an = codec.analyse(img)
+    z_hat = codec.quantise_z(an.z, rate_q)
 
     def hyper():
         with threadpool_limits(1, user_api="blas"):
-            return codec._hyper(z_hat, z_step)
+            return codec.hyper(z_hat, rate_q)
 
     hyp = stage("h_s exact", hyper)
 
@@ -99,8 +99,8 @@ def main() -> None:
     data = codec.encode_analysis(an, rate_q)
     _, y_q = stage(DECODE, lambda: codec.decode_latents(data))
     stage("g_s (torch)", lambda: codec.transforms.synthesis(y_q / 64.0))
-    stage("encode total (rate given, words spotted)", lambda: codec.encode(img, rate=args.rate))
-    stage("decode total", lambda: codec.decode(data))
+    stage("encode total (rate given, words spotted)", lambda: pipe.encode(img, rate=args.rate))
+    stage("decode total", lambda: pipe.decode(data))
 
     n_sym = int(np.prod(an.y.shape))
     sym_enc, sym_dec = n_sym / (stages[CODE] / 1e3), n_sym / (stages[DECODE] / 1e3)

@@ -46,7 +46,7 @@ def main() -> int:
     for spec in args.backends:
         name, _, device = spec.partition(":")
         codecs[spec] = Codec.load(args.model, backend=name, device=device or "cpu",
-                                  onnx_dir=args.onnx_dir, fusion=False)  # fmt: skip
+                                  onnx_dir=args.onnx_dir)  # fmt: skip
     rng = np.random.default_rng(args.seed)
     counts = {"streams": 0, "decodes": 0, "latent_mismatches": 0, "encoder_pairs": 0,
               "encoder_pairs_with_different_bytes": 0}  # fmt: skip
@@ -60,7 +60,7 @@ def main() -> int:
         rate_q = int(rng.integers(0, 65536))
         streams = {}
         for spec, enc in codecs.items():
-            an = enc.analyse(crop, text=False)
+            an = enc.analyse(crop)
             _, _, y_coded = enc.code_latents(an, rate_q)
             data = enc.encode_analysis(an, rate_q)
             streams[spec] = data

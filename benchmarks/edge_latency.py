@@ -7,7 +7,7 @@
 
 Each (backend, size) runs in its own process, so that its first call is a real first call
 (ONNX Runtime sessions and the OCR models built) and its peak memory is its own: the
-round trip of ``python -m uplink verify`` (:func:`textboost.codec.verify.round_trip`) on a
+round trip of ``python -m uplink verify`` (:func:`textboost.pipeline.verify.round_trip`) on a
 shipped Kodak image with rendered text, resized to the size: spotting beside g_a + h_a,
 the budget search with its entropy coding, entropy decoding, g_s (and the fusion block
 with ``--fusion``). Per stage: the first call, and the median and p90 of ``--repeats``
@@ -38,13 +38,13 @@ IMAGE = REPO / "link_sim" / "data" / "kodak_text" / "kodim03_text.png"
 
 def _one(args) -> dict:
     """In the child: first call, steady state and today's search for one backend and size."""
-    from textboost.codec.api import Codec
     from textboost.codec.image import load_image, psnr_db, resize
-    from textboost.codec.verify import round_trip
+    from textboost.pipeline.api import Pipeline
+    from textboost.pipeline.verify import round_trip
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     img = resize(load_image(args.image), w, h)
-    codec = Codec.load(args.model, backend=args.one, device=args.device,
+    codec = Pipeline.load(args.model, backend=args.one, device=args.device,
                        onnx_dir=args.onnx_dir, fusion=args.fusion)  # fmt: skip
     text = not args.no_text
     first, data, out, *_ = round_trip(codec, img, args.max_bytes, text)

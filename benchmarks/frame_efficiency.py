@@ -1,14 +1,18 @@
 """Protocol efficiency (section payload / on-air bytes) on a clean link, per frame format.
 
 The figures of docs/protocol.md's efficiency table: one image split as header+text (4 %),
-z (10 %) and five equal y groups, sent with ``arq="deferred"``, ``policy="fifo"`` through a
-real Sender and Receiver (FIN back on the reverse link), counted from the sender's byte
-counters (which tests/test_protocol_transfer.py checks against the bytes on the wire).
+z (10 %) and five equal y groups, sent with ``arq="deferred"``, ``policy="fifo"`` (or the
+one given) through a real Sender and Receiver (FIN back on the reverse link), counted from
+the sender's byte counters (which tests/test_protocol_transfer.py checks against the bytes
+on the wire).
 
     python benchmarks/frame_efficiency.py
+    python benchmarks/frame_efficiency.py --policy words_first   # header+text: own segment
 """
 
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
@@ -52,11 +56,16 @@ def efficiency(cfg: LinkConfig, total: int, bundles: int = 3) -> tuple[float, in
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--policy", default="fifo",
+                    choices=("fifo", "priority_interleave", "words_first"))
+    policy = ap.parse_args().policy
+    print(f"policy {policy}")
     print(f"{'link':<26} {'MTU':>4} {'CRC':>4} {'FEC':>5} " + " ".join(
         f"{n:>6} B image" for n in SIZES
     ))
     for name, kw in LINKS:
-        cfg = LinkConfig(**kw)
+        cfg = LinkConfig(**kw, policy=policy)
         fec = f"{cfg.fec_k}+{cfg.fec_m}" if cfg.fec else "-"
         cells = []
         for n in SIZES:

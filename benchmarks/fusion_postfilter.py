@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from textboost import Codec
+from textboost import Pipeline
 from textboost.codec.image import load_image, psnr_db
-from textboost.fusion.runtime import apply_fusion, fusion_path, load_fusion
+from textboost.codec.weights import fusion_path
+from textboost.fusion.runtime import apply_fusion, load_fusion
 
 KODAK = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "kodak"
 
@@ -36,7 +37,7 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    codec = Codec.load(fusion=False)
+    codec = Pipeline.load(fusion=False)
     block = load_fusion(args.fusion or fusion_path(codec.model.path), codec.model_id)
     paths = sorted(Path(args.dataset).glob("*.png"))[: args.limit]
     out = {}

@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the frame parser, the Receiver and Sender.receive with atheris.
 
-    pip install atheris          # benchmark-only (a binary wheel for CPython 3.11 on x86-64)
+    pip install -e '.[fuzz]'     # atheris (wheels for CPython 3.10-3.12 on Linux x86-64)
     python benchmarks/fuzz_frames.py --runs 1000000
     python benchmarks/fuzz_frames.py --runs 200000 -- -max_len=300   # extra libFuzzer flags
     python benchmarks/fuzz_frames.py --runs 1000000 --fec-only       # the FEC links alone
@@ -12,7 +12,9 @@ could send: it reaches every parser past the checks); a real frame of a recorded
 with a few bytes changed and re-sealed; the recorded session's frames replayed in an order
 the input chooses; or a frame of any kind (DATA PARITY EOF NAK FIN HELLO) encoded from
 the input's fields and payload, PARITY and NAK/FIN payloads often with a well-formed prefix
-(parity index and group size; the echoed epoch) before bytes of any length. The
+(parity index and group size; the echoed epoch), or a NAK of packet numbers (the echoed
+epoch, then a range with the segment byte ``PN_SEGMENT``, start and count of the input's
+choosing), before bytes of any length. The
 bytes go to ``decode_frame`` (may raise only ``ProtocolError``), to a long-lived
 ``Receiver`` and ``Sender`` per configuration, a receiver that never got a HELLO (its
 store of held short frames is exercised) and, for frames of any kind, a new receiver that
@@ -45,9 +47,10 @@ from pathlib import Path
 try:
     import atheris
 except ImportError:  # pragma: no cover - a benchmark-only dependency
-    sys.exit("atheris is not installed: pip install atheris")
+    sys.exit("atheris is not installed: pip install -e '.[fuzz]' (see pyproject.toml)")
 
 with atheris.instrument_imports(include=["textboost.protocol"]):  # coverage of these only
+    from textboost.bitstream.varint import varint
     from textboost.protocol import (
         Frame,
         FrameType,
@@ -58,7 +61,7 @@ with atheris.instrument_imports(include=["textboost.protocol"]):  # coverage of 
         decode_frame,
         encode_frame,
     )
-    from textboost.protocol.frames import Flag, seal
+    from textboost.protocol.frames import PN_SEGMENT, Flag, seal
 
 KEY = bytes(range(32))
 CONFIGS = [
@@ -74,6 +77,7 @@ CONFIGS = [
                max_bundle_bytes=4096, receiver_memory_bytes=16384, nak_timeout_s=1.0),
 ]
 KINDS = list(FrameType)
+LABELS = [t.name for t in KINDS] + ["NAK of packet numbers"]
 RESET_EVERY = 20_000  # fresh ends now and then, so no input depends on a very old state
 
 
@@ -99,7 +103,7 @@ class State:
         self.slowest = 0.0
         self.heap: list[tuple[int, int]] = []  # (input, traced bytes)
         self.max_held = [0] * len(CONFIGS)  # most fragment bytes a receiver held at once
-        self.kinds = [[0] * len(KINDS) for _ in CONFIGS]  # structured frames made, per kind
+        self.kinds = [[0] * len(LABELS) for _ in CONFIGS]  # structured frames made, per kind
         self.cpu0 = time.process_time()
         self.structured = False  # the current input is a frame of shape 4
         self.fresh()
@@ -117,11 +121,16 @@ class State:
 
 def structured(fdp: atheris.FuzzedDataProvider, cfg: LinkConfig, pn: int) -> tuple[int, bytes]:
     """A frame of any kind from the input's fields, as a sender (or an insider) encodes it:
-    (kind index, bytes); a PARITY or NAK/FIN payload usually opens with a well-formed prefix."""
-    kind = fdp.ConsumeIntInRange(0, len(KINDS) - 1)
-    ftype = KINDS[kind]
+    (index in LABELS, bytes); a PARITY or NAK/FIN payload usually opens with a well-formed
+    prefix, a NAK of packet numbers with the epoch and one packet-number range."""
+    kind = fdp.ConsumeIntInRange(0, len(LABELS) - 1)
+    ftype = KINDS[kind] if kind < len(KINDS) else FrameType.NAK
     prefix = b""
-    if fdp.ConsumeBool():
+    if kind == len(KINDS):  # numbers near the ends' own (below 64) or anywhere
+        start = fdp.ConsumeIntInRange(0, 64 if fdp.ConsumeBool() else 1 << 33)
+        count = fdp.ConsumeIntInRange(0, 64 if fdp.ConsumeBool() else 1 << 17)
+        prefix = (4).to_bytes(4, "big") + bytes([PN_SEGMENT]) + varint(start) + varint(count)
+    elif fdp.ConsumeBool():
         if ftype is FrameType.PARITY:
             prefix = bytes([fdp.ConsumeIntInRange(0, 2), fdp.ConsumeIntInRange(1, 5)])
         elif ftype in (FrameType.NAK, FrameType.FIN):
@@ -262,7 +271,7 @@ def report(state: State) -> None:
                                          strict=True):  # fmt: skip
         drops = {k.removeprefix("dropped_"): v for k, v in vars_of(r.stats).items()
                  if k.startswith("dropped_") and v}
-        made = ", ".join(f"{t.name} {n:,}" for t, n in zip(KINDS, kinds, strict=True))
+        made = ", ".join(f"{t} {n:,}" for t, n in zip(LABELS, kinds, strict=True))
         print(f"  mtu {cfg.mtu_bytes} crc {cfg.crc_bits} key {cfg.auth_key is not None} "
               f"fec {cfg.fec_k}+{cfg.fec_m} arq {cfg.arq}: structured frames {made}; "
               f"receiver (since last reset) drops {drops}, "

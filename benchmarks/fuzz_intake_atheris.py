@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing (atheris) of what the vehicle does with one file before the codec:
 the entry check, the EXIF read and the pixel read, in process.
 
-    pip install atheris          # benchmark-only (a binary wheel for CPython 3.11 on x86-64)
+    pip install -e '.[fuzz]'     # atheris (wheels for CPython 3.10-3.12 on Linux x86-64)
     python benchmarks/fuzz_intake_atheris.py --runs 100000
     python benchmarks/fuzz_intake_atheris.py --runs 100000 -- -max_len=4096   # libFuzzer flags
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 try:
     import atheris
 except ImportError:  # pragma: no cover - a benchmark-only dependency
-    sys.exit("atheris is not installed: pip install atheris")
+    sys.exit("atheris is not installed: pip install -e '.[fuzz]' (see pyproject.toml)")
 
 with atheris.instrument_imports(include=["PIL", "textboost.capture", "uplink.intake"]):
     from PIL import Image  # noqa: F401 - instrumented here, before anything imports it

@@ -11,7 +11,7 @@
    it drew (at most the per-image budget).
 3. ``--n`` mutations (byte flips, truncations, insertions, splices) of real sections
    (styled, coloured, rotated words): each goes through ``read_words`` and
-   ``render_words`` as ``Codec.decode`` does (half the seeds are re-wrapped raw, so
+   ``render_words`` as ``Pipeline.decode`` does (half the seeds are re-wrapped raw, so
    that mutations reach the fields rather than the decompressor); any exception is
    counted as a failure and printed. Each also goes, cut at a random byte, through
    ``read_prefix`` (the ground's first words, frame by frame): only ``BitstreamError``

@@ -34,8 +34,8 @@ from collections import Counter
 from pathlib import Path
 
 from textboost.codec.image import load_image
-from textboost.eval.text_gt import load_dataset
-from textboost.eval.text_match import match_image
+from textboost.scenetext.gt import load_sets
+from textboost.scenetext.match import match_image
 from textboost.text.match import glyph_iou, match_word
 from textboost.text.payload import encode_words, quantise_words
 from textboost.text.spotter import default_spotter
@@ -73,8 +73,7 @@ def main() -> None:
         f"{'set':<26} {'images':>6} {'words':>5} {'IoU today':>9} {'IoU styled':>10} "
         f"{'ms/word (med, p90)':>18} {'B/word':>6}  faces chosen"
     )
-    for name in args.sets:
-        images, _ = load_dataset(SCENETEXT / name, args.limit or None)
+    for name, images in load_sets(SCENETEXT, args.sets, args.limit):
         before, after, cpu, faces, dark = [], [], [], Counter(), Counter()
         plain_b = styled_b = n_words = 0
         pairs = [read_words(gt, spotter) for gt in images]

@@ -1,23 +1,30 @@
 """The Jetson bundle on emulated aarch64 (qemu user mode), and cross-architecture exactness.
 
-    python benchmarks/jetson_rehearsal.py [--root DIR] [--onnx-dir D] [--out FILE] [--quick]
+    python benchmarks/jetson_rehearsal.py [--python 3.10|3.11] [--cpython-src SRC]
+        [--root DIR] [--onnx-dir D] [--out FILE] [--quick]
 
-1. An arm64 root (Debian bookworm, Python 3.11, made with mmdebstrap; cached in ``--root``,
-   default ``$JETSON_ROOT`` or /var/cache/textboost-rehearsal/bookworm-arm64; the registry
-   here serves no Ubuntu ports, so JetPack 6's Ubuntu 22.04 / Python 3.10 is not available).
-   Needs root, ``qemu-user-static`` and ``mmdebstrap``, and the qemu-aarch64 binfmt handler
-   (registered from /usr/lib/binfmt.d/qemu-aarch64.conf when missing).
-2. The bundle (``python -m export bundle``) installed there by its own ``install.sh``, as
-   root, as on a device: aarch64 wheels from PyPI (the recorded cp311 lock), no
-   constriction wheel (the portable coder), the system user and the unit; then
-   ``verify.sh`` (``uplink verify``) on ONNX Runtime CPU.
-3. A fixed set (Kodak crops and scene-text photos, text on) encoded at fixed budgets on
+1. An arm64 root (Debian bookworm, made with mmdebstrap; cached in ``--root``, default
+   ``$JETSON_ROOT`` or /var/cache/textboost-rehearsal/bookworm-arm64; the registry here
+   serves no Ubuntu ports, so JetPack 6's Ubuntu 22.04 is not available). Needs root,
+   ``qemu-user-static`` and ``mmdebstrap``, and the qemu-aarch64 binfmt handler (registered
+   from /usr/lib/binfmt.d/qemu-aarch64.conf when missing).
+2. The Python: ``--python 3.10`` (the default: JetPack 6's) is CPython 3.10, which Debian
+   does not package, cross-compiled once from a source tarball or tree (``--cpython-src``,
+   default the newest ``Python-3.10.*`` in /var/cache/textboost-rehearsal/src) with Debian's
+   ``gcc-aarch64-linux-gnu`` against the root's own -dev packages, installed in the root as
+   /opt/python3.10 and reused after; ``--python 3.11`` is bookworm's python3.
+3. The bundle (``python -m export bundle``) installed there by its own ``install.sh``
+   (``PYTHON=`` that interpreter), as root, as on a device: aarch64 wheels from PyPI (the
+   recorded cp310 or cp311 lock), no constriction wheel (the portable coder), the system
+   user and the unit; then ``verify.sh`` (``uplink verify``) on ONNX Runtime CPU.
+4. A fixed set (Kodak crops and scene-text photos, text on) encoded at fixed budgets on
    aarch64 and here (x86_64); every stream decoded on both: the entropy-decoded latents
    must be identical (mismatches counted), the pixels compared (max difference, PSNR).
 
-Writes ``results/jetson_rehearsal_emulated.json`` (versions, counts, emulated timings).
-``--quick`` (the test): one Kodak crop at one budget, no verify, and where the root already
-has an install, only this tree's wheel, model and graphs replace it (not install.sh again).
+Writes ``--out`` (``results/jetson_rehearsal_emulated_py310.json`` and ``..._emulated.json``
+for 3.11: versions, counts, emulated timings). ``--quick`` (the test): one Kodak crop at one
+budget, no verify, and where the root already has an install on that Python, only this
+tree's wheel, model and graphs replace it (not install.sh again).
 The same file is the worker that runs inside the root (``--worker encode|decode``), on the
 installed package only.
 """
@@ -32,6 +39,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -44,6 +52,15 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc")
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
 CHROOT_CA = "/etc/ssl/certs/host-ca-bundle.crt"
 PREFIX = "/opt/textboost"  # install.sh's default, as on a device
+PY310 = "/opt/python3.10"  # JetPack 6's Python, built for the root (Debian has no 3.10)
+SRC_CACHE = DEFAULT_ROOT.parent / "src"  # where Python-3.10.*.tar.* (or a tree) is looked for
+# the root's libraries that CPython's stdlib modules link (ssl, sqlite3, ctypes, lzma, ...)
+BUILD_DEPS = ("libc6-dev", "libssl-dev", "zlib1g-dev", "libffi-dev", "libsqlite3-dev",
+              "libbz2-dev", "liblzma-dev", "libreadline-dev", "libncurses-dev", "uuid-dev",
+              "libgdbm-dev")  # fmt: skip
+# stdlib modules a build can silently leave out when a library is missing: checked each run
+STDLIB_CHECK = ("ssl", "sqlite3", "ctypes", "lzma", "zlib", "bz2", "hashlib", "readline",
+                "uuid", "_decimal", "pyexpat", "ensurepip", "venv")  # fmt: skip
 # (name, source, crop y0:y1, x0:x1): Kodak texture and scene text (plates, rendered text)
 IMAGES = [
     ("kodim23", "kodak/kodim23.png", (200, 392, 300, 556)),
@@ -63,9 +80,9 @@ echo "updated the project wheel, model and graphs in {prefix} (pins as installed
 
 
 def _codec(model: str, onnx_dir: str):
-    from textboost import Codec
+    from textboost import Pipeline
 
-    return Codec.load(model, backend="onnxruntime", device="cpu", onnx_dir=onnx_dir)
+    return Pipeline.load(model, backend="onnxruntime", device="cpu", onnx_dir=onnx_dir)
 
 
 def worker_encode(args) -> dict:
@@ -99,7 +116,7 @@ def worker_decode(args) -> dict:
     for tbx in sorted(Path(args.inputs).glob("*.tbx")):
         data = tbx.read_bytes()
         w0, c0 = time.perf_counter(), time.process_time()
-        _, y = codec.decode_latents(data)
+        _, y = codec.codec.decode_latents(data)
         pixels = codec.decode(data)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         np.save(out / f"{tbx.stem}.npy", pixels)
@@ -163,13 +180,15 @@ def build_root(root: Path) -> None:
 
 
 class Chroot:
-    """/proc, /dev and the resolver inside the root while it is used; unmounted after."""
+    """/proc, /dev, /sys and the resolver inside the root while it is used; unmounted after.
+    /sys as on a device: onnxruntime 1.23 (the cp310 pin) aborts at its first session where
+    cpuinfo cannot read /sys/devices/system/cpu/possible ("Attempt to use DefaultLogger")."""
 
     def __init__(self, root: Path) -> None:
         self.root, self.mounted = root, []
 
     def __enter__(self) -> Chroot:
-        for src, kind in (("/proc", "proc"), ("/dev", "bind")):
+        for src, kind in (("/proc", "proc"), ("/dev", "bind"), ("/sys", "bind")):
             dst = self.root / src.lstrip("/")
             dst.mkdir(exist_ok=True)
             if kind == "proc":
@@ -196,6 +215,181 @@ class Chroot:
         t0 = time.perf_counter()
         r = run(cmd, timeout=timeout)
         return r, time.perf_counter() - t0
+
+
+def _micro(path: Path) -> int:
+    """3.10.N's N from a name such as Python-3.10.6.tar.xz (-1 when absent)."""
+    tail = path.name.split("3.10.", 1)[-1]
+    digits = "".join(c for c in tail[:3] if c.isdigit()) if "3.10." in path.name else ""
+    return int(digits) if digits else -1
+
+
+def cpython_source(given: Path | None) -> Path:
+    """A CPython 3.10 source: the given tarball or tree, else the newest in SRC_CACHE."""
+    if given is not None:
+        if not given.exists():
+            raise SystemExit(f"--cpython-src {given}: no such file or folder")
+        return given
+    found = sorted((p for p in SRC_CACHE.glob("Python-3.10.*") if _micro(p) >= 0), key=_micro)
+    if not found:
+        raise SystemExit(
+            f"no CPython 3.10 source in {SRC_CACHE}: put Python-3.10.N.tar.xz (python.org) or "
+            "a CPython v3.10.N tree there, or pass --cpython-src; or run --python 3.11")
+    return found[-1]
+
+
+def build_python() -> str:
+    """An x86_64 python3.10, which CPython's cross build runs for its own build steps (a
+    pyenv shim on PATH may not run one: each candidate is asked its version)."""
+    candidates = [shutil.which("python3.10"),
+                  *map(str, sorted(Path.home().glob(".pyenv/versions/3.10.*/bin/python3.10")))]
+    for exe in filter(None, candidates):
+        r = subprocess.run([exe, "-c", "import sys; print(sys.version_info[:2] == (3, 10))"],
+                           capture_output=True, text=True)  # fmt: skip
+        if r.stdout.strip() == "True":
+            return exe
+    raise SystemExit("a cross build of CPython 3.10 needs a python3.10 on this host "
+                     "(e.g. pyenv install 3.10)")  # fmt: skip
+
+
+def sysroot_links(root: Path, dest: Path) -> Path:
+    """The root's lib*.so links that point at absolute paths (/lib/...), as links into the
+    root: seen from this host they dangle, and the linker would take the static .a instead
+    (which cannot go into a shared module: readline and _curses failed so)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for link in (root / "usr/lib/aarch64-linux-gnu").glob("lib*.so"):
+        target = os.readlink(link) if link.is_symlink() else ""
+        if target.startswith("/"):
+            mine = dest / link.name
+            mine.unlink(missing_ok=True)
+            mine.symlink_to(root / target.lstrip("/"))
+    return dest
+
+
+def ffi_include_dir(tree: Path, root: Path) -> None:
+    """Point the build at the root's ffi.h, which Debian keeps in the multiarch folder
+    (usr/include/aarch64-linux-gnu): configure takes pkg-config's usr/include, where setup.py
+    finds no ffi.h and builds _ctypes without libffi (``undefined symbol: ffi_prep_cif``)."""
+    ffi_h = next(iter(sorted((root / "usr/include").glob("**/ffi.h"))), None)
+    makefile = tree / "Makefile"
+    if ffi_h is None:
+        raise SystemExit(f"no ffi.h under {root}/usr/include: apt-get install libffi-dev there")
+    lines = makefile.read_text().splitlines(keepends=True)
+    want = f"LIBFFI_INCLUDEDIR=\t{ffi_h.parent}\n"
+    at = next(i for i, line in enumerate(lines) if line.startswith("LIBFFI_INCLUDEDIR="))
+    if lines[at] != want:
+        lines[at] = want
+        makefile.write_text("".join(lines))
+        # the build's sysconfig data and _ctypes are made again from the corrected Makefile
+        (tree / "pybuilddir.txt").unlink(missing_ok=True)
+        for built in tree.glob("build/lib.*/_ctypes*.so"):
+            built.unlink()
+
+
+def ensure_python310(ch: Chroot, src: Path | None) -> dict:
+    """CPython 3.10 in the root at PY310 (JetPack 6's Python; Debian packages none):
+    cross-compiled on this host, once, with Debian's gcc-aarch64-linux-gnu against the root's
+    own libraries (its -dev packages installed there by apt), then installed into the root."""
+    root = ch.root
+    info_file = root / PY310.lstrip("/") / "textboost-build.json"
+    if info_file.is_file():
+        return json.loads(info_file.read_text())
+    cc = "aarch64-linux-gnu-gcc"
+    if shutil.which(cc) is None:
+        raise SystemExit(f"{cc} is not installed: apt-get install gcc-aarch64-linux-gnu")
+    src = cpython_source(src)
+    t0 = time.perf_counter()
+    ch.run(["sh", "-c", "apt-get update -qq && apt-get install -y -q --no-install-recommends "
+            + " ".join(BUILD_DEPS)], env={"DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+    build = root.parent / "build"
+    build.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        tree = src
+    else:
+        with tarfile.open(src) as tar:
+            top = tar.getnames()[0].split("/")[0]
+            tree = build / top
+            if not (tree / "configure").is_file():
+                tar.extractall(build)
+    version = next(line.split('"')[1] for line in
+                   (tree / "Include/patchlevel.h").read_text().splitlines()
+                   if line.startswith("#define PY_VERSION "))  # fmt: skip
+    if not version.startswith("3.10."):
+        raise SystemExit(f"{src}: CPython {version}, expected 3.10.N")
+    sysroot, lib = str(root), f"{root}/usr/lib/aarch64-linux-gnu"
+    links = sysroot_links(root, build / "sysroot-links")
+    (tree / "config.site").write_text("ac_cv_file__dev_ptmx=yes\nac_cv_file__dev_ptc=no\n")
+    bpy = build_python()
+    env = {**os.environ, "PATH": f"{Path(bpy).parent}:{os.environ['PATH']}",
+           "CONFIG_SITE": str(tree / "config.site"),
+           "CC": f"{cc} --sysroot={sysroot}", "CXX": f"aarch64-linux-gnu-g++ --sysroot={sysroot}",
+           "AR": "aarch64-linux-gnu-ar", "RANLIB": "aarch64-linux-gnu-ranlib",
+           "READELF": "aarch64-linux-gnu-readelf",
+           "CPPFLAGS": f"-I{root}/usr/include -I{root}/usr/include/aarch64-linux-gnu",
+           "LDFLAGS": f"-L{links} -L{lib} -Wl,-rpath-link,{lib}",
+           "PKG_CONFIG_LIBDIR": f"{lib}/pkgconfig:{root}/usr/share/pkgconfig",
+           "PKG_CONFIG_SYSROOT_DIR": sysroot}  # fmt: skip
+    configure = ["./configure", "--host=aarch64-linux-gnu", "--build=x86_64-linux-gnu",
+                 f"--prefix={PY310}", "--with-ensurepip=no", "--enable-ipv6",
+                 "--with-system-ffi"]  # fmt: skip
+    steps = {"configure": configure, "make": ["make", "-j", str(os.cpu_count() or 1)],
+             "install": ["make", "install", f"DESTDIR={root}"]}  # fmt: skip
+    if (tree / "Makefile").is_file() and (tree / "textboost-configure.log").is_file():
+        del steps["configure"]  # configured by an earlier run: make goes on from there
+    for name, step in steps.items():
+        if name == "make":
+            ffi_include_dir(tree, root)
+        log = tree / f"textboost-{name}.log"
+        with log.open("w") as f:
+            r = subprocess.run(["nice", "-n", "10", *step], cwd=tree, env=env, stdout=f,
+                               stderr=subprocess.STDOUT, timeout=7200)  # fmt: skip
+        if r.returncode != 0:
+            raise SystemExit(f"CPython cross build failed ({' '.join(step)}): see {log}\n"
+                             + log.read_text()[-3000:])  # fmt: skip
+    stdlib_check(ch, f"{PY310}/bin/python3.10")  # a module left out is a failed build
+    gcc = run([cc, "--version"]).stdout.splitlines()[0]
+    digest = hashlib.sha256(src.read_bytes()).hexdigest() if src.is_file() else None
+    info = {"version": version, "source": str(src), "source_sha256": digest, "prefix": PY310,
+            "built": f"cross-compiled on {platform.machine()} with {gcc}, "
+                     f"--host=aarch64-linux-gnu, against the root's libraries",
+            "configure": " ".join(configure[1:]), "build_python": bpy,
+            "build_s": round(time.perf_counter() - t0)}  # fmt: skip
+    info_file.write_text(json.dumps(info, indent=2) + "\n")
+    print(f"CPython {version} built for aarch64 in {info['build_s']} s: {root}{PY310}",
+          file=sys.stderr)  # fmt: skip
+    return info
+
+
+def stdlib_check(ch: Chroot, python: str) -> dict:
+    """Import the stdlib modules a build may have left out, under emulation; fails if any is."""
+    code = f"""import importlib, json, platform, sys
+bad = {{}}
+for m in {list(STDLIB_CHECK)!r}:
+    try:
+        importlib.import_module(m)
+    except Exception as e:
+        bad[m] = repr(e)
+ssl, sqlite3 = sys.modules.get("ssl"), sys.modules.get("sqlite3")
+print(json.dumps({{"version": platform.python_version(), "machine": platform.machine(),
+                  "failed": bad, "openssl": ssl and ssl.OPENSSL_VERSION,
+                  "sqlite": sqlite3 and sqlite3.sqlite_version}}))
+"""
+    result = json.loads(ch.run([python, "-c", code], timeout=600)[0].stdout)
+    if result["failed"]:
+        raise SystemExit(f"{python} in the root lacks stdlib modules: {result['failed']}")
+    return result
+
+
+def venv_python(venv: Path) -> str | None:
+    """The X.Y of the Python a venv was made with (its pyvenv.cfg), None without one."""
+    cfg = venv / "pyvenv.cfg"
+    if not cfg.is_file():
+        return None
+    for line in cfg.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() in ("version", "version_info"):
+            return ".".join(value.strip().split(".")[:2])
+    return None
 
 
 def prepare_inputs(dest: Path, quick: bool) -> list[str]:
@@ -266,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, help="work folder (default: a new one under /tmp)")
     ap.add_argument("--out", help="worker: output folder; host: the results JSON")
     ap.add_argument("--quick", action="store_true", help="one crop, one budget, no verify")
+    ap.add_argument("--python", choices=["3.10", "3.11"], default="3.10",
+                    help="3.10: JetPack 6's, built for the root; 3.11: Debian bookworm's")
+    ap.add_argument("--cpython-src", type=Path,
+                    help=f"CPython 3.10 tarball or tree (default: newest in {SRC_CACHE})")
     args = ap.parse_args(argv)
     if args.worker:
         result = (worker_encode if args.worker == "encode" else worker_decode)(args)
@@ -302,14 +500,22 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copy(__file__, host_inside / "worker.py")
     timings: dict[str, float] = {}
     with Chroot(args.root) as ch:
-        py_version = ch.run(["python3", "--version"])[0].stdout.strip()
+        if args.python == "3.10":
+            python_build, interp = ensure_python310(ch, args.cpython_src), f"{PY310}/bin/python3.10"
+        else:
+            python_build, interp = {"origin": "Debian bookworm's python3 package"}, "python3"
+        stdlib = stdlib_check(ch, interp)
+        venv = args.root / PREFIX.lstrip("/") / "venv"
+        if venv_python(venv) not in (None, args.python):
+            shutil.rmtree(venv)  # another Python's venv: install.sh makes it anew (key kept)
         qemu = run(["qemu-aarch64-static", "--version"]).stdout.splitlines()[0]
-        if args.quick and (args.root / PREFIX.lstrip("/") / "venv/bin/python").exists():
+        if args.quick and venv_python(venv) == args.python:
             # the test: the installed pins stay, this tree's wheel, model and graphs replace
             r, timings["install_s"] = ch.run(["bash", "-c", QUICK_UPDATE.format(
                 inside=inside, prefix=PREFIX)])  # fmt: skip
         else:
-            r, timings["install_s"] = ch.run(["bash", f"{inside}/bundle/install.sh"])
+            r, timings["install_s"] = ch.run(["bash", f"{inside}/bundle/install.sh"],
+                                             env={"PYTHON": interp})  # fmt: skip
         install_log = r.stdout.strip().splitlines()
         verify = None
         if not args.quick:
@@ -363,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()} host, {os.cpu_count()} cores, shared; load "
                    + Path("/proc/loadavg").read_text().split()[0],
         "qemu": qemu, "binfmt": binfmt,
-        "root": {"distro": "Debian bookworm arm64 (mmdebstrap)", "python": py_version},
+        "root": {"distro": "Debian bookworm arm64 (mmdebstrap)", "python": stdlib["version"],
+                 "python_build": python_build, "stdlib": stdlib},
         "versions": {"aarch64": enc["aarch64"]["env"], "x86_64": enc["x86_64"]["env"]},
         "install_log": install_log,
         "verify_emulated": {k: v for k, v in (verify or {}).items() if k != "_decoded"},

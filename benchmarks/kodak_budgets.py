@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from textboost import Codec
+from textboost import Pipeline
 from textboost.bitstream.container import FULL_SCALE, Container
 from textboost.codec.budget import BudgetError, fit_budget
 from textboost.codec.image import load_image, psnr_db
@@ -41,7 +41,7 @@ def main() -> None:
     p.add_argument("--rates", type=float, nargs="*", default=[0.0, 0.5, 1.0])
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    codec = Codec.load(args.model)
+    codec = Pipeline.load(args.model)
     paths = sorted(Path(args.dataset).glob("*.png"))[: args.limit]
     rows = []
     t0 = time.time()
@@ -55,9 +55,9 @@ def main() -> None:
             t, c = time.perf_counter(), time.process_time()
             try:
                 if kind == "bpp":
-                    data = fit_budget(codec, an, budget_bytes(value, w, h))
+                    data = fit_budget(codec.codec, an, budget_bytes(value, w, h))
                 else:
-                    data = codec.encode_analysis(an, round(value * 65535))
+                    data = codec.codec.encode_analysis(an, round(value * 65535))
             except BudgetError:
                 misses += 1
                 continue

@@ -1,7 +1,7 @@
 """Camera-sized frames: time and peak memory of a budget encode and its decode.
 
     python benchmarks/large_frames.py [--mp 12 24] [--bpp 0.03] [--max-bytes 1500] [--text]
-        [--no-decode]
+        [--no-decode] [--no-fusion]
 
 Each frame is a shipped Kodak photo upscaled (Lanczos) to the megapixels asked and saved
 as a JPEG, as a camera writes it; each encode and decode runs in its own process so its
@@ -29,10 +29,10 @@ PHOTO = ROOT / "link_sim" / "data" / "kodak_text" / "kodim23_text.png"
 
 CHILD = r"""
 import json, resource, sys, time
-from textboost import Codec
+from textboost import Pipeline
 from textboost.bitstream.container import Container
 t0 = time.perf_counter()
-codec = Codec.load()
+codec = Pipeline.load()
 t1, c1 = time.perf_counter(), time.process_time()
 mode, src, dst, budget, text = sys.argv[1:6]
 if mode == "encode":
@@ -40,8 +40,8 @@ if mode == "encode":
     open(dst, "wb").write(data)
     hd = Container.parse(data).header
     extra = {"bytes": len(data), "coded": list(hd.coded_size)}
-else:
-    img = codec.decode(open(src, "rb").read())
+else:  # the fifth argument: "1" decodes through the fusion block (if shipped), "0" not
+    img = codec.decode(open(src, "rb").read(), fusion=None if text == "1" else False)
     extra = {"shape": list(img.shape)}
 t2, c2 = time.perf_counter(), time.process_time()
 print(json.dumps({"load_s": t1 - t0, "work_s": t2 - t1, "cpu_s": c2 - c1,
@@ -63,8 +63,10 @@ def main() -> None:
     ap.add_argument("--max-bytes", type=int, default=1500, help="a second, fixed budget")
     ap.add_argument("--text", action="store_true", help="spot and carry words too")
     ap.add_argument("--no-decode", action="store_true", help="time the encodes only")
+    ap.add_argument("--no-fusion", action="store_true", help="decode without the fusion block")
     args = ap.parse_args()
     rows = []
+    fusion = "0" if args.no_fusion else "1"
     with tempfile.TemporaryDirectory() as tmp:
         for mp in args.mp:
             src = Image.open(PHOTO).convert("RGB")
@@ -77,7 +79,7 @@ def main() -> None:
                 t = time.perf_counter()
                 enc = run("encode", str(frame), str(tbx), str(budget), "1" if args.text else "0")
                 dec = None if args.no_decode else run(
-                    "decode", str(tbx), str(Path(tmp) / "f.png"), "0", "0"
+                    "decode", str(tbx), str(Path(tmp) / "f.png"), "0", fusion
                 )
                 rows.append(
                     {
@@ -91,8 +93,9 @@ def main() -> None:
                 )
                 r = rows[-1]
                 decoded = "" if dec is None else (
-                    f" | decode {dec['work_s']:5.1f} s, peak {dec['peak_mb']:5.0f} MB"
-                )
+                    f" | decode {dec['work_s']:5.1f} s (CPU {dec['cpu_s']:.1f} s), "
+                    f"peak {dec['peak_mb']:5.0f} MB"
+                )  # fmt: skip
                 print(
                     f"{r['size']:>11} {r['mp']:5.1f} MP  budget {budget:>6} B: "
                     f"encode {enc['work_s']:5.1f} s (CPU {enc['cpu_s']:.1f} s; "
@@ -103,7 +106,8 @@ def main() -> None:
                 )
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch CPU transforms; "
-        f"text {'on' if args.text else 'off'}; load average {os.getloadavg()[0]:.1f}; "
+        f"text {'on' if args.text else 'off'}; fusion {'off' if args.no_fusion else 'on'}; "
+        f"load average {os.getloadavg()[0]:.1f}; "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )
 

@@ -36,20 +36,20 @@ def main() -> None:
     p.add_argument("--rates", type=float, nargs="*", default=[0.0, 0.15, 0.3, 0.5, 0.75, 1.0])
     p.add_argument("--bpp", type=float, default=0.03)
     args = p.parse_args()
-    codec = Codec.load(args.model, fusion=False)
+    codec = Codec.load(args.model)
     paths = sorted(Path(args.dataset).glob("*.png"))[: args.limit]
     # rows[(scale, rate)] = list of (bpp, z bytes, y bytes, psnr) per image
     rows: dict[tuple[int, float], list[tuple[float, int, int, float]]] = {}
     for path in paths:
         img = load_image(path)
         h, w = img.shape[:2]
-        an = codec.analyse(img, text=False)
+        an = codec.analyse(img)
         for scale in args.scales:
             a = an if scale == an.scale else codec.analyse_smaller(an, scale)
             for rate in args.rates:
                 data = codec.encode_analysis(a, round(rate * 65535))
                 c = Container.parse(data)
-                psnr = psnr_db(codec.decode(data, fusion=False), img)
+                psnr = psnr_db(codec.decode(data), img)
                 y = sum(len(g) for g in c.groups)
                 rows.setdefault((scale, rate), []).append(
                     (8 * len(data) / (w * h), len(c.z), y, psnr)

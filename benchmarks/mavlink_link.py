@@ -11,26 +11,21 @@ asserts nothing.
 
 from __future__ import annotations
 
-import argparse
-import os
 import resource
-import tempfile
-import threading
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from downlink import DownlinkNode
-from downlink.driver import FieldDownlink
-from downlink.store import stored
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._field_transfer import link_args, run_transfer
 from tests.lossy_relay import LossyRelay
 from tests.test_field_mavlink import KEY, Foreign, _packer, _tunnel
 from tests.test_field_udp import tbx
 from textboost.field.mavlink import GROUND_ID, VEHICLE_ID, MavlinkSettings, MavlinkTransport
 from textboost.protocol import LinkConfig
-from uplink import UplinkNode
-from uplink.driver import FieldUplink
 
 
 def transfer(args) -> None:
@@ -43,43 +38,23 @@ def transfer(args) -> None:
     relay = LossyRelay(("127.0.0.1", g.local_port), args.loss, seed=args.seed)
     v = MavlinkTransport(MavlinkSettings(f"udpout:127.0.0.1:{relay.port}", VEHICLE_ID,
                                          GROUND_ID, signing_key=KEY, cap_bps=args.cap_bps))
-    with tempfile.TemporaryDirectory() as tmp:
-        ground = DownlinkNode(cfg, out_dir=Path(tmp), codec_factory=None)
-        rx = FieldDownlink(ground, g)
-        thread = threading.Thread(target=rx.run, kwargs={"timeout_s": 600.0,
-                                                         "idle_timeout_s": 3.0})
-        thread.start()
-        foreign = Foreign(("127.0.0.1", g.local_port)).start(while_alive=thread)
-        edge = UplinkNode(cfg, max_in_flight=2)
-        for name, data in images.items():
-            edge.store(name, data, 0.0)
-        t0, c0 = time.perf_counter(), time.process_time()
-        tx = FieldUplink(edge, v)
-        tx.run(timeout_s=600.0)
-        acked = sum(r.acked_s is not None for r in edge.images.values())
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        thread.join(60)
-        foreign.close()
-        relay.close()
-        identical = sum(  # the ground's layout: NAME.tbx by SHA-256 (downlink/store.py)
-            stored(tmp, d).is_file() and stored(tmp, d).read_bytes() == d
-            for n, d in images.items() if edge.images[n].bundle_id is not None
-        )
-        rx.close()
-        tx.close()
-    st = edge.sender.stats
+    foreign = Foreign(("127.0.0.1", g.local_port))
+    r = run_transfer(cfg, g, v, images, traffic=lambda ground: foreign.start(while_alive=ground))
+    foreign.close()
+    relay.close()
+    st = r.edge.sender.stats
     payload = sum(len(d) for d in images.values())
     print(f"transfer: {len(images)} images, {payload} B, loss {args.loss} each way, signed, "
-          f"cap {args.cap_bps:g} bit/s; acked {acked}/{len(images)}")
-    print(f"  delivered byte-identical: {identical}/{len(images)}; complete bundles at the "
-          f"ground: {ground.bundles_complete}")
-    print(f"  wall {wall:.1f} s, this process's CPU {cpu:.1f} s; TUNNEL bytes sent "
-          f"{v.stats.wire_bytes_sent} = {v.stats.wire_bytes_sent * 8 / wall:.0f} bit/s "
+          f"cap {args.cap_bps:g} bit/s; acked {r.acked}/{len(images)}")
+    print(f"  delivered byte-identical: {r.identical}/{len(images)}; complete bundles at the "
+          f"ground: {r.ground.bundles_complete}")
+    print(f"  wall {r.wall_s:.1f} s, this process's CPU {r.cpu_s:.1f} s; TUNNEL bytes sent "
+          f"{v.stats.wire_bytes_sent} = {v.stats.wire_bytes_sent * 8 / r.wall_s:.0f} bit/s "
           f"on average (cap {args.cap_bps:g})")
     print(f"  frames sent {v.stats.frames_sent} (retransmitted {st.retransmitted_frames}); "
           f"relay lost {relay.lost}, passed {relay.passed}")
     print(f"  ground refused (foreign) {dict(g.stats.foreign)}; injected {foreign.sent}")
-    rs = ground.receiver.stats
+    rs = r.ground.receiver.stats
     print(f"  reached the protocol and dropped: corrupt {rs.dropped_corrupt}, auth "
           f"{rs.dropped_auth}, replay {rs.dropped_replay}")
 
@@ -132,14 +107,7 @@ def fuzz(args) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=30)
-    p.add_argument("--loss", type=float, default=0.1)
-    p.add_argument("--cap-bps", type=float, default=64000)
-    p.add_argument("--fuzz", type=int, default=200_000)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    print(f"2-core x86 shared with other jobs; load average {os.getloadavg()[0]:.1f}")
+    args = link_args(__doc__, "--cap-bps", 64000)
     transfer(args)
     fuzz(args)
 

@@ -10,7 +10,7 @@ encode; it saves screenshots of the page along the way.
 
     python benchmarks/operators_run.py --rate-bps 2400 --budget 2000 --images 4 \
         --shots docs/img          # writes ground_station.png there
-    python benchmarks/operators_run.py --no-browser --policy fifo --max-in-flight 2  # before
+    python benchmarks/operators_run.py --no-browser --policy fifo   # before words_first
 
 Needs Debian's chromium (``apt-get install chromium``) for the screenshots; without it, the
 figures are still measured (``--no-browser``).
@@ -31,6 +31,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from textboost.protocol import LinkConfig
+from textboost.settings.queue import EdgeQueue
+
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "link_sim" / "data" / "kodak_text"
 # a search area: positions a few hundred metres apart, headings of a vehicle's camera
@@ -49,11 +52,13 @@ def main() -> None:
     ap.add_argument("--rate-bps", type=float, default=2400.0)
     ap.add_argument("--budget", type=int, default=2000, help="bytes per image")
     ap.add_argument("--images", type=int, default=4)
-    ap.add_argument("--policy", default="words_first",
-                    choices=("fifo", "priority_interleave", "words_first"))
-    ap.add_argument("--max-in-flight", type=int, default=8,
+    ap.add_argument("--policy", default=LinkConfig().policy,
+                    choices=("fifo", "priority_interleave", "words_first"),
+                    help="the link's order (default: the field default)")
+    ap.add_argument("--max-in-flight", type=int,
+                    default=EdgeQueue.model_fields["max_in_flight"].default,
                     help="photos handed to the protocol at once (its words can overtake only "
-                    "those)")
+                    "those; default: the field default)")
     ap.add_argument("--shots", type=Path, help="folder for the screenshots")
     ap.add_argument("--no-browser", action="store_true")
     ap.add_argument("--timeout-s", type=float, default=600.0)
@@ -134,7 +139,7 @@ downlink:
             page.screenshot(path=str(path), full_page=True)
             shots.append((time.time(), path))
             text = page.locator("#cards").inner_text()
-            if mid is None and "complete" in text and ("on its way" in text or "refining" in text):
+            if mid is None and "complete" in text and ("on its way" in text or "sharpen" in text):
                 mid = path  # a picture done, another's words already there: the page's point
         if len(done) >= len(sources):
             break
@@ -208,6 +213,19 @@ def _report(args, captured: dict[str, float], up: list[dict], down: list[dict]) 
             late = f"{first[(name, 'all words')] - first[(name, 'encoded')] - air:.1f}"
         print(f"{name:<16}{words.get(name, 0):>6}{cells[0]:>11}{cells[1]:>11}{cells[2]:>12}"
               f"{cells[3]:>11}{cells[4]:>11}{late:>13}")
+    # the work the trial's services did for nothing, and the vehicle's encode queue
+    done_at = {(e["epoch"], e["bundle"]): e["t"] for e in down if e["event"] == "delivered"}
+    made = [e for e in down if e["event"] == "group" and not e.get("error")]
+    late = [e for e in made if e["t"] > done_at.get((e["epoch"], e["bundle"]), float("inf"))]
+    dropped = [e for e in down if e["event"] == "preview_dropped"]
+    cut = [e["ran_s"] for e in dropped if e["ran_s"] > 0]
+    print(f"previews: {len(made)} made ({len(late)} finished after their photo was delivered), "
+          f"{len(cut)} stopped mid-decode (after {sum(cut):.1f} s in all), "
+          f"{len(dropped) - len(cut)} skipped before they started")
+    enc = [e for e in up if e["event"] == "encoded" and e.get("encode_s") is not None]
+    if enc:
+        print("vehicle encodes (s): " + ", ".join(
+            f"{e.get('name')} {e['encode_s']} (waited {e['waited_s']})" for e in enc))
     if per["text"] and per["decoded"]:
         text, pic = statistics.median(per["text"]), statistics.median(per["decoded"])
         after = {c: statistics.median(

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from textboost.codec.api import Codec
 from textboost.codec.image import load_image, psnr_db
 from textboost.codec.rate import budget_bytes
+from textboost.pipeline.api import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
@@ -67,8 +67,8 @@ def main() -> None:
     p.add_argument("--bpp", type=float, default=0.06)
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
-    codec = Codec.load(backend="onnxruntime", onnx_dir=args.onnx_dir, fusion=False)
-    transforms = codec.transforms
+    codec = Pipeline.load(backend="onnxruntime", onnx_dir=args.onnx_dir, fusion=False)
+    transforms = codec.codec.transforms
     images = [load_image(KODAK / f"kodim{i:02d}.png") for i in range(1, args.limit + 1)]
     x = np.ascontiguousarray(images[0].transpose(2, 0, 1)[None], np.float32) / 255.0
     with tempfile.TemporaryDirectory() as tmp:

@@ -51,7 +51,7 @@ def main() -> None:
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    codec = Codec.load(args.model, fusion=False)
+    codec = Codec.load(args.model)
     paths = sorted(Path(args.dataset).glob("*.png"))[: args.limit]
     per: dict[int, list[dict]] = {e: [] for e in args.efforts}
     for path in paths:
@@ -60,12 +60,12 @@ def main() -> None:
         budget = budget_bytes(args.bpp, w, h)
         for e in args.efforts:
             t = time.perf_counter()
-            data = codec.encode_to_budget(img, bpp=args.bpp, text=False, effort=e)
+            data = codec.encode_to_budget(img, bpp=args.bpp, effort=e)
             secs = time.perf_counter() - t
             hd = Container.parse(data).header
             row = {
                 "image": path.name, "effort": e, "budget": budget, "bytes": len(data),
-                "psnr": psnr_db(codec.decode(data, fusion=False), img), "seconds": secs,
+                "psnr": psnr_db(codec.decode(data), img), "seconds": secs,
                 "s_per_mp": secs / (w * h / 1e6), "coded": list(hd.coded_size),
                 "rate": hd.rate, "data": data,
             }  # fmt: skip

@@ -1,14 +1,15 @@
 """PP-OCRv4 (rapidocr-onnxruntime) against PP-OCRv6 small (rapidocr 3.x) on the originals.
 
     python benchmarks/spotter_compare.py [--sets openalpr_eu openalpr_br openalpr_us
-        icdar2015_mmocr_toy] [--limit N] [--threads 1] [--json out.json]
+        icdar2015_mmocr_toy] [--engines PP-OCRv4 PP-OCRv6s] [--limit N]
+        [--threads 1] [--json out.json]
 
 Per set: plates read exactly (OpenALPR: the detections touching the plate read it, alone
-or joined), DET and E2E F1 (ICDAR 2015 protocol of ``textboost.eval.text_match``; plate
+or joined), DET and E2E F1 (ICDAR 2015 protocol of ``textboost.scenetext.match``; plate
 sets ignore detections that touch no annotated plate), and the time per image with the
 image resized to 1024×768: wall and CPU time (process time) of one ``spot`` call, ONNX
-Runtime on ``--threads`` intra-op threads. Both engines run on the same images in one
-process, alternating per image, so machine load affects both alike.
+Runtime on ``--threads`` intra-op threads. The engines run on the same images in one
+process, alternating per image, so machine load affects them alike.
 """
 
 from __future__ import annotations
@@ -22,28 +23,29 @@ import time
 from pathlib import Path
 
 from textboost.codec.image import load_image, resize
-from textboost.eval.text_gt import load_dataset
-from textboost.eval.text_match import Counts, match_image
+from textboost.scenetext.gt import load_sets
+from textboost.scenetext.match import Counts, match_image
 from textboost.text.spotter import PpOcrV6Spotter, RapidOcrSpotter
 
 SCENETEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "scenetext"
 SETS = ("openalpr_eu", "openalpr_br", "openalpr_us", "icdar2015_mmocr_toy")
+ENGINES = {
+    "PP-OCRv4": lambda threads: RapidOcrSpotter(threads=threads),
+    "PP-OCRv6s": lambda threads: PpOcrV6Spotter(threads=threads),
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--engines", nargs="+", choices=list(ENGINES), default=list(ENGINES))
     ap.add_argument("--limit", type=int, default=0, help="images per set (0: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
-    engines = {
-        "PP-OCRv4": RapidOcrSpotter(threads=args.threads),
-        "PP-OCRv6s": PpOcrV6Spotter(threads=args.threads),
-    }
+    engines = {e: ENGINES[e](args.threads) for e in args.engines}
     summary: dict = {}
-    for name in args.sets:
-        images, _ = load_dataset(SCENETEXT / name, args.limit or None)
+    for name, images in load_sets(SCENETEXT, args.sets, args.limit):
         acc = {
             e: {"det": Counts(0, 0, 0), "e2e": Counts(0, 0, 0), "read": 0, "wall": [], "cpu": []}
             for e in engines

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from textboost.eval.text_gt import GtWord
-from textboost.eval.text_match import Counts, match_image
 from textboost.fusion.regions import Tile, region_weight, word_tiles
 from textboost.fusion.runtime import fuse
 from textboost.fusion.word_block import WordFusionNet
+from textboost.scenetext.gt import GtWord
+from textboost.scenetext.match import Counts, match_image
 from textboost.text.spotter import default_spotter
 from textboost.train.stage2_words import (
     HELDOUT_VARIANT,

@@ -48,7 +48,8 @@ def _onnx(block, threads: int):
         import tempfile
 
         from export.onnx import DEFAULT_OPSET, _export
-        from textboost.codec.exported import OnnxFusion, ort_session
+        from textboost.codec.exported import ort_session
+        from textboost.fusion.exported import OnnxFusion
         from textboost.fusion.word_inputs import INPUT_CHANNELS
 
         path = Path(tempfile.mkdtemp()) / "fusion.onnx"

@@ -5,7 +5,7 @@ decode one `.tbx` file.
     python -m downlink decode IN.tbx OUT.png [--no-fusion] [--groups K] [codec options]
     python -m downlink serve --config field.yaml   # the service (docs/field.md)
     python -m downlink export DIR [--geojson F] [--kml F]   # delivered images on a map
-    python -m downlink cot DIR --to udp://HOST:PORT|tcp://HOST:PORT   # to a TAK server
+    python -m downlink cot DIR --to udp://HOST:PORT|tcp://HOST:PORT|tls://HOST:PORT?cert=..   # TAK
 
 Codec options: --backend torch|onnxruntime|tensorrt, --onnx-dir DIR (the graphs of
 `python -m export onnx`; default: the model id's cache folder), --device cpu|cuda[:N]|auto,
@@ -51,6 +51,7 @@ EXPORT_EXAMPLE = """examples (FOLDER: the receiver's --out, or downlink.out_dir 
   python -m downlink export received/ --geojson images.geojson     (links relative to the file)
   python -m downlink cot received/ --to udp://239.2.3.1:6969      (TAK SA multicast)
   python -m downlink cot received/ --to tcp://takserver:8087 --base-url http://ground:8080/files/
+  python -m downlink cot received/ --to 'tls://takserver:8089?cert=ground.pem&key=ground.pem&ca=ca.pem'
   (--base-url: where the pictures are served; the live page serves them at /files/NAME.png)
 """
 
@@ -152,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("folder", type=Path, nargs="?", help="the receiver's output folder")
     c.add_argument("--config", type=Path, help="field.yaml: read downlink.out_dir (no FOLDER)")
-    c.add_argument("--to", required=True, metavar="URL", help="udp://HOST:PORT or tcp://HOST:PORT")
+    c.add_argument("--to", required=True, metavar="URL",
+                   help="udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT?cert=PEM&key=PEM&ca=PEM")
     c.add_argument("--stale-s", type=float, default=3600.0, help="events go stale after (3600)")
     c.add_argument("--callsign", default="TEXTBOOST", help="callsign of the image markers")
     c.add_argument("--base-url", help="prefix for picture links: the live page's "
@@ -235,8 +237,6 @@ def _decode(args) -> int:
     from PIL import Image
 
     from downlink.node import words_json
-    from textboost.bitstream.container import Container
-    from textboost.text.payload import read_words
     from textboost.text.render import TextWarning
 
     try:
@@ -249,17 +249,16 @@ def _decode(args) -> int:
         loader = loader_from_args(args, fusion=False if args.no_fusion else None)
     except (ValueError, OSError, RuntimeError) as exc:
         fail(PROG, _one_line(exc))
-    codec = loader()
-    fused = codec.fusion is not None and not args.no_fusion
+    pipe = loader()
     try:
         # The words never cost the picture: an unreadable text section or a word that
-        # cannot be drawn is a warning (TextWarning), and the image is written.
+        # cannot be drawn is a warning (TextWarning), and the image is written. One parse,
+        # one reading of the words (Pipeline.receive).
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TextWarning)
-            img = codec.decode(data, groups=args.groups, fusion=False if args.no_fusion else None)
-            guidance = codec.guidance(data) if args.mask and fused else None
-        c = Container.parse(data)
-        words = words_json(read_words(c.text, c.header.width, c.header.height)[0])
+            got = pipe.receive(data, groups=args.groups,
+                               fusion=False if args.no_fusion else None, guidance=bool(args.mask))
+        img, fused, guidance, words = got.image, got.fused, got.guidance, words_json(got.words)
     except (ValueError, OSError, RuntimeError) as exc:  # BitstreamError is a ValueError
         msg = _one_line(exc)
         fail(PROG, msg if msg.startswith(str(args.input)) else f"{args.input}: {msg}")
@@ -271,7 +270,7 @@ def _decode(args) -> int:
     try:
         Image.fromarray(img).save(args.output)
         if args.mask:
-            mask = guidance.restored_mask() if fused else np.zeros(img.shape[:2], np.uint8)
+            mask = guidance.restored_mask() if guidance else np.zeros(img.shape[:2], np.uint8)
             Image.fromarray(mask).save(args.mask)
     except (OSError, ValueError) as exc:  # ValueError: an unknown image extension
         fail(PROG, f"{args.mask if args.mask else args.output}: {_one_line(exc)}")

@@ -13,8 +13,9 @@ quick-pic markers) for the photo and ``b-m-p-s-m`` (a spot-map marker) for each 
 ``point`` with unknown errors as ``9999999.0``, and ``detail`` with ``contact`` callsign,
 ``remarks`` and a ``link`` to the decoded picture. The XML is written with the standard
 library (pytak would add an asyncio framework for what is one ``sendto``); events go over
-UDP (unicast, or multicast: TAK's SA group is 239.2.3.1:6969) or a TCP stream to a TAK
-server's plain CoT port (8087 by default on TAK Server).
+UDP (unicast, or multicast: TAK's SA group is 239.2.3.1:6969), a TCP stream to a TAK
+server's plain CoT input (8087 by default on TAK Server), or that stream inside TLS with a
+client certificate (its streaming input, 8089 by default).
 
 Words and capture fields come from the air, so any character may be in them. XML 1.0 cannot
 carry the C0 controls but tab, newline and carriage return, U+FFFE/U+FFFF or lone surrogates
@@ -25,11 +26,13 @@ word never makes an image's TAK event, or the whole KML export, unparseable.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import re
 import socket
+import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,7 +40,7 @@ from datetime import datetime, timedelta, timezone
 from html import escape
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
     "Delivered",
@@ -46,6 +49,7 @@ __all__ = [
     "load_delivered",
     "parse_cot_url",
     "send_cot",
+    "tls_context",
     "to_geojson",
     "to_kml",
     "xml_safe",
@@ -319,29 +323,63 @@ def _event(
     return ET.tostring(_safe_tree(ev), encoding="utf-8", xml_declaration=True)
 
 
+TLS_KEYS = ("cert", "key", "ca")  # tls:// query: client certificate, its key, the server's CA
+
+
 def parse_cot_url(url: str) -> tuple[str, str, int]:
-    """``udp://HOST:PORT`` or ``tcp://HOST:PORT`` → (scheme, host, port).
+    """``udp://HOST:PORT``, ``tcp://HOST:PORT`` or ``tls://HOST:PORT?cert=C&key=K&ca=A``
+    → (scheme, host, port); for ``tls`` the files are read now (:func:`tls_context`).
 
     Raises:
-        ValueError: naming the URL and what was expected.
+        ValueError: naming the URL (or the file) and what was expected.
     """
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme not in ("udp", "tcp") or not parts.hostname or port is None:
+    except ValueError:  # e.g. an unclosed "[": the message below names the URL
+        parts, port = urlsplit(""), None
+    if parts.scheme not in ("udp", "tcp", "tls") or not parts.hostname or port is None:
         raise ValueError(
-            f"CoT destination {url!r}: expected udp://HOST:PORT or tcp://HOST:PORT "
-            "(TAK's SA multicast is udp://239.2.3.1:6969, TAK Server's CoT port tcp://HOST:8087)"
+            f"CoT destination {url!r}: expected udp://HOST:PORT, tcp://HOST:PORT or "
+            "tls://HOST:PORT?cert=CLIENT.pem&key=CLIENT.key&ca=CA.pem (TAK's SA multicast is "
+            "udp://239.2.3.1:6969, TAK Server's inputs tcp://HOST:8087 and tls://HOST:8089)"
         )
+    if parts.scheme == "tls":
+        tls_context(url)
+    elif parts.query:
+        raise ValueError(f"CoT destination {url!r}: options (?{parts.query}) are for tls:// only")
     return parts.scheme, parts.hostname, port
+
+
+def tls_context(url: str) -> ssl.SSLContext:
+    """The TLS client context of a ``tls://`` destination: the server checked against
+    ``ca`` (default: the system's CAs), this ground presenting ``cert`` and ``key`` (PEM; a
+    TAK Server's streaming input asks for a client certificate: ``openssl pkcs12 -in
+    ground.p12 -nodes -out ground.pem`` gives both from the .p12 its admin issues).
+
+    Raises:
+        ValueError: an unknown option, or a file that is missing or not what it should be."""
+    query = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    unknown = sorted(set(query) - set(TLS_KEYS))
+    if unknown:
+        raise ValueError(f"CoT destination {url!r}: unknown option {unknown[0]!r} (expected "
+                         f"{', '.join(TLS_KEYS)})")  # fmt: skip
+    opt = {k: v[-1] for k, v in query.items()}
+    try:
+        ctx = ssl.create_default_context(cafile=opt.get("ca") or None)
+        if opt.get("cert"):
+            ctx.load_cert_chain(opt["cert"], opt.get("key") or None)
+    except (OSError, ssl.SSLError) as exc:
+        files = ", ".join(f"{k}={opt[k]}" for k in TLS_KEYS if opt.get(k))
+        raise ValueError(f"CoT destination {url!r}: {files or 'system CAs'}: "
+                         f"{' '.join(str(exc).split())}") from None  # fmt: skip
+    return ctx
 
 
 def send_cot(events: Iterable[bytes], url: str, timeout_s: float = 5.0, ttl: int = 1) -> int:
     """Send events to ``url`` (:func:`parse_cot_url`): one datagram each over UDP (a
-    multicast group gets ``ttl`` hops), or one TCP stream of concatenated documents.
-    Returns the number sent."""
+    multicast group gets ``ttl`` hops), or one TCP stream of concatenated documents (inside
+    TLS for ``tls://``). Returns the number sent."""
     scheme, host, port = parse_cot_url(url)
     events = list(events)
     if scheme == "udp":
@@ -350,10 +388,19 @@ def send_cot(events: Iterable[bytes], url: str, timeout_s: float = 5.0, ttl: int
                 s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
             for ev in events:
                 s.sendto(ev, (host, port))
-    else:
+    elif scheme == "tcp":
         with socket.create_connection((host, port), timeout=timeout_s) as s:
             for ev in events:
                 s.sendall(ev)
+    else:
+        with (socket.create_connection((host, port), timeout=timeout_s) as raw,
+              tls_context(url).wrap_socket(raw, server_hostname=host) as s):  # fmt: skip
+            for ev in events:
+                s.sendall(ev)
+            # close_notify, reading what the server sent meanwhile (TLS 1.3 session tickets):
+            # a close with unread data is a reset, which can discard the last events unread
+            with contextlib.suppress(OSError):
+                s.unwrap()
     return len(events)
 
 

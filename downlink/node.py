@@ -14,15 +14,19 @@ text section is a prefix code (most valuable words first), so as the first secti
 arrive frame by frame (:class:`~textboost.protocol.SectionProgress`) each new whole word is
 handed out the same way, in a result with ``complete=False``, before the section's check.
 
-A whole bundle is parsed once into its `.tbx` bytes; with an ``out_dir`` its ``NAME.tbx`` and
-``NAME.json`` are written durably, and only then is its FIN queued (the Receiver runs with
-``fin_on_delivery=False``), so a crash never loses an image the sender counts as delivered.
-A ``ledger`` (the service's SQLite state) may know the image already (a resend after a
-restart): it is FINed again and written nowhere. Complete bundles are decoded at once (or
-handed to a worker: ``defer_decode``); at the end of a pass (:meth:`finish`) incomplete
-bundles are decoded from the sections that arrived in order. A decode failure is recorded,
-never raised. The codec is loaded lazily on the first decode; decoding fuses the words into
-the image when the codec has its fusion block (``fusion=None``, the default).
+A bundle is parsed once: its first section when it lands (its words read then, once), the
+rest when the bundle is whole. Its container gives the `.tbx` bytes, the truth (hashed and
+stored), and goes to the decode with them and the words
+(:class:`~textboost.pipeline.parsed.Parsed`), parsed and read no second time. With an
+``out_dir`` its ``NAME.tbx`` and ``NAME.json`` are written durably, and only then is its FIN
+queued (the Receiver runs with ``fin_on_delivery=False``), so a crash never loses an image
+the sender counts as delivered. A ``ledger`` (the service's SQLite state) may know the image
+already (a resend after a restart): it is FINed again and written nowhere. Complete bundles
+are decoded at once (or handed to a worker: ``defer_decode``); at the end of a pass
+(:meth:`finish`) incomplete bundles are decoded from the sections that arrived in order. A
+decode failure is recorded, never raised. The codec is loaded lazily on the first decode;
+decoding fuses the words into the image when the codec has its fusion block
+(``fusion=None``, the default).
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ import numpy as np
 from downlink.store import GroundStore, image_name
 from textboost.bitstream.container import BitstreamError, Container, SectionKind
 from textboost.codec.image import load_image, psnr_db
-from textboost.codec.loader import CodecLoader
+from textboost.pipeline.loader import PipelineLoader
+from textboost.pipeline.parsed import Parsed
 from textboost.protocol import (
     BundleDelivered,
     Event,
@@ -51,6 +56,7 @@ from textboost.protocol import (
     SectionProgress,
 )
 from textboost.text.payload import decode_words, read_prefix
+from textboost.text.words import Word
 
 __all__ = [
     "BundleResult", "Delivery", "DownlinkNode", "Ledger", "TextResult", "WholeBundle", "psnr_db",
@@ -90,6 +96,10 @@ class TextResult:
     section_bytes: int = 0  # of the first section (header and text)
     complete: bool = True  # False: the first words only, read before the section's check
     total_words: int | None = None  # words the whole section holds (None: not known yet)
+    # the section parsed and its words as read (complete results; None: unreadable), so
+    # that the bundle's container and its decode parse and read them no second time
+    head: Container | None = field(default=None, repr=False, compare=False)
+    read: list[Word] | None = field(default=None, repr=False, compare=False)
 
     @property
     def strings(self) -> list[str]:
@@ -153,10 +163,11 @@ def read_text(bundle_id: int, section: bytes, now: float, epoch: int = 0) -> Tex
     an unreadable section gives a result with ``error`` set, never an exception."""
     res = TextResult(bundle_id, now, epoch=epoch, section_bytes=len(section))
     try:
-        c = Container.from_sections([section])
+        res.head = c = Container.from_sections([section])
         res.width, res.height = c.header.width, c.header.height
         res.text_bytes = len(c.text)
-        res.words = words_json(decode_words(c.text, res.width, res.height))
+        read = decode_words(c.text, res.width, res.height)
+        res.words, res.read = words_json(read), read
         res.total_words = len(res.words)
         if c.header.meta is not None:
             res.capture = c.header.meta.to_json()
@@ -201,13 +212,20 @@ class WholeBundle:
     name: str | None = None
     container: Container | None = None  # None: the sections did not parse (error)
     error: str | None = None
+    words: list[Word] | None = None  # the carried words, as read when they landed
+
+    @property
+    def parsed(self) -> Parsed:
+        """What the decoder is handed (needs ``container``)."""
+        assert self.container is not None
+        return Parsed(self.data, self.container, self.words)
 
     @property
     def bundle_id(self) -> int:
         return self.key[1]
 
 
-_SHIPPED = object()  # codec_factory default: the shipped model, through a CodecLoader
+_SHIPPED = object()  # codec_factory default: the shipped model, through a PipelineLoader
 
 
 class DownlinkNode:
@@ -217,7 +235,7 @@ class DownlinkNode:
     replay_state: the persisted replay window of a restarted receiver.
     out_dir: where the layout of :mod:`downlink.store` goes (None: no files).
     references: original image (file or HxWx3 uint8 array) per bundle id, for PSNR.
-    codec_factory: a :class:`CodecLoader` or a callable that builds the decoder on first
+    codec_factory: a :class:`PipelineLoader` or a callable that builds the decoder on first
         use (default: the shipped model); None reassembles without decoding.
     defer_decode: queue complete bundles for :meth:`decode_pending` instead of decoding
         inside :meth:`receive` (a field driver sends the FIN first, then decodes).
@@ -236,7 +254,7 @@ class DownlinkNode:
         *,
         out_dir: str | Path | None = None,
         references: Mapping[int, str | Path | np.ndarray] | None = None,
-        codec_factory: CodecLoader | Callable[[], Any] | None = _SHIPPED,  # type: ignore[assignment]
+        codec_factory: PipelineLoader | Callable[[], Any] | None = _SHIPPED,  # type: ignore[assignment]
         defer_decode: bool = False,
         fusion: bool | None = None,
         max_pixels: int | None = None,
@@ -261,10 +279,10 @@ class DownlinkNode:
         self.out_dir = self.store.out if self.store is not None else None
         self.references = dict(references or {})
         if codec_factory is _SHIPPED:
-            codec_factory = CodecLoader()
-        elif codec_factory is not None and not isinstance(codec_factory, CodecLoader):
-            codec_factory = CodecLoader(factory=codec_factory)
-        self.loader: CodecLoader | None = codec_factory
+            codec_factory = PipelineLoader()
+        elif codec_factory is not None and not isinstance(codec_factory, PipelineLoader):
+            codec_factory = PipelineLoader(factory=codec_factory)
+        self.loader: PipelineLoader | None = codec_factory
         self.results: dict[int, BundleResult] = {}
         self._prefix: dict[Key, list[bytes]] = {}
         self._restoring = False
@@ -353,18 +371,17 @@ class DownlinkNode:
 
     def _deliver(self, key: Key, sections: list[bytes], now: float) -> None:
         self._prefix.pop(key, None)
+        text = self._text_of(key)
         whole = WholeBundle(key, len(sections), sum(map(len, sections)), b"", now)
         try:
-            whole.container = Container.from_sections(sections)
-            whole.data = whole.container.to_bytes()
+            self._parse(whole, sections, text)
         except (BitstreamError, ValueError) as exc:  # a sender bug: keep the bytes anyway
             whole.data, whole.error = b"".join(sections), f"{type(exc).__name__}: {exc}"
         sha = hashlib.sha256(whole.data).hexdigest()
         known = self.ledger.known(sha) if self.ledger is not None else None
         whole.name = known or image_name(sha)
         if known is None and self.store is not None:
-            text = self.texts.get(key[1])
-            if text is None or text.epoch != key[0] or self._restoring:
+            if text is None:
                 text = read_text(key[1], sections[0], now, key[0])
             self.store.write_image(whole.name, whole.data, {
                 "image": whole.name, "sha256": sha, "bytes": len(whole.data), "epoch": key[0],
@@ -380,6 +397,21 @@ class DownlinkNode:
             self._complete.append(whole)
         if self.on_delivered is not None:
             self.on_delivered(Delivery(key, whole.name, sha, len(whole.data), known is not None))
+
+    def _text_of(self, key: Key) -> TextResult | None:
+        """The words read when this bundle's first section landed (None: not this bundle's,
+        or a restart reassembling what it kept)."""
+        text = self.texts.get(key[1])
+        return None if text is None or text.epoch != key[0] or self._restoring else text
+
+    @staticmethod
+    def _parse(whole: WholeBundle, sections: list[bytes], text: TextResult | None) -> None:
+        """``whole``'s container and `.tbx` bytes from its sections; the first section is
+        parsed only if it was not when it landed, and its words are kept for the decode."""
+        head = None if text is None else text.head
+        whole.container = Container.from_sections(sections, head)
+        whole.data = whole.container.to_bytes()
+        whole.words = None if text is None else text.read
 
     # --- decoding -----------------------------------------------------------------------
 
@@ -423,8 +455,7 @@ class DownlinkNode:
                 whole = WholeBundle(key, len(sections), sum(map(len, sections)), b"", now)
                 if sections:
                     try:
-                        whole.container = Container.from_sections(sections)
-                        whole.data = whole.container.to_bytes()
+                        self._parse(whole, sections, self._text_of(key))
                     except (BitstreamError, ValueError) as exc:
                         whole.error = f"{type(exc).__name__}: {exc}"
                 self._finalize(whole, complete=False, n=record.n_sections)
@@ -473,7 +504,7 @@ class DownlinkNode:
         kw: dict[str, Any] = {} if self.fusion is None else {"fusion": self.fusion}
         if self.max_pixels is not None:
             kw["max_pixels"] = self.max_pixels
-        img = np.asarray(self.loader().decode(w.data, **kw))
+        img = np.asarray(self.loader().decode(w.parsed, **kw))
         res.decoded = True
         if png is not None:
             GroundStore.write_png(img, png)

@@ -9,7 +9,8 @@ service needs. For each image:
   words; a ``text`` event (before it, one each time a frame adds whole words: ``complete``
   false);
 - each y group lands: a preview ``partial/eEPOCH_bBUNDLE.png`` decoded from the groups so
-  far (on a worker thread), a ``group`` event;
+  far (in a process of its own, :mod:`downlink.preview`), a ``group`` event; one still
+  queued or decoding when the bundle completes is dropped or killed (``preview_dropped``);
 - the bundle is whole: the node writes its `.tbx` and ``NAME.json`` durably, the service
   commits the image row (:mod:`downlink.state`, the node's ledger), and only then does the
   node queue the FIN; a ``delivered`` event; ``NAME.png`` follows from the worker. An
@@ -32,11 +33,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from downlink.handoff import cot_events, from_record, parse_cot_url, send_cot
 from downlink.node import BundleResult, Delivery, DownlinkNode, TextResult, WholeBundle
-from downlink.state import DownlinkState
+from downlink.preview import PreviewDone, Previewer, PreviewJob
+from downlink.state import DownlinkState, SeenMarks
 from downlink.store import GroundStore, parse_partial_stem
 from downlink.web import GroundView, LiveServer, receiver_figures
 from textboost.bitstream.container import BitstreamError, Container
@@ -105,7 +105,9 @@ class DownlinkService:
         self._decoding: list[Future] = []
         self._finals = 0  # complete pictures queued for the worker: previews wait for them
         self._finals_lock = threading.Lock()
-        self._latest: dict[_Key, int] = {}  # newest preview asked for, per bundle
+        self._useful: set[_Key] = set()  # bundles whose previews are still of use
+        self._useful_lock = threading.Lock()  # between a delivery and a preview's end
+        self.previews: Previewer | None = None  # started last: nothing after it can fail
         self._batch: list[tuple[int, int, bytes]] = []  # accepted frames not yet kept
         self._saved_window = replay  # the window as on disk
         restored = 0
@@ -127,8 +129,19 @@ class DownlinkService:
         self.transport = open_transport(config, "downlink", source)  # bound now: fail early
         self.web: LiveServer | None = None
         if web or dn.web:  # bound now too; serves from run()
-            view = GroundView(self.out, dn.event_log, link_stats=self.link_figures)
+            self.marks = SeenMarks(dn.state_db)
+            view = GroundView(self.out, dn.event_log, link_stats=self.link_figures,
+                              marks=self.marks)  # fmt: skip
             self.web = LiveServer(view, parse_host_port(web or dn.web), tiles=dn.tiles)
+            if self.web.tiles_error is not None:  # the page goes on without a basemap
+                self._log("basemap", error=f"downlink.tiles: {self.web.tiles_error}")
+        if self.loader is not None and dn.progressive:
+            try:
+                self.previews = Previewer(self.loader, self._preview_done,
+                                          max_pixels=dn.max_pixels,
+                                          hold=lambda: self._finals > 0)  # fmt: skip
+            except ValueError as exc:
+                raise ValueError(f"{source}: downlink.progressive: {exc}") from None
 
     def _handoff(self, record: dict[str, Any], png: bool = False) -> None:
         """Cursor-on-Target of one image to ``downlink.cot`` (on a thread of its own: a slow
@@ -182,11 +195,31 @@ class DownlinkService:
             self._handoff(doc)  # the words and the place reach TAK before the picture
 
     def _on_group(self, key: _Key, sections: list[bytes]) -> None:
-        self._latest[key] = len(sections)
-        self._decoding.append(self._worker.submit(self._preview, key, sections))
+        group = Container.groups_in(len(sections))
+        try:
+            data = Container.from_sections(sections).to_bytes()
+        except (BitstreamError, ValueError) as exc:
+            self._log("group", epoch=key[0], bundle=key[1], group=group,
+                      error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return
+        assert self.previews is not None
+        with self._useful_lock:
+            self._useful.add(key)
+        self.previews.submit(PreviewJob(key, data, len(sections),
+                                        self.store.partial_path(key, ".png")))  # fmt: skip
+
+    def _useless(self, key: _Key, reason: str) -> None:
+        """The bundle's previews are of no use any more (its complete picture is there, or
+        it was given up): a queued one is dropped, a running one killed, a written one goes."""
+        with self._useful_lock:
+            self._useful.discard(key)
+            self.store.partial_path(key, ".png").unlink(missing_ok=True)
+        if self.previews is not None:  # its end is logged by _preview_done
+            self.previews.cancel(key, reason)
 
     def _on_delivered(self, d: Delivery) -> None:
-        self._latest.pop(d.key, None)
+        # first: from here no preview of it is logged or kept (its drop is logged before it)
+        self._useless(d.key, "complete picture available")
         epoch, bundle = d.key
         text = self.node.texts.get(bundle)
         same = text is not None and text.epoch == epoch
@@ -200,28 +233,23 @@ class DownlinkService:
 
     # --- decoding (worker thread) -------------------------------------------------------
 
-    def _preview(self, key: _Key, sections: list[bytes]) -> None:
-        if self._latest.get(key, 0) != len(sections):
-            return  # a newer preview is queued, or the bundle is delivered (the full PNG comes)
-        if self._finals:  # a complete picture waits: it goes first, this preview after it
-            self._decoding.append(self._worker.submit(self._preview, key, sections))
-            return
-        path = self.store.partial_path(key, ".png")
-        group = Container.groups_in(len(sections))
-        try:
-            assert self.loader is not None
-            data = Container.from_sections(sections).to_bytes()
-            img = self.loader().decode(data, max_pixels=self.cfg.max_pixels)
-            GroundStore.write_png(np.asarray(img), path)
-            png: str | None = f"partial/{path.name}"
-            if key not in self._latest:  # delivered meanwhile: the full PNG replaces it
-                path.unlink(missing_ok=True)
-                png = None
-            self._log("group", epoch=key[0], bundle=key[1], group=group,
-                      bytes=sum(map(len, sections)), png=png)  # fmt: skip
-        except (BitstreamError, ValueError, OSError, RuntimeError) as exc:
-            self._log("group", epoch=key[0], bundle=key[1], group=group,
-                      error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+    def _preview_done(self, done: PreviewDone) -> None:
+        """On the preview thread: a preview made (logged with its PNG), failed, or dropped;
+        one that ended after its bundle was delivered is removed, logged as dropped."""
+        key, job = done.job.key, done.job
+        group = Container.groups_in(job.sections)
+        where = {"epoch": key[0], "bundle": key[1], "group": group}
+        with self._useful_lock:
+            late = done.made and key not in self._useful
+            if late:  # finished as the complete picture came: of no use
+                job.path.unlink(missing_ok=True)
+        if done.dropped is not None or late:
+            self._log("preview_dropped", **where, ran_s=round(done.ran_s, 2),
+                      reason=done.dropped or "finished after the complete picture came")
+        elif done.error is not None:
+            self._log("group", **where, bytes=len(job.data), error=done.error)
+        else:
+            self._log("group", **where, bytes=len(job.data), png=f"partial/{job.path.name}")
 
     def _decode_stored(self, name: str, sha: str) -> None:
         """A restart: an image stored before whose PNG was not written."""
@@ -242,10 +270,7 @@ class DownlinkService:
             self._decoding.remove(f)
             if f.cancelled():  # a stop: a stored image not decoded is redone at the start
                 continue
-            result = f.result()
-            if result is None:  # a preview
-                continue
-            sha, res = result
+            sha, res = f.result()
             name = res.image
             self.state.decoded(sha)
             error = None if res.decoded else res.error or "not decoded"
@@ -307,7 +332,7 @@ class DownlinkService:
         for e in events:
             if isinstance(e, ReceiverGaveUp):
                 key = (e.epoch, e.bundle_id)
-                self._latest.pop(key, None)
+                self._useless(key, "bundle abandoned")
                 self.store.drop_partial(key)
                 restarted = e.epoch != self.rx.replay_state.epoch
                 self._log("abandoned", epoch=e.epoch, bundle=e.bundle_id,
@@ -371,8 +396,11 @@ class DownlinkService:
 
     def close(self, wait: bool = True) -> None:
         """``wait``: let the decodes queued finish (else they are redone at the next start)."""
+        if self.previews is not None:
+            self.previews.close()
         if self.web is not None:
             self.web.close()
+            self.marks.close()
         self.transport.close()
         self._worker.shutdown(wait=wait, cancel_futures=True)
         self._cot.shutdown(wait=True)

@@ -17,13 +17,15 @@ delivered ``(epoch, bundle)`` are on disk before the FIN is queued.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from textboost.field.store import SqliteStore
 
-__all__ = ["DownlinkState", "StoredImage"]
+__all__ = ["DownlinkState", "SeenMarks", "StoredImage"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -44,6 +46,7 @@ CREATE TABLE IF NOT EXISTS delivered (
     epoch INTEGER NOT NULL, bundle INTEGER NOT NULL, sha256 TEXT NOT NULL,
     t REAL NOT NULL, PRIMARY KEY (epoch, bundle)
 );
+CREATE TABLE IF NOT EXISTS seen (card TEXT PRIMARY KEY, t REAL NOT NULL);  -- page marks
 """
 
 
@@ -123,3 +126,33 @@ class DownlinkState(SqliteStore):
         images = self.db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
         bundles = self.db.execute("SELECT COUNT(*) FROM delivered").fetchone()[0]
         return {"images": images, "bundles_delivered": bundles}
+
+
+class SeenMarks:
+    """The live page's "seen" marks, by card key (``eEPOCH_bBUNDLE``: one per photo, the
+    same after a restart of either side), in the ``seen`` table of the ground's state file
+    (created by :class:`DownlinkState` first). A connection of its own, locked: the page's
+    request threads use it while the service's thread uses the state."""
+
+    def __init__(self, path: str | Path, timeout_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=timeout_s,
+                                  check_same_thread=False)  # fmt: skip
+
+    def all(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self.db.execute("SELECT card FROM seen")}
+
+    def mark(self, card: str, seen: bool) -> None:
+        """Durable on return (``synchronous=FULL``)."""
+        with self._lock:
+            self.db.execute("PRAGMA synchronous=FULL")
+            if seen:
+                self.db.execute("INSERT OR REPLACE INTO seen VALUES (?, ?)", (card, time.time()))
+            else:
+                self.db.execute("DELETE FROM seen WHERE card=?", (card,))
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()

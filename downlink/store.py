@@ -101,5 +101,5 @@ class GroundStore:
 
     def drop_partial(self, key: Key) -> None:
         """The bundle is delivered (its files are ``NAME.*``) or given up for a resend."""
-        for suffix in (".json", ".png", ".tbx"):
+        for suffix in (".json", ".png", ".tbx", ".png.part.png"):  # the last: a cut preview
             self.partial_path(key, suffix).unlink(missing_ok=True)

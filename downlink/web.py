@@ -2,9 +2,12 @@
 
 A coordinator watches it: each image appears when its text section lands (the strings and
 where and when it was taken, before the picture), its preview sharpens as y groups arrive,
-and the link's state sits on top. Everything is served by the receiver itself from the
-package (no CDN, no map tiles from the Internet: capture positions are drawn on a lat/lon
-grid, over the operator's own XYZ tile folder when given).
+and the link's state sits on top; the link's own terms wait in each card's details view. A
+search box finds photos by carried word, plate or file name (:meth:`GroundView.search`), a
+button marks a photo seen (kept in the ground's state: :class:`~downlink.state.SeenMarks`).
+Everything is served by the receiver itself from the package (no CDN, no map tiles from the
+Internet: capture positions are drawn on a lat/lon grid, over an offline basemap when given:
+:mod:`downlink.tiles`).
 
 :class:`GroundView` builds the state from what the service already writes, so the page
 adds no coupling to the protocol: the JSONL event log (:mod:`textboost.field.eventlog`)
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from downlink.state import SeenMarks
+from downlink.tiles import MBTiles, TileError, TileFolder, open_tiles, tile_address
 from textboost.bitstream.capture import parse_time
 from textboost.web import ImageCard, Outline, image_card, page, text_crops
 
@@ -40,6 +46,13 @@ CLOCK_SLACK_S = 2.0  # capture-time rounding (1 s) and log timing: less is not a
 PAGE_CARDS = 200  # newest images on a freshly loaded page (later ones arrive live)
 KEEP_CHANGES = 10_000  # change records kept for SSE clients that fall behind
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_QUERY = 200  # characters of a search query looked at
+_Rows = list[tuple[str, str]]  # (label, value) on a card
+
+
+def _fold(text: str) -> str:
+    """What search compares: case folded, without spaces and punctuation."""
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
 @dataclass(slots=True)
@@ -63,6 +76,7 @@ class ImageState:
     png: str | None = None  # a file name under the output folder (partial/... or NAME.png)
     duplicates: int = 0
     error: str | None = None
+    seen: bool = False  # marked seen by a coordinator (persisted: :class:`SeenMarks`)
     version: int = 0  # bumped on every change (cache key of the card and its picture)
 
 
@@ -76,6 +90,7 @@ class GroundView:
         event_log: str | Path,
         link_stats: Callable[[], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.time,
+        marks: SeenMarks | None = None,
     ) -> None:
         self.out = Path(out_dir)
         self.log_path = Path(event_log)
@@ -93,6 +108,8 @@ class GroundView:
         self._changes: list[tuple[int, str]] = []  # (seq, part)
         self._seq = 0
         self._crops: dict[str, tuple[int, list]] = {}  # per image: (version, crops)
+        self.marks = marks
+        self._seen = marks.all() if marks is not None else set()  # card keys marked seen
 
     # --- reading the log ----------------------------------------------------------------
 
@@ -122,13 +139,17 @@ class GroundView:
                     continue  # a line cut by a power loss, or not the service's
                 for part in parts:
                     changed[part] = None
-            if changed:
-                changed["link"] = None
-            for part in changed:
-                self._seq += 1
-                self._changes.append((self._seq, part))
-            del self._changes[:-KEEP_CHANGES]
+            self._record(changed)
         return list(changed)
+
+    def _record(self, changed: dict[str, None]) -> None:
+        """Number the changed parts for the page's event stream (under ``_lock``)."""
+        if changed:
+            changed["link"] = None
+        for part in changed:
+            self._seq += 1
+            self._changes.append((self._seq, part))
+        del self._changes[:-KEEP_CHANGES]
 
     def _image(self, ev: dict[str, Any]) -> ImageState | None:
         epoch, bundle = ev.get("epoch"), ev.get("bundle")
@@ -139,6 +160,7 @@ class GroundView:
         img = self.images.get(key)
         if img is None:
             img = self.images[key] = ImageState(key, int(epoch), int(bundle), float(ev["t"]))
+            img.seen = key in self._seen
         return img
 
     def _apply(self, ev: dict[str, Any]) -> list[str]:
@@ -235,6 +257,40 @@ class GroundView:
             parts = list(dict.fromkeys(p for s, p in self._changes if s > seq))
             return self._seq, parts
 
+    # --- a coordinator's marks and search ------------------------------------------------
+
+    def mark_seen(self, key: str, seen: bool) -> bool:
+        """Mark the photo of card ``key`` seen (or not), durably when the view has
+        :class:`SeenMarks`; False: no such card (nothing is stored)."""
+        with self._lock:
+            img = self.images.get(key)
+            if img is None:
+                return False
+            if self.marks is not None:
+                self.marks.mark(key, seen)
+            (self._seen.add if seen else self._seen.discard)(key)
+            img.seen = seen
+            img.version += 1
+            self._record({f"card:{key}": None})
+        return True
+
+    def search(self, query: str) -> list[str]:
+        """The card keys whose carried words or file name hold ``query``, newest first.
+        Case, spaces and punctuation are ignored (``vd12345`` finds the plate ``VD 12345``);
+        a query of several terms finds a card holding each of them; an empty one finds all."""
+        query = query[:MAX_QUERY]
+        whole = _fold(query)
+        terms = [t for t in map(_fold, query.split()) if t]
+        with self._lock:
+            imgs = sorted(self.images.values(), key=lambda i: i.first_t, reverse=True)
+            fields = {i.key: [_fold(str(w.get("text", ""))) for w in i.words]
+                      + [_fold(str((i.capture or {}).get("name", ""))), _fold(i.name or "")]
+                      for i in imgs}  # fmt: skip
+        if not whole:
+            return list(fields)
+        return [k for k, f in fields.items() if any(whole in x for x in f)
+                or (terms and all(any(t in x for x in f) for t in terms))]  # fmt: skip
+
     # --- rendering ----------------------------------------------------------------------
 
     def card_html(self, key: str) -> str | None:
@@ -251,7 +307,7 @@ class GroundView:
         elif img.delivered_t is not None:
             status = "delivered, decoding"
         elif img.groups:
-            status = f"refining: {img.groups} y group{'s' if img.groups > 1 else ''} decoded"
+            status = "preview: sharpening as the picture arrives"
         else:
             status = "text landed, picture on its way"
         meta: list[tuple[str, str]] = []
@@ -264,13 +320,19 @@ class GroundView:
                                  ("camera", "camera", "")):  # fmt: skip
             if key in c:
                 meta.append((label, f"{c[key]}{unit}"))
-        meta += self._timing(img)
-        meta.append(("bytes", f"{img.bytes}"))
-        meta.append(("sender epoch", str(img.epoch)))
+        timing, details, warnings = self._timing(img)
+        meta += timing
         if img.duplicates:
             meta.append(("resent copies", str(img.duplicates)))
         if img.error:
             meta.append(("error", img.error))
+        details = [
+            ("photo id", img.name or "not delivered yet"),
+            ("sender epoch · bundle", f"{img.epoch} · {img.bundle}"),
+            ("bytes received", str(img.bytes)),
+            ("y groups decoded", str(img.groups)),
+            *details,
+        ]
         return ImageCard(
             title=self._title(img),
             thumb_src=src,
@@ -281,6 +343,9 @@ class GroundView:
             crops=self._crops_of(img),
             card_id=f"card-{img.key}",
             outlines=self._outlines(img),
+            warnings=warnings,
+            details=details,
+            seen=img.seen,
         )
 
     @staticmethod
@@ -308,26 +373,37 @@ class GroundView:
             if w.get("quad")
         ]
 
-    def _timing(self, img: ImageState) -> list[tuple[str, str]]:
-        """Time to text and to picture, from the capture time when it was sent (what a
-        coordinator cares about), else from the first section seen."""
-        t0, since = img.first_t, "first section"
-        if img.capture and img.capture.get("time"):
-            t0, since = parse_time(img.capture["time"]).timestamp(), "capture"
-        out = []
-        first = img.text_t if img.text_t is not None else img.first_t
-        if since == "capture" and first < t0 - CLOCK_SLACK_S:
-            # arrived before it was taken: the vehicle's clock runs ahead of the ground's
-            out.append(("clock warning", f"taken {t0 - first:.0f} s after it arrived: the "
-                        "vehicle's clock is ahead of the ground's; times from capture are "
-                        "not reliable"))  # fmt: skip
-            t0, since = img.first_t, "first section"
-        if img.text_t is not None and since == "capture":
-            out.append((f"text after {since}", f"{img.text_t - t0:.1f} s"))
+    def _timing(self, img: ImageState) -> tuple[_Rows, _Rows, list[str]]:
+        """Time to text and to picture: from the capture time when it was sent (what a
+        coordinator cares about: on the card), from the first section seen (the link's own
+        figure: in the details). A photo that arrived more than :data:`CLOCK_SLACK_S`
+        before it was taken says the vehicle's clock is ahead: a warning, and no figure
+        from capture (a negative or shortened one would mislead); within the slack
+        (capture times are whole seconds) a figure below zero is shown as 0."""
+        main: _Rows = []
+        details: _Rows = []
+        warnings: list[str] = []
         done = img.decoded_t or img.delivered_t
+        if img.text_t is not None:
+            details.append(("text after first section", f"{img.text_t - img.first_t:.1f} s"))
         if done is not None:
-            out.append((f"picture after {since}", f"{done - t0:.1f} s"))
-        return out
+            details.append(("picture after first section", f"{done - img.first_t:.1f} s"))
+        try:
+            t0 = parse_time(str((img.capture or {})["time"])).timestamp()
+        except (KeyError, ValueError):
+            return main, details, warnings
+        arrived = img.text_t if img.text_t is not None else img.first_t
+        if arrived < t0 - CLOCK_SLACK_S:
+            warnings.append(f"clock: taken {t0 - arrived:.0f} s after it arrived here, so the "
+                            "vehicle's clock is ahead of the ground's; times from capture "
+                            "are not shown")  # fmt: skip
+            details.append(("arrival minus capture time", f"{arrived - t0:.1f} s"))
+            return main, details, warnings
+        if img.text_t is not None:
+            main.append(("text after capture", f"{max(0.0, img.text_t - t0):.1f} s"))
+        if done is not None:
+            main.append(("picture after capture", f"{max(0.0, done - t0):.1f} s"))
+        return main, details, warnings
 
     def _crops_of(self, img: ImageState) -> list:
         """Each word cut from the decoded picture (the ground has no original)."""
@@ -344,39 +420,50 @@ class GroundView:
         return crops
 
     def link_html(self) -> str:
+        """The link block: what a coordinator reads (last contact, photos delivered and
+        arriving, marked seen, recent loss) on top; the counters a technician reads (bytes
+        per image, drops by reason, frames, NAKs, FINs, sender epoch) under "link details"."""
         with self._lock:
             now = self.clock()
             images = list(self.images.values())
-            rows: list[tuple[str, str]] = []
+            main: _Rows = []
+            details: _Rows = []
             stats = dict(self.link_stats()) if self.link_stats else {}
             last = stats.pop("last_frame_t", self.last_frame_t)
-            rows.append(("last contact", "no frame yet" if last is None
+            main.append(("last contact", "no frame yet" if last is None
                          else f"{max(0.0, now - last):.0f} s ago"))  # fmt: skip
             delivered = [i for i in images if i.delivered_t is not None]
-            rows.append(("images delivered", str(len(delivered))))
-            rows.append(("under reassembly", str(len(images) - len(delivered))))
+            main.append(("images delivered", str(len(delivered))))
+            main.append(("under reassembly", str(len(images) - len(delivered))))
+            main.append(("marked seen", f"{sum(i.seen for i in images)} of {len(images)}"))
             if delivered:
                 mean = sum(i.bytes for i in delivered) / len(delivered)
-                rows.append(("bytes per image", f"{mean:.0f}"))
-            rows.append(("frames dropped", ", ".join(f"{k} {v}" for k, v in
-                                                     sorted(self.drops.items())) or "0"))
-        rows += [(k.replace("_", " "), str(v)) for k, v in stats.items()]
-        cells = "".join(
-            f"<div class='tb-check'><div class='tb-label'>{escape(k)}</div>"
-            f"<div class='tb-value'>{escape(v)}</div></div>"
-            for k, v in rows
-        )
-        return (f"<section class='tb-verdict' id='link'><div class='tb-checks'>{cells}</div>"
-                "</section>")
+                details.append(("bytes per image", f"{mean:.0f}"))
+            details.append(("frames dropped", ", ".join(f"{k} {v}" for k, v in
+                                                        sorted(self.drops.items())) or "0"))
+        if "recent loss" in stats:
+            main.append(("recent loss", str(stats.pop("recent loss"))))
+        details += [(k.replace("_", " "), str(v)) for k, v in stats.items()]
 
-    def map_svg(self, tiles: bool = False, width: int = 640, height: int = 360) -> str:
-        """Capture positions on a Web-Mercator lat/lon grid (over XYZ tiles when ``tiles``)."""
+        def cells(rows: _Rows) -> str:
+            return "".join(f"<div class='tb-check'><div class='tb-label'>{escape(k)}</div>"
+                           f"<div class='tb-value'>{escape(v)}</div></div>" for k, v in rows)
+
+        return (f"<section class='tb-verdict' id='link'><div class='tb-checks'>{cells(main)}"
+                "</div><details class='tb-details'><summary>link details</summary>"
+                f"<div class='tb-checks'>{cells(details)}</div></details></section>")
+
+    def map_svg(
+        self, zooms: tuple[int, int] | None = None, width: int = 640, height: int = 360
+    ) -> str:
+        """Capture positions on a Web-Mercator lat/lon grid, over the basemap's tiles
+        (``/tiles/Z/X/Y.png``) when it has ``zooms`` (its least and greatest zoom)."""
         with self._lock:
             pts = [(i.key, i.capture["lat"], i.capture["lon"], [w["text"] for w in i.words])
                    for i in self.images.values() if i.capture and "lat" in i.capture]  # fmt: skip
         pts = [p for p in pts if all(isinstance(v, float | int) and math.isfinite(v)
                                      for v in p[1:3])]  # fmt: skip
-        return _map_svg(pts, width, height, tiles)
+        return _map_svg(pts, width, height, zooms)
 
 
 def receiver_figures(
@@ -439,7 +526,10 @@ def _ticks(lo: float, hi: float, step: float) -> list[float]:
     return [k * step for k in range(first, math.floor(hi / step) + 1)]
 
 
-def _map_svg(pts: list, width: int, height: int, tiles: bool) -> str:
+MAX_TILES = 64  # tiles drawn under one map at most (a zoom below the package's least)
+
+
+def _map_svg(pts: list, width: int, height: int, zooms: tuple[int, int] | None) -> str:
     if not pts:
         return ("<svg id='map' class='tb-map' viewBox='0 0 640 60' width='100%'>"
                 "<text x='10' y='35'>no capture positions yet</text></svg>")  # fmt: skip
@@ -460,18 +550,22 @@ def _map_svg(pts: list, width: int, height: int, tiles: bool) -> str:
 
     out = [f"<svg id='map' class='tb-map' viewBox='0 0 {width} {height}' width='100%' "
            f"style='max-width:{width}px;background:#eef3f7;border:1px solid #bbb'>"]  # fmt: skip
-    if tiles:
-        z = max(0, min(19, int(math.log2(scale / 256))))
+    if zooms is not None:
+        # the zoom whose tiles are drawn near 256 px, within the package's; more tiles than
+        # MAX_TILES (a view wider than its least zoom covers) draw none
+        z = max(zooms[0], min(zooms[1], 19, max(0, int(math.log2(scale / 256)))))
         n = 2**z
-        for tx in range(int((cx - width / 2 / scale) * n), int((cx + width / 2 / scale) * n) + 1):
-            for ty in range(int((cy - height / 2 / scale) * n),
-                            int((cy + height / 2 / scale) * n) + 1):  # fmt: skip
-                if 0 <= tx < n and 0 <= ty < n:
-                    px = width / 2 + (tx / n - cx) * scale
-                    py = height / 2 + (ty / n - cy) * scale
-                    size = scale / n
-                    out.append(f"<image href='/tiles/{z}/{tx}/{ty}.png' x='{px:.1f}' "
-                               f"y='{py:.1f}' width='{size:.1f}' height='{size:.1f}'/>")
+        xs = range(max(0, int((cx - width / 2 / scale) * n)),
+                   min(n, int((cx + width / 2 / scale) * n) + 1))
+        ys = range(max(0, int((cy - height / 2 / scale) * n)),
+                   min(n, int((cy + height / 2 / scale) * n) + 1))  # fmt: skip
+        size = scale / n
+        cells = [(x, y) for x in xs for y in ys] if len(xs) * len(ys) <= MAX_TILES else []
+        for tx, ty in cells:
+            px = width / 2 + (tx / n - cx) * scale
+            py = height / 2 + (ty / n - cy) * scale
+            out.append(f"<image class='tb-tile' href='/tiles/{z}/{tx}/{ty}.png' x='{px:.1f}' "
+                       f"y='{py:.1f}' width='{size:.1f}' height='{size:.1f}'/>")
     step = _nice(max(lat1 - lat0, lon1 - lon0))
     digits = max(0, -math.floor(math.log10(step)))
     for lat in _ticks(lat0, lat1, step):
@@ -502,6 +596,20 @@ def _map_svg(pts: list, width: int, height: int, tiles: bool) -> str:
 
 _SCRIPT = """
 const es = new EventSource('/events?since=' + document.body.dataset.seq);
+const cards = document.getElementById('cards'), q = document.getElementById('q');
+let matching = null;  // the card keys the search found (null: no search)
+function filter() {
+  for (const c of cards.querySelectorAll('.tb-card'))
+    c.hidden = matching !== null && !matching.has(c.id.slice(5));
+  document.getElementById('found').textContent =
+    matching === null ? '' : matching.size + ' found';
+}
+async function search() {
+  const v = q.value.trim();
+  if (!v) { matching = null; filter(); return; }
+  const r = await fetch('/search?q=' + encodeURIComponent(v), {cache: 'no-store'});
+  if (r.ok && q.value.trim() === v) { matching = new Set(await r.json()); filter(); }
+}
 async function swap(part) {
   const url = part.startsWith('card:') ? '/card/' + part.slice(5) : '/' + part;
   const r = await fetch(url, {cache: 'no-store'});
@@ -512,24 +620,57 @@ async function swap(part) {
   const html = await r.text();
   const tmp = document.createElement('div'); tmp.innerHTML = html;
   const node = tmp.firstElementChild;
+  const open = old && old.querySelector('details[open]');  // a details view stays open
+  if (open && node.querySelector('details')) node.querySelector('details').open = true;
   if (old) old.replaceWith(node);
-  else if (part.startsWith('card:')) document.getElementById('cards').prepend(node);
+  else if (part.startsWith('card:')) cards.prepend(node);
 }
-es.onmessage = (m) => { for (const p of JSON.parse(m.data)) swap(p); };
+es.onmessage = async (m) => {
+  const parts = JSON.parse(m.data);
+  await Promise.all(parts.map(swap));
+  if (parts.some(p => p.startsWith('card:'))) await search();
+};
 es.onerror = () => { document.getElementById('conn').textContent = 'page: reconnecting…'; };
 es.onopen = () => { document.getElementById('conn').textContent = 'page: live'; };
+q.addEventListener('input', search);
+document.getElementById('hide-seen').addEventListener('change', (e) => {
+  document.body.classList.toggle('tb-hide-seen', e.target.checked);
+});
+cards.addEventListener('click', async (e) => {
+  const b = e.target.closest('.tb-seen-btn');
+  if (!b) return;
+  const card = b.closest('.tb-card').id.slice(5);
+  const r = await fetch('/seen', {method: 'POST',
+    body: new URLSearchParams({card: card, seen: b.dataset.seen})});
+  if (r.ok) swap('card:' + card);
+  else b.textContent = 'not stored (' + r.status + '): try again';
+});
 """
+_CSS = """
+.tb-tools{display:flex;gap:1em;align-items:center;flex-wrap:wrap;margin:.4em 0 .8em}
+.tb-tools input[type=search]{font-size:1em;padding:.2em .4em;width:min(100%,22em)}
+body.tb-hide-seen .tb-card.tb-seen{display:none}
+"""
+MAX_FORM = 1024  # bytes of a seen-mark request's body
 
 
 class LiveServer:
     """The page over HTTP on ``(host, port)`` (port 0: any free one), refreshing ``view``
-    every :data:`POLL_S` on a thread of its own. ``tiles``: a folder ``Z/X/Y.png``."""
+    every :data:`POLL_S` on a thread of its own. ``tiles``: the basemap, a folder
+    ``Z/X/Y.png`` or an MBTiles file (:mod:`downlink.tiles`); one the page cannot draw
+    leaves the map without it and its one-line reason in ``tiles_error``."""
 
     def __init__(
         self, view: GroundView, address: tuple[str, int], tiles: str | Path | None = None
     ) -> None:
         self.view = view
-        self.tiles = Path(tiles) if tiles else None
+        self.tiles: TileFolder | MBTiles | None = None
+        self.tiles_error: str | None = None
+        if tiles:
+            try:
+                self.tiles = open_tiles(tiles)
+            except TileError as exc:
+                self.tiles_error = str(exc)
         self._stop = threading.Event()
         self.started = False
         self.httpd = ThreadingHTTPServer(address, self._handler())
@@ -556,6 +697,14 @@ class LiveServer:
         if self.started:
             self.httpd.shutdown()  # waits for serve_forever, so only once it runs
         self.httpd.server_close()
+        if self.tiles is not None:
+            self.tiles.close()
+
+    def map_html(self) -> str:
+        zooms = self.tiles.zooms if self.tiles is not None else None
+        note = ("" if self.tiles_error is None else
+                f"<p class='tb-note'>no basemap: {escape(self.tiles_error)}</p>")  # fmt: skip
+        return f"<div id='map-box'>{self.view.map_svg(zooms)}{note}</div>"
 
     def _poll(self) -> None:
         while not self._stop.wait(POLL_S):
@@ -573,12 +722,15 @@ class LiveServer:
             f"<p class='tb-muted'>output folder <code>{escape(str(v.out))}</code> · "
             "<span id='conn'>page: connecting…</span></p>"
             f"<h2>Link</h2>{v.link_html()}"
-            f"<h2>Capture positions</h2><div id='map-box'>{v.map_svg(self.tiles is not None)}"
-            "</div>"
-            f"<h2>Images (newest first)</h2><div class='tb-cards' id='cards'>{cards}</div>"
+            f"<h2>Capture positions</h2>{self.map_html()}"
+            "<h2>Images (newest first)</h2><div class='tb-tools'>"
+            "<input type='search' id='q' placeholder='search: plate, word or file name' "
+            "aria-label='search the carried words and file names'> <span id='found'></span>"
+            "<label><input type='checkbox' id='hide-seen'> hide photos marked seen</label>"
+            f"</div><div class='tb-cards' id='cards'>{cards}</div>"
             f"<script>document.body.dataset.seq = '{seq}';{_SCRIPT}</script>"
         )
-        return page("TextBoost ground station", body)
+        return page("TextBoost ground station", body, _CSS)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -607,8 +759,11 @@ class LiveServer:
                 elif path == "/link":
                     self._send(200, server.view.link_html().encode(), html)
                 elif path == "/map":
-                    svg = server.view.map_svg(server.tiles is not None)
-                    self._send(200, f"<div id='map-box'>{svg}</div>".encode(), html)
+                    self._send(200, server.map_html().encode(), html)
+                elif path == "/search":
+                    query = parse_qs(url.query).get("q", [""])[0]
+                    keys = json.dumps(server.view.search(query)).encode()
+                    self._send(200, keys, "application/json")
                 elif path.startswith("/card/"):
                     card = server.view.card_html(path[6:])
                     if card is None:
@@ -618,20 +773,46 @@ class LiveServer:
                 elif path.startswith("/files/"):
                     self._file(server.view.out, path[7:].split("/"), {"partial"})
                 elif path.startswith("/tiles/") and server.tiles is not None:
-                    parts = path[7:].split("/")
-                    if len(parts) == 3 and all(p.removesuffix(".png").isdigit() for p in parts):
-                        self._file(server.tiles, parts, None)
+                    where = tile_address(path[7:])
+                    tile = server.tiles.get(*where) if where is not None else None
+                    if tile is None:
+                        self._send(404, b"no such tile", "text/plain")
                     else:
-                        self._send(404, b"not found", "text/plain")
+                        self._send(200, *tile)
                 else:
                     self._send(404, b"not found", "text/plain")
 
-            def _file(self, root: Path, parts: list[str], dirs: set[str] | None) -> None:
-                """A PNG under ``root``: names checked, no way out of the folder."""
+            def do_POST(self) -> None:
+                """``/seen`` with ``card=KEY&seen=1|0`` (a form): the coordinator's mark."""
+                try:
+                    n = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    n = -1
+                if urlsplit(self.path).path != "/seen":
+                    self._send(404, b"not found", "text/plain")
+                elif not 0 <= n <= MAX_FORM:
+                    self._send(413, b"expected a form of at most 1024 bytes", "text/plain")
+                else:
+                    form = parse_qs(self.rfile.read(n).decode("utf-8", "replace"))
+                    card, seen = form.get("card", [""])[0], form.get("seen", [""])[0]
+                    if seen not in ("0", "1"):
+                        self._send(400, b"seen: expected 0 or 1", "text/plain")
+                        return
+                    try:
+                        found = server.view.mark_seen(card, seen == "1")
+                    except sqlite3.Error as exc:  # the state file busy or failing: not marked
+                        self._send(503, f"not stored: {exc}".encode(), "text/plain")
+                        return
+                    if found:
+                        self._send(200, b"ok", "text/plain")
+                    else:
+                        self._send(404, b"no such card", "text/plain")
+
+            def _file(self, root: Path, parts: list[str], dirs: set[str]) -> None:
+                """A PNG under ``root`` or a folder in ``dirs``: names checked, no way out."""
                 ok = parts and all(_SAFE.match(p) and p not in (".", "..") for p in parts)
                 ok = ok and parts[-1].endswith(".png")
-                if ok and dirs is not None:
-                    ok = len(parts) == 1 or (len(parts) == 2 and parts[0] in dirs)
+                ok = ok and (len(parts) == 1 or (len(parts) == 2 and parts[0] in dirs))
                 try:
                     data = (root.joinpath(*parts)).read_bytes() if ok else None
                 except OSError:

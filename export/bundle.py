@@ -306,8 +306,9 @@ photo's EXIF GPS gives each image its place and time. docs/deploy.md says more.
 
 Checked where the bundle was built (x86_64): the install into a fresh Python 3.10 venv
 without torch and without constriction, and `verify` on ONNX Runtime CPU; and on emulated
-aarch64 (qemu, Debian 12, Python 3.11): this install.sh as root, verify.sh, and streams
-that decode to the same latents on both architectures (benchmarks/jetson_rehearsal.py).
+aarch64 (qemu, Debian 12 with CPython 3.10 built for it, JetPack 6's Python, and with
+Debian's 3.11): this install.sh as root, verify.sh, and streams that decode to the same
+latents on both architectures (benchmarks/jetson_rehearsal.py).
 Not checked: a real Jetson, onnxruntime-gpu, TensorRT, and systemd running the unit.
 """
 

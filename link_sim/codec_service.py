@@ -34,9 +34,10 @@ from PIL import Image
 
 from link_sim.payloads import SYNTHETIC_MODEL_ID, synthetic_container
 from textboost.codec.image import load_image, psnr_db
-from textboost.codec.loader import CodecLoader
 from textboost.codec.rate import RatePolicy, budget_bytes
 from textboost.codec.weights import DEFAULT_MODEL, fusion_path
+from textboost.pipeline.loader import PipelineLoader
+from textboost.pipeline.parsed import Parsed
 from textboost.text.words import Word
 from textboost.user_cache import cache_root
 from uplink.cache import EncodeCache, file_sha256
@@ -92,10 +93,11 @@ class SyntheticCodec:
 
 class CachedDecoder:
     """``decode(data)`` as the codec's, answered from memory or disk when seen before
-    (the codec is loaded on the first miss). ``tag`` names what else the pixels depend on
-    (the fusion weights) and is part of the key."""
+    (the codec is loaded on the first miss). The key is the stream's bytes (a
+    :class:`Parsed` stream's too: its container and words go to the codec on a miss) and
+    ``tag``, what else the pixels depend on (the fusion weights)."""
 
-    def __init__(self, loader: CodecLoader, cache_dir: Path, tag: str = "") -> None:
+    def __init__(self, loader: PipelineLoader, cache_dir: Path, tag: str = "") -> None:
         self.loader = loader
         self.cache_dir = cache_dir
         self.tag = tag
@@ -110,12 +112,13 @@ class CachedDecoder:
         return self.cache_dir / key[:2] / f"{key}.png"
 
     def decode(
-        self, data: bytes, groups: int | None = None, fusion: bool | None = None
+        self, stream: bytes | Parsed, groups: int | None = None, fusion: bool | None = None
     ) -> np.ndarray:
         if groups is not None:
             raise ValueError("CachedDecoder decodes what arrived; pass a truncated container")
         if fusion is not None:
             raise ValueError("CachedDecoder decodes as its codec does (fusion when shipped)")
+        data = stream.data if isinstance(stream, Parsed) else stream
         key = self._key(data)
         if key in self._memory:
             return self._memory[key]
@@ -124,7 +127,7 @@ class CachedDecoder:
             img = load_image(path)
         else:
             self.misses += 1
-            img = np.asarray(self.loader().decode(data), dtype=np.uint8)
+            img = np.asarray(self.loader().decode(stream), dtype=np.uint8)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{id(self)}.part.png")
             Image.fromarray(img).save(tmp)
@@ -155,9 +158,9 @@ class CodecService:
         # told what the codec is about to do ("encoding a.png"), for a progress display
         self.activity: Callable[[str], None] | None = None
         self.loader = (
-            CodecLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
+            PipelineLoader(factory=SyntheticCodec, model_id=SYNTHETIC_MODEL_ID)
             if synthetic
-            else CodecLoader(model)
+            else PipelineLoader(model)
         )
 
     @contextlib.contextmanager
@@ -228,12 +231,15 @@ class CodecService:
             self._quality[key] = psnr_db(self.reference(path), img)
         return self._quality[key], self.decoder.path_of(data)
 
-    def encode(self, path: Path, policy: RatePolicy, text: bool = True) -> bytes:
-        """``text``: spot and carry words (False: no text section).
+    def encode(
+        self, path: Path, policy: RatePolicy, text: bool = True, name: bool = True
+    ) -> bytes:
+        """``text``: spot and carry words (False: no text section); ``name``: the file's
+        name in the capture record (the field's ``uplink.send_name``).
 
         Raises: ``textboost.codec.api.BudgetError`` when no stream fits the budget."""
-        pipe = EncodePipeline(policy, self._encode_cache, self.loader, text=text)
-        key = (path, pipe.settings)
+        pipe = EncodePipeline(policy, self._encode_cache, self.loader, text=text, name=name)
+        key = (path, pipe.settings, name)
         if key not in self._encoded:
             with self._doing(f"encoding {path.name}"):
                 enc = pipe.encode(path)
@@ -244,7 +250,7 @@ class CodecService:
     def ground_truth(self, original: Path):
         """The ICDAR 2015 ground truth beside an original (``gt_<stem>.txt``), or None."""
         if original not in self._gt:
-            from textboost.eval.text_gt import read_gt
+            from textboost.scenetext.gt import read_gt
 
             self._gt[original] = read_gt(original)
         return self._gt[original]
@@ -253,12 +259,12 @@ class CodecService:
         self, original: Path, words: list[Word]
     ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
         """DET and E2E counts (tp, n_gt, n_det) of ``words`` against the ground truth of
-        ``original`` (None without one), by ``textboost.eval.text_match.match_image``
+        ``original`` (None without one), by ``textboost.scenetext.match.match_image``
         (ICDAR 2015 protocol)."""
         gt = self.ground_truth(original)
         if gt is None:
             return None
-        from textboost.eval.text_match import match_image
+        from textboost.scenetext.match import match_image
 
         m = match_image(gt.words, words, ignore_unannotated=gt.kind == "plate")
         return (m.det.tp, m.det.n_gt, m.det.n_det), (m.e2e.tp, m.e2e.n_gt, m.e2e.n_det)

@@ -139,7 +139,10 @@ class Mission:
             yield env.timeout(self.scenario.sender.encode_s)
             try:
                 data = self.codec.encode(
-                    self._path(i), self._rate_policy(), text=self.scenario.text_path
+                    self._path(i),
+                    self._rate_policy(),
+                    text=self.scenario.text_path,
+                    name=self.scenario.send_name,
                 )
             except BudgetError as exc:
                 rec.dropped = f"encoder: {exc}"

@@ -109,7 +109,7 @@ def scenario_parameters(
     p = s.protocol
     fec = f"RS k {p.fec_k} m {p.fec_m}" if p.fec_m else "none"
     protocol: Rows = [
-        ("ARQ", s.arq), ("FEC", fec), ("MTU", f"{p.mtu_bytes} B"), ("order", p.policy),
+        ("ARQ", s.arq), ("FEC", fec), ("MTU", f"{p.mtu_bytes} B"), ("order", s.policy),
         ("CRC", f"{p.crc_bits} bit"),
         ("timers", f"RTO {_g(p.rto_s)} s, NAK {_g(p.nak_timeout_s)} s, {p.max_retries} retries"),
     ]

@@ -277,7 +277,7 @@ def _text_f1_notes(result: MissionResult) -> list[str]:
     """How text F1 was measured, or why not."""
     if result.synthetic:
         return [SYNTHETIC_TEXT_NOTE]
-    from textboost.eval.text_gt import read_gt
+    from textboost.scenetext.gt import read_gt
 
     paths = image_paths(result.scenario)
     with_gt = [p for p in paths if read_gt(p) is not None]

@@ -204,16 +204,22 @@ _LINK = LinkConfig()
 
 
 class ProtocolSpec(LinkSettings):
-    """The link model, but ``mtu_bytes`` is stated (it is checked against the modelled radio's)
-    and ``arq`` defaults to what the scenario's link allows (:attr:`Scenario.arq`)."""
+    """The link model, but ``mtu_bytes`` is stated (it is checked against the modelled radio's),
+    ``arq`` defaults to what the scenario's link allows (:attr:`Scenario.arq`) and ``policy``
+    to what its images carry (:attr:`Scenario.policy`)."""
 
     mtu_bytes: Annotated[int, Field(ge=16, le=65535)]
     arq: Literal["immediate", "deferred", "none"] | None = Field(
         None, description=f"default: {_LINK.arq} with a reverse link, none without"
     )
+    policy: Literal["fifo", "priority_interleave", "words_first"] | None = Field(
+        None, description=f"default: {_LINK.policy} with text_path, fifo without (no words to "
+        "put first)"
+    )
 
     def _config(self, key: bytes | None, **changes) -> LinkConfig:
-        return super()._config(key, **{"arq": self.arq or _LINK.arq, **changes})
+        fixed = {"arq": self.arq or _LINK.arq, "policy": self.policy or _LINK.policy}
+        return super()._config(key, **{**fixed, **changes})
 
 
 class Targets(StrictModel):
@@ -264,6 +270,12 @@ class Scenario(StrictModel):
         description="spot words on the edge and send them in the text section, ahead of the "
         "image (false: the codec alone, no text section)",
     )
+    send_name: bool = Field(
+        True,
+        description="carry each image file's name in the header's capture record, as the "
+        "field's uplink.send_name (false: leave it out; the first word comes up to 32 bytes "
+        "sooner)",
+    )
     link: LinkSpec
     protocol: ProtocolSpec
     receiver: ReceiverProfile
@@ -293,6 +305,14 @@ class Scenario(StrictModel):
         if self.protocol.arq is not None:
             return self.protocol.arq
         return "none" if self.link.reverse is None else _LINK.arq
+
+    @property
+    def policy(self) -> str:
+        """The words overtake pictures wherever the text path is on (the link's default);
+        without it there is nothing to put first, and ``fifo`` keeps a photo in one segment."""
+        if self.protocol.policy is not None:
+            return self.protocol.policy
+        return _LINK.policy if self.text_path else "fifo"
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -333,7 +353,9 @@ def link_config(scenario: Scenario, source: str = "scenario") -> LinkConfig:
 
     Raises: ScenarioError naming ``source`` and the key file."""
     try:
-        return scenario.protocol.link_config(f"{source}: protocol", arq=scenario.arq)
+        return scenario.protocol.link_config(
+            f"{source}: protocol", arq=scenario.arq, policy=scenario.policy
+        )
     except ConfigError as exc:
         raise ScenarioError(str(exc)) from None
 

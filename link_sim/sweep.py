@@ -72,14 +72,15 @@ def plan_streams(
     shas: dict[Path, str] = {}
     for p, path, policy in tqdm(jobs, unit="image", leave=False, desc="encode",
                                 disable=not progress or None):  # fmt: skip
-        text = p.scenario.text_path
-        _, settings = EncodePipeline(policy, None, codec.loader, text=text).record_and_key(path)
+        text, name = p.scenario.text_path, p.scenario.send_name
+        pipe = EncodePipeline(policy, None, codec.loader, text=text, name=name)
+        _, settings = pipe.record_and_key(path)
         if path not in shas:
             shas[path] = file_sha256(path)
         key = (shas[path], settings, codec.model_id)
         if key not in streams:
             try:
-                streams[key] = codec.encode(path, policy, text=text)
+                streams[key] = codec.encode(path, policy, text=text, name=name)
             except ValueError:  # BudgetError: the point's mission drops it the same way
                 continue
         if key not in p.streams:

@@ -59,14 +59,20 @@ def onnx_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def codec(request):
-    """The shipped codec on torch (the reference), or on ONNX Runtime where torch is absent:
-    both write the same streams (results/cross_backend_cpu.json)."""
-    from textboost import Codec
+def pipeline(request):
+    """The shipped model with its fusion block on torch (the reference), or on ONNX Runtime
+    where torch is absent: both write the same streams (results/cross_backend_cpu.json)."""
+    from textboost import Pipeline
 
     if TORCH:
-        return Codec.load()
-    return Codec.load(backend="onnxruntime", onnx_dir=request.getfixturevalue("onnx_dir"))
+        return Pipeline.load()
+    return Pipeline.load(backend="onnxruntime", onnx_dir=request.getfixturevalue("onnx_dir"))
+
+
+@pytest.fixture(scope="session")
+def codec(pipeline):
+    """The shipped codec alone (the pipeline's)."""
+    return pipeline.codec
 
 
 @pytest.fixture(scope="session")

@@ -185,3 +185,22 @@ class Trial:
             "frames_dropped": sum(e["event"] == "frame_dropped" for e in dn + up),
             "restarts": sum(e["event"] == "restart" for e in dn + up),
         }
+
+
+def services_deliver(folder: Path, config: Path, prefix: str, seed: int, n: int = 3) -> None:
+    """Both services on ``config``: ``n`` random images (PREFIX0.tbx, ...) dropped, each
+    acked within 60 s and stored once, and no service wrote an error (the transports'
+    end-to-end check, e.g. ``transport.kind: ccsds`` or ``mavlink``)."""
+    trial = Trial(folder, config)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        trial.drop(f"{prefix}{i}.tbx", tbx(rng))
+    trial.start("downlink")
+    trial.start("uplink")
+    try:
+        assert trial.wait_acked(n, timeout_s=60)
+    finally:
+        errors = trial.stop_all()
+    assert errors == ""
+    audit = trial.audit()
+    assert audit["lost"] == audit["duplicated"] == 0

@@ -17,6 +17,11 @@ from uplink.cli import main as uplink_main
 
 ONE = np.zeros((1, 1, 3), np.uint8)
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),

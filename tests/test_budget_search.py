@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 
 from textboost.bitstream.container import Container, coded_size
 from textboost.cli import SearchProgress
@@ -13,12 +14,18 @@ from textboost.codec.budget import BUDGET_SCALES, SearchStep, fit_budget
 from textboost.codec.image import psnr_db, resize
 
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
+
 def test_progress_sees_every_encode_and_comparison(codec, kodim23):
     img = kodim23[:256, :384]
     an = codec.analyse(img, text=False)
-    budget = len(codec.encode_analysis(an, 0)) + 8  # full size just fits: scales compared
+    budget = len(codec.codec.encode_analysis(an, 0)) + 8  # full size just fits: scales compared
     steps: list[SearchStep] = []
-    data = fit_budget(codec, an, budget, progress=steps.append, method="full")
+    data = fit_budget(codec.codec, an, budget, progress=steps.append, method="full")
     kinds = [s.kind for s in steps]
     assert {"encode", "compare", "analyse"} <= set(kinds)
     encodes = [s for s in steps if s.kind == "encode"]
@@ -34,7 +41,7 @@ def test_progress_sees_every_encode_and_comparison(codec, kodim23):
 def test_smaller_scales_resample_the_coded_image(codec, kodim23):
     an = codec.analyse(kodim23, scale=16, text=False)
     assert an.coded.shape[:2] == (256, 384)
-    smaller = codec.analyse_smaller(an, 32)
+    smaller = codec.codec.analyse_smaller(an, 32)
     w, h = coded_size(768, 512, 32)
     assert smaller.coded.shape == (h, w, 3)
     direct = resize(kodim23, w, h)
@@ -95,10 +102,10 @@ def test_a_winning_start_is_compared_with_larger_scales(codec, kodim23):
     an = codec.analyse(img, scale=10, text=False)
     budget = 2500  # scale 10 fits at the top rate: no smaller scale is tried
     steps: list[SearchStep] = []
-    data = fit_budget(codec, an, budget, progress=steps.append, method="full")
+    data = fit_budget(codec.codec, an, budget, progress=steps.append, method="full")
     assert len(data) <= budget
     assert (384, 256) in [s.coded_size for s in steps if s.kind == "analyse"]
-    start = fit_budget(codec, an, budget, search=False)
+    start = fit_budget(codec.codec, an, budget, search=False)
     assert Container.parse(start).header.scale == 10
     if Container.parse(data).header.scale == 8:
         assert psnr_db(codec.decode(data, fusion=False), img) > psnr_db(

@@ -172,11 +172,11 @@ def test_codec_carries_metadata_inside_the_budget(codec, small_image, tmp_path):
     meta = CaptureMeta(time=T, lat=47.3769, lon=8.5417, heading_deg=45.0)
     h, w = small_image.shape[:2]
     budget = 600
-    plain = codec.encode_to_budget(small_image, max_bytes=budget, text=False)
-    data = codec.encode_to_budget(small_image, max_bytes=budget, text=False, meta=meta)
+    plain = codec.encode_to_budget(small_image, max_bytes=budget)
+    data = codec.encode_to_budget(small_image, max_bytes=budget, meta=meta)
     assert len(data) <= budget and len(plain) <= budget
     assert Container.parse(data).header.meta.time == T
-    assert codec.decode(data, fusion=False).shape == (h, w, 3)
+    assert codec.decode(data).shape == (h, w, 3)
 
     from textboost.__main__ import main
 

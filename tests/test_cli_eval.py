@@ -15,13 +15,19 @@ from textboost.codec.image import psnr_db
 from textboost.eval.metrics import ms_ssim
 
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
+
 @pytest.fixture(autouse=True)
 def _loaded_once(codec, monkeypatch):
-    """The CLI's Codec.load() hands back the session's codec (the same shipped model and
+    """The CLI's Pipeline.load() hands back the session's codec (the same shipped model and
     backend), so each command does not load the weights again."""
-    from textboost.codec.api import Codec
+    from textboost.pipeline.api import Pipeline
 
-    monkeypatch.setattr(Codec, "load", classmethod(lambda cls, *a, **kw: codec))
+    monkeypatch.setattr(Pipeline, "load", classmethod(lambda cls, *a, **kw: codec))
 
 
 @pytest.fixture(scope="module")

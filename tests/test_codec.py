@@ -13,6 +13,12 @@ from textboost.codec.image import psnr_db
 
 
 @pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
+
+@pytest.fixture(scope="module")
 def stream(codec, small_image) -> bytes:
     return codec.encode(small_image, rate=0.6)
 
@@ -26,15 +32,15 @@ def test_round_trip_shape_and_quality(codec, small_image, stream):
 
 def test_decoder_latents_equal_encoder_latents(codec, small_image):
     an = codec.analyse(small_image)
-    *_, y_enc = codec.code_latents(an, 40_000)
-    data = codec.encode_analysis(an, 40_000)
-    _, y_dec = codec.decode_latents(data)
+    *_, y_enc = codec.codec.code_latents(an, 40_000)
+    data = codec.codec.encode_analysis(an, 40_000)
+    _, y_dec = codec.codec.decode_latents(data)
     assert np.array_equal(y_enc, y_dec)
 
 
 def test_rate_parameter_orders_size(codec, small_image):
     an = codec.analyse(small_image)
-    sizes = [len(codec.encode_analysis(an, r)) for r in (0, 32768, 65535)]
+    sizes = [len(codec.codec.encode_analysis(an, r)) for r in (0, 32768, 65535)]
     assert sizes[0] < sizes[1] < sizes[2]
 
 
@@ -52,8 +58,8 @@ def test_partial_groups_decode_and_improve(codec, small_image, stream):
 def test_byte_budget_is_honoured(codec, kodim23):
     img = kodim23[:256, :384]
     an = codec.analyse(img)
-    lo, hi = (len(codec.encode_analysis(an, r)) for r in (0, 65535))
-    floor = len(Container.parse(codec.encode_analysis(an, 0)).truncated(0).to_bytes())
+    lo, hi = (len(codec.codec.encode_analysis(an, r)) for r in (0, 65535))
+    floor = len(Container.parse(codec.codec.encode_analysis(an, 0)).truncated(0).to_bytes())
     sizes = []
     for budget in (floor + 2, lo, (lo + hi) // 2, hi + 10):
         data = codec.encode_to_budget(img, max_bytes=budget)
@@ -66,16 +72,17 @@ def test_byte_budget_is_honoured(codec, kodim23):
 def test_budget_below_the_lowest_rate_codes_a_smaller_image(codec, kodim23):
     img = kodim23[:256, :384]
     an = codec.analyse(img)
-    full = Container.parse(codec.encode_analysis(an, 0))
+    full = Container.parse(codec.codec.encode_analysis(an, 0))
     budget = int(0.6 * len(full.to_bytes()))
-    data = fit_budget(codec, an, budget)
+    data = fit_budget(codec.codec, an, budget)
     c = Container.parse(data)
-    assert len(data) <= budget and c.header.scale > 8 and len(c.groups) == codec.n_groups
+    assert len(data) <= budget and c.header.scale > 8 and len(c.groups) == codec.codec.n_groups
     assert c.header.coded_size[0] < 384
     out = codec.decode(data)
     assert out.shape == img.shape
     # better than the full-size stream cut down to the groups that fit
-    keep = max(k for k in range(codec.n_groups + 1) if len(full.truncated(k).to_bytes()) <= budget)
+    n = codec.codec.n_groups
+    keep = max(k for k in range(n + 1) if len(full.truncated(k).to_bytes()) <= budget)
     cut = codec.decode(full.truncated(keep).to_bytes())
     assert psnr_db(out, img) > psnr_db(cut, img)
 
@@ -83,9 +90,9 @@ def test_budget_below_the_lowest_rate_codes_a_smaller_image(codec, kodim23):
 def test_scale_search_keeps_the_best_stream_that_fits(codec, kodim23):
     img = kodim23[:256, :384]
     an = codec.analyse(img)
-    budget = len(codec.encode_analysis(an, 0)) + 8  # full size only just fits, at rate ≈ 0
-    first = fit_budget(codec, an, budget, search=False)
-    best = fit_budget(codec, an, budget)
+    budget = len(codec.codec.encode_analysis(an, 0)) + 8  # full size only just fits, at rate ≈ 0
+    first = fit_budget(codec.codec, an, budget, search=False)
+    best = fit_budget(codec.codec, an, budget)
     assert len(first) <= budget and len(best) <= budget
     assert Container.parse(first).header.scale == 8
     assert psnr_db(codec.decode(best), img) >= psnr_db(codec.decode(first), img)

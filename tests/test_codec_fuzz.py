@@ -16,6 +16,11 @@ from textboost.codec.api import MAX_DECODE_PIXELS
 
 SECTION_NAMES = ("header", "text", "z", "y group")
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
 
 @pytest.fixture(scope="module")
 def stream(codec, small_image) -> bytes:
@@ -26,7 +31,7 @@ def stream(codec, small_image) -> bytes:
 
 def test_decode_limit_is_configurable_and_names_size_and_limit(codec, stream):
     c = Container.parse(stream)
-    assert codec.max_pixels == MAX_DECODE_PIXELS == 1 << 26
+    assert codec.codec.max_pixels == MAX_DECODE_PIXELS == 1 << 26
     big = replace(c, header=replace(c.header, width=8200, height=8200)).to_bytes()
     with pytest.raises(BitstreamError, match=r"8200x8200 .*limit of 67108864 pixels"):
         codec.decode(big)

@@ -14,6 +14,12 @@ from textboost.codec.budget import MAX_CODED_PIXELS, start_scale
 from textboost.codec.image import MAX_IMAGE_PIXELS, load_image
 
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
+
 @pytest.mark.parametrize(("w", "h"), [(6000, 4000), (4000, 3000), (1920, 1080), (768, 512)])
 def test_start_scale_caps_coded_pixels(w, h):
     scale = start_scale(w, h)
@@ -72,6 +78,7 @@ def test_cli_refuses_oversized_input_in_one_line(tmp_path):
 
 def test_forged_header_with_huge_coded_size_is_refused(codec):
     w, h = 4000, 3000  # within the image limit, but claims to be coded at full size
-    forged = Container(Header(codec.model_id, w, h, 0, codec.n_groups, 8), b"", b"\x00").to_bytes()
+    header = Header(codec.model_id, w, h, 0, codec.codec.n_groups, 8)
+    forged = Container(header, b"", b"\x00").to_bytes()
     with pytest.raises(BitstreamError, match="coded size 4000x3000"):
         codec.decode(forged)

@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from textboost.eval.text_gt import GtWord, load_dataset, parse_icdar2015, parse_openalpr, read_gt
-from textboost.eval.text_match import (
+from textboost.scenetext.gt import (
+    GtWord,
+    load_dataset,
+    load_sets,
+    parse_icdar2015,
+    parse_openalpr,
+    read_gt,
+)
+from textboost.scenetext.match import (
     Counts,
     match_image,
     normalise_plate,
@@ -194,6 +201,18 @@ def test_load_dataset_pairs_images_with_either_format(tmp_path):
     (tmp_path / "b.txt").write_text("other.png\t1\t2\t3\t4\tAB12\n")
     with pytest.raises(ValueError, match=r"annotates 'other\.png'"):
         read_gt(tmp_path / "b.png")
+
+
+def test_load_sets_reads_each_named_set_in_turn():
+    sets = list(load_sets(SCENETEXT, ["openalpr_eu", "icdar2015_mmocr_toy"], limit=2))
+    assert [(name, len(images)) for name, images in sets] == [
+        ("openalpr_eu", 2),
+        ("icdar2015_mmocr_toy", 2),
+    ]
+    assert {g.kind for g in sets[0][1]} == {"plate"} and sets[1][1][0].kind == "icdar2015"
+    assert len(next(load_sets(SCENETEXT, ["openalpr_eu"]))[1]) > 2  # 0: every image
+    with pytest.raises(FileNotFoundError, match="no_such_set"):
+        next(load_sets(SCENETEXT, ["no_such_set"]))
 
 
 def test_real_ground_truth_files():
@@ -381,3 +400,62 @@ def test_keep_grid_rows_drops_pixels_of_other_images():
     assert kept == [("a", "a1"), ("a", "a2"), ("b", "b1")]
     assert doc["datasets"]["a"]["images"][2]["grid"]["tiles"]["codec"]["read"] == "x"
     assert crops_from_doc({"datasets": {"a": {"images": [image("a3")]}}}, ["avif"]) == []
+
+
+# -- the matrix benchmark (resumable per set, rate and entrant) -----------------------------
+
+
+def test_matrix_units_are_ordered_rate_by_rate_original_first():
+    from textboost.eval.text_matrix import Unit, plan_units
+
+    units = plan_units(["a", "b"], [0.03, 0.02], ["original", "codec", "words"])
+    assert units[:2] == [Unit("a", None, "original"), Unit("b", None, "original")]
+    assert [u.label for u in units[2:6]] == ["codec@0.03", "words@0.03"] * 2
+    assert {u.bpp for u in units[6:]} == {0.02} and len(units) == 10
+
+
+@pytest.mark.slow
+def test_matrix_resumes_per_unit_and_reuses_streams(tmp_path):
+    from textboost.eval.text_eval import TextEvalConfig
+    from textboost.eval.text_matrix import (
+        MatrixSet,
+        Unit,
+        assemble,
+        markdown,
+        run_unit,
+        unit_file,
+    )
+    from textboost.scenetext.gt import load_dataset
+
+    folder = _small_set(tmp_path)
+    if folder is None:
+        pytest.skip("shared scene-text data not present")
+    images, _ = load_dataset(folder)
+    ds = MatrixSet("toy", folder, "icdar2015", tuple(images))
+    out, streams = tmp_path / "m", tmp_path / "streams"
+    base = TextEvalConfig(avif_divisors=(1.0,), stream_dir=streams)
+    seen: list[str] = []
+    for u in (Unit("toy", None, "original"), Unit("toy", 0.8, "codec")):
+        assert run_unit(u, ds, base, out, seen.append) == 1
+        assert run_unit(u, ds, base, out, seen.append) == 0  # done: nothing again
+    assert len(seen) == 2
+    coded = sorted(streams.iterdir())
+    assert len(coded) == 1 and coded[0].name.endswith("-plain.tbx")
+    path = unit_file(out, Unit("toy", 0.8, "codec"))
+    first = json.loads(path.read_text())["record"]
+    path.write_text('{"record": {"file": "img_1.png", "entr')  # a line cut by a kill
+    assert run_unit(Unit("toy", 0.8, "codec"), ds, base, out) == 1  # from the kept stream
+    assert sorted(streams.iterdir()) == coded
+    again = json.loads(path.read_text().splitlines()[-1])["record"]
+    assert again["entrants"]["codec"]["points"][0]["bytes"] == (
+        first["entrants"]["codec"]["points"][0]["bytes"]
+    )
+    doc = assemble(out, [ds], [0.8], ["original", "codec"])
+    toy = doc["docs"]["0.8"]["datasets"]["toy"]
+    assert toy["images_done"] == {"original": 1, "codec": 1}
+    assert set(toy["summary"]) == {"original", "codec"}
+    assert toy["summary"]["codec"][0]["bpp"] <= 0.8
+    assert set(toy["images"][0]["grid"]["tiles"]) == {"original", "codec"}
+    md = markdown(doc)
+    assert "| 0.8 | codec | 1/1 |" in md and "| — | original | 1/1 |" in md
+    assert Image.open(out / "grid_toy_0.8.png").width > 190

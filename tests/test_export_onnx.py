@@ -29,9 +29,9 @@ MODEL_NAME = DEFAULT_MODEL.name
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict:
     """A model copy with trained-looking fusion weights beside it, exported by the CLI."""
-    from textboost.codec.weights import ModelFile
+    from textboost.codec.weights import ModelFile, fusion_path
     from textboost.fusion.model import FusionBlock
-    from textboost.fusion.runtime import fusion_path, save_fusion
+    from textboost.fusion.runtime import save_fusion
 
     root = tmp_path_factory.mktemp("export")
     model_path = root / MODEL_NAME
@@ -58,11 +58,11 @@ def exported(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def codecs(exported):
-    from textboost import Codec
+    from textboost import Pipeline
 
     return {
-        "torch": Codec.load(exported["model"], backend="torch"),
-        "onnxruntime": Codec.load(
+        "torch": Pipeline.load(exported["model"], backend="torch"),
+        "onnxruntime": Pipeline.load(
             exported["model"], backend="onnxruntime", onnx_dir=exported["dir"]
         ),
     }
@@ -120,7 +120,7 @@ def test_graphs_have_dynamic_height_and_width(exported):
 
 
 def test_onnx_transforms_match_torch(codecs):
-    t, o = codecs["torch"].transforms, codecs["onnxruntime"].transforms
+    t, o = codecs["torch"].codec.transforms, codecs["onnxruntime"].codec.transforms
     x = np.random.default_rng(1).random((1, 3, 128, 192), dtype=np.float32)
     (yt, zt), (yo, zo) = t.analysis(x), o.analysis(x)
     assert yo.shape == yt.shape == (1, 8, 12, 128) and yo.dtype == np.float64
@@ -157,10 +157,10 @@ def test_cross_backend_streams_decode_to_the_same_latents(codecs):
             for enc_name, enc in codecs.items():
                 an = enc.analyse(img, text=False)
                 rq = round(rate * 65535)
-                _, _, y_coded = enc.code_latents(an, rq)
-                data = enc.encode_analysis(an, rq)
+                _, _, y_coded = enc.codec.code_latents(an, rq)
+                data = enc.codec.encode_analysis(an, rq)
                 for dec in codecs.values():
-                    _, y_q = dec.decode_latents(data)
+                    _, y_q = dec.codec.decode_latents(data)
                     assert np.array_equal(y_q, y_coded), (enc_name, rate)
                 n += 1
     assert n == 18
@@ -185,12 +185,12 @@ def test_refined_streams_decode_identically_across_backends(codecs):
     img = _images()[0]
     for enc_name, enc in codecs.items():
         an = enc.analyse(img, text=False)
-        ref = refine_analysis(enc, an, 30000, 1)
-        _, _, y_coded = enc.code_latents(ref, 30000)
-        data = enc.encode_analysis(ref, 30000)
-        assert data != enc.encode_analysis(an, 30000), enc_name  # refinement changed it
+        ref = refine_analysis(enc.codec, an, 30000, 1)
+        _, _, y_coded = enc.codec.code_latents(ref, 30000)
+        data = enc.codec.encode_analysis(ref, 30000)
+        assert data != enc.codec.encode_analysis(an, 30000), enc_name  # refinement changed it
         for dec_name, dec in codecs.items():
-            assert np.array_equal(dec.decode_latents(data)[1], y_coded), (enc_name, dec_name)
+            assert np.array_equal(dec.codec.decode_latents(data)[1], y_coded), (enc_name, dec_name)
 
 
 BLOCK_TORCH = """
@@ -208,9 +208,9 @@ def test_onnx_backend_never_imports_torch(exported):
         BLOCK_TORCH
         + f"""
 import numpy as np
-from textboost import Codec
+from textboost import Pipeline
 from textboost.codec.image import load_image
-codec = Codec.load({str(exported["model"])!r}, backend="onnxruntime",
+codec = Pipeline.load({str(exported["model"])!r}, backend="onnxruntime",
                    onnx_dir={str(exported["dir"])!r})
 assert codec.fusion is not None
 img = load_image({str(KODAK / "kodim23.png")!r})[200:280, 300:420]
@@ -248,18 +248,18 @@ def _copy_export(exported, tmp_path) -> Path:
 
 
 def test_missing_export_names_file_and_command(exported, tmp_path):
-    from textboost import Codec
+    from textboost import Pipeline
     from textboost.codec.exported import ExportError
 
     with pytest.raises(ExportError) as e:
-        Codec.load(exported["model"], backend="onnxruntime", onnx_dir=tmp_path / "nothing")
+        Pipeline.load(exported["model"], backend="onnxruntime", onnx_dir=tmp_path / "nothing")
     msg = str(e.value)
     assert "textboost-onnx.json" in msg and "python -m export onnx" in msg
     assert str(exported["model"]) in msg
 
 
 def test_default_onnx_dir_is_keyed_by_model_id(exported, tmp_path, monkeypatch):
-    from textboost import Codec
+    from textboost import Pipeline
     from textboost.codec.exported import ExportError, default_onnx_dir
     from textboost.codec.weights import ModelFile
 
@@ -267,14 +267,14 @@ def test_default_onnx_dir_is_keyed_by_model_id(exported, tmp_path, monkeypatch):
     mid = ModelFile.load(exported["model"]).model_id
     assert default_onnx_dir(mid) == tmp_path / "onnx" / mid.hex()
     with pytest.raises(ExportError, match=mid.hex()):
-        Codec.load(exported["model"], backend="onnxruntime")
+        Pipeline.load(exported["model"], backend="onnxruntime")
     shutil.copytree(exported["dir"], default_onnx_dir(mid))
-    codec = Codec.load(exported["model"], backend="onnxruntime")
-    assert codec.transforms.dir == default_onnx_dir(mid)
+    codec = Pipeline.load(exported["model"], backend="onnxruntime")
+    assert codec.codec.transforms.dir == default_onnx_dir(mid)
 
 
 def test_wrong_model_id_is_refused(exported, tmp_path):
-    from textboost import Codec
+    from textboost import Pipeline
     from textboost.codec.exported import ExportError
 
     d = _copy_export(exported, tmp_path)
@@ -282,29 +282,29 @@ def test_wrong_model_id_is_refused(exported, tmp_path):
     meta["model_id"] = "deadbeef"
     (d / "textboost-onnx.json").write_text(json.dumps(meta))
     with pytest.raises(ExportError, match="exported from model deadbeef"):
-        Codec.load(exported["model"], backend="onnxruntime", onnx_dir=d)
+        Pipeline.load(exported["model"], backend="onnxruntime", onnx_dir=d)
 
 
 def test_corrupt_onnx_is_refused(exported, tmp_path):
-    from textboost import Codec
+    from textboost import Pipeline
     from textboost.codec.exported import ExportError, sha256_file
 
     d = _copy_export(exported, tmp_path)
     sender = d / "sender.onnx"
     sender.write_bytes(sender.read_bytes()[:5000])
     with pytest.raises(ExportError, match=r"sender\.onnx: checksum mismatch"):
-        Codec.load(exported["model"], backend="onnxruntime", onnx_dir=d)
+        Pipeline.load(exported["model"], backend="onnxruntime", onnx_dir=d)
     # a garbage graph whose checksum was updated too: ONNX Runtime's refusal, named
     meta = json.loads((d / "textboost-onnx.json").read_text())
     meta["graphs"]["sender"]["sha256"] = sha256_file(sender)
     (d / "textboost-onnx.json").write_text(json.dumps(meta))
-    codec = Codec.load(exported["model"], backend="onnxruntime", onnx_dir=d)
+    codec = Pipeline.load(exported["model"], backend="onnxruntime", onnx_dir=d)
     with pytest.raises(ExportError, match=r"sender\.onnx: ONNX Runtime cannot load it"):
         codec.encode(_images()[0], rate=0.5, text=False)
 
 
 def test_export_without_fusion_is_refused_when_weights_exist(exported, tmp_path):
-    from textboost import Codec
+    from textboost import Pipeline
     from textboost.codec.exported import ExportError
 
     d = _copy_export(exported, tmp_path)
@@ -312,21 +312,21 @@ def test_export_without_fusion_is_refused_when_weights_exist(exported, tmp_path)
     del meta["graphs"]["fusion"]
     (d / "textboost-onnx.json").write_text(json.dumps(meta))
     with pytest.raises(ExportError, match=r"fusion\.safetensors exists beside the model"):
-        Codec.load(exported["model"], backend="onnxruntime", onnx_dir=d)
-    codec = Codec.load(exported["model"], backend="onnxruntime", onnx_dir=d, fusion=False)
+        Pipeline.load(exported["model"], backend="onnxruntime", onnx_dir=d)
+    codec = Pipeline.load(exported["model"], backend="onnxruntime", onnx_dir=d, fusion=False)
     assert codec.fusion is None
 
 
 def test_unknown_backend_and_missing_gpu_provider(exported):
-    from textboost import Codec
+    from textboost import Pipeline
 
     with pytest.raises(ValueError, match="backend 'tpu' unknown"):
-        Codec.load(exported["model"], backend="tpu", onnx_dir=exported["dir"])
+        Pipeline.load(exported["model"], backend="tpu", onnx_dir=exported["dir"])
     import onnxruntime as ort
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
-            Codec.load(
+            Pipeline.load(
                 exported["model"], backend="onnxruntime", device="cuda", onnx_dir=exported["dir"]
             )
 
@@ -390,11 +390,11 @@ def test_edge_without_torch_or_constriction_writes_the_same_streams(exported, co
         + f"""
 import numpy as np
 from pathlib import Path
-from textboost import Codec
+from textboost import Pipeline
 from textboost.codec import coder
 assert coder.PORTABLE
 d = Path({str(tmp_path)!r})
-codec = Codec.load({str(exported["model"])!r}, backend="onnxruntime",
+codec = Pipeline.load({str(exported["model"])!r}, backend="onnxruntime",
                    onnx_dir={str(exported["dir"])!r})
 img = np.load(d / "img.npy")
 (d / "rate.tbx").write_bytes(codec.encode(img, rate=0.5, text=False))
@@ -410,17 +410,17 @@ assert "torch" not in sys.modules and "constriction" not in sys.modules
     for name, data in ref.items():
         edge = (tmp_path / f"{name}.tbx").read_bytes()
         assert edge == data, name
-        _, y_ground = codecs["torch"].decode_latents(edge)
-        assert np.array_equal(y_ground, codecs["onnxruntime"].decode_latents(data)[1])
+        _, y_ground = codecs["torch"].codec.decode_latents(edge)
+        assert np.array_equal(y_ground, codecs["onnxruntime"].codec.decode_latents(data)[1])
     decoded = np.load(tmp_path / "decoded.npy")
     assert np.array_equal(decoded, codecs["onnxruntime"].decode(ref["rate"]))
 
 
 def test_sessions_are_built_on_first_use(exported):
     """A sender builds the sender graph's session only (memory on the edge device)."""
-    from textboost import Codec
+    from textboost import Pipeline
 
-    codec = Codec.load(exported["model"], backend="onnxruntime", onnx_dir=exported["dir"])
-    assert codec.fusion is not None and codec.transforms._sessions == {}
+    codec = Pipeline.load(exported["model"], backend="onnxruntime", onnx_dir=exported["dir"])
+    assert codec.fusion is not None and codec.codec.transforms._sessions == {}
     codec.encode(_images()[2], rate=0.3, text=False)
-    assert set(codec.transforms._sessions) == {"sender"}
+    assert set(codec.codec.transforms._sessions) == {"sender"}

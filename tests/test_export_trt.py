@@ -40,11 +40,11 @@ def test_trt_cli_without_tensorrt_says_so_and_exits_2(tmp_path):
 
 @pytest.mark.skipif(TRT_MISSING is None, reason="tensorrt is installed here")
 def test_tensorrt_backend_without_tensorrt_is_a_clear_error():
-    from textboost import Codec
+    from textboost import Pipeline
     from textboost.codec.exported import BackendUnavailable
 
     with pytest.raises(BackendUnavailable, match="tensorrt is not importable"):
-        Codec.load(backend="tensorrt")
+        Pipeline.load(backend="tensorrt")
 
 
 def test_engine_cache_key_covers_gpu_version_precision_and_profile():
@@ -72,7 +72,7 @@ def test_tensorrt_backend_matches_onnxruntime(tmp_path, monkeypatch, precision):
     pytest.importorskip("torch")
     from export.onnx import export_onnx
     from export.trt import build_engines
-    from textboost import Codec
+    from textboost import Pipeline
     from textboost.codec.image import load_image
     from textboost.codec.weights import DEFAULT_MODEL
 
@@ -80,14 +80,14 @@ def test_tensorrt_backend_matches_onnxruntime(tmp_path, monkeypatch, precision):
     out = tmp_path / "onnx"
     export_onnx(DEFAULT_MODEL, out, images=[REPO / "link_sim/data/kodak/kodim23.png"])
     build_engines(DEFAULT_MODEL, out, precisions=[precision], max_hw=(512, 768))
-    ort = Codec.load(backend="onnxruntime", onnx_dir=out)
-    trt = Codec.load(backend="tensorrt", onnx_dir=out, device="cuda")
+    ort = Pipeline.load(backend="onnxruntime", onnx_dir=out)
+    trt = Pipeline.load(backend="tensorrt", onnx_dir=out, device="cuda")
     img = load_image(REPO / "link_sim/data/kodak/kodim23.png")
     x = np.ascontiguousarray(img.astype(np.float32).transpose(2, 0, 1)[None] / 255)
-    (y_o, _), (y_t, _) = ort.transforms.analysis(x), trt.transforms.analysis(x)
+    (y_o, _), (y_t, _) = ort.codec.transforms.analysis(x), trt.codec.transforms.analysis(x)
     assert np.abs(y_o - y_t).max() < (1e-2 if precision == "fp32" else 0.5)
     for enc, dec in ((ort, trt), (trt, ort)):
         data = enc.encode(img, rate=0.5, text=False)
-        assert np.array_equal(enc.decode_latents(data)[1], dec.decode_latents(data)[1])
+        assert np.array_equal(enc.codec.decode_latents(data)[1], dec.codec.decode_latents(data)[1])
         a, b = enc.decode(data), dec.decode(data)
         assert np.abs(a.astype(int) - b).mean() < (0.5 if precision == "fp32" else 2.0)

@@ -4,7 +4,6 @@ wire is read back with ``spacepackets`` itself; images arrive once through loss.
 from __future__ import annotations
 
 import socket
-import threading
 
 import numpy as np
 import pytest
@@ -22,15 +21,13 @@ from spacepackets.ccsds.spacepacket import (
 )
 from spacepackets.ccsds.time.cds import CdsShortTimestamp
 
-from downlink import DownlinkNode
-from downlink.driver import FieldDownlink
 from downlink.store import stored
 from tests.conftest import needs_torch
+from tests.field_link import GroundLoop, edge_holding
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.ccsds import CcsdsSettings, CcsdsTransport
 from textboost.protocol import LinkConfig
-from uplink import UplinkNode
 from uplink.driver import FieldUplink
 
 pytestmark = pytest.mark.edge  # the vehicle's transports also run on Python 3.10
@@ -56,28 +53,21 @@ def test_images_in_space_packets_through_loss(tmp_path, time_code):
     relay = LossyRelay(("127.0.0.1", g.port), 0.2, seed=4)
     v = CcsdsTransport(("127.0.0.1", 0), ("127.0.0.1", relay.port),
                        CcsdsSettings(True, APID, APID, time_code))  # fmt: skip
-    ground = DownlinkNode(cfg, out_dir=tmp_path, codec_factory=None)
-    rx = FieldDownlink(ground, g)
-    thread = threading.Thread(target=rx.run, kwargs={"timeout_s": 60.0,
-                                                     "expect_bundles": len(images)})
-    thread.start()
     foreign = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     other = CcsdsTransport(("127.0.0.1", 0), ("127.0.0.1", g.port),
                            CcsdsSettings(True, APID + 1, APID, time_code))  # another APID
     try:
-        edge = UplinkNode(cfg, max_in_flight=2)
-        for name, data in images.items():
-            edge.store(name, data, 0.0)
-        other.send(b"not for us")
-        foreign.sendto(b"\x00\x01", ("127.0.0.1", g.port))  # shorter than a header
-        with FieldUplink(edge, v, rate_bps=400_000) as tx:
-            assert tx.run(timeout_s=60.0)
+        with GroundLoop(cfg, g, tmp_path, timeout_s=60.0, expect_bundles=len(images)) as loop:
+            edge = edge_holding(cfg, images, max_in_flight=2)
+            other.send(b"not for us")
+            foreign.sendto(b"\x00\x01", ("127.0.0.1", g.port))  # shorter than a header
+            with FieldUplink(edge, v, rate_bps=400_000) as tx:
+                assert tx.run(timeout_s=60.0)
     finally:
-        thread.join(60)
         relay.close()
-        rx.close()
         other.close()
         foreign.close()
+    ground = loop.node
     for data in images.values():
         assert stored(tmp_path, data).read_bytes() == data
     assert ground.bundles_complete == len(images)
@@ -130,21 +120,9 @@ def test_settings_checked():
 def test_field_services_over_ccsds(tmp_path):
     """``uplink serve`` and ``downlink serve`` as processes, field.yaml ``transport.kind:
     ccsds`` with a time code and its own telecommand APID."""
-    from tests.field_harness import Trial, write_config
+    from tests.field_harness import services_deliver, write_config
 
     config = write_config(tmp_path)
     config.write_text(config.read_text() + "transport:\n  kind: ccsds\n  ccsds: "
                       "{apid: 300, reverse_apid: 301, time_code: true}\n")  # fmt: skip
-    trial = Trial(tmp_path, config)
-    rng = np.random.default_rng(6)
-    for i in range(3):
-        trial.drop(f"c{i}.tbx", tbx(rng))
-    trial.start("downlink")
-    trial.start("uplink")
-    try:
-        assert trial.wait_acked(3, timeout_s=60)
-    finally:
-        errors = trial.stop_all()
-    assert errors == ""
-    audit = trial.audit()
-    assert audit["lost"] == audit["duplicated"] == 0
+    services_deliver(tmp_path, config, "c", seed=6)

@@ -17,6 +17,12 @@ from textboost.protocol import LinkConfig, SectionDelivered
 from uplink import Capture, EncodeCache, EncodePipeline, FixedRate, UplinkNode
 
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
+
 @pytest.fixture
 def crop(tmp_path, kodim23) -> tuple[Path, np.ndarray]:
     """A 128×128 crop of Kodak 23 (conftest's ``kodim23``), also as a PNG file."""
@@ -87,3 +93,57 @@ def test_partial_image_decodes_from_prefix(tmp_path, codec, crop):
     partial = np.asarray(Image.open(res.png_path))
     assert np.array_equal(partial, codec.decode(c.truncated(k).to_bytes()))
     assert res.psnr_db is not None and np.isfinite(res.psnr_db)
+
+
+def test_a_bundle_is_parsed_once_and_its_words_read_once(tmp_path, codec, monkeypatch):
+    """The committed reference stream of the shipped model with two words in its text
+    section, sent twice (two bundles): the ground parses each bundle's container once (its
+    first section when it lands, the rest when it is whole; the decode parses nothing) and
+    reads its words once (when the first section lands; fusion draws those), and stores
+    and decodes exactly what a decode of the bytes gives."""
+    from dataclasses import replace
+
+    import textboost.text.payload
+    from downlink import node as node_module
+    from textboost.text.payload import encode_words
+    from textboost.text.words import Word
+
+    ref = Container.parse((Path(__file__).parent / "data" / "reference.tbx").read_bytes())
+    w, h = ref.header.width, ref.header.height
+    quads = {"EXIT": [[8, 10], [70, 10], [70, 30], [8, 30]],
+             "RESCUE": [[20, 50], [110, 50], [110, 80], [20, 80]]}  # fmt: skip
+    words = [Word(np.array(q, float), s) for s, q in quads.items()]
+    data = replace(ref, text=encode_words(words, w, h)).to_bytes()
+    expected = codec.receive(data)
+    assert [x.text for x in expected.words] == ["EXIT", "RESCUE"]
+
+    cfg = LinkConfig(mtu_bytes=64, arq="none")
+    edge = UplinkNode(cfg)
+    edge.store("a", data, 0.0)
+    edge.store("b", data, 0.0)
+    frames = edge.poll_transmit(0.0)  # the edge parses too: count the ground alone
+
+    counts = {"parse": 0, "words": 0}
+    parse, decode_words = Container.parse.__func__, textboost.text.payload.decode_words
+
+    def counted_parse(cls, *args, **kw):
+        counts["parse"] += 1
+        return parse(cls, *args, **kw)
+
+    def counted_words(*args, **kw):
+        counts["words"] += 1
+        return decode_words(*args, **kw)
+
+    monkeypatch.setattr(Container, "parse", classmethod(counted_parse))
+    monkeypatch.setattr(textboost.text.payload, "decode_words", counted_words)
+    monkeypatch.setattr(node_module, "decode_words", counted_words)
+    ground = DownlinkNode(cfg, out_dir=tmp_path / "rx", codec_factory=lambda: codec)
+    for f in frames:
+        ground.receive(f, 0.0)
+    results = ground.finish(1.0)
+    assert counts == {"parse": 2, "words": 2}  # one each per bundle
+    assert [r.complete and r.decoded for r in results] == [True, True]
+    for r in results:
+        assert [x["text"] for x in r.words] == ["EXIT", "RESCUE"]
+        assert Path(r.tbx_path).read_bytes() == data
+        assert np.array_equal(np.asarray(Image.open(r.png_path)), expected.image)

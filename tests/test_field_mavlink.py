@@ -20,6 +20,7 @@ from downlink import DownlinkNode
 from downlink.driver import FieldDownlink
 from downlink.store import stored
 from tests.conftest import needs_torch
+from tests.field_link import GroundLoop, edge_holding
 from tests.lossy_relay import LossyRelay
 from tests.test_field_udp import tbx
 from textboost.field.mavlink import (
@@ -33,7 +34,6 @@ from textboost.field.mavlink import (
 )
 from textboost.field.transport import WireBucket
 from textboost.protocol import LinkConfig
-from uplink import UplinkNode
 from uplink.driver import FieldUplink
 
 pytestmark = pytest.mark.edge  # the vehicle's transports also run on Python 3.10
@@ -136,27 +136,21 @@ def test_images_delivered_once_with_loss_and_foreign_traffic(tmp_path, kind, los
         port = _free_tcp_port()
         g = _ground(f"tcpin:127.0.0.1:{port}", key)
         v = _vehicle(f"tcp:127.0.0.1:{port}", key)
-    ground = DownlinkNode(cfg, out_dir=tmp_path, codec_factory=None)
-    rx = FieldDownlink(ground, g)
-    thread = threading.Thread(target=rx.run, kwargs={"timeout_s": 60.0,
-                                                     "expect_bundles": len(images)})  # fmt: skip
-    thread.start()
-    if foreign is not None:
-        foreign.start(while_alive=thread)
-    try:
-        edge = UplinkNode(cfg, max_in_flight=2)
-        for name, data in images.items():
-            edge.store(name, data, 0.0)
-        with FieldUplink(edge, v, rate_bps=400_000) as tx:
-            assert tx.run(timeout_s=60.0)
-    finally:
-        thread.join(timeout=60.0)
-        for part in (foreign, relay):
-            if part is not None:
-                part.close()
-        late = g.receive()  # what came after the ground's loop ended
-        rx.close()
-    assert not thread.is_alive()
+    with GroundLoop(cfg, g, tmp_path, timeout_s=60.0, expect_bundles=len(images)) as loop:
+        if foreign is not None:
+            foreign.start(while_alive=loop.thread)
+        try:
+            edge = edge_holding(cfg, images, max_in_flight=2)
+            with FieldUplink(edge, v, rate_bps=400_000) as tx:
+                assert tx.run(timeout_s=60.0)
+        finally:
+            loop.join()
+            for part in (foreign, relay):
+                if part is not None:
+                    part.close()
+            late = g.receive()  # what came after the ground's loop ended
+    ground = loop.node
+    assert not loop.thread.is_alive()
     assert ground.bundles_complete == len(images)  # each once
     for name, data in images.items():
         bundle_id = edge.images[name].bundle_id
@@ -320,22 +314,10 @@ def test_field_yaml_mavlink_section(tmp_path):
 @needs_torch  # the services load the default (torch) codec at start
 def test_field_services_over_mavlink(tmp_path):
     """``uplink serve`` and ``downlink serve`` as processes, MAVLink 2 signed, capped."""
-    from tests.field_harness import Trial
+    from tests.field_harness import services_deliver
 
     config = _mavlink_yaml(tmp_path, "    cap_bps: 200000\n")
-    trial = Trial(tmp_path, config)
-    rng = np.random.default_rng(4)
-    for i in range(3):
-        trial.drop(f"m{i}.tbx", tbx(rng))
-    trial.start("downlink")
-    trial.start("uplink")
-    try:
-        assert trial.wait_acked(3, timeout_s=60)
-    finally:
-        errors = trial.stop_all()
-    assert errors == ""
-    audit = trial.audit()
-    assert audit["lost"] == audit["duplicated"] == 0
+    services_deliver(tmp_path, config, "m", seed=4)
 
 
 def test_example_mavlink_config_loads():
@@ -375,19 +357,12 @@ def test_serial_endpoints_through_a_null_modem(tmp_path):
     g = _ground(f"{os.ttyname(ptys[1][1])},115200")
     cfg = LinkConfig(mtu_bytes=128, arq="immediate", rto_s=0.3, nak_timeout_s=0.3)
     images = {f"s{i}.tbx": tbx(np.random.default_rng(i)) for i in range(2)}
-    ground = DownlinkNode(cfg, out_dir=tmp_path, codec_factory=None)
-    rx = FieldDownlink(ground, g)
-    thread = threading.Thread(target=rx.run, kwargs={"timeout_s": 60.0, "expect_bundles": 2})
-    thread.start()
     try:
-        edge = UplinkNode(cfg)
-        for name, data in images.items():
-            edge.store(name, data, 0.0)
-        with FieldUplink(edge, v, rate_bps=200_000) as tx:
-            assert tx.run(timeout_s=60.0)
+        with GroundLoop(cfg, g, tmp_path, timeout_s=60.0, expect_bundles=2):
+            edge = edge_holding(cfg, images)
+            with FieldUplink(edge, v, rate_bps=200_000) as tx:
+                assert tx.run(timeout_s=60.0)
     finally:
-        thread.join(60)
-        rx.close()
         stop.set()
         wire.join(5)
         for master, slave in ptys:

@@ -18,6 +18,7 @@ import pytest
 
 from downlink.service import DownlinkService
 from tests.field_harness import KEY, Trial, tbx, write_config
+from tests.ground_service import Ground, send, submitted, until_acked, wait_for
 from textboost.bitstream.container import Container
 from textboost.field.config import ConfigError, load_field_config
 from textboost.field.eventlog import read_events
@@ -28,6 +29,11 @@ link: {key_file: key}
 uplink: {drop_dir: d, state_db: u.db, event_log: u.jsonl, peer: "127.0.0.1:9"}
 downlink: {listen: "127.0.0.1:9", out_dir: o, state_db: d.db, event_log: d.jsonl}
 """
+
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
 
 
 def _config(tmp_path: Path, text: str) -> Path:
@@ -199,31 +205,15 @@ def test_kill9_of_either_side_loses_and_duplicates_nothing(tmp_path):
     assert audit["restarts"] == 12  # every kill hit a running service
 
 
-def _service(config: Path) -> tuple[DownlinkService, threading.Event, threading.Thread]:
-    cfg = load_field_config(config, need="downlink")
-    svc = DownlinkService(cfg)
-    stop = threading.Event()
-    thread = threading.Thread(target=svc.run, args=(stop, 30.0))
-    thread.start()
-    return svc, stop, thread
-
-
-def _stop(svc: DownlinkService, stop: threading.Event, thread: threading.Thread) -> None:
-    stop.set()
-    thread.join(10)
-    svc.close()
-
-
 def test_replays_after_a_restart_are_dropped_and_counted(tmp_path):
     """Frames recorded from a delivered bundle, and from one half sent, replayed to the
     restarted ground: dropped (replay/stale), counted, logged; nothing delivered again; the
     half-sent bundle's kept frames survive the restart and the rest completes it."""
     rng = np.random.default_rng(5)
     config = write_config(tmp_path)
-    svc, stop, thread = _service(config)
-    cfg = svc.link
-    addr = svc.cfg.listen.rsplit(":", 1)
-    dest = (addr[0], int(addr[1]))
+    ground = Ground(config, run_s=30.0)
+    cfg = ground.svc.link
+    dest = ground.address
     sender = Sender(cfg, epoch=7)
     whole, half = tbx(rng), tbx(rng)
     sender.submit(0, Container.parse(whole).to_sections(), 0.0)
@@ -235,20 +225,20 @@ def test_replays_after_a_restart_are_dropped_and_counted(tmp_path):
         for f in first[:cut]:
             s.sendto(f, dest)
             time.sleep(0.002)
-        _wait(lambda: _stored(tmp_path) == 1)
+        wait_for(lambda: _stored(tmp_path) == 1)
         time.sleep(0.3)
-        _stop(svc, stop, thread)
-        svc, stop, thread = _service(config)  # the restart
-        assert svc.rx.memory_bytes > 0  # bundle 1's kept frames are back
+        ground.stop()
+        ground = Ground(config, run_s=30.0)  # the restart
+        assert ground.svc.rx.memory_bytes > 0  # bundle 1's kept frames are back
         for f in first[:cut]:  # replayed
             s.sendto(f, dest)
         time.sleep(0.5)
         for f in first[cut:]:  # the rest of bundle 1, first sent now
             s.sendto(f, dest)
-        _wait(lambda: _stored(tmp_path) == 2)
+        wait_for(lambda: _stored(tmp_path) == 2)
         time.sleep(0.3)
-        dropped = svc.rx.stats.dropped_replay + svc.rx.stats.dropped_stale
-        _stop(svc, stop, thread)
+        dropped = ground.svc.rx.stats.dropped_replay + ground.svc.rx.stats.dropped_stale
+        ground.stop()
     assert dropped == cut
     sha = {hashlib.sha256(d).hexdigest() for d in (whole, half)}
     assert {p.read_bytes() and hashlib.sha256(p.read_bytes()).hexdigest()
@@ -264,13 +254,6 @@ def _stored(folder: Path) -> int:
         return db.execute("SELECT COUNT(*) FROM images").fetchone()[0]
 
 
-def _wait(cond, timeout_s: float = 20.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.05)
-
-
 def test_link_config_from_field_yaml_equals_protocol_defaults(tmp_path):
     cfg = load_field_config(_config(tmp_path, BASE))
     assert cfg.link_config() == LinkConfig(auth_key=KEY)
@@ -281,14 +264,15 @@ def test_real_codec_encode_and_progressive_decode(tmp_path, codec, kodim23):
     preview per y group, then the whole image (both services in threads)."""
     from PIL import Image
 
+    from textboost.pipeline.loader import PipelineLoader
     from uplink.encode import EncodePipeline, FixedRate
     from uplink.service import UplinkService
 
-    config = write_config(tmp_path, rate_bps=2000)  # about 3 frames/s: groups land apart
+    config = write_config(tmp_path, rate_bps=300)  # a frame in 2 s: previews keep up
     text = config.read_text().replace("decode: false", "decode: true")
     config.write_text(text.replace("mtu_bytes: 200", "mtu_bytes: 80"))
     cfg = load_field_config(config)
-    ground = DownlinkService(cfg, loader=lambda: codec)
+    ground = DownlinkService(cfg, loader=PipelineLoader())  # previews: in a process of their own
     edge = UplinkService(cfg, pipeline=EncodePipeline(FixedRate(0.3), None, lambda: codec))
     image = kodim23[100:292, 200:456]  # 256x192: a few hundred bytes, groups apart
     codec.decode(codec.encode(image, rate=0.3))  # warm: previews keep up with the link
@@ -300,10 +284,11 @@ def test_real_codec_encode_and_progressive_decode(tmp_path, codec, kodim23):
     for t in threads:
         t.start()
     try:
+        wait_for(lambda: ground.previews.warm, timeout_s=120)  # its codec loaded
         Image.fromarray(image).save(tmp_path / "drop" / "sign.png.tmp", format="PNG")
         (tmp_path / "drop" / "sign.png.tmp").rename(tmp_path / "drop" / "sign.png")
         log = tmp_path / "downlink.jsonl"
-        _wait(lambda: any(e["event"] == "decoded" for e in read_events(log)), timeout_s=60)
+        wait_for(lambda: any(e["event"] == "decoded" for e in read_events(log)), timeout_s=60)
     finally:
         for stop in stops:
             stop.set()
@@ -315,7 +300,11 @@ def test_real_codec_encode_and_progressive_decode(tmp_path, codec, kodim23):
     decoded = next(e for e in events if e["event"] == "decoded")
     png = np.asarray(Image.open(tmp_path / "out" / decoded["png"]))
     assert png.shape == (192, 256, 3)
-    groups = [e["group"] for e in events if e["event"] == "group" and "error" not in e]
+    # each preview asked for is made, or dropped once the whole image is there (never
+    # finished after it)
+    groups = [e["group"] for e in events if e["event"] == "group" and e.get("png")]
+    delivered = next(i for i, e in enumerate(events) if e["event"] == "delivered")
+    assert not [e for e in events[delivered:] if e["event"] == "group"]
     n_groups = Container.parse(next((tmp_path / "out").glob("*.tbx")).read_bytes()).header.n_groups
     assert groups and groups[-1] <= n_groups and groups == sorted(groups), events
     encoded = next(e for e in read_events(tmp_path / "uplink.jsonl") if e["event"] == "encoded")
@@ -330,27 +319,15 @@ def test_an_image_resent_under_a_new_epoch_is_fined_not_stored_again(tmp_path):
     epoch with a new bundle id. The ground FINs it, logs a duplicate, writes nothing."""
     rng = np.random.default_rng(8)
     config = write_config(tmp_path)
-    svc, stop, thread = _service(config)
-    addr = svc.cfg.listen.rsplit(":", 1)
+    ground = Ground(config, run_s=30.0)
     image = tbx(rng)
     acked = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.05)
-        s.connect((addr[0], int(addr[1])))
+    with ground.vehicle_socket() as s:
         for epoch, bundle in ((7, 0), (8, 3)):
-            sender = Sender(svc.link, epoch=epoch)
-            sender.submit(bundle, Container.parse(image).to_sections(), 0.0)
-            for f in sender.poll_transmit(0.0):
-                s.send(f)
-            end = time.monotonic() + 10
-            while sender.active_bundles and time.monotonic() < end:
-                try:
-                    acked += sender.receive(s.recv(2048), 0.0)
-                except TimeoutError:
-                    sender.handle_timeout(1e9)  # re-send EOF now: its answer is the FIN
-                    for f in sender.poll_transmit(0.0):
-                        s.send(f)
-    _stop(svc, stop, thread)
+            sender, frames = submitted(ground.svc.link, epoch, bundle, image)
+            send(s, frames)
+            acked += until_acked(s, sender, timeout_s=10)
+    ground.stop()
     assert [(a.bundle_id) for a in acked] == [0, 3]
     assert len(list((tmp_path / "out").glob("*.tbx"))) == 1
     events = [e["event"] for e in read_events(tmp_path / "downlink.jsonl")]
@@ -392,7 +369,7 @@ def test_uplink_duty_cycle_and_a_failed_bundle_queued_again(tmp_path):
     del trial.sent["notes.png"], trial.sent["huge.tbx"]
     trial.start("uplink")
     log = tmp_path / "uplink.jsonl"
-    _wait(lambda: log.exists() and any(e["event"] == "failed" for e in read_events(log)))
+    wait_for(lambda: log.exists() and any(e["event"] == "failed" for e in read_events(log)))
     trial.start("downlink")
     assert trial.wait_acked(1, timeout_s=30)
     assert trial.stop_all() == ""

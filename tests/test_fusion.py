@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from textboost.codec.weights import fusion_path
 from textboost.fusion import stripes
 from textboost.fusion.model import FusionBlock
-from textboost.fusion.runtime import (
-    apply_fusion,
-    fusion_metadata,
-    fusion_path,
-    load_fusion,
-    save_fusion,
-)
+from textboost.fusion.runtime import apply_fusion, fusion_metadata, load_fusion, save_fusion
 from textboost.train.stage2 import (
     Stage2Config,
     Stage2Trainer,
@@ -201,11 +196,19 @@ def test_config_refuses_evaluation_sets(tmp_path):
         Stage2Config(out_dir="x", cache_dir="y", photo_dirs=["../shared/data/kodak"])
 
 
-def test_shipped_weights_fit_the_shipped_codec():
+@pytest.mark.parametrize("name", ["fusion", "paper-fusion"])
+def test_shipped_weights_fit_the_shipped_codec(name):
+    """The shipped block (either kind) and the paper's block kept beside it as the ablation
+    load for the shipped codec, were trained, and run on the receiver's call."""
     from textboost.codec.weights import DEFAULT_MODEL, ModelFile
+    from textboost.fusion.runtime import fuse
+    from textboost.text.words import Word, rect_quad
 
-    path = fusion_path(DEFAULT_MODEL)
+    path = fusion_path(DEFAULT_MODEL).with_name(f"tb-small-cpu3.{name}.safetensors")
     block = load_fusion(path, model_id=ModelFile.load(DEFAULT_MODEL).model_id)
-    assert fusion_metadata(path)["card"]["steps"] > 0
-    dec = np.full((9, 11, 3), 128, np.uint8)
-    assert apply_fusion(block, dec, None).shape == dec.shape
+    meta = fusion_metadata(path)
+    assert meta["card"]["steps"] > 0
+    if name == "paper-fusion":
+        assert meta["format"] == "textboost-fusion/1"
+    dec = np.full((40, 64, 3), 128, np.uint8)
+    assert fuse(block, dec, [Word(rect_quad(32, 20, 30, 10, 0.0), "A1")]).shape == dec.shape

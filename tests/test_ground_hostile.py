@@ -9,33 +9,18 @@ import socket
 import sqlite3
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from downlink import DownlinkNode
-from downlink.service import DownlinkService
 from downlink.udp import UdpDownlink
 from tests.field_harness import Trial, tbx, write_config
+from tests.ground_service import Ground, wait_for
 from textboost.bitstream.container import Container
 from textboost.field.config import load_field_config
 from textboost.field.eventlog import read_events
 from textboost.protocol import Frame, FrameType, LinkConfig, Sender, encode_frame, frame_info
-
-
-def _service(config: Path) -> tuple[DownlinkService, threading.Event, threading.Thread]:
-    svc = DownlinkService(load_field_config(config, need="downlink"))
-    stop = threading.Event()
-    thread = threading.Thread(target=svc.run, args=(stop, 60.0))
-    thread.start()
-    return svc, stop, thread
-
-
-def _stop(svc: DownlinkService, stop: threading.Event, thread: threading.Thread) -> None:
-    stop.set()
-    thread.join(10)
-    svc.close()
 
 
 def _udp() -> socket.socket:
@@ -98,13 +83,13 @@ def _exchange(cfg: LinkConfig, dest: tuple[str, int], rng: np.random.Generator,
 
 def test_the_ground_service_answers_the_sender_not_a_junk_socket(tmp_path):
     """Issue 22 item 11: with a third socket sending junk, 10 of 15 NAK/FIN went to it."""
-    svc, stop, thread = _service(write_config(tmp_path))
+    ground = Ground(write_config(tmp_path))
     try:
-        dest = ("127.0.0.1", int(svc.cfg.listen.rsplit(":", 1)[1]))
-        got, junk_got, sender = _exchange(svc.link, dest, np.random.default_rng(11))
+        svc = ground.svc
+        got, junk_got, sender = _exchange(svc.link, ground.address, np.random.default_rng(11))
         nak, fin = svc.rx.stats.nak_frames, svc.rx.stats.fin_frames
     finally:
-        _stop(svc, stop, thread)
+        ground.stop()
     assert not sender.active_bundles  # acknowledged: the FIN reached the sender
     assert nak >= 1 and fin >= 1 and got == nak + fin
     assert junk_got == 0
@@ -128,13 +113,6 @@ def test_downlink_receive_answers_the_sender_not_a_junk_socket(tmp_path):
     assert junk_got == 0 and got == stats.nak_frames + stats.fin_frames
 
 
-def _wait(cond, timeout_s: float = 30.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_an_eof_replayed_after_a_kill_9_of_the_ground_is_not_answered(tmp_path):
     """Issue 22 item 15: an EOF accepted (and answered with a FIN) after the last saved
@@ -154,9 +132,9 @@ def test_an_eof_replayed_after_a_kill_9_of_the_ground_is_not_answered(tmp_path):
     with _udp() as s:
         for f in frames[:-1]:  # the bundle whole: delivered, stored, FINed
             s.sendto(f, dest)
-        _wait(lambda: bool(_drain(s)))  # the FIN on delivery
+        wait_for(lambda: bool(_drain(s)), 30)  # the FIN on delivery
         s.sendto(eof, dest)  # accepted after the window saved with the delivery
-        _wait(lambda: bool(_drain(s)))  # its FIN
+        wait_for(lambda: bool(_drain(s)), 30)  # its FIN
         trial.kill("downlink")
         trial.start_and_wait("downlink")
         s.sendto(eof, dest)  # the replay
@@ -185,20 +163,20 @@ def test_a_forged_epoch_saved_by_a_keyless_ground_does_not_block_the_sender(tmp_
 
     config = tmp_path / "field.yaml"
     config.write_text(KEYLESS.format(port=free_port()))
-    svc, stop, thread = _service(config)
-    link = svc.link
-    dest = ("127.0.0.1", int(svc.cfg.listen.rsplit(":", 1)[1]))
+    ground = Ground(config)
+    link = ground.svc.link
+    dest = ground.address
     hello = encode_frame(Frame(type=FrameType.HELLO, bundle_id=0, epoch=0xFFFF_FFFF), link)
     assert len(hello) == 14
     with _udp() as s:
         s.sendto(hello, dest)
-        _wait(lambda: svc.rx.replay_state.epoch == 0xFFFF_FFFF)
+        wait_for(lambda: ground.svc.rx.replay_state.epoch == 0xFFFF_FFFF, 30)
         time.sleep(0.2)
-        _stop(svc, stop, thread)
+        ground.stop()
         with sqlite3.connect(tmp_path / "downlink.db") as db:  # saved: the poisoned window
             saved = db.execute("SELECT value FROM meta WHERE key='replay'").fetchone()[0]
         assert int.from_bytes(saved[:4], "big") == 0xFFFF_FFFF
-        svc, stop, thread = _service(config)  # the restart
+        ground = Ground(config)  # the restart
         try:
             sender = Sender(link, epoch=1_796_000_000)
             sender.submit(0, Container.parse(tbx(np.random.default_rng(8))).to_sections(), 0.0)
@@ -211,9 +189,9 @@ def test_a_forged_epoch_saved_by_a_keyless_ground_does_not_block_the_sender(tmp_
                     sender.receive(d, now)
                 sender.handle_timeout(now)
             assert not sender.active_bundles  # delivered and acknowledged
-            assert svc.rx.replay_state.epoch == 1_796_000_000
+            assert ground.svc.rx.replay_state.epoch == 1_796_000_000
         finally:
-            _stop(svc, stop, thread)
+            ground.stop()
     events = list(read_events(tmp_path / "downlink.jsonl"))
     assert [e["epoch"] for e in events if e["event"] == "delivered"] == [1_796_000_000]
 

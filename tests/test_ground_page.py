@@ -40,7 +40,7 @@ def _tbx(codec, img: np.ndarray, lat: float, lon: float, strings: list[str]) -> 
     a sender that spotted them would write it)."""
     h, w = img.shape[:2]
     meta = CaptureMeta(time=datetime.now(timezone.utc).replace(microsecond=0), lat=lat, lon=lon)
-    c = Container.parse(codec.encode(img, rate=0.4, text=False, meta=meta))
+    c = Container.parse(codec.encode(img, rate=0.4, meta=meta))
     words = [
         Word(np.array([[8, 8 + 20 * i], [90, 8 + 20 * i], [90, 22 + 20 * i],
                        [8, 22 + 20 * i]], float), s)
@@ -140,6 +140,9 @@ def test_live_page_shows_text_then_picture_with_positions(
     )
     link = page.locator("#link").inner_text()
     assert "images delivered\n2" in link and "recent loss" in link
+    assert "sender epoch" not in link and "NAK frames" not in link  # a technician's: folded
+    page.locator("#link summary").click()
+    assert page.locator("#link details").inner_text().count("sender epoch") == 1
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(tmp_path / "ground_page.png"), full_page=True)
     # the words reached the ground before the pictures did

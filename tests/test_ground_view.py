@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from downlink.cli import main
-from downlink.web import GroundView, LiveServer, _map_svg
+from downlink.web import MAX_TILES, GroundView, LiveServer, _map_svg
 from textboost.field.eventlog import EventLog
 
 
@@ -55,7 +55,8 @@ def test_an_image_goes_from_words_to_picture(tmp_path):
     with open(log_path, "a") as f:
         f.write('{"t": 1796000100.0, "node": "downlink", "event": "deliv')
     assert view.refresh() == ["card:e7_b0", "link"]
-    assert "refining: 1 y group decoded" in view.card_html("e7_b0")
+    card = view.card_html("e7_b0")
+    assert "preview: sharpening" in card and "y groups decoded</td><td>1<" in card
     assert "src='/files/partial/e7_b0.png?v=" in view.card_html("e7_b0")
     with open(log_path, "a") as f:
         f.write('ered", "image": "abc", "epoch": 7, "bundle": 0, "bytes": 512}\n')
@@ -84,7 +85,7 @@ def test_positions_are_drawn_on_a_grid_and_over_a_tile_folder(tmp_path):
     assert svg.count("class='tb-pos'") == 2 and "<image" not in svg
     labels = re.findall(r">(-?\d+\.\d+)°<", svg)
     assert len(set(labels)) == len(labels) >= 4  # grid labels precise enough to differ
-    tiled = view.map_svg(tiles=True)
+    tiled = view.map_svg(zooms=(0, 19))
     z = int(re.search(r"/tiles/(\d+)/\d+/\d+\.png", tiled).group(1))
     n = 2**z
     assert 10 <= z <= 19
@@ -137,12 +138,12 @@ def test_a_polar_photo_is_drawn_on_the_mercator_edge_and_the_page_answers(tmp_pa
                 assert r.status == 200 and "class='tb-pos'" in r.read().decode()
     finally:
         web.close()
-    _check_map([("e1_b0", 86.0, 10.0, ["POLAR"])], tiles=True)
+    _check_map([("e1_b0", 86.0, 10.0, ["POLAR"])], zooms=(0, 19))
 
 
-def _check_map(pts: list, tiles: bool) -> None:
+def _check_map(pts: list, zooms: tuple[int, int] | None) -> None:
     """The map is well-formed SVG with finite numbers and every point inside its box."""
-    svg = _map_svg(pts, 640, 360, tiles)
+    svg = _map_svg(pts, 640, 360, zooms)
     root = ET.fromstring(svg)
     assert "nan" not in svg and "inf" not in svg
     circles = [c for c in root.iter("circle")]
@@ -152,6 +153,10 @@ def _check_map(pts: list, tiles: bool) -> None:
     for img in root.iter("image"):
         z, x, y = map(int, re.search(r"/tiles/(\d+)/(\d+)/(\d+)\.png", img.get("href")).groups())
         assert 0 <= z <= 19 and 0 <= x < 2**z and 0 <= y < 2**z
+        if zooms is not None:
+            assert zooms[0] <= z <= max(zooms[0], min(zooms[1], 19))
+    if zooms is not None:
+        assert len(list(root.iter("image"))) <= MAX_TILES
 
 
 LAT = st.one_of(st.sampled_from([-90.0, -85.06, -85.05, 0.0, 85.05, 85.06, 86.0, 90.0]),
@@ -159,8 +164,12 @@ LAT = st.one_of(st.sampled_from([-90.0, -85.06, -85.05, 0.0, 85.05, 85.06, 86.0,
 LON = st.one_of(st.sampled_from([-180.0, -179.999, 0.0, 179.999, 180.0]), st.floats(-180, 180))
 
 
+ZOOMS = st.one_of(st.none(), st.tuples(st.integers(0, 24), st.integers(0, 24)).map(sorted)
+                  .map(tuple))  # fmt: skip
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(LAT, LON), min_size=1, max_size=5), st.booleans())
-def test_any_positions_give_a_finite_map(positions, tiles):
+@given(st.lists(st.tuples(LAT, LON), min_size=1, max_size=5), ZOOMS)
+def test_any_positions_give_a_finite_map(positions, zooms):
     pts = [(f"e1_b{i}", lat, lon, ["W"]) for i, (lat, lon) in enumerate(positions)]
-    _check_map(pts, tiles)
+    _check_map(pts, zooms)

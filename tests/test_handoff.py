@@ -4,7 +4,10 @@ sent over real loopback sockets to listeners that parse what they receive."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
@@ -159,9 +162,74 @@ def test_cot_reaches_udp_and_tcp_listeners_on_loopback(received):
     ]
 
 
+def _openssl_cert(folder: Path, name: str) -> Path:
+    """A self-signed certificate and its key in one PEM (openssl, as a TAK admin's tools)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl binary to make test certificates")
+    pem = folder / f"{name}.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", str(pem), "-out", str(pem)],
+                   check=True, capture_output=True)  # fmt: skip
+    return pem
+
+
+def test_cot_over_tls_with_a_client_certificate(received, tmp_path):
+    """TAK Server's streaming input: TLS, the server checked against its CA, this ground
+    presenting a client certificate the server checks (a real handshake on loopback)."""
+    server_pem, client_pem = _openssl_cert(tmp_path, "localhost"), _openssl_cert(tmp_path, "ground")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(client_pem))
+    ctx.load_cert_chain(server_pem)
+    ctx.verify_mode = ssl.CERT_REQUIRED  # as TAK Server's x509 input
+    srv = socket.create_server(("127.0.0.1", 0))
+    chunks: list[bytes] = []
+    peer: list[str] = []
+
+    def accept() -> None:
+        raw, _ = srv.accept()
+        with ctx.wrap_socket(raw, server_side=True) as conn:
+            peer.append(dict(x[0] for x in conn.getpeercert()["subject"])["commonName"])
+            while data := conn.recv(65536):
+                chunks.append(data)
+
+    t = threading.Thread(target=accept)
+    t.start()
+    port = srv.getsockname()[1]
+    url = f"tls://localhost:{port}?cert={client_pem}&key={client_pem}&ca={server_pem}"
+    assert parse_cot_url(url) == ("tls", "localhost", port)
+    assert send_cot(cot_events(load_delivered(received)[0]), url) == 3
+    t.join(5)
+    srv.close()
+    assert peer == ["ground"]
+    docs = [d for d in b"".join(chunks).decode().split("<?xml") if d]
+    assert [ET.fromstring("<?xml" + d).get("type") for d in docs] == [
+        "b-i-x-i", "b-m-p-s-m", "b-m-p-s-m"
+    ]
+    # a missing file or option is one line naming it, at start
+    with pytest.raises(ValueError, match=r"cert=/nowhere/g\.pem"):
+        parse_cot_url(f"tls://localhost:{port}?cert=/nowhere/g.pem")
+    with pytest.raises(ValueError, match="unknown option 'pass'"):
+        parse_cot_url(f"tls://localhost:{port}?pass=x")
+    with pytest.raises(ValueError, match="for tls:// only"):
+        parse_cot_url(f"tcp://localhost:{port}?cert=x")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80) | st.builds(
+    lambda scheme, rest: f"{scheme}://{rest}", st.sampled_from(["udp", "tcp", "tls", "http"]),
+    st.text(max_size=60)))  # fmt: skip
+def test_any_cot_destination_parses_or_is_one_line(url):
+    try:
+        scheme, host, port = parse_cot_url(url)
+    except ValueError as exc:
+        assert "\n" not in str(exc) and "CoT destination" in str(exc)
+    else:
+        assert scheme in ("udp", "tcp", "tls") and host and 0 <= port < 65536
+
+
 @pytest.mark.parametrize("url", ["http://x:1", "udp://host", "tcp://:80", "udp://h:99999"])
 def test_bad_cot_destination_is_named(url, received, capsys):
-    with pytest.raises(ValueError, match="expected udp://HOST:PORT or tcp://HOST:PORT"):
+    with pytest.raises(ValueError, match="expected udp://HOST:PORT, tcp://HOST:PORT or tls://"):
         parse_cot_url(url)
     with pytest.raises(SystemExit) as e:
         main(["cot", str(received), "--to", url])

@@ -13,6 +13,11 @@ from textboost.bitstream.container import Container, Header
 
 SIDE = 192  # at least the evaluation's MS-SSIM minimum (176 px)
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
 
 @pytest.fixture(scope="module")
 def grey16(tmp_path_factory):

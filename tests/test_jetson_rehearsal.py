@@ -1,7 +1,9 @@
 """The Jetson bundle on emulated aarch64 (benchmarks/jetson_rehearsal.py --quick): installed
 in the arm64 root by its install.sh, one Kodak crop encoded there and here, each stream
 decoded on both architectures to the same latents. Runs only where the arm64 root exists
-(the full rehearsal builds it: docs/deploy.md) and this process may chroot; slow (qemu)."""
+(the full rehearsal builds it: docs/deploy.md) and this process may chroot; slow (qemu).
+On the root's CPython 3.10 (JetPack 6's Python) where the rehearsal has built it, else on
+Debian's 3.11: one of the two, to keep the suite's time."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ _spec = importlib.util.spec_from_file_location("jetson_rehearsal", SCRIPT)
 rehearsal = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(rehearsal)
 BINFMT, DEFAULT_ROOT = rehearsal.BINFMT, rehearsal.DEFAULT_ROOT
+_PY310 = DEFAULT_ROOT / rehearsal.PY310.lstrip("/") / "bin" / "python3.10"
+PYTHON = "3.10" if _PY310.exists() else "3.11"
 
 
 def _missing() -> str | None:
@@ -41,7 +45,7 @@ def _missing() -> str | None:
 def test_emulated_aarch64_streams_decode_identically_on_x86(onnx_dir, tmp_path):
     out = tmp_path / "rehearsal.json"
     r = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick",
+        [sys.executable, str(SCRIPT), "--quick", "--python", PYTHON,
          "--onnx-dir", str(onnx_dir), "--out", str(out), "--work", str(tmp_path / "work")],
         cwd=REPO, capture_output=True, text=True, timeout=3000,
     )  # fmt: skip
@@ -52,5 +56,6 @@ def test_emulated_aarch64_streams_decode_identically_on_x86(onnx_dir, tmp_path):
     assert counts["latent_mismatches"] == 0
     aarch64 = result["versions"]["aarch64"]
     assert aarch64["machine"] == "aarch64" and aarch64["entropy_coder"] == "portable"
+    assert aarch64["python"].startswith(PYTHON + ".") and not result["root"]["stdlib"]["failed"]
     assert result["versions"]["x86_64"]["machine"] == "x86_64"
     assert all(row["psnr_on_x86_64_db"] > 20 for row in result["cross"])

@@ -68,8 +68,8 @@ def test_text_path_with_the_real_codec_scores_the_decoded_image(codec):
     """kodak_text with ground truth: the words the ground read are the stream's, they land
     before the image, and DET/E2E are the ICDAR matcher's on the decoded image (spotted once:
     a second mission is served from the cache)."""
-    from textboost.eval.text_gt import read_gt
-    from textboost.eval.text_match import match_image
+    from textboost.scenetext.gt import read_gt
+    from textboost.scenetext.match import match_image
 
     image = ROOT / "link_sim/data/kodak_text/kodim03_text.png"
     raw = copy.deepcopy(RESCUE)
@@ -139,3 +139,18 @@ def test_fusion_weights_beside_the_model_are_used_and_keyed(codec, tmp_path):
     assert fused.codec.fusion is not None
     assert not np.array_equal(expected, fused.codec.decode(data, fusion=False))
     assert rec.psnr_db == pytest.approx(psnr_db(load_image(IMAGE), expected))
+
+
+def test_send_name_false_leaves_the_file_name_out_as_the_field_does(codec):
+    """``send_name: false`` (the field's ``uplink.send_name``): the capture record carries
+    no file name (the budget spends those bytes on the picture), and the mission sends
+    that stream."""
+    raw = _scenario(None).model_dump(mode="json", exclude_none=True)
+    raw["send_name"] = False
+    rec = Mission(parse_scenario(raw, "test"), codec).run().records[0]
+    policy = FixedBpp(RESCUE["rate"]["bpp"])
+    named, plain = codec.encode(IMAGE, policy), codec.encode(IMAGE, policy, name=False)
+    assert Container.parse(named).header.meta.name == IMAGE.name
+    meta = Container.parse(plain).header.meta
+    assert meta is None or meta.name is None
+    assert rec.delivered_s is not None and rec.bundle_bytes == len(plain) and plain != named

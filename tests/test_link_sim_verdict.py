@@ -117,7 +117,9 @@ def test_parameters_of_a_lora_preset_and_a_pass_plan():
     groups = dict(scenario_parameters(load_scenario(ROOT / "scenarios/lora_eu868.yaml"), None))
     fwd = dict(groups["Forward link"])
     assert fwd["PHY"] == "LoRa SF12 / 125 kHz, CR 4/5"
-    assert fwd["duty cycle"] == "1.0% (off after each frame for 99× its airtime)"
+    assert fwd["duty cycle"] == "1.0% (sliding window 60.0 min)"
+    rev = dict(groups["Reverse link"])
+    assert rev["duty cycle"] == "10.0% (off after each frame for 9× its airtime)"
     assert fwd["contacts"] == "always up" and "Targets" in groups
     hf = load_scenario(ROOT / "scenarios/hf_ale.yaml")
     windows = [(0.0, 600.0), (3600.0, 4200.0)]

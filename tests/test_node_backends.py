@@ -75,9 +75,9 @@ def _ort(onnx_dir: Path) -> list[str]:
 def test_node_imports_never_import_torch():
     code = BLOCK_TORCH + (
         "import uplink, uplink.cli, uplink.encode, downlink, downlink.cli, downlink.node\n"
-        "import textboost.codec.verify, textboost.codec.loader\n"
-        "from textboost.codec.loader import CodecLoader\n"
-        "CodecLoader(backend='onnxruntime').model_id\n"
+        "import textboost.pipeline.verify, textboost.pipeline.loader\n"
+        "from textboost.pipeline.loader import PipelineLoader\n"
+        "PipelineLoader(backend='onnxruntime').model_id\n"
         "assert 'torch' not in sys.modules\n"
     )
     r = _run([sys.executable, "-c", code], timeout=120)
@@ -148,7 +148,7 @@ def test_uplink_verify_without_torch(onnx_dir, images):
 
 def test_verify_human_report_and_shipped_image(onnx_dir, capsys):
     """The human report: one line per stage; the default image is shipped and has text."""
-    from textboost.codec.verify import default_verify_image
+    from textboost.pipeline.verify import default_verify_image
     from uplink.cli import main
 
     assert default_verify_image().is_file() and "kodak_text" in str(default_verify_image())

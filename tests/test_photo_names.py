@@ -77,15 +77,15 @@ def test_any_bytes_after_a_name_bit_parse_or_raise_meta_error(tail):
 
 
 def test_the_vehicle_carries_the_name_in_its_budget_and_can_leave_it_out(
-    codec, small_image, tmp_path
+    pipeline, small_image, tmp_path
 ):
     from textboost.codec.rate import ByteBudget
 
     src = tmp_path / "eu5.jpg"
     Image.fromarray(small_image).save(src)
     budget = 600
-    named = EncodePipeline(ByteBudget(budget), None, lambda: codec, text=False).encode(src)
-    bare = EncodePipeline(ByteBudget(budget), None, lambda: codec, text=False,
+    named = EncodePipeline(ByteBudget(budget), None, lambda: pipeline, text=False).encode(src)
+    bare = EncodePipeline(ByteBudget(budget), None, lambda: pipeline, text=False,
                           name=False).encode(src)  # fmt: skip
     assert len(named.data) <= budget and len(bare.data) <= budget
     assert Container.parse(named.data).header.meta.name == "eu5.jpg"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import itertools
 import struct
 import zlib
 
@@ -22,6 +23,7 @@ from textboost.protocol import (
     ProtocolError,
     Receiver,
     ReplayState,
+    SectionDelivered,
     Sender,
     decode_frame,
     encode_frame,
@@ -185,6 +187,29 @@ def test_a_lost_hello_costs_nothing_and_a_lost_sync_heals():
         s.handle_timeout(t)
         r.handle_timeout(t)
     assert r.is_complete(1) and not s.active_bundles
+
+
+def test_a_lost_hello_holds_the_words_only_until_the_picture():
+    """Until the echo a HELLO goes before a bundle's words and again before the rest of it,
+    and every 16 frames: the first one lost, the words are read when the second comes (a
+    LoRa-sized link, whose deferred NAK or FIN, the echo, comes only after the picture)."""
+    cfg = LinkConfig(mtu_bytes=51, crc_bits=16, policy="words_first")
+    s, r = Sender(cfg, epoch=1), Receiver(cfg, epoch=2)
+    sections = [bytes(range(150)), bytes(900), bytes(300)]
+    s.submit(0, sections, 0.0)
+    frames = s.poll_transmit(0.0)
+    peer = ReplayState(epoch=1, top=0)
+    kinds = [decode_frame(f, cfg, peer) for f in frames]
+    hellos = [i for i, k in enumerate(kinds) if k.type is FrameType.HELLO]
+    first_picture = next(i for i, k in enumerate(kinds) if k.segment == 1)
+    assert hellos[:2] == [0, first_picture - 1]  # before the words, before the picture
+    assert max(b - a for a, b in itertools.pairwise([*hellos, len(frames)])) <= 17
+    words_at = None
+    for i, f in enumerate(frames[1:], 1):  # the first HELLO is lost
+        for e in r.receive(f, 0.0):
+            if isinstance(e, SectionDelivered) and e.index == 0 and words_at is None:
+                words_at = i
+    assert words_at == hellos[1] and r.is_complete(0)
 
 
 def test_forged_short_frames_cannot_move_the_window():

@@ -27,7 +27,15 @@ from textboost.protocol import (
     encode_frame,
     slip_encode,
 )
-from textboost.protocol.frames import Descriptor, Flag, NakRange, decode_nak, encode_nak, seal
+from textboost.protocol.frames import (
+    PN_SEGMENT,
+    Descriptor,
+    Flag,
+    NakRange,
+    decode_nak,
+    encode_nak,
+    seal,
+)
 
 pytestmark = pytest.mark.edge
 
@@ -157,6 +165,13 @@ def test_descriptor_and_nak_round_trip_and_errors(crc_bits):
     assert [r for p in payloads for r in decode_nak(p)] == ranges
     with pytest.raises(FrameError, match=r"nak\.start"):
         decode_nak(b"\x01\x80")
+    # packet-number ranges: any packet number, 1..65536 of them
+    pns = [NakRange(PN_SEGMENT, 0xFFFF_FFFF, 1), NakRange(PN_SEGMENT, 70_000, 1 << 16)]
+    assert decode_nak(b"".join(r.to_bytes() for r in pns)) == pns
+    for bad in (NakRange(PN_SEGMENT, 5, 0), NakRange(PN_SEGMENT, 5, (1 << 16) + 1),
+                NakRange(PN_SEGMENT, 1 << 32, 1)):  # fmt: skip
+        with pytest.raises(FrameError, match=r"nak\.packets"):
+            decode_nak(bad.to_bytes())
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.protocol_link import exchange
 from textboost.protocol import (
     BundleAcked,
     BundleDelivered,
@@ -50,27 +51,6 @@ CFG_OPEN = LinkConfig(mtu_bytes=128)
 
 def delivered(events: list[Event]) -> list[tuple[int, int, tuple[bytes, ...]]]:
     return [(e.epoch, e.bundle_id, e.sections) for e in events if isinstance(e, BundleDelivered)]
-
-
-def transfer(s: Sender, r: Receiver, now: float = 0.0) -> tuple[list[bytes], list[bytes], list]:
-    """Run a clean exchange until the sender has nothing in flight. Returns (forward
-    frames, reverse frames, receiver events)."""
-    fwd: list[bytes] = []
-    back: list[bytes] = []
-    events: list[Event] = []
-    for _ in range(20):
-        frames = s.poll_transmit(now)
-        fwd += frames
-        for f in frames:
-            events += r.receive(f, now)
-        fb = r.poll_transmit(now)
-        back += fb
-        for f in fb:
-            s.receive(f, now)
-        if not s.active_bundles:
-            break
-        now += 1.0
-    return fwd, back, events
 
 
 def reseal(body: bytes, cfg: LinkConfig, epoch: int = 4) -> bytes:
@@ -155,7 +135,7 @@ def test_truncated_frames_are_dropped_never_delivered(cfg):
 def test_replayed_frames_are_dropped_and_counted(cfg):
     s, r = Sender(cfg, epoch=1), Receiver(cfg, epoch=1)
     s.submit(0, [b"h" * 20, b"z" * 200], 0.0)
-    fwd, back, events = transfer(s, r)
+    fwd, back, events = exchange(s, r)
     assert len(delivered(events)) == 1 and s.state(0) is BundleState.DONE
     r.take_drops()
     for f in fwd:  # the whole recorded session again, twice
@@ -172,11 +152,11 @@ def test_finished_bundle_replayed_after_1025_later_bundles_is_not_delivered():
     cfg = LinkConfig(mtu_bytes=128, auth_key=KEY)
     s, r = Sender(cfg, epoch=9), Receiver(cfg, epoch=9)
     s.submit(0, [b"first"], 0.0)
-    old, old_back, events = transfer(s, r)
+    old, old_back, events = exchange(s, r)
     assert delivered(events) == [(9, 0, (b"first",))]
     for b in range(1, 1100):  # 1 099 later bundles: more than the 1 024 remembered
         s.submit(b, [b.to_bytes(4, "big")], float(b))
-        _, _, events = transfer(s, r, float(b))
+        _, _, events = exchange(s, r, float(b))
         assert len(delivered(events)) == 1
     for f in old:
         assert r.receive(f, 2000.0) == []
@@ -217,7 +197,7 @@ def test_sender_restart_with_a_new_epoch():
     r = Receiver(CFG_KEY, epoch=1)
     s1 = Sender(CFG_KEY, epoch=100)
     s1.submit(0, [b"before restart"], 0.0)
-    old, old_back, events = transfer(s1, r)
+    old, old_back, events = exchange(s1, r)
     assert delivered(events) == [(100, 0, (b"before restart",))]
     s1.submit(1, [b"x" * 500], 1.0)  # in flight when the edge loses power
     in_flight = s1.poll_transmit(1.0)[:2]
@@ -260,14 +240,14 @@ def test_receiver_restart_with_its_persisted_window():
     old = []
     for b in range(3):
         s.submit(b, [bytes([b]) * 300], float(b))
-        fwd, _, events = transfer(s, r1, float(b))
+        fwd, _, events = exchange(s, r1, float(b))
         old += fwd
         assert len(delivered(events)) == 1
         saved = r1.replay_state.to_bytes()  # persisted with each delivered bundle
     old_fin = r1.poll_transmit(9.0)  # nothing left
     assert old_fin == []
     s.submit(3, [b"late"], 9.0)
-    _fwd3, back3, _ = transfer(s, r1, 9.0)
+    _fwd3, back3, _ = exchange(s, r1, 9.0)
     # Power cut, then a restart with a new epoch and the saved window.
     r2 = Receiver(CFG_KEY, epoch=51, replay_state=ReplayState.from_bytes(saved))
     for f in old:  # bundles 0..2 replayed: all dropped
@@ -277,7 +257,7 @@ def test_receiver_restart_with_its_persisted_window():
     # with each delivery, so its frames come in as new (the services deduplicate by id).
     # The live sender goes on; the new receiver takes its frames.
     s.submit(4, [b"after"], 11.0)
-    _, _back, events = transfer(s, r2, 11.0)
+    _, _back, events = exchange(s, r2, 11.0)
     assert delivered(events) == [(7, 4, (b"after",))]
     # The old receiver's FIN for bundle 3, replayed once the sender has heard epoch 51.
     assert s.receive(back3[-1], 12.0) == []
@@ -289,11 +269,11 @@ def test_bundle_ids_past_the_16_bit_wrap():
     cfg = CFG_KEY
     s, r = Sender(cfg, epoch=1), Receiver(cfg, epoch=1)
     s.submit(5, [b"five"], 0.0)
-    old5, back5, events = transfer(s, r)
+    old5, back5, events = exchange(s, r)
     ids = [0xFFFF, 0x10000, 0x10005, 0xFFFF_FFFF]
     for b in ids:
         s.submit(b, [b.to_bytes(4, "big")], 1.0)
-    _, _, events = transfer(s, r, 1.0)
+    _, _, events = exchange(s, r, 1.0)
     assert sorted(i for _, i, _ in delivered(events)) == sorted(ids)
     assert all(r.is_complete(b) for b in ids) and r.records[5].delivered_s == 0.0
     # Bundle 0x10005 shares its low 16 bits with bundle 5: nothing of 5 touches it.
@@ -375,8 +355,10 @@ def test_missing_fragments_are_ranges_not_one_entry_each():
     s, r = Sender(cfg), Receiver(cfg)
     s.submit(0, [bytes(4 << 20)], 0.0)
     frames = s.poll_transmit(0.0)
-    n = decode_frame(frames[-2], cfg, ReplayState(epoch=0, top=0)).index + 1  # 17 402
-    for f in (frames[0], frames[1], frames[5001], frames[-1]):  # HELLO, 0, 5000, and EOF
+    peer = ReplayState(epoch=0, top=0)
+    data = {k.index: f for f in frames if (k := decode_frame(f, cfg, peer)).type is FrameType.DATA}
+    n = max(data) + 1  # 16 982
+    for f in (frames[0], data[0], data[5000], frames[-1]):  # HELLO, 0, 5000, and EOF
         r.receive(f, 0.0)
     b = next(iter(r._bundles.values()))
     assert r._missing(b, behind_hwm=False) == [(0, 1, 5000), (0, 5001, n)]
@@ -392,12 +374,12 @@ def test_descriptor_may_not_claim_more_than_max_bundle_bytes():
     big = LinkConfig(mtu_bytes=128, max_bundle_bytes=2000, receiver_memory_bytes=4000)
     s, r = Sender(big), Receiver(cfg)  # a sender configured larger than the receiver
     s.submit(0, [bytes(600), bytes(401)], 0.0)
-    _, _, events = transfer(s, r)
+    _, _, events = exchange(s, r)
     assert not delivered(events) and r.stats.dropped_malformed >= 1
     assert r.memory_bytes <= 1000 + 128
     s2, r2 = Sender(cfg), Receiver(cfg)
     s2.submit(0, [bytes(600), bytes(400)], 0.0)  # exactly at the limit
-    assert len(delivered(transfer(s2, r2)[2])) == 1
+    assert len(delivered(exchange(s2, r2)[2])) == 1
 
 
 def test_memory_budget_bounds_forged_bundles_and_evicts_given_up_ones():
@@ -485,7 +467,7 @@ def _real_frames() -> tuple[list[bytes], list[bytes]]:
     s, r = Sender(FUZZ_CFG, epoch=4), Receiver(FUZZ_CFG, epoch=8)
     s.submit(0, [b"h" * 30, b"z" * 150, b"y" * 400], 0.0)
     s.submit(1, [b"q" * 90], 0.0)
-    fwd, back, _ = transfer(s, r)
+    fwd, back, _ = exchange(s, r)
     return fwd, back
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from textboost.protocol import (
     BundleAcked,
@@ -22,7 +24,14 @@ from textboost.protocol import (
     Sender,
     decode_frame,
 )
-from textboost.protocol.frames import Flag
+from textboost.protocol.frames import (
+    PN_SEGMENT,
+    Descriptor,
+    Flag,
+    decode_feedback,
+    decode_nak,
+)
+from textboost.protocol.layout import Layout
 from textboost.protocol.replay import ReplayState
 
 pytestmark = pytest.mark.edge
@@ -113,7 +122,7 @@ def delivered(events: list[Event]) -> dict[int, tuple[bytes, ...]]:
 
 
 @pytest.mark.parametrize("arq", ["immediate", "deferred"])
-@pytest.mark.parametrize("policy", ["fifo", "priority_interleave"])
+@pytest.mark.parametrize("policy", ["fifo", "priority_interleave", "words_first"])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_bundle_delivered_byte_exact_under_loss(arq, policy, seed):
     rng = np.random.default_rng(seed)
@@ -164,6 +173,189 @@ def test_small_message_links(mtu, crc_bits):
     assert all(len(f) <= mtu for f in r.poll_transmit(0.0))
 
 
+@pytest.mark.parametrize("arq", ["immediate", "deferred"])
+@pytest.mark.parametrize("loser", [0, 1])
+@pytest.mark.parametrize("nak_lost", [False, True])
+def test_words_first_resends_a_lost_last_word_frame_before_the_pictures(arq, loser, nak_lost):
+    """words_first: the last frame of a photo's words is lost. The first frame of a picture
+    closes every queued photo's words, so the frame is NAKed and re-sent then, one picture
+    frame later, not after the photo's picture and EOF; if that NAK is lost too, the re-NAK
+    after ``nak_timeout_s`` asks for it again."""
+    cfg = LinkConfig(mtu_bytes=64, arq=arq, policy="words_first", nak_timeout_s=5.0)
+    rng = np.random.default_rng(4)
+    data = {b: [rng.bytes(150), rng.bytes(300), rng.bytes(1200)] for b in (0, 1)}
+    s, r = Sender(cfg), Receiver(cfg)
+    for b, sections in data.items():
+        s.submit(b, sections, 0.0)
+    lost = False
+    pictures_before = None  # picture frames on the air when the loser's words were whole
+    sent_pictures = 0
+    naks_dropped = False
+    rx: list[Event] = []
+    t = 0.0
+    while s.active_bundles and t < 1000:
+        for f in s.poll_transmit(t, cfg.mtu_bytes):  # one frame at a time
+            k = decode_frame(f, cfg, PEER)
+            if k.type is FrameType.DATA and k.segment > 0 and not k.flags & Flag.RETX:
+                sent_pictures += 1
+            last_words = k.type is FrameType.DATA and k.segment == 0 and k.flags & Flag.LAST
+            if last_words and k.bundle_id == loser and not lost:
+                lost = True
+                continue
+            for e in r.receive(f, t):
+                rx.append(e)
+                if isinstance(e, SectionDelivered) and (e.bundle_id, e.index) == (loser, 0):
+                    pictures_before = sent_pictures
+        feedback = r.poll_transmit(t)
+        naks = [f for f in feedback if decode_frame(f, cfg).type is FrameType.NAK]
+        if nak_lost and naks and not naks_dropped:  # the first NAKs (fragments, packets)
+            naks_dropped = True
+            feedback = [f for f in feedback if f not in naks]
+        for f in feedback:
+            s.receive(f, t)
+        t += 1.0
+        for end, events in ((s, []), (r, rx)):
+            if end.next_timer() is not None and end.next_timer() <= t:
+                events += end.handle_timeout(t)
+    assert lost and delivered(rx) == {b: tuple(v) for b, v in data.items()}
+    # of 2 x 27 picture frames: re-sent after the first one, or one NAK timeout later
+    assert pictures_before == (1 + 5 if nak_lost else 1)
+    assert s.records[loser].section_retransmissions[0] == 1
+
+
+def _words_lost_whole(cfg: LinkConfig, loser: int, losses: list[bool] | None = None):
+    """Three photos, words_first, one frame a step: every frame of photo ``loser`` before
+    the first picture frame (its HELLO, words and parity) is lost, and (``losses``) the
+    n-th forward frame if entry n is True. Returns the receiver's events, picture frames
+    on the air when the loser's words were whole, each packet-number NAK range with the
+    highest packet number sent before it, and the sender."""
+    rng = np.random.default_rng(5)
+    data = {b: [rng.bytes(150), rng.bytes(300), rng.bytes(1200)] for b in (0, 1, 2)}
+    s, r = Sender(cfg), Receiver(cfg)
+    for b, sections in data.items():
+        s.submit(b, sections, 0.0)
+    pictures, pictures_before, top_pn, n = 0, None, -1, 0
+    asked: list[tuple[int, int, int]] = []  # (first, count, highest pn sent by then)
+    rx: list[Event] = []
+    t = 0.0
+    while s.active_bundles and t < 2000:
+        for f in s.poll_transmit(t, cfg.mtu_bytes):
+            k = decode_frame(f, cfg, ReplayState(epoch=0, top=max(top_pn, 0)))
+            top_pn = max(top_pn, k.pn)
+            n += 1
+            lose = losses is not None and n <= len(losses) and losses[n - 1]
+            if k.type in (FrameType.DATA, FrameType.PARITY) and k.segment > 0:
+                pictures += not k.flags & Flag.RETX
+            if (k.bundle_id == loser and pictures == 0) or lose:
+                continue
+            for e in r.receive(f, t):
+                rx.append(e)
+                if isinstance(e, SectionDelivered) and (e.bundle_id, e.index) == (loser, 0):
+                    pictures_before = pictures
+        for f in r.poll_transmit(t):
+            k = decode_frame(f, cfg)
+            if k.type is FrameType.NAK:
+                for g in decode_nak(decode_feedback(k.payload)[1]):
+                    if g.segment == PN_SEGMENT:
+                        asked.append((g.start, g.count, top_pn))
+            s.receive(f, t)
+        t += 1.0
+        for end, events in ((s, []), (r, rx)):
+            if end.next_timer() is not None and end.next_timer() <= t:
+                events += end.handle_timeout(t)
+    assert delivered(rx) == {b: tuple(v) for b, v in data.items()}
+    return rx, pictures_before, asked, s
+
+
+@pytest.mark.parametrize("arq", ["immediate", "deferred"])
+@pytest.mark.parametrize("fec", [None, (4, 1)])
+@pytest.mark.parametrize("loser", [0, 1, 2])
+def test_words_first_resends_a_words_segment_lost_whole(arq, fec, loser):
+    """words_first: every frame of a photo's words segment is lost, so the ground knows
+    nothing of the photo. The first picture frame shows a gap in the sender's packet
+    numbers; the receiver NAKs those numbers and the sender re-sends the words among them,
+    one picture frame later, not at the photo's own picture (27 frames per photo)."""
+    fec_kw = {"fec_k": fec[0], "fec_m": fec[1]} if fec else {}
+    cfg = LinkConfig(mtu_bytes=64, arq=arq, policy="words_first", nak_timeout_s=5.0, **fec_kw)
+    _, pictures_before, asked, s = _words_lost_whole(cfg, loser)
+    assert pictures_before == 1
+    assert asked and s.records[loser].section_retransmissions[0] >= 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.booleans(), min_size=1, max_size=60),
+    st.sampled_from(["immediate", "deferred"]),
+    st.booleans(),
+    st.integers(0, 2),
+)
+def test_receiver_never_naks_a_packet_number_not_yet_sent(losses, arq, fec, loser):
+    """Whatever frames are lost, a packet-number NAK names only numbers the sender has
+    already used (below the highest one sent), and the photos still arrive whole."""
+    fec_kw = {"fec_k": 4, "fec_m": 1} if fec else {}
+    cfg = LinkConfig(
+        mtu_bytes=64, arq=arq, policy="words_first", nak_timeout_s=5.0, max_retries=50, **fec_kw
+    )
+    _, _, asked, _ = _words_lost_whole(cfg, loser, losses)
+    assert asked and all(count >= 1 and first + count - 1 < top for first, count, top in asked)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arq=st.sampled_from(["immediate", "deferred"]),
+    fec=st.booleans(),
+    sizes=st.lists(
+        st.tuples(st.integers(0, 160), st.integers(1, 400), st.integers(0, 400)),
+        min_size=2, max_size=5,
+    ),
+    gaps=st.lists(st.integers(0, 30), min_size=5, max_size=5),
+    seed=st.integers(0, 2**16),
+)  # fmt: skip
+def test_words_first_naks_only_word_frames_already_sent(arq, fec, sizes, gaps, seed):
+    """The receiver's inference "this photo's words segment is over" is sound: photos
+    submitted while others are on the air, random losses both ways, FEC or not, budget of
+    one frame a step; every segment-0 fragment any NAK names has gone out before."""
+    fec_km = {"fec_k": 3, "fec_m": 1} if fec else {}
+    cfg = LinkConfig(mtu_bytes=64, arq=arq, policy="words_first", rto_s=4.0,
+                     nak_timeout_s=4.0, max_retries=40, **fec_km)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    data = {b: [rng.bytes(n) for n in three] for b, three in enumerate(sizes)}
+    due = dict(zip(data, np.cumsum(gaps[: len(data)]), strict=True))  # submit times
+    words = {  # fragments of each photo's segment 0: descriptor and section 0
+        b: cfg.n_fragments(len(Descriptor.of(v, [0, 1, 2], 32).to_bytes(32)) + len(v[0]), b)
+        for b, v in data.items()
+    }
+    s, r = Sender(cfg), Receiver(cfg)
+    sent: set[tuple[int, int, int]] = set()  # (bundle, segment, fragment) first-pass DATA
+    rx: list[Event] = []
+    t = 0.0
+    while (due or s.active_bundles) and t < 3000:
+        for b in [b for b, at in due.items() if at <= t]:
+            s.submit(b, data[b], t)
+            del due[b]
+        for f in s.poll_transmit(t, cfg.mtu_bytes):
+            k = decode_frame(f, cfg, PEER)
+            if k.type is FrameType.DATA:
+                sent.add((k.bundle_id, k.segment, k.index))
+            if rng.random() >= 0.2:
+                rx += r.receive(f, t)
+        for f in r.poll_transmit(t):
+            k = decode_frame(f, cfg)
+            if k.type is FrameType.NAK:
+                for g in decode_nak(decode_feedback(k.payload)[1]):
+                    if g.segment != 0:
+                        continue
+                    stop = g.start + g.count if g.count else words[k.bundle_id]
+                    assert all((k.bundle_id, 0, i) in sent for i in range(g.start, stop)), g
+            if rng.random() >= 0.2:
+                s.receive(f, t)
+        t += 1.0
+        for end, events in ((s, []), (r, rx)):
+            if end.next_timer() is not None and end.next_timer() <= t:
+                events += end.handle_timeout(t)
+    assert delivered(rx) == {b: tuple(v) for b, v in data.items()}
+
+
 def first_nak_and_eof(cfg: LinkConfig) -> tuple[int, int, int]:
     """Lose forward frame 2 of a 12-frame bundle. Returns (frames the receiver had taken in
     when it first NAKed, frames it had taken in when EOF arrived, NAK frames in all)."""
@@ -198,6 +390,9 @@ def test_immediate_naks_at_the_gap_deferred_at_eof():
 
 
 def test_fec_repairs_bounded_losses_without_arq():
+    """Losses chosen from the frames actually sent (any policy's layout): ``fec_m`` in a full
+    FEC group and a corrupt frame in another are repaired; one more in that group loses only
+    the sections with bytes in it, and the sections before them are still delivered."""
     cfg = LinkConfig(mtu_bytes=128, arq="none", fec_k=8, fec_m=2)
     rng = np.random.default_rng(11)
     sections = [rng.bytes(40), rng.bytes(120), rng.bytes(2000)]
@@ -205,17 +400,30 @@ def test_fec_repairs_bounded_losses_without_arq():
     s.submit(0, sections, 0.0)
     frames = s.poll_transmit(0.0)
     assert s.state(0) is BundleState.DONE  # one-way: done once everything is out
-    kinds = [decode_frame(f, cfg, PEER) for f in frames]
-    data_idx = [
-        i for i, k in enumerate(kinds) if k.type is FrameType.DATA and not k.flags & Flag.RETX
-    ]
-    assert len(data_idx) == 20  # descriptor + 2160 section bytes in 112-byte fragments
-    group1 = data_idx[8:16]  # fragments 8..15: bytes of the 2000-byte y section only
+    groups: dict[tuple[int, int], list[int]] = {}  # (segment, FEC group) -> frame positions
+    for pos, f in enumerate(frames):
+        k = decode_frame(f, cfg, PEER)
+        if k.type is FrameType.DATA and not k.flags & Flag.RETX:
+            groups.setdefault((k.segment, k.index // cfg.fec_k), []).append(pos)
+    full = [g for g, members in groups.items() if len(members) == cfg.fec_k]
+    seg, group = target = max(full)  # the last full group: fec_m losses are the most it repairs
+    other = max(g for g in groups if g != target)
+    # the sections with bytes in the target group, from the layout both ends compute
+    desc = Descriptor.of(sections, list(range(len(sections))), cfg.crc_bits)
+    layout = Layout.of(desc, len(desc.to_bytes(cfg.crc_bits)), cfg.policy)
+    size, in_group = cfg.fragment_bytes(0), set(range(group * cfg.fec_k, (group + 1) * cfg.fec_k))
+    hit = {
+        i
+        for i, span in enumerate(layout.spans)
+        if span.segment == seg
+        and in_group & set(span.fragments(size, layout.segment_lengths[seg]))
+    }
+    assert hit == {2}  # the test's point: a group of the y section alone
 
-    # Two losses (= m) in a group, and a corrupt frame elsewhere: all repaired.
+    # fec_m losses in that group, and a corrupt frame in another: all repaired.
     r = Receiver(cfg)
-    lost = {group1[1], group1[5]}
-    corrupt = data_idx[17]
+    lost = set(groups[target][1 : 1 + cfg.fec_m])
+    corrupt = groups[other][-1]
     events = []
     for i, f in enumerate(frames):
         if i in lost:
@@ -224,12 +432,13 @@ def test_fec_repairs_bounded_losses_without_arq():
             f = f[:-1] + bytes([f[-1] ^ 0xFF])
         events += r.receive(f, 0.0)
     assert delivered(events) == {0: tuple(sections)}
-    assert r.stats.fec_recovered == 3 and r.stats.dropped_corrupt == 1
+    assert r.stats.fec_recovered == cfg.fec_m + 1 and r.stats.dropped_corrupt == 1
     assert r.poll_transmit(0.0) == []  # one-way: nothing on the reverse link
 
-    # Three losses in one group: that y section cannot be rebuilt, earlier ones still are.
+    # fec_m + 1 losses in that group: its section cannot be rebuilt, earlier ones still are.
     r = Receiver(cfg)
-    events = [e for i, f in enumerate(frames) if i not in set(group1[:3]) for e in r.receive(f, 0)]
+    lost = set(groups[target][: cfg.fec_m + 1])
+    events = [e for i, f in enumerate(frames) if i not in lost for e in r.receive(f, 0)]
     assert delivered(events) == {}
     assert [e.index for e in events if isinstance(e, SectionDelivered)] == [0, 1]
     assert r.delivered_sections(0) == sections[:2]

@@ -19,6 +19,7 @@ PACKAGES = ("textboost", "uplink", "downlink", "link_sim", "export")
 # torch is for training, export and the reference backend (DESIGN.md): these modules and
 # areas may need it (the receiver's torch fusion, evaluation and training are not the edge)
 NEEDS_TORCH = (
+    "textboost.blocks",
     "textboost.codec.entropy_models",
     "textboost.codec.layers",
     "textboost.codec.model",

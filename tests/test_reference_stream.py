@@ -19,6 +19,11 @@ pytestmark = pytest.mark.edge
 DATA = Path(__file__).resolve().parent / "data"
 META = json.loads((DATA / "reference.json").read_text())
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
 
 def _make_reference():
     spec = importlib.util.spec_from_file_location("make_reference", DATA / "make_reference.py")

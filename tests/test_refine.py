@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from textboost.bitstream.container import Container
-from textboost.codec.budget import _Search, fit_budget
-from textboost.codec.exact import dequantize_q6, interp_gain_q6, scale_index
+from textboost.codec.budget import BudgetSearch, fit_budget
+from textboost.codec.exact import dequantize_q6, interp_gain_q6, scale_index, step_q22
 from textboost.codec.image import psnr_db
 from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate
 from textboost.codec.refine import (
@@ -42,7 +42,7 @@ def crop(kodim23) -> np.ndarray:
 @pytest.fixture(scope="module")
 def refined(codec, crop):
     torch.set_num_threads(1)
-    an = codec.analyse(crop, text=False)
+    an = codec.analyse(crop)
     return an, refine_analysis(codec, an, RATE_Q, 1)
 
 
@@ -54,10 +54,10 @@ def test_check_effort():
 
 
 def test_effort_zero_is_todays_encoder(codec, crop):
-    an = codec.analyse(crop, text=False)
+    an = codec.analyse(crop)
     assert refine_analysis(codec, an, RATE_Q, 0) is an
-    data = codec.encode(crop, rate=RATE_Q / 65535, text=False)
-    assert codec.encode(crop, rate=RATE_Q / 65535, text=False, effort=0) == data
+    data = codec.encode(crop, rate=RATE_Q / 65535)
+    assert codec.encode(crop, rate=RATE_Q / 65535, effort=0) == data
     assert data == codec.encode_analysis(an, RATE_Q)
 
 
@@ -84,9 +84,9 @@ def test_refined_stream_parameters_match_torch_float64(codec, refined):
 
     _, ref = refined
     seen: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
-    z_step = codec._z_step(RATE_Q)
-    z_hat = np.clip(np.floor(ref.z / (z_step * 2.0**-22) + 0.5), -(1 << 14), 1 << 14)
-    hyper = codec._hyper(z_hat.astype(np.int64), z_step)
+    z_hat = codec.quantise_z(ref.z, RATE_Q)
+    z_step = step_q22(interp_gain_q6(codec.z_gain_anchors_q6, RATE_Q))
+    hyper = codec.hyper(z_hat, RATE_Q)
     _, y_dec = codec.decode_latents(codec.encode_analysis(ref, RATE_Q))
     gain = interp_gain_q6(codec.gain_anchors_q6, RATE_Q)
     starts = np.cumsum([0, *codec.cfg.groups])
@@ -136,7 +136,7 @@ def _z_q6(z_hat: np.ndarray, z_step: np.ndarray) -> np.ndarray:
 
 def test_budget_refinement_fits_and_never_decodes_worse(codec, crop):
     torch.set_num_threads(1)
-    an = codec.analyse(crop, text=False)
+    an = codec.analyse(crop)
     budget = 140
     data0 = fit_budget(codec, an, budget, search=False)
     steps = []
@@ -157,16 +157,16 @@ def test_overflowing_refined_stream_steps_the_rate_down(codec, refined, monkeypa
     # streams grow in 4-byte words: a bracket wide enough to reach a smaller stream
     monkeypatch.setattr(refine, "RATE_BRACKET", 6000)
     budget = len(at_rate) - 1
-    data = _fit_near(_Search(codec, budget, None), ref, RATE_Q)
+    data = _fit_near(BudgetSearch(codec, budget, None), ref, RATE_Q)
     assert data is not None and len(data) <= budget
     assert Container.parse(data).header.rate < RATE_Q
-    assert _fit_near(_Search(codec, 40, None), ref, RATE_Q) is None  # nothing near fits
+    assert _fit_near(BudgetSearch(codec, 40, None), ref, RATE_Q) is None  # nothing near fits
 
 
 def test_encode_to_budget_with_effort_keeps_the_budget(codec, crop):
-    data = codec.encode_to_budget(crop, max_bytes=150, text=False, effort=1)
+    data = codec.encode_to_budget(crop, max_bytes=150, effort=1)
     assert len(data) <= 150
-    assert codec.decode(data, fusion=False).shape == crop.shape
+    assert codec.decode(data).shape == crop.shape
 
 
 def test_policies_carry_effort_in_their_cache_key():

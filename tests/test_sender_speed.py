@@ -14,8 +14,8 @@ from textboost.bitstream.container import FULL_SCALE, Container
 from textboost.codec.budget import (
     CLOSE_ENOUGH,
     BudgetError,
+    BudgetSearch,
     SearchStep,
-    _Search,
     chosen_scale,
     fit_budget,
     start_scale,
@@ -24,6 +24,12 @@ from textboost.codec.estimate import code_and_model
 from textboost.codec.image import load_image
 
 from .conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
 
 
 class _ThreadSpotter:
@@ -58,11 +64,11 @@ def test_spotting_beside_g_a_gives_the_serial_stream(codec):
 
 def test_rate_model_is_exact_at_its_anchor_and_close_nearby(codec, kodim23):
     an = codec.analyse(kodim23[:384, :512], text=False)
-    data, model = code_and_model(codec, an, 30000)
-    assert data == codec.encode_analysis(an, 30000)  # observing changes nothing
+    data, model = code_and_model(codec.codec, an, 30000)
+    assert data == codec.codec.encode_analysis(an, 30000)  # observing changes nothing
     assert model.predict(30000) == len(data)
     for rate in (24000, 36000):
-        real = len(codec.encode_analysis(an, rate))
+        real = len(codec.codec.encode_analysis(an, rate))
         assert abs(model.predict(rate) / real - 1) < 0.15
     assert model.predict(20000) < model.predict(30000) < model.predict(40000)
 
@@ -77,7 +83,7 @@ def test_predicted_rate_search_fits_and_agrees_with_the_full_one(codec, name, bp
     budget = int(bpp * 384 * 256 / 8)
     found = {}
     for predict in (True, False):
-        s = _Search(codec, budget, None, predict=predict)
+        s = BudgetSearch(codec.codec, budget, None, predict=predict)
         data, _ = s.fit_all_groups(an)
         found[predict] = (data, s.codings)
     (fast, n_fast), (full, n_full) = found[True], found[False]
@@ -95,7 +101,7 @@ def test_predicted_budget_search_fits_every_image_of_a_set(codec):
         img = load_image(REPO / "link_sim" / "data" / "kodak" / f"{name}.png")[::2, ::2]
         an = codec.analyse(img, text=False)
         for budget in (300, 700, 1500):
-            data = fit_budget(codec, an, budget)
+            data = fit_budget(codec.codec, an, budget)
             assert len(data) <= budget
             np.testing.assert_equal(Container.parse(data).header.width, img.shape[1])
 
@@ -126,18 +132,18 @@ def test_a_sender_loads_its_models_once_for_many_images(tmp_path, kodim23):
     spotter, whatever the number of images."""
     from PIL import Image
 
-    from textboost.codec.api import Codec
-    from textboost.codec.loader import CodecLoader
     from textboost.codec.rate import ByteBudget
+    from textboost.pipeline.api import Pipeline
+    from textboost.pipeline.loader import PipelineLoader
     from uplink.encode import EncodePipeline
 
     loads = []
 
     def load():
-        loads.append(Codec.load(fusion=False))
+        loads.append(Pipeline.load(fusion=False))
         return loads[-1]
 
-    pipe = EncodePipeline(ByteBudget(600), None, CodecLoader(factory=load), meta=False)
+    pipe = EncodePipeline(ByteBudget(600), None, PipelineLoader(factory=load), meta=False)
     spotters = []
     for i in range(3):
         path = tmp_path / f"{i}.png"

@@ -15,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from link_sim.cli import main as link_sim_main
-from link_sim.scenario import ProtocolSpec, Scenario, ScenarioError, load_scenario
+from link_sim.scenario import (
+    ProtocolSpec,
+    Scenario,
+    ScenarioError,
+    link_config,
+    load_scenario,
+    parse_scenario,
+)
 from tests.helpers import ROOT
 from textboost.cli import add_link_arguments, config_from_args, policy_from_args
 from textboost.codec.rate import ByteBudget
@@ -68,8 +75,23 @@ def test_field_link_section_and_scenario_protocol_share_names_and_limits():
     assert set(ProtocolSpec.model_fields) == set(LinkSettings.model_fields)
     for name, f in LinkSettings.model_fields.items():
         assert ProtocolSpec.model_fields[name].metadata == f.metadata, name
-        if name not in ("mtu_bytes", "arq"):  # stated in a scenario; arq by its reverse link
+        if name not in ("mtu_bytes", "arq", "policy"):  # stated; by the reverse link; by text
             assert ProtocolSpec.model_fields[name].default == f.default, name
+
+
+@pytest.mark.parametrize(("text_path", "stated", "policy"), [
+    (True, None, "words_first"), (False, None, "fifo"), (True, "fifo", "fifo"),
+    (False, "priority_interleave", "priority_interleave"),
+])  # fmt: skip
+def test_scenario_policy_puts_words_first_wherever_the_text_path_is_on(text_path, stated, policy):
+    assert LinkConfig().policy == "words_first"  # the field's and the CLIs' default: text is on
+    raw = yaml.safe_load((ROOT / "scenarios" / "rescue.yaml").read_text())
+    raw["text_path"] = text_path
+    raw["protocol"].pop("policy", None)
+    if stated is not None:
+        raw["protocol"]["policy"] = stated
+    scenario = parse_scenario(raw, "rescue.yaml")
+    assert scenario.policy == policy and link_config(scenario).policy == policy
 
 
 @pytest.mark.parametrize(

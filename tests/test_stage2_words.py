@@ -101,9 +101,26 @@ def test_config_refuses_evaluation_sets_and_bad_values(tmp_path):
         _cfg(tmp_path, crop=30)
 
 
+def test_too_few_training_faces_is_one_line_naming_folder_and_command(tmp_path):
+    """matplotlib's DejaVu faces alone (what a machine without the font packages has) are
+    far fewer than the shipped config expects: one line says where and what to run."""
+    few = _cfg(tmp_path, font_dirs=["matplotlib", str(tmp_path / "none")], synth_images=1,
+               min_fonts=100)  # fmt: skip
+    line = few.font_warning()
+    assert line is not None and "\n" not in line
+    assert "matplotlib" in line and str(tmp_path / "none") in line
+    assert "make training-fonts" in line and f"only {len(few.fonts())} " in line
+    mpl = ["matplotlib"]
+    assert _cfg(tmp_path, font_dirs=mpl, synth_images=1, min_fonts=1).font_warning() is None
+    assert _cfg(tmp_path, font_dirs=mpl, min_fonts=100).font_warning() is None  # no synth
+    script = (REPO / "scripts" / "install-training-fonts.sh").read_text()
+    assert "apt-get install" in script and "fonts-liberation" in script
+
+
 def test_shipped_words_config_loads():
     cfg = WordStage2Config.from_file(REPO / "configs" / "stage2_words.yaml")
     assert cfg.rates == (0.02, 0.03, 0.06) and cfg.block == "words"
+    assert cfg.min_fonts > 100 and "/usr/share/fonts" in cfg.font_dirs
     assert not any("openalpr_eu" in d or "icdar" in d for d in cfg.real_dirs)
 
 

@@ -11,6 +11,7 @@ import time
 import unicodedata
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,11 @@ from textboost.text.words import Word
 HOSTILE = ["\x1b]0;owned\x07", "\x1b[2J\x1b[31mRED", "\x9b31m", "EXIT\u202e21", "a\u2028b"]
 RAW = ("\x1b", "\x07", "\x9b", "\u202e", "\u2028")
 UNSAFE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
 
 
 def quad(x: float, y: float) -> np.ndarray:

@@ -13,6 +13,11 @@ from .conftest import SHARED
 ICDAR = SHARED / "data" / "scenetext" / "icdar2015_mmocr_toy"
 pytestmark = pytest.mark.skipif(not ICDAR.is_dir(), reason="../shared scene-text set absent")
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
 
 @pytest.fixture(scope="module")
 def sign() -> np.ndarray:
@@ -39,10 +44,10 @@ def test_words_ride_inside_the_budget(codec, coded, sign):
 
 
 def test_no_fusion_is_the_codec_alone_bit_for_bit(codec, coded):
-    from textboost import Codec
+    from textboost import Pipeline
 
     _, data = coded
-    bare = Codec.load(fusion=False)
+    bare = Pipeline.load(fusion=False)
     assert bare.fusion is None
     plain = bare.decode(data)
     assert np.array_equal(codec.decode(data, fusion=False), plain)
@@ -58,7 +63,7 @@ def test_no_fusion_is_the_codec_alone_bit_for_bit(codec, coded):
 def test_fusion_runs_on_the_rendered_words(coded):
     import torch
 
-    from textboost import Codec
+    from textboost import Pipeline
     from textboost.fusion.model import FusionBlock
     from textboost.fusion.runtime import apply_fusion
     from textboost.text.render import render_guidance
@@ -67,8 +72,8 @@ def test_fusion_runs_on_the_rendered_words(coded):
     torch.manual_seed(0)
     block = FusionBlock()
     torch.nn.init.normal_(block.project.weight, std=0.05)  # a non-identity block
-    base = Codec.load(fusion=False)
-    fused = Codec(base.model, base.transforms, fusion=block.eval())
+    base = Pipeline.load(fusion=False)
+    fused = Pipeline(base.codec, block.eval())
     plain = base.decode(data)
     h, w = plain.shape[:2]
     out = fused.decode(data)

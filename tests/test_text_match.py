@@ -19,6 +19,11 @@ pytestmark = pytest.mark.edge  # the sender's search runs on the edge (Python 3.
 
 W, H = 320, 120
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
 
 def drawn(style: Style, text: str, deg: float = 0.0, fg=(30, 30, 40), bg=(220, 210, 190)):
     """An image with ``text`` drawn in ``style`` into a plate-sized rectangle, with noise."""
@@ -76,7 +81,7 @@ ALPR_US = SHARED / "data" / "scenetext" / "openalpr_us"
 @pytest.mark.skipif(not ALPR_US.is_dir(), reason="../shared scene-text set absent")
 def test_real_plates_fit_better_than_version0():
     from textboost.codec.image import load_image
-    from textboost.eval.text_gt import load_dataset
+    from textboost.scenetext.gt import load_dataset
 
     images, _ = load_dataset(ALPR_US, 4)
     before, after = [], []
@@ -93,7 +98,7 @@ def test_the_sender_carries_a_style_for_every_word(codec):
     from dataclasses import replace
 
     from textboost.codec.image import load_image
-    from textboost.eval.text_gt import load_dataset
+    from textboost.scenetext.gt import load_dataset
     from textboost.text.filter import TextFilter
     from textboost.text.payload import decode_words
 
@@ -101,10 +106,11 @@ def test_the_sender_carries_a_style_for_every_word(codec):
     img = load_image(images[0].image)
     h, w = img.shape[:2]
     an = codec.analyse(img)
-    assert an.words and all(x.style is not None for x in an.words)
+    words = codec.spot(img)  # what the analysis spotted (the spotter is deterministic)
+    assert words and all(x.style is not None for x in words)
     carried = decode_words(an.text, w, h)
     assert sorted(map(repr, (x.style for x in carried))) == sorted(
-        map(repr, (x.style for x in an.words))
+        map(repr, (x.style for x in words))
     )
     assert all(abs(x.score - round(x.score * 15) / 15) < 1e-9 for x in carried)
     codec.text_filter, old = replace(codec.text_filter, style=False), codec.text_filter

@@ -41,6 +41,11 @@ V0_SECTION = bytes.fromhex(
 )
 V0_MAP_SHA256 = "45ef91193ef3408720eb9826c79d0b238d720f731d83e131fd87e284e5b77575"
 
+@pytest.fixture(scope="module")
+def codec(pipeline):
+    """These tests exercise the method (words carried, fused decode): the pipeline."""
+    return pipeline
+
 
 def test_version0_section_decodes_and_renders_as_before():
     words = decode_words(V0_SECTION, W, H)

@@ -4,12 +4,10 @@ card per photo, no partial files left behind, and link figures that do not alarm
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,53 +15,11 @@ import pytest
 from downlink.service import DownlinkService
 from downlink.web import GroundView
 from tests.field_harness import tbx, write_config
+from tests.ground_service import Ground, send, submitted, until_acked, wait_for
 from textboost.bitstream.container import Container
 from textboost.field.config import load_field_config
 from textboost.field.eventlog import read_events
 from textboost.protocol import Sender, frame_info
-
-
-class Ground:
-    """The ground service on a thread (it owns its SQLite state)."""
-
-    def __init__(self, config: Path, web: str | None = None) -> None:
-        self.svc = DownlinkService(load_field_config(config, need="downlink"), web=web)
-        self.stop_ev = threading.Event()
-        self.thread = threading.Thread(target=self.svc.run, args=(self.stop_ev, 60.0))
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_ev.set()
-        self.thread.join(10)
-        self.svc.close()
-
-
-def _send(s: socket.socket, frames: list[bytes]) -> None:
-    for f in frames:
-        with contextlib.suppress(ConnectionRefusedError):  # the ground down: lost, as over the air
-            s.send(f)
-        time.sleep(0.001)
-
-
-def _until_acked(s: socket.socket, sender: Sender, timeout_s: float = 15.0) -> list:
-    """Answer NAKs and re-send EOFs until the sender has nothing in flight."""
-    acked: list = []
-    end = time.monotonic() + timeout_s
-    while sender.active_bundles and time.monotonic() < end:
-        try:
-            acked += [e for e in sender.receive(s.recv(2048), 0.0) if hasattr(e, "bundle_id")]
-        except (TimeoutError, ConnectionRefusedError):
-            sender.handle_timeout(1e9)  # re-send EOF now: its answer is a NAK or the FIN
-        _send(s, sender.poll_transmit(0.0))
-    assert not sender.active_bundles, "not acknowledged in time"
-    return acked
-
-
-def _wait(cond, timeout_s: float = 10.0) -> None:
-    end = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.02)
 
 
 def _cards(view: GroundView) -> dict[str, tuple[str | None, int]]:
@@ -84,22 +40,16 @@ def test_restarts_leave_one_card_per_photo_no_partial_files_and_no_false_loss(tm
     ground = Ground(config)
     view = GroundView(out, tmp_path / "downlink.jsonl", link_stats=ground.svc.link_figures)
     assert "last contact</div><div class='tb-value'>no frame yet" in _link(view)
-    addr = ground.svc.cfg.listen.rsplit(":", 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.05)
-        s.connect((addr[0], int(addr[1])))
+    with ground.vehicle_socket() as s:
         # the vehicle sends half of photo A, then restarts (a new epoch) and sends it again
-        s7 = Sender(ground.svc.link, epoch=7)
-        s7.submit(0, Container.parse(photo_a).to_sections(), 0.0)
-        frames = s7.poll_transmit(0.0)
-        _send(s, frames[: len(frames) // 2])
-        _wait(lambda: (out / "partial" / "e7_b0.json").exists())
+        _, frames = submitted(ground.svc.link, 7, 0, photo_a)
+        send(s, frames[: len(frames) // 2])
+        wait_for(lambda: (out / "partial" / "e7_b0.json").exists(), 10)
         assert list(_cards(view)) == ["e7_b0"]
-        s8 = Sender(ground.svc.link, epoch=8)
-        s8.submit(0, Container.parse(photo_a).to_sections(), 0.0)
-        _send(s, s8.poll_transmit(0.0))
-        _until_acked(s, s8)
-        _wait(lambda: len(list(out.glob("*.tbx"))) == 1)
+        s8, frames = submitted(ground.svc.link, 8, 0, photo_a)
+        send(s, frames)
+        until_acked(s, s8)
+        wait_for(lambda: len(list(out.glob("*.tbx"))) == 1, 10)
         time.sleep(0.2)
         name = next(out.glob("*.tbx")).stem
         assert _cards(view) == {"e8_b0": (name, 0)}  # no "arriving" ghost beside it
@@ -108,30 +58,29 @@ def test_restarts_leave_one_card_per_photo_no_partial_files_and_no_false_loss(tm
         assert "recent loss</div><div class='tb-value'>0.0 %" in _link(view)
 
         # it restarts again before it recorded the FIN: the resent copy is recognised
-        s9 = Sender(ground.svc.link, epoch=9)
-        s9.submit(0, Container.parse(photo_a).to_sections(), 0.0)
-        _send(s, s9.poll_transmit(0.0))
-        _until_acked(s, s9)
-        _wait(lambda: any(e["event"] == "duplicate"
-                          for e in read_events(tmp_path / "downlink.jsonl")))  # fmt: skip
+        s9, frames = submitted(ground.svc.link, 9, 0, photo_a)
+        send(s, frames)
+        until_acked(s, s9)
+        wait_for(lambda: any(e["event"] == "duplicate"
+                             for e in read_events(tmp_path / "downlink.jsonl")), 10)  # fmt: skip
         assert _cards(view) == {"e8_b0": (name, 1)}  # counted on the photo's one card
 
         # photo B half sent; the ground stops; the vehicle goes on sending into the void
         s9.submit(1, Container.parse(photo_b).to_sections(), 0.0)
         frames = s9.poll_transmit(0.0)
-        _send(s, frames[: len(frames) // 2])
-        _wait(lambda: (out / "partial" / "e9_b1.json").exists())
+        send(s, frames[: len(frames) // 2])
+        wait_for(lambda: (out / "partial" / "e9_b1.json").exists(), 10)
         time.sleep(0.2)
         ground.stop()
-        _send(s, frames[len(frames) // 2 :])  # lost: nobody listens
+        send(s, frames[len(frames) // 2 :])  # lost: nobody listens
         (out / "partial" / "e3_b4.json").write_text("{}")  # left by an older ground
         ground = Ground(config)
         view = GroundView(out, tmp_path / "downlink.jsonl", link_stats=ground.svc.link_figures)
         assert not (out / "partial" / "e3_b4.json").exists()  # not in flight: swept
         assert (out / "partial" / "e9_b1.json").exists()  # in flight: kept
         assert "no frame yet" in _link(view)
-        _until_acked(s, s9)  # the EOF re-sent, the lost half NAKed and sent again
-        _wait(lambda: len(list(out.glob("*.tbx"))) == 2)
+        until_acked(s, s9)  # the EOF re-sent, the lost half NAKed and sent again
+        wait_for(lambda: len(list(out.glob("*.tbx"))) == 2, 10)
         time.sleep(0.2)
         link = _link(view)
         ground.stop()
@@ -158,20 +107,14 @@ def test_page_after_a_vehicle_restart_shows_one_card_per_photo_and_no_loss(
     try:
         page.goto(ground.svc.web.url)
         assert "no frame yet" in page.locator("#link").inner_text()
-        addr = ground.svc.cfg.listen.rsplit(":", 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.05)
-            s.connect((addr[0], int(addr[1])))
-            s7 = Sender(ground.svc.link, epoch=7)
-            s7.submit(0, Container.parse(photo).to_sections(), 0.0)
-            frames = s7.poll_transmit(0.0)
-            _send(s, frames[: len(frames) // 2])
+        with ground.vehicle_socket() as s:
+            _, frames = submitted(ground.svc.link, 7, 0, photo)
+            send(s, frames[: len(frames) // 2])
             page.wait_for_selector("#card-e7_b0", timeout=10_000)  # words landed
             for epoch in (8, 9):  # a restart mid-transfer, then one before the FIN counted
-                sender = Sender(ground.svc.link, epoch=epoch)
-                sender.submit(0, Container.parse(photo).to_sections(), 0.0)
-                _send(s, sender.poll_transmit(0.0))
-                _until_acked(s, sender)
+                sender, frames = submitted(ground.svc.link, epoch, 0, photo)
+                send(s, frames)
+                until_acked(s, sender)
         page.wait_for_function(
             "document.querySelector('#cards').textContent.includes('resent copies')",
             timeout=10_000,
@@ -208,47 +151,87 @@ def test_a_vehicle_clock_ahead_of_the_ground_is_a_warning_not_a_negative_time(tm
                                "bundle": 0, "bytes": 40, "words": []}) + "\n")  # fmt: skip
     view = GroundView(out, log)
     view.refresh()
-    meta = dict(view._card(view.images["e5_b0"]).meta)
-    assert "vehicle's clock is ahead" in meta["clock warning"]
-    assert meta["clock warning"].startswith("taken 28 s after it arrived")
+    card = view._card(view.images["e5_b0"])
+    (warning,) = card.warnings
+    assert warning.startswith("clock: taken 28 s after it arrived") and "ahead" in warning
+    meta = dict(card.meta)
     assert not any(v.startswith("-") for v in meta.values())
-    assert "text after first section" not in meta  # 0.0 s by definition: not shown
+    assert "text after capture" not in meta and "text after first section" not in meta
+    assert dict(card.details)["arrival minus capture time"] == "-27.6 s"  # for a technician
+    html = view.card_html("e5_b0")  # the warning is marked, the figure folded away
+    assert "tb-warn'>⚠ clock: taken 28 s" in html
+    assert html.index("<details") < html.index("-27.6 s")
+
+
+def _feed(svc: DownlinkService, frames: list[bytes], until=lambda: False) -> list[bytes]:
+    """Frames straight into the ground service, up to the first one after which ``until()``;
+    returns the rest."""
+    for i, f in enumerate(frames):
+        svc.receive(f, 0.0)
+        if until():
+            return frames[i + 1 :]
+    return []
 
 
 @pytest.mark.slow
-def test_a_complete_picture_is_decoded_before_a_queued_preview(tmp_path, codec, small_image):
-    """The decode worker is busy; a preview of photo B is queued, then photo A arrives whole:
-    A's full picture is decoded first, B's preview after it (it is not wasted either)."""
-    from textboost.bitstream.container import Container as C
+def test_a_preview_made_useless_by_the_complete_picture_is_killed(tmp_path, kodim23):
+    """Issue 25 item 6, on a real receiver with the real codec: a preview still decoding when
+    its photo arrives whole is stopped (its process killed, a fresh one started), none is
+    logged after the delivery, no partial file stays; a preview queued while a complete
+    picture waits for its decode starts only after it."""
+    from textboost.pipeline.loader import PipelineLoader
 
     config = write_config(tmp_path)
     text = config.read_text().replace("decode: false", "decode: true")
     config.write_text(text.replace("mtu_bytes: 200", "mtu_bytes: 64"))  # many frames a photo
-    svc = DownlinkService(load_field_config(config, need="downlink"), loader=lambda: codec)
+    svc = DownlinkService(load_field_config(config, need="downlink"), loader=PipelineLoader())
+    log = tmp_path / "downlink.jsonl"
     try:
-        gate = threading.Event()
-        svc._worker.submit(gate.wait, 30)  # the worker busy with an earlier decode
-        photo_a = codec.encode(small_image, rate=0.3, text=False)
-        photo_b = codec.encode(small_image[:, ::-1].copy(), rate=1.0, text=False)
+        codec = svc.loader()
+        big = codec.encode(kodim23, rate=0.6, text=False)  # 768x512: a preview takes a while
         sender = Sender(svc.link, epoch=4)
-        sender.submit(1, C.parse(photo_b).to_sections(), 0.0)
-        for f in sender.poll_transmit(0.0):  # B: up to its first y group, no further
-            svc.receive(f, 0.0)
-            if svc._latest.get((4, 1)):
-                break
-        sender.submit(0, C.parse(photo_a).to_sections(), 0.0)
-        for f in sender.poll_transmit(0.0):  # A: whole
-            if frame_info(f).bundle_id == 0:
-                svc.receive(f, 0.0)
-        assert svc._finals == 1  # A's picture queued behind B's preview
+        sender.submit(1, Container.parse(big).to_sections(), 0.0)
+        frames = sender.poll_transmit(0.0)
+        rest = _feed(svc, frames, until=lambda: svc.previews.running == (4, 1))
+        assert rest, "the photo completed before its first preview started"
+        pid = svc.previews.pid
+        _feed(svc, rest)  # the photo whole while its preview decodes
+        wait_for(lambda: any(e["event"] == "preview_dropped" and e["ran_s"] > 0
+                             for e in read_events(log)), 30)  # fmt: skip
+        assert svc.previews.pid != pid and svc.previews.started == 2  # killed, a fresh one
+        wait_for(lambda: not svc._decoding or all(f.done() for f in svc._decoding), 120)
+        svc._collect_decoded()
+        events = list(read_events(log))
+        dropped = [e for e in events if e["event"] == "preview_dropped"]  # queued ones ran 0 s
+        assert {(e["bundle"], e["reason"]) for e in dropped} == {(1, "complete picture available")}
+        assert sum(e["ran_s"] > 0 for e in dropped) == 1  # the one decoding: cut short
+        delivered = next(i for i, e in enumerate(events) if e["event"] == "delivered")
+        assert not [e for e in events[delivered:] if e["event"] == "group"]
+        assert [e["event"] for e in events if e["event"] == "decoded"] == ["decoded"]
+        assert sorted(p.name for p in (tmp_path / "out" / "partial").iterdir()) == []
+
+        # a complete picture waiting for the decode worker holds the next preview back
+        gate = threading.Event()
+        svc._worker.submit(gate.wait, 60)  # the worker busy with an earlier decode
+        photo_a = codec.encode(kodim23[:192, :256], rate=0.3, text=False)
+        photo_b = codec.encode(kodim23[192:384, 256:512], rate=1.0, text=False)
+        sender.submit(2, Container.parse(photo_a).to_sections(), 0.0)
+        sender.submit(3, Container.parse(photo_b).to_sections(), 0.0)
+        frames = sender.poll_transmit(0.0)
+        _feed(svc, [f for f in frames if frame_info(f).bundle_id == 2])  # A: whole
+        assert svc._finals == 1
+        _feed(svc, [f for f in frames if frame_info(f).bundle_id == 3],
+              until=lambda: (4, 3) in svc._useful)  # B: up to its first y group  # fmt: skip
+        time.sleep(1.0)
+        assert svc.previews.running is None  # held: A's picture goes first
         gate.set()
-        _wait(lambda: all(f.done() for f in svc._decoding), 120)
+        wait_for(lambda: any(e["event"] == "group" and e["bundle"] == 3
+                             for e in read_events(log)), 120)  # fmt: skip
+        wait_for(lambda: all(f.done() for f in svc._decoding), 120)
         svc._collect_decoded()
     finally:
         svc.close()
-    decoded = [e for e in read_events(tmp_path / "downlink.jsonl") if e["event"] == "decoded"]
-    previews = [e for e in read_events(tmp_path / "downlink.jsonl") if e["event"] == "group"]
-    assert len(decoded) == 1 and decoded[0]["png"].endswith(".png")
-    assert len(previews) == 1 and previews[0]["png"] == "partial/e4_b1.png"  # not wasted
-    full = (tmp_path / "out" / decoded[0]["png"]).stat().st_mtime_ns
-    assert full < (tmp_path / "out" / "partial" / "e4_b1.png").stat().st_mtime_ns
+    events = list(read_events(log))
+    name_a = next(e["image"] for e in events if e["event"] == "delivered" and e["bundle"] == 2)
+    preview_b = tmp_path / "out" / "partial" / "e4_b3.png"  # made, not wasted
+    assert (tmp_path / "out" / f"{name_a}.png").stat().st_mtime_ns < preview_b.stat().st_mtime_ns

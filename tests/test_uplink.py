@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from tests.helpers import ROOT, run_module
@@ -71,6 +73,41 @@ def test_storage_drops_with_records_never_silently():
     oldest.push(StoredImage("y", bytes(400), 1.0))
     assert [d.image_id for d in oldest.push(StoredImage("z", bytes(100), 2.0))] == ["x"]
     assert len(store.dropped) == 2 and len(oldest.dropped) == 1
+
+
+_QUEUE_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("push"),
+            st.sampled_from("abc"),  # ids repeat: a resend of one name
+            st.integers(0, 700),  # bytes (some over the capacity: refused)
+            st.integers(-2, 2),  # priority
+        ),
+        st.tuples(st.just("pop")),
+        st.tuples(st.just("release"), st.sampled_from("abcd")),
+    ),
+    max_size=60,
+)
+
+
+@given(
+    policy=st.sampled_from(["oldest", "lowest_priority"]),
+    capacity=st.integers(1, 1500),
+    ops=_QUEUE_OPS,
+)
+def test_storage_running_total_equals_the_sum(policy, capacity, ops):
+    """The running total ``used_bytes`` is the sum of what waits and what is in flight
+    after any sequence of pushes, pops, releases and the drops they cause."""
+    store = StoreAndForward(capacity, policy)
+    for t, op in enumerate(ops):
+        if op[0] == "push":
+            store.push(StoredImage(op[1], bytes(op[2]), float(t), priority=op[3]))
+        elif op[0] == "pop":
+            store.pop_next()
+        else:
+            store.release(op[1])
+        held = sum(len(i.data) for i in store.waiting) + sum(store.in_flight.values())
+        assert store.used_bytes == held <= capacity
 
 
 class CountingCodec:
@@ -217,12 +254,12 @@ def test_cli_help_shows_field_example():
 def test_cache_hit_does_not_load_the_codec(tmp_path):
     """The codec (and torch) load on the first encode that misses the cache, never for a
     hit: the model id a cache key needs comes from the model file."""
-    from textboost.codec.loader import CodecLoader
+    from textboost.pipeline.loader import PipelineLoader
     from uplink.cache import file_sha256
 
     img_path = tmp_path / "img.png"
     Image.fromarray(np.full((8, 12, 3), 77, np.uint8)).save(img_path)
-    model_id = CodecLoader().model_id
+    model_id = PipelineLoader().model_id
     policy = FixedRate(0.5)
     cache = EncodeCache(tmp_path / "cache")
     h = Header(model_id=model_id, width=12, height=8, rate=1000, n_groups=5)
@@ -245,7 +282,7 @@ def test_cache_hit_does_not_load_the_codec(tmp_path):
 
 
 def test_codec_factory_runs_once_and_only_on_a_miss(tmp_path):
-    from textboost.codec.loader import CodecLoader
+    from textboost.pipeline.loader import PipelineLoader
 
     img_path = tmp_path / "img.png"
     Image.fromarray(np.full((8, 12, 3), 77, np.uint8)).save(img_path)
@@ -256,11 +293,11 @@ def test_codec_factory_runs_once_and_only_on_a_miss(tmp_path):
         return CountingCodec()
 
     cache = EncodeCache(tmp_path / "cache")
-    loader = CodecLoader(factory=factory)
+    loader = PipelineLoader(factory=factory)
     first = EncodePipeline(FixedRate(0.5), cache, loader).encode(img_path)
     EncodePipeline(FixedRate(0.25), cache, loader).encode(img_path)
     assert len(calls) == 1 and not first.cached  # one load serves every pipeline
-    fresh = CodecLoader(factory=factory, model_id=CountingCodec.model_id)
+    fresh = PipelineLoader(factory=factory, model_id=CountingCodec.model_id)
     hit = EncodePipeline(FixedRate(0.5), cache, fresh).encode(img_path)
     assert hit.cached and not fresh.loaded and len(calls) == 1
 

@@ -25,7 +25,9 @@ def test_every_text_is_escaped():
                 + params_table([(EVIL, [(EVIL, EVIL)])])
                 + table([EVIL], [[EVIL]], names=[0])
                 + image_card(ImageCard(EVIL, strings=[EVIL], crops=[TextCrop(EVIL)],
-                                       href="decoded/a'b.png", thumb_src="data:x")))
+                                       href="decoded/a'b.png", thumb_src="data:x",
+                                       warnings=[EVIL], details=[(EVIL, EVIL)], seen=True,
+                                       card_id=EVIL)))
     assert "<script>" not in html
     assert "&lt;script&gt;" in html and "a&#x27;b.png" in html
     assert "http" not in html  # self-contained: no external stylesheet, font or script

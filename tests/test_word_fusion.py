@@ -175,7 +175,8 @@ def test_bad_inputs_are_refused():
 def test_onnx_word_block_fuses_as_torch(tmp_path):
     """The exported graph (dynamic tile sizes) under ONNX Runtime, through the same tiles."""
     from export.onnx import DEFAULT_OPSET, _export
-    from textboost.codec.exported import OnnxFusion, ort_session
+    from textboost.codec.exported import ort_session
+    from textboost.fusion.exported import OnnxFusion
 
     block = _noisy_block(2)
     path = tmp_path / "fusion.onnx"
@@ -201,8 +202,8 @@ def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image)
     import warnings
 
     from textboost.bitstream.container import Container
-    from textboost.codec.api import Codec
     from textboost.codec.weights import ModelFile, fusion_path
+    from textboost.pipeline.api import Pipeline
     from textboost.text.payload import encode_words
     from textboost.text.render import TextWarning
     from textboost.text.style import Style
@@ -211,7 +212,7 @@ def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image)
     model = tmp_path / shipped.path.name
     shutil.copy(shipped.path, model)
     save_fusion(_noisy_block(3), fusion_path(model), shipped.model_id)
-    codec = Codec.load(model, spotter=None)
+    codec = Pipeline.load(model, spotter=None)
     assert codec.fusion.kind == "words"
     h, w = small_image.shape[:2]
     plain_stream = codec.encode(small_image, rate=0.3, text=False)
@@ -231,3 +232,86 @@ def test_codec_decodes_with_a_word_block_beside_the_model(tmp_path, small_image)
         warnings.simplefilter("always", TextWarning)
         assert np.array_equal(codec.decode(bad), plain)
     assert any("unreadable" in str(x.message) for x in caught)
+    # a word cleaned or dropped by the renderer is told as with the paper's block
+    odd = [Word(rect_quad(w / 2, h / 3, w / 3, h / 10, 0.0), "KA\n\u20285510")]
+    cleaned = Container(c.header, encode_words(odd, w, h), c.z, c.groups).to_bytes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TextWarning)
+        codec.decode(cleaned)
+    notes = [str(x.message) for x in caught if issubclass(x.category, TextWarning)]
+    assert notes == ["word 0 drawn without 2 control or separator characters"]
+
+
+# -- shipping: whichever block ships beside the model, the receiver's cost follows the words
+
+
+def _shipped_fusion():
+    from textboost.codec.weights import DEFAULT_MODEL, fusion_path
+
+    return fusion_path(DEFAULT_MODEL)
+
+
+_FRAMES: dict[tuple[int, int], tuple[bytes, np.ndarray]] = {}  # stream, codec's own picture
+
+
+def _candidate_fusion():
+    from tests.conftest import REPO
+
+    return REPO / "results" / "text26" / "words_best.fusion.safetensors"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["shipped", "candidate"])
+def test_receiver_fusion_cost_grows_with_the_words_not_the_megapixels(which, tmp_path, request):
+    """The same three words on a 320×240 and a 640×480 frame: the fusion block, as
+    ``Pipeline.decode`` runs it, sees the same pixels on both, a small share of the frame,
+    and every other pixel is the codec's own. Run on the shipped file and on the
+    candidate word block (docs/text.md, "Shipping the word block"); while the paper's
+    block ships (it runs over the whole frame), the shipped case must fail."""
+    import shutil
+
+    from textboost.bitstream.container import Container
+    from textboost.codec.weights import ModelFile, fusion_path
+    from textboost.pipeline.api import Pipeline
+    from textboost.text.payload import encode_words
+
+    path = _shipped_fusion() if which == "shipped" else _candidate_fusion()
+    if not path.is_file():
+        pytest.skip(f"{path.name} not present")
+    if fusion_metadata(path)["format"] == "textboost-fusion/1":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="the paper's block ships: it runs over the whole frame"
+        ))  # fmt: skip
+    shipped = ModelFile.load(None)
+    model = tmp_path / shipped.path.name
+    shutil.copy(shipped.path, model)
+    shutil.copy(path, fusion_path(model))
+    codec = Pipeline.load(model, spotter=None)
+    seen: list[int] = []
+    forward = codec.fusion.forward
+
+    def counted(x, *rest):
+        seen.append(int(x.shape[-2] * x.shape[-1]))
+        return forward(x, *rest)
+
+    codec.fusion.forward = counted
+    words = [
+        Word(rect_quad(70, 40, 60, 12, 0.0), "EXIT 12"),
+        Word(rect_quad(200, 110, 80, 16, 0.2), "KA 5510"),
+        Word(rect_quad(120, 190, 50, 10, 0.0), "Main St"),
+    ]
+    pixels = []
+    for h, w in ((240, 320), (480, 640)):
+        if (h, w) not in _FRAMES:  # coded once for both cases
+            img = (np.random.default_rng(h).random((h // 8, w // 8, 3)) * 255).astype(np.uint8)
+            img = np.ascontiguousarray(img.repeat(8, 0).repeat(8, 1))  # blocks: texture
+            c = Container.parse(codec.encode(img, rate=0.1, text=False))
+            data = Container(c.header, encode_words(words, w, h), c.z, c.groups).to_bytes()
+            _FRAMES[h, w] = data, codec.decode(data, fusion=False)
+        data, plain = _FRAMES[h, w]
+        seen.clear()
+        fused = codec.decode(data)
+        outside = ~_regions(codec.words(data), w, h)
+        assert np.array_equal(fused[outside], plain[outside])
+        pixels.append(sum(seen))
+    assert 0 < pixels[0] == pixels[1] <= 0.25 * 480 * 640, pixels

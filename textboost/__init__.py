@@ -7,8 +7,9 @@ from textboost.bitstream.container import BitstreamError
 
 if TYPE_CHECKING:
     from textboost.codec.api import Codec
+    from textboost.pipeline.api import Pipeline
 
-__all__ = ["BitstreamError", "Codec", "__version__"]
+__all__ = ["BitstreamError", "Codec", "Pipeline", "__version__"]
 
 try:
     __version__ = version("textboost-link")
@@ -22,4 +23,8 @@ def __getattr__(name: str):
         from textboost.codec.api import Codec
 
         return Codec
+    if name == "Pipeline":
+        from textboost.pipeline.api import Pipeline
+
+        return Pipeline
     raise AttributeError(f"module 'textboost' has no attribute {name!r}")

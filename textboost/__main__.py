@@ -263,13 +263,13 @@ def main(argv: list[str] | None = None) -> int:
                     (x, y), *_ = w["quad"]
                     print(printable(f"  word at ({x:.0f}, {y:.0f}): {w['text']}"))
             return 0
-        from textboost.codec.api import Codec
         from textboost.codec.image import load_image
+        from textboost.pipeline.api import Pipeline
 
-        def load_codec(**kw) -> Codec:
+        def load_codec(**kw) -> Pipeline:
             nonlocal current
             before, current = current, args.model or "model"
-            codec = Codec.load(args.model, **kw, **_backend(args))
+            codec = Pipeline.load(args.model, **kw, **_backend(args))
             current = before
             return codec
 
@@ -309,13 +309,12 @@ def main(argv: list[str] | None = None) -> int:
             codec = load_codec(fusion=False if args.no_fusion else None)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", TextWarning)
-                img = codec.decode(data, groups=args.groups)
-                mask = None
+                got = codec.receive(data, groups=args.groups, guidance=bool(args.mask))
+                img, mask = got.image, None
                 if args.mask:
-                    fused = codec.fusion is not None and not args.no_fusion
                     mask = (
-                        codec.guidance(data).restored_mask()
-                        if fused
+                        got.guidance.restored_mask()
+                        if got.guidance is not None
                         else np.zeros(img.shape[:2], np.uint8)
                     )
             notes = (str(w.message) for w in caught if issubclass(w.category, TextWarning))

@@ -185,7 +185,7 @@ def add_effort_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_codec_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--backend``, ``--onnx-dir``, ``--device``: where a node's codec runs
-    (:func:`loader_from_args` makes its :class:`~textboost.codec.loader.CodecLoader`)."""
+    (:func:`loader_from_args` makes its :class:`~textboost.pipeline.loader.PipelineLoader`)."""
     g = parser.add_argument_group("codec (where the transforms run)")
     g.add_argument("--model", type=Path, help="model file (default: the shipped model)")
     g.add_argument(
@@ -204,14 +204,14 @@ def add_codec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def loader_from_args(args: argparse.Namespace, *, fusion: bool | None = None, check: bool = True):
-    """The :class:`~textboost.codec.loader.CodecLoader` of :func:`add_codec_arguments`'
+    """The :class:`~textboost.pipeline.loader.PipelineLoader` of :func:`add_codec_arguments`'
     options; with ``check`` it fails now (one line: the missing runtime, model file or
     exported graphs) rather than at the first image.
 
-    Raises: ValueError, FileNotFoundError, RuntimeError (see :meth:`CodecLoader.check`)."""
-    from textboost.codec.loader import CodecLoader
+    Raises: ValueError, FileNotFoundError, RuntimeError (see :meth:`PipelineLoader.check`)."""
+    from textboost.pipeline.loader import PipelineLoader
 
-    loader = CodecLoader(
+    loader = PipelineLoader(
         args.model, backend=args.backend, device=args.device, onnx_dir=args.onnx_dir,
         fusion=fusion,
     )  # fmt: skip

@@ -241,7 +241,7 @@ def _encode(args) -> int:
 
 
 def _verify(args) -> int:
-    from textboost.codec.verify import format_verify, verify
+    from textboost.pipeline.verify import format_verify, verify
 
     t = time.perf_counter()
     try:

@@ -2,7 +2,7 @@
 
 The codec (and with it torch or an ONNX runtime) is loaded lazily on the first encode
 that misses the cache, never at import: the edge node must start without torch. A cache
-hit needs only the model id, which :class:`~textboost.codec.loader.CodecLoader` reads from
+hit needs only the model id, which :class:`~textboost.pipeline.loader.PipelineLoader` reads from
 the model file.
 
 The text path (words spotted and carried in the `.tbx` text section) is on by default;
@@ -29,12 +29,12 @@ from textboost.bitstream.capture import CaptureMeta
 from textboost.bitstream.container import Container
 from textboost.capture import capture_for, with_name
 from textboost.codec.image import load_image
-from textboost.codec.loader import CodecLoader
 from textboost.codec.rate import ByteBudget, FixedBpp, FixedRate, RatePolicy, bpp_of
+from textboost.pipeline.loader import PipelineLoader
 from uplink.cache import EncodeCache, file_sha256
 
 if TYPE_CHECKING:
-    from textboost.codec.api import Codec
+    from textboost.pipeline.api import Pipeline
 
 __all__ = [
     "ByteBudget",
@@ -81,7 +81,7 @@ class EncodePipeline:
     Args:
         policy: the rate policy.
         cache: an :class:`EncodeCache`, or None to always encode.
-        codec_factory: a :class:`CodecLoader` (default: the shipped model), or any callable
+        codec_factory: a :class:`PipelineLoader` (default: the shipped model), or any callable
             that builds the codec; only a loader knows the model id without loading it, so
             only with a loader does a cache hit leave the codec unloaded.
         text: spot words and carry them in the text section (default); False: none.
@@ -95,7 +95,7 @@ class EncodePipeline:
         self,
         policy: RatePolicy,
         cache: EncodeCache | None = None,
-        codec_factory: CodecLoader | Callable[[], Any] | None = None,
+        codec_factory: PipelineLoader | Callable[[], Any] | None = None,
         *,
         text: bool = True,
         meta: bool = True,
@@ -108,13 +108,13 @@ class EncodePipeline:
         self.name = name
         self.settings = f"{policy.settings};{text_settings(text)}"  # the cache key
         if codec_factory is None:
-            codec_factory = CodecLoader()
-        elif not isinstance(codec_factory, CodecLoader):
-            codec_factory = CodecLoader(factory=codec_factory)
+            codec_factory = PipelineLoader()
+        elif not isinstance(codec_factory, PipelineLoader):
+            codec_factory = PipelineLoader(factory=codec_factory)
         self.loader = codec_factory
 
     @property
-    def codec(self) -> Codec:
+    def codec(self) -> Pipeline:
         return self.loader()
 
     def record_and_key(

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from textboost.field.config import FieldConfig
@@ -36,9 +37,19 @@ from uplink.intake import DropFolder, HttpIntake, shown
 from uplink.node import UplinkNode
 from uplink.state import UplinkState
 
-__all__ = ["UplinkService"]
+__all__ = ["Timed", "UplinkService"]
 
 TICK_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """An encode and the wall time it began and ended on the worker (the ``encoded``
+    event's ``encode_s``; ``waited_s`` is from the hand-over to the start)."""
+
+    encoded: Encoded
+    start_t: float
+    end_t: float
 
 
 class UplinkService:
@@ -94,7 +105,8 @@ class UplinkService:
                                reason=f"{up.state_db}: row image_id={q.image_id!r}: {exc}; "
                                "not sent, kept in the file")  # fmt: skip
         self._logged = 0  # submissions logged (entries of node.bundle_image)
-        self._encoding: dict[Path, tuple[Future[Encoded], str, str | None, float]] = {}
+        # per file: (its encode, sha256, sidecar, time handed to the encoder)
+        self._encoding: dict[Path, tuple[Future[Timed], str, str | None, float]] = {}
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="encode")
         self._refused: set[tuple[str, int, int]] = set()  # (name, size, mtime) not movable
         self._t0 = clock()
@@ -136,9 +148,15 @@ class UplinkService:
             except Exception as exc:
                 self._reject(path, f"{shown(str(path))}: {type(exc).__name__}: {exc}")
                 continue
-            future = self._worker.submit(self.pipeline.encode, path)
+            future = self._worker.submit(self._encode, path)
             self._encoding[path] = (future, sha, sidecar, time.time())
             self.log.write("encoding", image=path.name, queued=len(self._encoding) - 1)
+
+    def _encode(self, path: Path) -> Timed:
+        """On the encode worker: the encode and when it began and ended (wall seconds)."""
+        t0 = time.time()
+        enc = self.pipeline.encode(path)
+        return Timed(enc, t0, time.time())
 
     def _reject(self, path: Path, reason: str) -> None:
         """Log the ``rejected`` event and move the file to ``rejected/``; a file that cannot
@@ -171,7 +189,8 @@ class UplinkService:
                 continue
             del self._encoding[path]
             try:
-                enc = future.result()
+                timed = future.result()
+                enc = timed.encoded
                 if len(enc.data) > self.link.max_bundle_bytes:  # would never go: refuse now
                     raise ValueError(
                         f"{path.name}: {len(enc.data)} bytes, more than link.max_bundle_bytes "
@@ -194,7 +213,10 @@ class UplinkService:
                 self.drop.taken(path, self.cfg.keep_sources)
             self._queue(image_id, enc.data, now)
             self.log.write("encoded", image=image_id, bytes=len(enc.data),
-                           bpp=round(enc.bpp, 5), sha256=tbx_sha)  # fmt: skip
+                           bpp=round(enc.bpp, 5), sha256=tbx_sha, name=path.name,
+                           encode_s=round(timed.end_t - timed.start_t, 2),
+                           waited_s=round(max(0.0, timed.start_t - captured_t), 2),
+                           queued=len(self._encoding))  # fmt: skip
 
     # --- the protocol -------------------------------------------------------------------
 

@@ -47,10 +47,15 @@ class StoreAndForward:
         self.waiting: list[StoredImage] = []
         self.in_flight: dict[str, int] = {}  # image id -> bytes held until acked or failed
         self.dropped: list[DropRecord] = []
+        # running totals of the two above (read-only outside this class), so a push costs
+        # O(1) however long the backlog: summing the queue on every push made filling it O(n²)
+        self._waiting_bytes = 0
+        self._in_flight_bytes = 0
 
     @property
     def used_bytes(self) -> int:
-        return sum(len(i.data) for i in self.waiting) + sum(self.in_flight.values())
+        """Bytes of the waiting images plus those held by images in flight."""
+        return self._waiting_bytes + self._in_flight_bytes
 
     def push(self, image: StoredImage) -> list[DropRecord]:
         """Store ``image``, dropping waiting ones if needed.
@@ -59,7 +64,7 @@ class StoreAndForward:
             The drop records this push caused (also appended to ``dropped``).
         """
         size = len(image.data)
-        held = sum(self.in_flight.values())
+        held = self._in_flight_bytes
         if size + held > self.capacity_bytes:
             rec = DropRecord(
                 image.image_id,
@@ -78,6 +83,7 @@ class StoreAndForward:
             else:
                 victim = min(self.waiting, key=lambda i: (i.priority, i.stored_s))
             self.waiting.remove(victim)
+            self._waiting_bytes -= len(victim.data)
             out.append(
                 DropRecord(
                     victim.image_id,
@@ -89,6 +95,7 @@ class StoreAndForward:
                 )
             )
         self.waiting.append(image)
+        self._waiting_bytes += size
         self.dropped += out
         return out
 
@@ -98,9 +105,12 @@ class StoreAndForward:
             return None
         nxt = min(self.waiting, key=lambda i: (-i.priority, i.stored_s))
         self.waiting.remove(nxt)
-        self.in_flight[nxt.image_id] = len(nxt.data)
+        size = len(nxt.data)
+        self._waiting_bytes -= size
+        self._in_flight_bytes += size - self.in_flight.get(nxt.image_id, 0)
+        self.in_flight[nxt.image_id] = size
         return nxt
 
     def release(self, image_id: str) -> None:
         """Free an in-flight image's storage (delivered, or given up)."""
-        self.in_flight.pop(image_id, None)
+        self._in_flight_bytes -= self.in_flight.pop(image_id, 0)

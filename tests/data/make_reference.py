@@ -35,9 +35,9 @@ def reference_crop():
 
 
 def main() -> None:
-    from textboost import Codec
+    from textboost import Pipeline
 
-    codec = Codec.load()
+    codec = Pipeline.load()
     data = codec.encode(reference_crop(), rate=RATE)
     pixels = codec.decode(data, fusion=False)
     (HERE / "reference.tbx").write_bytes(data)

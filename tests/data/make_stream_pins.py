@@ -33,7 +33,7 @@ def crop(name: str):
 def pins(codec) -> dict[str, list[str]]:
     out = {}
     for name in SOURCES:
-        an = codec.analyse(crop(name), text=False)
+        an = codec.analyse(crop(name))
         for rate_q in RATES_Q:
             data = codec.encode_analysis(an, rate_q)
             _, y_q = codec.decode_latents(data)

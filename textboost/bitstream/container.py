@@ -148,9 +148,10 @@ class Container:
         return [head, self.z, *self.groups]
 
     @classmethod
-    def from_sections(cls, sections: Sequence[bytes]) -> Container:
+    def from_sections(cls, sections: Sequence[bytes], head: Container | None = None) -> Container:
         """Rebuild a container from an in-order prefix of :meth:`to_sections`: the header
         and text, z if section 1 arrived (else empty), and the y groups that arrived.
+        ``head``: section 0 already parsed (a receiver reads the words when it lands).
 
         Raises:
             BitstreamError: section 0 is not a valid header/text container, or more groups
@@ -159,7 +160,8 @@ class Container:
         """
         if not sections:
             raise ValueError("no bundle sections (header and text missing)")
-        head = cls.parse(sections[SectionKind.TEXT])
+        if head is None:
+            head = cls.parse(sections[SectionKind.TEXT])
         groups = tuple(sections[SectionKind.Y :])
         if len(groups) > head.header.n_groups:
             raise BitstreamError(

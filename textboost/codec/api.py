@@ -1,34 +1,36 @@
-"""`Codec`: images in, `.tbx` bytes out, and back.
+"""`Codec`: images in, `.tbx` bytes out, and back; the codec alone.
 
     codec = Codec.load()                          # the shipped default model
     data = codec.encode(img, rate=0.5)            # rate ∈ [0, 1], continuous
-    data = codec.encode_to_budget(img, max_bytes=1500)   # words spotted and carried
+    data = codec.encode_to_budget(img, max_bytes=1500)
     data = codec.encode_to_budget(img, bpp=0.03, progress=print)  # each search step
     img2 = codec.decode(data)                     # or groups=k: first k y groups only
 
 Encoder and decoder run the same exact parameter loop (``params.ExactParams``); only
-the transforms g_a / h_a / g_s and the fusion block run on a float backend.
+the transforms g_a / h_a / g_s run on a float backend.
 
-The text path (paper §4): the sender spots words, keeps the small ones
-(``textboost.text.filter``) and carries them in the container's text section, inside
-the budget; the receiver renders them into a guidance map and the fusion block blends
-it with the decoded image. ``text=False`` sends no words; ``fusion=False`` decodes to
-the codec's own output bit for bit.
+The method around it (paper §4: words spotted and carried in the container's text
+section inside the budget, rendered and fused at the receiver) is composed by
+:class:`textboost.pipeline.api.Pipeline` from the public calls here: ``prepare`` and
+``latents`` (an :class:`Analysis` with the text section it carries), ``encode`` and
+``encode_to_budget`` with the pipeline's ``analyse`` (the budget search counts the text
+section's bytes), ``parse`` and ``decode`` of a parsed container.
+This package imports neither the text side channel nor the fusion block.
 """
 
 from __future__ import annotations
 
 import functools
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from textboost.bitstream.capture import CaptureMeta
 from textboost.bitstream.container import FULL_SCALE, BitstreamError, Container, Header, coded_size
+from textboost.codec.analysis import Analysis
 from textboost.codec.backends import Transforms, make_transforms
 from textboost.codec.budget import (
     MAX_CODED_PIXELS,
@@ -60,16 +62,13 @@ from textboost.codec.image import (
 from textboost.codec.params import ExactParams, Observer
 from textboost.codec.rate import check_bpp, check_bpp_budget, check_max_bytes, check_rate
 from textboost.codec.refine import check_effort, refine_analysis, refine_to_budget, torch_net
-from textboost.codec.weights import ModelFile, fusion_path
-from textboost.text.filter import TextFilter, select_words
-from textboost.text.payload import decode_words, encode_words, quantise_words
-from textboost.text.words import Word
+from textboost.codec.tiled import synthesis_tiled
+from textboost.codec.weights import ModelFile
 
-if TYPE_CHECKING:
-    from textboost.fusion.model import FusionBlock
-    from textboost.text.spotter import Spotter
+__all__ = ["Analyser", "Analysis", "BudgetError", "Codec", "SearchStep"]
 
-__all__ = ["BudgetError", "Codec", "SearchStep"]
+# How an encode analyses its image: (RGB image, scale, capture record) -> Analysis.
+Analyser = Callable[[np.ndarray, int, CaptureMeta | None], Analysis]
 
 # The exact path is many small matrix products: one BLAS thread is faster (no thread
 # wake-ups), and on a loaded edge CPU far faster. Results do not depend on it.
@@ -79,12 +78,6 @@ Z_LIMIT = 1 << 14
 # sender takes in (64 MP); g_s itself only ever runs on the coded size, at most
 # MAX_CODED_PIXELS. Per codec: ``Codec.max_pixels``; per call: ``decode(..., max_pixels=)``.
 MAX_DECODE_PIXELS = MAX_IMAGE_PIXELS
-
-
-@functools.cache
-def _spot_worker() -> ThreadPoolExecutor:
-    """One thread that spots words while the caller's thread runs g_a."""
-    return ThreadPoolExecutor(1, thread_name_prefix="spotter")
 
 
 @functools.cache
@@ -103,41 +96,14 @@ def _exact_threads(fn):
     return wrapper
 
 
-@dataclass
-class Analysis:
-    """Sender-side latents of one image, reusable across rates (budget search)."""
-
-    width: int  # the image's size; the latents code it at ``scale`` eighths smaller
-    height: int
-    y: np.ndarray  # (1, h, w, M) float64
-    z: np.ndarray  # (1, hz, wz, Cz) float64
-    image: np.ndarray  # the source RGB, kept so that a budget can re-analyse it smaller
-    scale: int = FULL_SCALE
-    text: bytes = b""  # the text section, spotted once on the full-size image
-    words: list[Word] = field(default_factory=list)  # the words it carries
-    meta: CaptureMeta | None = None  # capture metadata, carried in the header
-    # the image at the coded size, what g_a saw: smaller scales are resampled from it, not
-    # from the source (a 12 MP frame is read once), and the budget search compares there
-    coded: np.ndarray | None = None
-
-
 class Codec:
     def __init__(
         self,
         model: ModelFile,
         transforms: Transforms,
-        fusion: FusionBlock | None = None,
-        spotter: Spotter | None = None,
-        text_filter: TextFilter | None = None,
     ) -> None:
         self.model = model
-        self.fusion = fusion
-        self._spotter = spotter
-        self.text_filter = text_filter or TextFilter()
         self.max_pixels = MAX_DECODE_PIXELS  # decode limit on the header's width x height
-        # spot words in a second thread while g_a runs (False: one after the other; the
-        # stream is the same either way)
-        self.overlap_spotting = True
         self.cfg = CodecConfig.from_json(model.config_json)
         self.transforms = transforms
         self.params = ExactParams(model.exact_tables(), self.cfg.groups)
@@ -154,42 +120,20 @@ class Codec:
     @classmethod
     def load(
         cls,
-        path: str | Path | None = None,
+        path: str | Path | ModelFile | None = None,
         *,
         backend: str = "torch",
         device: str = "cpu",
-        fusion: bool | None = None,
-        spotter: Spotter | None = None,
-        text_filter: TextFilter | None = None,
         onnx_dir: str | Path | None = None,
     ) -> Codec:
         """Load a model file (None: the shipped default); never touches the network.
 
-        ``fusion``: None loads the fusion block shipped beside the model if there is one,
-        True requires it (FileNotFoundError naming the file), False leaves it out.
         ``backend``: torch, onnxruntime or tensorrt; the last two run the graphs of
         ``python -m export onnx`` from ``onnx_dir`` (default: the cache folder of the
         model id) and never import torch.
         """
-        model = ModelFile.load(path)
-        if backend != "torch":
-            from textboost.codec.backends import load_backend
-
-            transforms, block = load_backend(
-                model, backend, device, onnx_dir=onnx_dir, fusion=fusion
-            )
-            return cls(model, transforms, block, spotter, text_filter)
-        block = None
-        if fusion is not False:
-            from textboost.fusion.runtime import load_fusion
-
-            fpath = fusion_path(model.path)
-            if fpath.is_file():
-                block = load_fusion(fpath, model_id=model.model_id)
-            elif fusion:
-                raise FileNotFoundError(f"{fpath}: no fusion block beside {model.path.name}")
-        transforms = make_transforms(model, backend, device)
-        return cls(model, transforms, block, spotter, text_filter)
+        model = path if isinstance(path, ModelFile) else ModelFile.load(path)
+        return cls(model, make_transforms(model, backend, device, onnx_dir=onnx_dir))
 
     @property
     def model_id(self) -> bytes:
@@ -201,58 +145,27 @@ class Codec:
 
     # -- sender ------------------------------------------------------------------------
 
-    @property
-    def spotter(self) -> Spotter:
-        """The sender's text spotter (RapidOCR unless one was given), built on first use."""
-        if self._spotter is None:
-            from textboost.text.spotter import default_spotter
-
-            self._spotter = default_spotter()
-        return self._spotter
-
-    def spot(self, img: np.ndarray) -> list[Word]:
-        """The words this codec's sender would carry for an RGB image: spotted, filtered,
-        and (``text_filter.style``) each with the rendering that best fits its glyphs in
-        ``img``, fitted to the quad as the receiver will read it."""
-        h, w = img.shape[:2]
-        words = select_words(self.spotter.spot(img), w, h, self.text_filter)
-        if self.text_filter.style and words:
-            from textboost.text.match import match_words
-
-            words = match_words(
-                img, quantise_words(words, w, h), colours=self.text_filter.colours
-            )
-        return words
-
-    def analyse(
-        self,
-        img,
-        scale: int = FULL_SCALE,
-        text: bool = True,
-        meta: CaptureMeta | None = None,
-    ) -> Analysis:
-        """Run g_a and h_a (everything that does not depend on the rate) and the spotter.
-
-        ``scale`` (eighths, ≥ 8) codes the image that many eighths smaller a side; the
-        words are spotted on the full-size image whatever the scale.
-        """
+    def prepare(self, img, scale: int = FULL_SCALE) -> tuple[np.ndarray, np.ndarray]:
+        """(the source RGB, the image at the coded size) of an image or its file, checked:
+        a size the container cannot carry or a bad ``scale`` (eighths, ≥ 8) is a
+        ValueError before any transform runs."""
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
         check_size(w, h)
         Header(self.model_id, w, h, 0, self.n_groups, scale)  # validates size and scale
-        coded = a if scale == FULL_SCALE else resize(a, *coded_size(w, h, scale))
-        if text and self.overlap_spotting:
-            # the spotter and g_a read the same image and nothing else: run them at once
-            # (both spend their time in native code that releases the GIL)
-            spotting = _spot_worker().submit(self.spot, a)
-            try:
-                y, z = self._latents(coded)
-            finally:
-                words = spotting.result()
-        else:
-            words = self.spot(a) if text else []
-            y, z = self._latents(coded)
-        return Analysis(w, h, y, z, a, scale, encode_words(words, w, h), words, meta, coded)
+        return a, a if scale == FULL_SCALE else resize(a, *coded_size(w, h, scale))
+
+    def analyse(
+        self, img, scale: int = FULL_SCALE, meta: CaptureMeta | None = None, text: bytes = b""
+    ) -> Analysis:
+        """Run g_a and h_a (everything that does not depend on the rate).
+
+        ``scale`` (eighths, ≥ 8) codes the image that many eighths smaller a side;
+        ``text``: the container's text section to carry (counted in every budget)."""
+        a, coded = self.prepare(img, scale)
+        h, w = a.shape[:2]
+        y, z = self.latents(coded)
+        return Analysis(w, h, y, z, a, scale, text, meta, coded)
 
     def analyse_smaller(self, an: Analysis, scale: int) -> Analysis:
         """The same image analysed at another scale, keeping its words.
@@ -263,10 +176,10 @@ class Codec:
         levels on average."""
         src = an.coded if an.coded is not None and scale >= an.scale else an.image
         coded = resize(src, *coded_size(an.width, an.height, scale))
-        y, z = self._latents(coded)
+        y, z = self.latents(coded)
         return replace(an, y=y, z=z, scale=scale, coded=coded)
 
-    def _latents(self, coded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def latents(self, coded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """g_a and h_a of an image at its coded size."""
         x = pad_to_multiple(coded, Z_STRIDE).astype(np.float32) / 255.0
         return self.transforms.analysis(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))
@@ -275,8 +188,16 @@ class Codec:
         """Per-channel quantisation step of z at this rate, in units of 2^-22."""
         return step_q22(interp_gain_q6(self.z_gain_anchors_q6, rate_q))
 
-    def _hyper(self, z_hat: np.ndarray, z_step: np.ndarray) -> np.ndarray:
-        """h_s of ẑ dequantised with the rate's z step, exactly."""
+    def quantise_z(self, z: np.ndarray, rate_q: int) -> np.ndarray:
+        """ẑ (int64 symbols) of g_a/h_a's z at integer rate ``rate_q``, as the stream
+        carries it."""
+        z_hat = np.floor(z / (self._z_step(rate_q) * 2.0**-22) + 0.5)
+        return np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.int64)
+
+    def hyper(self, z_hat: np.ndarray, rate_q: int) -> np.ndarray:
+        """h_s of ẑ dequantised with the rate's z step, exactly (NHWC): what both ends
+        derive the entropy parameters of y from."""
+        z_step = self._z_step(rate_q)
         return self.params.hyper(dequantize_q6(np.zeros_like(z_hat), z_hat, z_step))
 
     @_exact_threads
@@ -288,13 +209,11 @@ class Codec:
         Returns the z stream, the y group streams and ŷ (integers in 1/64). ``observe``
         sees each group's entropy parameters (:meth:`ExactParams.code_group`).
         """
-        z_step = self._z_step(rate_q)
-        z_hat = np.floor(an.z / (z_step * 2.0**-22) + 0.5)
-        z_hat = np.clip(z_hat, -Z_LIMIT, Z_LIMIT).astype(np.int64)
+        z_hat = self.quantise_z(an.z, rate_q)
         enc = new_range_encoder()
         self.z_tables.encode(enc, z_hat, _channel_index(z_hat.shape))
         z_bytes = stream_bytes(enc)
-        hyper = self._hyper(z_hat, z_step)
+        hyper = self.hyper(z_hat, rate_q)
         gain = interp_gain_q6(self.gain_anchors_q6, rate_q)
         groups: list[bytes] = []
         y_q: list[np.ndarray] = []
@@ -304,8 +223,12 @@ class Codec:
             yk = an.y[..., starts[k] : starts[k + 1]]
 
             def symbols(k, rows, mu, idx, step, enc=enc, yk=yk):
-                u = (yk[rows] - mu * 2.0**-PARAM_FRAC) / (step * 2.0**-22)
-                sym = np.floor(u + 0.5).astype(np.int64)
+                # (y − μ) / Δ + 0.5 in float64, floored: in place in the gathered copy
+                u = yk[rows].astype(np.float64, copy=False)
+                u -= mu * 2.0**-PARAM_FRAC
+                u /= step * 2.0**-22
+                u += 0.5
+                sym = np.floor(u, out=u).astype(np.int64)
                 self.y_tables.encode(enc, sym, idx)
                 return sym
 
@@ -325,23 +248,24 @@ class Codec:
         self,
         img,
         rate: float = 0.5,
-        text: bool = True,
         meta: CaptureMeta | None = None,
         effort: int = 0,
+        analyse: Analyser | None = None,
     ) -> bytes:
         """Encode at a continuous rate parameter in [0, 1] (0 = lowest bitrate).
 
         Images over ``MAX_CODED_PIXELS`` are coded at the largest ladder scale within it.
         ``meta`` (capture time, place, camera) goes into the header. ``effort`` > 0
         refines the latents for this rate first (:mod:`textboost.codec.refine`: more
-        encoder time, same decoder; needs torch).
+        encoder time, same decoder; needs torch). ``analyse``: how the image is analysed
+        (default :meth:`analyse`; a pipeline's carries the words it spots).
         """
         check_rate(rate)
         if check_effort(effort):
             torch_net(self)  # before any work: effort needs torch (a one-line error)
         a = load_image(img) if isinstance(img, str | Path) else to_rgb8(img)
         h, w = a.shape[:2]
-        an = self.analyse(a, scale=start_scale(w, h), text=text, meta=meta)
+        an = (analyse or self.analyse)(a, start_scale(w, h), meta)
         rate_q = round(rate * RATE_MAX)
         return self.encode_analysis(refine_analysis(self, an, rate_q, effort), rate_q)
 
@@ -350,24 +274,29 @@ class Codec:
         img,
         max_bytes: int | None = None,
         bpp: float | None = None,
-        text: bool = True,
         search: bool = True,
         meta: CaptureMeta | None = None,
         progress: Progress | None = None,
         effort: int = 0,
         method: str = "predict",
+        analyse: Analyser | None = None,
+        first_step: str = "analyse",
     ) -> bytes:
-        """The best stream whose real bytes, text and metadata included, fit ``max_bytes``
-        (or the bytes of ``bpp``, :func:`textboost.codec.rate.budget_bytes`).
+        """The best stream whose real bytes, text section and metadata included, fit
+        ``max_bytes`` (or the bytes of ``bpp``, :func:`textboost.codec.rate.budget_bytes`).
 
         ``progress`` is called with a :class:`SearchStep` before each analysis and after
-        each encode and comparison (a CLI draws its progress line from them).
+        each encode and comparison (a CLI draws its progress line from them); the first
+        step's kind is ``first_step``.
         ``effort`` > 0 refines the latents of the stream the search picked and searches
         the rate again around it on real bytes, keeping whichever decodes better
         (:func:`textboost.codec.refine.refine_to_budget`; needs torch).
         ``method``: ``"predict"`` (predicted bytes, the scale chosen without decodes) or
         ``"full"`` (the rate on real bytes alone, scales compared by decoding them), as
         :func:`textboost.codec.budget.fit_budget`; ``search=False`` compares no scales.
+        ``analyse``: how the image is analysed at the first scale (default
+        :meth:`analyse`; a pipeline's spots the words and carries them, so their bytes
+        count in the budget).
 
         Raises: ValueError for a bad argument or an image too small for ``bpp`` (before
         any work, :mod:`textboost.codec.rate`); :class:`BudgetError` (with the smallest
@@ -387,9 +316,8 @@ class Codec:
         budget = max_bytes if max_bytes is not None else check_bpp_budget(bpp, w, h, what)
         scale = first_scale(w, h, budget, method) if search else start_scale(w, h, budget)
         if progress is not None:
-            kind = "spot" if text else "analyse"  # the spotter runs first, on the full image
-            progress(SearchStep(kind, coded_size(w, h, scale), budget))
-        an = self.analyse(a, scale=scale, text=text, meta=meta)
+            progress(SearchStep(first_step, coded_size(w, h, scale), budget))
+        an = (analyse or self.analyse)(a, scale, meta)
         data = fit_budget(self, an, budget, search=search, progress=progress, method=method)
         if effort == 0:
             return data
@@ -399,15 +327,16 @@ class Codec:
 
     @_exact_threads
     def decode_latents(
-        self, data: bytes, groups: int | None = None, max_pixels: int | None = None
+        self, data: bytes | Container, groups: int | None = None, max_pixels: int | None = None
     ) -> tuple[Header, np.ndarray]:
-        """Entropy-decode to (header, ŷ as integers in 1/64, shape (1, h, w, M)).
+        """Entropy-decode to (header, ŷ as integers in 1/64, shape (1, h, w, M)); ``data``:
+        the stream, or its container already parsed (a receiver parses once).
 
         Raises:
             BitstreamError: naming the section, for any stream that does not decode, and
                 for a header larger than ``max_pixels`` (default ``self.max_pixels``).
         """
-        c = Container.parse(data, model_id=self.model_id)
+        c = self.parse(data)
         hd = c.header
         if hd.n_groups != self.n_groups:
             raise BitstreamError(
@@ -433,7 +362,7 @@ class Codec:
             lambda: self.z_tables.decode(range_decoder(c.z), _channel_index(shape)), "z"
         )
         np.clip(z_hat, -Z_LIMIT, Z_LIMIT, out=z_hat)  # as the encoder does
-        hyper = self._hyper(z_hat, self._z_step(hd.rate))
+        hyper = self.hyper(z_hat, hd.rate)
         gain = interp_gain_q6(self.gain_anchors_q6, hd.rate)
         n = len(c.groups) if groups is None else min(groups, len(c.groups))
         y_q: list[np.ndarray] = []
@@ -453,87 +382,44 @@ class Codec:
             y_q.append(self.params.code_group(k, hyper, _cat(y_q), gain, symbols))
         return hd, np.concatenate(y_q, axis=-1)
 
+    def parse(self, data: bytes | Container) -> Container:
+        """The container of a stream of this model (BitstreamError for another model's)."""
+        if not isinstance(data, Container):
+            return Container.parse(data, model_id=self.model_id)
+        if data.header.model_id != self.model_id:
+            raise BitstreamError(
+                f"header: model id {data.header.model_id.hex()} but this codec's model is "
+                f"{self.model_id.hex()} (stream from another model)"
+            )
+        return data
+
     def decode_coded(
-        self, data: bytes, groups: int | None = None, max_pixels: int | None = None
+        self, data: bytes | Container, groups: int | None = None, max_pixels: int | None = None
     ) -> tuple[Header, np.ndarray]:
         """The codec's own output at the coded size (header, HxWx3 uint8): no resampling
         to the image size and no fusion; what the budget search compares."""
         hd, y_q = self.decode_latents(data, groups, max_pixels)
-        x = self.transforms.synthesis(y_q * 2.0**-LATENT_FRAC)
+        # in tiles: a 2 MP coded image's g_s would otherwise hold ~1 GB of activations
+        x = synthesis_tiled(self.transforms.synthesis, y_q * 2.0**-LATENT_FRAC)
         cw, ch = hd.coded_size
         x = x[0, :, :ch, :cw].transpose(1, 2, 0)
         return hd, (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
     def decode(
         self,
-        data: bytes,
+        data: bytes | Container,
         groups: int | None = None,
-        fusion: bool | None = None,
         max_pixels: int | None = None,
     ) -> np.ndarray:
-        """Decode to an HxWx3 uint8 image; ``groups=k`` uses only the first k y groups.
-
-        With the fusion block (``fusion`` None: if loaded; True: required) the carried
-        words are rendered into a guidance map (all zero without words) and fused with
-        the decoded image; ``fusion=False`` returns the codec's own output.
-        ``max_pixels``: refuse (BitstreamError) a header asking for more pixels (default
-        ``self.max_pixels``, ``MAX_DECODE_PIXELS`` = 64 MPix).
+        """Decode to an HxWx3 uint8 image at the header's size (the codec's own output,
+        resampled when the stream was coded smaller); ``groups=k`` uses only the first
+        k y groups. ``max_pixels``: refuse (BitstreamError) a header asking for more
+        pixels (default ``self.max_pixels``, ``MAX_DECODE_PIXELS`` = 64 MPix).
         """
-        if fusion and self.fusion is None:
-            raise ValueError(f"{self.model.path.name}: codec loaded without its fusion block")
         hd, out = self.decode_coded(data, groups, max_pixels)
         if hd.scale != FULL_SCALE:
             out = resize(out, hd.width, hd.height)
-        if fusion is False or self.fusion is None:
-            return out
-        if getattr(self.fusion, "kind", "paper") == "words":  # around the words only
-            return self._fuse_words(data, out)
-        guidance = self.guidance(data, hd.width, hd.height).map
-        if hasattr(self.fusion, "fuse"):  # an exported block (textboost.codec.exported)
-            return self.fusion.fuse(out, guidance)
-        from textboost.fusion.runtime import apply_fusion
-
-        return apply_fusion(self.fusion, out, guidance)
-
-    def _fuse_words(self, data: bytes, decoded: np.ndarray) -> np.ndarray:
-        """The word fusion block in tiles around the carried words (torch or exported);
-        an unreadable text section is a TextWarning and the codec's own picture."""
-        import warnings
-
-        from textboost.text.payload import read_words
-        from textboost.text.render import TextWarning
-
-        h, w = decoded.shape[:2]
-        words, problem = read_words(Container.parse(data).text, w, h)
-        if problem:
-            warnings.warn(problem, TextWarning, stacklevel=3)
-        if hasattr(self.fusion, "fuse_words"):  # an exported block (textboost.codec.exported)
-            return self.fusion.fuse_words(decoded, words)
-        from textboost.fusion.runtime import fuse
-
-        return fuse(self.fusion, decoded, words)
-
-    def words(self, data: bytes) -> list[Word]:
-        """The words a stream carries (its text section), in image pixels."""
-        c = Container.parse(data)
-        return decode_words(c.text, c.header.width, c.header.height)
-
-    def guidance(self, data: bytes, width: int | None = None, height: int | None = None):
-        """The carried words rendered (:class:`textboost.text.render.Guidance`), never
-        raising for the text: an unreadable section or a word not drawn (too large,
-        nothing printable) is a :class:`~textboost.text.render.TextWarning`."""
-        import warnings
-
-        from textboost.text.payload import read_words
-        from textboost.text.render import TextWarning, render_words
-
-        c = Container.parse(data)
-        w, h = width or c.header.width, height or c.header.height
-        words, problem = read_words(c.text, w, h)
-        g = render_words(words, w, h)
-        for note in ([problem] if problem else []) + g.notes():
-            warnings.warn(note, TextWarning, stacklevel=2)
-        return g
+        return out
 
 
 def _channel_index(shape: tuple[int, ...]) -> np.ndarray:

@@ -16,9 +16,10 @@ import numpy as np
 from textboost.codec.exported import (
     BackendUnavailable,
     ExportError,
-    OnnxFusion,
+    FusionGraph,
     default_onnx_dir,
     export_command,
+    fusion_kind,
     ort_providers,
     ort_session,
     read_export,
@@ -33,7 +34,7 @@ __all__ = [
     "TensorRTTransforms",
     "TorchTransforms",
     "Transforms",
-    "load_backend",
+    "exported_fusion",
     "load_torch_net",
     "make_transforms",
 ]
@@ -173,14 +174,13 @@ class OnnxTransforms:
     def has_fusion(self) -> bool:
         return "fusion" in self.meta["paths"]
 
-    def fusion(self) -> OnnxFusion:
-        """The exported fusion block; its session, too, is built on first use."""
+    def fusion(self) -> FusionGraph:
+        """The exported fusion block's graph; its session, too, is built on first use."""
 
         def run(x: np.ndarray, g: np.ndarray) -> np.ndarray:
             return self.session("fusion").run(None, {"x": x, "g": g})[0]
 
-        kind = self.meta.get("fusion_block", "paper")
-        return OnnxFusion(run, self.meta.get("model_id"), kind)
+        return FusionGraph(run, self.meta.get("model_id"), fusion_kind(self.meta))
 
     def analysis(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y, z = self.session("sender").run(None, {"x": np.ascontiguousarray(x, np.float32)})
@@ -217,10 +217,13 @@ class TensorRTTransforms:
     def has_fusion(self) -> bool:
         return "fusion" in self._runners
 
-    def fusion(self) -> OnnxFusion:
+    def fusion(self) -> FusionGraph:
         runner = self._runners["fusion"]
-        kind = self.meta.get("fusion_block", "paper")
-        return OnnxFusion(lambda x, g: runner.run({"x": x, "g": g})["fused"], None, kind)
+
+        def run(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+            return runner.run({"x": x, "g": g})["fused"]
+
+        return FusionGraph(run, None, fusion_kind(self.meta))
 
     def analysis(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._runners["sender"].run({"x": np.ascontiguousarray(x, np.float32)})
@@ -252,33 +255,28 @@ def make_transforms(
     raise ValueError(f"backend {backend!r} unknown; expected one of: {', '.join(BACKENDS)}")
 
 
-def load_backend(
-    model: ModelFile,
-    backend: str,
-    device: str = "cpu",
-    *,
-    onnx_dir: str | Path | None = None,
-    fusion: bool | None = None,
-    precision: str = "fp16",
-) -> tuple[Transforms, Any]:
-    """Transforms and fusion block (or None) for an exported backend (not torch).
+def exported_fusion(
+    model: ModelFile, transforms: Transforms, fusion: bool | None = None
+) -> FusionGraph | None:
+    """The fusion block's graph (or None) beside exported transforms (not torch's).
 
-    ``fusion`` as in :meth:`Codec.load`: None uses the exported block when the model has
-    fusion weights, True requires it, False leaves it out. The fusion object has
-    ``fuse(decoded, guidance)``, the call of ``apply_fusion``.
+    ``fusion``: None uses the exported block when the model has fusion weights, True
+    requires it, False leaves it out. An export that lacks or predates the weights beside
+    the model is refused (:class:`ExportError`). The fusion package wraps the graph
+    (:class:`textboost.fusion.exported.OnnxFusion`).
     """
-    if backend == "torch":
-        raise ValueError("load_backend is for exported backends; torch loads in Codec.load")
-    t = make_transforms(model, backend, device, onnx_dir=onnx_dir, precision=precision)
     if fusion is False:
-        return t, None
+        return None
+    t: Any = transforms
+    if not hasattr(t, "meta"):
+        raise ValueError("exported_fusion is for exported backends; torch loads the block")
     _check_fusion_current(model, t.meta)
     if t.has_fusion:
-        return t, t.fusion()
+        return t.fusion()
     if fusion:
         raise ExportError(
             f"{t.dir / 'fusion.onnx'}: no exported fusion block (is "
             f"{fusion_path(model.path).name} beside the model?); run "
             f"`{export_command(model.path, t.dir)}`"
         )
-    return t, None
+    return None

@@ -30,12 +30,15 @@ from textboost.codec.exact import RATE_MAX
 from textboost.codec.image import psnr_db, resize
 
 if TYPE_CHECKING:
-    from textboost.codec.api import Analysis, Codec
+    from textboost.codec.analysis import Analysis, LatentCodec
 
 __all__ = [
     "BUDGET_SCALES",
+    "CLOSE_ENOUGH",
     "MAX_CODED_PIXELS",
+    "RATE_RESOLUTION",
     "BudgetError",
+    "BudgetSearch",
     "Progress",
     "SearchStep",
     "chosen_scale",
@@ -71,7 +74,7 @@ TOP_FIRST_BPP = 0.05
 # always keeps one: the search starts below it and comes back up only if its start wins.
 TIGHT_START = 0.5
 METHODS = ("predict", "full")  # predicted bytes and cheap scale choice; today's search
-# The predicted-bytes rate search (``method="predict"``, :meth:`_Search.fit_predicted`).
+# The predicted-bytes rate search (``method="predict"``, :meth:`BudgetSearch.fit_predicted`).
 PREDICTED_CODINGS = 4  # real codings before handing over to bisection on real bytes
 PREDICT_STEEPER = 1.25  # real log bytes move this much faster than one model predicts
 SOLVE_STEPS = 6  # predictions per solve
@@ -222,7 +225,7 @@ def _solve_rate(model: RateModel, target: float, lo: int, hi: int) -> int:
 
 
 def fit_budget(
-    codec: Codec,
+    codec: LatentCodec,
     an: Analysis,
     budget: int,
     search: bool = True,
@@ -244,7 +247,7 @@ def fit_budget(
     not even header, text and z fit.
 
     ``method``: ``"full"`` is the search above. ``"predict"`` (default) lands the rate
-    with predicted bytes (:meth:`_Search.fit_predicted`: real codings still decide) and,
+    with predicted bytes (:meth:`BudgetSearch.fit_predicted`: real codings still decide) and,
     with ``search``, codes the scale :func:`chosen_scale` names from the budget per
     coded pixel instead of decoding candidates (one g_a more only when the words'
     bytes, known after the analysis, move the choice); smaller scales follow only
@@ -253,7 +256,7 @@ def fit_budget(
     if method not in METHODS:
         raise ValueError(f"method {method!r}: expected one of {', '.join(METHODS)}")
     predict = method == "predict"
-    s = _Search(codec, budget, progress, predict=predict)
+    s = BudgetSearch(codec, budget, progress, predict=predict)
     saturated = False  # the chosen scale's highest rate fits with bytes to spare
     if predict and search:
         pick = chosen_scale(an.width, an.height, budget - len(an.text))
@@ -298,11 +301,11 @@ def fit_budget(
     return s.search_rate(an, keep, data)
 
 
-class _Search:
+class BudgetSearch:
     """The encodes and decodes of one budget search, each reported to ``progress``."""
 
     def __init__(
-        self, codec: Codec, budget: int, progress: Progress | None, predict: bool = False
+        self, codec: LatentCodec, budget: int, progress: Progress | None, predict: bool = False
     ) -> None:
         self.codec = codec
         self.budget = budget

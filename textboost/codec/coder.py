@@ -102,25 +102,32 @@ class TableSet:
         """Stable order grouping symbols by table, and (table, start, end) of each run."""
         idx = indexes.reshape(-1).astype(np.uint8 if len(self.pmfs) <= 256 else np.int32)
         order = np.argsort(idx, kind="stable")  # radix sort for small integer types
-        counts = np.bincount(idx, minlength=len(self.pmfs))
-        ends = np.cumsum(counts)
-        runs = [(int(u), int(ends[u] - counts[u]), int(ends[u])) for u in np.nonzero(counts)[0]]
-        return order, runs
+        # each table's run ends where the sorted indexes pass it
+        ends = np.searchsorted(idx[order], np.arange(1, len(self.pmfs) + 1))
+        starts = np.concatenate(([0], ends[:-1]))
+        used = np.flatnonzero(ends > starts)
+        runs = zip(used.tolist(), starts[used].tolist(), ends[used].tolist(), strict=True)
+        return order, list(runs)
 
     def encode(
         self, enc: constriction.stream.queue.RangeEncoder, symbols: np.ndarray, indexes: np.ndarray
     ) -> None:
         """Append ``symbols`` (ints) coded with tables ``indexes`` (same shape)."""
         order, runs = self._runs(indexes)
-        sym = symbols.reshape(-1).astype(np.int64)[order]
-        t = self.radius[indexes.reshape(-1)[order]]
-        esc = np.abs(sym) > t
-        codes = np.where(esc, 2 * t + 1, sym + t).astype(np.int32)
+        sym = symbols.reshape(-1).astype(np.int64, copy=False)
+        t = self.radius[indexes.reshape(-1)]
+        codes = sym + t  # the table's symbol: 0..2T, or an escape (below 0 or above 2T)
+        esc = codes.view(np.uint64) > (2 * t).view(np.uint64)
+        codes = codes.astype(np.int32)[order]
+        escapes = bool(esc.any())
+        if escapes:
+            esc = esc[order]
+            codes[esc] = (2 * t[order] + 1)[esc]
         for u, a, b in runs:
             enc.encode(codes[a:b], self.models[u])
-        if esc.any():  # in table order, as the decoder finds them
-            v = sym[esc]
-            for e in (v - np.sign(v) * t[esc]).tolist():
+        if escapes:  # in table order, as the decoder finds them
+            v, te = sym[order][esc], t[order][esc]
+            for e in (v - np.sign(v) * te).tolist():
                 _encode_escape(enc, e)
 
     def decode(

@@ -32,7 +32,7 @@ from textboost.codec.exact import (
 )
 
 if TYPE_CHECKING:
-    from textboost.codec.api import Analysis, Codec
+    from textboost.codec.analysis import Analysis, LatentCodec
 
 __all__ = ["RateModel", "code_and_model"]
 
@@ -75,7 +75,7 @@ class _Bits:
 _BITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _bits_of(codec: Codec) -> tuple[_Bits, _Bits]:
+def _bits_of(codec: LatentCodec) -> tuple[_Bits, _Bits]:
     """The codec's tables as bit costs, built once per codec."""
     if codec not in _BITS:
         _BITS[codec] = (_Bits.of(codec.y_tables), _Bits.of(codec.z_tables))
@@ -131,7 +131,7 @@ class RateModel:
         return self.anchor_bytes + (self.estimate_bits(rate_q) - self.anchor_bits) / 8
 
 
-def code_and_model(codec: Codec, an: Analysis, rate_q: int) -> tuple[bytes, RateModel]:
+def code_and_model(codec: LatentCodec, an: Analysis, rate_q: int) -> tuple[bytes, RateModel]:
     """The `.tbx` bytes of ``an`` at ``rate_q`` and the rate model that coding saw."""
     b, h, w, m = an.y.shape
     mu = np.zeros((b * h * w, m), dtype=np.int64)

@@ -112,14 +112,18 @@ def step_q22(log2_gain_q6: np.ndarray) -> np.ndarray:
 
 def scale_index(logsigma_q6: np.ndarray, log2_gain_q6: np.ndarray) -> np.ndarray:
     """Scale-table index of σ_symbol = σ_y · gain, from log2 values in 1/64 units."""
-    level = np.floor_divide(logsigma_q6.astype(np.int64) + log2_gain_q6 + 4, 8)
-    return np.clip(level - SCALE_MIN_LEVEL, np.int64(0), np.int64(N_SCALES - 1))
+    level = logsigma_q6.astype(np.int64) + log2_gain_q6
+    level += 4 - 8 * SCALE_MIN_LEVEL
+    level >>= 3  # floor division by 8
+    return np.clip(level, np.int64(0), np.int64(N_SCALES - 1))
 
 
 def dequantize_q6(mu_q6: np.ndarray, symbols: np.ndarray, step: np.ndarray) -> np.ndarray:
     """ŷ in 1/64 units: μ + s·Δ, rounded, clamped to int16 (step from :func:`step_q22`)."""
-    y = mu_q6.astype(np.int64) + ((symbols.astype(np.int64) * step + (1 << 15)) >> 16)
-    return np.clip(y, np.int64(-PARAM_MAX), np.int64(PARAM_MAX))
+    s = symbols.astype(np.int64) * step
+    s += 1 << 15
+    s >>= 16
+    return np.clip(s + mu_q6, np.int64(-PARAM_MAX), np.int64(PARAM_MAX))
 
 
 F32_EXACT = float(1 << 24)  # float32 holds every integer below this exactly
@@ -154,14 +158,16 @@ class IntConv:
     hi: int
     weight32: np.ndarray = field(init=False, repr=False)  # float32 copy (int8: exact)
     l1_max: float = field(init=False)  # the largest sum of |weights| into one output
-    offset: np.ndarray = field(init=False, repr=False)  # bias · mult + half (integers)
-    inv_shift: np.ndarray = field(init=False, repr=False)  # 2^-shift: exact as a product
+    scale: np.ndarray = field(init=False, repr=False)  # mult · 2^-shift
+    offset: np.ndarray = field(init=False, repr=False)  # (bias · mult + half) · 2^-shift
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weight32", self.weight.astype(np.float32))
         object.__setattr__(self, "l1_max", float(np.abs(self.weight).sum(axis=0).max()))
-        object.__setattr__(self, "offset", self.bias * self.mult + self.half)
-        object.__setattr__(self, "inv_shift", 1.0 / self.shift)
+        # Scaling by a power of two is exact, so acc · scale + offset is the integer
+        # acc · mult + bias · mult + half (below 2^53) over 2^shift, rounded nowhere.
+        object.__setattr__(self, "scale", self.mult / self.shift)
+        object.__setattr__(self, "offset", (self.bias * self.mult + self.half) / self.shift)
 
     @classmethod
     def from_tables(
@@ -206,7 +212,8 @@ class IntConv:
         else:
             _, h, w, _ = x.shape
             p = k // 2
-            xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+            xp = np.zeros((x.shape[0], h + 2 * p, w + 2 * p, x.shape[3]), x.dtype)
+            xp[:, p : p + h, p : p + w] = x
             taps = [xp[:, i : i + h, j : j + w] for i in range(k) for j in range(k)]
             cols = np.concatenate(taps, axis=-1)  # (B, H, W, k·k·C)
         if rows is not None:
@@ -214,20 +221,29 @@ class IntConv:
         return cols.reshape(-1, self.weight.shape[0])
 
     def matmul(self, cols: np.ndarray) -> np.ndarray:
-        """Exact layer on im2col rows (n, C·k·k) → (n, O) float64.
+        """Exact layer on im2col rows (n, C·k·k) → (n, O) float32 (integers of at most
+        2^15 in magnitude: exact in float32).
 
         float32 ``cols`` are multiplied in float32: the caller chose that dtype with
         :meth:`dtype_for` from a bound on their magnitude."""
-        if cols.dtype == np.float32:
-            acc = (cols @ self.weight32).astype(np.float64)
-        else:
-            acc = cols @ self.weight
-        # (acc + bias) · mult + half, over 2^shift: integers below 2^53 and a power of two
-        acc *= self.mult
-        acc += self.offset
-        acc *= self.inv_shift
-        np.floor(acc, out=acc)
-        return np.clip(acc, float(self.lo), float(self.hi), out=acc)
+        return self.requantise(self.product(cols))
+
+    def product(self, cols: np.ndarray) -> np.ndarray:
+        """The accumulator ``cols @ weight`` (integers; in float32 for float32 ``cols``).
+
+        Sums of products over disjoint input columns add up to the whole product exactly:
+        every partial sum is bounded as the whole one is (:meth:`dtype_for`)."""
+        return cols @ (self.weight32 if cols.dtype == np.float32 else self.weight)
+
+    def requantise(self, acc: np.ndarray) -> np.ndarray:
+        """(n, O) accumulator → the layer's outputs, float32 (see :meth:`matmul`)."""
+        # ((acc + bias) · mult + half) / 2^shift in float64 (exact, see __post_init__),
+        # floored into float32: integers beyond 2^24 may round there, but monotonically,
+        # so they stay beyond [lo, hi] and the clamp gives the same integer.
+        t = np.multiply(acc, self.scale, dtype=np.float64)
+        t += self.offset
+        out = np.floor(t, out=np.empty(t.shape, np.float32), casting="same_kind")
+        return np.clip(out, np.float32(self.lo), np.float32(self.hi), out=out)
 
     def __call__(self, x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Apply to (B, H, W, C) integer-valued input; with ``rows`` → (n, O) at those sites."""

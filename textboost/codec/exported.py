@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from textboost.fusion.stripes import fuse_in_stripes
 from textboost.user_cache import cache_root
 
 __all__ = [
@@ -33,10 +34,11 @@ __all__ = [
     "ONNX_FORMAT",
     "BackendUnavailable",
     "ExportError",
-    "OnnxFusion",
+    "FusionGraph",
     "cache_root",
     "default_onnx_dir",
     "export_command",
+    "fusion_kind",
     "ort_providers",
     "ort_session",
     "read_export",
@@ -155,46 +157,20 @@ def ort_session(path: Path, providers: list, threads: int | None = None):
         raise ExportError(f"{path}: ONNX Runtime cannot load it ({e})") from e
 
 
-class OnnxFusion:
-    """The fusion block on ONNX Runtime: ``fuse_words(decoded, words)`` is
-    ``textboost.fusion.runtime.fuse(block, decoded, words)`` for the exported block.
+class FusionGraph(NamedTuple):
+    """The exported fusion block's graph: ``run(x, g)`` computes the unclipped
+    (1, 3, H, W) output of float (1, 3, H, W) and (1, C, H, W) inputs (C = 1, the guidance
+    map, for the paper's block, ``kind`` "paper"; C = 7, the word inputs, for "words").
+    The fusion package wraps it (:class:`textboost.fusion.exported.OnnxFusion`)."""
 
-    ``run(x, g)`` computes the unclipped (1, 3, H, W) output of float (1, 3, H, W) and
-    (1, C, H, W) inputs: the guidance map (C = 1) for the paper's block (``kind``
-    "paper"), the word inputs (C = 7) for the word block ("words"); another backend
-    (TensorRT) can supply it.
-    """
+    run: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    model_id: str | None
+    kind: str
 
-    def __init__(self, run, model_id: str | None = None, kind: str = "paper") -> None:
-        if kind not in ("paper", "words"):
-            raise ExportError(f"fusion block kind {kind!r}: expected 'paper' or 'words'")
-        self.run = run
-        self.model_id = model_id
-        self.kind = kind
 
-    @classmethod
-    def from_session(cls, session, model_id: str | None = None, kind: str = "paper") -> OnnxFusion:
-        names = [i.name for i in session.get_inputs()]
-
-        def run(x: np.ndarray, g: np.ndarray) -> np.ndarray:
-            return session.run(None, {names[0]: x, names[1]: g})[0]
-
-        return cls(run, model_id, kind)
-
-    def fuse(self, decoded: np.ndarray, guidance: np.ndarray | None = None) -> np.ndarray:
-        """The paper's block over the whole image with a guidance map (None: all zero)."""
-        if self.kind != "paper":
-            raise ExportError("the word fusion block takes words (fuse_words), not a map")
-        return fuse_in_stripes(self.run, decoded, guidance)
-
-    def fuse_words(self, decoded: np.ndarray, words: list) -> np.ndarray:
-        if self.kind == "words":
-            from textboost.fusion.word_inputs import fuse_words
-
-            return fuse_words(self.run, decoded, words)
-        from textboost.text.render import render_guidance
-
-        h, w = decoded.shape[:2]
-        return self.fuse(decoded, render_guidance(words, w, h))
-
-    __call__ = fuse
+def fusion_kind(meta: dict) -> str:
+    """The kind of fusion block an export folder holds (its metadata's ``fusion_block``)."""
+    kind = meta.get("fusion_block", "paper")
+    if kind not in ("paper", "words"):
+        raise ExportError(f"fusion block kind {kind!r}: expected 'paper' or 'words'")
+    return kind

@@ -1,8 +1,10 @@
-"""Torch layers: ELIC's float transform blocks and the fake-quantised exact convolution.
+"""Torch layers of the codec: strided (de)convolutions, straight-through rounding and the
+fake-quantised exact convolution.
 
-The float blocks (residual bottleneck, attention) run on one end only (g_a, h_a at the
-sender; g_s at the receiver) and may use any precision or backend. :class:`QConv2d`
-is the training-time image of :class:`textboost.codec.exact.IntConv`: it computes the
+The float blocks it shares with the fusion block (residual bottleneck, attention) live in
+:mod:`textboost.blocks`. The float layers run on one end only (g_a, h_a at the sender;
+g_s at the receiver) and may use any precision or backend. :class:`QConv2d` is the
+training-time image of :class:`textboost.codec.exact.IntConv`: it computes the
 same integer formula with straight-through rounding, so training sees the quantisation
 the coder will use; after :meth:`QConv2d.freeze` its forward in float64 is bit-identical
 to the numpy path.
@@ -19,9 +21,7 @@ from torch import Tensor, nn
 from textboost.codec.exact import ACT_MAX, PARAM_MAX
 
 __all__ = [
-    "AttentionBlock",
     "QConv2d",
-    "ResidualBottleneck",
     "conv",
     "deconv",
     "ste_floor",
@@ -46,46 +46,6 @@ def ste_round(x: Tensor) -> Tensor:
 
 def ste_floor(x: Tensor) -> Tensor:
     return x + (torch.floor(x) - x).detach()
-
-
-def _bottleneck(n: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(n, n // 2, 1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(n // 2, n // 2, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(n // 2, n, 1),
-    )
-
-
-class ResidualBottleneck(nn.Module):
-    """ELIC's residual bottleneck block: 1×1 → N/2, 3×3, 1×1 → N, identity shortcut."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.body = _bottleneck(n)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
-
-
-class _ResidualUnit(ResidualBottleneck):
-    """Cheng et al.'s residual unit: the same bottleneck, with a ReLU after the sum."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(super().forward(x))
-
-
-class AttentionBlock(nn.Module):
-    """Simplified attention of Cheng et al. 2020, as used by ELIC: x + a(x)·σ(b(x))."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.trunk = nn.Sequential(*(_ResidualUnit(n) for _ in range(3)))
-        self.mask = nn.Sequential(*(_ResidualUnit(n) for _ in range(3)), nn.Conv2d(n, n, 1))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.trunk(x) * torch.sigmoid(self.mask(x))
 
 
 class QConv2d(nn.Module):

@@ -14,17 +14,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from textboost.blocks import AttentionBlock, ResidualBottleneck
 from textboost.codec.config import CodecConfig
 from textboost.codec.entropy_models import SCCTX, FactorizedPrior
 from textboost.codec.exact import LATENT_FRAC
-from textboost.codec.layers import (
-    AttentionBlock,
-    QConv2d,
-    ResidualBottleneck,
-    conv,
-    deconv,
-    ste_round,
-)
+from textboost.codec.layers import QConv2d, conv, deconv, ste_round
 
 __all__ = ["CodecConfig", "TextBoostNet"]
 

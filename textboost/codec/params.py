@@ -51,7 +51,7 @@ class Checkerboard:
 
     rows: tuple[np.ndarray, np.ndarray]  # (B, H, W) bool: anchors, non-anchors
     sites: tuple[np.ndarray, np.ndarray]  # flat indexes of each half, C order
-    cross: tuple[np.ndarray, ...]  # per CROSS_TAPS: flat indexes into the 1-padded grid
+    cross: np.ndarray  # (n, 4): per CROSS_TAPS, flat indexes into the 1-padded grid
 
     @staticmethod
     @functools.lru_cache(maxsize=16)
@@ -60,8 +60,9 @@ class Checkerboard:
         rows = (anchors, ~anchors)
         sites = tuple(np.flatnonzero(r) for r in rows)
         bi, i, j = np.unravel_index(sites[1], (b, h, w))
-        cross = tuple(
-            np.ravel_multi_index((bi, i + ky, j + kx), (b, h + 2, w + 2)) for ky, kx in CROSS_TAPS
+        padded = (b, h + 2, w + 2)
+        cross = np.stack(
+            [np.ravel_multi_index((bi, i + ky, j + kx), padded) for ky, kx in CROSS_TAPS], axis=1
         )
         return Checkerboard(rows, sites, cross)
 
@@ -88,15 +89,22 @@ class ExactParams:
             [layer(f"scctx.agg.{k}.0"), layer(f"scctx.agg.{k}.1", signed=True)] for k in range(n)
         ]
         # What the coding loop multiplies: the spatial context at non-anchors over its four
-        # non-zero taps (columns tap-major), and the anchors' first aggregation layer
-        # without the spatial-context inputs (all zero there). Same sums, fewer products.
+        # non-zero taps (columns tap-major), and the first aggregation layer in two: over
+        # the hyper and channel-context inputs, once for every site (the anchors' whole
+        # sum: their spatial context is zero), and over the non-anchors' spatial context.
+        # Same sums, fewer products, no gathered copies of the wide inputs.
         self.sp_cross = [
             conv.select_inputs([(ky * 3 + kx) * g + c for ky, kx in CROSS_TAPS for c in range(g)])
             for conv, g in zip(self.sp_ctx, self.groups, strict=True)
         ]
-        self.agg_anchor = [
-            a0.select_inputs(slice(0, a0.weight.shape[0] - 2 * g))
-            for (a0, _), g in zip(self.agg, self.groups, strict=True)
+        # (hyper, channel context or None for group 0, spatial context) columns of agg.k.0
+        self.agg_parts = [
+            (
+                a0.select_inputs(slice(0, 2 * g)),
+                a0.select_inputs(slice(2 * g, -2 * g)) if k else None,
+                a0.select_inputs(slice(-2 * g, None)),
+            )
+            for k, ((a0, _), g) in enumerate(zip(self.agg, self.groups, strict=True))
         ]
 
     def hyper(self, z_q: np.ndarray) -> np.ndarray:
@@ -106,16 +114,11 @@ class ExactParams:
         x = pixel_shuffle_nhwc(self.hs[2](x), 2)
         return self.hs[3](x)
 
-    def _params(
-        self, k: int, parts: list[np.ndarray], first: IntConv | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """μ and log2 σ (int64, 1/64) from the aggregation's inputs (hidden activations,
-        0..ACT_MAX); ``first`` replaces the first layer (the anchors' narrower one)."""
+    def _params(self, k: int, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """μ and log2 σ (int64, 1/64) from the first aggregation layer's accumulator."""
         a0, a1 = self.agg[k]
-        a0 = first or a0
-        cols = np.concatenate(parts, axis=1, dtype=a0.dtype_for(ACT_MAX))
-        hidden = a0.matmul(cols)
-        out = a1.matmul(hidden.astype(a1.dtype_for(ACT_MAX)))
+        hidden = a0.requantise(acc)
+        out = a1.matmul(hidden.astype(a1.dtype_for(ACT_MAX), copy=False))
         g = self.groups[k]
         return out[:, :g].astype(np.int64), out[:, g:].astype(np.int64)
 
@@ -123,9 +126,11 @@ class ExactParams:
         """The spatial context at the non-anchors, from the anchors' ŷ in ``y_q``."""
         conv = self.sp_cross[k]
         x_max = float(np.abs(y_q).max()) if y_q.size else 0.0
-        yp = np.pad(y_q, ((0, 0), (1, 1), (1, 1), (0, 0))).astype(conv.dtype_for(x_max))
-        yp = yp.reshape(-1, y_q.shape[-1])
-        return conv.matmul(np.concatenate([yp[t] for t in grid.cross], axis=1))
+        b, h, w, g = y_q.shape
+        yp = np.zeros((b, h + 2, w + 2, g), conv.dtype_for(x_max))
+        yp[:, 1:-1, 1:-1] = y_q
+        # one gather of the four taps, (n, 4, g) → (n, 4g): tap-major like the weights
+        return conv.matmul(yp.reshape(-1, g)[grid.cross].reshape(-1, 4 * g))
 
     def code_group(
         self,
@@ -149,16 +154,22 @@ class ExactParams:
         if k > 0:
             c0, c1 = self.ch_ctx[k - 1]
             ch = c1(c0(y_prev_q)).reshape(b * h * w, -1)
+        # the first aggregation layer's sum over the hyper and channel context, everywhere
+        dt = self.agg[k][0].dtype_for(ACT_MAX)
+        hyper_part, channel_part, spatial_part = self.agg_parts[k]
+        context = hyper_part.product(hyp.astype(dt, copy=False))
+        if ch is not None:
+            context += channel_part.product(ch.astype(dt, copy=False))
         grid = Checkerboard.of(b, h, w)
         y_q = np.zeros((b, h, w, g), dtype=np.int64)
         flat = y_q.reshape(-1, g)
         for half in (0, 1):
             sites = grid.sites[half]
-            parts = [hyp[sites]] if ch is None else [hyp[sites], ch[sites]]
-            if half == 0:
-                mu, logsigma = self._params(k, parts, self.agg_anchor[k])
-            else:
-                mu, logsigma = self._params(k, [*parts, self._spatial(k, y_q, grid)])
+            acc = context[sites]
+            if half == 1:
+                sp = self._spatial(k, y_q, grid).astype(dt, copy=False)
+                acc += spatial_part.product(sp)
+            mu, logsigma = self._params(k, acc)
             if observe is not None:
                 observe(k, sites, mu, logsigma)
             idx = scale_index(logsigma, gain)

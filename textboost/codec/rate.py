@@ -1,8 +1,10 @@
 """Rate policies: how the size of an image's stream is chosen, and the bpp ↔ bytes rule.
 
 A policy is a small frozen value with a ``settings`` string (the encode cache's key) and
-``encode(codec, img, text=True)`` (``text=False``: no words carried; the encode pipeline
-adds the text setting to its cache key). The edge sender, the simulator and the CLIs all
+``encode(encoder, img, text=True)`` (``text=False``: no words carried; the encode pipeline
+adds the text setting to its cache key). The encoder is the method's pipeline
+(:class:`textboost.pipeline.api.Pipeline`) or anything with its two calls
+(:class:`Encoder`: the simulator's synthetic codec). The edge sender, the simulator and the CLIs all
 use these three; the simulator's adaptive budget is a :class:`ByteBudget` chosen at each
 capture.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,11 +29,11 @@ from textboost.codec.refine import check_effort
 
 if TYPE_CHECKING:
     from textboost.bitstream.capture import CaptureMeta
-    from textboost.codec.api import Codec
 
 __all__ = [
     "MIN_BUDGET_BYTES",
     "ByteBudget",
+    "Encoder",
     "FixedBpp",
     "FixedRate",
     "RatePolicy",
@@ -47,6 +49,17 @@ __all__ = [
 # no y group (a 1×1 image at the smallest scale; tests/test_arguments.py keeps it exact).
 MIN_BUDGET_BYTES = 32
 MAX_BPP = 24.0  # an uncompressed 8-bit RGB image
+
+
+class Encoder(Protocol):
+    """What a policy calls: a fixed rate, or the best stream within a budget."""
+
+    def encode(self, img, rate: float = ..., text: bool = ..., meta=..., **kw) -> bytes: ...
+
+    def encode_to_budget(
+        self, img, max_bytes: int | None = ..., bpp: float | None = ..., text: bool = ...,
+        meta=..., **kw,
+    ) -> bytes: ...  # fmt: skip
 
 
 def _number(value) -> bool:
@@ -134,7 +147,7 @@ class FixedRate:
         return f"rate={self.rate:.6g}" + _effort_key(self.effort)
 
     def encode(
-        self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
+        self, codec: Encoder, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
     ) -> bytes:
         return codec.encode(img, rate=self.rate, text=text, meta=meta, **_effort(self.effort))
 
@@ -160,7 +173,7 @@ class FixedBpp:
         return f"bpp={self.bpp:.6g}" + _effort_key(self.effort)
 
     def encode(
-        self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
+        self, codec: Encoder, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
     ) -> bytes:
         return codec.encode_to_budget(
             img, bpp=self.bpp, text=text, meta=meta, **_effort(self.effort)
@@ -187,7 +200,7 @@ class ByteBudget:
         return f"max_bytes={self.max_bytes}" + _effort_key(self.effort)
 
     def encode(
-        self, codec: Codec, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
+        self, codec: Encoder, img: np.ndarray, text: bool = True, meta: CaptureMeta | None = None
     ) -> bytes:
         return codec.encode_to_budget(
             img, max_bytes=self.max_bytes, text=text, meta=meta, **_effort(self.effort)

@@ -18,17 +18,18 @@ Sampling uses a fixed seed: the same image, rate and effort give the same bytes.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from textboost.bitstream.container import Container
-from textboost.codec.budget import CLOSE_ENOUGH, RATE_RESOLUTION, Progress, _Search
+from textboost.codec.budget import CLOSE_ENOUGH, RATE_RESOLUTION, BudgetSearch, Progress
 from textboost.codec.exact import LATENT_FRAC, PARAM_FRAC, RATE_MAX, interp_gain_q6
 
 if TYPE_CHECKING:
-    from textboost.codec.api import Analysis, Codec
+    from textboost.codec.analysis import Analysis, LatentCodec
 
 __all__ = [
     "EFFORT_ITERATIONS",
@@ -55,6 +56,8 @@ WARMUP = 0.3  # fraction of the iterations at TAU_MAX before the exponential dec
 # at equal rate); at 2.5× it saves a few bytes and gains PSNR at once (−8 B, +0.05 dB).
 LAMBDA_SCALE = 2.5
 SEED = 0
+# torch networks loaded for codecs on an exported backend, one per codec, freed with it
+_NETS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def check_effort(effort: int) -> int:
@@ -66,15 +69,14 @@ def check_effort(effort: int) -> int:
     return int(effort)
 
 
-def torch_net(codec: Codec):
+def torch_net(codec: LatentCodec):
     """The torch network refinement runs through: the torch backend's own, else one loaded
     from the model file (needs torch; a one-line error without it)."""
     net = getattr(codec.transforms, "net", None)
     if net is not None:
         return net
-    cached = getattr(codec, "_refine_net", None)
-    if cached is not None:
-        return cached
+    if codec in _NETS:
+        return _NETS[codec]
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -84,8 +86,7 @@ def torch_net(codec: Codec):
         ) from None
     from textboost.codec.backends import load_torch_net
 
-    net = load_torch_net(codec.model)
-    codec._refine_net = net
+    net = _NETS[codec] = load_torch_net(codec.model)
     return net
 
 
@@ -98,7 +99,7 @@ def tau_schedule(t: int, iterations: int) -> float:
     return min(TAU_MAX, TAU_MAX * math.exp(-r * (t - t0)))
 
 
-def refine_analysis(codec: Codec, an: Analysis, rate_q: int, effort: int) -> Analysis:
+def refine_analysis(codec: LatentCodec, an: Analysis, rate_q: int, effort: int) -> Analysis:
     """``an`` with y refined for integer rate ``rate_q`` at ``effort`` (0: ``an`` itself)."""
     iterations = EFFORT_ITERATIONS[check_effort(effort)]
     if iterations == 0:
@@ -108,7 +109,7 @@ def refine_analysis(codec: Codec, an: Analysis, rate_q: int, effort: int) -> Ana
 
 
 def refine_y(
-    codec: Codec, an: Analysis, rate_q: int, iterations: int, lmbda_scale: float | None = None
+    codec: LatentCodec, an: Analysis, rate_q: int, iterations: int, lmbda_scale: float | None = None
 ) -> np.ndarray:
     """SGA refinement of ``an.y`` (NHWC float64) at ``rate_q``; returns the new y.
 
@@ -122,11 +123,8 @@ def refine_y(
     ch, cw = coded.shape[:2]
     x = coded.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
     x = torch.from_numpy(np.ascontiguousarray(x)).to(dev)
-    # ẑ exactly as Codec.code_latents quantises it (Z_LIMIT = 2^14); its hyper features
-    # stay fixed during refinement
-    z_step = codec._z_step(rate_q)
-    z_hat = np.clip(np.floor(an.z / (z_step * 2.0**-22) + 0.5), -(1 << 14), 1 << 14)
-    hyper_np = codec._hyper(z_hat.astype(np.int64), z_step)  # exact, NHWC
+    # ẑ as the stream carries it; its hyper features stay fixed during refinement
+    hyper_np = codec.hyper(codec.quantise_z(an.z, rate_q), rate_q)  # exact, NHWC
     gain_q6 = interp_gain_q6(codec.gain_anchors_q6, rate_q)
     scale = LAMBDA_SCALE if lmbda_scale is None else lmbda_scale
     lam = codec.cfg.lmbda(rate_q / RATE_MAX) * scale
@@ -209,7 +207,7 @@ def sga_round(u, tau: float, gen, eps: float = 1e-5):
 
 
 def refine_to_budget(
-    codec: Codec,
+    codec: LatentCodec,
     an: Analysis,
     data: bytes,
     budget: int,
@@ -231,7 +229,7 @@ def refine_to_budget(
     if iterations == 0 or len(c.groups) < codec.n_groups:
         return data
     hd = c.header
-    s = _Search(codec, budget, progress)
+    s = BudgetSearch(codec, budget, progress)
     if hd.scale != an.scale:
         s.report("analyse", an, size=hd.coded_size)
         an = codec.analyse_smaller(an, hd.scale)
@@ -251,7 +249,7 @@ def refine_to_budget(
 RATE_BRACKET = 2048
 
 
-def _fit_near(s: _Search, an: Analysis, rate_q: int) -> bytes | None:
+def _fit_near(s: BudgetSearch, an: Analysis, rate_q: int) -> bytes | None:
     """The highest-rate stream of ``an`` within the budget and ``RATE_BRACKET`` of
     ``rate_q`` (None when none fits), by bisection on real bytes."""
     n = s.codec.n_groups

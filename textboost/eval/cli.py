@@ -298,7 +298,7 @@ def _run_text(args: argparse.Namespace) -> int:
         run_text_eval,
         write_json,
     )
-    from textboost.eval.text_gt import load_dataset
+    from textboost.scenetext.gt import load_dataset
 
     for d in args.dataset:
         if not d.is_dir():

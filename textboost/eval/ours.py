@@ -30,10 +30,10 @@ class OursEntrant:
     def __init__(self) -> None:
         import torch
 
-        from textboost import Codec
+        from textboost import Pipeline
 
         torch.set_num_threads(1)  # one thread per worker process: at most 2 workers share the CPU
-        self._codec = Codec.load(backend=self.backend, device=self.device)
+        self._codec = Pipeline.load(backend=self.backend, device=self.device)
 
     @property
     def settings(self) -> dict[str, Any]:

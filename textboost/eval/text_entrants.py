@@ -60,6 +60,9 @@ class EntrantOptions:
     workers: int = 1
     paper_fusion: Path | None = None
     word_fusion: Path | None = None
+    # where each (image, budget, words on/off) stream is kept once coded, so a resumed or
+    # later run (another entrant on the same stream) decodes it instead of coding it again
+    stream_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -120,10 +123,10 @@ def _load_codec(threads: int) -> Any:
     if _CODEC is None:
         import torch
 
-        from textboost.codec.api import Codec
+        from textboost.pipeline.api import Pipeline
 
         torch.set_num_threads(threads)
-        _CODEC = Codec.load()
+        _CODEC = Pipeline.load()
     return _CODEC
 
 
@@ -156,9 +159,10 @@ class _CodecEntrant:
 
     name = "codec"
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, stream_dir: Path | None = None) -> None:
         self.threads = threads
         self.codec = _load_codec(threads)
+        self.stream_dir = stream_dir
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -168,25 +172,33 @@ class _CodecEntrant:
     def code_all(self, img: np.ndarray, budgets: Sequence[int]) -> list[Coded | None]:
         out: list[Coded | None] = []
         for b in budgets:
-            s = _stream(self.codec, img, b, text=False)
+            s = _stream(self.codec, img, b, text=False, stream_dir=self.stream_dir)
             out.append(None if s is None else Coded(s.n_bytes, s.text_bytes, s.plain, s.detail))
         return out
 
 
 @dataclass(frozen=True)
 class _Stream:
-    n_bytes: int
+    data: bytes
     text_bytes: int
     plain: np.ndarray  # the codec's own output
     detail: dict[str, Any]
     words: list[Word]  # carried
 
+    @property
+    def n_bytes(self) -> int:
+        return len(self.data)
+
 
 _STREAMS: dict[tuple, _Stream | None] = {}  # this image's streams, shared by the entrants
 
 
-def _stream(codec: Any, img: np.ndarray, budget: int, text: bool) -> _Stream | None:
-    """The stream of ``img`` at ``budget`` (None: nothing fits), encoded once per image."""
+def _stream(
+    codec: Any, img: np.ndarray, budget: int, text: bool, stream_dir: Path | None = None
+) -> _Stream | None:
+    """The stream of ``img`` at ``budget`` (None: nothing fits), encoded once per image
+    (and once in all with ``stream_dir``: a stream coded before is read from there; a
+    budget nothing fits is kept as an empty file)."""
     import hashlib
 
     from textboost.bitstream.container import Container
@@ -194,34 +206,55 @@ def _stream(codec: Any, img: np.ndarray, budget: int, text: bool) -> _Stream | N
     from textboost.codec.exact import RATE_MAX
 
     key = (hashlib.sha1(np.ascontiguousarray(img).data).hexdigest(), budget, text)
+    kept = None
+    if stream_dir is not None:
+        tag = "words" if text else "plain"
+        kept = stream_dir / f"{codec.model_id.hex()[:12]}-{key[0][:20]}-{budget}-{tag}.tbx"
     if key not in _STREAMS:
         if any(k[0] != key[0] for k in _STREAMS):
             _STREAMS.clear()  # a new image
-        try:
-            data = codec.encode_to_budget(img, max_bytes=budget, text=text)
-        except BudgetError:
-            _STREAMS[key] = None
-            return None
+        if kept is not None and kept.is_file():
+            data = kept.read_bytes()
+        else:
+            try:
+                data = codec.encode_to_budget(img, max_bytes=budget, text=text)
+            except BudgetError:
+                data = b""
         if len(data) > budget:
             raise AssertionError(f"encode_to_budget returned {len(data)} B for {budget} B")
-        c = Container.parse(data)
-        detail = {"rate": c.header.rate / RATE_MAX, "coded_size": list(c.header.coded_size)}
-        words = codec.words(data) if text else []
-        plain = codec.decode(data, fusion=False)
-        _STREAMS[key] = _Stream(len(data), len(c.text), plain, detail, words)
-    return _STREAMS[key]
+        stream = None
+        if data:
+            c = Container.parse(data)
+            detail = {"rate": c.header.rate / RATE_MAX, "coded_size": list(c.header.coded_size)}
+            words = codec.words(data) if text else []
+            plain = codec.decode(data, fusion=False)
+            stream = _Stream(data, len(c.text), plain, detail, words)
+        _STREAMS[key] = stream
+    stream = _STREAMS[key]
+    if kept is not None and not kept.is_file():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(b"" if stream is None else stream.data)
+    return stream
 
 
 class _FusedEntrant:
     """TextBoost's stream (words carried) decoded through one fusion block (None: the
     codec's own output with the words beside it)."""
 
-    def __init__(self, name: str, threads: int, block: Any, source: dict[str, Any] | None):
+    def __init__(
+        self,
+        name: str,
+        threads: int,
+        block: Any,
+        source: dict[str, Any] | None,
+        stream_dir: Path | None = None,
+    ) -> None:
         self.name = name
         self.threads = threads
         self.codec = _load_codec(threads)
         self.block = block
         self.source = source
+        self.stream_dir = stream_dir
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -239,7 +272,7 @@ class _FusedEntrant:
 
         out: list[Coded | None] = []
         for b in budgets:
-            s = _stream(self.codec, img, b, text=True)
+            s = _stream(self.codec, img, b, text=True, stream_dir=self.stream_dir)
             if s is None:
                 out.append(None)
                 continue
@@ -256,7 +289,7 @@ def _fused(name: str, opts: EntrantOptions, threads: int) -> _FusedEntrant:
     shipped = fusion_path(codec.model.path)
     if name == "textboost":
         src = _fusion_file(shipped) if codec.fusion is not None else None
-        return _FusedEntrant(name, threads, codec.fusion, src)
+        return _FusedEntrant(name, threads, codec.fusion, src, opts.stream_dir)
     want = "textboost-fusion/1" if name == "paper" else "textboost-fusion/2"
     given = opts.paper_fusion if name == "paper" else opts.word_fusion
     default = shipped.with_name(shipped.name.replace(".fusion.", ".paper-fusion."))
@@ -266,7 +299,7 @@ def _fused(name: str, opts: EntrantOptions, threads: int) -> _FusedEntrant:
     for path in candidates:
         if path is not None and path.is_file() and fusion_metadata(path)["format"] == want:
             block = load_fusion(path, model_id=codec.model_id)
-            return _FusedEntrant(name, threads, block, _fusion_file(path))
+            return _FusedEntrant(name, threads, block, _fusion_file(path), opts.stream_dir)
     what = "paper's block" if name == "paper" else "word block"
     raise FileNotFoundError(
         f"no {what} ({want}) among {[str(p) for p in candidates]}; give "
@@ -274,22 +307,23 @@ def _fused(name: str, opts: EntrantOptions, threads: int) -> _FusedEntrant:
     )
 
 
-_ENTRANTS: dict[str, Any] = {}
+_ENTRANTS: dict[tuple[str, EntrantOptions], Any] = {}
 
 
 def get_entrant(name: str, opts: EntrantOptions) -> Any:
-    """The entrant ``name`` of this process (built once)."""
-    if name not in _ENTRANTS:
+    """The entrant ``name`` of this process with these options (built once)."""
+    key = (name, opts)
+    if key not in _ENTRANTS:
         threads = max(1, MAX_WORKERS // opts.workers)  # two cores at most in all
         if name == "avif":
-            _ENTRANTS[name] = _AvifEntrant(opts.avif_divisors)
+            _ENTRANTS[key] = _AvifEntrant(opts.avif_divisors)
         elif name == "codec":
-            _ENTRANTS[name] = _CodecEntrant(threads)
+            _ENTRANTS[key] = _CodecEntrant(threads, opts.stream_dir)
         elif name in FUSED:
-            _ENTRANTS[name] = _fused(name, opts, threads)
+            _ENTRANTS[key] = _fused(name, opts, threads)
         else:
             raise ValueError(f"unknown entrant {name!r}")
-    return _ENTRANTS[name]
+    return _ENTRANTS[key]
 
 
 def entrant_settings(names: Sequence[str], opts: EntrantOptions) -> dict[str, Any]:

@@ -33,6 +33,7 @@ class Crop:
     reads: dict[str, str]  # entrant -> what the spotter read there
     correct: dict[str, bool]
     carried: dict[str, tuple[str, bool]] = field(default_factory=dict)  # text-section words
+    notes: dict[str, str] = field(default_factory=dict)  # entrant -> why it has no tile
 
 
 
@@ -153,14 +154,21 @@ def render_grid(
             h = max(1, round(h * max_tile_w / w))
             w = max_tile_w
         geo.append((zoom, w, h))
-    col_w = max([w for _, w, _ in geo], default=max_tile_w)
+    titles = [
+        "original" if e == "original" else f"{LABELS[e].split(',')[0]} @ {bpp:g} bpp"
+        for e in entrants
+    ]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    col_w = max(
+        [w for _, w, _ in geo] + [round(probe.textlength(t, font=font)) + 6 for t in titles],
+        default=max_tile_w,
+    )  # a title never runs into the next column
     row_hs = [max(h, 3 * cap_h) + 2 * cap_h + gap for _, _, h in geo]
     width = label_w + len(entrants) * (col_w + gap)
     height = head_h + sum(row_hs) + gap
     out = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(out)
-    for k, e in enumerate(entrants):
-        title = "original" if e == "original" else f"{LABELS[e].split(',')[0]} @ {bpp:g} bpp"
+    for k, title in enumerate(titles):
         draw.text((label_w + k * (col_w + gap) + 2, 3), title, fill=(0, 0, 0), font=font)
     y = head_h
     for c, (zoom, w, h), rh in zip(crops, geo, row_hs, strict=True):
@@ -172,7 +180,8 @@ def render_grid(
             tile = c.tiles.get(e)
             if tile is None or tile.size == 0:
                 draw.rectangle([x, y, x + w - 1, y + h - 1], fill=(160, 160, 160))
-                draw.text((x + 3, y + 3), "nothing fits", fill=(0, 0, 0), font=small)
+                draw.text((x + 3, y + 3), c.notes.get(e, "nothing fits"), fill=(0, 0, 0),
+                          font=small)  # fmt: skip
             else:
                 im = Image.fromarray(tile).resize(
                     (tile.shape[1] * zoom, tile.shape[0] * zoom), Image.Resampling.NEAREST
@@ -180,6 +189,8 @@ def render_grid(
                 if im.size != (w, h):
                     im = im.resize((w, h), Image.Resampling.LANCZOS)
                 out.paste(im, (x, y))
+            if e in c.notes:
+                continue
             read = c.reads.get(e, "")
             ok = c.correct.get(e, False)
             draw.text(

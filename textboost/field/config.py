@@ -60,13 +60,13 @@ class CodecSection(StrictModel):
     device: str = "cpu"
 
     def loader(self, where: str, *, fusion: bool | None = None):
-        """The :class:`~textboost.codec.loader.CodecLoader`, checked (model file, runtime,
+        """The :class:`~textboost.pipeline.loader.PipelineLoader`, checked (model file, runtime,
         exported graphs) but nothing loaded yet.
 
         Raises: ConfigError naming ``where`` (e.g. ``field.yaml: uplink.codec``)."""
-        from textboost.codec.loader import CodecLoader
+        from textboost.pipeline.loader import PipelineLoader
 
-        loader = CodecLoader(
+        loader = PipelineLoader(
             self.model, backend=self.backend, device=self.device, onnx_dir=self.onnx_dir,
             fusion=fusion,
         )  # fmt: skip
@@ -121,8 +121,8 @@ class DownlinkSection(StrictModel):
     decode: bool = True  # False: store the .tbx and the words, decode nothing
     progressive: bool = True  # decode a preview PNG as each y group lands
     web: str | None = None  # the live page's host:port (downlink.web), None: no page
-    tiles: Path | None = None  # the operator's XYZ map tiles (Z/X/Y.png) under the page's map
-    cot: str | None = None  # udp://HOST:PORT or tcp://HOST:PORT: CoT of each image to TAK
+    tiles: Path | None = None  # the page's basemap: an MBTiles file or a Z/X/Y.png folder
+    cot: str | None = None  # udp://, tcp:// or tls://HOST:PORT?cert=&key=&ca=: CoT to TAK
     codec: CodecSection = CodecSection()
 
     _addr = field_validator("listen", "web")(_address)

@@ -23,8 +23,9 @@ __all__ = ["EVENTS", "EventLog", "read_events"]
 EVENTS: dict[str, tuple[str, ...]] = {
     "restart": ("epoch",),  # a service started (its own epoch in "epoch")
     "captured": ("source",),  # uplink: an image taken from the drop folder or the intake
-    "encoding": (),  # uplink: an image handed to the encoder (it may wait behind others)
-    "encoded": ("bpp", "sha256"),  # uplink: its .tbx committed to the queue
+    "encoding": ("queued",),  # uplink: an image handed to the encoder, behind `queued` others
+    "encoded": ("bpp", "sha256", "name", "encode_s", "waited_s", "queued"),  # uplink: its .tbx
+    # committed to the queue; encode_s the encode itself, waited_s behind others before it
     "submitted": (),  # uplink: handed to the protocol under (epoch, bundle)
     "acked": (),  # uplink: FIN received and recorded
     "failed": ("reason",),  # uplink: no FIN after the retries; queued again
@@ -33,12 +34,15 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "skipped": ("source", "reason"),  # uplink: a queued row found damaged at start
     "text": ("words",),  # downlink: the text section landed
     "group": ("group",),  # downlink: y group k decoded (a preview PNG)
+    "preview_dropped": ("group", "reason", "ran_s"),  # downlink: a preview cut short or
+    # skipped because the complete picture is there (ran_s: how long it had run)
     "delivered": ("sha256",),  # downlink: .tbx and record durable, FIN sent
     "duplicate": ("sha256",),  # downlink: an image already stored, FINed again, not written
     "abandoned": ("reason", "sections"),  # downlink: a bundle that cannot complete (it comes
     # again as a new bundle): its partial files removed
     "decoded": ("png",),  # downlink: the full image decoded to PNG
     "handoff": ("to", "events", "error"),  # downlink: CoT events sent to a TAK server
+    "basemap": ("error",),  # downlink: the page's tile package cannot be drawn (none used)
     "frame_dropped": ("reason", "detail"),  # either: a frame dropped by the protocol
 }
 

@@ -134,7 +134,7 @@ def _event_line(doc: dict[str, Any]) -> str:
     parts = [str(doc["event"])]
     if doc.get("image"):
         parts.append(str(doc["image"]))
-    if doc.get("name"):
+    if doc.get("name") and doc["name"] != doc.get("image"):
         parts.append(f"({doc['name']})")
     if doc.get("epoch") is not None and doc.get("bundle") is not None:
         parts.append(f"e{doc['epoch']}_b{doc['bundle']}")
@@ -143,6 +143,11 @@ def _event_line(doc: dict[str, Any]) -> str:
     for key in ("reason", "error", "png"):
         if doc.get(key):
             parts.append(f"{key}: {doc[key]}")
+    if doc.get("encode_s") is not None:
+        parts.append(f"in {doc['encode_s']} s (waited {doc.get('waited_s')} s)")
+    if doc.get("queued") is not None:  # encoding: ahead of it; encoded: left behind it
+        ahead = doc["event"] == "encoding"
+        parts.append(f"{doc['queued']} {'ahead' if ahead else 'left'} in the encode queue")
     return " ".join(parts)
 
 
@@ -155,6 +160,8 @@ def start_line(node: str, config: FieldConfig, service: Any, source: str) -> str
         where = dn.listen if kind != "mavlink" else "the MAVLink endpoint"
         web = getattr(service, "web", None)
         page = f"; live page {web.url}" if web is not None else ""
+        if web is not None and web.tiles_error is not None:
+            page += f" (no basemap: downlink.tiles: {web.tiles_error})"
         return (f"serving {source}: listening on {kind} {where}; writing {dn.out_dir}, "
                 f"log {dn.event_log}{page}; Ctrl-C or SIGTERM stops")  # fmt: skip
     up = config.uplink

@@ -3,7 +3,8 @@ read from its own files (the SQLite state, opened read-only, and the tail of its
 log) — it works whether the service runs or not, and changes nothing.
 
 The vehicle: images waiting, in flight (submitted, no FIN yet) and acknowledged, files in the
-drop folder, the last acknowledgement and whether the ground answers. The ground: images
+drop folder, the encode queue (from the log: what is being encoded, what waits, the last
+encodes' times), the last acknowledgement and whether the ground answers. The ground: images
 stored, bundles under reassembly, decodes to do, the last delivery and the last frame. Both:
 whether the service is running (it holds its configured addresses).
 """
@@ -104,6 +105,7 @@ def _uplink(db_path: Path, drop: Path, events: list[dict[str, Any]], now: float)
         )
     except OSError:
         out["drop_folder_files"] = None
+    out["encoder"] = _encoder(events, now)
     fail = _last(events, ("failed",))
     ack = _last(events, ("acked",))
     if fail is not None and (ack is None or fail["t"] > ack["t"]):
@@ -113,6 +115,34 @@ def _uplink(db_path: Path, drop: Path, events: list[dict[str, Any]], now: float)
     else:
         out["ground"] = "no FIN yet"
     return out
+
+
+def _encoder(events: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """The encode queue since the service's last start, from its log: files handed to the
+    encoder and not yet encoded or rejected (the first is being encoded, the rest wait),
+    and the last encodes' times."""
+    since = max((i for i, e in enumerate(events) if e.get("event") == "restart"), default=-1)
+    queue: dict[str, float] = {}
+    done: list[dict[str, Any]] = []
+    for e in events[since + 1 :]:
+        kind, name = e.get("event"), str(e.get("name") or e.get("image"))
+        if kind == "encoding":
+            queue[name] = float(e.get("t", now))
+        elif kind == "encoded":
+            queue.pop(name, None)
+            if isinstance(e.get("encode_s"), int | float):
+                done.append(e)
+        elif kind == "rejected":
+            queue.pop(name, None)
+    recent = [float(e["encode_s"]) for e in done[-10:]]
+    return {
+        "queue": list(queue),
+        "since_t": next(iter(queue.values()), None),  # the head: handed over then
+        "last": None if not done else {"name": done[-1].get("name"), "encode_s":
+                                       done[-1]["encode_s"], "waited_s": done[-1].get("waited_s")},
+        "mean_encode_s": round(sum(recent) / len(recent), 2) if recent else None,
+        "mean_of": len(recent),
+    }
 
 
 def _downlink(db_path: Path, events: list[dict[str, Any]], now: float) -> dict:
@@ -140,6 +170,22 @@ def _downlink(db_path: Path, events: list[dict[str, Any]], now: float) -> dict:
     return out
 
 
+def _encoder_line(enc: dict[str, Any], running: bool | None, now: float) -> str:
+    if running is False:
+        text = "not running (files left in the drop folder are encoded at the next start)"
+    elif not enc["queue"]:
+        text = "idle"
+    else:
+        head, rest = enc["queue"][0], len(enc["queue"]) - 1
+        text = f"{len(enc['queue'])} in the queue: {head} (handed over {_ago(enc['since_t'], now)})"
+        text += f", {rest} waiting" if rest else ""
+    last = enc["last"]
+    if last is not None:
+        text += (f"; last encode {last['encode_s']} s ({last['name']}, waited "
+                 f"{last['waited_s']} s), mean {enc['mean_encode_s']} s over {enc['mean_of']}")
+    return text
+
+
 def format_status(st: dict[str, Any], now: float | None = None) -> str:
     """The status as lines ``key: value`` for a person."""
     now = time.time() if now is None else now
@@ -160,6 +206,7 @@ def format_status(st: dict[str, Any], now: float | None = None) -> str:
             lines.append("last acknowledgement: " + (
                 "none yet" if last is None else f"{last['image']} {_ago(last['t'], now)}"))
         lines.append(f"drop folder: {st['drop_folder_files']} file(s) not taken yet")
+        lines.append("encoder: " + _encoder_line(st["encoder"], st["running"], now))
         lines.append(f"ground: {st['ground']}")
     else:
         if "images_stored" in st:

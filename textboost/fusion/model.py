@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from textboost.codec.layers import AttentionBlock
+from textboost.blocks import AttentionBlock
 
 __all__ = ["FUSION_CHANNELS", "FusionBlock"]
 

@@ -24,16 +24,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from textboost.codec.weights import fusion_path
 from textboost.fusion.model import FUSION_CHANNELS, FusionBlock
 from textboost.fusion.stripes import fuse_in_stripes
 from textboost.fusion.word_block import WordFusionNet
 from textboost.fusion.word_inputs import WordStyle, fuse_words
 from textboost.text.words import Word
 
-__all__ = [
-    "apply_fusion", "fuse", "fusion_metadata", "fusion_path", "load_fusion", "save_fusion",
-]  # fmt: skip
+__all__ = ["apply_fusion", "fuse", "fusion_metadata", "load_fusion", "save_fusion"]
 
 FILE_FORMAT = "textboost-fusion/1"  # the paper's block, whole image
 WORDS_FORMAT = "textboost-fusion/2"  # the word block, around words only

@@ -95,7 +95,7 @@ class LinkConfig:
 
     mtu_bytes: int = 256
     arq: ArqMode = "deferred"
-    policy: Policy = "fifo"
+    policy: Policy = "words_first"
     crc_bits: Literal[16, 32] = 32
     rto_s: float = 10.0
     nak_timeout_s: float = 10.0

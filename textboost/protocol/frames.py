@@ -24,9 +24,10 @@ any frame it has accepted before, any frame older than its window, and any frame
 older epoch. The packet number is truncated as QUIC does (RFC 9000 §17.1, A.3): the
 receiver takes the value nearest to one above the highest number it accepted, so a short
 frame decodes correctly while fewer than 32 768 frames in a row are lost or reordered. A
-sender uses the long form (epoch and full number) for its HELLO frames (one before each
-bundle until the other end has echoed its epoch, and every 16 384 frames without news; on
-one-way links before each bundle and every 16 frames) and for EOFs that are re-sent or sent
+sender uses the long form (epoch and full number) for its HELLO frames (until the other end
+has echoed its epoch, which one-way links never do, one before each bundle's segment 0, one
+before its other segments and one every 16 frames; after it, every 16 384 frames without
+news) and for EOFs that are re-sent or sent
 before that echo; the receiver sends all its NAKs and FINs in the long form. A lost sync
 therefore heals at the next long frame, and a receiver holds the short frames that came
 before the first long one and reads them then.
@@ -43,7 +44,8 @@ sections share frames instead of each paying a frame header.
 
 Frame types: DATA (a fragment of a segment), PARITY (FEC parity over a group of DATA
 frames), EOF (the sender finished its first pass over a bundle; prompts NAK or FIN),
-NAK (receiver: the bundle's epoch, then ranges of missing fragments), FIN (receiver: the
+NAK (receiver: the bundle's epoch, then ranges of missing fragments, or with the segment
+byte ``PN_SEGMENT`` ranges of the sender's packet numbers that never arrived), FIN (receiver: the
 bundle's epoch; bundle complete), HELLO (sender, long form, no payload: announces its epoch
 and packet number before the bundle it names).
 """
@@ -75,6 +77,7 @@ from textboost.protocol.errors import (
 from textboost.protocol.replay import ReplayState
 
 __all__ = [
+    "PN_SEGMENT",
     "Descriptor",
     "Flag",
     "Frame",
@@ -504,11 +507,20 @@ class Descriptor:
 # --- NAK ranges ----------------------------------------------------------------------------
 
 
+# A NAK range with this segment byte names packet numbers, not fragments: ``start`` is the
+# first missing packet number of the sender's epoch, ``count`` (1..MAX_PN_NAK) how many.
+# No layout has a segment 255 (classes are 0..254), so a sender that predates the form
+# drops such a NAK as malformed.
+PN_SEGMENT = 0xFF
+MAX_PN_NAK = 1 << 16
+
+
 @dataclass(frozen=True, slots=True)
 class NakRange:
     """Missing fragments ``start .. start+count-1`` of ``segment``; ``count == 0`` means
     "from ``start`` to the end of the segment" (used when the receiver does not yet know how
-    many fragments the segment has)."""
+    many fragments the segment has). ``segment == PN_SEGMENT``: packet numbers
+    ``start .. start+count-1`` of the sender (``count`` >= 1)."""
 
     segment: int
     start: int
@@ -542,7 +554,12 @@ def decode_nak(payload: bytes) -> list[NakRange]:
         segment = payload[pos]
         start, pos = _read_varint(payload, pos + 1, "nak.start")
         count, pos = _read_varint(payload, pos, "nak.count")
-        if start > 0xFFFF or count > 0x10000:
+        if segment == PN_SEGMENT:
+            if start > MAX_PACKET_NUMBER or not 1 <= count <= MAX_PN_NAK:
+                raise FrameError(
+                    "nak.packets", (start, count), f"packet numbers, 1..{MAX_PN_NAK} of them"
+                )
+        elif start > 0xFFFF or count > 0x10000:
             raise FrameError("nak.range", (start, count), "fragment indices 0..65535")
         out.append(NakRange(segment, start, count))
     return out

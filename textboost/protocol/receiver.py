@@ -16,6 +16,17 @@ own check comes with :class:`SectionDelivered`.
 Gaps: the receiver tracks the furthest first-pass position of each bundle (frames flagged
 RETX do not move it). ``arq="immediate"`` NAKs a fragment the first time it is seen to be
 missing behind that position; ``"deferred"`` waits for EOF and NAKs everything missing.
+With ``policy="words_first"`` the end of the words comes first in both: the sender sends
+segment 0 (header and words) of every queued bundle before any later segment, so a
+first-pass frame of a later segment shows that the segment 0 of its own bundle, and of every
+bundle whose segment-0 frames carry lower packet numbers, has gone out; what is missing of
+those (a lost last word frame too) is NAKed then, not at the bundle's EOF after its picture,
+and the sender re-sends it before any first-pass frame. A words segment lost whole names
+no bundle the receiver knows; it leaves a gap in the sender's packet numbers, so at a
+first-pass picture frame the receiver also NAKs, once, the packet numbers it has not seen
+since the last such frame (``PN_SEGMENT`` ranges, never one above the frame's own), unless
+the gap is only the picture's own frames (the frame's place in its segment moved by as much
+as its packet number); the sender re-sends those that were words and ignores the rest.
 Both answer every EOF (including re-sent ones) with NAKs or FIN, and re-NAK what is still
 missing every ``nak_timeout_s`` up to ``max_retries`` times. ``"none"`` sends nothing.
 NAKs found between two polls go out merged in as few frames as fit. Missing fragments are
@@ -65,6 +76,7 @@ from textboost.protocol.events import (
 )
 from textboost.protocol.frames import (
     MAX_SECTIONS,
+    PN_SEGMENT,
     Descriptor,
     Flag,
     Frame,
@@ -84,6 +96,7 @@ __all__ = ["Receiver"]
 
 KEEP_DONE_BUNDLES = 1024  # completed bundles remembered (to re-FIN, to drop late RETX)
 KEEP_DROPS = 1024  # dropped-frame records kept for the driver's log (oldest go first)
+KEEP_PN_NAKS = 64  # packet-number NAK ranges waiting for a poll (oldest go first)
 # Short-form frames that came before any long-form frame of their sender (no epoch to read
 # them with: a lost HELLO) are held, at most this many, and read again once one has come.
 UNSYNCED_KEEP = 32
@@ -111,6 +124,8 @@ class _RxBundle:
     gave_up: bool = False
     hwm: tuple[int, int] | None = None  # furthest first-pass (segment, fragment) seen
     eof_seen: bool = False
+    words_pn: int = -1  # the highest packet number of a first-pass frame of segment 0
+    words_checked: bool = False  # words_first: segment 0's first pass known to be over
     nak_mark: tuple[int, int] | None = None  # gaps before it NAKed since the last timeout
     nak_pending: list[_Range] = field(default_factory=list)  # to go in the next poll
     nak_deadline_s: float | None = None
@@ -196,6 +211,14 @@ class Receiver:
         self.max_open_bundles = max(16, config.receiver_memory_bytes // 4096)
         self._drops: deque[FrameDropped] = deque(maxlen=KEEP_DROPS)
         self._unsynced: deque[bytes] = deque()  # see UNSYNCED_KEEP
+        # words_first: bundles whose segment-0 frames came and whose end is not yet known
+        self._words_open: dict[_Key, None] = {}
+        # words_first: the last first-pass DATA/PARITY frame (epoch, bundle id, segment, its
+        # place in the segment's first pass, packet number), the packet number below which
+        # gaps were NAKed (epoch, number), and packet-number NAKs for the next poll
+        self._last_first: tuple[int, int, int, int, int] | None = None
+        self._pn_asked: tuple[int, int] = (-1, -1)
+        self._pn_pending: deque[tuple[int, int, NakRange]] = deque(maxlen=KEEP_PN_NAKS)
 
     @property
     def replay_state(self) -> ReplayState:
@@ -245,6 +268,7 @@ class Receiver:
         self.stats.bytes_received += len(data)
         try:
             self._on_frame(frame, now, events)
+            self._packet_gaps(frame)
         except RemoteProtocolError as e:
             self._drop(now, "malformed", str(e), frame)
         if self._unsynced:  # the sender's epoch is known now: read the held frames again
@@ -315,6 +339,7 @@ class Receiver:
             self._free(b)
             self._nak_due.pop(key, None)
             self._open.pop(key, None)
+            self._words_open.pop(key, None)
             del self._bundles[key]
         self._done = deque(k for k in self._done if k[0] == epoch)
 
@@ -342,6 +367,7 @@ class Receiver:
             if b.gave_up:
                 self._free(b)
                 del self._bundles[key], self._open[key]
+                self._words_open.pop(key, None)
                 if b.prefix == 0 and self.records.get(b.bundle_id) is b.record:
                     del self.records[b.bundle_id]
                 return True
@@ -373,6 +399,8 @@ class Receiver:
             self._on_parity(b, frame, now, events)
         else:
             self._on_data(b, frame, now, events)
+        if self.config.policy == "words_first" and not frame.flags & Flag.RETX:
+            self._words_checkpoint(b, frame, now)
         if self.config.arq == "immediate" and not b.done:
             self._nak(b, now, behind_hwm=True, only_new=True)
 
@@ -571,6 +599,7 @@ class Receiver:
         if b.prefix == len(d.lengths):
             b.done = True
             self._open.pop(b.key, None)
+            self._words_open.pop(b.key, None)
             b.record.delivered_s = now
             b.nak_deadline_s = None
             b.nak_pending.clear()
@@ -619,6 +648,7 @@ class Receiver:
         if old is not None:
             self._free(old)
             self._open.pop(key, None)
+            self._words_open.pop(key, None)
         self._bundles[key] = b
         self._remember_done(b)
 
@@ -691,9 +721,11 @@ class Receiver:
         """Missing fragments as ranges in sending order; a range whose stop is None runs
         to the end of a segment whose length is not known yet."""
         out: list[_Range] = []
-        if behind_hwm and b.hwm is None:
-            return out
         hwm = b.hwm if behind_hwm else None
+        if behind_hwm and b.words_checked:  # segment 0's first pass is over (words_first)
+            hwm = max(hwm or (1, 0), (1, 0))
+        if behind_hwm and hwm is None:
+            return out
         layout = b.layout
         if layout is not None:
             segments = list(range(len(layout.segment_lengths)))
@@ -713,6 +745,76 @@ class Receiver:
             if n is None and (hwm is None or g < hwm[0]):
                 out.append((g, top, None))
         return out
+
+    def _words_checkpoint(self, b: _RxBundle, frame: Frame, now: float) -> None:
+        """words_first: a first-pass frame of segment 0 opens its bundle's words; one of a
+        later segment closes the words of its own bundle and of every bundle of the same epoch
+        whose segment-0 frames it follows (the sender's order, module docstring)."""
+        if frame.segment == 0:
+            if not b.done and not b.words_checked:
+                b.words_pn = max(b.words_pn, frame.pn)
+                self._words_open[b.key] = None
+            return
+        closed = [b] if not b.words_checked else []
+        for key in list(self._words_open):
+            other = self._bundles.get(key)
+            if other is None:
+                del self._words_open[key]
+            elif other is not b and key[0] == frame.epoch and other.words_pn < frame.pn:
+                closed.append(other)
+        for c in closed:
+            self._nak_words(c, now)
+
+    def _packet_gaps(self, frame: Frame) -> None:
+        """words_first: at a first-pass picture frame, NAK the sender's packet numbers not
+        seen since the last one (a words segment lost whole names no bundle; module
+        docstring), unless they can only be the picture's own frames."""
+        cfg = self.config
+        if (
+            cfg.policy != "words_first"
+            or cfg.arq == "none"
+            or frame.type not in (FrameType.DATA, FrameType.PARITY)
+            or frame.flags & Flag.RETX
+        ):
+            return
+        if frame.type is FrameType.DATA:
+            place = frame.index
+            if cfg.fec:
+                place += frame.index // cfg.fec_k * cfg.parity_frames(cfg.fec_k)
+        elif not cfg.fec or len(frame.payload) < 2:
+            return  # a PARITY frame not checked (its bundle is done): no place to read
+        else:  # group g: after g full groups and this group's source frames
+            place = frame.index * (cfg.fec_k + cfg.parity_frames(cfg.fec_k))
+            place += frame.payload[1] + frame.payload[0]
+        here = (frame.epoch, frame.bundle_id, frame.segment, place, frame.pn)
+        last, self._last_first = self._last_first, here
+        if frame.segment == 0:
+            return
+        asked_epoch, asked = self._pn_asked
+        lo = asked + 1 if asked_epoch == frame.epoch else 0
+        if frame.pn < lo:
+            return  # reordered: its gaps were NAKed already
+        self._pn_asked = (frame.epoch, frame.pn)
+        if last is not None and last[:3] == here[:3] and place - last[3] == frame.pn - last[4]:
+            return  # nothing but this segment's own frames in between
+        for start, stop in self._window.missing(lo, frame.pn):
+            r = NakRange(PN_SEGMENT, start, stop - start)
+            self._pn_pending.append((frame.epoch, frame.bundle_id, r))
+
+    def _nak_words(self, b: _RxBundle, now: float) -> None:
+        """NAK what is missing of segment 0 (its first pass is over), once."""
+        b.words_checked = True
+        self._words_open.pop(b.key, None)
+        if self.config.arq == "none" or b.done or b.gave_up:
+            return
+        missing = [r for r in self._missing(b, behind_hwm=False) if r[0] == 0]
+        b.nak_mark = max(b.nak_mark or (0, 0), (1, 0))  # immediate: these gaps are NAKed
+        if not missing:
+            return
+        b.nak_pending += missing
+        self._nak_due[b.key] = None
+        if b.nak_deadline_s is None:
+            b.nak_deadline_s = now + self.config.nak_timeout_s
 
     def _nak(self, b: _RxBundle, now: float, behind_hwm: bool, only_new: bool) -> None:
         if self.config.arq == "none" or b.done:
@@ -738,14 +840,17 @@ class Receiver:
         b.nak_deadline_s = now + self.config.nak_timeout_s
 
     def _encode(self, ftype: FrameType, b: _RxBundle, payload: bytes = b"") -> bytes:
+        return self._encode_for(ftype, b.epoch, b.bundle_id, payload)
+
+    def _encode_for(self, ftype: FrameType, epoch: int, bundle_id: int, payload: bytes) -> bytes:
         if self._pn > MAX_PACKET_NUMBER:
             raise LocalProtocolError(
                 f"receiver epoch {self.epoch}: packet numbers used up; restart with a new epoch"
             )
         frame = Frame(
             type=ftype,
-            bundle_id=b.bundle_id,
-            payload=encode_feedback(b.epoch, payload),
+            bundle_id=bundle_id,
+            payload=encode_feedback(epoch, payload),
             epoch=self.epoch,
             pn=self._pn,
         )
@@ -773,6 +878,7 @@ class Receiver:
             if b is not None and not b.done:
                 self._flush_naks(b)
         self._nak_due.clear()
+        self._flush_packet_naks()
         out, self._outbox = self._outbox, []
         return out
 
@@ -799,6 +905,20 @@ class Receiver:
             self._send(self._encode(FrameType.NAK, b, payload))
             self.stats.nak_frames += 1
             b.record.naks_sent += 1
+
+    def _flush_packet_naks(self) -> None:
+        """Packet-number NAKs, each naming the bundle (and its sender's epoch) of the frame
+        that showed the gap; a sender of another epoch drops them as stale."""
+        max_payload = self.config.mtu_bytes - self.config.control_overhead_bytes - 4
+        while self._pn_pending:
+            epoch, bundle_id, _ = self._pn_pending[0]
+            ranges = []
+            while self._pn_pending and self._pn_pending[0][:2] == (epoch, bundle_id):
+                ranges.append(self._pn_pending.popleft()[2])
+            for payload in encode_nak(ranges, max_payload):
+                self._send(self._encode_for(FrameType.NAK, epoch, bundle_id, payload))
+                self.stats.nak_frames += 1
+                self.stats.packet_nak_frames += 1
 
     # --- timers -----------------------------------------------------------------------------
 

@@ -78,6 +78,7 @@ class ReceiverStats:
     fec_recovered: int = 0
     section_crc_failures: int = 0
     nak_frames: int = 0
+    packet_nak_frames: int = 0  # of them, NAKs of packet numbers (a words segment lost whole)
     fin_frames: int = 0
     control_bytes: int = 0  # NAK + FIN bytes on the reverse link
 

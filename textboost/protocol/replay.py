@@ -130,6 +130,20 @@ class ReplayWindow:
         older[1].append(pn)
         return len(older[1]) >= self.recover_after
 
+    def missing(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """Runs ``(start, stop)`` of packet numbers in ``lo .. hi-1`` of the current epoch
+        not accepted, as far as the window still remembers (numbers above its top count as
+        missing, those below it as not)."""
+        lo = max(lo, self.top - self.window + 1, 0)
+        out: list[tuple[int, int]] = []
+        for pn in range(lo, hi):
+            if pn > self.top or not self._seen >> (self.top - pn) & 1:
+                if out and out[-1][1] == pn:
+                    out[-1] = (out[-1][0], pn + 1)
+                else:
+                    out.append((pn, pn + 1))
+        return out
+
     def accept(self, epoch: int, pn: int) -> None:
         older, self._older = self._older, None
         if self.epoch is None or epoch != self.epoch:

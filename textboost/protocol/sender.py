@@ -14,7 +14,10 @@ class 0 of every queued bundle, then the rest bundle by bundle). A NAK queues th
 fragments for retransmission; a FIN completes the bundle. When a bundle's last frame has
 gone out the sender waits ``rto_s`` for news; silence re-sends EOF (the receiver answers an
 EOF with NAKs or FIN, so a lost NAK or FIN costs one timeout), and after ``max_retries``
-re-sends the bundle fails.
+re-sends the bundle fails. With ``words_first`` the sender also remembers which of its
+recent packet numbers carried words (segment-0 DATA frames, as many as the replay window is
+wide): a NAK of packet numbers (``PN_SEGMENT``; the receiver sends it for a gap that may
+hide a words segment lost whole, of a bundle it has never heard of) re-sends those.
 
 The sender never reads a clock: times come in as ``now`` (float seconds) and leave as
 :meth:`Sender.next_timer`.
@@ -22,8 +25,9 @@ The sender never reads a clock: times come in as ``now`` (float seconds) and lea
 Every frame it hands out is stamped with the sender's epoch (given by the driver, never
 repeated under one key) and the next packet number of that epoch, covered by FCS and tag; on
 the air DATA and PARITY frames carry only the number's low 16 bits (the compact header,
-:mod:`~textboost.protocol.frames`), and a long-form HELLO goes before each bundle until a
-NAK or FIN has echoed the epoch (EOFs are long until then and when re-sent after silence,
+:mod:`~textboost.protocol.frames`), and until a NAK or FIN has echoed the epoch a long-form
+HELLO goes before each bundle's segment 0, before its other segments and every 16 frames
+(EOFs are long until then and when re-sent after silence,
 so a receiver that lost track is back in step). NAK and FIN frames pass the FCS,
 the tag and a replay window over the receiver's ``(epoch, packet number)``, and must echo
 this sender's epoch, so feedback recorded before a restart of either end never acknowledges
@@ -58,6 +62,7 @@ from textboost.protocol.events import BundleAcked, BundleFailed, Event, FrameDro
 from textboost.protocol.frames import (
     MAX_SECTION_BYTES,
     MAX_SECTIONS,
+    PN_SEGMENT,
     Descriptor,
     Flag,
     Frame,
@@ -127,7 +132,9 @@ class _TxBundle:
     retx_queued: set[tuple[int, int]] = field(default_factory=set)
     deadline_s: float | None = None
     retries: int = 0
-    hello_sent: bool = False  # a HELLO (or a long-form frame) went out for this bundle
+    # parts of the bundle (0: segment 0, the header and words; 1: the rest) a HELLO (or a
+    # long-form frame) went before
+    hello_parts: set[int] = field(default_factory=set)
 
     def fire(self, event: str) -> None:
         self.state = _TRANSITIONS[(self.state, event)]
@@ -172,6 +179,9 @@ class Sender:
         self._bundles: dict[int, _TxBundle] = {}  # bundles in flight only
         self._finished: dict[int, BundleState] = {}  # DONE / FAILED, by id
         self._heap: list[tuple] = []
+        # words_first: packet number -> (bundle id, bundle order, unit) of the recent
+        # segment-0 DATA frames, oldest first, at most replay_window of them
+        self._words_pns: dict[int, tuple[int, int, int]] = {}
         self._counter = itertools.count()
         self._order = itertools.count()
 
@@ -366,7 +376,8 @@ class Sender:
             # track) and EOFs before the receiver echoed this epoch; DATA and PARITY are
             # always short, preceded by a HELLO when the receiver may not hold the epoch.
             long = u.kind == "eof" and (tier == _TIER_EOF or not self._confirmed)
-            if not long and self._hello_due(bundle):
+            part = min(u.frame.segment, 1)
+            if not long and self._hello_due(bundle, part):
                 hello = encode_frame(
                     Frame(
                         type=FrameType.HELLO,
@@ -379,7 +390,7 @@ class Sender:
                 )
                 if budget_bytes is not None and used + len(hello) > budget_bytes:
                     break
-                self._sent_long(bundle)
+                self._sent_long(bundle, part)
                 used += len(hello)
                 out.append(hello)
                 self.stats.frames_sent += 1
@@ -392,8 +403,10 @@ class Sender:
             if budget_bytes is not None and used + len(data) > budget_bytes:
                 break
             if long:
-                self._sent_long(bundle)
+                self._sent_long(bundle, part)
             else:
+                if u.kind == "data" and u.frame.segment == 0:
+                    self._remember_words(bundle, unit)
                 self._pn += 1
             heapq.heappop(self._heap)
             used += len(data)
@@ -401,15 +414,29 @@ class Sender:
             self._account(bundle, unit, tier, len(data), now)
         return out
 
-    def _hello_due(self, bundle: _TxBundle) -> bool:
-        """Must a HELLO go before this bundle's next short-form frame?"""
-        if not self._confirmed and not bundle.hello_sent:
-            return True
-        one_way = self.config.arq == "none"
-        return self._pn - self._sync_pn >= (ONE_WAY_SYNC_INTERVAL if one_way else SYNC_INTERVAL)
+    def _hello_due(self, bundle: _TxBundle, part: int) -> bool:
+        """Must a HELLO go before this bundle's next short-form frame (of ``part``: 0 for
+        segment 0, 1 for the others)? Until the receiver has echoed this epoch (never, one
+        way), before each part of a bundle and every ONE_WAY_SYNC_INTERVAL frames: a lost
+        HELLO then keeps the words unread only until the first frame of the picture, and at
+        most that many frames wait in the receiver's store; after the echo, every
+        SYNC_INTERVAL frames."""
+        if not self._confirmed:
+            if part not in bundle.hello_parts:
+                return True
+            return self._pn - self._sync_pn >= ONE_WAY_SYNC_INTERVAL
+        return self._pn - self._sync_pn >= SYNC_INTERVAL
 
-    def _sent_long(self, bundle: _TxBundle) -> None:
-        bundle.hello_sent = True
+    def _remember_words(self, bundle: _TxBundle, unit: int) -> None:
+        cfg = self.config
+        if cfg.policy != "words_first" or cfg.arq == "none":
+            return
+        self._words_pns[self._pn] = (bundle.bundle_id, bundle.order, unit)
+        if len(self._words_pns) > cfg.replay_window:
+            del self._words_pns[next(iter(self._words_pns))]
+
+    def _sent_long(self, bundle: _TxBundle, part: int) -> None:
+        bundle.hello_parts.add(part)
         self._sync_pn = self._pn
         self._pn += 1
 
@@ -527,6 +554,10 @@ class Sender:
         self.stats.frames_received += 1
         self._confirmed = True  # authentic feedback about this epoch: the receiver holds it
         self._sync_pn = self._pn
+        ranges = decode_nak(body) if frame.type is FrameType.NAK else []
+        for r in ranges:
+            if r.segment == PN_SEGMENT:
+                self._resend_words(r.start, r.start + r.count)
         bundle = self._bundles.get(frame.bundle_id)
         if bundle is None or bundle.state is _S.QUEUED:
             return []  # late feedback about a finished bundle, or a confused peer
@@ -536,7 +567,9 @@ class Sender:
             bundle.record.acked_s = now
             return [BundleAcked(bundle_id=bundle.bundle_id, time_s=now)]
         queued = False
-        for r in decode_nak(body):
+        for r in ranges:
+            if r.segment == PN_SEGMENT:
+                continue
             n = bundle.n_fragments.get(r.segment)
             if n is None:
                 raise RemoteProtocolError(
@@ -544,15 +577,33 @@ class Sender:
                 )
             stop = n if r.count == 0 else min(n, r.start + r.count)
             for i in range(r.start, stop):
-                k = bundle.by_fragment[(r.segment, i)]
-                if (r.segment, i) in bundle.retx_queued or k not in bundle.sent_units:
-                    continue  # already queued, or its first transmission is still to come
-                bundle.retx_queued.add((r.segment, i))
-                self._push(_TIER_RETX, bundle, k)
-                queued = True
+                queued |= self._queue_retx(bundle, bundle.by_fragment[(r.segment, i)])
         if queued:
             bundle.deadline_s = None  # re-armed when the last retransmission has gone out
         return []
+
+    def _queue_retx(self, bundle: _TxBundle, k: int) -> bool:
+        """Queue unit ``k`` (a DATA frame) for re-sending; False if it is already queued or
+        its first transmission is still to come."""
+        f = bundle.units[k].frame
+        if (f.segment, f.index) in bundle.retx_queued or k not in bundle.sent_units:
+            return False
+        bundle.retx_queued.add((f.segment, f.index))
+        self._push(_TIER_RETX, bundle, k)
+        return True
+
+    def _resend_words(self, start: int, stop: int) -> None:
+        """Re-send the words frames among packet numbers ``start .. stop-1`` (a NAK of
+        packet numbers); numbers that carried anything else, or are forgotten, are ignored."""
+        if stop - start <= len(self._words_pns):
+            pns = [p for p in range(start, stop) if p in self._words_pns]
+        else:
+            pns = [p for p in self._words_pns if start <= p < stop]
+        for p in pns:
+            bundle_id, order, k = self._words_pns.pop(p)
+            bundle = self._bundles.get(bundle_id)
+            if bundle is not None and bundle.order == order and self._queue_retx(bundle, k):
+                bundle.deadline_s = None
 
     def _finish(self, bundle: _TxBundle, event: str) -> None:
         bundle.fire(event)

@@ -85,9 +85,14 @@ def word_crop(img: np.ndarray, word: Word, work_px: int = WORK_PX):
     x0, y0 = np.floor(xf).astype(np.int64), np.floor(yf).astype(np.int64)
     x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
     fx, fy = (xf - x0)[..., None], (yf - y0)[..., None]
-    im = img.astype(np.float32)
-    s = (im[y0, x0] * (1 - fx) + im[y0, x1] * fx) * (1 - fy) + (
-        im[y1, x0] * (1 - fx) + im[y1, x1] * fx
+
+    # gather the uint8 samples, then convert: not the whole image (a 12 MP frame is 144 MB
+    # of float32 a word)
+    def at(yy, xx):
+        return img[yy, xx].astype(np.float32)
+
+    s = (at(y0, x0) * (1 - fx) + at(y0, x1) * fx) * (1 - fy) + (
+        at(y1, x0) * (1 - fx) + at(y1, x1) * fx
     ) * fy
     crop = s.reshape(fh, ss, fw, ss, 3).mean(axis=(1, 3))
     return crop.astype(np.float32), fw / rw, fh / rh

@@ -88,6 +88,7 @@ def _stage2_words(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
+    from textboost.train.font_pool import INSTALL_HINT
     from textboost.train.stage2_words import (
         WordStage2Config,
         WordTrainer,
@@ -104,6 +105,13 @@ def _stage2_words(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     cache_minutes = cfg.cache_minutes if args.cache_minutes is None else args.cache_minutes
+    try:
+        warning = cfg.font_warning()
+    except FileNotFoundError as e:  # not one usable face
+        print(f"error: {e}; install them with {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     deadline = None if args.minutes is None else time.monotonic() + 60 * args.minutes
     trainer, files, heldout, complete = None, None, [], False
     while True:

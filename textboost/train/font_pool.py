@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["REQUIRED_CHARS", "discover_fonts"]
+__all__ = ["INSTALL_HINT", "REQUIRED_CHARS", "discover_fonts", "shortfall"]
 
+INSTALL_HINT = "make training-fonts (scripts/install-training-fonts.sh, docs/text.md)"
 REQUIRED_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-:.$ "
 SUFFIXES = (".ttf", ".otf")
 
@@ -52,3 +53,14 @@ def discover_fonts(dirs: Sequence[str | Path], exclude: Sequence[str] = ()) -> l
     if not seen:
         raise FileNotFoundError(f"no usable fonts under {[str(d) for d in dirs]}")
     return [seen[k] for k in sorted(seen)]
+
+
+def shortfall(found: int, dirs: Sequence[str | Path], expected: int) -> str | None:
+    """One line to print when far fewer faces were found than the training expects (a
+    machine without the font packages: the block would learn from a handful of faces)."""
+    if found >= expected:
+        return None
+    return (
+        f"warning: only {found} training faces under {', '.join(map(str, dirs))} "
+        f"(expected at least {expected}); install them with {INSTALL_HINT}"
+    )

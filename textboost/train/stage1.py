@@ -12,21 +12,19 @@ with TF32 off, since their integer inputs reach 2^15 and TF32 keeps 10 mantissa 
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from textboost.codec.model import CodecConfig, TextBoostNet
 from textboost.codec.weights import ModelFile
 from textboost.settings.load import load
+from textboost.train import run_state
 from textboost.train.data import CropSampler, list_images
 from textboost.train.warm_start import load_model_file
 
@@ -82,11 +80,7 @@ def rd_loss(
 class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
+        self.out = run_state.open_run(cfg.out_dir, cfg.threads, cfg.seed)
         self.device = torch.device(cfg.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.allow_tf32 = False
@@ -107,27 +101,25 @@ class Trainer:
             self._load(self.weights)
         elif cfg.init_from:
             load_model_file(self.net, ModelFile.load(cfg.init_from))
-        (self.out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+        run_state.write_settings(self.out, cfg)
 
     def _load(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = run_state.load_checkpoint(path)
         self.net.load_state_dict(state["model"])
         if "optimizer" in state:
             self.opt.load_state_dict(state["optimizer"])
         self.step = state["step"]
-        self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        run_state.restore_rngs(state, self.rng)
 
     def save(self) -> None:
         state = {
             "model": self.net.state_dict(),
             "step": self.step,
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
+            **run_state.rng_states(self.rng),
             "model_config": self.net.cfg.to_json(),
         }
-        _atomic_save(state, self.weights)
-        _atomic_save({**state, "optimizer": self.opt.state_dict()}, self.ckpt)
+        run_state.save_checkpoint(state, self.weights)
+        run_state.save_checkpoint({**state, "optimizer": self.opt.state_dict()}, self.ckpt)
 
     def _lr(self) -> float:
         return self.cfg.lr * (0.1 if self.step >= self.cfg.lr_drop_at * self.cfg.steps else 1.0)
@@ -153,15 +145,11 @@ class Trainer:
         """Train to the configured total, or ``steps`` more, or for ``minutes`` of wall time."""
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
         deadline = None if minutes is None else time.monotonic() + 60 * minutes
-        log_path = self.out / "log.csv"
-        new_log = not log_path.exists()
+        header = ["step", "time", "loss", "bpp", "psnr", "lr"]
         with (
-            log_path.open("a", newline="") as f,
+            run_state.csv_log(self.out / "log.csv", header) as log_row,
             tqdm(total=end, initial=self.step, desc="stage1", dynamic_ncols=True) as bar,
         ):
-            w = csv.writer(f)
-            if new_log:
-                w.writerow(["step", "time", "loss", "bpp", "psnr", "lr"])
             acc: list[dict[str, torch.Tensor]] = []
             while self.step < end:
                 m = self.train_step()
@@ -178,7 +166,7 @@ class Trainer:
                         bpp=f"{avg['bpp']:.3f}",
                         psnr=f"{avg['psnr']:.2f}",
                     )
-                    w.writerow(
+                    log_row(
                         [
                             self.step,
                             f"{time.time():.0f}",
@@ -186,18 +174,11 @@ class Trainer:
                             self._lr(),
                         ]
                     )
-                    f.flush()
                 if deadline is not None and time.monotonic() > deadline:
                     end = self.step
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                     self.save()
-        (self.out / "status.json").write_text(json.dumps({"step": self.step}))
-
-
-def _atomic_save(state: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+        run_state.write_status(self.out, {"step": self.step})
 
 
 def _tuples(model: dict) -> dict:

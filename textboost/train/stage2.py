@@ -21,23 +21,21 @@ constant and drops out), so the logged loss reads in squared levels.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 from textboost.fusion.model import FusionBlock
 from textboost.settings.load import load
 from textboost.text.words import Word
-from textboost.train.word_cache import words_arrays
+from textboost.train import run_state
+from textboost.train.word_cache import scale_to, words_arrays
 
 __all__ = [
     "Stage2Config", "Stage2Trainer", "build_cache", "cache_files", "evaluate", "fusion_loss",
@@ -127,23 +125,11 @@ def _read_plate(txt: Path) -> tuple[np.ndarray, list[Word]]:
     return load_image(txt.with_name(rows[0][0])), words
 
 
-def _scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.ndarray, list[Word]]:
-    from textboost.codec.image import resize
-
-    h, w = img.shape[:2]
-    if max(h, w) <= max_side:
-        return img, words
-    s = max_side / max(h, w)
-    nw, nh = round(w * s), round(h * s)
-    sx, sy = nw / w, nh / h
-    img = resize(img, nw, nh)
-    return img, [Word(wd.quad * [sx, sy], wd.text, wd.score) for wd in words]
-
-
 def build_cache(cfg: Stage2Config, minutes: float | None = None, progress: bool = True) -> dict:
     """Encode, decode, spot and render every training image once; resumes and time-boxes."""
-    from textboost.codec.api import BudgetError, Codec
+    from textboost.codec.api import BudgetError
     from textboost.codec.image import psnr_db
+    from textboost.pipeline.api import Pipeline
     from textboost.text.filter import select_words
     from textboost.text.render import render_guidance
     from textboost.train.synth_text import SceneTextGenerator, SynthConfig, text_mask
@@ -151,7 +137,7 @@ def build_cache(cfg: Stage2Config, minutes: float | None = None, progress: bool 
     torch.set_num_threads(cfg.threads)
     cache = Path(cfg.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    codec = Codec.load(cfg.codec, fusion=False)
+    codec = Pipeline.load(cfg.codec, fusion=False)
     flt = codec.text_filter
     gen = (
         SceneTextGenerator(cfg.photo_dirs, SynthConfig(max_side=cfg.max_side))
@@ -182,7 +168,7 @@ def build_cache(cfg: Stage2Config, minutes: float | None = None, progress: bool 
             img, gt, source = s.image, s.words, f"synth:{s.photo}"
         else:
             img, gt = _read_plate(src)
-            img, gt = _scale_to(img, gt, cfg.max_side)
+            img, gt = scale_to(img, gt, cfg.max_side)
             source = f"plate:{src.parent.name}/{src.stem}"
         h, w = img.shape[:2]
         mask = text_mask(select_words(gt, w, h, flt), w, h)  # the paper's T-filtered boxes
@@ -306,10 +292,7 @@ class CacheSampler:
 class Stage2Trainer:
     def __init__(self, cfg: Stage2Config) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
+        self.out = run_state.open_run(cfg.out_dir, cfg.threads, cfg.seed)
         self.block = FusionBlock(cfg.channels)
         self.opt = torch.optim.Adam(self.block.parameters(), lr=cfg.lr)
         self.rng = np.random.default_rng(cfg.seed)
@@ -319,27 +302,23 @@ class Stage2Trainer:
         self.step = 0
         self.ckpt = self.out / "checkpoint.pt"
         if self.ckpt.exists():
-            state = torch.load(self.ckpt, map_location="cpu", weights_only=False)
+            state = run_state.load_checkpoint(self.ckpt)
             self.block.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
             self.step = state["step"]
-            self.rng.bit_generator.state = state["numpy_rng"]
-            torch.set_rng_state(state["torch_rng"])
-        (self.out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
+            run_state.restore_rngs(state, self.rng)
+        run_state.write_settings(self.out, cfg)
 
     def save(self) -> None:
         state = {
             "model": self.block.state_dict(),
             "optimizer": self.opt.state_dict(),
             "step": self.step,
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
+            **run_state.rng_states(self.rng),
             "channels": self.cfg.channels,
             "train_images": len(self.sampler.images),
         }
-        tmp = self.ckpt.with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.ckpt)
+        run_state.save_checkpoint(state, self.ckpt)
 
     def _lr(self) -> float:
         return self.cfg.lr * (0.1 if self.step >= self.cfg.lr_drop_at * self.cfg.steps else 1.0)
@@ -363,15 +342,11 @@ class Stage2Trainer:
         """Train to the configured total, or ``steps`` more, or for ``minutes`` of wall time."""
         end = self.cfg.steps if steps is None else min(self.cfg.steps, self.step + steps)
         deadline = None if minutes is None else time.monotonic() + 60 * minutes
-        log_path = self.out / "log.csv"
-        new_log = not log_path.exists()
+        header = ["step", "time", "loss", "gain_db", "text_gain_db", "lr"]
         with (
-            log_path.open("a", newline="") as f,
+            run_state.csv_log(self.out / "log.csv", header) as log_row,
             tqdm(total=end, initial=self.step, desc="stage2", dynamic_ncols=True) as bar,
         ):
-            w = csv.writer(f)
-            if new_log:
-                w.writerow(["step", "time", "loss", "gain_db", "text_gain_db", "lr"])
             acc: list[dict[str, float]] = []
             while self.step < end:
                 acc.append(self.train_step())
@@ -384,7 +359,7 @@ class Stage2Trainer:
                         gain=f"{avg['gain']:+.3f}",
                         text=f"{avg['text_gain']:+.3f}",
                     )
-                    w.writerow(
+                    log_row(
                         [
                             self.step,
                             f"{time.time():.0f}",
@@ -392,12 +367,11 @@ class Stage2Trainer:
                             self._lr(),
                         ]
                     )
-                    f.flush()
                 if deadline is not None and time.monotonic() > deadline:
                     end = self.step
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                     self.save()
-        (self.out / "status.json").write_text(json.dumps({"step": self.step}))
+        run_state.write_status(self.out, {"step": self.step})
 
 
 # -- held-out measurement -----------------------------------------------------------------
@@ -451,7 +425,3 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def _db(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
-
-
-def _plain(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

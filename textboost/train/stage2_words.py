@@ -17,22 +17,21 @@ where the last one stopped; ``--minutes`` is the wall-time stop.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from textboost.fusion.regions import pad_tile
 from textboost.fusion.word_block import WordFusionNet
 from textboost.fusion.word_inputs import INPUT_CHANNELS, tile_inputs
 from textboost.settings.load import load
+from textboost.train import run_state
 from textboost.train.word_cache import (
     CACHE_HALO,
     CacheItem,
@@ -56,6 +55,7 @@ class WordStage2Config:
     photo_dirs: list[str] = field(default_factory=list)
     font_dirs: list[str] = field(default_factory=list)  # "matplotlib": its bundled faces
     font_exclude: list[str] = field(default_factory=list)
+    min_fonts: int = 0  # fewer usable faces than this: a one-line warning (font_warning)
     real_dirs: list[str] = field(default_factory=list)
     max_per_set: int | None = None
     synth_images: int = 0
@@ -104,9 +104,7 @@ class WordStage2Config:
         """Raises: ConfigError (a ValueError), one line naming the file and the setting."""
         return load(path, cls, "stage-2 settings")
 
-    def fonts(self) -> list[Path]:
-        from textboost.train.font_pool import discover_fonts
-
+    def font_dirs_resolved(self) -> list[str]:
         dirs = []
         for d in self.font_dirs:
             if d == "matplotlib":
@@ -114,7 +112,21 @@ class WordStage2Config:
 
                 d = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
             dirs.append(d)
-        return discover_fonts(dirs, self.font_exclude)
+        return dirs
+
+    def fonts(self) -> list[Path]:
+        from textboost.train.font_pool import discover_fonts
+
+        return discover_fonts(self.font_dirs_resolved(), self.font_exclude)
+
+    def font_warning(self) -> str | None:
+        """The line that says the machine lacks the training faces (None: enough, or no
+        synthetic images to draw)."""
+        from textboost.train.font_pool import shortfall
+
+        if not self.synth_images or not self.min_fonts:
+            return None
+        return shortfall(len(self.fonts()), self.font_dirs, self.min_fonts)
 
     def items(self) -> list[CacheItem]:
         return cache_items(self.real_dirs, self.synth_images, self.synth_seed, self.max_per_set)
@@ -302,10 +314,7 @@ def word_loss(x_hat, x, m, alpha: float) -> dict[str, torch.Tensor]:
 class WordTrainer:
     def __init__(self, cfg: WordStage2Config, samples: list[TileSample] | None = None) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
-        torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
+        self.out = run_state.open_run(cfg.out_dir, cfg.threads, cfg.seed)
         self.block = WordFusionNet(cfg.channels)
         self.opt = torch.optim.Adam(self.block.parameters(), lr=cfg.lr)
         self.rng = np.random.default_rng(cfg.seed)
@@ -318,8 +327,8 @@ class WordTrainer:
         self.since_best = 0
         self.ckpt = self.out / "checkpoint.pt"
         if self.ckpt.exists():
-            self._load(torch.load(self.ckpt, map_location="cpu", weights_only=False))
-        (self.out / "config.yaml").write_text(yaml.safe_dump(_plain(asdict(cfg)), sort_keys=False))
+            self._load(run_state.load_checkpoint(self.ckpt))
+        run_state.write_settings(self.out, cfg)
 
     def rescore_best(self, heldout: list[TileSample]) -> None:
         """The held-out set grew: score the best block so far on the new set, so that later
@@ -328,7 +337,7 @@ class WordTrainer:
         if not heldout or not best.exists():
             return
         net = WordFusionNet(self.cfg.channels)
-        net.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["model"])
+        net.load_state_dict(run_state.load_checkpoint(best)["model"])
         self.best = evaluate_heldout(net, heldout)["text_gain_db"]
 
     def _load(self, state: dict) -> None:
@@ -338,8 +347,7 @@ class WordTrainer:
         self.lr = state["lr"]
         self.best = state["best"]
         self.since_best = state["since_best"]
-        self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        run_state.restore_rngs(state, self.rng)
 
     def state(self) -> dict:
         return {
@@ -349,17 +357,13 @@ class WordTrainer:
             "lr": self.lr,
             "best": self.best,
             "since_best": self.since_best,
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
+            **run_state.rng_states(self.rng),
             "channels": list(self.cfg.channels),
             "train_tiles": len(self.sampler.samples),
         }
 
     def save(self, path: Path | None = None) -> None:
-        path = path or self.ckpt
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)
+        run_state.save_checkpoint(self.state(), path or self.ckpt)
 
     def train_step(self) -> dict[str, float]:
         self.block.train()
@@ -389,14 +393,12 @@ class WordTrainer:
         ``patience`` evaluations without a new best."""
         end = self.cfg.steps if steps is None else self.step + steps
         deadline = None if minutes is None else time.monotonic() + 60 * minutes
-        log_path, eval_path = self.out / "log.csv", self.out / "eval.csv"
-        new_log, new_eval = not log_path.exists(), not eval_path.exists()
-        with log_path.open("a", newline="") as f, eval_path.open("a", newline="") as fe:
-            w, we = csv.writer(f), csv.writer(fe)
-            if new_log:
-                w.writerow(["step", "time", "loss", "codec_loss", "lr"])
-            if new_eval:
-                we.writerow(["step", "time", "tiles", "region_gain_db", "text_gain_db", "best"])
+        log_header = ["step", "time", "loss", "codec_loss", "lr"]
+        eval_header = ["step", "time", "tiles", "region_gain_db", "text_gain_db", "best"]
+        with (
+            run_state.csv_log(self.out / "log.csv", log_header) as log_row,
+            run_state.csv_log(self.out / "eval.csv", eval_header) as eval_row,
+        ):
             acc: list[dict[str, float]] = []
             t_last = time.monotonic()
             while self.step < end:
@@ -405,9 +407,8 @@ class WordTrainer:
                     loss = float(np.mean([a["loss"] for a in acc]))
                     base = float(np.mean([a["base"] for a in acc]))
                     acc.clear()
-                    w.writerow([self.step, f"{time.time():.0f}", f"{loss:.4f}", f"{base:.4f}",
-                                f"{self.lr:.3g}"])  # fmt: skip
-                    f.flush()
+                    log_row([self.step, f"{time.time():.0f}", f"{loss:.4f}", f"{base:.4f}",
+                             f"{self.lr:.3g}"])  # fmt: skip
                     rate = 50 / max(1e-9, time.monotonic() - t_last)
                     t_last = time.monotonic()
                     log(f"step {self.step} loss {loss:.3f} (codec {base:.3f}) "
@@ -425,9 +426,8 @@ class WordTrainer:
                             self.lr = max(self.cfg.lr_min, self.lr / 2)
                             self.since_best = 0
                     gains = f"{res['region_gain_db']:.4f}", f"{score:.4f}"
-                    we.writerow([self.step, f"{time.time():.0f}", res["tiles"], *gains,
-                                 int(improved)])  # fmt: skip
-                    fe.flush()
+                    eval_row([self.step, f"{time.time():.0f}", res["tiles"], *gains,
+                              int(improved)])  # fmt: skip
                     log(f"held-out at step {self.step}: {json.dumps(res)}")
                 done = deadline is not None and time.monotonic() > deadline
                 if self.step % self.cfg.checkpoint_every == 0 or done or self.step == end:
@@ -435,7 +435,7 @@ class WordTrainer:
                 if done:
                     break
         status = {"step": self.step, "lr": self.lr, "best_text_gain_db": self.best}
-        (self.out / "status.json").write_text(json.dumps(status))
+        run_state.write_status(self.out, status)
 
 
 def evaluate_heldout(block: WordFusionNet, samples: list[TileSample]) -> dict:
@@ -466,10 +466,6 @@ def evaluate_heldout(block: WordFusionNet, samples: list[TileSample]) -> dict:
         "text_gain_db": db(se["txt_c"], se["txt_f"]) if n_txt else 0.0,
         "codec_region_psnr": 10 * math.log10(n_reg / max(se["reg_c"], 1e-12)) if n_reg else None,
     }
-
-
-def _plain(d: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 __all__ += ["INPUT_CHANNELS", "load_samples", "split_files"]

@@ -37,6 +37,8 @@ __all__ = [
     "cache_items",
     "is_heldout",
     "load_cached",
+    "scale_to",
+    "words_arrays",
 ]
 
 CACHE_HALO = 32  # context kept around the regions: more than the receiver's HALO, for crops
@@ -74,7 +76,7 @@ def cache_items(
     max_per_set: int | None = None,
 ) -> list[CacheItem]:
     """Every source's items, interleaved round-robin (synthetic first)."""
-    from textboost.eval.text_gt import IMAGE_SUFFIXES, read_gt
+    from textboost.scenetext.gt import IMAGE_SUFFIXES, read_gt
 
     synth = [CacheItem(f"synth{synth_seed}_{k:05d}", "synth", synth_index=k)
              for k in range(synth_images)]  # fmt: skip
@@ -97,7 +99,8 @@ def cache_items(
     return out
 
 
-def _scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.ndarray, list[Word]]:
+def scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.ndarray, list[Word]]:
+    """``img`` shrunk to ``max_side`` pixels at most on its longer side, ``words`` with it."""
     from textboost.codec.image import resize
 
     h, w = img.shape[:2]
@@ -111,7 +114,7 @@ def _scale_to(img: np.ndarray, words: list[Word], max_side: int) -> tuple[np.nda
 
 def _load_real(path: Path) -> tuple[np.ndarray, list[Word], list[bool]]:
     from textboost.codec.image import load_image
-    from textboost.eval.text_gt import read_gt
+    from textboost.scenetext.gt import read_gt
 
     gt = read_gt(path)
     assert gt is not None
@@ -167,15 +170,16 @@ def build_word_cache(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Code, decode and crop every item not yet cached, until done or ``minutes`` pass."""
-    from textboost.codec.api import BudgetError, Codec
+    from textboost.codec.api import BudgetError
     from textboost.codec.image import psnr_db
+    from textboost.pipeline.api import Pipeline
     from textboost.text.spotter import default_spotter
     from textboost.train.synth_text import SceneTextGenerator, SynthConfig
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     spot = _SpotOnce(default_spotter())
-    codec = Codec.load(codec_path, fusion=False, spotter=spot)
+    codec = Pipeline.load(codec_path, fusion=False, spotter=spot)
     gen = None
     deadline = None if minutes is None else time.monotonic() + 60 * minutes
     made = skipped = 0
@@ -195,7 +199,7 @@ def build_word_cache(
             source = f"synth:{s.photo}:{s.fonts}"
         else:
             img, gt, care = _load_real(it.path)
-            img, gt = _scale_to(img, gt, max_side)
+            img, gt = scale_to(img, gt, max_side)
             source = f"{it.kind}:{it.path.name}"
         h, w = img.shape[:2]
         streams, decoded, bpps, psnrs = [], [], [], []

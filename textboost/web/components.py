@@ -89,6 +89,13 @@ td.tb-wrap{overflow-wrap:anywhere;text-align:left;min-width:6em}
 .tb-over polygon.tb-low{stroke-dasharray:4 3}
 .tb-pics:has(.tb-ol:not(:checked)) .tb-outline{display:none}
 .tb-toggle{display:block;font-size:12px;margin:.1em 0 .3em}
+.tb-warn{font-size:12px}
+.tb-details{margin-top:.3em;font-size:12px;color:#444}
+.tb-details summary{cursor:pointer;color:#555}
+.tb-details td{text-align:left;border:none;padding:1px 8px 1px 0}
+.tb-card.tb-seen{background:#f3f6f3;border-color:#9c9}
+.tb-card.tb-seen .tb-pics img{opacity:.75}
+.tb-seen-btn{float:right;font-size:12px;margin-left:.5em}
 figure.tb-plot{display:inline-block;margin:4px;max-width:100%;text-align:center;
  font-size:12px}
 figure.tb-plot img{max-width:100%}
@@ -256,6 +263,9 @@ class ImageCard:
     card_id: str | None = None
     text_path: bool = True  # False: no words are ever carried, so none are awaited
     outlines: Sequence[Outline] = ()  # over the thumbnail, with a toggle
+    warnings: Sequence[str] = ()  # shown above the figures, marked (a figure not to trust)
+    details: Sequence[tuple[str, str]] = ()  # for a technician: folded away under "details"
+    seen: bool | None = None  # None: no seen mark; else the coordinator's mark and its button
 
 
 def _img(src: str | None, alt: str) -> str:
@@ -306,8 +316,13 @@ def image_card(card: ImageCard) -> str:
         pics.append(f"<figure>{_img(card.original_src, f'{card.title} original')}"
                     "<figcaption>original (simulation only)</figcaption></figure>")
     info = [f"<h3>{escape(card.title)}</h3>"]
+    if card.seen is not None:
+        label = "seen ✓ (undo)" if card.seen else "mark seen"
+        info.append(f"<button type='button' class='tb-seen-btn' data-seen='{int(not card.seen)}'>"
+                    f"{label}</button>")
     if card.status:
         info.append(f"<div class='tb-meta'><b>{escape(card.status)}</b></div>")
+    info += [f"<div class='tb-note tb-warn'>⚠ {escape(w)}</div>" for w in card.warnings]
     if card.meta:
         info.append("<div class='tb-meta'>" + " · ".join(
             f"{escape(k)} {escape(v)}" for k, v in card.meta) + "</div>")
@@ -329,5 +344,11 @@ def image_card(card: ImageCard) -> str:
             for c in card.crops
         ]
         info.append("</table>")
-    return (f"<div class='tb-card'{ident}><div class='tb-pics'>{''.join(pics)}</div>"
+    if card.details:
+        rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>"
+                       for k, v in card.details)  # fmt: skip
+        info.append("<details class='tb-details'><summary>details</summary>"
+                    f"<table>{rows}</table></details>")
+    cls = "tb-card tb-seen" if card.seen else "tb-card"
+    return (f"<div class='{cls}'{ident}><div class='tb-pics'>{''.join(pics)}</div>"
             f"<div class='tb-info'>{''.join(info)}</div></div>")

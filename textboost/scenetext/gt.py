@@ -15,6 +15,7 @@ Two on-disk formats are read (see ``../shared/data/scenetext/README.md``):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,7 @@ __all__ = [
     "GtImage",
     "GtWord",
     "load_dataset",
+    "load_sets",
     "parse_icdar2015",
     "parse_openalpr",
     "read_gt",
@@ -147,3 +149,12 @@ def load_dataset(folder: Path, limit: int | None = None) -> tuple[list[GtImage],
             f"{'/'.join(IMAGE_SUFFIXES)} files)"
         )
     return out, skipped
+
+
+def load_sets(
+    root: Path, names: Iterable[str], limit: int = 0
+) -> Iterator[tuple[str, list[GtImage]]]:
+    """``(name, images)`` of each set ``root/NAME`` in turn, the first ``limit`` annotated
+    images of each (0: all): the loop the text benchmarks run over their ``--sets``."""
+    for name in names:
+        yield name, load_dataset(root / name, limit or None)[0]

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["default_verify_image", "format_verify", "round_trip", "verify"]
+__all__ = ["TimedTransforms", "default_verify_image", "format_verify", "round_trip", "verify"]
 
 VERIFY_IMAGE = ("kodak_text", "kodim23_text.png")
 
@@ -46,7 +46,7 @@ def default_verify_image() -> Path:
     return path
 
 
-class _Timed:
+class TimedTransforms:
     """A Transforms proxy that adds up the seconds spent in analysis and synthesis."""
 
     def __init__(self, inner) -> None:
@@ -70,7 +70,7 @@ class _Timed:
 
 class _TimedFusion:
     """A fusion proxy with ``fuse(decoded, guidance)`` and ``fuse_words(decoded, words)``
-    (what ``Codec.decode`` calls on an exported block of either kind), for the exported
+    (what ``Pipeline.decode`` calls on an exported block of either kind), for the exported
     and the torch block alike."""
 
     def __init__(self, inner) -> None:
@@ -114,8 +114,8 @@ def verify(
     codec: Any = None,
 ) -> dict:
     """Two timed round trips (first call, steady state); see the module docstring.
-    ``codec``: an already-loaded codec (then ``load`` is 0 and
-    model/backend/device/onnx_dir are not used).
+    ``codec``: an already-loaded :class:`~textboost.pipeline.api.Pipeline` (then ``load``
+    is 0 and model/backend/device/onnx_dir are not used).
 
     Returns a dict: ``ok`` (decoded to the right size within the budget, PSNR at least
     ``min_psnr``), backend,
@@ -123,7 +123,7 @@ def verify(
     receiver's output: fused when the codec has its fusion block), ``psnr_db_codec_only``,
     ``seconds`` per stage, and ``_decoded`` (the image; not JSON).
 
-    Raises: what :meth:`Codec.load` raises (missing backend or graphs), ValueError for an
+    Raises: what :meth:`Pipeline.load` raises (missing backend or graphs), ValueError for an
     unreadable image or a budget below the smallest stream.
     """
     from textboost.codec import coder
@@ -131,9 +131,9 @@ def verify(
 
     t = time.perf_counter()
     if codec is None:
-        from textboost.codec.api import Codec
+        from textboost.pipeline.api import Pipeline
 
-        codec = Codec.load(model, backend=backend, device=device, onnx_dir=onnx_dir)
+        codec = Pipeline.load(model, backend=backend, device=device, onnx_dir=onnx_dir)
     load_s = time.perf_counter() - t
     if isinstance(image, np.ndarray):
         img = image
@@ -150,7 +150,7 @@ def verify(
         "backend": backend,
         "device": device,
         "entropy_coder": "portable" if coder.PORTABLE else "constriction",
-        **runtime_info(codec.transforms),
+        **runtime_info(codec.codec.transforms),
         "model_id": codec.model_id.hex(),
         "image": f"{w}x{h}",
         "bytes": len(data),
@@ -202,24 +202,29 @@ class _TimedSpotter:
             self.seconds += time.perf_counter() - t
 
 
-def round_trip(codec, img: np.ndarray, max_bytes: int, text: bool, method: str = "predict"):
+def round_trip(pipe, img: np.ndarray, max_bytes: int, text: bool, method: str = "predict"):
     """(stage seconds, stream, decoded, decoded without fusion, words) of one encode
-    and decode, each stage timed through proxies of the codec's parts; ``method``: the
-    budget search's (:func:`textboost.codec.budget.fit_budget`)."""
+    and decode, each stage timed through proxies of the pipeline's parts (a
+    :class:`~textboost.pipeline.api.Pipeline` built on the same codec, transforms,
+    spotter and fusion block); ``method``: the budget search's
+    (:func:`textboost.codec.budget.fit_budget`)."""
     from textboost.codec.budget import first_scale, fit_budget
+    from textboost.pipeline.api import Pipeline
+    from textboost.text.payload import decode_words
 
     h, w = img.shape[:2]
     stages: dict[str, float] = {}
-    transforms, fusion, spotter = codec.transforms, codec.fusion, codec._spotter
-    timed = _Timed(transforms)
-    timed_fusion = _TimedFusion(fusion) if fusion is not None else None
-    timed_spotter = _TimedSpotter(codec.spotter) if text else None
-    codec.transforms, codec.fusion = timed, timed_fusion
-    if timed_spotter is not None:
-        codec._spotter = timed_spotter
+    codec = pipe.codec
+    transforms = codec.transforms
+    timed = TimedTransforms(transforms)
+    timed_fusion = _TimedFusion(pipe.fusion) if pipe.fusion is not None else None
+    timed_spotter = _TimedSpotter(pipe.spotter) if text else None
+    timed_pipe = Pipeline(codec, timed_fusion, timed_spotter, pipe.text_filter)
+    timed_pipe.overlap_spotting = pipe.overlap_spotting
+    codec.transforms = timed
     try:
         t_enc, c_enc = time.perf_counter(), time.process_time()
-        an = codec.analyse(img, scale=first_scale(w, h, max_bytes, method), text=text)
+        an = timed_pipe.analyse(img, scale=first_scale(w, h, max_bytes, method), text=text)
         analyse_s = time.perf_counter() - t_enc
         a0 = timed.seconds["analysis"]
         t = time.perf_counter()
@@ -236,7 +241,7 @@ def round_trip(codec, img: np.ndarray, max_bytes: int, text: bool, method: str =
         stages["encode_total"] = time.perf_counter() - t_enc
         stages["encode_cpu"] = time.process_time() - c_enc
         t, c_dec = time.perf_counter(), time.process_time()
-        out = codec.decode(data)
+        out = timed_pipe.decode(data)
         total = time.perf_counter() - t
         g_s = timed.seconds["synthesis"] - search_g_s
         stages["entropy_decoding"] = total - g_s - (timed_fusion.seconds if timed_fusion else 0.0)
@@ -245,10 +250,11 @@ def round_trip(codec, img: np.ndarray, max_bytes: int, text: bool, method: str =
             stages["fusion"] = timed_fusion.seconds
         stages["decode_total"] = total
         stages["decode_cpu"] = time.process_time() - c_dec
-        out_plain = codec.decode(data, fusion=False) if fusion is not None else out
+        out_plain = timed_pipe.decode(data, fusion=False) if pipe.fusion is not None else out
     finally:
-        codec.transforms, codec.fusion, codec._spotter = transforms, fusion, spotter
-    return stages, data, out, out_plain, an.words
+        codec.transforms = transforms
+    words = decode_words(an.text, an.width, an.height)  # the words carried
+    return stages, data, out, out_plain, words
 
 
 def format_verify(r: dict) -> list[str]:

@@ -1,17 +1,18 @@
-"""The one way the runtime gets its codec: loaded once, on first use, never at import.
+"""The one way the runtime gets its pipeline (the codec, the spotter, the fusion block):
+loaded once, on first use, never at import.
 
 The model id is known before the codec is: it is read from the model file with numpy
 alone, so an encode cache can answer a hit on the edge without importing torch or an ONNX
-runtime. Both nodes and the simulator hold a :class:`CodecLoader`; it is also the
+runtime. Both nodes and the simulator hold a :class:`PipelineLoader`; it is also the
 ``codec_factory`` callable they take.
 
-    loader = CodecLoader()              # the shipped default model, torch backend
+    loader = PipelineLoader()              # the shipped default model, torch backend
     loader.model_id                     # reads the model file only
-    codec = loader()                    # loads the codec (once)
+    pipe = loader()                     # loads the pipeline (once)
 
-    CodecLoader(backend="onnxruntime", onnx_dir="onnx/").check()   # fail early, one line
+    PipelineLoader(backend="onnxruntime", onnx_dir="onnx/").check()   # fail early, one line
 
-A node's command line calls :meth:`CodecLoader.check` before it starts, so that a missing
+A node's command line calls :meth:`PipelineLoader.check` before it starts, so that a missing
 runtime or missing exported graphs are one line at start-up, not a failure per image.
 """
 
@@ -22,20 +23,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from textboost.codec.api import Codec
+    from textboost.pipeline.api import Pipeline
 
-__all__ = ["CodecLoader"]
+__all__ = ["PipelineLoader"]
 
 
-class CodecLoader:
-    """Loads a codec on the first call and returns the same one after.
+class PipelineLoader:
+    """Loads the pipeline on the first call and returns the same one after.
 
     Args:
         model: model file (None: the shipped default).
-        backend, device, onnx_dir: as :meth:`Codec.load` (``onnx_dir``: the folder of
+        backend, device, onnx_dir: as :meth:`Pipeline.load` (``onnx_dir``: the folder of
             ``python -m export onnx`` for the exported backends; None: the model id's cache
             folder).
-        fusion: as :meth:`Codec.load` (None: the fusion block when it ships beside the
+        fusion: as :meth:`Pipeline.load` (None: the fusion block when it ships beside the
             model; False: never, as a sender needs).
         factory: builds the codec instead (an already-loaded codec, a synthetic one);
             then the model id is the built codec's, so asking for it loads it, unless
@@ -63,18 +64,23 @@ class CodecLoader:
         self._codec: Any = None
         self._model_id = model_id
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Sent to another process unloaded: it loads its own codec there (the ground's
+        preview process, :mod:`downlink.preview`)."""
+        return {**self.__dict__, "_codec": None}
+
     @property
     def loaded(self) -> bool:
         return self._codec is not None
 
-    def __call__(self) -> Codec:
+    def __call__(self) -> Pipeline:
         if self._codec is None:
             if self._factory is not None:
                 self._codec = self._factory()
             else:
-                from textboost.codec.api import Codec
+                from textboost.pipeline.api import Pipeline
 
-                self._codec = Codec.load(
+                self._codec = Pipeline.load(
                     self.model,
                     backend=self.backend,
                     device=self.device,

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from shapely.geometry import Polygon
 
-from textboost.eval.text_gt import GtWord
+from textboost.scenetext.gt import GtWord
 from textboost.text.words import Word
 
 __all__ = [
