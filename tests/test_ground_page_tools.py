@@ -195,6 +195,7 @@ def live(tmp_path_factory):
     DownlinkState(folder / "down.db").close()
     marks = SeenMarks(folder / "down.db")
     server = LiveServer(GroundView(photos.out, photos.log_path, marks=marks), ("127.0.0.1", 0))
+    server.view.refresh()  # the cards exist before the first request, whichever test runs first
     server.start()
     yield server, keys
     server.close()
@@ -240,6 +241,7 @@ def test_a_seen_mark_on_a_state_file_held_by_another_writer_is_refused_not_half_
     DownlinkState(tmp_path / "down.db").close()
     marks = SeenMarks(tmp_path / "down.db", timeout_s=0.2)
     server = LiveServer(GroundView(photos.out, photos.log_path, marks=marks), ("127.0.0.1", 0))
+    server.view.refresh()  # the cards exist before the first request, whichever test runs first
     server.start()
     other = sqlite3.connect(tmp_path / "down.db", isolation_level=None)
     try:
