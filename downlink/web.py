@@ -360,7 +360,8 @@ class GroundView:
     @staticmethod
     def _outlines(img: ImageState) -> list[Outline]:
         """The carried words' regions over the decoded picture (where the fusion block
-        may have drawn them: the sender's reading, not camera pixels)."""
+        may have drawn them: the sender's reading, not camera pixels); a word the sender
+        kept out of the block's reach is the camera's pixels, and has none."""
         if not img.png or not img.width or not img.height:
             return []
         return [
@@ -370,7 +371,7 @@ class GroundView:
                 w.get("score"),
             )
             for w in img.words
-            if w.get("quad")
+            if w.get("quad") and w.get("restored", True) is not False
         ]
 
     def _timing(self, img: ImageState) -> tuple[_Rows, _Rows, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 
@@ -13,7 +14,13 @@ from hypothesis import strategies as st
 
 from textboost.bitstream.container import BitstreamError
 from textboost.text.filter import TextFilter, select_words
-from textboost.text.payload import MAX_BODY, decode_words, encode_words, grid_bits
+from textboost.text.payload import (
+    MAX_BODY,
+    decode_words,
+    encode_words,
+    grid_bits,
+    with_restore,
+)
 from textboost.text.render import render_guidance
 from textboost.text.words import Word, oriented_rect, reading_order, rect_quad
 
@@ -58,6 +65,44 @@ def test_payload_round_trip(words):
         d = (oang - ang + math.pi) % (2 * math.pi) - math.pi
         if min(rw, rh) >= 4 * step:  # angles agree within one 1/256-turn step
             assert abs(d) <= 2 * math.pi / 256 + 1e-9
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(word_st, min_size=1, max_size=12), st.data())
+def test_restore_flags_round_trip_and_change_nothing_else(words, data):
+    """The sender's restore choice is one bit a word: set on any subset of a section's
+    words it survives the round trip, keeps the section's length and every other field,
+    and a section with every word restored is byte for byte the one without the bit."""
+    words = [Word(w.quad, f"{w.text}#{i}") for i, w in enumerate(words)]
+    section = encode_words(words, W, H)
+    keep = data.draw(st.lists(st.booleans(), min_size=len(words), max_size=len(words)))
+    marked = with_restore(section, W, H, keep)
+    assert len(marked) == len(section)
+    assert with_restore(section, W, H, [True] * len(words)) == section
+    before, after = decode_words(section, W, H), decode_words(marked, W, H)
+    assert [w.restore for w in after] == keep
+    assert all(w.restore for w in before)
+    for a, b in zip(before, after, strict=True):
+        assert (a.text, a.score, a.style) == (b.text, b.score, b.style)
+        assert np.array_equal(a.quad, b.quad)
+    assert with_restore(marked, W, H, [True] * len(words)) == section
+    # the encoder writes the bit too (the section's order is its own: match by string)
+    chosen = {w.text: k for w, k in zip(after, keep, strict=True)}
+    again = encode_words([dataclasses.replace(w, restore=chosen[w.text]) for w in words], W, H)
+    assert {w.text: w.restore for w in decode_words(again, W, H)} == chosen
+
+
+def test_restore_flag_is_refused_where_the_version_has_no_such_bit():
+    words = [_rect_word(300, 200, 120, 30, 0, "EXIT")]
+    v2 = bytearray(encode_words(words, W, H))
+    with pytest.raises(ValueError, match="2 restore flags for 1 words"):
+        with_restore(bytes(v2), W, H, [True, False])
+    v1 = bytes([v2[0] & ~0x0C | 1 << 2]) + bytes(v2[1:])  # the same header byte, version 1
+    with pytest.raises((ValueError, BitstreamError)):
+        with_restore(v1, W, H, [False])
+    v2[-1] |= 0x80  # bit 7 stays undefined
+    with pytest.raises(BitstreamError, match="word 0 flags"):
+        decode_words(bytes(v2), W, H)
 
 
 def test_no_words_is_empty_section():

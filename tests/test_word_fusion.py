@@ -315,3 +315,71 @@ def test_receiver_fusion_cost_grows_with_the_words_not_the_megapixels(which, tmp
         assert np.array_equal(fused[outside], plain[outside])
         pixels.append(sum(seen))
     assert 0 < pixels[0] == pixels[1] <= 0.25 * 480 * 640, pixels
+
+
+# -- the sender's choice of restored words (textboost.fusion.choice) --------------------------
+
+
+def test_the_choice_keeps_words_the_block_brings_closer_and_only_those():
+    """A block that returns the original inside the first word and noise inside the second
+    (its whole output, as the runtime writes it): the first is restored, the second not."""
+    from textboost.fusion.choice import region_errors, restore_choice
+
+    original = _image(seed=4)
+    decoded = np.clip(original.astype(int) + 12, 0, 255).astype(np.uint8)
+    first, second = (_regions([w], 200, 120) for w in WORDS)
+
+    def fuse(d, words):
+        out = d.copy()
+        out[first] = original[first]
+        out[second] = 255 - original[second]
+        return out
+
+    assert restore_choice(fuse, original, decoded, WORDS) == [True, False]
+    assert restore_choice(fuse, original, decoded, []) == []
+    err = region_errors(original, [original, decoded], WORDS)
+    assert err.shape == (2, 2) and (err[0] == 0).all() and (err[1] > 0).all()
+
+
+def test_the_sender_restores_the_word_in_the_photo_and_not_a_misread(small_image):
+    """The shipped word block and a photo with "EXIT" painted in it: carried beside a
+    phantom "Main St" (a misread of bare texture), the sender keeps the block on EXIT and
+    off the phantom. ``choose_restored`` changes flag bits only (same length, same picture
+    sections), and the receiver draws exactly the words left restored: the phantom's
+    pixels are the codec's own."""
+    from textboost.bitstream.container import Container
+    from textboost.fusion.choice import region_errors
+    from textboost.pipeline.api import Pipeline
+    from textboost.text.payload import encode_words
+    from textboost.text.render import render_guidance
+
+    codec = Pipeline.load(spotter=None)
+    assert codec.fusion.kind == "words"
+    h, w = small_image.shape[:2]
+    words = [Word(rect_quad(40, 20, 60, 14, 0.0), "EXIT"),
+             Word(rect_quad(100, 75, 70, 16, 0.0), "Main St")]  # fmt: skip
+    photo = small_image.copy()
+    photo[_regions(words[:1], w, h)] = 235  # dark glyphs on a light sign
+    photo[render_guidance(words[:1], w, h) > 0.5] = 20
+    c = Container.parse(codec.encode(photo, rate=0.1, text=False))
+    data = Container(c.header, encode_words(words, w, h), c.z, c.groups).to_bytes()
+    chosen = codec.choose_restored(data, photo)
+    assert len(chosen) == len(data)
+    after = Container.parse(chosen)
+    assert (after.z, after.groups, after.header) == (c.z, c.groups, c.header)
+    carried = codec.words(chosen)
+    assert {x.text: x.restore for x in carried} == {"EXIT": True, "Main St": False}
+    plain = codec.decode(chosen, fusion=False)
+    restored = [x for x in carried if x.restore]
+    shown = codec.decode(chosen)
+    assert np.array_equal(shown, fuse(codec.fusion, plain, restored))
+    phantom = _regions([x for x in carried if not x.restore], w, h)
+    assert np.array_equal(shown[phantom], plain[phantom])
+    assert not np.array_equal(shown, plain)
+    mask = codec.receive(chosen, guidance=True).guidance.restored_mask()  # the operator's
+    assert mask[phantom & ~_regions(restored, w, h)].max() == 0 and mask.max() > 0
+    # the choice is the block's, measured against the source
+    err = region_errors(photo, [plain, fuse(codec.fusion, plain, carried)], carried)
+    assert [bool(e1 < e0) for e0, e1 in err.T] == [x.restore for x in carried]
+    with pytest.raises(ValueError, match="stream's is"):
+        codec.choose_restored(data, photo[:50])

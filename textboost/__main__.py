@@ -71,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     add_budget_arguments(e, required=True)
     e.add_argument("--no-text", action="store_true", help="carry no spotted words")
     e.add_argument(
+        "--restore", choices=("all", "closer"), default="all",
+        help="which carried words the receiver's word block may draw into the picture: all "
+        "(default: the most legible), or closer: only those it brings closer to this image "
+        "(decodes the stream once more here; never draws a word the photo does not show)",
+    )  # fmt: skip
+    e.add_argument(
         "--psnr", action="store_true",
         help="decode the stream as the receiver would and print PSNR and MS-SSIM against "
         "the input",
@@ -223,6 +229,7 @@ def info(data: bytes) -> dict:
                 "quad": [[round(v, 1) for v in p] for p in w.quad.tolist()],
                 "score": round(w.score, 3),
                 "style": None if w.style is None else dataclasses.asdict(w.style),
+                "restored": w.restore,
             }
             for w in decode_words(c.text, h.width, h.height)
         ],
@@ -296,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     if progress is not None:
                         progress.close()
+            if args.restore == "closer" and text:
+                data = codec.choose_restored(data, img)
             current = args.output
             Path(args.output).write_bytes(data)
             line = f"{args.output}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp"

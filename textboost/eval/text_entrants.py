@@ -10,9 +10,12 @@ decoded picture (:class:`Coded`).
   (``paper_fusion``: default the ``<model>.paper-fusion.safetensors`` in the zoo, else the
   shipped file when it is that kind);
 - ``words``: the same stream through the word block, only around the carried words
-  (``word_fusion``: default the shipped file when it is that kind).
+  (``word_fusion``: default the shipped file when it is that kind);
+- ``closer``: the same stream with the sender's choice of restored words
+  (:meth:`Pipeline.choose_restored`: the word block only where it brings a word closer
+  to the original), through the word block.
 
-The three TextBoost entrants decode one stream per budget (encoded once per image and
+The four TextBoost entrants decode one stream per budget (encoded once per image and
 budget), so they differ only in the fusion block.
 """
 
@@ -39,8 +42,8 @@ __all__ = [
     "get_entrant",
 ]  # fmt: skip
 
-ENTRANTS: tuple[str, ...] = ("original", "avif", "codec", "textboost", "paper", "words")
-FUSED = ("textboost", "paper", "words")  # one stream, three decoders
+ENTRANTS: tuple[str, ...] = ("original", "avif", "codec", "textboost", "paper", "words", "closer")
+FUSED = ("textboost", "paper", "words", "closer")  # one stream, four decoders
 LABELS = {
     "original": "original (uncompressed)",
     "avif": "AVIF (libaom), best of quality x downscale",
@@ -48,6 +51,7 @@ LABELS = {
     "textboost": "TextBoost",
     "paper": "TextBoost with the paper's block",
     "words": "TextBoost with the word block",
+    "closer": "TextBoost with the word block on the words it brings closer to the original",
 }
 MAX_WORKERS = 2  # the CPU is shared: never more than two processes
 
@@ -276,7 +280,13 @@ class _FusedEntrant:
             if s is None:
                 out.append(None)
                 continue
-            image = s.plain if self.block is None else fuse(self.block, s.plain, s.words)
+            words = s.words
+            if self.name == "closer":  # the sender's choice, made on the real stream
+                words = self.codec.words(self.codec.choose_restored(s.data, img, self.block))
+            if self.block is None:
+                image = s.plain
+            else:
+                image = fuse(self.block, s.plain, [w for w in words if w.restore])
             out.append(Coded(s.n_bytes, s.text_bytes, image, s.detail, s.words))
         return out
 
@@ -290,7 +300,7 @@ def _fused(name: str, opts: EntrantOptions, threads: int) -> _FusedEntrant:
     if name == "textboost":
         src = _fusion_file(shipped) if codec.fusion is not None else None
         return _FusedEntrant(name, threads, codec.fusion, src, opts.stream_dir)
-    want = "textboost-fusion/1" if name == "paper" else "textboost-fusion/2"
+    want = "textboost-fusion/1" if name == "paper" else "textboost-fusion/2"  # closer: words
     given = opts.paper_fusion if name == "paper" else opts.word_fusion
     default = shipped.with_name(shipped.name.replace(".fusion.", ".paper-fusion."))
     candidates = [given] if given is not None else (

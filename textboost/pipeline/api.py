@@ -31,7 +31,13 @@ from textboost.codec.budget import Progress
 from textboost.codec.weights import ModelFile, fusion_path
 from textboost.pipeline.parsed import Parsed
 from textboost.text.filter import TextFilter, select_words
-from textboost.text.payload import decode_words, encode_words, quantise_words, read_words
+from textboost.text.payload import (
+    decode_words,
+    encode_words,
+    quantise_words,
+    read_words,
+    with_restore,
+)
 from textboost.text.words import Word
 
 if TYPE_CHECKING:
@@ -214,6 +220,32 @@ class Pipeline:
             analyse=self._analyser(text), first_step="spot" if text else "analyse",
         )  # fmt: skip
 
+    def choose_restored(self, data: bytes, img, block: Any = None) -> bytes:
+        """``data`` with restoration off for every carried word that the word block
+        (``block``, default the loaded one) takes farther from ``img``, the source the
+        stream was coded from (:mod:`textboost.fusion.choice`). Only flag bits change: the
+        stream keeps its length, the picture's bytes and every word.
+
+        Costs one decode of the stream and the block around its words."""
+        from dataclasses import replace
+
+        from textboost.fusion.choice import restore_choice
+
+        block = self.fusion if block is None else block
+        if getattr(block, "kind", None) != "words":
+            raise ValueError("choosing the restored words needs the word fusion block")
+        c = Container.parse(data)
+        w, h = c.header.width, c.header.height
+        words = decode_words(c.text, w, h)
+        if not words:
+            return data
+        a = self.codec.prepare(img)[0]
+        if a.shape[:2] != (h, w):
+            raise ValueError(f"image of {a.shape[1]}x{a.shape[0]} px, the stream's is {w}x{h}")
+        keep = restore_choice(_word_fuser(block), a, self.codec.decode(c), words)
+        text = with_restore(c.text, w, h, keep)
+        return replace(c, text=text).to_bytes()
+
     def _analyser(self, text: bool) -> Analyser:
         def analyse(a: np.ndarray, scale: int, meta: CaptureMeta | None) -> Analysis:
             return self.analyse(a, scale, text, meta)
@@ -265,17 +297,24 @@ class Pipeline:
             words, problem = parsed.words, None
         if fusion is False or self.fusion is None:
             return Received(out, words, fused=False)
+        # the block draws the words the sender let it restore; the rest keep the codec's
+        # pixels (and stay out of the restored-regions mask), carried all the same
+        restored = [wd for wd in words if wd.restore]
         if getattr(self.fusion, "kind", "paper") == "words":  # around the words only
             # rendered for its warnings too (a word cleaned or dropped is told as with the
             # paper's block); the map is allocated lazily, so this costs O(words)
             g = _render(words, problem, w, h)
+            if len(restored) < len(words):
+                g = _drawn(restored, w, h)
             g = g if guidance else None
             if hasattr(self.fusion, "fuse_words"):  # exported (textboost.fusion.exported)
-                return Received(self.fusion.fuse_words(out, words), words, True, g)
+                return Received(self.fusion.fuse_words(out, restored), words, True, g)
             from textboost.fusion.runtime import fuse
 
-            return Received(fuse(self.fusion, out, words), words, True, g)
+            return Received(fuse(self.fusion, out, restored), words, True, g)
         g = _render(words, problem, w, h)
+        if len(restored) < len(words):
+            g = _drawn(restored, w, h)
         if hasattr(self.fusion, "fuse"):  # exported (textboost.fusion.exported)
             return Received(self.fusion.fuse(out, g.map), words, True, g)
         from textboost.fusion.runtime import apply_fusion
@@ -297,6 +336,22 @@ class Pipeline:
         w, h = width or c.header.width, height or c.header.height
         words, problem = read_words(c.text, w, h)
         return _render(words, problem, w, h)
+
+
+def _word_fuser(block: Any):
+    """``fuse(decoded, words)`` for the word block on its backend (torch or exported)."""
+    if hasattr(block, "fuse_words"):
+        return block.fuse_words
+    from textboost.fusion.runtime import fuse
+
+    return lambda decoded, words: fuse(block, decoded, words)
+
+
+def _drawn(words: list[Word], w: int, h: int) -> Guidance:
+    """The words rendered, warnings left to :func:`_render` (which rendered them all)."""
+    from textboost.text.render import render_words
+
+    return render_words(words, w, h)
 
 
 def _render(words: list[Word], problem: str | None, w: int, h: int) -> Guidance:

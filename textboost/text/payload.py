@@ -33,7 +33,11 @@ last words, as a lost y group loses only detail::
              | colours 3 bytes if coloured
 
 (the same fields as version 1; absolute centres cost about 2 bytes a word more than the
-deltas, and brotli, which version 1 often picked, would hide the word boundaries).
+deltas, and brotli, which version 1 often picked, would hide the word boundaries). In
+version 2 the flags byte's bit 6 says the receiver's block leaves the word's pixels as
+decoded (:attr:`Word.restore` false: the sender found the drawn glyphs farther from the
+photo than the codec's own, :mod:`textboost.fusion.choice`); a section without it is
+byte for byte what it was before the bit existed.
 :func:`read_prefix` reads the whole words of any prefix. Decoding is bounded (words,
 string length, decompressed size) and raises :class:`BitstreamError` naming the field.
 """
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import replace
 
 import brotli
 
@@ -60,11 +65,12 @@ __all__ = [
     "quantise_words",
     "read_prefix",
     "read_words",
+    "with_restore",
 ]
 
 VERSION = 2  # what the encoder writes; the decoder reads 0, 1 and 2
 CONF_STEPS = 15
-STYLED, COLOURED = 0x10, 0x20
+STYLED, COLOURED, KEPT = 0x10, 0x20, 0x40  # KEPT: not restored (version 2)
 RAW, DEFLATE, BROTLI = 0, 1, 2
 MAX_WORDS = 255
 MAX_STRING_BYTES = 255
@@ -120,7 +126,7 @@ def quantise_words(
     bits = grid_bits(width, height) if bits is None else bits
     step = max(width, height) / (1 << bits)
     return [
-        Word(_quad(*r[:4], _signed_angle(r[4]), step), r[6].text, r[6].score, r[6].style)
+        replace(r[6], quad=_quad(*r[:4], _signed_angle(r[4]), step))
         for r in _rows(words, width, height, bits)
     ]
 
@@ -140,7 +146,12 @@ def encode_words(words: list[Word], width: int, height: int, bits: int | None = 
         q = _clamp(round(float(word.score) * CONF_STEPS), 0, CONF_STEPS)
         body += varint(cx) + varint(cy) + varint(w) + varint(h) + zigzag(_signed_angle(angle))
         body += varint(len(text)) + text
-        body.append(q | (STYLED if st else 0) | (COLOURED if st and st.coloured else 0))
+        body.append(
+            q
+            | (STYLED if st else 0)
+            | (COLOURED if st and st.coloured else 0)
+            | (0 if word.restore else KEPT)
+        )
         if st:
             body += bytes(
                 (st.face | st.dark << 3 | st.inset << 4, st.stretch | (st.dx + 8) << 4, st.dy + 8)
@@ -149,6 +160,26 @@ def encode_words(words: list[Word], width: int, height: int, bits: int | None = 
                 (fr, fg, fb), (br, bg, bb) = st.fg, st.bg
                 body += bytes((fr | fg << 4, fb | br << 4, bg | bb << 4))
     return bytes([RAW | VERSION << 2 | (bits - MIN_BITS) << 4]) + body
+
+
+def with_restore(section: bytes, width: int, height: int, restore: list[bool]) -> bytes:
+    """A version-2 ``section`` with each word's restore flag (bit 6 of its flags byte) set
+    as ``restore`` says, in the section's order; no other bit changes."""
+    if not section:
+        if restore:
+            raise ValueError(f"{len(restore)} restore flags for 0 words")
+        return section
+    version = (section[0] >> 2) & 3
+    if version != VERSION:
+        raise ValueError(f"text section version {version}: only {VERSION} has the restore flag")
+    at: list[int] = []
+    words = _decode(section, width, height, prefix=False, flag_at=at)[0]
+    if len(restore) != len(words):
+        raise ValueError(f"{len(restore)} restore flags for {len(words)} words")
+    out = bytearray(section)
+    for pos, keep in zip(at, restore, strict=True):
+        out[1 + pos] = out[1 + pos] & ~KEPT | (0 if keep else KEPT)
+    return bytes(out)
 
 
 def decode_words(section: bytes, width: int, height: int) -> list[Word]:
@@ -176,8 +207,10 @@ def read_prefix(data: bytes, width: int, height: int) -> tuple[list[Word], int |
 
 
 def _decode(
-    section: bytes, width: int, height: int, *, prefix: bool
+    section: bytes, width: int, height: int, *, prefix: bool, flag_at: list[int] | None = None
 ) -> tuple[list[Word], int | None]:
+    """The words (and word count) of a section; ``flag_at`` gathers where each version-2
+    word's flags byte lies in the body."""
     if not section:
         return [], 0
     head = section[0]
@@ -204,7 +237,7 @@ def _decode(
         words = []
         for i in range(n):
             try:
-                words.append(_read_row(r, i, top, step))
+                words.append(_read_row(r, i, top, step, flag_at))
             except _Truncated:
                 if prefix:
                     return words, n
@@ -218,8 +251,10 @@ def _decode(
     return words, n
 
 
-def _read_row(r: _Reader, i: int, top: int, step: float) -> Word:
-    """One version-2 word."""
+def _read_row(
+    r: _Reader, i: int, top: int, step: float, flag_at: list[int] | None = None
+) -> Word:
+    """One version-2 word (``flag_at``: append where its flags byte lies)."""
     cx = r.varint(f"word {i} centre x")
     cy = r.varint(f"word {i} centre y")
     w = r.varint(f"word {i} width")
@@ -227,9 +262,12 @@ def _read_row(r: _Reader, i: int, top: int, step: float) -> Word:
     angle = r.zigzag(f"word {i} angle")
     text = _string(r, i, r.varint(f"word {i} string length"))
     _check_geometry(i, cy, cx, w, h, angle, top)
-    flags = _flags(i, r.take(1, f"word {i} flags")[0])
+    if flag_at is not None:
+        flag_at.append(r.pos)
+    flags = _flags(i, r.take(1, f"word {i} flags")[0], KEPT)
     style = _style(r, i, flags) if flags & STYLED else None
-    return Word(_quad(cy, cx, w, h, angle, step), text, (flags & 0x0F) / CONF_STEPS, style)
+    quad = _quad(cy, cx, w, h, angle, step)
+    return Word(quad, text, (flags & 0x0F) / CONF_STEPS, style, not flags & KEPT)
 
 
 def _read_columns(r: _Reader, n: int, top: int, step: float) -> list[Word]:
@@ -302,8 +340,9 @@ def _read_styles(r: _Reader, words: list[Word]) -> list[Word]:
     ]
 
 
-def _flags(i: int, f: int) -> int:
-    if f & 0xC0 or (f & COLOURED and not f & STYLED) or f & 0x0F > CONF_STEPS:
+def _flags(i: int, f: int, allowed: int = 0) -> int:
+    """The flags byte, checked; ``allowed``: the bits above 5 this version defines."""
+    if f & 0xC0 & ~allowed or (f & COLOURED and not f & STYLED) or f & 0x0F > CONF_STEPS:
         raise BitstreamError(f"text: word {i} flags 0x{f:02x} invalid")
     return f
 
@@ -360,8 +399,6 @@ def _decompress(method: int, data: bytes) -> bytes:
 
 def _clamp(v: int, lo: int, hi: int) -> int:
     return min(hi, max(lo, v))
-
-
 
 
 class _Truncated(BitstreamError):

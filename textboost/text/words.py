@@ -19,13 +19,16 @@ class Word:
     text as read (ICDAR 2015 order: p0→p1 runs along the text). ``score`` is the
     spotter's confidence in [0, 1] (a version-1 text section carries it in 1/15 steps; a
     version-0 one carries none: 1.0). ``style``: how the receiver should draw it, chosen by
-    the sender on the original pixels (None: the version-0 rendering).
+    the sender on the original pixels (None: the version-0 rendering). ``restore``: the
+    receiver's fusion block may draw it into the picture (the sender can say no where the
+    drawn glyphs would take the pixels away from the photo, :mod:`textboost.fusion.choice`).
     """
 
     quad: np.ndarray
     text: str
     score: float = 1.0
     style: Style | None = None
+    restore: bool = True
 
     def __post_init__(self) -> None:
         q = np.asarray(self.quad, dtype=np.float64)
