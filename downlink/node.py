@@ -68,15 +68,15 @@ Key = tuple[int, int]  # (sender epoch, bundle id)
 
 def words_json(words) -> list[dict[str, Any]]:
     """Words as JSON: ``{"text": str, "quad": [[x, y] x 4], "score": float, "restored":
-    bool}`` (pixels, clockwise from the top-left of the text as read; the spotter's
-    confidence as carried, 1.0 from a stream that carries none; whether the fusion block
-    may draw it, false where the sender said the drawn glyphs would stray from the photo)."""
+    float}`` (pixels, clockwise from the top-left of the text as read; the spotter's
+    confidence as carried, 1.0 from a stream that carries none; how much of the fusion
+    block the sender let it have, 0 where drawn glyphs would stray from the photo)."""
     return [
         {
             "text": w.text,
             "quad": [[round(float(x), 1), round(float(y), 1)] for x, y in w.quad],
             "score": round(float(w.score), 3),
-            "restored": bool(w.restore),
+            "restored": round(float(w.restore), 3),
         }
         for w in words
     ]

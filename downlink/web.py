@@ -50,6 +50,13 @@ MAX_QUERY = 200  # characters of a search query looked at
 _Rows = list[tuple[str, str]]  # (label, value) on a card
 
 
+def _drawn(word: dict) -> bool:
+    """Whether the fusion block may have drawn a word of a words file (its ``restored``
+    strength above 0; a file from before the field, or a value that is no number: yes)."""
+    r = word.get("restored", 1.0)
+    return not isinstance(r, int | float) or isinstance(r, bool) or r > 0
+
+
 def _fold(text: str) -> str:
     """What search compares: case folded, without spaces and punctuation."""
     return "".join(ch for ch in text.casefold() if ch.isalnum())
@@ -371,7 +378,7 @@ class GroundView:
                 w.get("score"),
             )
             for w in img.words
-            if w.get("quad") and w.get("restored", True) is not False
+            if w.get("quad") and _drawn(w)
         ]
 
     def _timing(self, img: ImageState) -> tuple[_Rows, _Rows, list[str]]:

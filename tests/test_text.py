@@ -19,6 +19,7 @@ from textboost.text.payload import (
     decode_words,
     encode_words,
     grid_bits,
+    restore_level,
     with_restore,
 )
 from textboost.text.render import render_guidance
@@ -69,40 +70,43 @@ def test_payload_round_trip(words):
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(word_st, min_size=1, max_size=12), st.data())
-def test_restore_flags_round_trip_and_change_nothing_else(words, data):
-    """The sender's restore choice is one bit a word: set on any subset of a section's
-    words it survives the round trip, keeps the section's length and every other field,
-    and a section with every word restored is byte for byte the one without the bit."""
+def test_restore_strengths_round_trip_and_change_nothing_else(words, data):
+    """The sender's restore strength is two bits a word: set on any words of a section it
+    survives the round trip (to the nearest third), keeps the section's length and every
+    other field, and a section whose words all get the whole block is byte for byte the
+    one written before the bits existed."""
     words = [Word(w.quad, f"{w.text}#{i}") for i, w in enumerate(words)]
     section = encode_words(words, W, H)
-    keep = data.draw(st.lists(st.booleans(), min_size=len(words), max_size=len(words)))
-    marked = with_restore(section, W, H, keep)
+    n = len(words)
+    strengths = data.draw(st.lists(st.floats(0, 1), min_size=n, max_size=n))
+    marked = with_restore(section, W, H, strengths)
     assert len(marked) == len(section)
-    assert with_restore(section, W, H, [True] * len(words)) == section
+    assert with_restore(section, W, H, [1.0] * n) == section
     before, after = decode_words(section, W, H), decode_words(marked, W, H)
-    assert [w.restore for w in after] == keep
-    assert all(w.restore for w in before)
+    assert [w.restore for w in before] == [1.0] * n
+    for got, want in zip(after, strengths, strict=True):
+        assert abs(got.restore - want) <= 1 / 6 + 1e-9
+        assert restore_level(got.restore) == restore_level(want)
     for a, b in zip(before, after, strict=True):
         assert (a.text, a.score, a.style) == (b.text, b.score, b.style)
         assert np.array_equal(a.quad, b.quad)
-    assert with_restore(marked, W, H, [True] * len(words)) == section
-    # the encoder writes the bit too (the section's order is its own: match by string)
-    chosen = {w.text: k for w, k in zip(after, keep, strict=True)}
+    assert with_restore(marked, W, H, [1.0] * n) == section
+    # the encoder writes the bits too (the section's order is its own: match by string)
+    chosen = {w.text: w.restore for w in after}
     again = encode_words([dataclasses.replace(w, restore=chosen[w.text]) for w in words], W, H)
     assert {w.text: w.restore for w in decode_words(again, W, H)} == chosen
 
 
-def test_restore_flag_is_refused_where_the_version_has_no_such_bit():
+def test_restore_strengths_are_refused_where_they_cannot_be_carried():
     words = [_rect_word(300, 200, 120, 30, 0, "EXIT")]
-    v2 = bytearray(encode_words(words, W, H))
-    with pytest.raises(ValueError, match="2 restore flags for 1 words"):
-        with_restore(bytes(v2), W, H, [True, False])
-    v1 = bytes([v2[0] & ~0x0C | 1 << 2]) + bytes(v2[1:])  # the same header byte, version 1
+    v2 = encode_words(words, W, H)
+    with pytest.raises(ValueError, match="2 restore strengths for 1 words"):
+        with_restore(v2, W, H, [1.0, 0.0])
+    with pytest.raises(ValueError, match=r"restore 1\.5 outside 0\.\.1"):
+        with_restore(v2, W, H, [1.5])
+    v1 = bytes([v2[0] & ~0x0C | 1 << 2]) + v2[1:]  # the same header byte, version 1
     with pytest.raises((ValueError, BitstreamError)):
-        with_restore(v1, W, H, [False])
-    v2[-1] |= 0x80  # bit 7 stays undefined
-    with pytest.raises(BitstreamError, match="word 0 flags"):
-        decode_words(bytes(v2), W, H)
+        with_restore(v1, W, H, [0.0])
 
 
 def test_no_words_is_empty_section():

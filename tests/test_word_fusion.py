@@ -320,25 +320,46 @@ def test_receiver_fusion_cost_grows_with_the_words_not_the_megapixels(which, tmp
 # -- the sender's choice of restored words (textboost.fusion.choice) --------------------------
 
 
-def test_the_choice_keeps_words_the_block_brings_closer_and_only_those():
-    """A block that returns the original inside the first word and noise inside the second
-    (its whole output, as the runtime writes it): the first is restored, the second not."""
+def test_the_choice_gives_each_word_the_share_of_the_block_that_brings_it_closest():
+    """A block whose output is the original inside the first word, noise inside the
+    second and twice the needed correction inside the third (ink drawn too dark): all of
+    it, none of it, and half (the nearest third below a tie goes to the weaker)."""
     from textboost.fusion.choice import region_errors, restore_choice
 
+    third = Word(rect_quad(150, 25, 60, 14, 0.0), "STOP")
+    words = [*WORDS, third]
     original = _image(seed=4)
     decoded = np.clip(original.astype(int) + 12, 0, 255).astype(np.uint8)
-    first, second = (_regions([w], 200, 120) for w in WORDS)
+    first, second, over = (_regions([w], 200, 120) for w in words)
 
-    def fuse(d, words):
-        out = d.copy()
+    def fuse(d, ws):
+        out = d.astype(int)
         out[first] = original[first]
         out[second] = 255 - original[second]
-        return out
+        out[over] = 2 * original[over].astype(int) - d[over]  # overshoots by the same again
+        return np.clip(out, 0, 255).astype(np.uint8)
 
-    assert restore_choice(fuse, original, decoded, WORDS) == [True, False]
+    got = restore_choice(fuse, original, decoded, words)
+    assert got[:2] == [1.0, 0.0] and got[2] in (1 / 3, 2 / 3)
     assert restore_choice(fuse, original, decoded, []) == []
     err = region_errors(original, [original, decoded], WORDS)
     assert err.shape == (2, 2) and (err[0] == 0).all() and (err[1] > 0).all()
+
+
+def test_strengths_scale_the_blocks_correction_word_by_word():
+    """A word restored by s gets x + s·(fused − x) over its region; 1 everywhere is the
+    block as before, bit for bit; 0 leaves the word's pixels the codec's own."""
+    from dataclasses import replace
+
+    block, img = _noisy_block(2), _image(seed=6)
+    full = fuse(block, img, WORDS)
+    assert np.array_equal(fuse(block, img, [replace(w, restore=1.0) for w in WORDS]), full)
+    none = fuse(block, img, [replace(WORDS[0], restore=0.0), WORDS[1]])
+    first = _regions(WORDS[:1], 200, 120) & ~_regions(WORDS[1:], 200, 120)
+    assert np.array_equal(none[first], img[first])
+    half = fuse(block, img, [replace(WORDS[0], restore=0.5), WORDS[1]])
+    want = img[first].astype(float) + 0.5 * (full[first].astype(float) - img[first])
+    assert np.abs(half[first].astype(float) - want).max() <= 1.0  # rounding of the halves
 
 
 def test_the_sender_restores_the_word_in_the_photo_and_not_a_misread(small_image):
@@ -347,6 +368,8 @@ def test_the_sender_restores_the_word_in_the_photo_and_not_a_misread(small_image
     off the phantom. ``choose_restored`` changes flag bits only (same length, same picture
     sections), and the receiver draws exactly the words left restored: the phantom's
     pixels are the codec's own."""
+    from dataclasses import replace
+
     from textboost.bitstream.container import Container
     from textboost.fusion.choice import region_errors
     from textboost.pipeline.api import Pipeline
@@ -368,18 +391,21 @@ def test_the_sender_restores_the_word_in_the_photo_and_not_a_misread(small_image
     after = Container.parse(chosen)
     assert (after.z, after.groups, after.header) == (c.z, c.groups, c.header)
     carried = codec.words(chosen)
-    assert {x.text: x.restore for x in carried} == {"EXIT": True, "Main St": False}
+    strength = {x.text: x.restore for x in carried}
+    assert strength["EXIT"] > 0 and strength["Main St"] == 0
     plain = codec.decode(chosen, fusion=False)
-    restored = [x for x in carried if x.restore]
+    restored = [x for x in carried if x.restore > 0]
     shown = codec.decode(chosen)
-    assert np.array_equal(shown, fuse(codec.fusion, plain, restored))
-    phantom = _regions([x for x in carried if not x.restore], w, h)
+    assert np.array_equal(shown, fuse(codec.fusion, plain, carried))
+    phantom = _regions([x for x in carried if x.restore == 0], w, h)
     assert np.array_equal(shown[phantom], plain[phantom])
     assert not np.array_equal(shown, plain)
     mask = codec.receive(chosen, guidance=True).guidance.restored_mask()  # the operator's
     assert mask[phantom & ~_regions(restored, w, h)].max() == 0 and mask.max() > 0
-    # the choice is the block's, measured against the source
-    err = region_errors(photo, [plain, fuse(codec.fusion, plain, carried)], carried)
-    assert [bool(e1 < e0) for e0, e1 in err.T] == [x.restore for x in carried]
+    # the choice is the block's, measured against the source: the word's region is no
+    # farther from it than the codec's own, and no farther than the whole block's
+    full = fuse(codec.fusion, plain, [replace(x, restore=1.0) for x in carried])
+    err = region_errors(photo, [plain, full, shown], carried)
+    assert (err[2] <= np.minimum(err[0], err[1]) * 1.001 + 1).all()
     with pytest.raises(ValueError, match="stream's is"):
         codec.choose_restored(data, photo[:50])

@@ -283,10 +283,8 @@ class _FusedEntrant:
             words = s.words
             if self.name == "closer":  # the sender's choice, made on the real stream
                 words = self.codec.words(self.codec.choose_restored(s.data, img, self.block))
-            if self.block is None:
-                image = s.plain
-            else:
-                image = fuse(self.block, s.plain, [w for w in words if w.restore])
+            # each word as much as carried (a stream of encode_to_budget: all of it)
+            image = s.plain if self.block is None else fuse(self.block, s.plain, words)
             out.append(Coded(s.n_bytes, s.text_bytes, image, s.detail, s.words))
         return out
 

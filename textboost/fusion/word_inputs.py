@@ -96,6 +96,16 @@ def tile_inputs(
     return out
 
 
+def _restore_weight(words: Sequence[Word], tile: Tile) -> np.ndarray:
+    """The region weight with each word's scaled by its restore strength (max over words)."""
+    out = np.zeros(tile.shape, np.float32)
+    for i in tile.words:
+        if words[i].restore > 0:
+            one = Tile(tile.x0, tile.y0, tile.x1, tile.y1, (i,))
+            np.maximum(out, np.float32(words[i].restore) * region_weight(words, one), out=out)
+    return out
+
+
 def fuse_words(
     run: Callable[[np.ndarray, np.ndarray], np.ndarray],
     decoded: np.ndarray,
@@ -103,7 +113,8 @@ def fuse_words(
     styles: Sequence[WordStyle | None] | None = None,
     halo: int = HALO,
 ) -> np.ndarray:
-    """The decoded HxWx3 uint8 image with the word block applied in every word tile.
+    """The decoded HxWx3 uint8 image with the word block applied in every word tile, each
+    word's correction scaled by its carried :attr:`~textboost.text.words.Word.restore`.
 
     ``run`` is the backend's call on float32 (1, 3, h, w) and (1, INPUT_CHANNELS, h, w)
     arrays (h, w multiples of 4) returning (1, 3, h, w). Only pixels of non-zero region
@@ -119,7 +130,14 @@ def fuse_words(
         x = decoded[tile.y0 : tile.y1, tile.x0 : tile.x1].astype(np.float32) / np.float32(255)
         x = np.ascontiguousarray(pad_tile(x.transpose(2, 0, 1))[None])
         y = run(x, np.ascontiguousarray(pad_tile(inp)[None]))[0, :, :th, :tw]
-        y8 = (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
         region = inp[-1] > 0
+        y = np.clip(y, 0, 1)
+        if any(words[i].restore != 1.0 for i in tile.words):
+            # the block's picture is x + r·delta; a word restored by s gets x + s·r·delta
+            scaled = _restore_weight(words, tile)
+            gain = np.divide(scaled, inp[-1], out=np.zeros_like(scaled), where=region)
+            y = x[0, :, :th, :tw] + gain * (y - x[0, :, :th, :tw])
+            region &= scaled > 0
+        y8 = (y * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
         out[tile.y0 : tile.y1, tile.x0 : tile.x1][region] = y8[region]
     return out

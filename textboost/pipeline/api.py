@@ -221,10 +221,10 @@ class Pipeline:
         )  # fmt: skip
 
     def choose_restored(self, data: bytes, img, block: Any = None) -> bytes:
-        """``data`` with restoration off for every carried word that the word block
-        (``block``, default the loaded one) takes farther from ``img``, the source the
-        stream was coded from (:mod:`textboost.fusion.choice`). Only flag bits change: the
-        stream keeps its length, the picture's bytes and every word.
+        """``data`` with each carried word's restore strength set to the third of the word
+        block's correction (``block``, default the loaded one) that brings the word closest
+        to ``img``, the source the stream was coded from (:mod:`textboost.fusion.choice`).
+        Only flag bits change: the stream keeps its length, the picture's bytes and words.
 
         Costs one decode of the stream and the block around its words."""
         from dataclasses import replace
@@ -242,8 +242,8 @@ class Pipeline:
         a = self.codec.prepare(img)[0]
         if a.shape[:2] != (h, w):
             raise ValueError(f"image of {a.shape[1]}x{a.shape[0]} px, the stream's is {w}x{h}")
-        keep = restore_choice(_word_fuser(block), a, self.codec.decode(c), words)
-        text = with_restore(c.text, w, h, keep)
+        strengths = restore_choice(_word_fuser(block), a, self.codec.decode(c), words)
+        text = with_restore(c.text, w, h, strengths)
         return replace(c, text=text).to_bytes()
 
     def _analyser(self, text: bool) -> Analyser:
@@ -297,9 +297,9 @@ class Pipeline:
             words, problem = parsed.words, None
         if fusion is False or self.fusion is None:
             return Received(out, words, fused=False)
-        # the block draws the words the sender let it restore; the rest keep the codec's
-        # pixels (and stay out of the restored-regions mask), carried all the same
-        restored = [wd for wd in words if wd.restore]
+        # the block draws each word as much as the sender said (Word.restore); a word it
+        # may not draw keeps the codec's pixels and stays out of the restored-regions mask
+        restored = [wd for wd in words if wd.restore > 0]
         if getattr(self.fusion, "kind", "paper") == "words":  # around the words only
             # rendered for its warnings too (a word cleaned or dropped is told as with the
             # paper's block); the map is allocated lazily, so this costs O(words)
@@ -307,11 +307,7 @@ class Pipeline:
             if len(restored) < len(words):
                 g = _drawn(restored, w, h)
             g = g if guidance else None
-            if hasattr(self.fusion, "fuse_words"):  # exported (textboost.fusion.exported)
-                return Received(self.fusion.fuse_words(out, restored), words, True, g)
-            from textboost.fusion.runtime import fuse
-
-            return Received(fuse(self.fusion, out, restored), words, True, g)
+            return Received(_word_fuser(self.fusion)(out, words), words, True, g)
         g = _render(words, problem, w, h)
         if len(restored) < len(words):
             g = _drawn(restored, w, h)

@@ -34,10 +34,10 @@ last words, as a lost y group loses only detail::
 
 (the same fields as version 1; absolute centres cost about 2 bytes a word more than the
 deltas, and brotli, which version 1 often picked, would hide the word boundaries). In
-version 2 the flags byte's bit 6 says the receiver's block leaves the word's pixels as
-decoded (:attr:`Word.restore` false: the sender found the drawn glyphs farther from the
-photo than the codec's own, :mod:`textboost.fusion.choice`); a section without it is
-byte for byte what it was before the bit existed.
+version 2 the flags byte's bits 6-7 hold how much of the receiver's block a word gets,
+in thirds: 0 all of it, 1 two thirds, 2 one third, 3 none (:attr:`Word.restore`, chosen
+by the sender on the original pixels, :mod:`textboost.fusion.choice`); a section whose
+words all get the whole block is byte for byte what it was before the bits existed.
 :func:`read_prefix` reads the whole words of any prefix. Decoding is bounded (words,
 string length, decompressed size) and raises :class:`BitstreamError` naming the field.
 """
@@ -65,12 +65,14 @@ __all__ = [
     "quantise_words",
     "read_prefix",
     "read_words",
+    "restore_level",
     "with_restore",
 ]
 
 VERSION = 2  # what the encoder writes; the decoder reads 0, 1 and 2
 CONF_STEPS = 15
-STYLED, COLOURED, KEPT = 0x10, 0x20, 0x40  # KEPT: not restored (version 2)
+STYLED, COLOURED = 0x10, 0x20
+RESTORE_SHIFT, RESTORE_STEPS = 6, 3  # version 2: bits 6-7, restore = 1 - level / 3
 RAW, DEFLATE, BROTLI = 0, 1, 2
 MAX_WORDS = 255
 MAX_STRING_BYTES = 255
@@ -150,7 +152,7 @@ def encode_words(words: list[Word], width: int, height: int, bits: int | None = 
             q
             | (STYLED if st else 0)
             | (COLOURED if st and st.coloured else 0)
-            | (0 if word.restore else KEPT)
+            | restore_level(word.restore) << RESTORE_SHIFT
         )
         if st:
             body += bytes(
@@ -162,23 +164,31 @@ def encode_words(words: list[Word], width: int, height: int, bits: int | None = 
     return bytes([RAW | VERSION << 2 | (bits - MIN_BITS) << 4]) + body
 
 
-def with_restore(section: bytes, width: int, height: int, restore: list[bool]) -> bytes:
-    """A version-2 ``section`` with each word's restore flag (bit 6 of its flags byte) set
-    as ``restore`` says, in the section's order; no other bit changes."""
+def restore_level(restore: float) -> int:
+    """The carried level (0..3) of a restore strength in [0, 1] (nearest third)."""
+    if not 0.0 <= restore <= 1.0:
+        raise ValueError(f"restore {restore!r} outside 0..1")
+    return RESTORE_STEPS - round(restore * RESTORE_STEPS)
+
+
+def with_restore(section: bytes, width: int, height: int, restore: list[float]) -> bytes:
+    """A version-2 ``section`` with each word's restore strength (bits 6-7 of its flags
+    byte, nearest third) set as ``restore`` says, in the section's order; no other bit
+    changes."""
     if not section:
         if restore:
-            raise ValueError(f"{len(restore)} restore flags for 0 words")
+            raise ValueError(f"{len(restore)} restore strengths for 0 words")
         return section
     version = (section[0] >> 2) & 3
     if version != VERSION:
-        raise ValueError(f"text section version {version}: only {VERSION} has the restore flag")
+        raise ValueError(f"text section version {version}: only {VERSION} carries restore")
     at: list[int] = []
     words = _decode(section, width, height, prefix=False, flag_at=at)[0]
     if len(restore) != len(words):
-        raise ValueError(f"{len(restore)} restore flags for {len(words)} words")
+        raise ValueError(f"{len(restore)} restore strengths for {len(words)} words")
     out = bytearray(section)
-    for pos, keep in zip(at, restore, strict=True):
-        out[1 + pos] = out[1 + pos] & ~KEPT | (0 if keep else KEPT)
+    for pos, r in zip(at, restore, strict=True):
+        out[1 + pos] = out[1 + pos] & 0x3F | restore_level(r) << RESTORE_SHIFT
     return bytes(out)
 
 
@@ -264,10 +274,10 @@ def _read_row(
     _check_geometry(i, cy, cx, w, h, angle, top)
     if flag_at is not None:
         flag_at.append(r.pos)
-    flags = _flags(i, r.take(1, f"word {i} flags")[0], KEPT)
+    flags = _flags(i, r.take(1, f"word {i} flags")[0], 0xC0)
     style = _style(r, i, flags) if flags & STYLED else None
-    quad = _quad(cy, cx, w, h, angle, step)
-    return Word(quad, text, (flags & 0x0F) / CONF_STEPS, style, not flags & KEPT)
+    restore = 1.0 - (flags >> RESTORE_SHIFT) / RESTORE_STEPS
+    return Word(_quad(cy, cx, w, h, angle, step), text, (flags & 0x0F) / CONF_STEPS, style, restore)
 
 
 def _read_columns(r: _Reader, n: int, top: int, step: float) -> list[Word]:

@@ -19,16 +19,17 @@ class Word:
     text as read (ICDAR 2015 order: p0→p1 runs along the text). ``score`` is the
     spotter's confidence in [0, 1] (a version-1 text section carries it in 1/15 steps; a
     version-0 one carries none: 1.0). ``style``: how the receiver should draw it, chosen by
-    the sender on the original pixels (None: the version-0 rendering). ``restore``: the
-    receiver's fusion block may draw it into the picture (the sender can say no where the
-    drawn glyphs would take the pixels away from the photo, :mod:`textboost.fusion.choice`).
+    the sender on the original pixels (None: the version-0 rendering). ``restore``: how
+    much of the receiver's fusion block the word gets, 1 all of it, 0 none (the sender
+    chooses, in thirds, so that the drawn glyphs bring the pixels closer to the photo,
+    :mod:`textboost.fusion.choice`).
     """
 
     quad: np.ndarray
     text: str
     score: float = 1.0
     style: Style | None = None
-    restore: bool = True
+    restore: float = 1.0
 
     def __post_init__(self) -> None:
         q = np.asarray(self.quad, dtype=np.float64)
