@@ -87,6 +87,8 @@ def main() -> int:
     p.add_argument("--avif-downscale", default=",".join(f"{d:g}" for d in DOWNSCALE_DIVISORS))
     p.add_argument("--limit", type=int, default=None, help="first N annotated images a set")
     p.add_argument("--grid-rows", type=int, default=12)
+    p.add_argument("--colours", action="store_true",
+                   help="TextBoost's streams carry each word's two colours (3 B a word more)")
     p.add_argument("--assemble-only", action="store_true",
                    help="only write matrix.json/.md and the grids from the units")
     args = p.parse_args()
@@ -112,6 +114,7 @@ def main() -> int:
         paper_fusion=args.paper_fusion,
         word_fusion=args.word_fusion,
         stream_dir=args.work / "streams",
+        colours=args.colours,
     )
     msets = []
     for s in sets:

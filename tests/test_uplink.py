@@ -328,3 +328,39 @@ def test_text_setting_is_part_of_the_cache_key(tmp_path):
 def test_cli_has_no_text_switch():
     out = run_module("uplink", "send", "--help", check=True)
     assert "--no-text" in out.stdout
+
+
+def test_restore_closer_sends_the_senders_choice_of_restored_words(tmp_path):
+    """``restore: closer`` on the sender: the stream is the one ``restore: all`` sends with
+    the word flags :meth:`Pipeline.choose_restored` sets on the source (same length), under
+    its own cache key; a value other than all/closer is refused by name."""
+    from textboost.codec.image import load_image
+    from textboost.pipeline.api import Pipeline
+    from textboost.pipeline.loader import PipelineLoader
+
+    path = ROOT / "link_sim" / "data" / "kodak_text" / "kodim03_text.png"
+    cache = EncodeCache(tmp_path / "cache")
+    every = EncodePipeline(ByteBudget(2000), cache, PipelineLoader(fusion=False))
+    closer = EncodePipeline(ByteBudget(2000), cache, PipelineLoader(fusion=True), restore="closer")
+    assert every.settings != closer.settings and "restore=closer" in closer.settings
+    a, b = every.encode(path), closer.encode(path)
+    assert not b.cached and len(a.data) == len(b.data)
+    assert b.data == Pipeline.load(spotter=None).choose_restored(a.data, load_image(path))
+    assert closer.encode(path).data == b.data  # served from its own key
+    assert EncodePipeline(ByteBudget(2000), None, text=False, restore="closer").restore == "all"
+    with pytest.raises(ValueError, match="restore 'some'"):
+        EncodePipeline(ByteBudget(2000), None, restore="some")
+
+
+def test_field_config_takes_restore_and_names_a_bad_value(tmp_path):
+    from tests.field_harness import write_config
+    from textboost.field.config import load_field_config
+    from textboost.settings.load import ConfigError
+
+    config = write_config(tmp_path)
+    text = config.read_text()
+    config.write_text(text.replace("  poll_s:", "  restore: closer\n  poll_s:"))
+    assert load_field_config(config).uplink.restore == "closer"
+    config.write_text(text.replace("  poll_s:", "  restore: some\n  poll_s:"))
+    with pytest.raises(ConfigError, match="restore"):
+        load_field_config(config)

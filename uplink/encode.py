@@ -89,6 +89,10 @@ class EncodePipeline:
             (default); False: send none unless :meth:`encode` is handed a record.
         name: with ``meta``, carry the image file's name in the record (default; at most
             32 bytes of UTF-8, counted in the budget with the header); False: none.
+        restore: with ``text``, which words the ground's word block may draw: ``all``
+            (default), or ``closer``: each word only as far as the block brings it closer
+            to this image (:meth:`Pipeline.choose_restored`; the sender then loads the word
+            block, and decodes each stream once more).
     """
 
     def __init__(
@@ -100,13 +104,19 @@ class EncodePipeline:
         text: bool = True,
         meta: bool = True,
         name: bool = True,
+        restore: str = "all",
     ) -> None:
+        if restore not in ("all", "closer"):
+            raise ValueError(f"restore {restore!r}: expected 'all' or 'closer'")
         self.policy = policy
         self.cache = cache
         self.text = text
         self.meta = meta
         self.name = name
+        self.restore = restore if text else "all"
         self.settings = f"{policy.settings};{text_settings(text)}"  # the cache key
+        if self.restore != "all":
+            self.settings += f";restore={self.restore}"
         if codec_factory is None:
             codec_factory = PipelineLoader()
         elif not isinstance(codec_factory, PipelineLoader):
@@ -159,6 +169,8 @@ class EncodePipeline:
         t0 = time.perf_counter()
         try:
             data = self.policy.encode(self.codec, img, text=self.text, meta=meta)
+            if self.restore == "closer":
+                data = self.codec.choose_restored(data, img)
         except ValueError as exc:  # e.g. BudgetError: name the image
             raise type(exc)(f"{path}: {exc}") from exc
         encode_s = time.perf_counter() - t0

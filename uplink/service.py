@@ -78,8 +78,8 @@ class UplinkService:
         self.clock = clock
         self.pipeline = pipeline or EncodePipeline(
             up.budget.fixed_policy(), None,
-            up.codec.loader(f"{source}: uplink.codec", fusion=False),
-            text=up.text, name=up.send_name,
+            up.codec.loader(f"{source}: uplink.codec", fusion=up.text and up.restore == "closer"),
+            text=up.text, name=up.send_name, restore=up.restore,
         )
         self.log = EventLog(up.event_log, "uplink")
         self.state = UplinkState(up.state_db)

@@ -67,6 +67,7 @@ class EntrantOptions:
     # where each (image, budget, words on/off) stream is kept once coded, so a resumed or
     # later run (another entrant on the same stream) decodes it instead of coding it again
     stream_dir: Path | None = None
+    colours: bool = False  # the TextBoost streams carry each word's two colours (3 B a word)
 
 
 @dataclass(frozen=True)
@@ -119,19 +120,20 @@ class _AvifEntrant:
         return out
 
 
-_CODEC: Any = None  # one loaded model per process
+_CODECS: dict[bool, Any] = {}  # one loaded model per process (per colours setting)
 
 
-def _load_codec(threads: int) -> Any:
-    global _CODEC
-    if _CODEC is None:
+def _load_codec(threads: int, colours: bool = False) -> Any:
+    if colours not in _CODECS:
         import torch
 
         from textboost.pipeline.api import Pipeline
+        from textboost.text.filter import TextFilter
 
         torch.set_num_threads(threads)
-        _CODEC = Pipeline.load()
-    return _CODEC
+        flt = TextFilter(colours=True) if colours else None
+        _CODECS[colours] = Pipeline.load(text_filter=flt)
+    return _CODECS[colours]
 
 
 def _fusion_file(path: Path) -> dict[str, Any]:
@@ -209,10 +211,11 @@ def _stream(
     from textboost.codec.budget import BudgetError
     from textboost.codec.exact import RATE_MAX
 
-    key = (hashlib.sha1(np.ascontiguousarray(img).data).hexdigest(), budget, text)
+    colours = bool(text and codec.text_filter.colours)
+    key = (hashlib.sha1(np.ascontiguousarray(img).data).hexdigest(), budget, text, colours)
     kept = None
     if stream_dir is not None:
-        tag = "words" if text else "plain"
+        tag = ("words-colours" if codec.text_filter.colours else "words") if text else "plain"
         kept = stream_dir / f"{codec.model_id.hex()[:12]}-{key[0][:20]}-{budget}-{tag}.tbx"
     if key not in _STREAMS:
         if any(k[0] != key[0] for k in _STREAMS):
@@ -252,10 +255,11 @@ class _FusedEntrant:
         block: Any,
         source: dict[str, Any] | None,
         stream_dir: Path | None = None,
+        colours: bool = False,
     ) -> None:
         self.name = name
         self.threads = threads
-        self.codec = _load_codec(threads)
+        self.codec = _load_codec(threads, colours)
         self.block = block
         self.source = source
         self.stream_dir = stream_dir
@@ -297,7 +301,7 @@ def _fused(name: str, opts: EntrantOptions, threads: int) -> _FusedEntrant:
     shipped = fusion_path(codec.model.path)
     if name == "textboost":
         src = _fusion_file(shipped) if codec.fusion is not None else None
-        return _FusedEntrant(name, threads, codec.fusion, src, opts.stream_dir)
+        return _FusedEntrant(name, threads, codec.fusion, src, opts.stream_dir, opts.colours)
     want = "textboost-fusion/1" if name == "paper" else "textboost-fusion/2"  # closer: words
     given = opts.paper_fusion if name == "paper" else opts.word_fusion
     default = shipped.with_name(shipped.name.replace(".fusion.", ".paper-fusion."))
@@ -307,7 +311,9 @@ def _fused(name: str, opts: EntrantOptions, threads: int) -> _FusedEntrant:
     for path in candidates:
         if path is not None and path.is_file() and fusion_metadata(path)["format"] == want:
             block = load_fusion(path, model_id=codec.model_id)
-            return _FusedEntrant(name, threads, block, _fusion_file(path), opts.stream_dir)
+            return _FusedEntrant(
+                name, threads, block, _fusion_file(path), opts.stream_dir, opts.colours
+            )
     what = "paper's block" if name == "paper" else "word block"
     raise FileNotFoundError(
         f"no {what} ({want}) among {[str(p) for p in candidates]}; give "

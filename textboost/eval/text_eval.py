@@ -106,6 +106,7 @@ class TextEvalConfig:
     paper_fusion: Path | None = None  # the paper's block (None: the zoo's)
     word_fusion: Path | None = None  # the word block (None: the shipped file, if of that kind)
     stream_dir: Path | None = None  # streams kept once coded (text_entrants._stream)
+    colours: bool = False  # TextBoost's streams carry each word's two colours too
 
     def __post_init__(self) -> None:
         if not self.entrants:
@@ -136,7 +137,7 @@ class TextEvalConfig:
     @property
     def options(self) -> EntrantOptions:
         return EntrantOptions(self.avif_divisors, self.workers, self.paper_fusion,
-                              self.word_fusion, self.stream_dir)  # fmt: skip
+                              self.word_fusion, self.stream_dir, self.colours)  # fmt: skip
 
 
 

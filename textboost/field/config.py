@@ -93,6 +93,9 @@ class UplinkSection(EdgeQueue):
     duty_period_s: float = Field(60.0, gt=0)
     budget: Budget = DEFAULT_BUDGET  # {max_bytes: N}, {bpp: B} or {rate: R}
     text: bool = True  # spot words and send them first
+    # which words the ground's word block may draw: all, or closer (each only as far as it
+    # brings the word closer to the photo; the sender loads the block: docs/text.md)
+    restore: Literal["all", "closer"] = "all"
     send_name: bool = True  # carry each file's name (<= 32 bytes, in the header's record)
     poll_s: float = Field(0.5, gt=0)  # drop folder polling interval
     keep_sources: bool = False  # True: move taken files to drop_dir/taken/, False: delete
