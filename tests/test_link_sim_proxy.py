@@ -171,11 +171,11 @@ def test_twenty_images_through_the_proxy_at_20_percent_bursty_loss_then_replay(t
     over a proxy losing 20 % of the frames in bursts both ways; then the run's event log
     replayed on the same scenario gives measured and simulated latencies of one order."""
     link = {"rate_bps": 200_000, "delay_s": 0.01, "mtu_bytes": 200, "burst": BURSTY}
-    protocol = {"arq": "deferred", "rto_s": 0.3, "nak_timeout_s": 0.3, "max_retries": 40}
+    protocol = {"arq": "deferred", "rto_s": 0.3, "nak_timeout_s": 0.3, "max_retries": 100}
     path = scenario_file(tmp_path, link, dict(link), seed=5, protocol=protocol)
     s = load_scenario(path)
     cfg = LinkConfig(mtu_bytes=200, arq="deferred", rto_s=0.3, nak_timeout_s=0.3,
-                     max_retries=40, auth_key=b"rehearsal-key-0123456789")
+                     max_retries=100, auth_key=b"rehearsal-key-0123456789")
     rng = np.random.default_rng(1)
     images = {f"img{i:02d}": tbx(rng, int(n)) for i, n in enumerate(rng.integers(300, 900, 20))}
 

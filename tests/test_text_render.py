@@ -144,9 +144,12 @@ def test_bad_flags_and_style_bytes_are_refused():
     raw = bytearray(_raw_section([word]))
     flags_at = len(raw) - 4  # flags byte, then 3 style bytes
     bad = bytearray(raw)
-    bad[flags_at] |= 0x40
+    bad[flags_at] = bad[flags_at] & ~0x10 | 0x20  # colours without a style
     with pytest.raises(BitstreamError, match="word 0 flags"):
         decode_words(bytes(bad), W, H)
+    marked = bytearray(raw)
+    marked[flags_at] |= 0x40  # version 2's bits 6-7: the restore level, not an error
+    assert decode_words(bytes(marked), W, H)[0].restore == pytest.approx(2 / 3)
     bad = bytearray(raw)
     bad[-1] = 0x80  # dy byte with high bits set
     with pytest.raises(BitstreamError, match="word 0 style"):
