@@ -215,7 +215,7 @@ def _stream(
     key = (hashlib.sha1(np.ascontiguousarray(img).data).hexdigest(), budget, text, colours)
     kept = None
     if stream_dir is not None:
-        tag = ("words-colours" if codec.text_filter.colours else "words") if text else "plain"
+        tag = ("words-colours" if colours else "words") if text else "plain"
         kept = stream_dir / f"{codec.model_id.hex()[:12]}-{key[0][:20]}-{budget}-{tag}.tbx"
     if key not in _STREAMS:
         if any(k[0] != key[0] for k in _STREAMS):

@@ -73,6 +73,7 @@ VERSION = 2  # what the encoder writes; the decoder reads 0, 1 and 2
 CONF_STEPS = 15
 STYLED, COLOURED = 0x10, 0x20
 RESTORE_SHIFT, RESTORE_STEPS = 6, 3  # version 2: bits 6-7, restore = 1 - level / 3
+RESTORE_BITS = RESTORE_STEPS << RESTORE_SHIFT
 RAW, DEFLATE, BROTLI = 0, 1, 2
 MAX_WORDS = 255
 MAX_STRING_BYTES = 255
@@ -188,7 +189,7 @@ def with_restore(section: bytes, width: int, height: int, restore: list[float]) 
         raise ValueError(f"{len(restore)} restore strengths for {len(words)} words")
     out = bytearray(section)
     for pos, r in zip(at, restore, strict=True):
-        out[1 + pos] = out[1 + pos] & 0x3F | restore_level(r) << RESTORE_SHIFT
+        out[1 + pos] = out[1 + pos] & ~RESTORE_BITS | restore_level(r) << RESTORE_SHIFT
     return bytes(out)
 
 
@@ -274,7 +275,7 @@ def _read_row(
     _check_geometry(i, cy, cx, w, h, angle, top)
     if flag_at is not None:
         flag_at.append(r.pos)
-    flags = _flags(i, r.take(1, f"word {i} flags")[0], 0xC0)
+    flags = _flags(i, r.take(1, f"word {i} flags")[0], RESTORE_BITS)
     style = _style(r, i, flags) if flags & STYLED else None
     restore = 1.0 - (flags >> RESTORE_SHIFT) / RESTORE_STEPS
     return Word(_quad(cy, cx, w, h, angle, step), text, (flags & 0x0F) / CONF_STEPS, style, restore)
