@@ -3,14 +3,16 @@
     OMP_NUM_THREADS=1 python benchmarks/budget_search.py [--set kodak|scenetext]
         [--limit 12] [--bpp 0.03 0.06] [--images A.png ...] [--out FILE.json]
 
-For each image and budget both methods of ``Codec.encode_to_budget`` run back to back
-(``method="full"``: rates searched on real bytes, scales compared by decoding them;
+For each image and budget the three methods of ``Codec.encode_to_budget`` run back to
+back (``method="full"``: rates searched on real bytes, scales compared by decoding them;
 ``method="predict"``: rates from predicted bytes, the scale from the budget per coded
-pixel, no decodes), words off (the spotter is the same for both). Prints per case the
-coded scale and bytes of each, the PSNR at full size (codec output, no fusion), the
-process CPU time and wall time of each, the g_a and g_s calls and real codings; then
-how often the two chose the same scale and the same bytes, the mean and worst PSNR
-difference, and the time ratio new/old measured in this run, with the load average.
+pixel, no decodes; ``method="check"``: the same, a near tie with the next larger scale
+settled by decoding both), words off (the spotter is the same for all). Prints per case
+the coded scale and bytes of each, the PSNR at full size (codec output, no fusion), the
+process CPU time and wall time of each, the g_a and g_s calls and real codings; then per
+cheap method how often it chose the full search's scale and bytes, the mean and worst
+PSNR difference, and its time against the full search's in this run, with the load
+average.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from textboost.codec.rate import budget_bytes
 from textboost.pipeline.verify import TimedTransforms
 
 ROOT = Path(__file__).resolve().parent.parent
+CHEAP = ("predict", "check")  # the methods compared with the full search
+TOTALS = ("cpu_s", "wall_s", "codings", "g_s")  # summed over the cases per method
 SHARED = ROOT.parent / "shared" / "data"
 SETS = {
     "kodak": [SHARED / "kodak"],
@@ -101,58 +105,55 @@ def main() -> None:
         h, w = img.shape[:2]
         for bpp in args.bpp:
             n = budget_bytes(bpp, w, h)
-            old = run(codec, img, n, "full")
-            new = run(codec, img, n, "predict")
+            runs = {m: run(codec, img, n, m) for m in ("full", *CHEAP)}
             case = {"image": path.name, "bpp": bpp, "budget": n}
-            for name, r in (("full", old), ("predict", new)):
+            for name, r in runs.items():
                 case[name] = {k: v for k, v in r.items() if k != "data"}
-            case["same_scale"] = old["scale"] == new["scale"]
-            case["same_bytes"] = old["data"] == new["data"]
+                r = case[name]
+                if name in CHEAP:
+                    r["same_scale"] = r["scale"] == case["full"]["scale"]
+                    r["same_bytes"] = runs[name]["data"] == runs["full"]["data"]
             cases.append(case)
             print(
-                f"{path.name:28s} {bpp:5.3f} bpp {n:6d} B | full: scale {old['scale']:3d} "
-                f"{old['bytes']:6d} B {old['psnr_db']:6.2f} dB {old['cpu_s']:5.2f} s CPU "
-                f"g_a {old['g_a']} g_s {old['g_s']} codings {old['codings']:2d} | predict: "
-                f"scale {new['scale']:3d} {new['bytes']:6d} B {new['psnr_db']:6.2f} dB "
-                f"{new['cpu_s']:5.2f} s CPU g_a {new['g_a']} g_s {new['g_s']} codings "
-                f"{new['codings']:2d}",
+                f"{path.name:24s} {bpp:5.3f} bpp {n:6d} B | "
+                + " | ".join(
+                    f"{m}: scale {r['scale']:3d} {r['bytes']:6d} B {r['psnr_db']:6.2f} dB "
+                    f"{r['cpu_s']:5.2f} s CPU g_a {r['g_a']} g_s {r['g_s']} codings "
+                    f"{r['codings']:2d}"
+                    for m, r in ((m, case[m]) for m in runs)
+                ),
                 flush=True,
             )
-    diffs = [c["predict"]["psnr_db"] - c["full"]["psnr_db"] for c in cases]
     summary = {
         "cases": len(cases),
-        "same_scale": sum(c["same_scale"] for c in cases),
-        "same_bytes": sum(c["same_bytes"] for c in cases),
-        "psnr_diff_mean_db": statistics.mean(diffs),
-        "psnr_diff_worst_db": min(diffs),
-        "psnr_diff_where_scales_differ_db": statistics.mean(
-            [d for d, c in zip(diffs, cases, strict=True) if not c["same_scale"]] or [0.0]
-        ),
-        "cpu_s_full": sum(c["full"]["cpu_s"] for c in cases),
-        "cpu_s_predict": sum(c["predict"]["cpu_s"] for c in cases),
-        "wall_s_full": sum(c["full"]["wall_s"] for c in cases),
-        "wall_s_predict": sum(c["predict"]["wall_s"] for c in cases),
-        "codings_full": sum(c["full"]["codings"] for c in cases),
-        "codings_predict": sum(c["predict"]["codings"] for c in cases),
-        "g_s_full": sum(c["full"]["g_s"] for c in cases),
-        "g_s_predict": sum(c["predict"]["g_s"] for c in cases),
         "load_average": [load_start, os.getloadavg()],
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "full": {k: sum(c["full"][k] for c in cases) for k in TOTALS},
     }
-    s = summary
-    print(
-        f"{s['cases']} cases: same scale {s['same_scale']}, same bytes {s['same_bytes']}; "
-        f"PSNR predict − full: mean {s['psnr_diff_mean_db']:+.3f} dB, worst "
-        f"{s['psnr_diff_worst_db']:+.3f} dB (mean where the scales differ "
-        f"{s['psnr_diff_where_scales_differ_db']:+.3f})"
-    )
-    print(
-        f"CPU s full {s['cpu_s_full']:.1f}, predict {s['cpu_s_predict']:.1f} (ratio "
-        f"{s['cpu_s_predict'] / s['cpu_s_full']:.2f}); wall {s['wall_s_full']:.1f} → "
-        f"{s['wall_s_predict']:.1f}; codings {s['codings_full']} → {s['codings_predict']}; "
-        f"g_s {s['g_s_full']} → {s['g_s_predict']}; load average {load_start[0]:.1f} → "
-        f"{os.getloadavg()[0]:.1f}"
-    )
+    full = summary["full"]
+    for m in CHEAP:
+        diffs = [c[m]["psnr_db"] - c["full"]["psnr_db"] for c in cases]
+        s = {k: sum(c[m][k] for c in cases) for k in TOTALS}
+        s |= {
+            "same_scale": sum(c[m]["same_scale"] for c in cases),
+            "same_bytes": sum(c[m]["same_bytes"] for c in cases),
+            "psnr_diff_mean_db": statistics.mean(diffs),
+            "psnr_diff_worst_db": min(diffs),
+            "psnr_diff_where_scales_differ_db": statistics.mean(
+                [d for d, c in zip(diffs, cases, strict=True) if not c[m]["same_scale"]]
+                or [0.0]
+            ),
+        }
+        summary[m] = s
+        print(
+            f"{m}: {len(cases)} cases, same scale as full {s['same_scale']}, same bytes "
+            f"{s['same_bytes']}; PSNR − full: mean {s['psnr_diff_mean_db']:+.3f} dB, worst "
+            f"{s['psnr_diff_worst_db']:+.3f} dB (mean where the scales differ "
+            f"{s['psnr_diff_where_scales_differ_db']:+.3f}); CPU s {s['cpu_s']:.1f} against "
+            f"{full['cpu_s']:.1f} (ratio {s['cpu_s'] / full['cpu_s']:.2f}); codings "
+            f"{s['codings']} against {full['codings']}; g_s {s['g_s']} against {full['g_s']}"
+        )
+    print(f"load average {load_start[0]:.1f} → {os.getloadavg()[0]:.1f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"summary": summary, "cases": cases}, indent=1))

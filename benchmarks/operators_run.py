@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--rate-bps", type=float, default=2400.0)
     ap.add_argument("--budget", type=int, default=2000, help="bytes per image")
     ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--interval-s", type=float, default=1.0, help="seconds between captures")
     ap.add_argument("--policy", default=LinkConfig().policy,
                     choices=("fifo", "priority_interleave", "words_first"),
                     help="the link's order (default: the field default)")
@@ -108,6 +109,8 @@ downlink:
         t.start()
     while len(services) < 2:
         time.sleep(0.1)
+    if (warm := services["edge"].warm) is not None:  # a vehicle is up before it shoots
+        warm.exception(args.timeout_s)
     sources = sorted(IMAGES.glob("*.png"))[: args.images]
     captured: dict[str, float] = {}
     for src, (lat, lon, hdg) in zip(sources, SITES, strict=False):
@@ -117,7 +120,7 @@ downlink:
         (tmp / "drop" / f"{src.stem}.json").write_text(json.dumps(
             {"capture": {"time": now.isoformat(), "lat": lat, "lon": lon, "heading_deg": hdg}}))
         (tmp / "drop" / f"{src.stem}.tmp").rename(tmp / "drop" / f"{src.stem}.png")
-        time.sleep(1.0)  # a camera's pace
+        time.sleep(args.interval_s)  # a camera's pace
 
     shots: list[tuple[float, Path]] = []
     mid: Path | None = None
@@ -226,6 +229,13 @@ def _report(args, captured: dict[str, float], up: list[dict], down: list[dict]) 
     if enc:
         print("vehicle encodes (s): " + ", ".join(
             f"{e.get('name')} {e['encode_s']} (waited {e['waited_s']})" for e in enc))
+    queued = [e.get("queued", 0) for e in up if e["event"] == "encoding"]
+    over = [first[(n, "all words")] - t - text_bytes.get(n, 0) * 8 / args.rate_bps
+            for n, t in captured.items() if (n, "all words") in first]
+    if queued and over:
+        print(f"vehicle encode queue: at most {max(queued)} photo(s) waiting when one was "
+              f"handed to the encoder; all words on the page at most {max(over):.1f} s after "
+              f"capture plus their own air time (median {statistics.median(over):.1f} s)")
     if per["text"] and per["decoded"]:
         text, pic = statistics.median(per["text"]), statistics.median(per["decoded"])
         after = {c: statistics.median(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from textboost.bitstream.container import FULL_SCALE, Container
+from textboost.bitstream.container import FULL_SCALE, Container, coded_size
 from textboost.codec.budget import (
     CLOSE_ENOUGH,
     BudgetError,
@@ -18,6 +18,7 @@ from textboost.codec.budget import (
     SearchStep,
     chosen_scale,
     fit_budget,
+    rival_scale,
     start_scale,
 )
 from textboost.codec.estimate import code_and_model
@@ -111,12 +112,43 @@ def test_predicted_search_analyses_only_the_chosen_scale(codec):
     pixel, so g_a runs once (the full search walks the ladder on real bytes)."""
     rng = np.random.default_rng(3)
     img = np.kron(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8), np.ones((64, 64, 1), np.uint8))
+    assert rival_scale(3840, 2560, 400) is None  # no near tie with a larger scale
     steps: list[SearchStep] = []
     data = codec.encode_to_budget(img, max_bytes=400, text=False, progress=steps.append)
     analysed = [s.coded_size for s in steps if s.kind == "analyse"]
     assert len(data) <= 400 and not any(s.kind == "compare" for s in steps)
     hd = Container.parse(data).header
     assert analysed == [hd.coded_size] and hd.scale == chosen_scale(3840, 2560, 400)
+
+
+def test_checked_search_keeps_the_better_of_a_near_tie(codec, kodim23):
+    """``method="check"``: where the next larger scale is nearly as close to the target
+    bits per coded pixel, both are coded and the one decoding closer to the source is
+    kept, compared at the larger one's coded size."""
+    from textboost.codec.image import psnr_db, resize
+
+    img = kodim23[:256, :384]
+    h, w = img.shape[:2]
+    n = int(0.03 * w * h / 8)
+    pick, rival = chosen_scale(w, h, n), rival_scale(w, h, n)
+    assert rival is not None and rival < pick
+    steps: list[SearchStep] = []
+    data = codec.encode_to_budget(
+        img, max_bytes=n, text=False, progress=steps.append, method="check"
+    )
+    sizes = {coded_size(w, h, sc) for sc in (pick, rival)}
+    assert {s.coded_size for s in steps if s.kind == "analyse"} == sizes
+    assert len([s for s in steps if s.kind == "compare"]) == 2
+    ref = resize(img, *coded_size(w, h, rival))
+    scores = {}
+    for scale in (pick, rival):
+        an = codec.analyse(img, scale=scale, text=False)
+        cand = fit_budget(codec.codec, an, n, search=False)
+        out = codec.codec.decode_coded(cand)[1]
+        scores[scale] = (psnr_db(resize(out, *ref.shape[1::-1]), ref), cand)
+    best = max(scores.values(), key=lambda t: t[0])[1]
+    assert len(data) <= n and Container.parse(data).header.scale in (pick, rival)
+    assert data == best
 
 
 def test_chosen_scale_follows_the_budget_per_coded_pixel():
@@ -184,5 +216,5 @@ def test_predicted_search_never_exceeds_any_budget(codec, kodim23, budget, x, y)
 
 
 def test_an_unknown_search_method_is_one_clear_error(codec, small_image):
-    with pytest.raises(ValueError, match=r"method 'fast': expected one of predict, full"):
+    with pytest.raises(ValueError, match=r"method 'fast': expected one of predict, check, full"):
         codec.encode_to_budget(small_image, max_bytes=500, text=False, method="fast")

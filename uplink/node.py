@@ -21,6 +21,7 @@ from textboost.protocol import (
     LinkConfig,
     Sender,
 )
+from textboost.settings.queue import DEFAULT_MAX_IN_FLIGHT
 from uplink.encode import EncodePipeline
 from uplink.sources import Capture
 from uplink.store import DropPolicy, DropRecord, StoreAndForward, StoredImage
@@ -64,7 +65,7 @@ class UplinkNode:
         *,
         storage_bytes: int = 1 << 20,
         drop_policy: DropPolicy = "oldest",
-        max_in_flight: int = 2,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         pipeline: EncodePipeline | None = None,
         epoch: int = 0,
     ) -> None:

@@ -108,6 +108,10 @@ class UplinkService:
         # per file: (its encode, sha256, sidecar, time handed to the encoder)
         self._encoding: dict[Path, tuple[Future[Timed], str, str | None, float]] = {}
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="encode")
+        # the warm-up's future (None: off): done once the codec is loaded or failed to
+        self.warm: Future[None] | None = None
+        if up.warm_start:
+            self.warm = self._worker.submit(self._warm_up)
         self._refused: set[tuple[str, int, int]] = set()  # (name, size, mtime) not movable
         self._t0 = clock()
         self.transport = open_transport(config, "uplink", source)  # bound now: fail early
@@ -151,6 +155,14 @@ class UplinkService:
             future = self._worker.submit(self._encode, path)
             self._encoding[path] = (future, sha, sidecar, time.time())
             self.log.write("encoding", image=path.name, queued=len(self._encoding) - 1)
+
+    def _warm_up(self) -> None:
+        """On the encode worker, first of all: load the codec (and the spotter, with the
+        words on). A model that cannot load fails again, and is reported, at the first
+        encode."""
+        codec = self.pipeline.codec
+        if self.cfg.text:
+            codec.spotter  # noqa: B018 - built on first use
 
     def _encode(self, path: Path) -> Timed:
         """On the encode worker: the encode and when it began and ended (wall seconds)."""

@@ -291,8 +291,9 @@ class Codec:
         ``effort`` > 0 refines the latents of the stream the search picked and searches
         the rate again around it on real bytes, keeping whichever decodes better
         (:func:`textboost.codec.refine.refine_to_budget`; needs torch).
-        ``method``: ``"predict"`` (predicted bytes, the scale chosen without decodes) or
-        ``"full"`` (the rate on real bytes alone, scales compared by decoding them), as
+        ``method``: ``"predict"`` (predicted bytes, the scale chosen without decodes),
+        ``"check"`` (the same, a near tie with the next larger scale settled by decoding
+        both) or ``"full"`` (the rate on real bytes alone, scales compared by decoding), as
         :func:`textboost.codec.budget.fit_budget`; ``search=False`` compares no scales.
         ``analyse``: how the image is analysed at the first scale (default
         :meth:`analyse`; a pipeline's spots the words and carries them, so their bytes

@@ -99,6 +99,9 @@ class UplinkSection(EdgeQueue):
     send_name: bool = True  # carry each file's name (<= 32 bytes, in the header's record)
     poll_s: float = Field(0.5, gt=0)  # drop folder polling interval
     keep_sources: bool = False  # True: move taken files to drop_dir/taken/, False: delete
+    # load the codec and spotter when the service starts, not at the first photo (whose
+    # encode would otherwise wait for the load, and every photo behind it too)
+    warm_start: bool = True
     codec: CodecSection = CodecSection()
 
     _addr = field_validator("intake", "peer")(_address)

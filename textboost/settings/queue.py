@@ -16,9 +16,15 @@ from pydantic import Field
 
 from textboost.settings.load import StrictModel
 
-__all__ = ["DEFAULT_STORAGE_BYTES", "EdgeQueue"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DEFAULT_STORAGE_BYTES", "EdgeQueue"]
 
 DEFAULT_STORAGE_BYTES = 16 << 20
+# A photo's words can overtake only the photos handed to the protocol (``words_first``), so
+# this bounds how many photos' pictures a new photo's words wait behind: with 2, the words
+# of the 3rd and 4th photo of a burst reached the page 6 and 13 s after capture plus their
+# air time (benchmarks/operators_run.py, 2400 bit/s); with 16, within 2.3 s, pictures
+# unchanged (29.0 → 29.2 s for the last); docs/protocol.md has the simulated sweep.
+DEFAULT_MAX_IN_FLIGHT = 16
 
 
 class EdgeQueue(StrictModel):
@@ -32,5 +38,6 @@ class EdgeQueue(StrictModel):
         "oldest", description="which waiting image goes when a new one does not fit"
     )
     max_in_flight: int = Field(
-        2, ge=1, le=1000, description="images handed to the protocol at once; the rest wait"
+        DEFAULT_MAX_IN_FLIGHT, ge=1, le=1000,
+        description="images handed to the protocol at once; the rest wait",
     )
