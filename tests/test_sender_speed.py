@@ -218,3 +218,26 @@ def test_predicted_search_never_exceeds_any_budget(codec, kodim23, budget, x, y)
 def test_an_unknown_search_method_is_one_clear_error(codec, small_image):
     with pytest.raises(ValueError, match=r"method 'fast': expected one of predict, check, full"):
         codec.encode_to_budget(small_image, max_bytes=500, text=False, method="fast")
+
+
+def test_cli_encode_search_method_reaches_the_search(codec, kodim23, tmp_path):
+    """``textboost encode --search check`` writes the API's ``method="check"`` stream (a
+    near tie here, so it differs from ``predict`` in what it compared); a method the
+    search does not know is a usage error."""
+    from PIL import Image
+
+    from textboost.__main__ import main
+
+    img = kodim23[:256, :384]
+    src = tmp_path / "in.png"
+    Image.fromarray(img).save(src)
+    n = int(0.03 * img.shape[0] * img.shape[1] / 8)
+    for method in ("check", "predict"):
+        out = tmp_path / f"{method}.tbx"
+        argv = ["encode", str(src), str(out), "--max-bytes", str(n), "--no-text", "--no-meta"]
+        assert main([*argv, "--search", method]) == 0
+        want = codec.encode_to_budget(img, max_bytes=n, text=False, method=method)
+        assert out.read_bytes() == want
+    with pytest.raises(SystemExit) as e:
+        main(["encode", str(src), str(out), "--max-bytes", str(n), "--search", "fast"])
+    assert e.value.code == 2

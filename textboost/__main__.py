@@ -44,6 +44,7 @@ from textboost.cli import (
     printable,
     prog_name,
 )
+from textboost.codec.budget import METHODS
 from textboost.codec.exported import BackendUnavailable
 from textboost.settings.budget import EVAL_BUDGET
 from textboost.text.payload import decode_words
@@ -75,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         help="which carried words the receiver's word block may draw into the picture: all "
         "(default: the most legible), or closer: only those it brings closer to this image "
         "(decodes the stream once more here; never draws a word the photo does not show)",
+    )  # fmt: skip
+    e.add_argument(
+        "--search", choices=METHODS, default="predict",
+        help="how a budget picks the rate and scale: predict (default: predicted bytes, the "
+        "scale from the budget per pixel), check (the same, a near tie with the next larger "
+        "scale settled by decoding both: closer to full, ≈ 2-5x the codec's time) or full "
+        "(real bytes only, every candidate scale decoded)",
     )  # fmt: skip
     e.add_argument(
         "--psnr", action="store_true",
@@ -298,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     data = codec.encode_to_budget(
                         img, max_bytes=args.max_bytes, bpp=args.bpp, text=text, meta=meta,
-                        progress=progress, effort=args.effort,
+                        progress=progress, effort=args.effort, method=args.search,
                     )  # fmt: skip
                 finally:
                     if progress is not None:

@@ -136,7 +136,7 @@ def fuse_words(
             # the block's picture is x + r·delta; a word restored by s gets x + s·r·delta
             scaled = _restore_weight(words, tile)
             gain = np.divide(scaled, inp[-1], out=np.zeros_like(scaled), where=region)
-            y = x[0, :, :th, :tw] + gain * (y - x[0, :, :th, :tw])
+            y = np.clip(x[0, :, :th, :tw] + gain * (y - x[0, :, :th, :tw]), 0, 1)
             region &= scaled > 0
         y8 = (y * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
         out[tile.y0 : tile.y1, tile.x0 : tile.x1][region] = y8[region]
