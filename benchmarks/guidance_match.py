@@ -15,6 +15,12 @@ the words measured, with their quads quantised as the receiver sees them. For ea
 * the search's CPU time (process time, one thread) and the bytes the style adds to the
   text section (per word, after compression, the set's words carried together).
 
+On the plate sets whose plates have one known polarity, how often the style's polarity is
+the plate's: OpenALPR US plates are dark on light; CCPD's blue plates (7 characters) light
+on dark, its green new-energy plates (8) dark on light. ``--score`` picks the search's
+objective (``textboost.text.match.SCORES``): the soft IoU with one Otsu class, which the
+shipped word block was trained with, or the correlation with the luminance.
+
 A set on which the spotter reads no word correctly (CCPD: PP-OCRv4 misses the province
 character) is measured on its annotated quads and strings instead, marked "annotated".
 
@@ -36,7 +42,7 @@ from pathlib import Path
 from textboost.codec.image import load_image
 from textboost.scenetext.gt import load_sets
 from textboost.scenetext.match import match_image
-from textboost.text.match import glyph_iou, match_word
+from textboost.text.match import SCORES, glyph_iou, match_word
 from textboost.text.payload import encode_words, quantise_words
 from textboost.text.spotter import default_spotter
 from textboost.text.style import FACES
@@ -52,6 +58,15 @@ SETS = (
 )
 
 
+def known_dark(name: str, text: str) -> bool | None:
+    """Whether a plate of set ``name`` reading ``text`` has dark glyphs (None: unknown)."""
+    if name == "openalpr_us":
+        return True
+    if name == "ccpd_samples":
+        return sum(c.isalnum() for c in text) >= 8
+    return None
+
+
 def read_words(gt, spotter) -> tuple[object, list[Word]]:
     """The image and the spotted words that read an annotated word correctly."""
     img = load_image(gt.image)
@@ -65,6 +80,7 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--limit", type=int, default=25, help="images per set (0: all)")
     ap.add_argument("--colours", action="store_true", help="also carry fg/bg colours")
+    ap.add_argument("--score", choices=SCORES, default="iou", help="the search's objective")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     spotter = default_spotter()
@@ -75,6 +91,7 @@ def main() -> None:
     )
     for name, images in load_sets(SCENETEXT, args.sets, args.limit):
         before, after, cpu, faces, dark = [], [], [], Counter(), Counter()
+        polarity = Counter()  # right / wrong against the plate's known polarity
         plain_b = styled_b = n_words = 0
         pairs = [read_words(gt, spotter) for gt in images]
         source = "spotted"
@@ -92,7 +109,7 @@ def main() -> None:
             styled = []
             for wd in words:
                 t0 = time.process_time()
-                m = match_word(img, wd, colours=args.colours)
+                m = match_word(img, wd, colours=args.colours, score=args.score)
                 cpu.append(time.process_time() - t0)
                 if m is None:
                     styled.append(wd)
@@ -101,6 +118,8 @@ def main() -> None:
                 after.append(glyph_iou(img, wd, m.style))
                 faces[FACES[m.style.face].file.split(".")[0]] += 1
                 dark[m.style.dark] += 1
+                if (want := known_dark(name, wd.text)) is not None:
+                    polarity["right" if m.style.dark == want else "wrong"] += 1
                 styled.append(Word(wd.quad, wd.text, wd.score, m.style))
             n_words += len(words)
             plain_b += len(encode_words([Word(x.quad, x.text, x.score) for x in words], w, h))
@@ -121,6 +140,9 @@ def main() -> None:
             "faces": dict(faces.most_common()),
             "dark_on_light": dark[True],
             "light_on_dark": dark[False],
+            "polarity_right": polarity["right"] if polarity else None,
+            "polarity_known": sum(polarity.values()) if polarity else None,
+            "score": args.score,
         }
         summary[name] = s
         print(
@@ -128,7 +150,9 @@ def main() -> None:
             f"{s['iou_styled']:>10.3f} {s['ms_per_word_median']:>9.1f}, "
             f"{s['ms_per_word_p90']:>6.1f} {s['style_bytes_per_word']:>6.2f}  "
             + ", ".join(f"{k} {v}" for k, v in faces.most_common(3))
-            + ("" if source == "spotted" else "  (annotated words)"),
+            + ("" if source == "spotted" else "  (annotated words)")
+            + (f"; polarity right {polarity['right']} of {sum(polarity.values())}"
+               if polarity else ""),
             flush=True,
         )
     load = Path("/proc/loadavg").read_text().split()[:3]

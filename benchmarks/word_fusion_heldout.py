@@ -74,7 +74,7 @@ def main() -> None:
             tile = Tile(*box, members[box])
             shift = np.array([tile.x0, tile.y0])
             # as the product's sender carries them: each word with its matched style
-            styled = style_variants(c.originals[k], c.sent, tile)[HELDOUT_VARIANT]
+            styled = style_variants(c.originals[k], c.sent, tile, cfg.match_score)[HELDOUT_VARIANT]
             sent = [replace(wd, quad=wd.quad - shift) for wd in styled]
             gt = [GtWord(w.quad - shift, w.text) for w in care
                   if (w.quad - shift).min() >= 0 and (w.quad - shift)[:, 0].max() <= x1 - x0

@@ -178,6 +178,8 @@ def test_filter_keeps_small_confident_words_smallest_first():
     assert len(select_words([small, tiny], W, H, TextFilter(max_words=1))) == 1
     with pytest.raises(ValueError, match="min_score"):
         TextFilter(min_score=2)
+    with pytest.raises(ValueError, match="match_score 'dice'"):
+        TextFilter(match_score="dice")
 
 
 def test_no_words_renders_zero_map():

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from textboost.text.match import glyph_iou, match_word, otsu
+from textboost.text.match import SCORES, glyph_iou, match_word, otsu
 from textboost.text.render import render_words
 from textboost.text.style import FACES, Style
 from textboost.text.words import Word, rect_quad
@@ -36,13 +36,14 @@ def drawn(style: Style, text: str, deg: float = 0.0, fg=(30, 30, 40), bg=(220, 2
     return np.clip(img, 0, 255).astype(np.uint8), Word(word.quad, text, 0.9)
 
 
+@pytest.mark.parametrize("score", SCORES)
 @pytest.mark.parametrize("face", range(len(FACES)))
 @pytest.mark.parametrize("dark", [True, False])
-def test_the_search_finds_the_face_and_polarity_a_word_was_drawn_with(face, dark):
+def test_the_search_finds_the_face_and_polarity_a_word_was_drawn_with(face, dark, score):
     text = "0123456789" if FACES[face].file.startswith("DSEG") else "KA 5510 RT"
     truth = Style(face=face, dark=dark, inset=4, stretch=8, dx=1, dy=-1)
     img, word = drawn(truth, text)
-    m = match_word(img, word)
+    m = match_word(img, word, score=score)
     assert m is not None and m.style.dark == dark
     assert glyph_iou(img, word, m.style) == pytest.approx(m.iou)
     if FACES[face].file == "Barlow-Regular.ttf":
@@ -62,6 +63,12 @@ def test_the_search_works_on_a_word_at_an_angle():
     assert (m.style.face, m.style.dark) == (2, False) and m.iou > 0.7, m
     fg, bg = m.style.rgb()
     assert sum(fg) > sum(bg)  # light glyphs on a dark ground
+
+
+def test_an_unknown_search_objective_is_refused():
+    img, word = drawn(Style(face=0, dark=True, inset=4, stretch=8), "AB 12")
+    with pytest.raises(ValueError, match="score 'dice': expected one of iou, ncc"):
+        match_word(img, word, score="dice")
 
 
 def test_otsu_splits_two_levels():
@@ -116,6 +123,12 @@ def test_the_sender_carries_a_style_for_every_word(codec):
     codec.text_filter, old = replace(codec.text_filter, style=False), codec.text_filter
     try:
         assert all(x.style is None for x in codec.spot(img))
+        # the search's objective is the filter's: the styles the ncc search picks
+        codec.text_filter = replace(old, match_score="ncc")
+        plain = [replace(x, style=None) for x in words]
+        want = [match_word(img, x, score="ncc") for x in plain]
+        got = codec.spot(img)
+        assert [x.style for x in got] == [m.style if m else None for m in want]
     finally:
         codec.text_filter = old
-    assert TextFilter().style and not TextFilter().colours
+    assert TextFilter().style and not TextFilter().colours and TextFilter().match_score == "iou"

@@ -160,8 +160,9 @@ class Pipeline:
             from textboost.text.match import match_words
 
             words = match_words(
-                img, quantise_words(words, w, h), colours=self.text_filter.colours
-            )
+                img, quantise_words(words, w, h), colours=self.text_filter.colours,
+                score=self.text_filter.match_score,
+            )  # fmt: skip
         return words
 
     def analyse(

@@ -52,6 +52,9 @@ class TextFilter:
     # face, polarity, ink box, ~3 bytes a word; colours add 3 more
     style: bool = True
     colours: bool = False
+    # the style search's objective (textboost.text.match.SCORES): the one the shipped word
+    # block was trained with, so that the guidance the ground renders is what it expects
+    match_score: str = "iou"
 
     def __post_init__(self) -> None:
         if not self.char_area_full > 0:
@@ -62,6 +65,10 @@ class TextFilter:
             raise ValueError(f"max_words {self.max_words}: expected 0..255")
         if not 1 <= self.max_chars <= 255:
             raise ValueError(f"max_chars {self.max_chars}: expected 1..255")
+        from textboost.text.match import SCORES
+
+        if self.match_score not in SCORES:
+            raise ValueError(f"match_score {self.match_score!r}: expected one of {SCORES}")
 
     def threshold(self, width: int, height: int) -> float:
         """T in px² for an image of this size."""

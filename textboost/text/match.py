@@ -118,6 +118,22 @@ def _soft_iou(mask: np.ndarray, target: np.ndarray) -> float:
     return float(np.minimum(m, target).sum()) / union if union else 0.0
 
 
+# the search's objective: "iou", the soft IoU of the coverage with the Otsu class of the
+# chosen polarity (what the shipped word block was trained with), or "ncc", the
+# coverage's correlation with the luminance (benchmarks/guidance_match.py --score)
+SCORES = ("iou", "ncc")
+
+
+def _ncc(mask: np.ndarray, gray: np.ndarray, gnorm: float) -> float:
+    """Normalised correlation of the coverage with the crop's (zero-mean) luminance:
+    positive for light glyphs, negative for dark ones, and, unlike an IoU with one Otsu
+    class, not drawn to whichever class covers more of the rectangle."""
+    m = np.minimum(mask, 1.0)
+    m = m - m.mean()
+    den = float(np.sqrt((m * m).sum())) * gnorm
+    return float((m * gray).sum()) / den if den > 0 else 0.0
+
+
 def _iou(mask: np.ndarray, target: np.ndarray) -> float:
     m = mask >= 0.5
     union = np.count_nonzero(m | target)
@@ -218,9 +234,14 @@ def _geometry(extent, rw: float, rh: float) -> tuple[int, int, int, int]:
     )
 
 
-def match_word(img: np.ndarray, word: Word, colours: bool = False) -> Match | None:
+def match_word(
+    img: np.ndarray, word: Word, colours: bool = False, score: str = "iou"
+) -> Match | None:
     """The style that best reproduces ``word``'s glyphs in ``img`` (HxWx3 uint8), or None
-    when the word cannot be measured (degenerate or huge rectangle, no printable text)."""
+    when the word cannot be measured (degenerate or huge rectangle, no printable text).
+    ``score``: the search's objective (``SCORES``)."""
+    if score not in SCORES:
+        raise ValueError(f"score {score!r}: expected one of {', '.join(SCORES)}")
     cut = word_crop(img, word)
     text = clean_text(word.text)
     if cut is None or not text.strip():
@@ -235,11 +256,20 @@ def match_word(img: np.ndarray, word: Word, colours: bool = False) -> Match | No
     # candidates as (dark, face, inset, stretch, dx, dy): cheaper to build than Styles
     cache: dict[tuple, float] = {}
 
-    def score(c: tuple) -> float:
+    if score == "ncc":
+        gray = crop @ np.array([0.299, 0.587, 0.114], np.float32)
+        gray = gray - gray.mean()
+        gnorm = float(np.sqrt((gray * gray).sum()))
+
+    def fit(c: tuple) -> float:
         if c not in cache:  # one render scores both polarities
             m = r.box(c[1], ink_box_of(*c[2:], rw, rh))
-            for d in (True, False):
-                cache[(d, *c[1:])] = -1.0 if m is None else _soft_iou(m, weights[d])
+            if score == "ncc":
+                ncc = -1.0 if m is None else _ncc(m, gray, gnorm)
+                cache[(True, *c[1:])], cache[(False, *c[1:])] = -ncc, ncc
+            else:
+                for d in (True, False):
+                    cache[(d, *c[1:])] = -1.0 if m is None else _soft_iou(m, weights[d])
         return cache[c]
 
     seeds = []
@@ -257,7 +287,7 @@ def match_word(img: np.ndarray, word: Word, colours: bool = False) -> Match | No
         for s in GRID_STRETCH
         for d in (True, False)
     ]
-    starts = sorted(seeds, key=lambda c: -score(c))[:TOP_STARTS]
+    starts = sorted(seeds, key=lambda c: -fit(c))[:TOP_STARTS]
     best = starts[0]
     for c in starts:
         improved = True
@@ -267,9 +297,9 @@ def match_word(img: np.ndarray, word: Word, colours: bool = False) -> Match | No
                 for delta in (-1, 1):
                     if lo <= c[k] + delta <= hi:
                         cand = (*c[:k], c[k] + delta, *c[k + 1 :])
-                        if score(cand) > score(c) + 1e-9:
+                        if fit(cand) > fit(c) + 1e-9:
                             c, improved = cand, True
-        if score(c) > score(best):
+        if fit(c) > fit(best):
             best = c
     best = Style(best[1], best[0], *best[2:])
     m = r.style(best)
@@ -283,10 +313,12 @@ def match_word(img: np.ndarray, word: Word, colours: bool = False) -> Match | No
     return Match(best, iou, len(cache))
 
 
-def match_words(img: np.ndarray, words: list[Word], colours: bool = False) -> list[Word]:
+def match_words(
+    img: np.ndarray, words: list[Word], colours: bool = False, score: str = "iou"
+) -> list[Word]:
     """``words`` with the style the matcher picks (unchanged where it cannot measure)."""
     out = []
     for w in words:
-        m = match_word(img, w, colours)
+        m = match_word(img, w, colours, score)
         out.append(w if m is None else Word(w.quad, w.text, w.score, m.style))
     return out

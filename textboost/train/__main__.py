@@ -130,7 +130,7 @@ def _stage2_words(args: argparse.Namespace) -> int:
         if split_files(cfg) != files:
             files = split_files(cfg)
             try:
-                samples = load_samples(files[0])
+                samples = load_samples(files[0], cfg.match_score)
                 if trainer is None:
                     trainer = WordTrainer(cfg, samples)
                 else:
@@ -138,7 +138,7 @@ def _stage2_words(args: argparse.Namespace) -> int:
             except ValueError as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2
-            heldout = load_samples(files[1])
+            heldout = load_samples(files[1], cfg.match_score)
             trainer.rescore_best(heldout)
             log(
                 f"training on {len(samples)} tiles of {len(files[0])} images, {len(heldout)} "

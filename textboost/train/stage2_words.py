@@ -77,6 +77,9 @@ class WordStage2Config:
     # crops by what the stream carries: no style (version 0), the sender's style (the
     # product's default: face, geometry, polarity), the style with its two colours
     style_mix: tuple[float, float, float] = (0.25, 0.5, 0.25)
+    # the style search's objective on the original tiles (textboost.text.match.SCORES);
+    # the sender must match with the same (TextFilter.match_score)
+    match_score: str = "iou"
     augment: bool = True  # mirror, colour permutation, inversion (CropSampler._augment)
     clip_grad: float = 1.0
     threads: int = 1
@@ -167,9 +170,12 @@ class TileSample:
         return self.variants[HELDOUT_VARIANT]
 
 
-def style_variants(original: np.ndarray, words: list, tile) -> tuple[list, list, list]:
+def style_variants(
+    original: np.ndarray, words: list, tile, score: str = "iou"
+) -> tuple[list, list, list]:
     """The carried words three ways: without style, with the style the sender's matcher
-    picks on the original tile (no colours), and with its colours too."""
+    picks on the original tile (no colours; ``score``: its objective), and with its
+    colours too."""
     from dataclasses import replace
 
     from textboost.text.match import match_words
@@ -177,7 +183,9 @@ def style_variants(original: np.ndarray, words: list, tile) -> tuple[list, list,
 
     shift = np.array([tile.x0, tile.y0], np.float64)
     local = [Word(words[i].quad - shift, words[i].text, words[i].score) for i in tile.words]
-    matched = dict(zip(tile.words, match_words(original, local, colours=True), strict=True))
+    matched = dict(
+        zip(tile.words, match_words(original, local, colours=True, score=score), strict=True)
+    )
     plain = [replace(w, style=None) for w in words]
     coloured = [
         replace(w, style=matched[i].style if i in matched else None) for i, w in enumerate(words)
@@ -198,7 +206,7 @@ def _text_mask(words, tile, shape) -> np.ndarray:
     return m
 
 
-def load_samples(files: list[Path]) -> list[TileSample]:
+def load_samples(files: list[Path], score: str = "iou") -> list[TileSample]:
     from textboost.fusion.regions import Tile, word_tiles
     from textboost.text.words import Word, oriented_rect, rect_quad
 
@@ -217,7 +225,8 @@ def load_samples(files: list[Path]) -> list[TileSample]:
             tile = Tile(*box, members.get(box, tuple(range(len(c.sent)))))
             orig = c.originals[k]
             variants = tuple(
-                tile_inputs(v, tile).astype(np.float16) for v in style_variants(orig, c.sent, tile)
+                tile_inputs(v, tile).astype(np.float16)
+                for v in style_variants(orig, c.sent, tile, score)
             )
             text = _text_mask(care + rects, tile, orig.shape[:2])
             region = np.flatnonzero(variants[0][-1] > 0)
@@ -319,7 +328,7 @@ class WordTrainer:
         self.opt = torch.optim.Adam(self.block.parameters(), lr=cfg.lr)
         self.rng = np.random.default_rng(cfg.seed)
         if samples is None:
-            samples = load_samples(split_files(cfg)[0])
+            samples = load_samples(split_files(cfg)[0], cfg.match_score)
         self.sampler = CropSampler(samples, self.rng, cfg.style_mix, cfg.augment)
         self.step = 0
         self.lr = cfg.lr
