@@ -18,8 +18,8 @@ the words measured, with their quads quantised as the receiver sees them. For ea
 On the plate sets whose plates have one known polarity, how often the style's polarity is
 the plate's: OpenALPR US plates are dark on light; CCPD's blue plates (7 characters) light
 on dark, its green new-energy plates (8) dark on light. ``--score`` picks the search's
-objective (``textboost.text.match.SCORES``): the soft IoU with one Otsu class, which the
-shipped word block was trained with, or the correlation with the luminance.
+objective (``textboost.text.match.SCORES``): the soft IoU with one Otsu class (the first
+objective) or the correlation with the luminance (the sender's default).
 
 A set on which the spotter reads no word correctly (CCPD: PP-OCRv4 misses the province
 character) is measured on its annotated quads and strings instead, marked "annotated".
@@ -42,6 +42,7 @@ from pathlib import Path
 from textboost.codec.image import load_image
 from textboost.scenetext.gt import load_sets
 from textboost.scenetext.match import match_image
+from textboost.text.filter import TextFilter
 from textboost.text.match import SCORES, glyph_iou, match_word
 from textboost.text.payload import encode_words, quantise_words
 from textboost.text.spotter import default_spotter
@@ -80,7 +81,8 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--limit", type=int, default=25, help="images per set (0: all)")
     ap.add_argument("--colours", action="store_true", help="also carry fg/bg colours")
-    ap.add_argument("--score", choices=SCORES, default="iou", help="the search's objective")
+    ap.add_argument("--score", choices=SCORES, default=TextFilter().match_score,
+                    help="the search's objective (default: the sender's)")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     spotter = default_spotter()

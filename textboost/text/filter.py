@@ -52,9 +52,10 @@ class TextFilter:
     # face, polarity, ink box, ~3 bytes a word; colours add 3 more
     style: bool = True
     colours: bool = False
-    # the style search's objective (textboost.text.match.SCORES): the one the shipped word
-    # block was trained with, so that the guidance the ground renders is what it expects
-    match_score: str = "iou"
+    # the style search's objective (textboost.text.match.SCORES): ncc, the coverage's
+    # correlation with the luminance, carries the plates' polarity right where iou (the
+    # first objective) was drawn to the larger Otsu class (docs/text.md, "Style search")
+    match_score: str = "ncc"
 
     def __post_init__(self) -> None:
         if not self.char_area_full > 0:

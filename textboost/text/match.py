@@ -119,8 +119,8 @@ def _soft_iou(mask: np.ndarray, target: np.ndarray) -> float:
 
 
 # the search's objective: "iou", the soft IoU of the coverage with the Otsu class of the
-# chosen polarity (what the shipped word block was trained with), or "ncc", the
-# coverage's correlation with the luminance (benchmarks/guidance_match.py --score)
+# chosen polarity (the first objective), or "ncc", the coverage's correlation with the
+# luminance (the sender's default; benchmarks/guidance_match.py --score)
 SCORES = ("iou", "ncc")
 
 
@@ -235,7 +235,7 @@ def _geometry(extent, rw: float, rh: float) -> tuple[int, int, int, int]:
 
 
 def match_word(
-    img: np.ndarray, word: Word, colours: bool = False, score: str = "iou"
+    img: np.ndarray, word: Word, colours: bool = False, score: str = "ncc"
 ) -> Match | None:
     """The style that best reproduces ``word``'s glyphs in ``img`` (HxWx3 uint8), or None
     when the word cannot be measured (degenerate or huge rectangle, no printable text).
@@ -272,17 +272,18 @@ def match_word(
                     cache[(d, *c[1:])] = -1.0 if m is None else _soft_iou(m, weights[d])
         return cache[c]
 
+    faces = [f for f, face in enumerate(FACES) if face.draws(text)]
     seeds = []
     for polarity in (True, False):
         ext = _ink_extent(targets[polarity])
         if ext is None:
             continue
         ext = (ext[0] / kx, ext[1] / ky, ext[2] / kx, ext[3] / ky)
-        seeds += [(polarity, f, *_geometry(ext, rw, rh)) for f in range(len(FACES))]
+        seeds += [(polarity, f, *_geometry(ext, rw, rh)) for f in faces]
     # and a coarse grid, for words whose extent the profile misjudges (rims, clutter)
     seeds += [
         (d, f, i, s, 0, 0)
-        for f in range(len(FACES))
+        for f in faces
         for i in GRID_INSET
         for s in GRID_STRETCH
         for d in (True, False)
@@ -314,7 +315,7 @@ def match_word(
 
 
 def match_words(
-    img: np.ndarray, words: list[Word], colours: bool = False, score: str = "iou"
+    img: np.ndarray, words: list[Word], colours: bool = False, score: str = "ncc"
 ) -> list[Word]:
     """``words`` with the style the matcher picks (unchanged where it cannot measure)."""
     out = []

@@ -56,6 +56,12 @@ class Face:
     file: str
     label: str
     weight: int | None = None
+    # the characters this face draws as themselves (None: any); the style search offers a
+    # face only for strings within it (a 7-segment face draws R or K as other shapes)
+    charset: str | None = None
+
+    def draws(self, text: str) -> bool:
+        return self.charset is None or all(c in self.charset for c in text)
 
 
 # The order is the wire format: append, never reorder. 0 is the version-0 renderer's face.
@@ -66,7 +72,7 @@ FACES: tuple[Face, ...] = (
     Face("BarlowCondensed-SemiBold.ttf", "Barlow Condensed SemiBold (condensed sans)"),
     Face("DejaVuSerif-Bold.ttf", "DejaVu Serif Bold (serif)"),
     Face("DejaVuSansMono-Bold.ttf", "DejaVu Sans Mono Bold (monospace)"),
-    Face("DSEG7Classic-Bold.ttf", "DSEG7 Classic Bold (7-segment LCD)"),
+    Face("DSEG7Classic-Bold.ttf", "DSEG7 Classic Bold (7-segment LCD)", None, "0123456789 .:-"),
     Face("Barlow-Regular.ttf", "Barlow Regular (light sans)"),
 )
 

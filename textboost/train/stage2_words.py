@@ -78,7 +78,7 @@ class WordStage2Config:
     # product's default: face, geometry, polarity), the style with its two colours
     style_mix: tuple[float, float, float] = (0.25, 0.5, 0.25)
     # the style search's objective on the original tiles (textboost.text.match.SCORES);
-    # the sender must match with the same (TextFilter.match_score)
+    # the sender should match with the same (TextFilter.match_score); iou: the first run's
     match_score: str = "iou"
     augment: bool = True  # mirror, colour permutation, inversion (CropSampler._augment)
     clip_grad: float = 1.0
