@@ -315,7 +315,7 @@ def fit_budget(
                 filled = s.fill_larger(an, data)
                 if rival is None or filled is not data:
                     return filled
-                return s.versus(an, data, rival)
+                return s.search_larger(an, data, [rival])
             best = data
             if search and Container.parse(data).header.rate < SEARCH_BELOW_RATE:
                 best = s.search_scales(an, data, scales[i + 1 :])
@@ -438,18 +438,6 @@ class BudgetSearch:
                 return None, floor
             best = self.narrow(an, 0, floor, hi) if hi <= RATE_MAX else floor
         return best, floor if floor is not None else best
-
-    def versus(self, an: Analysis, data: bytes, scale: int) -> bytes:
-        """``data`` or the stream of ``scale``, whichever decodes closer to the source, both
-        compared at the finer of the two coded sizes."""
-        self.report("analyse", an, size=coded_size(an.width, an.height, scale))
-        other = self.codec.analyse_smaller(an, scale)
-        cand, _ = self.fit_all_groups(other)
-        if cand is None:
-            return data
-        fine = other if scale < an.scale else an
-        ref = _coded_source(fine)
-        return cand if self.compare(cand, ref, other) > self.compare(data, ref, an) else data
 
     def fill_larger(self, an: Analysis, data: bytes) -> bytes:
         """``data``, or when its highest rate leaves more than ``CLOSE_ENOUGH`` of the

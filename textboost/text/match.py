@@ -188,8 +188,12 @@ def glyph_iou(img: np.ndarray, word: Word, style: Style | None) -> float:
     return 0.0 if m is None else _iou(m, dark if style.dark else ~dark)
 
 
+def _luma(crop: np.ndarray) -> np.ndarray:
+    return crop @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def _otsu_mask(crop: np.ndarray) -> np.ndarray:
-    gray = crop @ np.array([0.299, 0.587, 0.114], np.float32)
+    gray = _luma(crop)
     return gray < otsu(gray)
 
 
@@ -257,7 +261,7 @@ def match_word(
     cache: dict[tuple, float] = {}
 
     if score == "ncc":
-        gray = crop @ np.array([0.299, 0.587, 0.114], np.float32)
+        gray = _luma(crop)
         gray = gray - gray.mean()
         gnorm = float(np.sqrt((gray * gray).sum()))
 
