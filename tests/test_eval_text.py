@@ -300,11 +300,17 @@ def test_cli_text_end_to_end_and_merge(tmp_path, capsys):
     torch.nn.init.normal_(block.tail.weight, std=0.1)
     wf = tmp_path / "w.fusion.safetensors"
     save_fusion(block, wf, ModelFile.load(None).model_id)
-    rc = main([*common, "--entrants", "paper,words", "--word-fusion", str(wf), "--merge"])
+    rc = main([*common, "--entrants", "paper,words,plain", "--word-fusion", str(wf), "--merge"])
     assert rc == 0
     doc = json.loads(out.read_text())
     summary = doc["datasets"]["toy"]["summary"]
     assert summary["paper"][0]["bytes"] == summary["words"][0]["bytes"]
+    # plain: the same stream and bytes, no block: the codec's own picture of that stream
+    assert summary["plain"][0]["bytes"] == summary["words"][0]["bytes"]
+    assert summary["plain"][0]["text_bytes"] == summary["words"][0]["text_bytes"]
+    assert doc["entrants"]["plain"]["settings"]["fusion"] is False
+    if summary["words"][0]["text_bytes"]:  # a word carried: the block moved its pixels
+        assert summary["plain"][0]["psnr_db"] != summary["words"][0]["psnr_db"]
     assert doc["entrants"]["words"]["settings"]["fusion_kind"] == "words"
     assert doc["entrants"]["paper"]["settings"]["fusion_kind"] == "paper"
     assert summary["words"][0]["text_psnr_db"] is not None

@@ -13,10 +13,14 @@ decoded picture (:class:`Coded`).
   (``word_fusion``: default the shipped file when it is that kind);
 - ``closer``: the same stream with the sender's choice of restored words
   (:meth:`Pipeline.choose_restored`: the word block only where it brings a word closer
-  to the original), through the word block.
+  to the original), through the word block;
+- ``plain``: the same stream decoded with no block at all: the codec's picture at the
+  budget less the words' bytes, so that the whole-image PSNR a TextBoost entrant gives up
+  against ``codec`` splits into what the words' bytes cost (``plain`` − ``codec``) and
+  what its block gives back (entrant − ``plain``).
 
-The four TextBoost entrants decode one stream per budget (encoded once per image and
-budget), so they differ only in the fusion block.
+The TextBoost entrants decode one stream per budget (encoded once per image and budget),
+so they differ only in the fusion block.
 """
 
 from __future__ import annotations
@@ -42,8 +46,10 @@ __all__ = [
     "get_entrant",
 ]  # fmt: skip
 
-ENTRANTS: tuple[str, ...] = ("original", "avif", "codec", "textboost", "paper", "words", "closer")
-FUSED = ("textboost", "paper", "words", "closer")  # one stream, four decoders
+ENTRANTS: tuple[str, ...] = (
+    "original", "avif", "codec", "textboost", "paper", "words", "closer", "plain"
+)  # fmt: skip
+FUSED = ("textboost", "paper", "words", "closer", "plain")  # one stream, five decoders
 LABELS = {
     "original": "original (uncompressed)",
     "avif": "AVIF (libaom), best of quality x downscale",
@@ -52,6 +58,7 @@ LABELS = {
     "paper": "TextBoost with the paper's block",
     "words": "TextBoost with the word block",
     "closer": "TextBoost with the word block on the words it brings closer to the original",
+    "plain": "TextBoost's stream with no block (the words' bytes, nothing drawn)",
 }
 MAX_WORKERS = 2  # the CPU is shared: never more than two processes
 
@@ -302,6 +309,8 @@ def _fused(name: str, opts: EntrantOptions, threads: int) -> _FusedEntrant:
     if name == "textboost":
         src = _fusion_file(shipped) if codec.fusion is not None else None
         return _FusedEntrant(name, threads, codec.fusion, src, opts.stream_dir, opts.colours)
+    if name == "plain":
+        return _FusedEntrant(name, threads, None, None, opts.stream_dir, opts.colours)
     want = "textboost-fusion/1" if name == "paper" else "textboost-fusion/2"  # closer: words
     given = opts.paper_fusion if name == "paper" else opts.word_fusion
     default = shipped.with_name(shipped.name.replace(".fusion.", ".paper-fusion."))
