@@ -77,6 +77,20 @@ def test_a_face_is_offered_only_for_strings_it_draws():
             assert m is not None and m.style.face != seg
 
 
+@pytest.mark.parametrize("share", [0.15, 0.3, 0.7, 0.85])
+def test_ncc_ink_takes_the_class_that_covers_less_as_the_glyphs(share):
+    """Ink is rarely most of a word's rectangle: with ``ncc-ink`` the carried polarity is
+    the Otsu class that covers less of it (on OpenALPR US plates the plain correlation
+    drew thin dark glyphs as fat light ones over the ground between them)."""
+    rng = np.random.default_rng(int(share * 100))
+    dark = np.kron(rng.random((H // 8, W // 8)) < share, np.ones((8, 8), bool))  # blotches
+    img = np.where(dark[..., None], 40.0, 210.0) + rng.normal(0, 6, (H, W, 3))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    word = Word(rect_quad(160, 60, 220, 48, 0.0), "AB 123", 0.9)
+    m = match_word(img, word, score="ncc-ink")
+    assert m is not None and m.style.dark == (share < 0.5)
+
+
 def test_an_unknown_search_objective_is_refused():
     img, word = drawn(Style(face=0, dark=True, inset=4, stretch=8), "AB 12")
     with pytest.raises(ValueError, match="score 'dice': expected one of iou, ncc"):

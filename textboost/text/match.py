@@ -1,11 +1,13 @@
 """The sender picks each word's :class:`Style` by analysis through synthesis (no torch).
 
 The sender has the original pixels. For a carried word it cuts the word's rectangle
-out of the original (rectified, at most ``WORK_PX`` pixels tall), binarises it with
-Otsu's threshold, and renders the string with candidate styles through the receiver's
-own rasteriser (:func:`textboost.text.render.frame_mask`), keeping the style whose glyph
-mask best overlaps the binarised original (IoU; both polarities are tried, so the
-polarity falls out of the same comparison). The search is coarse to fine:
+out of the original (rectified, at most ``WORK_PX`` pixels tall) and renders the string
+with candidate styles through the receiver's own rasteriser
+(:func:`textboost.text.render.frame_mask`), keeping the style whose coverage best fits the
+original (``SCORES``): its correlation with the luminance (``ncc``, the sender's default;
+the sign is the polarity), the same within the polarity of the Otsu class that covers less
+of the rectangle (``ncc-ink``), or the soft IoU with one Otsu class (``iou``, the first).
+The search is coarse to fine:
 
 1. every face × a 3×3 grid of inset and stretch, both polarities (72 renders);
 2. from the best two (face, polarity), coordinate descent over inset, stretch, dx, dy
@@ -121,7 +123,11 @@ def _soft_iou(mask: np.ndarray, target: np.ndarray) -> float:
 # the search's objective: "iou", the soft IoU of the coverage with the Otsu class of the
 # chosen polarity (the first objective), or "ncc", the coverage's correlation with the
 # luminance (the sender's default; benchmarks/guidance_match.py --score)
-SCORES = ("iou", "ncc")
+# "ncc-ink": the correlation within one polarity, the Otsu class that covers less of the
+# rectangle (ink is rarely most of a word's rectangle; the correlation alone lets a fat
+# light rendering of dark text match the background between thin strokes)
+SCORES = ("iou", "ncc", "ncc-ink")
+INK_TIE = 0.05  # an Otsu class within this of half the rectangle: both polarities searched
 
 
 def _ncc(mask: np.ndarray, gray: np.ndarray, gnorm: float) -> float:
@@ -260,7 +266,10 @@ def match_word(
     # candidates as (dark, face, inset, stretch, dx, dy): cheaper to build than Styles
     cache: dict[tuple, float] = {}
 
-    if score == "ncc":
+    polarities: tuple[bool, ...] = (True, False)
+    if score == "ncc-ink" and abs(float(dark.mean()) - 0.5) > INK_TIE:
+        polarities = (bool(dark.mean() < 0.5),)
+    if score != "iou":
         gray = _luma(crop)
         gray = gray - gray.mean()
         gnorm = float(np.sqrt((gray * gray).sum()))
@@ -268,7 +277,7 @@ def match_word(
     def fit(c: tuple) -> float:
         if c not in cache:  # one render scores both polarities
             m = r.box(c[1], ink_box_of(*c[2:], rw, rh))
-            if score == "ncc":
+            if score != "iou":
                 ncc = -1.0 if m is None else _ncc(m, gray, gnorm)
                 cache[(True, *c[1:])], cache[(False, *c[1:])] = -ncc, ncc
             else:
@@ -278,7 +287,7 @@ def match_word(
 
     faces = [f for f, face in enumerate(FACES) if face.draws(text)]
     seeds = []
-    for polarity in (True, False):
+    for polarity in polarities:
         ext = _ink_extent(targets[polarity])
         if ext is None:
             continue
@@ -290,7 +299,7 @@ def match_word(
         for f in faces
         for i in GRID_INSET
         for s in GRID_STRETCH
-        for d in (True, False)
+        for d in polarities
     ]
     starts = sorted(seeds, key=lambda c: -fit(c))[:TOP_STARTS]
     best = starts[0]
