@@ -58,7 +58,7 @@ LABELS = {
     "paper": "TextBoost with the paper's block",
     "words": "TextBoost with the word block",
     "closer": "TextBoost with the word block on the words it brings closer to the original",
-    "plain": "TextBoost's stream with no block (the words' bytes, nothing drawn)",
+    "plain": "TextBoost's stream, no block",
 }
 MAX_WORKERS = 2  # the CPU is shared: never more than two processes
 
