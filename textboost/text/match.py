@@ -120,12 +120,12 @@ def _soft_iou(mask: np.ndarray, target: np.ndarray) -> float:
     return float(np.minimum(m, target).sum()) / union if union else 0.0
 
 
-# the search's objective: "iou", the soft IoU of the coverage with the Otsu class of the
-# chosen polarity (the first objective), or "ncc", the coverage's correlation with the
-# luminance (the sender's default; benchmarks/guidance_match.py --score)
-# "ncc-ink": the correlation within one polarity, the Otsu class that covers less of the
-# rectangle (ink is rarely most of a word's rectangle; the correlation alone lets a fat
-# light rendering of dark text match the background between thin strokes)
+# the search's objective (benchmarks/guidance_match.py --score): "iou", the soft IoU of the
+# coverage with the Otsu class of the chosen polarity (the first objective); "ncc", the
+# coverage's correlation with the luminance (the sender's default); "ncc-ink", the
+# correlation within the polarity of the Otsu class that covers less of the rectangle (ink
+# is rarely most of it; the correlation alone lets a fat light rendering of dark text
+# match the ground between thin strokes)
 SCORES = ("iou", "ncc", "ncc-ink")
 INK_TIE = 0.05  # an Otsu class within this of half the rectangle: both polarities searched
 
@@ -267,8 +267,9 @@ def match_word(
     cache: dict[tuple, float] = {}
 
     polarities: tuple[bool, ...] = (True, False)
-    if score == "ncc-ink" and abs(float(dark.mean()) - 0.5) > INK_TIE:
-        polarities = (bool(dark.mean() < 0.5),)
+    dark_share = float(dark.mean())
+    if score == "ncc-ink" and abs(dark_share - 0.5) > INK_TIE:
+        polarities = (dark_share < 0.5,)
     if score != "iou":
         gray = _luma(crop)
         gray = gray - gray.mean()
