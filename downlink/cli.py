@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bind", default="0.0.0.0", help="address to listen on (0.0.0.0)")
     r.add_argument("--out", type=Path, required=True, help="output folder")
     r.add_argument("--expect", type=int, help="stop after this many complete images")
+    r.add_argument("--linger-s", type=float,
+                   help="with --expect met, answer until no frame came for this long, so a "
+                        "lost FIN is sent again (default 3 x rto_s)")
     r.add_argument("--idle-timeout-s", type=float, default=60.0)
     r.add_argument("--timeout-s", type=float, default=3600.0)
     r.add_argument("--no-decode", action="store_true", help="write .tbx files only")
@@ -303,6 +306,8 @@ def _receive(args) -> int:
             raise ValueError("give --port PORT (UDP, CCSDS) or --mavlink ENDPOINT, one of them")
         if args.port is not None and not 0 <= args.port < 65536:
             raise ValueError(f"--port {args.port}: expected 0..65535")
+        if args.linger_s is not None and not args.linger_s >= 0:
+            raise ValueError(f"--linger-s {args.linger_s}: expected seconds >= 0")
         args.mtu_bytes = link_mtu(args)
         config = config_from_args(args)
         references = {}
@@ -332,7 +337,8 @@ def _receive(args) -> int:
     except (ValueError, OSError, RuntimeError) as exc:
         fail(prog, _one_line(exc))
     with link:
-        link.run(args.timeout_s, idle_timeout_s=args.idle_timeout_s, expect_bundles=args.expect)
+        link.run(args.timeout_s, idle_timeout_s=args.idle_timeout_s, expect_bundles=args.expect,
+                 linger_s=args.linger_s)
     results = [asdict(r) for r in node.results.values()]
     if args.json:
         json.dump({"results": results, "stats": asdict(node.receiver.stats),

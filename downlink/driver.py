@@ -54,16 +54,25 @@ class FieldDownlink:
         *,
         idle_timeout_s: float | None = None,
         expect_bundles: int | None = None,
+        linger_s: float | None = None,
     ) -> float:
         """Receive until ``expect_bundles`` bundles are complete, or no frame came for
         ``idle_timeout_s`` after the first one, or ``timeout_s`` passes; then decode what is
         incomplete (:meth:`DownlinkNode.finish`).
 
+        With ``expect_bundles`` met the loop lingers, answering, until no frame has come
+        for ``linger_s`` (default three EOF re-send periods, ``3 * rto_s``): the FIN of the
+        last photo can be lost, and a receiver that left at once would leave the sender
+        re-sending EOF until it gives the photo up as failed.
+
         Returns:
             The run time in seconds.
         """
+        if linger_s is None:
+            linger_s = 3 * self.node.receiver.config.rto_s
         t0 = self.clock()
         self._last_rx_s = None
+        met_s: float | None = None  # when expect_bundles was met
         decoding: list[Future] = []
         t = self.transport
         with ThreadPoolExecutor(1) as worker:
@@ -72,7 +81,10 @@ class FieldDownlink:
                 complete = self.node.take_complete()
                 if complete:
                     decoding.append(worker.submit(self.node.decode, complete))
-                if expect_bundles is not None and self.node.bundles_complete >= expect_bundles:
+                if met_s is None and expect_bundles is not None \
+                        and self.node.bundles_complete >= expect_bundles:
+                    met_s = now
+                if met_s is not None and now - max(met_s, self._last_rx_s or 0.0) >= linger_s:
                     break
                 if now >= timeout_s:
                     break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,45 @@ def test_udp_sends_while_encoding_and_reports_bad_images(tmp_path):
     for name, data in good.items():
         res = ground.results[edge.images[name].bundle_id]
         assert res.complete and Path(res.tbx_path).read_bytes() == data
+
+
+@pytest.mark.parametrize("linger_s", [None, 0.0])
+def test_ground_with_everything_expected_still_answers_a_lost_fin(tmp_path, linger_s):
+    """The ground's answers in the first 0.1 s after the expected photo is complete (its
+    FIN) are lost: a receiver that lingers answers the sender's EOF re-send (after
+    ``rto_s`` = 0.2 s) and the photo is acknowledged; one that leaves at once
+    (``linger_s=0``) leaves the sender to give up a photo the ground has stored."""
+    rng = np.random.default_rng(7)
+    cfg = LinkConfig(mtu_bytes=200, arq="immediate", rto_s=0.2, nak_timeout_s=0.2,
+                     max_retries=4)
+    data = tbx(rng)
+    ground = DownlinkNode(cfg, out_dir=tmp_path, codec_factory=None)
+    rx = UdpDownlink(ground, ("127.0.0.1", 0))
+    send = rx.transport.send
+    dropped: list[float] = []
+
+    def lose_first_answer_after_completion(frame: bytes) -> None:
+        if ground.bundles_complete and (not dropped or time.monotonic() < dropped[0] + 0.1):
+            dropped.append(time.monotonic())
+            return
+        send(frame)
+
+    rx.transport.send = lose_first_answer_after_completion
+    kwargs = {"timeout_s": 20.0, "expect_bundles": 1, "linger_s": linger_s}
+    thread = threading.Thread(target=rx.run, kwargs=kwargs)
+    thread.start()
+    try:
+        edge = UplinkNode(cfg)
+        edge.store("img.tbx", data, 0.0)
+        with UdpUplink(edge, ("127.0.0.1", rx.port)) as tx:
+            assert tx.run(timeout_s=20.0)
+    finally:
+        thread.join(timeout=30.0)
+        rx.close()
+    assert dropped
+    assert stored(tmp_path, data).read_bytes() == data
+    record = edge.images["img.tbx"]
+    if linger_s is None:
+        assert record.acked_s is not None and record.failed_s is None
+    else:
+        assert record.acked_s is None and record.failed_s is not None
